@@ -1,0 +1,1 @@
+//! C ABI for tickcast (placeholder until the C ABI issue).

@@ -1,0 +1,159 @@
+//! Server configuration: every limit and size in one place, each with its default.
+
+use crate::error::{Error, Result};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most shards a server can run: interest in a topic is one bit per shard in a `u64`.
+pub const MAX_SHARDS: usize = 64;
+
+/// Configuration of an embedded server. Start from [`Config::default`] and
+/// change what you need with the builder methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (see `Server::local_addr`).
+    /// Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Number of shard threads (event loops). Default: number of cores; 1..=64.
+    pub shards: usize,
+    /// Capacity of the bounded ingest channel, in updates. `publish` blocks and
+    /// `try_publish` fails with `Full` when it is full. Default 65,536.
+    pub ingest_capacity: usize,
+    /// Most updates the router takes from the ingest channel before it encodes
+    /// and hands a batch to the shards. Default 1,024.
+    pub router_batch: usize,
+    /// Longest topic name in bytes. Default 64.
+    pub max_topic_len: usize,
+    /// Most subscriptions (exact topics plus wildcard patterns) per connection. Default 1,024.
+    pub max_subscriptions: usize,
+    /// Largest client message (and frame) in bytes; bigger ones close the
+    /// connection with 1009. Default 64 KiB.
+    pub max_message_size: usize,
+    /// Largest HTTP request head before the upgrade; bigger ones get 431. Default 8 KiB.
+    pub max_handshake_bytes: usize,
+    /// Time a client has to complete the HTTP upgrade. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Most open connections across all shards; more get HTTP 503. Default 100,000.
+    pub max_connections: usize,
+    /// Outbound bytes queued for one connection past which it is closed as a slow
+    /// consumer (code 1008). Default 8 MiB.
+    pub max_outbound_bytes: usize,
+    /// Per-connection read buffer handed to tungstenite. Its default of 128 KiB would
+    /// cost 1.3 GB for 10k idle connections; client commands are tiny. Default 1 KiB.
+    pub read_buffer_size: usize,
+    /// How long a closing connection may take to flush its close frame. Default 2 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shards: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(MAX_SHARDS),
+            ingest_capacity: 65_536,
+            router_batch: 1_024,
+            max_topic_len: 64,
+            max_subscriptions: 1_024,
+            max_message_size: 64 * 1024,
+            max_handshake_bytes: 8 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            max_outbound_bytes: 8 * 1024 * 1024,
+            read_buffer_size: 1024,
+            close_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the listen address.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Sets the number of shard threads.
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// Sets the ingest channel capacity.
+    pub fn ingest_capacity(mut self, n: usize) -> Self {
+        self.ingest_capacity = n;
+        self
+    }
+
+    /// Sets the subscription limit per connection.
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.max_subscriptions = n;
+        self
+    }
+
+    /// Sets the largest accepted client message.
+    pub fn max_message_size(mut self, n: usize) -> Self {
+        self.max_message_size = n;
+        self
+    }
+
+    /// Sets the handshake deadline.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.handshake_timeout = d;
+        self
+    }
+
+    /// Sets the connection limit.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Sets the per-connection outbound limit.
+    pub fn max_outbound_bytes(mut self, n: usize) -> Self {
+        self.max_outbound_bytes = n;
+        self
+    }
+
+    /// Checks ranges; `Server::start` calls it so a bad value fails loudly at start.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidConfig(why));
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return bad(format!("shards must be 1..={MAX_SHARDS}, got {}", self.shards));
+        }
+        if self.ingest_capacity == 0 {
+            return bad("ingest_capacity must be at least 1".into());
+        }
+        if self.router_batch == 0 {
+            return bad("router_batch must be at least 1".into());
+        }
+        if self.max_topic_len == 0 || self.max_topic_len > 1024 {
+            return bad(format!("max_topic_len must be 1..=1024, got {}", self.max_topic_len));
+        }
+        if self.max_subscriptions == 0 {
+            return bad("max_subscriptions must be at least 1".into());
+        }
+        if self.max_message_size < 128 {
+            return bad(format!("max_message_size must be at least 128, got {}", self.max_message_size));
+        }
+        if self.max_handshake_bytes < 512 {
+            return bad(format!("max_handshake_bytes must be at least 512, got {}", self.max_handshake_bytes));
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout must be positive".into());
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1".into());
+        }
+        if self.max_outbound_bytes < 64 * 1024 {
+            return bad(format!("max_outbound_bytes must be at least 65536, got {}", self.max_outbound_bytes));
+        }
+        if self.read_buffer_size < 64 {
+            return bad(format!("read_buffer_size must be at least 64, got {}", self.read_buffer_size));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! One socket's state machine and outbound queue.
+//!
+//! A connection moves Handshake → Open → Closing and is then removed:
+//! - Handshake: bytes accumulate until the HTTP request head is complete, then
+//!   [`crate::http::route`] decides: upgrade, or a plain response and close.
+//! - Open: tungstenite parses client frames from the socket; everything we send
+//!   goes through [`Outbound`], including what tungstenite writes itself.
+//! - Closing: a last response or close frame is queued. Once it is written the
+//!   write side is shut down and the socket drained until the peer closes (or a
+//!   deadline passes), so the peer reads our close frame instead of a reset.
+
+use crate::http::{self, HttpContext, Route};
+use crate::outbound::{Flushed, Outbound};
+use crate::topics::Selector;
+use crate::wire::Format;
+use mio::net::TcpStream;
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+
+/// Where a connection is in its life.
+pub(crate) enum Phase {
+    /// Waiting for the complete HTTP request head.
+    Handshake { head: Vec<u8> },
+    /// A WebSocket session.
+    Open { ws: Box<WebSocketContext> },
+    /// Final bytes queued; the connection ends once they are written and the peer
+    /// has closed, or at the close deadline.
+    Closing,
+}
+
+/// A connection's subscriptions, as the client named them.
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    /// Exact topics.
+    pub exact: HashSet<Arc<str>>,
+    /// Prefix patterns (`FX.` for `FX.*`).
+    pub prefixes: Vec<Arc<str>>,
+}
+
+impl Subscriptions {
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.prefixes.len()
+    }
+
+    pub fn contains(&self, sel: &Selector) -> bool {
+        match sel {
+            Selector::Exact(t) => self.exact.contains(t),
+            Selector::Prefix(p) => self.prefixes.contains(p),
+        }
+    }
+
+    /// Does any subscription cover `topic`?
+    pub fn covers(&self, topic: &str) -> bool {
+        self.exact.contains(topic) || self.prefixes.iter().any(|p| topic.starts_with(&**p))
+    }
+}
+
+/// What reading from an open connection produced.
+pub(crate) enum Incoming {
+    /// A complete message.
+    Message(Message),
+    /// Nothing more to read now.
+    Idle,
+    /// The peer is gone or finished the close handshake: remove now.
+    Gone,
+    /// The peer broke the protocol: close with this code and reason.
+    Fail(CloseCode, String),
+}
+
+/// One client connection.
+pub(crate) struct Conn {
+    pub sock: TcpStream,
+    /// Unique per shard for the server's lifetime; timers hold it to tell a
+    /// reused slab slot from the connection they were set for.
+    pub id: u64,
+    pub phase: Phase,
+    pub out: Outbound,
+    pub format: Format,
+    pub subs: Subscriptions,
+    /// Already listed in the shard's flush list this iteration.
+    pub dirty: bool,
+    /// Our write side is shut down; only draining remains.
+    write_shut: bool,
+}
+
+/// The tungstenite stream: reads come from the socket, writes go to the queue.
+struct Duplex<'a> {
+    sock: &'a TcpStream,
+    out: &'a mut Outbound,
+}
+
+impl Read for Duplex<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.sock;
+        s.read(buf)
+    }
+}
+
+impl Write for Duplex<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.push(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Outcome of feeding handshake bytes.
+pub(crate) enum HandshakeStep {
+    /// Still waiting for the end of the head.
+    More,
+    /// Upgraded; frames may already be buffered, so read at once.
+    Upgraded,
+    /// A plain HTTP response was queued; the connection is closing.
+    Responded,
+    /// The peer closed or failed before finishing.
+    Gone,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream, id: u64) -> Self {
+        Conn {
+            sock,
+            id,
+            phase: Phase::Handshake { head: Vec::new() },
+            out: Outbound::default(),
+            format: Format::Json,
+            subs: Subscriptions::default(),
+            dirty: false,
+            write_shut: false,
+        }
+    }
+
+    /// Reads what the socket has and routes the request once the head is complete.
+    pub fn read_handshake(&mut self, ctx: HttpContext, ws_config: WebSocketConfig) -> HandshakeStep {
+        let Phase::Handshake { head } = &mut self.phase else {
+            return HandshakeStep::More;
+        };
+        let mut chunk = [0u8; 2048];
+        loop {
+            match (&self.sock).read(&mut chunk) {
+                Ok(0) => return HandshakeStep::Gone,
+                Ok(n) => {
+                    head.extend_from_slice(&chunk[..n]);
+                    if head.len() > ctx.max_head + chunk.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return HandshakeStep::Gone,
+            }
+        }
+        match http::route(head, ctx) {
+            Route::Partial => HandshakeStep::More,
+            Route::Respond(resp) => {
+                self.out.push(&resp);
+                self.phase = Phase::Closing;
+                HandshakeStep::Responded
+            }
+            Route::Upgrade {
+                response,
+                format,
+                consumed,
+            } => {
+                let rest = head.split_off(consumed);
+                self.out.push(&response);
+                self.format = format;
+                let ws = WebSocketContext::from_partially_read(rest, Role::Server, Some(ws_config));
+                self.phase = Phase::Open { ws: Box::new(ws) };
+                HandshakeStep::Upgraded
+            }
+        }
+    }
+
+    /// Reads one message from an open connection. Automatic replies (pong,
+    /// the answer to a close) are queued in order with everything else.
+    pub fn read_message(&mut self) -> Incoming {
+        let Phase::Open { ws } = &mut self.phase else {
+            return Incoming::Idle;
+        };
+        let mut io = Duplex {
+            sock: &self.sock,
+            out: &mut self.out,
+        };
+        loop {
+            let res = ws.read(&mut io);
+            // Pongs and close replies tungstenite queued go out with the next flush.
+            let _ = ws.flush(&mut io);
+            return match res {
+                Ok(Message::Close(_)) => {
+                    // tungstenite has queued its reply; finish like any close.
+                    self.phase = Phase::Closing;
+                    Incoming::Idle
+                }
+                Ok(m) => Incoming::Message(m),
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Incoming::Idle,
+                Err(WsError::Io(_)) | Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
+                    Incoming::Gone
+                }
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => Incoming::Gone,
+                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => Incoming::Fail(
+                    CloseCode::Size,
+                    format!("message of {size} bytes exceeds the limit of {max_size}"),
+                ),
+                Err(WsError::Capacity(e)) => Incoming::Fail(CloseCode::Size, e.to_string()),
+                Err(WsError::Utf8(_)) => Incoming::Fail(CloseCode::Invalid, "text frame is not valid UTF-8".into()),
+                Err(WsError::Protocol(e)) => Incoming::Fail(CloseCode::Protocol, e.to_string()),
+                Err(e) => Incoming::Fail(CloseCode::Protocol, e.to_string()),
+            };
+        }
+    }
+
+    /// Queues a close frame (if the session is open) and moves to Closing.
+    /// The reason is cut to fit a control frame.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        if let Phase::Open { ws } = &mut self.phase {
+            let mut cut = reason.len().min(120);
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let mut io = Duplex {
+                sock: &self.sock,
+                out: &mut self.out,
+            };
+            let _ = ws.close(
+                &mut io,
+                Some(CloseFrame {
+                    code,
+                    reason: reason[..cut].to_owned().into(),
+                }),
+            );
+        }
+        self.phase = Phase::Closing;
+    }
+
+    /// Writes the queue to the socket. `Ok(true)` when the connection should
+    /// now be removed (closing and everything written and the peer done).
+    pub fn flush(&mut self) -> io::Result<Flushed> {
+        let mut s = &self.sock;
+        let res = self.out.write_to(&mut s)?;
+        if res == Flushed::All && matches!(self.phase, Phase::Closing) && !self.write_shut {
+            self.write_shut = true;
+            let _ = self.sock.shutdown(Shutdown::Write);
+        }
+        Ok(res)
+    }
+
+    /// True once a closing connection has written everything and shut its side.
+    pub fn write_done(&self) -> bool {
+        self.write_shut
+    }
+
+    /// In Closing: reads and discards until the peer closes. `true` when it has.
+    pub fn drain(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match (&self.sock).read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+}

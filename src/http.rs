@@ -1,0 +1,234 @@
+//! The HTTP/1.1 side of the one listening port: the WebSocket upgrade on `/ws`,
+//! `/healthz`, a landing page, and clear status codes for everything else.
+//!
+//! We parse the request head ourselves (httparse) instead of letting tungstenite
+//! run the server handshake, because the same port must answer plain HTTP
+//! requests with real responses; tungstenite only refuses what is not an upgrade.
+//! The accept key is still derived by tungstenite.
+
+use crate::wire::Format;
+use tungstenite::handshake::derive_accept_key;
+
+/// Most request headers we read; more get 431.
+const MAX_HEADERS: usize = 32;
+
+/// What to do with the bytes read so far on a fresh connection.
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    /// The request head is not complete yet.
+    Partial,
+    /// A valid WebSocket upgrade on `/ws`: send `response`, then speak WebSocket
+    /// in `format`. Bytes after `consumed` already belong to the WebSocket stream.
+    Upgrade {
+        /// The `101 Switching Protocols` response.
+        response: Vec<u8>,
+        /// The negotiated encoding.
+        format: Format,
+        /// Length of the request head.
+        consumed: usize,
+    },
+    /// Send this response and close the connection.
+    Respond(Vec<u8>),
+}
+
+/// Server state that changes how requests are answered.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpContext {
+    /// Request heads longer than this get 431.
+    pub max_head: usize,
+    /// While shutting down, `/healthz` says 503 and upgrades are refused.
+    pub shutting_down: bool,
+}
+
+/// Decides what a request head asks for. Never panics on any input.
+pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let consumed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() >= ctx.max_head {
+                return Route::Respond(response(431, "Request Header Fields Too Large", "request head too large\n"));
+            }
+            return Route::Partial;
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Route::Respond(response(431, "Request Header Fields Too Large", "too many request headers\n"))
+        }
+        Err(e) => return Route::Respond(response(400, "Bad Request", &format!("malformed HTTP request: {e}\n"))),
+    };
+    if consumed > ctx.max_head {
+        return Route::Respond(response(431, "Request Header Fields Too Large", "request head too large\n"));
+    }
+    let method = req.method.unwrap_or("");
+    let full_path = req.path.unwrap_or("/");
+    let path = full_path.split('?').next().unwrap_or("/");
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+
+    if method != "GET" && method != "HEAD" {
+        return Route::Respond(response_with(
+            405,
+            "Method Not Allowed",
+            "only GET is supported\n",
+            "Allow: GET, HEAD\r\n",
+        ));
+    }
+    match path {
+        "/ws" => {
+            if ctx.shutting_down {
+                return Route::Respond(response(503, "Service Unavailable", "server is shutting down\n"));
+            }
+            upgrade(&header, consumed)
+        }
+        "/healthz" => {
+            if ctx.shutting_down {
+                Route::Respond(response(503, "Service Unavailable", "shutting down\n"))
+            } else {
+                Route::Respond(response(200, "OK", "ok\n"))
+            }
+        }
+        "/" => Route::Respond(response_typed(200, "OK", "text/html; charset=utf-8", LANDING_PAGE, "")),
+        _ => Route::Respond(response(404, "Not Found", "not found\n")),
+    }
+}
+
+fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize) -> Route {
+    let has_token = |name: &str, token: &str| {
+        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("Upgrade", "websocket") || !has_token("Connection", "upgrade") {
+        return Route::Respond(response_with(
+            426,
+            "Upgrade Required",
+            "this endpoint speaks WebSocket only (Upgrade: websocket)\n",
+            "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+        ));
+    }
+    if header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
+        return Route::Respond(response_with(
+            426,
+            "Upgrade Required",
+            "unsupported WebSocket version; use 13\n",
+            "Sec-WebSocket-Version: 13\r\n",
+        ));
+    }
+    let Some(key) = header("Sec-WebSocket-Key").map(str::trim).filter(|k| !k.is_empty()) else {
+        return Route::Respond(response(400, "Bad Request", "missing Sec-WebSocket-Key\n"));
+    };
+    let format = match header("Sec-WebSocket-Protocol") {
+        None => None,
+        Some(list) => {
+            let chosen = list.split(',').map(str::trim).find_map(Format::from_subprotocol);
+            if chosen.is_none() {
+                return Route::Respond(response(
+                    400,
+                    "Bad Request",
+                    "no supported subprotocol offered; use tickcast.json or tickcast.msgpack\n",
+                ));
+            }
+            chosen
+        }
+    };
+    let mut resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    if let Some(f) = format {
+        resp.push_str("Sec-WebSocket-Protocol: ");
+        resp.push_str(f.subprotocol());
+        resp.push_str("\r\n");
+    }
+    resp.push_str("\r\n");
+    Route::Upgrade {
+        response: resp.into_bytes(),
+        format: format.unwrap_or(Format::Json),
+        consumed,
+    }
+}
+
+/// A complete plain-text response that closes the connection.
+pub fn response(status: u16, reason: &str, body: &str) -> Vec<u8> {
+    response_typed(status, reason, "text/plain; charset=utf-8", body, "")
+}
+
+fn response_with(status: u16, reason: &str, body: &str, extra: &str) -> Vec<u8> {
+    response_typed(status, reason, "text/plain; charset=utf-8", body, extra)
+}
+
+/// A complete response with a content type and extra header lines (each ending in CRLF).
+pub fn response_typed(status: u16, reason: &str, content_type: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+const LANDING_PAGE: &str = "<!doctype html><html><head><meta charset=utf-8><title>tickcast</title></head>\
+<body style=\"font-family:system-ui;background:#111;color:#ddd\"><h1>tickcast</h1>\
+<p>WebSocket market data at <code>/ws</code> (subprotocols <code>tickcast.json</code>, \
+<code>tickcast.msgpack</code>); health at <code>/healthz</code>.</p></body></html>\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: HttpContext = HttpContext {
+        max_head: 8192,
+        shutting_down: false,
+    };
+
+    fn status(r: &Route) -> String {
+        match r {
+            Route::Respond(b) => String::from_utf8_lossy(&b[..12]).into_owned(),
+            Route::Upgrade { .. } => "upgrade".into(),
+            Route::Partial => "partial".into(),
+        }
+    }
+
+    #[test]
+    fn upgrade_picks_subprotocol_and_derives_accept() {
+        let req = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Protocol: foo, tickcast.msgpack\r\n\r\nXX";
+        match route(req, CTX) {
+            Route::Upgrade {
+                response,
+                format,
+                consumed,
+            } => {
+                let text = String::from_utf8(response).unwrap();
+                assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+                assert!(text.contains("Sec-WebSocket-Protocol: tickcast.msgpack"));
+                assert_eq!(format, Format::MsgPack);
+                assert_eq!(consumed, req.len() - 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_requests_get_clear_statuses() {
+        assert_eq!(status(&route(b"GET /ws HTT", CTX)), "partial");
+        assert_eq!(status(&route(b"GET /ws HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 426");
+        assert_eq!(status(&route(b"GET /nope HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 404");
+        assert_eq!(status(&route(b"POST /ws HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 405");
+        assert_eq!(status(&route(b"\x16\x03\x01garbage\r\n\r\n", CTX)), "HTTP/1.1 400");
+        assert_eq!(status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 200");
+        let down = HttpContext {
+            shutting_down: true,
+            ..CTX
+        };
+        assert_eq!(status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", down)), "HTTP/1.1 503");
+        let big = vec![b'a'; 9000];
+        assert_eq!(status(&route(&big, CTX)), "HTTP/1.1 400");
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.extend(vec![b'a'; 9000]);
+        assert_eq!(status(&route(&long, CTX)), "HTTP/1.1 431");
+    }
+}

@@ -1,0 +1,232 @@
+//! A shard's own index: which of its connections receive which topic.
+//!
+//! Invariant: connection `c` is a member of topic `t` here exactly when one of
+//! `c`'s subscriptions covers `t` and `t` is known to this shard (it existed when
+//! `c` subscribed, or one of its updates has arrived, or another member joined
+//! it). A member is listed once however many subscriptions cover the topic, so
+//! a client never gets an update twice.
+//!
+//! The shard's interest bit in the topic table follows the member counts: it is
+//! set while any member wants that format.
+
+use crate::conn::Subscriptions;
+use crate::topics::{Snapshot, TopicTable};
+use crate::wire::Format;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One subscriber of a topic on this shard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    pub token: usize,
+    pub fmt: Format,
+    /// Updates with `seq <= skip_through` are already in the snapshot this
+    /// member received, so they are dropped for it.
+    pub skip_through: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LocalTopic {
+    pub members: Vec<Member>,
+    counts: [u32; Format::COUNT],
+}
+
+#[derive(Debug, Default)]
+struct LocalPrefix {
+    members: Vec<(usize, Format)>,
+    counts: [u32; Format::COUNT],
+}
+
+/// A snapshot owed to a connection that just started to receive a topic.
+pub(crate) struct NewlyMatched {
+    pub topic: Arc<str>,
+    pub snapshot: Snapshot,
+}
+
+pub(crate) struct LocalIndex {
+    shard: usize,
+    pub topics: HashMap<Arc<str>, LocalTopic>,
+    prefixes: HashMap<Arc<str>, LocalPrefix>,
+}
+
+impl LocalIndex {
+    pub fn new(shard: usize) -> Self {
+        LocalIndex {
+            shard,
+            topics: HashMap::new(),
+            prefixes: HashMap::new(),
+        }
+    }
+
+    /// Subscribes `token` to one exact topic. Returns the snapshot to send when
+    /// the topic exists and the connection did not receive it already.
+    pub fn add_exact(
+        &mut self,
+        table: &TopicTable,
+        token: usize,
+        fmt: Format,
+        subs: &mut Subscriptions,
+        topic: Arc<str>,
+    ) -> Option<NewlyMatched> {
+        let already = subs.covers(&topic);
+        subs.exact.insert(topic.clone());
+        if already {
+            return None;
+        }
+        let joined = table.join_exact(&topic, self.shard, fmt);
+        let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
+        self.attach(topic.clone(), Member {
+            token,
+            fmt,
+            skip_through: skip,
+        });
+        joined.map(|(_, snapshot)| NewlyMatched { topic, snapshot })
+    }
+
+    /// Subscribes `token` to every topic under `prefix`, present and future.
+    /// Returns the snapshots of existing topics it did not receive already.
+    pub fn add_prefix(
+        &mut self,
+        table: &TopicTable,
+        token: usize,
+        fmt: Format,
+        subs: &mut Subscriptions,
+        prefix: Arc<str>,
+    ) -> Vec<NewlyMatched> {
+        let existing = table.join_prefix(&prefix, self.shard, fmt);
+        let mut fresh = Vec::new();
+        for (slot, snapshot) in existing {
+            if subs.covers(&slot.name) {
+                continue;
+            }
+            self.attach(slot.name.clone(), Member {
+                token,
+                fmt,
+                skip_through: snapshot.seq,
+            });
+            fresh.push(NewlyMatched {
+                topic: slot.name.clone(),
+                snapshot,
+            });
+        }
+        subs.prefixes.push(prefix.clone());
+        let lp = self.prefixes.entry(prefix).or_default();
+        lp.members.push((token, fmt));
+        lp.counts[fmt.index()] += 1;
+        fresh
+    }
+
+    /// Unsubscribes `token` from one exact topic (no-op if not subscribed).
+    pub fn remove_exact(&mut self, table: &TopicTable, token: usize, fmt: Format, subs: &mut Subscriptions, topic: &str) {
+        if !subs.exact.remove(topic) {
+            return;
+        }
+        if !subs.covers(topic) {
+            self.detach(table, topic, token, fmt);
+        }
+    }
+
+    /// Unsubscribes `token` from a prefix pattern (no-op if not subscribed).
+    pub fn remove_prefix(&mut self, table: &TopicTable, token: usize, fmt: Format, subs: &mut Subscriptions, prefix: &str) {
+        let Some(pos) = subs.prefixes.iter().position(|p| &**p == prefix) else {
+            return;
+        };
+        subs.prefixes.swap_remove(pos);
+        if let Some(lp) = self.prefixes.get_mut(prefix) {
+            lp.members.retain(|(t, _)| *t != token);
+            lp.counts[fmt.index()] -= 1;
+            if lp.counts[fmt.index()] == 0 {
+                table.leave_prefix(prefix, self.shard, fmt);
+            }
+            if lp.members.is_empty() {
+                self.prefixes.remove(prefix);
+            }
+        }
+        let orphaned: Vec<Arc<str>> = self
+            .topics
+            .iter()
+            .filter(|(t, lt)| t.starts_with(prefix) && !subs.covers(t) && lt.members.iter().any(|m| m.token == token))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in orphaned {
+            self.detach(table, &t, token, fmt);
+        }
+    }
+
+    /// Removes every subscription of a closing connection.
+    pub fn remove_all(&mut self, table: &TopicTable, token: usize, fmt: Format, subs: &mut Subscriptions) {
+        let prefixes: Vec<Arc<str>> = subs.prefixes.clone();
+        for p in prefixes {
+            self.remove_prefix(table, token, fmt, subs, &p);
+        }
+        let exact: Vec<Arc<str>> = subs.exact.iter().cloned().collect();
+        for t in exact {
+            self.remove_exact(table, token, fmt, subs, &t);
+        }
+    }
+
+    /// The members of a topic an update arrived for. A topic this shard has not
+    /// seen yet is joined by the wildcard subscribers whose prefix covers it;
+    /// none of its updates can have reached them before, so they skip nothing.
+    pub fn members_for(&mut self, topic: &Arc<str>) -> Option<&mut LocalTopic> {
+        if !self.topics.contains_key(topic) {
+            if !self.prefixes.keys().any(|p| topic.starts_with(&**p)) {
+                return None;
+            }
+            self.topics.insert(topic.clone(), LocalTopic::default());
+            self.attach_prefix_members(topic);
+        }
+        self.topics.get_mut(topic)
+    }
+
+    fn attach(&mut self, topic: Arc<str>, member: Member) {
+        if !self.topics.contains_key(&topic) {
+            self.topics.insert(topic.clone(), LocalTopic::default());
+            self.attach_prefix_members(&topic);
+        }
+        let lt = self.topics.get_mut(&topic).expect("inserted above");
+        lt.counts[member.fmt.index()] += 1;
+        lt.members.push(member);
+    }
+
+    /// A topic entry is being created: wildcard subscribers that cover it join
+    /// it. Their interest reached the topic table through the prefix, so every
+    /// update of this topic has been or will be sent to this shard.
+    fn attach_prefix_members(&mut self, topic: &Arc<str>) {
+        let mut joiners: Vec<(usize, Format)> = Vec::new();
+        for (p, lp) in &self.prefixes {
+            if topic.starts_with(&**p) {
+                for &(t, f) in &lp.members {
+                    if !joiners.iter().any(|(jt, _)| *jt == t) {
+                        joiners.push((t, f));
+                    }
+                }
+            }
+        }
+        let lt = self.topics.get_mut(topic).expect("caller inserted it");
+        for (token, fmt) in joiners {
+            lt.counts[fmt.index()] += 1;
+            lt.members.push(Member {
+                token,
+                fmt,
+                skip_through: 0,
+            });
+        }
+    }
+
+    fn detach(&mut self, table: &TopicTable, topic: &str, token: usize, fmt: Format) {
+        let Some(lt) = self.topics.get_mut(topic) else { return };
+        let before = lt.members.len();
+        lt.members.retain(|m| m.token != token);
+        if lt.members.len() == before {
+            return;
+        }
+        lt.counts[fmt.index()] -= 1;
+        if lt.counts[fmt.index()] == 0 {
+            table.leave_exact(topic, self.shard, fmt);
+        }
+        if lt.members.is_empty() {
+            self.topics.remove(topic);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! A connection's outbound queue: every byte for the socket, in order.
+//!
+//! Handshake responses, tungstenite's pongs and close frames, acks, snapshots
+//! and the shared broadcast frames all land here, so nothing can interleave;
+//! the shard writes the queue out once per loop iteration, many frames per
+//! `write` syscall.
+
+use std::io::{self, Write};
+
+/// Capacity kept after the queue drains; above it the memory is returned so an
+/// idle connection that once absorbed a burst costs nothing.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Bytes waiting for the socket.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    buf: Vec<u8>,
+    /// Bytes before this were written already.
+    pos: usize,
+}
+
+/// What a flush achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything was written.
+    All,
+    /// The socket is full; the rest waits for the next writable event.
+    Blocked,
+}
+
+impl Outbound {
+    /// Appends bytes.
+    ///
+    /// Hot path: a `memcpy` into a buffer that is reused; it allocates only when
+    /// the queue grows past its capacity, never per frame in steady state, and
+    /// never serializes anything.
+    #[inline]
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 && self.buf.capacity() - self.buf.len() < bytes.len() {
+            // Reclaim the written front instead of growing.
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes not yet written.
+    #[inline]
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// True when nothing waits.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pending() == 0
+    }
+
+    /// Memory held, for accounting.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Writes as much as the socket takes. Retries `Interrupted`; stops at
+    /// `WouldBlock`; any other error is returned and the connection is done.
+    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<Flushed> {
+        while self.pos < self.buf.len() {
+            match w.write(&self.buf[self.pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.clear();
+        self.pos = 0;
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
+        Ok(Flushed::All)
+    }
+
+    /// Drops everything queued (the connection is being torn down).
+    pub fn discard(&mut self) {
+        self.buf = Vec::new();
+        self.pos = 0;
+    }
+}
+
+impl Write for Outbound {
+    /// Never blocks and never fails: tungstenite writes its control frames here.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that accepts `room` bytes, then blocks.
+    struct Pipe {
+        got: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room).min(7);
+            self.room -= n;
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn keeps_order_across_blocked_writes() {
+        let mut out = Outbound::default();
+        let mut pipe = Pipe { got: vec![], room: 10 };
+        out.push(b"hello ");
+        out.push(b"world");
+        assert_eq!(out.write_to(&mut pipe).unwrap(), Flushed::Blocked);
+        assert_eq!(out.pending(), 1);
+        out.push(b"!");
+        pipe.room = 100;
+        assert_eq!(out.write_to(&mut pipe).unwrap(), Flushed::All);
+        assert_eq!(pipe.got, b"hello world!");
+        assert!(out.is_empty());
+    }
+}

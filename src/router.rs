@@ -1,0 +1,147 @@
+//! The router thread: drains the ingest channel in batches, sequences every
+//! update in the topic table, encodes it once per wire format that someone
+//! wants, and hands the shared frames to the interested shards.
+
+use crate::shard::{ShardLink, ShardMsg};
+use crate::topics::{TopicSlot, TopicTable};
+use crate::update::Update;
+use crate::wire::event::{encode_price, PriceKind};
+use crate::wire::frame::FrameBuf;
+use crate::wire::Format;
+use crossbeam_channel::{select, Receiver};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One sequenced update, encoded once, shared by every shard and subscriber
+/// that receives it.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub topic: Arc<str>,
+    pub seq: u64,
+    /// Ready WebSocket frames by `Format::index`; `None` where no shard had a
+    /// subscriber using that format when the update was sequenced.
+    pub frames: [Option<Box<[u8]>>; Format::COUNT],
+}
+
+pub(crate) struct Router {
+    pub table: Arc<TopicTable>,
+    pub ingest: Receiver<Update>,
+    /// Disconnected (never sent on) when the server shuts down.
+    pub stop: Receiver<()>,
+    pub shards: Vec<ShardLink>,
+    pub batch_max: usize,
+}
+
+impl Router {
+    /// Runs until the server stops or every publisher is gone. Updates already
+    /// in the channel at shutdown are still delivered, so a `publish` that
+    /// returned `Ok` is not lost by a clean shutdown.
+    pub fn run(self) {
+        let mut work = RouterWork {
+            table: self.table.clone(),
+            slots: HashMap::new(),
+            fb: FrameBuf::default(),
+            outboxes: (0..self.shards.len()).map(|_| Vec::new()).collect(),
+        };
+        let mut batch: Vec<Update> = Vec::with_capacity(self.batch_max);
+        loop {
+            let first = select! {
+                recv(self.ingest) -> msg => msg.ok(),
+                recv(self.stop) -> _ => None,
+            };
+            let Some(first) = first else { break };
+            batch.push(first);
+            while batch.len() < self.batch_max {
+                match self.ingest.try_recv() {
+                    Ok(u) => batch.push(u),
+                    Err(_) => break,
+                }
+            }
+            work.route(&mut batch, &self.shards);
+        }
+        // Deliver what was accepted before the stop.
+        loop {
+            while batch.len() < self.batch_max {
+                match self.ingest.try_recv() {
+                    Ok(u) => batch.push(u),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            work.route(&mut batch, &self.shards);
+        }
+    }
+}
+
+struct RouterWork {
+    table: Arc<TopicTable>,
+    /// The router's own index of the table, so the hot path takes no table lock.
+    slots: HashMap<Box<str>, Arc<TopicSlot>>,
+    fb: FrameBuf,
+    outboxes: Vec<Vec<Arc<Encoded>>>,
+}
+
+impl RouterWork {
+    /// Sequences and encodes a batch, then sends each interested shard one
+    /// message and wakes it once.
+    ///
+    /// Hot path: one encode per update per wanted format, never per subscriber
+    /// or per shard; no lock but the topic's own slot mutex.
+    fn route(&mut self, batch: &mut Vec<Update>, shards: &[ShardLink]) {
+        for u in batch.drain(..) {
+            let slot = match self.slots.get(u.topic.as_str()) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self.table.get_or_create(&u.topic);
+                    self.slots.insert(u.topic.into_boxed_str(), s.clone());
+                    s
+                }
+            };
+            let (seq, interest) = slot.apply(u.timestamp_ns, &u.prices);
+            let any = interest.iter().fold(0u64, |a, m| a | m);
+            if any == 0 {
+                continue;
+            }
+            let mut frames: [Option<Box<[u8]>>; Format::COUNT] = Default::default();
+            for fmt in Format::ALL {
+                if interest[fmt.index()] != 0 {
+                    let f = encode_price(
+                        &mut self.fb,
+                        fmt,
+                        PriceKind::Update,
+                        &slot.name,
+                        seq,
+                        u.timestamp_ns,
+                        &u.prices,
+                    );
+                    frames[fmt.index()] = Some(f.into());
+                }
+            }
+            let enc = Arc::new(Encoded {
+                topic: slot.name.clone(),
+                seq,
+                frames,
+            });
+            let mut bits = any;
+            while bits != 0 {
+                let s = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(outbox) = self.outboxes.get_mut(s) {
+                    outbox.push(enc.clone());
+                }
+            }
+        }
+        for (outbox, link) in self.outboxes.iter_mut().zip(shards) {
+            if !outbox.is_empty() {
+                let msgs = std::mem::take(outbox);
+                // Blocks when a shard is far behind: back-pressure reaches the
+                // ingest channel and so the publishers, instead of memory growing.
+                if link.tx.send(ShardMsg::Deliver(msgs)).is_ok() {
+                    let _ = link.waker.wake();
+                }
+            }
+        }
+    }
+}

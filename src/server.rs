@@ -1,0 +1,193 @@
+//! Starting, observing and stopping an embedded server.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ingest::Publisher;
+use crate::router::Router;
+use crate::shard::{Shard, ShardLink, ShardMsg, WAKER};
+use crate::topics::{Snapshot, TopicTable};
+use crossbeam_channel::{bounded, Sender};
+use mio::{Poll, Waker};
+use socket2::{Domain, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Room in each shard's channel, in router batches. When a shard falls this far
+/// behind, the router waits for it and back-pressure reaches the publishers.
+const SHARD_CHANNEL_BATCHES: usize = 1024;
+
+/// State every thread of one server reads.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub shutting_down: AtomicBool,
+    /// Open connections across all shards (for the connection limit).
+    pub connections: AtomicUsize,
+}
+
+/// A running tickcast server: a router thread and N shard threads serving one
+/// listening port. Dropping it shuts it down like [`Server::shutdown`].
+///
+/// ```no_run
+/// use tickcast::{Config, Server, Update};
+/// let server = Server::start(Config::default().listen("127.0.0.1:0".parse().unwrap())).unwrap();
+/// println!("subscribe at ws://{}/ws", server.local_addr());
+/// server.publisher().publish(Update::new("BTC-USD").bid(64000.0).ask(64000.5)).unwrap();
+/// server.shutdown();
+/// ```
+pub struct Server {
+    local_addr: SocketAddr,
+    publisher: Publisher,
+    table: Arc<TopicTable>,
+    shared: Arc<Shared>,
+    shards: Vec<(ShardLink, Option<JoinHandle<()>>)>,
+    router: Option<JoinHandle<()>>,
+    router_stop: Option<Sender<()>>,
+}
+
+impl Server {
+    /// Binds the listener and starts the router and shard threads.
+    pub fn start(config: Config) -> Result<Server> {
+        config.validate()?;
+        let listener = bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        let mut listener = Some(mio::net::TcpListener::from_std(listener));
+
+        let table = Arc::new(TopicTable::default());
+        let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
+        let (stop_tx, stop_rx) = bounded::<()>(1);
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            shutting_down: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+        });
+
+        let mut polls = Vec::new();
+        let mut links = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..config.shards {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (tx, rx) = bounded(SHARD_CHANNEL_BATCHES);
+            polls.push(poll);
+            links.push(ShardLink { tx, waker });
+            receivers.push(rx);
+        }
+
+        let mut shards = Vec::new();
+        for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
+            // Shard 0 accepts and deals connections round-robin to all shards:
+            // even spread, and no SO_REUSEPORT, which would let a second daemon
+            // silently share the port.
+            let shard = Shard::new(
+                id,
+                poll,
+                if id == 0 { listener.take() } else { None },
+                links.clone(),
+                rx,
+                table.clone(),
+                shared.clone(),
+            )?;
+            let thread = std::thread::Builder::new()
+                .name(format!("tickcast-shard-{id}"))
+                .spawn(move || shard.run())?;
+            shards.push((links[id].clone(), Some(thread)));
+        }
+
+        let router = Router {
+            table: table.clone(),
+            ingest: ingest_rx,
+            stop: stop_rx,
+            shards: links,
+            batch_max: config.router_batch,
+        };
+        let router = std::thread::Builder::new()
+            .name("tickcast-router".into())
+            .spawn(move || router.run())?;
+
+        Ok(Server {
+            local_addr,
+            publisher: Publisher::new(ingest_tx, config.max_topic_len),
+            table,
+            shared,
+            shards,
+            router: Some(router),
+            router_stop: Some(stop_tx),
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A new publisher handle; clone it freely across threads.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// The latest merged value of a topic, if it has been published.
+    pub fn snapshot(&self, topic: &str) -> Option<Snapshot> {
+        self.table.snapshot(topic)
+    }
+
+    /// Number of topics published so far.
+    pub fn topic_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Open client connections (including ones still in the handshake).
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, delivers updates already accepted, closes every
+    /// WebSocket with 1001 ("going away"), and joins every thread. Publishing
+    /// afterwards fails with `Closed`.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.router_stop.is_none() {
+            return;
+        }
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        drop(self.router_stop.take());
+        if let Some(r) = self.router.take() {
+            if r.join().is_err() {
+                log::error!("router thread panicked");
+            }
+        }
+        for (link, _) in &self.shards {
+            let _ = link.tx.send(ShardMsg::Shutdown);
+            let _ = link.waker.wake();
+        }
+        for (i, (_, thread)) in self.shards.iter_mut().enumerate() {
+            if let Some(t) = thread.take() {
+                if t.join().is_err() {
+                    log::error!("shard {i} thread panicked");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Lets a restarted daemon bind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"))))?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}

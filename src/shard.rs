@@ -1,0 +1,606 @@
+//! A shard: one thread, one `mio::Poll`, its own connections.
+//!
+//! Each loop iteration: wait for events (or a router wake-up), accept, read
+//! and answer client commands, take the router's batches and append the shared
+//! frames to every subscriber's queue, then write every connection that has
+//! something queued once. Nothing in the loop blocks: sockets are non-blocking,
+//! reads and accepts have a per-iteration budget, and the only locks taken are
+//! the topic table's, briefly, when a client subscribes.
+
+use crate::conn::{Conn, HandshakeStep, Incoming, Phase};
+use crate::http::{self, HttpContext};
+use crate::index::{LocalIndex, NewlyMatched};
+use crate::outbound::Flushed;
+use crate::router::Encoded;
+use crate::server::Shared;
+use crate::topics::{Selector, TopicTable};
+use crate::timer::DeadlineQueue;
+use crate::update::now_ns;
+use crate::wire::command::{self, Command, CommandError, Encoding, Op};
+use crate::wire::event::{self, ErrorCode, PriceKind};
+use crate::wire::frame::FrameBuf;
+use crate::wire::Format;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::Message;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+/// The token of every shard's `mio::Waker`.
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+
+/// Messages a client may send in one go before the shard turns to others.
+const READ_BUDGET: usize = 64;
+/// Connections accepted per iteration before the shard turns to others.
+const ACCEPT_BUDGET: usize = 256;
+/// Router messages taken per iteration before flushing.
+const CHANNEL_BUDGET: usize = 256;
+/// Most topics listed in one `topics` reply.
+const TOPICS_LIMIT: usize = 10_000;
+
+/// What other threads send a shard.
+pub(crate) enum ShardMsg {
+    /// Sequenced, encoded updates for topics this shard has subscribers for.
+    Deliver(Vec<Arc<Encoded>>),
+    /// A connection accepted by the accepting shard, for this shard to serve.
+    Adopt(TcpStream),
+    /// Close every connection with 1001 and exit.
+    Shutdown,
+}
+
+/// How to reach a shard from another thread.
+#[derive(Clone)]
+pub(crate) struct ShardLink {
+    pub tx: Sender<ShardMsg>,
+    pub waker: Arc<Waker>,
+}
+
+pub(crate) struct Shard {
+    id: usize,
+    poll: Poll,
+    /// Only the accepting shard holds the listener.
+    listener: Option<TcpListener>,
+    /// Every shard, self included, for handing out accepted connections.
+    peers: Vec<ShardLink>,
+    next_peer: usize,
+    rx: Receiver<ShardMsg>,
+    conns: Slab<Conn>,
+    index: LocalIndex,
+    table: Arc<TopicTable>,
+    shared: Arc<Shared>,
+    ws_config: WebSocketConfig,
+    fb: FrameBuf,
+    dirty: Vec<usize>,
+    reread: Vec<usize>,
+    accept_pending: bool,
+    channel_pending: bool,
+    next_conn_id: u64,
+    handshakes: DeadlineQueue,
+    closings: DeadlineQueue,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Shard {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: usize,
+        poll: Poll,
+        listener: Option<TcpListener>,
+        peers: Vec<ShardLink>,
+        rx: Receiver<ShardMsg>,
+        table: Arc<TopicTable>,
+        shared: Arc<Shared>,
+    ) -> io::Result<Self> {
+        let cfg = &shared.config;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(cfg.read_buffer_size)
+            .write_buffer_size(0)
+            .max_message_size(Some(cfg.max_message_size))
+            .max_frame_size(Some(cfg.max_message_size))
+            .accept_unmasked_frames(false);
+        let mut listener = listener;
+        if let Some(l) = listener.as_mut() {
+            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        Ok(Shard {
+            id,
+            poll,
+            listener,
+            peers,
+            next_peer: 0,
+            rx,
+            conns: Slab::new(),
+            index: LocalIndex::new(id),
+            table,
+            handshakes: DeadlineQueue::new(cfg.handshake_timeout),
+            closings: DeadlineQueue::new(cfg.close_timeout),
+            shared,
+            ws_config,
+            fb: FrameBuf::default(),
+            dirty: Vec::new(),
+            reread: Vec::new(),
+            accept_pending: false,
+            channel_pending: false,
+            next_conn_id: 0,
+            shutdown_deadline: None,
+        })
+    }
+
+    /// The event loop. Returns when shut down and every connection is closed
+    /// (or the close deadline passed).
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("shard {}: poll failed: {e}", self.id);
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_pending = true,
+                    WAKER => self.channel_pending = true,
+                    Token(t) => {
+                        if ev.is_writable() {
+                            self.mark_dirty(t);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.read_conn(t);
+                        }
+                    }
+                }
+            }
+            if self.accept_pending {
+                self.accept();
+            }
+            for t in std::mem::take(&mut self.reread) {
+                self.read_conn(t);
+            }
+            if self.channel_pending {
+                self.drain_channel();
+            }
+            self.flush_dirty();
+            self.expire(Instant::now());
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+        let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
+        for t in tokens {
+            self.remove(t);
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if self.accept_pending || self.channel_pending || !self.reread.is_empty() {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let next = [self.handshakes.next(), self.closings.next(), self.shutdown_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(at) => at.saturating_duration_since(now).min(Duration::from_secs(1)),
+            None => Duration::from_secs(1),
+        }
+    }
+
+    fn http_context(&self) -> HttpContext {
+        HttpContext {
+            max_head: self.shared.config.max_handshake_bytes,
+            shutting_down: self.shared.shutting_down.load(Ordering::Relaxed),
+        }
+    }
+
+    fn accept(&mut self) {
+        self.accept_pending = false;
+        if self.listener.is_none() {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(listener) = self.listener.as_ref() else { return };
+            match listener.accept() {
+                Ok((sock, _addr)) => {
+                    let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
+                    if open >= self.shared.config.max_connections {
+                        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                        // Best effort: the socket is fresh, so the response fits.
+                        let _ = (&sock).write(&http::response(
+                            503,
+                            "Service Unavailable",
+                            "connection limit reached\n",
+                        ));
+                        continue;
+                    }
+                    let _ = sock.set_nodelay(true);
+                    let target = self.next_peer % self.peers.len();
+                    self.next_peer = self.next_peer.wrapping_add(1);
+                    if target == self.id {
+                        self.adopt(sock);
+                    } else {
+                        let link = &self.peers[target];
+                        match link.tx.try_send(ShardMsg::Adopt(sock)) {
+                            Ok(()) => {
+                                let _ = link.waker.wake();
+                            }
+                            Err(e) => {
+                                // That shard is swamped or gone: serve it here.
+                                if let ShardMsg::Adopt(sock) = e.into_inner() {
+                                    self.adopt(sock);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: the pending connection stays queued; a
+                    // new event comes with the next arrival.
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+        self.accept_pending = true;
+    }
+
+    fn adopt(&mut self, mut sock: TcpStream) {
+        let entry = self.conns.vacant_entry();
+        let token = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut sock, Token(token), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("shard {}: cannot register connection: {e}", self.id);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let id = self.next_conn_id;
+        self.next_conn_id += 1;
+        entry.insert(Conn::new(sock, id));
+        self.handshakes.push(Instant::now(), token, id);
+        if self.shutdown_deadline.is_some() {
+            self.remove(token);
+        }
+    }
+
+    fn mark_dirty(&mut self, token: usize) {
+        if let Some(c) = self.conns.get_mut(token) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(token);
+            }
+        }
+    }
+
+    fn read_conn(&mut self, token: usize) {
+        let ctx = self.http_context();
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        match conn.phase {
+            Phase::Handshake { .. } => match conn.read_handshake(ctx, self.ws_config) {
+                HandshakeStep::More => {}
+                HandshakeStep::Upgraded => {
+                    self.mark_dirty(token);
+                    self.read_messages(token);
+                }
+                HandshakeStep::Responded => {
+                    self.start_closing(token);
+                }
+                HandshakeStep::Gone => self.remove(token),
+            },
+            Phase::Open { .. } => self.read_messages(token),
+            Phase::Closing => {
+                if conn.write_done() && conn.drain() {
+                    self.remove(token);
+                } else if !conn.write_done() {
+                    // Still writing our last bytes; discard input meanwhile.
+                    if conn.drain() {
+                        self.remove(token);
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_messages(&mut self, token: usize) {
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(token) else { return };
+            match conn.read_message() {
+                Incoming::Message(m) => self.on_message(token, m),
+                Incoming::Idle => {
+                    if matches!(self.conns.get(token).map(|c| &c.phase), Some(Phase::Closing)) {
+                        // The peer sent a close; our reply is queued.
+                        self.start_closing(token);
+                    }
+                    return;
+                }
+                Incoming::Gone => {
+                    self.remove(token);
+                    return;
+                }
+                Incoming::Fail(code, reason) => {
+                    log::debug!("shard {}: closing connection: {code:?} {reason}", self.id);
+                    conn.close(code, &reason);
+                    self.start_closing(token);
+                    return;
+                }
+            }
+            if !matches!(self.conns.get(token).map(|c| &c.phase), Some(Phase::Open { .. })) {
+                self.start_closing(token);
+                return;
+            }
+        }
+        self.reread.push(token);
+    }
+
+    /// A connection entered Closing: its subscriptions end now and a deadline
+    /// bounds how long it may linger.
+    fn start_closing(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let fmt = conn.format;
+        self.index.remove_all(&self.table, token, fmt, &mut conn.subs);
+        let id = conn.id;
+        self.closings.push(Instant::now(), token, id);
+        self.mark_dirty(token);
+    }
+
+    fn on_message(&mut self, token: usize, msg: Message) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let parsed = match msg {
+            Message::Text(text) => command::parse(text.as_bytes(), Encoding::Json),
+            Message::Binary(bytes) if conn.format == Format::MsgPack => command::parse(&bytes, Encoding::MsgPack),
+            Message::Binary(_) => {
+                conn.close(
+                    CloseCode::Unsupported,
+                    "binary frames need the tickcast.msgpack subprotocol; send JSON text",
+                );
+                return;
+            }
+            // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
+            _ => return,
+        };
+        match parsed {
+            Ok(cmd) => self.on_command(token, cmd),
+            Err(e) => self.send_error(token, e),
+        }
+        self.mark_dirty(token);
+    }
+
+    fn send_error(&mut self, token: usize, e: CommandError) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let f = event::encode_error(&mut self.fb, conn.format, e.id.as_ref(), e.code, &e.message);
+        conn.out.push(f);
+    }
+
+    fn on_command(&mut self, token: usize, cmd: Command) {
+        let max_len = self.shared.config.max_topic_len;
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let fmt = conn.format;
+        let id = cmd.id;
+        match cmd.op {
+            Op::Subscribe(list) | Op::Unsubscribe(list) if list.is_empty() => {
+                self.send_error(token, CommandError {
+                    id,
+                    code: ErrorCode::BadRequest,
+                    message: "\"topics\" is empty".into(),
+                });
+            }
+            Op::Subscribe(list) => {
+                let sels = match parse_selectors(&list, max_len) {
+                    Ok(s) => s,
+                    Err(message) => {
+                        return self.send_error(token, CommandError {
+                            id,
+                            code: ErrorCode::BadTopic,
+                            message,
+                        })
+                    }
+                };
+                let new = sels.iter().filter(|s| !conn.subs.contains(s)).count();
+                let max = self.shared.config.max_subscriptions;
+                if conn.subs.len() + new > max {
+                    let message = format!(
+                        "subscribing to {new} more would make {} subscriptions; the limit per connection is {max}",
+                        conn.subs.len() + new
+                    );
+                    return self.send_error(token, CommandError {
+                        id,
+                        code: ErrorCode::TooManySubscriptions,
+                        message,
+                    });
+                }
+                let names: Vec<String> = sels.iter().map(Selector::text).collect();
+                let ack = event::encode_topics(&mut self.fb, fmt, "subscribed", id.as_ref(), &names);
+                conn.out.push(ack);
+                let mut fresh: Vec<NewlyMatched> = Vec::new();
+                for sel in sels {
+                    match sel {
+                        Selector::Exact(t) => {
+                            fresh.extend(self.index.add_exact(&self.table, token, fmt, &mut conn.subs, t))
+                        }
+                        Selector::Prefix(p) => {
+                            fresh.extend(self.index.add_prefix(&self.table, token, fmt, &mut conn.subs, p))
+                        }
+                    }
+                }
+                for nm in fresh {
+                    let s = nm.snapshot;
+                    let f = event::encode_price(&mut self.fb, fmt, PriceKind::Snapshot, &nm.topic, s.seq, s.ts, &s.prices);
+                    conn.out.push(f);
+                }
+            }
+            Op::Unsubscribe(list) => {
+                let sels = match parse_selectors(&list, max_len) {
+                    Ok(s) => s,
+                    Err(message) => {
+                        return self.send_error(token, CommandError {
+                            id,
+                            code: ErrorCode::BadTopic,
+                            message,
+                        })
+                    }
+                };
+                for sel in &sels {
+                    match sel {
+                        Selector::Exact(t) => self.index.remove_exact(&self.table, token, fmt, &mut conn.subs, t),
+                        Selector::Prefix(p) => self.index.remove_prefix(&self.table, token, fmt, &mut conn.subs, p),
+                    }
+                }
+                let names: Vec<String> = sels.iter().map(Selector::text).collect();
+                let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
+                conn.out.push(ack);
+            }
+            Op::Topics { prefix } => {
+                let names = self.table.list(&prefix, TOPICS_LIMIT);
+                let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+                let f = event::encode_topics(&mut self.fb, fmt, "topics", id.as_ref(), &names);
+                conn.out.push(f);
+            }
+            Op::Ping => {
+                let f = event::encode_pong(&mut self.fb, fmt, id.as_ref(), now_ns());
+                conn.out.push(f);
+            }
+        }
+    }
+
+    fn drain_channel(&mut self) {
+        self.channel_pending = false;
+        for _ in 0..CHANNEL_BUDGET {
+            match self.rx.try_recv() {
+                Ok(ShardMsg::Deliver(batch)) => {
+                    for enc in &batch {
+                        self.deliver(enc);
+                    }
+                }
+                Ok(ShardMsg::Adopt(sock)) => self.adopt(sock),
+                Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        self.channel_pending = true;
+    }
+
+    /// Appends one update's shared frame to the queue of every local subscriber.
+    ///
+    /// Hot path: no serialization and no allocation per subscriber (a copy into
+    /// each connection's reused queue), no lock, no syscall; the write happens
+    /// once per connection per iteration in `flush_dirty`.
+    fn deliver(&mut self, enc: &Encoded) {
+        let Some(lt) = self.index.members_for(&enc.topic) else { return };
+        for m in &lt.members {
+            if enc.seq <= m.skip_through {
+                continue;
+            }
+            let Some(frame) = enc.frames[m.fmt.index()].as_deref() else { continue };
+            let Some(conn) = self.conns.get_mut(m.token) else { continue };
+            conn.out.push(frame);
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(m.token);
+            }
+        }
+    }
+
+    /// Writes every connection with queued bytes, once each.
+    fn flush_dirty(&mut self) {
+        let max_out = self.shared.config.max_outbound_bytes;
+        for token in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(token) else { continue };
+            conn.dirty = false;
+            match conn.flush() {
+                Ok(Flushed::All) => {
+                    if conn.write_done() && conn.drain() {
+                        self.remove(token);
+                    }
+                }
+                Ok(Flushed::Blocked) => {
+                    if conn.out.pending() > max_out {
+                        // A consumer this far behind would only fall further; its
+                        // queue cannot be cut at a frame boundary, so drop it.
+                        log::info!(
+                            "shard {}: dropping slow consumer with {} bytes queued",
+                            self.id,
+                            conn.out.pending()
+                        );
+                        self.remove(token);
+                    }
+                }
+                Err(_) => self.remove(token),
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((token, id)) = self.handshakes.pop_expired(now) {
+            if let Some(conn) = self.conns.get_mut(token) {
+                if conn.id == id && matches!(conn.phase, Phase::Handshake { .. }) {
+                    conn.out.push(&http::response(408, "Request Timeout", "handshake timed out\n"));
+                    conn.phase = Phase::Closing;
+                    self.start_closing(token);
+                }
+            }
+        }
+        while let Some((token, id)) = self.closings.pop_expired(now) {
+            if self.conns.get(token).is_some_and(|c| c.id == id) {
+                self.remove(token);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(Instant::now() + self.shared.config.close_timeout);
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
+        for t in tokens {
+            let conn = &mut self.conns[t];
+            match conn.phase {
+                Phase::Open { .. } => {
+                    conn.close(CloseCode::Away, "server shutting down");
+                    self.start_closing(t);
+                }
+                Phase::Handshake { .. } => self.remove(t),
+                Phase::Closing => {}
+            }
+        }
+    }
+
+    fn remove(&mut self, token: usize) {
+        if !self.conns.contains(token) {
+            return;
+        }
+        let mut conn = self.conns.remove(token);
+        self.index.remove_all(&self.table, token, conn.format, &mut conn.subs);
+        let _ = self.poll.registry().deregister(&mut conn.sock);
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn parse_selectors(list: &[String], max_len: usize) -> Result<Vec<Selector>, String> {
+    let mut out: Vec<Selector> = Vec::with_capacity(list.len());
+    for s in list {
+        let sel = Selector::parse(s, max_len)?;
+        if !out.contains(&sel) {
+            out.push(sel);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,349 @@
+//! The topic table: registry of topics, last-value cache, sequence numbers, and
+//! which shards want which topics.
+//!
+//! The router thread is the only writer of values and sequence numbers, so they
+//! are gap-free per topic. Shards lock a topic's slot only when a client
+//! subscribes: they set their interest bit and copy the snapshot under the same
+//! lock, which orders the snapshot exactly against the router's updates.
+
+use crate::update::Prices;
+use crate::wire::Format;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Checks a topic name: 1..=`max_len` bytes of `A-Z a-z 0-9 . _ - : /`.
+/// The returned message is what a client or publisher sees.
+pub fn validate_topic(topic: &str, max_len: usize) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("topic is empty".into());
+    }
+    if topic.len() > max_len {
+        return Err(format!("topic is {} bytes, longer than the limit of {max_len}", topic.len()));
+    }
+    if let Some(c) = topic.chars().find(|c| !is_topic_char(*c)) {
+        return Err(format!(
+            "topic {:?} has character {c:?}; allowed are A-Z a-z 0-9 . _ - : /",
+            truncate(topic)
+        ));
+    }
+    Ok(())
+}
+
+fn is_topic_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// What a client subscribes to: one topic, or every topic under a prefix
+/// (`FX.*`, or `*` for all), including topics that appear later.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Selector {
+    /// Exactly this topic.
+    Exact(Arc<str>),
+    /// Every topic starting with this prefix (the text before the `*`).
+    Prefix(Arc<str>),
+}
+
+impl Selector {
+    /// Parses `AAPL` or `FX.*`. A `*` is allowed only as the last character.
+    pub fn parse(s: &str, max_len: usize) -> Result<Selector, String> {
+        if let Some(prefix) = s.strip_suffix('*') {
+            if prefix.contains('*') {
+                return Err(format!("pattern {:?} may hold '*' only at its end", truncate(s)));
+            }
+            if !prefix.is_empty() {
+                validate_topic(prefix, max_len)?;
+            }
+            Ok(Selector::Prefix(prefix.into()))
+        } else {
+            if s.contains('*') {
+                return Err(format!("pattern {:?} may hold '*' only at its end", truncate(s)));
+            }
+            validate_topic(s, max_len)?;
+            Ok(Selector::Exact(s.into()))
+        }
+    }
+
+    /// Does this selector cover `topic`?
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Selector::Exact(t) => &**t == topic,
+            Selector::Prefix(p) => topic.starts_with(&**p),
+        }
+    }
+
+    /// The text a client sent for it: `AAPL` or `FX.*`.
+    pub fn text(&self) -> String {
+        match self {
+            Selector::Exact(t) => t.to_string(),
+            Selector::Prefix(p) => format!("{p}*"),
+        }
+    }
+}
+
+/// The latest merged value of a topic, with the sequence number of the last
+/// update merged into it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Snapshot {
+    /// Sequence number of the newest update in this value (1 for the first).
+    pub seq: u64,
+    /// Publisher timestamp of that update, ns since the Unix epoch.
+    pub ts: u64,
+    /// Every field ever published, each at its latest value.
+    pub prices: Prices,
+}
+
+/// Interest masks: bit `s` of `masks[f]` says shard `s` has subscribers that want
+/// wire format `f`.
+pub type Interest = [u64; Format::COUNT];
+
+/// One topic's shared state.
+#[derive(Debug)]
+pub struct TopicSlot {
+    /// The topic's name, shared with every frame and index entry for it.
+    pub name: Arc<str>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    value: Snapshot,
+    interest: Interest,
+}
+
+impl TopicSlot {
+    /// Router only: merges an update, assigns the next sequence number, and
+    /// returns the new sequence number and the shards to deliver it to.
+    pub(crate) fn apply(&self, ts: u64, prices: &Prices) -> (u64, Interest) {
+        let mut st = self.state.lock();
+        st.value.seq += 1;
+        st.value.ts = ts;
+        st.value.prices.merge(prices);
+        (st.value.seq, st.interest)
+    }
+
+    /// Shard only: marks interest of `shard` in format `fmt` and returns the
+    /// snapshot taken under the same lock.
+    pub(crate) fn join(&self, shard: usize, fmt: Format) -> Snapshot {
+        let mut st = self.state.lock();
+        st.interest[fmt.index()] |= 1 << shard;
+        st.value
+    }
+
+    /// Shard only: withdraws the interest of `shard` in format `fmt`.
+    pub(crate) fn leave(&self, shard: usize, fmt: Format) {
+        self.state.lock().interest[fmt.index()] &= !(1 << shard);
+    }
+
+    /// The current value.
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.lock().value
+    }
+}
+
+#[derive(Default)]
+struct TableInner {
+    /// Ordered so prefix queries (`topics`, wildcard subscribe) are range scans.
+    topics: BTreeMap<Arc<str>, Arc<TopicSlot>>,
+    /// Interest in topics that do not exist yet, by exact name; moved into the
+    /// slot when the router creates it.
+    pending_exact: HashMap<Arc<str>, Interest>,
+    /// Interest of shards in every topic under a prefix, present or future.
+    prefixes: HashMap<Arc<str>, Interest>,
+}
+
+/// The registry shared by the router (creates topics, writes values) and the
+/// shards (read snapshots, register interest).
+#[derive(Default)]
+pub struct TopicTable {
+    inner: RwLock<TableInner>,
+}
+
+/// What a shard learns when it registers interest in a selector: the topics
+/// that exist now, each with the snapshot taken as its interest was set.
+pub(crate) type Joined = Vec<(Arc<TopicSlot>, Snapshot)>;
+
+impl TopicTable {
+    /// Router only: finds or creates a topic. A new slot starts with the interest
+    /// of every shard that subscribed to its name or to a prefix of it, taken
+    /// under the table lock so no subscription can fall between the two.
+    pub(crate) fn get_or_create(&self, name: &str) -> Arc<TopicSlot> {
+        if let Some(slot) = self.inner.read().topics.get(name) {
+            return slot.clone();
+        }
+        let mut inner = self.inner.write();
+        if let Some(slot) = inner.topics.get(name) {
+            return slot.clone();
+        }
+        let name: Arc<str> = name.into();
+        let mut interest = inner.pending_exact.remove(&name).unwrap_or_default();
+        for (prefix, masks) in &inner.prefixes {
+            if name.starts_with(&**prefix) {
+                for (dst, src) in interest.iter_mut().zip(masks) {
+                    *dst |= src;
+                }
+            }
+        }
+        let slot = Arc::new(TopicSlot {
+            name: name.clone(),
+            state: Mutex::new(SlotState {
+                value: Snapshot::default(),
+                interest,
+            }),
+        });
+        inner.topics.insert(name, slot.clone());
+        slot
+    }
+
+    /// Shard only: registers `shard`'s interest in an exact topic. Returns the
+    /// slot and snapshot if the topic exists; otherwise the interest is parked
+    /// until the router creates the topic.
+    pub(crate) fn join_exact(&self, topic: &Arc<str>, shard: usize, fmt: Format) -> Option<(Arc<TopicSlot>, Snapshot)> {
+        {
+            let inner = self.inner.read();
+            if let Some(slot) = inner.topics.get(topic) {
+                let snap = slot.join(shard, fmt);
+                return Some((slot.clone(), snap));
+            }
+        }
+        let mut inner = self.inner.write();
+        if let Some(slot) = inner.topics.get(topic) {
+            let snap = slot.join(shard, fmt);
+            return Some((slot.clone(), snap));
+        }
+        inner.pending_exact.entry(topic.clone()).or_default()[fmt.index()] |= 1 << shard;
+        None
+    }
+
+    /// Shard only: withdraws interest in an exact topic (existing or parked).
+    pub(crate) fn leave_exact(&self, topic: &str, shard: usize, fmt: Format) {
+        let existing = self.inner.read().topics.get(topic).cloned();
+        match existing {
+            Some(slot) => slot.leave(shard, fmt),
+            None => {
+                let mut inner = self.inner.write();
+                if let Some(slot) = inner.topics.get(topic).cloned() {
+                    slot.leave(shard, fmt);
+                } else if let Some(masks) = inner.pending_exact.get_mut(topic) {
+                    masks[fmt.index()] &= !(1 << shard);
+                    if masks.iter().all(|m| *m == 0) {
+                        inner.pending_exact.remove(topic);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shard only: registers `shard`'s interest in every topic under `prefix`,
+    /// now and later, and returns the existing ones with their snapshots. The
+    /// write lock makes this atomic with respect to topic creation.
+    pub(crate) fn join_prefix(&self, prefix: &Arc<str>, shard: usize, fmt: Format) -> Joined {
+        let mut inner = self.inner.write();
+        inner.prefixes.entry(prefix.clone()).or_default()[fmt.index()] |= 1 << shard;
+        prefix_range(&inner.topics, prefix)
+            .map(|slot| {
+                let snap = slot.join(shard, fmt);
+                (slot.clone(), snap)
+            })
+            .collect()
+    }
+
+    /// Shard only: withdraws `shard`'s interest in future topics under `prefix`.
+    /// Interest in existing topics is withdrawn topic by topic by the shard.
+    pub(crate) fn leave_prefix(&self, prefix: &str, shard: usize, fmt: Format) {
+        let mut inner = self.inner.write();
+        if let Some(masks) = inner.prefixes.get_mut(prefix) {
+            masks[fmt.index()] &= !(1 << shard);
+            if masks.iter().all(|m| *m == 0) {
+                inner.prefixes.remove(prefix);
+            }
+        }
+    }
+
+    /// Names of the topics that have a value, in order, optionally under a prefix,
+    /// at most `limit` of them.
+    pub fn list(&self, prefix: &str, limit: usize) -> Vec<Arc<str>> {
+        let inner = self.inner.read();
+        prefix_range(&inner.topics, prefix)
+            .take(limit)
+            .map(|slot| slot.name.clone())
+            .collect()
+    }
+
+    /// Number of topics.
+    pub fn len(&self) -> usize {
+        self.inner.read().topics.len()
+    }
+
+    /// True when nothing has been published yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The current value of one topic, if it exists.
+    pub fn snapshot(&self, topic: &str) -> Option<Snapshot> {
+        self.inner.read().topics.get(topic).map(|s| s.snapshot())
+    }
+}
+
+fn prefix_range<'a>(
+    topics: &'a BTreeMap<Arc<str>, Arc<TopicSlot>>,
+    prefix: &'a str,
+) -> impl Iterator<Item = &'a Arc<TopicSlot>> + 'a {
+    topics
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(move |(name, _)| name.starts_with(prefix))
+        .map(|(_, slot)| slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_the_documented_syntax() {
+        assert!(validate_topic("BTC-USD", 64).is_ok());
+        assert!(validate_topic("FX.EURUSD", 64).is_ok());
+        assert!(validate_topic("a:b/c_d", 64).is_ok());
+        assert!(validate_topic("", 64).is_err());
+        assert!(validate_topic("has space", 64).is_err());
+        assert!(validate_topic("ünï", 64).is_err());
+        assert!(validate_topic(&"A".repeat(65), 64).is_err());
+        assert!(validate_topic(&"A".repeat(64), 64).is_ok());
+    }
+
+    #[test]
+    fn selectors_allow_star_only_at_the_end() {
+        assert_eq!(Selector::parse("FX.*", 64), Ok(Selector::Prefix("FX.".into())));
+        assert_eq!(Selector::parse("*", 64), Ok(Selector::Prefix("".into())));
+        assert_eq!(Selector::parse("AAPL", 64), Ok(Selector::Exact("AAPL".into())));
+        assert!(Selector::parse("F*X", 64).is_err());
+        assert!(Selector::parse("**", 64).is_err());
+        assert!(Selector::Prefix("FX.".into()).matches("FX.EURUSD"));
+        assert!(!Selector::Prefix("FX.".into()).matches("FXX"));
+    }
+
+    #[test]
+    fn new_topics_inherit_parked_and_prefix_interest() {
+        let t = TopicTable::default();
+        assert!(t.join_exact(&"A".into(), 3, Format::Json).is_none());
+        assert!(t.join_prefix(&"FX.".into(), 1, Format::MsgPack).is_empty());
+        let a = t.get_or_create("A");
+        assert_eq!(a.apply(1, &Prices::default()), (1, [1 << 3, 0]));
+        let fx = t.get_or_create("FX.EURUSD");
+        assert_eq!(fx.apply(1, &Prices::default()), (1, [0, 1 << 1]));
+        t.leave_prefix("FX.", 1, Format::MsgPack);
+        let fx2 = t.get_or_create("FX.USDJPY");
+        assert_eq!(fx2.apply(1, &Prices::default()).1, [0, 0]);
+        assert_eq!(t.list("FX.", 10).len(), 2);
+        assert_eq!(t.list("", 1).len(), 1);
+    }
+}

@@ -1,0 +1,138 @@
+//! What a publisher sends: a topic, a timestamp and the price fields it changes.
+
+use crate::error::{Error, Result};
+use crate::topics::validate_topic;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Price fields of a topic. `None` means "not carried by this update" (or, in a
+/// last value, "never published"). Absent fields are not sent on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    /// Best bid price.
+    pub bid: Option<f64>,
+    /// Best ask price.
+    pub ask: Option<f64>,
+    /// Last traded price.
+    pub last: Option<f64>,
+    /// Quantity at the best bid.
+    pub bid_size: Option<f64>,
+    /// Quantity at the best ask.
+    pub ask_size: Option<f64>,
+    /// Quantity of the last trade.
+    pub last_size: Option<f64>,
+    /// Cumulative traded volume.
+    pub volume: Option<f64>,
+}
+
+impl Prices {
+    /// Overwrites every field that `newer` carries and keeps the others: this is
+    /// how the last-value cache turns a stream of partial updates into a snapshot.
+    pub fn merge(&mut self, newer: &Prices) {
+        fn take(dst: &mut Option<f64>, src: Option<f64>) {
+            if src.is_some() {
+                *dst = src;
+            }
+        }
+        take(&mut self.bid, newer.bid);
+        take(&mut self.ask, newer.ask);
+        take(&mut self.last, newer.last);
+        take(&mut self.bid_size, newer.bid_size);
+        take(&mut self.ask_size, newer.ask_size);
+        take(&mut self.last_size, newer.last_size);
+        take(&mut self.volume, newer.volume);
+    }
+
+    /// Fails on the first NaN or infinite field: JSON has no way to carry them and
+    /// a dashboard would show garbage.
+    pub fn check_finite(&self) -> Result<()> {
+        let named = [
+            ("bid", self.bid),
+            ("ask", self.ask),
+            ("last", self.last),
+            ("bid_size", self.bid_size),
+            ("ask_size", self.ask_size),
+            ("last_size", self.last_size),
+            ("volume", self.volume),
+        ];
+        for (name, v) in named {
+            if let Some(v) = v {
+                if !v.is_finite() {
+                    return Err(Error::InvalidValue(name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Prices::default()
+    }
+}
+
+/// One price update for one topic.
+///
+/// ```
+/// let u = tickcast::Update::new("BTC-USD").bid(64000.5).ask(64001.0);
+/// assert_eq!(u.prices.bid, Some(64000.5));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Topic name, e.g. `BTC-USD`, `AAPL`, `FX.EURUSD`.
+    pub topic: String,
+    /// Publisher timestamp in nanoseconds since the Unix epoch; 0 means "stamp it
+    /// when it is published".
+    pub timestamp_ns: u64,
+    /// The fields this update changes.
+    pub prices: Prices,
+}
+
+macro_rules! setter {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name(mut self, value: f64) -> Self {
+            self.prices.$name = Some(value);
+            self
+        }
+    };
+}
+
+impl Update {
+    /// An update for `topic` with no fields set and timestamp "now".
+    pub fn new(topic: impl Into<String>) -> Self {
+        Update {
+            topic: topic.into(),
+            timestamp_ns: 0,
+            prices: Prices::default(),
+        }
+    }
+
+    setter!(bid, "Sets the best bid.");
+    setter!(ask, "Sets the best ask.");
+    setter!(last, "Sets the last traded price.");
+    setter!(bid_size, "Sets the quantity at the best bid.");
+    setter!(ask_size, "Sets the quantity at the best ask.");
+    setter!(last_size, "Sets the quantity of the last trade.");
+    setter!(volume, "Sets the cumulative volume.");
+
+    /// Sets the publisher timestamp (nanoseconds since the Unix epoch).
+    pub fn timestamp_ns(mut self, ts: u64) -> Self {
+        self.timestamp_ns = ts;
+        self
+    }
+
+    /// Checks the topic and the values; done on the publisher's thread so a bad
+    /// update is refused to its sender instead of reaching the router.
+    pub(crate) fn validate(&self, max_topic_len: usize) -> Result<()> {
+        validate_topic(&self.topic, max_topic_len).map_err(Error::InvalidTopic)?;
+        self.prices.check_finite()
+    }
+}
+
+/// Nanoseconds since the Unix epoch, by the system clock.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

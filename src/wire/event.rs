@@ -1,0 +1,202 @@
+//! Server events, serialized once into ready WebSocket frames.
+
+use super::frame::FrameBuf;
+use super::Format;
+use crate::update::Prices;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Stable error codes sent in `error` events. Clients may match on them;
+/// they never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The text frame is not valid JSON.
+    BadJson,
+    /// The binary frame is not valid MessagePack.
+    BadMsgpack,
+    /// Valid JSON/MessagePack, but not a command object with the right field types.
+    BadRequest,
+    /// `op` names no command.
+    UnknownOp,
+    /// A topic or pattern breaks the topic syntax or length limit.
+    BadTopic,
+    /// The subscription would exceed the per-connection limit.
+    TooManySubscriptions,
+}
+
+impl ErrorCode {
+    /// The code as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadMsgpack => "bad_msgpack",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::BadTopic => "bad_topic",
+            ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PriceEvent<'a> {
+    event: &'static str,
+    topic: &'a str,
+    seq: u64,
+    ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bid: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bid_size: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask_size: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_size: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume: Option<f64>,
+}
+
+/// Which price event to encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceKind {
+    /// The latest merged value, sent first when a subscription starts.
+    Snapshot,
+    /// One published update: only the fields it carried.
+    Update,
+}
+
+/// Encodes a `snapshot` or `update` event as a complete frame in `fb`.
+pub fn encode_price<'a>(
+    fb: &'a mut FrameBuf,
+    fmt: Format,
+    kind: PriceKind,
+    topic: &str,
+    seq: u64,
+    ts: u64,
+    p: &Prices,
+) -> &'a [u8] {
+    let ev = PriceEvent {
+        event: match kind {
+            PriceKind::Snapshot => "snapshot",
+            PriceKind::Update => "update",
+        },
+        topic,
+        seq,
+        ts,
+        bid: p.bid,
+        ask: p.ask,
+        last: p.last,
+        bid_size: p.bid_size,
+        ask_size: p.ask_size,
+        last_size: p.last_size,
+        volume: p.volume,
+    };
+    encode(fb, fmt, &ev)
+}
+
+#[derive(Serialize)]
+struct TopicsEvent<'a, T: Serialize> {
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    topics: T,
+}
+
+/// Encodes `subscribed`, `unsubscribed` or `topics`: an acknowledgement carrying the
+/// request id and a list of topic names or patterns.
+pub fn encode_topics<'a, T: Serialize>(
+    fb: &'a mut FrameBuf,
+    fmt: Format,
+    event: &'static str,
+    id: Option<&Value>,
+    topics: T,
+) -> &'a [u8] {
+    encode(fb, fmt, &TopicsEvent { event, id, topics })
+}
+
+#[derive(Serialize)]
+struct PongEvent<'a> {
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    ts: u64,
+}
+
+/// Encodes the reply to a `ping` command, with the server's clock in ns.
+pub fn encode_pong<'a>(fb: &'a mut FrameBuf, fmt: Format, id: Option<&Value>, ts: u64) -> &'a [u8] {
+    encode(fb, fmt, &PongEvent { event: "pong", id, ts })
+}
+
+#[derive(Serialize)]
+struct ErrorEvent<'a> {
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    code: &'static str,
+    message: &'a str,
+}
+
+/// Encodes an `error` event.
+pub fn encode_error<'a>(
+    fb: &'a mut FrameBuf,
+    fmt: Format,
+    id: Option<&Value>,
+    code: ErrorCode,
+    message: &str,
+) -> &'a [u8] {
+    encode(
+        fb,
+        fmt,
+        &ErrorEvent {
+            event: "error",
+            id,
+            code: code.as_str(),
+            message,
+        },
+    )
+}
+
+fn encode<'a, T: Serialize>(fb: &'a mut FrameBuf, fmt: Format, value: &T) -> &'a [u8] {
+    let out = fb.payload();
+    // Serializing plain structs of numbers and strings into a Vec cannot fail;
+    // if it ever did, an empty payload is safer than a panic in a shard.
+    match fmt {
+        Format::Json => {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        Format::MsgPack => {
+            let _ = rmp_serde::encode::write_named(&mut *out, value);
+        }
+    }
+    fb.finish(fmt.opcode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_carry_only_present_fields() {
+        let mut fb = FrameBuf::default();
+        let p = Prices {
+            bid: Some(1.5),
+            ..Prices::default()
+        };
+        let f = encode_price(&mut fb, Format::Json, PriceKind::Update, "AAPL", 7, 9, &p);
+        assert_eq!(
+            std::str::from_utf8(&f[2..]).unwrap(),
+            r#"{"event":"update","topic":"AAPL","seq":7,"ts":9,"bid":1.5}"#
+        );
+        let f = encode_price(&mut fb, Format::MsgPack, PriceKind::Snapshot, "AAPL", 7, 9, &p).to_vec();
+        assert_eq!(f[0], 0x82);
+        let v: serde_json::Value = rmp_serde::from_slice(&f[2..]).unwrap();
+        assert_eq!(v["event"], "snapshot");
+        assert_eq!(v["bid"], 1.5);
+        assert!(v.get("ask").is_none());
+    }
+}
