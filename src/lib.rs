@@ -12,10 +12,12 @@
 
 pub mod config;
 mod conn;
+pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod http;
 mod index;
+pub mod logging;
 pub mod ingest;
 pub mod outbound;
 mod router;

@@ -1,0 +1,120 @@
+//! `tickcastd`: the standalone tickcast daemon.
+//!
+//! ```text
+//! tickcastd --demo                      # live simulated prices on 127.0.0.1:8080
+//! tickcastd --config /etc/tickcast.toml --listen 0.0.0.0:8080
+//! ```
+//! SIGINT or SIGTERM: stop accepting, close every WebSocket with 1001, exit 0.
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tickcast::daemon::{DaemonConfig, Flags};
+use tickcast::demo::DemoFeed;
+use tickcast::Server;
+
+#[derive(Parser, Debug)]
+#[command(name = "tickcastd", version, about = "tickcast market-data fan-out daemon")]
+struct Cli {
+    /// TOML configuration file (see tickcastd.example.toml); flags win over it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 or [::]:8080 (port 0 picks one).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Shard threads (event loops); default: number of cores.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// Run the built-in simulated feed (three dozen instruments).
+    #[arg(long)]
+    demo: bool,
+    /// Demo feed updates per second, across all instruments (default 200).
+    #[arg(long, value_name = "N")]
+    demo_rate: Option<u32>,
+    /// error, warn, info, debug or trace (default info).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = Flags {
+        listen: cli.listen,
+        shards: cli.shards,
+        demo: cli.demo,
+        demo_rate: cli.demo_rate,
+        log_level: cli.log_level,
+    };
+    let cfg = match DaemonConfig::load(cli.config.as_deref(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tickcastd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tickcast::logging::init(cfg.log_level);
+    raise_fd_limit();
+
+    // Register before starting threads so no signal is missed.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(cfg.server.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = server.local_addr();
+    log::info!(
+        "tickcastd {} listening on {addr}: subscribe at ws://{addr}/ws, health at http://{addr}/healthz ({} shards)",
+        env!("CARGO_PKG_VERSION"),
+        cfg.server.shards
+    );
+    let demo = cfg.demo_rate.map(|rate| {
+        log::info!(
+            "demo feed: {} instruments at {rate} updates/s",
+            tickcast::demo::topics().count()
+        );
+        DemoFeed::start(server.publisher(), rate)
+    });
+
+    let signal = signals.forever().next();
+    let name = match signal {
+        Some(SIGINT) => "SIGINT",
+        Some(SIGTERM) => "SIGTERM",
+        _ => "signal",
+    };
+    log::info!("{name} received: closing connections and shutting down");
+    drop(demo);
+    let open = server.connection_count();
+    server.shutdown();
+    log::info!("shutdown complete ({open} connections closed)");
+    ExitCode::SUCCESS
+}
+
+/// A fan-out server holds one descriptor per subscriber; the usual soft limit
+/// of 1024 would cap it long before memory does.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = lim.rlim_max;
+            lim.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                log::debug!("open-file limit raised to {wanted}");
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Helpers shared by the integration tests: a real server on loopback and a
+//! real tungstenite WebSocket client.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use tickcast::{Config, Server};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn config() -> Config {
+    Config::default().listen("127.0.0.1:0".parse().unwrap()).shards(2)
+}
+
+pub fn server() -> Server {
+    Server::start(config()).expect("server starts")
+}
+
+/// A subscriber speaking the documented protocol.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    pub msgpack: bool,
+    next_id: u64,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        Self::connect_with(addr, None)
+    }
+
+    pub fn connect_msgpack(addr: SocketAddr) -> Client {
+        Self::connect_with(addr, Some("tickcast.msgpack"))
+    }
+
+    pub fn connect_with(addr: SocketAddr, protocol: Option<&str>) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        if let Some(p) = protocol {
+            req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+        }
+        let (ws, resp) = tungstenite::client(req, stream).expect("handshake");
+        let chosen = resp
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(chosen.as_deref(), protocol);
+        Client {
+            ws,
+            msgpack: protocol == Some("tickcast.msgpack"),
+            next_id: 1,
+        }
+    }
+
+    pub fn send(&mut self, cmd: Value) {
+        let msg = if self.msgpack {
+            Message::binary(rmp_serde::to_vec_named(&cmd).unwrap())
+        } else {
+            Message::text(cmd.to_string())
+        };
+        self.ws.send(msg).expect("send");
+    }
+
+    /// Sends a command with a fresh id and returns the id.
+    pub fn command(&mut self, mut cmd: Value) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        cmd["id"] = json!(id);
+        self.send(cmd);
+        id
+    }
+
+    /// Subscribes and waits for the `subscribed` ack.
+    pub fn subscribe(&mut self, topics: &[&str]) {
+        let id = self.command(json!({"op": "subscribe", "topics": topics}));
+        let ack = self.next_event();
+        assert_eq!(ack["event"], "subscribed", "{ack}");
+        assert_eq!(ack["id"], id);
+    }
+
+    /// The next data message as JSON (MessagePack is decoded to the same shape).
+    pub fn next_event(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("read event") {
+                Message::Text(t) => {
+                    assert!(!self.msgpack, "text frame on a msgpack connection");
+                    return serde_json::from_str(&t).expect("event is JSON");
+                }
+                Message::Binary(b) => {
+                    assert!(self.msgpack, "binary frame on a JSON connection");
+                    return rmp_serde::from_slice(&b).expect("event is MessagePack");
+                }
+                Message::Close(f) => panic!("unexpected close: {f:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next event, or None when nothing arrives within `wait`.
+    pub fn try_next_event(&mut self, wait: Duration) -> Option<Value> {
+        self.ws.get_mut().set_read_timeout(Some(wait)).unwrap();
+        let r = loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => break Some(serde_json::from_str(&t).unwrap()),
+                Ok(Message::Binary(b)) => break Some(rmp_serde::from_slice(&b).unwrap()),
+                Ok(Message::Close(f)) => panic!("unexpected close: {f:?}"),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    break None
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        };
+        self.ws.get_mut().set_read_timeout(Some(TIMEOUT)).unwrap();
+        r
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub fn expect_close(&mut self) -> (CloseCode, String) {
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Close(Some(f))) => return (f.code, f.reason.to_string()),
+                Ok(Message::Close(None)) => panic!("close without a code"),
+                Ok(_) => {}
+                Err(e) => panic!("connection ended without a close frame: {e}"),
+            }
+        }
+        panic!("no close within {TIMEOUT:?}");
+    }
+}
+
+/// A raw HTTP exchange: sends `request`, returns everything the server sends
+/// until it closes.
+pub fn http_raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits until `f` holds, polling; panics after the timeout.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,194 @@
+//! Subscription semantics over a real loopback server and real WebSocket clients.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tickcast::Update;
+
+fn seq(v: &Value) -> u64 {
+    v["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {v}"))
+}
+
+fn snapshot_then_updates(msgpack: bool) {
+    let server = server();
+    let p = server.publisher();
+    p.publish(Update::new("BTC-USD").bid(100.0).ask(101.0)).unwrap();
+    p.publish(Update::new("BTC-USD").last(100.5).volume(3.0)).unwrap();
+    wait_until("two updates sequenced", || server.snapshot("BTC-USD").map(|s| s.seq) == Some(2));
+
+    let mut c = if msgpack {
+        Client::connect_msgpack(server.local_addr())
+    } else {
+        Client::connect(server.local_addr())
+    };
+    c.subscribe(&["BTC-USD"]);
+    let snap = c.next_event();
+    assert_eq!(snap["event"], "snapshot");
+    assert_eq!(snap["topic"], "BTC-USD");
+    assert_eq!(seq(&snap), 2);
+    // The snapshot merges fields across updates.
+    assert_eq!(snap["bid"], 100.0);
+    assert_eq!(snap["ask"], 101.0);
+    assert_eq!(snap["last"], 100.5);
+    assert_eq!(snap["volume"], 3.0);
+    assert!(snap.get("bid_size").is_none(), "absent fields are not sent: {snap}");
+
+    for i in 0..200 {
+        p.publish(Update::new("BTC-USD").bid(100.0 + i as f64).timestamp_ns(1_000 + i)).unwrap();
+    }
+    for i in 0..200u64 {
+        let ev = c.next_event();
+        assert_eq!(ev["event"], "update");
+        assert_eq!(seq(&ev), 3 + i, "strictly increasing, no gap, no duplicate");
+        assert_eq!(ev["ts"], 1_000 + i);
+        assert_eq!(ev["bid"], 100.0 + i as f64);
+        assert!(ev.get("ask").is_none(), "updates carry only their own fields: {ev}");
+    }
+    assert!(c.try_next_event(Duration::from_millis(200)).is_none(), "no duplicate after the burst");
+}
+
+#[test]
+fn json_subscriber_gets_snapshot_then_every_update_in_order() {
+    snapshot_then_updates(false);
+}
+
+#[test]
+fn msgpack_subscriber_gets_snapshot_then_every_update_in_order() {
+    snapshot_then_updates(true);
+}
+
+#[test]
+fn subscribing_to_a_topic_before_it_exists_delivers_from_seq_one() {
+    let server = server();
+    let mut c = Client::connect(server.local_addr());
+    c.subscribe(&["AAPL"]);
+    assert!(c.try_next_event(Duration::from_millis(100)).is_none(), "no snapshot for a topic without a value");
+    server.publisher().publish(Update::new("AAPL").last(189.5)).unwrap();
+    let ev = c.next_event();
+    assert_eq!((ev["event"].as_str(), seq(&ev)), (Some("update"), 1));
+}
+
+#[test]
+fn wildcard_subscription_receives_topics_published_later() {
+    let server = server();
+    let p = server.publisher();
+    p.publish(Update::new("FX.EURUSD").bid(1.08)).unwrap();
+    p.publish(Update::new("AAPL").bid(1.0)).unwrap();
+    wait_until("topics exist", || server.topic_count() == 2);
+
+    let mut c = Client::connect(server.local_addr());
+    c.subscribe(&["FX.*"]);
+    let snap = c.next_event();
+    assert_eq!((snap["event"].as_str(), snap["topic"].as_str()), (Some("snapshot"), Some("FX.EURUSD")));
+
+    p.publish(Update::new("FX.USDJPY").bid(151.0)).unwrap();
+    p.publish(Update::new("AAPL").bid(2.0)).unwrap();
+    p.publish(Update::new("FX.EURUSD").bid(1.09)).unwrap();
+    let a = c.next_event();
+    assert_eq!((a["event"].as_str(), a["topic"].as_str(), seq(&a)), (Some("update"), Some("FX.USDJPY"), 1));
+    let b = c.next_event();
+    assert_eq!((b["topic"].as_str(), seq(&b)), (Some("FX.EURUSD"), 2));
+    assert!(c.try_next_event(Duration::from_millis(200)).is_none(), "AAPL is not under FX.");
+}
+
+#[test]
+fn overlapping_exact_and_wildcard_subscriptions_deliver_once() {
+    let server = server();
+    let p = server.publisher();
+    let mut c = Client::connect(server.local_addr());
+    c.subscribe(&["FX.EURUSD", "FX.*", "*"]);
+    for i in 0..20 {
+        p.publish(Update::new("FX.EURUSD").bid(i as f64)).unwrap();
+    }
+    for i in 1..=20 {
+        assert_eq!(seq(&c.next_event()), i);
+    }
+    // Dropping one of the covering subscriptions keeps the others in force.
+    let id = c.command(json!({"op":"unsubscribe","topics":["FX.*","*"]}));
+    let ack = c.next_event();
+    assert_eq!((ack["event"].as_str(), ack["id"].as_u64()), (Some("unsubscribed"), Some(id)));
+    p.publish(Update::new("FX.EURUSD").bid(99.0)).unwrap();
+    assert_eq!(seq(&c.next_event()), 21);
+    assert!(c.try_next_event(Duration::from_millis(200)).is_none());
+}
+
+#[test]
+fn unsubscribe_stops_delivery_and_resubscribe_sends_a_fresh_snapshot() {
+    let server = server();
+    let p = server.publisher();
+    let mut c = Client::connect(server.local_addr());
+    c.subscribe(&["ETH-USD"]);
+    p.publish(Update::new("ETH-USD").bid(1.0)).unwrap();
+    assert_eq!(seq(&c.next_event()), 1);
+
+    let id = c.command(json!({"op":"unsubscribe","topics":["ETH-USD"]}));
+    let ack = c.next_event();
+    assert_eq!(ack, json!({"event":"unsubscribed","id":id,"topics":["ETH-USD"]}));
+    for _ in 0..5 {
+        p.publish(Update::new("ETH-USD").ask(2.0)).unwrap();
+    }
+    wait_until("updates sequenced", || server.snapshot("ETH-USD").unwrap().seq == 6);
+    assert!(c.try_next_event(Duration::from_millis(200)).is_none(), "nothing after unsubscribe");
+
+    c.subscribe(&["ETH-USD"]);
+    let snap = c.next_event();
+    assert_eq!((snap["event"].as_str(), seq(&snap)), (Some("snapshot"), 6));
+    assert_eq!((snap["bid"].as_f64(), snap["ask"].as_f64()), (Some(1.0), Some(2.0)));
+}
+
+#[test]
+fn topics_lists_what_was_published_with_optional_prefix() {
+    let server = server();
+    let p = server.publisher();
+    for t in ["FX.EURUSD", "AAPL", "FX.USDJPY", "BTC-USD"] {
+        p.publish(Update::new(t).bid(1.0)).unwrap();
+    }
+    wait_until("four topics", || server.topic_count() == 4);
+    let mut c = Client::connect(server.local_addr());
+    let id = c.command(json!({"op":"topics"}));
+    assert_eq!(
+        c.next_event(),
+        json!({"event":"topics","id":id,"topics":["AAPL","BTC-USD","FX.EURUSD","FX.USDJPY"]})
+    );
+    let id = c.command(json!({"op":"topics","prefix":"FX."}));
+    assert_eq!(c.next_event(), json!({"event":"topics","id":id,"topics":["FX.EURUSD","FX.USDJPY"]}));
+}
+
+#[test]
+fn ping_gets_pong_with_the_same_id() {
+    let server = server();
+    let mut c = Client::connect(server.local_addr());
+    c.send(json!({"op":"ping","id":"abc"}));
+    let pong = c.next_event();
+    assert_eq!((pong["event"].as_str(), pong["id"].as_str()), (Some("pong"), Some("abc")));
+    assert!(pong["ts"].as_u64().unwrap() > 0);
+    // A WebSocket-level ping is answered with a pong frame by the transport.
+    c.ws.send(tungstenite::Message::Ping(b"hb".to_vec().into())).unwrap();
+    loop {
+        match c.ws.read().unwrap() {
+            tungstenite::Message::Pong(p) => {
+                assert_eq!(&p[..], b"hb");
+                break;
+            }
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn json_is_the_default_and_msgpack_is_chosen_by_subprotocol() {
+    let server = server();
+    server.publisher().publish(Update::new("X").bid(1.0)).unwrap();
+    wait_until("X exists", || server.snapshot("X").is_some());
+    let mut plain = Client::connect_with(server.local_addr(), None);
+    plain.subscribe(&["X"]);
+    assert_eq!(plain.next_event()["event"], "snapshot");
+    let mut json_c = Client::connect_with(server.local_addr(), Some("tickcast.json"));
+    json_c.subscribe(&["X"]);
+    assert_eq!(json_c.next_event()["event"], "snapshot");
+    let mut mp = Client::connect_msgpack(server.local_addr());
+    mp.subscribe(&["X"]);
+    assert_eq!(mp.next_event()["event"], "snapshot");
+}
