@@ -1,9 +1,10 @@
 //! A shard's own index: which of its connections receive which topic.
 //!
 //! Invariant: connection `c` is a member of topic `t` here exactly when one of
-//! `c`'s subscriptions covers `t` and `t` is known to this shard (it existed when
-//! `c` subscribed, or one of its updates has arrived, or another member joined
-//! it). A member is listed once however many subscriptions cover the topic, so
+//! `c`'s subscriptions covers `t` and `t` has an entry in this shard's index.
+//! Every path keeps it: a new entry takes in the wildcard subscribers that cover
+//! it, a new wildcard joins every entry it covers, and a member leaves only when
+//! nothing of its own covers the topic any more. A member is listed once however many subscriptions cover the topic, so
 //! a client never gets an update twice.
 //!
 //! The shard's interest bit in the topic table follows the member counts: it is
@@ -93,6 +94,9 @@ impl LocalIndex {
         subs: &mut Subscriptions,
         prefix: Arc<str>,
     ) -> Vec<NewlyMatched> {
+        if subs.prefixes.contains(&prefix) {
+            return Vec::new();
+        }
         let existing = table.join_prefix(&prefix, self.shard, fmt);
         let mut fresh = Vec::new();
         for (slot, snapshot) in existing {
@@ -108,6 +112,20 @@ impl LocalIndex {
                 topic: slot.name.clone(),
                 snapshot,
             });
+        }
+        // Topics this shard already tracks that did not exist in the table when
+        // the prefix joined (other clients subscribed to them ahead of their
+        // first update): none of their updates is sequenced yet, so this member
+        // skips nothing.
+        for (name, lt) in self.topics.iter_mut() {
+            if name.starts_with(&*prefix) && !lt.members.iter().any(|m| m.token == token) {
+                lt.counts[fmt.index()] += 1;
+                lt.members.push(Member {
+                    token,
+                    fmt,
+                    skip_through: 0,
+                });
+            }
         }
         subs.prefixes.push(prefix.clone());
         let lp = self.prefixes.entry(prefix).or_default();
