@@ -122,7 +122,10 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::InvalidConfig(why));
         if self.shards == 0 || self.shards > MAX_SHARDS {
-            return bad(format!("shards must be 1..={MAX_SHARDS}, got {}", self.shards));
+            return bad(format!(
+                "shards must be 1..={MAX_SHARDS}, got {}",
+                self.shards
+            ));
         }
         if self.ingest_capacity == 0 {
             return bad("ingest_capacity must be at least 1".into());
@@ -131,16 +134,25 @@ impl Config {
             return bad("router_batch must be at least 1".into());
         }
         if self.max_topic_len == 0 || self.max_topic_len > 1024 {
-            return bad(format!("max_topic_len must be 1..=1024, got {}", self.max_topic_len));
+            return bad(format!(
+                "max_topic_len must be 1..=1024, got {}",
+                self.max_topic_len
+            ));
         }
         if self.max_subscriptions == 0 {
             return bad("max_subscriptions must be at least 1".into());
         }
         if self.max_message_size < 128 {
-            return bad(format!("max_message_size must be at least 128, got {}", self.max_message_size));
+            return bad(format!(
+                "max_message_size must be at least 128, got {}",
+                self.max_message_size
+            ));
         }
         if self.max_handshake_bytes < 512 {
-            return bad(format!("max_handshake_bytes must be at least 512, got {}", self.max_handshake_bytes));
+            return bad(format!(
+                "max_handshake_bytes must be at least 512, got {}",
+                self.max_handshake_bytes
+            ));
         }
         if self.handshake_timeout.is_zero() {
             return bad("handshake_timeout must be positive".into());
@@ -149,10 +161,16 @@ impl Config {
             return bad("max_connections must be at least 1".into());
         }
         if self.max_outbound_bytes < 64 * 1024 {
-            return bad(format!("max_outbound_bytes must be at least 65536, got {}", self.max_outbound_bytes));
+            return bad(format!(
+                "max_outbound_bytes must be at least 65536, got {}",
+                self.max_outbound_bytes
+            ));
         }
         if self.read_buffer_size < 64 {
-            return bad(format!("read_buffer_size must be at least 64, got {}", self.read_buffer_size));
+            return bad(format!(
+                "read_buffer_size must be at least 64, got {}",
+                self.read_buffer_size
+            ));
         }
         Ok(())
     }

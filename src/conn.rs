@@ -140,7 +140,11 @@ impl Conn {
     }
 
     /// Reads what the socket has and routes the request once the head is complete.
-    pub fn read_handshake(&mut self, ctx: HttpContext, ws_config: WebSocketConfig) -> HandshakeStep {
+    pub fn read_handshake(
+        &mut self,
+        ctx: HttpContext,
+        ws_config: WebSocketConfig,
+    ) -> HandshakeStep {
         let Phase::Handshake { head } = &mut self.phase else {
             return HandshakeStep::More;
         };
@@ -204,16 +208,22 @@ impl Conn {
                 Ok(m) => Incoming::Message(m),
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Incoming::Idle,
-                Err(WsError::Io(_)) | Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
+                Err(WsError::Io(_))
+                | Err(WsError::ConnectionClosed)
+                | Err(WsError::AlreadyClosed) => Incoming::Gone,
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
                     Incoming::Gone
                 }
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => Incoming::Gone,
-                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => Incoming::Fail(
-                    CloseCode::Size,
-                    format!("message of {size} bytes exceeds the limit of {max_size}"),
-                ),
+                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+                    Incoming::Fail(
+                        CloseCode::Size,
+                        format!("message of {size} bytes exceeds the limit of {max_size}"),
+                    )
+                }
                 Err(WsError::Capacity(e)) => Incoming::Fail(CloseCode::Size, e.to_string()),
-                Err(WsError::Utf8(_)) => Incoming::Fail(CloseCode::Invalid, "text frame is not valid UTF-8".into()),
+                Err(WsError::Utf8(_)) => {
+                    Incoming::Fail(CloseCode::Invalid, "text frame is not valid UTF-8".into())
+                }
                 Err(WsError::Protocol(e)) => Incoming::Fail(CloseCode::Protocol, e.to_string()),
                 Err(e) => Incoming::Fail(CloseCode::Protocol, e.to_string()),
             };

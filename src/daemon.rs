@@ -96,9 +96,11 @@ impl DaemonConfig {
     pub fn load(path: Option<&Path>, flags: &Flags) -> Result<DaemonConfig> {
         let file = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| Error::InvalidConfig(format!("cannot read {}: {e}", p.display())))?;
-                parse_file(&text).map_err(|e| Error::InvalidConfig(format!("{}: {e}", p.display())))?
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::InvalidConfig(format!("cannot read {}: {e}", p.display()))
+                })?;
+                parse_file(&text)
+                    .map_err(|e| Error::InvalidConfig(format!("{}: {e}", p.display())))?
             }
             None => FileConfig::default(),
         };
@@ -141,7 +143,10 @@ impl DaemonConfig {
         }
         c.validate()?;
         let demo_on = flags.demo || file.demo.enabled.unwrap_or(false);
-        let demo_rate = flags.demo_rate.or(file.demo.rate).unwrap_or(DEFAULT_DEMO_RATE);
+        let demo_rate = flags
+            .demo_rate
+            .or(file.demo.rate)
+            .unwrap_or(DEFAULT_DEMO_RATE);
         if demo_on && demo_rate == 0 {
             return Err(Error::InvalidConfig("demo rate must be at least 1".into()));
         }
@@ -150,9 +155,11 @@ impl DaemonConfig {
             .as_deref()
             .or(file.log_level.as_deref())
             .unwrap_or("info");
-        let log_level = level
-            .parse()
-            .map_err(|_| Error::InvalidConfig(format!("log level {level:?} is not one of error, warn, info, debug, trace")))?;
+        let log_level = level.parse().map_err(|_| {
+            Error::InvalidConfig(format!(
+                "log level {level:?} is not one of error, warn, info, debug, trace"
+            ))
+        })?;
         Ok(DaemonConfig {
             server: c,
             demo_rate: demo_on.then_some(demo_rate),
@@ -180,7 +187,10 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let file = parse_file("listen = \"127.0.0.1:9000\"\nshards = 3\n[demo]\nenabled = true\nrate = 50\n").unwrap();
+        let file = parse_file(
+            "listen = \"127.0.0.1:9000\"\nshards = 3\n[demo]\nenabled = true\nrate = 50\n",
+        )
+        .unwrap();
         let flags = Flags {
             shards: Some(1),
             ..Flags::default()

@@ -83,7 +83,9 @@ impl Walk {
             .bid_size((self.size * rng.random_range(0.2..5.0f64)).round().max(1.0))
             .ask_size((self.size * rng.random_range(0.2..5.0f64)).round().max(1.0));
         if rng.random_range(0..3) == 0 {
-            let qty = (self.size * rng.random_range(0.05..2.0f64)).round().max(1.0);
+            let qty = (self.size * rng.random_range(0.05..2.0f64))
+                .round()
+                .max(1.0);
             self.volume += qty;
             let px = if rng.random::<bool>() { ask } else { bid };
             u = u.last(px).last_size(qty).volume(self.volume);

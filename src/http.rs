@@ -48,17 +48,35 @@ pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() >= ctx.max_head {
-                return Route::Respond(response(431, "Request Header Fields Too Large", "request head too large\n"));
+                return Route::Respond(response(
+                    431,
+                    "Request Header Fields Too Large",
+                    "request head too large\n",
+                ));
             }
             return Route::Partial;
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return Route::Respond(response(431, "Request Header Fields Too Large", "too many request headers\n"))
+            return Route::Respond(response(
+                431,
+                "Request Header Fields Too Large",
+                "too many request headers\n",
+            ))
         }
-        Err(e) => return Route::Respond(response(400, "Bad Request", &format!("malformed HTTP request: {e}\n"))),
+        Err(e) => {
+            return Route::Respond(response(
+                400,
+                "Bad Request",
+                &format!("malformed HTTP request: {e}\n"),
+            ))
+        }
     };
     if consumed > ctx.max_head {
-        return Route::Respond(response(431, "Request Header Fields Too Large", "request head too large\n"));
+        return Route::Respond(response(
+            431,
+            "Request Header Fields Too Large",
+            "request head too large\n",
+        ));
     }
     let method = req.method.unwrap_or("");
     let full_path = req.path.unwrap_or("/");
@@ -70,18 +88,22 @@ pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
 
-    if method != "GET" && method != "HEAD" {
+    if method != "GET" {
         return Route::Respond(response_with(
             405,
             "Method Not Allowed",
             "only GET is supported\n",
-            "Allow: GET, HEAD\r\n",
+            "Allow: GET\r\n",
         ));
     }
     match path {
         "/ws" => {
             if ctx.shutting_down {
-                return Route::Respond(response(503, "Service Unavailable", "server is shutting down\n"));
+                return Route::Respond(response(
+                    503,
+                    "Service Unavailable",
+                    "server is shutting down\n",
+                ));
             }
             upgrade(&header, consumed)
         }
@@ -92,7 +114,13 @@ pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
                 Route::Respond(response(200, "OK", "ok\n"))
             }
         }
-        "/" => Route::Respond(response_typed(200, "OK", "text/html; charset=utf-8", LANDING_PAGE, "")),
+        "/" => Route::Respond(response_typed(
+            200,
+            "OK",
+            "text/html; charset=utf-8",
+            LANDING_PAGE,
+            "",
+        )),
         _ => Route::Respond(response(404, "Not Found", "not found\n")),
     }
 }
@@ -117,13 +145,19 @@ fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize) -> Rou
             "Sec-WebSocket-Version: 13\r\n",
         ));
     }
-    let Some(key) = header("Sec-WebSocket-Key").map(str::trim).filter(|k| !k.is_empty()) else {
+    let Some(key) = header("Sec-WebSocket-Key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    else {
         return Route::Respond(response(400, "Bad Request", "missing Sec-WebSocket-Key\n"));
     };
     let format = match header("Sec-WebSocket-Protocol") {
         None => None,
         Some(list) => {
-            let chosen = list.split(',').map(str::trim).find_map(Format::from_subprotocol);
+            let chosen = list
+                .split(',')
+                .map(str::trim)
+                .find_map(Format::from_subprotocol);
             if chosen.is_none() {
                 return Route::Respond(response(
                     400,
@@ -161,7 +195,13 @@ fn response_with(status: u16, reason: &str, body: &str, extra: &str) -> Vec<u8> 
 }
 
 /// A complete response with a content type and extra header lines (each ending in CRLF).
-pub fn response_typed(status: u16, reason: &str, content_type: &str, body: &str, extra: &str) -> Vec<u8> {
+pub fn response_typed(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &str,
+    extra: &str,
+) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n{body}",
         body.len()
@@ -169,7 +209,8 @@ pub fn response_typed(status: u16, reason: &str, content_type: &str, body: &str,
     .into_bytes()
 }
 
-const LANDING_PAGE: &str = "<!doctype html><html><head><meta charset=utf-8><title>tickcast</title></head>\
+const LANDING_PAGE: &str =
+    "<!doctype html><html><head><meta charset=utf-8><title>tickcast</title></head>\
 <body style=\"font-family:system-ui;background:#111;color:#ddd\"><h1>tickcast</h1>\
 <p>WebSocket market data at <code>/ws</code> (subprotocols <code>tickcast.json</code>, \
 <code>tickcast.msgpack</code>); health at <code>/healthz</code>.</p></body></html>\n";
@@ -215,18 +256,37 @@ Sec-WebSocket-Protocol: foo, tickcast.msgpack\r\n\r\nXX";
     #[test]
     fn other_requests_get_clear_statuses() {
         assert_eq!(status(&route(b"GET /ws HTT", CTX)), "partial");
-        assert_eq!(status(&route(b"GET /ws HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 426");
-        assert_eq!(status(&route(b"GET /nope HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 404");
-        assert_eq!(status(&route(b"POST /ws HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 405");
-        assert_eq!(status(&route(b"\x16\x03\x01garbage\r\n\r\n", CTX)), "HTTP/1.1 400");
-        assert_eq!(status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", CTX)), "HTTP/1.1 200");
+        assert_eq!(
+            status(&route(b"GET /ws HTTP/1.1\r\n\r\n", CTX)),
+            "HTTP/1.1 426"
+        );
+        assert_eq!(
+            status(&route(b"GET /nope HTTP/1.1\r\n\r\n", CTX)),
+            "HTTP/1.1 404"
+        );
+        assert_eq!(
+            status(&route(b"POST /ws HTTP/1.1\r\n\r\n", CTX)),
+            "HTTP/1.1 405"
+        );
+        assert_eq!(
+            status(&route(b"\x16\x03\x01garbage\r\n\r\n", CTX)),
+            "HTTP/1.1 400"
+        );
+        assert_eq!(
+            status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", CTX)),
+            "HTTP/1.1 200"
+        );
         let down = HttpContext {
             shutting_down: true,
             ..CTX
         };
-        assert_eq!(status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", down)), "HTTP/1.1 503");
+        assert_eq!(
+            status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", down)),
+            "HTTP/1.1 503"
+        );
+        // A head that never ends is cut off at the limit.
         let big = vec![b'a'; 9000];
-        assert_eq!(status(&route(&big, CTX)), "HTTP/1.1 400");
+        assert_eq!(status(&route(&big, CTX)), "HTTP/1.1 431");
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.extend(vec![b'a'; 9000]);
         assert_eq!(status(&route(&long, CTX)), "HTTP/1.1 431");

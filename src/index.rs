@@ -76,11 +76,14 @@ impl LocalIndex {
         }
         let joined = table.join_exact(&topic, self.shard, fmt);
         let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
-        self.attach(topic.clone(), Member {
-            token,
-            fmt,
-            skip_through: skip,
-        });
+        self.attach(
+            topic.clone(),
+            Member {
+                token,
+                fmt,
+                skip_through: skip,
+            },
+        );
         joined.map(|(_, snapshot)| NewlyMatched { topic, snapshot })
     }
 
@@ -103,11 +106,14 @@ impl LocalIndex {
             if subs.covers(&slot.name) {
                 continue;
             }
-            self.attach(slot.name.clone(), Member {
-                token,
-                fmt,
-                skip_through: snapshot.seq,
-            });
+            self.attach(
+                slot.name.clone(),
+                Member {
+                    token,
+                    fmt,
+                    skip_through: snapshot.seq,
+                },
+            );
             fresh.push(NewlyMatched {
                 topic: slot.name.clone(),
                 snapshot,
@@ -135,7 +141,14 @@ impl LocalIndex {
     }
 
     /// Unsubscribes `token` from one exact topic (no-op if not subscribed).
-    pub fn remove_exact(&mut self, table: &TopicTable, token: usize, fmt: Format, subs: &mut Subscriptions, topic: &str) {
+    pub fn remove_exact(
+        &mut self,
+        table: &TopicTable,
+        token: usize,
+        fmt: Format,
+        subs: &mut Subscriptions,
+        topic: &str,
+    ) {
         if !subs.exact.remove(topic) {
             return;
         }
@@ -145,7 +158,14 @@ impl LocalIndex {
     }
 
     /// Unsubscribes `token` from a prefix pattern (no-op if not subscribed).
-    pub fn remove_prefix(&mut self, table: &TopicTable, token: usize, fmt: Format, subs: &mut Subscriptions, prefix: &str) {
+    pub fn remove_prefix(
+        &mut self,
+        table: &TopicTable,
+        token: usize,
+        fmt: Format,
+        subs: &mut Subscriptions,
+        prefix: &str,
+    ) {
         let Some(pos) = subs.prefixes.iter().position(|p| &**p == prefix) else {
             return;
         };
@@ -163,7 +183,11 @@ impl LocalIndex {
         let orphaned: Vec<Arc<str>> = self
             .topics
             .iter()
-            .filter(|(t, lt)| t.starts_with(prefix) && !subs.covers(t) && lt.members.iter().any(|m| m.token == token))
+            .filter(|(t, lt)| {
+                t.starts_with(prefix)
+                    && !subs.covers(t)
+                    && lt.members.iter().any(|m| m.token == token)
+            })
             .map(|(t, _)| t.clone())
             .collect();
         for t in orphaned {
@@ -172,7 +196,13 @@ impl LocalIndex {
     }
 
     /// Removes every subscription of a closing connection.
-    pub fn remove_all(&mut self, table: &TopicTable, token: usize, fmt: Format, subs: &mut Subscriptions) {
+    pub fn remove_all(
+        &mut self,
+        table: &TopicTable,
+        token: usize,
+        fmt: Format,
+        subs: &mut Subscriptions,
+    ) {
         let prefixes: Vec<Arc<str>> = subs.prefixes.clone();
         for p in prefixes {
             self.remove_prefix(table, token, fmt, subs, &p);
@@ -233,7 +263,9 @@ impl LocalIndex {
     }
 
     fn detach(&mut self, table: &TopicTable, topic: &str, token: usize, fmt: Format) {
-        let Some(lt) = self.topics.get_mut(topic) else { return };
+        let Some(lt) = self.topics.get_mut(topic) else {
+            return;
+        };
         let before = lt.members.len();
         lt.members.retain(|m| m.token != token);
         if lt.members.len() == before {

@@ -36,7 +36,10 @@ impl Outbound {
     /// never serializes anything.
     #[inline]
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.pos > 0 && self.pos >= self.buf.len() / 2 && self.buf.capacity() - self.buf.len() < bytes.len() {
+        if self.pos > 0
+            && self.pos >= self.buf.len() / 2
+            && self.buf.capacity() - self.buf.len() < bytes.len()
+        {
             // Reclaim the written front instead of growing.
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -128,7 +131,10 @@ mod tests {
     #[test]
     fn keeps_order_across_blocked_writes() {
         let mut out = Outbound::default();
-        let mut pipe = Pipe { got: vec![], room: 10 };
+        let mut pipe = Pipe {
+            got: vec![],
+            room: 10,
+        };
         out.push(b"hello ");
         out.push(b"world");
         assert_eq!(out.write_to(&mut pipe).unwrap(), Flushed::Blocked);

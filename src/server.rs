@@ -185,9 +185,12 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     // Lets a restarted daemon bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"))))?;
+    socket.bind(&addr.into()).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot bind {addr}: {e}"),
+        ))
+    })?;
     socket.listen(4096)?;
     Ok(socket.into())
 }

@@ -13,8 +13,8 @@ use crate::index::{LocalIndex, NewlyMatched};
 use crate::outbound::Flushed;
 use crate::router::Encoded;
 use crate::server::Shared;
-use crate::topics::{Selector, TopicTable};
 use crate::timer::DeadlineQueue;
+use crate::topics::{Selector, TopicTable};
 use crate::update::now_ns;
 use crate::wire::command::{self, Command, CommandError, Encoding, Op};
 use crate::wire::event::{self, ErrorCode, PriceKind};
@@ -187,12 +187,18 @@ impl Shard {
             return Duration::ZERO;
         }
         let now = Instant::now();
-        let next = [self.handshakes.next(), self.closings.next(), self.shutdown_deadline]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            self.handshakes.next(),
+            self.closings.next(),
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
-            Some(at) => at.saturating_duration_since(now).min(Duration::from_secs(1)),
+            Some(at) => at
+                .saturating_duration_since(now)
+                .min(Duration::from_secs(1)),
             None => Duration::from_secs(1),
         }
     }
@@ -210,7 +216,9 @@ impl Shard {
             return;
         }
         for _ in 0..ACCEPT_BUDGET {
-            let Some(listener) = self.listener.as_ref() else { return };
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
             match listener.accept() {
                 Ok((sock, _addr)) => {
                     let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -260,11 +268,11 @@ impl Shard {
     fn adopt(&mut self, mut sock: TcpStream) {
         let entry = self.conns.vacant_entry();
         let token = entry.key();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut sock, Token(token), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             log::warn!("shard {}: cannot register connection: {e}", self.id);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -289,7 +297,9 @@ impl Shard {
 
     fn read_conn(&mut self, token: usize) {
         let ctx = self.http_context();
-        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         match conn.phase {
             Phase::Handshake { .. } => match conn.read_handshake(ctx, self.ws_config) {
                 HandshakeStep::More => {}
@@ -318,11 +328,16 @@ impl Shard {
 
     fn read_messages(&mut self, token: usize) {
         for _ in 0..READ_BUDGET {
-            let Some(conn) = self.conns.get_mut(token) else { return };
+            let Some(conn) = self.conns.get_mut(token) else {
+                return;
+            };
             match conn.read_message() {
                 Incoming::Message(m) => self.on_message(token, m),
                 Incoming::Idle => {
-                    if matches!(self.conns.get(token).map(|c| &c.phase), Some(Phase::Closing)) {
+                    if matches!(
+                        self.conns.get(token).map(|c| &c.phase),
+                        Some(Phase::Closing)
+                    ) {
                         // The peer sent a close; our reply is queued.
                         self.start_closing(token);
                     }
@@ -339,7 +354,10 @@ impl Shard {
                     return;
                 }
             }
-            if !matches!(self.conns.get(token).map(|c| &c.phase), Some(Phase::Open { .. })) {
+            if !matches!(
+                self.conns.get(token).map(|c| &c.phase),
+                Some(Phase::Open { .. })
+            ) {
                 self.start_closing(token);
                 return;
             }
@@ -350,19 +368,26 @@ impl Shard {
     /// A connection entered Closing: its subscriptions end now and a deadline
     /// bounds how long it may linger.
     fn start_closing(&mut self, token: usize) {
-        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         let fmt = conn.format;
-        self.index.remove_all(&self.table, token, fmt, &mut conn.subs);
+        self.index
+            .remove_all(&self.table, token, fmt, &mut conn.subs);
         let id = conn.id;
         self.closings.push(Instant::now(), token, id);
         self.mark_dirty(token);
     }
 
     fn on_message(&mut self, token: usize, msg: Message) {
-        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         let parsed = match msg {
             Message::Text(text) => command::parse(text.as_bytes(), Encoding::Json),
-            Message::Binary(bytes) if conn.format == Format::MsgPack => command::parse(&bytes, Encoding::MsgPack),
+            Message::Binary(bytes) if conn.format == Format::MsgPack => {
+                command::parse(&bytes, Encoding::MsgPack)
+            }
             Message::Binary(_) => {
                 conn.close(
                     CloseCode::Unsupported,
@@ -381,33 +406,43 @@ impl Shard {
     }
 
     fn send_error(&mut self, token: usize, e: CommandError) {
-        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         let f = event::encode_error(&mut self.fb, conn.format, e.id.as_ref(), e.code, &e.message);
         conn.out.push(f);
     }
 
     fn on_command(&mut self, token: usize, cmd: Command) {
         let max_len = self.shared.config.max_topic_len;
-        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         let fmt = conn.format;
         let id = cmd.id;
         match cmd.op {
             Op::Subscribe(list) | Op::Unsubscribe(list) if list.is_empty() => {
-                self.send_error(token, CommandError {
-                    id,
-                    code: ErrorCode::BadRequest,
-                    message: "\"topics\" is empty".into(),
-                });
+                self.send_error(
+                    token,
+                    CommandError {
+                        id,
+                        code: ErrorCode::BadRequest,
+                        message: "\"topics\" is empty".into(),
+                    },
+                );
             }
             Op::Subscribe(list) => {
                 let sels = match parse_selectors(&list, max_len) {
                     Ok(s) => s,
                     Err(message) => {
-                        return self.send_error(token, CommandError {
-                            id,
-                            code: ErrorCode::BadTopic,
-                            message,
-                        })
+                        return self.send_error(
+                            token,
+                            CommandError {
+                                id,
+                                code: ErrorCode::BadTopic,
+                                message,
+                            },
+                        )
                     }
                 };
                 let new = sels.iter().filter(|s| !conn.subs.contains(s)).count();
@@ -417,29 +452,49 @@ impl Shard {
                         "subscribing to {new} more would make {} subscriptions; the limit per connection is {max}",
                         conn.subs.len() + new
                     );
-                    return self.send_error(token, CommandError {
-                        id,
-                        code: ErrorCode::TooManySubscriptions,
-                        message,
-                    });
+                    return self.send_error(
+                        token,
+                        CommandError {
+                            id,
+                            code: ErrorCode::TooManySubscriptions,
+                            message,
+                        },
+                    );
                 }
                 let names: Vec<String> = sels.iter().map(Selector::text).collect();
-                let ack = event::encode_topics(&mut self.fb, fmt, "subscribed", id.as_ref(), &names);
+                let ack =
+                    event::encode_topics(&mut self.fb, fmt, "subscribed", id.as_ref(), &names);
                 conn.out.push(ack);
                 let mut fresh: Vec<NewlyMatched> = Vec::new();
                 for sel in sels {
                     match sel {
-                        Selector::Exact(t) => {
-                            fresh.extend(self.index.add_exact(&self.table, token, fmt, &mut conn.subs, t))
-                        }
-                        Selector::Prefix(p) => {
-                            fresh.extend(self.index.add_prefix(&self.table, token, fmt, &mut conn.subs, p))
-                        }
+                        Selector::Exact(t) => fresh.extend(self.index.add_exact(
+                            &self.table,
+                            token,
+                            fmt,
+                            &mut conn.subs,
+                            t,
+                        )),
+                        Selector::Prefix(p) => fresh.extend(self.index.add_prefix(
+                            &self.table,
+                            token,
+                            fmt,
+                            &mut conn.subs,
+                            p,
+                        )),
                     }
                 }
                 for nm in fresh {
                     let s = nm.snapshot;
-                    let f = event::encode_price(&mut self.fb, fmt, PriceKind::Snapshot, &nm.topic, s.seq, s.ts, &s.prices);
+                    let f = event::encode_price(
+                        &mut self.fb,
+                        fmt,
+                        PriceKind::Snapshot,
+                        &nm.topic,
+                        s.seq,
+                        s.ts,
+                        &s.prices,
+                    );
                     conn.out.push(f);
                 }
             }
@@ -447,21 +502,31 @@ impl Shard {
                 let sels = match parse_selectors(&list, max_len) {
                     Ok(s) => s,
                     Err(message) => {
-                        return self.send_error(token, CommandError {
-                            id,
-                            code: ErrorCode::BadTopic,
-                            message,
-                        })
+                        return self.send_error(
+                            token,
+                            CommandError {
+                                id,
+                                code: ErrorCode::BadTopic,
+                                message,
+                            },
+                        )
                     }
                 };
                 for sel in &sels {
                     match sel {
-                        Selector::Exact(t) => self.index.remove_exact(&self.table, token, fmt, &mut conn.subs, t),
-                        Selector::Prefix(p) => self.index.remove_prefix(&self.table, token, fmt, &mut conn.subs, p),
+                        Selector::Exact(t) => {
+                            self.index
+                                .remove_exact(&self.table, token, fmt, &mut conn.subs, t)
+                        }
+                        Selector::Prefix(p) => {
+                            self.index
+                                .remove_prefix(&self.table, token, fmt, &mut conn.subs, p)
+                        }
                     }
                 }
                 let names: Vec<String> = sels.iter().map(Selector::text).collect();
-                let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
+                let ack =
+                    event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
                 conn.out.push(ack);
             }
             Op::Topics { prefix } => {
@@ -500,13 +565,19 @@ impl Shard {
     /// each connection's reused queue), no lock, no syscall; the write happens
     /// once per connection per iteration in `flush_dirty`.
     fn deliver(&mut self, enc: &Encoded) {
-        let Some(lt) = self.index.members_for(&enc.topic) else { return };
+        let Some(lt) = self.index.members_for(&enc.topic) else {
+            return;
+        };
         for m in &lt.members {
             if enc.seq <= m.skip_through {
                 continue;
             }
-            let Some(frame) = enc.frames[m.fmt.index()].as_deref() else { continue };
-            let Some(conn) = self.conns.get_mut(m.token) else { continue };
+            let Some(frame) = enc.frames[m.fmt.index()].as_deref() else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(m.token) else {
+                continue;
+            };
             conn.out.push(frame);
             if !conn.dirty {
                 conn.dirty = true;
@@ -519,7 +590,9 @@ impl Shard {
     fn flush_dirty(&mut self) {
         let max_out = self.shared.config.max_outbound_bytes;
         for token in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(token) else { continue };
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
             conn.dirty = false;
             match conn.flush() {
                 Ok(Flushed::All) => {
@@ -548,7 +621,11 @@ impl Shard {
         while let Some((token, id)) = self.handshakes.pop_expired(now) {
             if let Some(conn) = self.conns.get_mut(token) {
                 if conn.id == id && matches!(conn.phase, Phase::Handshake { .. }) {
-                    conn.out.push(&http::response(408, "Request Timeout", "handshake timed out\n"));
+                    conn.out.push(&http::response(
+                        408,
+                        "Request Timeout",
+                        "handshake timed out\n",
+                    ));
                     conn.phase = Phase::Closing;
                     self.start_closing(token);
                 }
@@ -588,7 +665,8 @@ impl Shard {
             return;
         }
         let mut conn = self.conns.remove(token);
-        self.index.remove_all(&self.table, token, conn.format, &mut conn.subs);
+        self.index
+            .remove_all(&self.table, token, conn.format, &mut conn.subs);
         let _ = self.poll.registry().deregister(&mut conn.sock);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }

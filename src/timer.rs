@@ -56,7 +56,10 @@ mod tests {
         q.push(t0, 1, 10);
         q.push(t0 + Duration::from_millis(500), 2, 20);
         assert_eq!(q.pop_expired(t0), None);
-        assert_eq!(q.pop_expired(t0 + Duration::from_millis(1200)), Some((1, 10)));
+        assert_eq!(
+            q.pop_expired(t0 + Duration::from_millis(1200)),
+            Some((1, 10))
+        );
         assert_eq!(q.pop_expired(t0 + Duration::from_millis(1200)), None);
         assert_eq!(q.next(), Some(t0 + Duration::from_millis(1500)));
     }

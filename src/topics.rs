@@ -20,7 +20,10 @@ pub fn validate_topic(topic: &str, max_len: usize) -> Result<(), String> {
         return Err("topic is empty".into());
     }
     if topic.len() > max_len {
-        return Err(format!("topic is {} bytes, longer than the limit of {max_len}", topic.len()));
+        return Err(format!(
+            "topic is {} bytes, longer than the limit of {max_len}",
+            topic.len()
+        ));
     }
     if let Some(c) = topic.chars().find(|c| !is_topic_char(*c)) {
         return Err(format!(
@@ -57,7 +60,10 @@ impl Selector {
     pub fn parse(s: &str, max_len: usize) -> Result<Selector, String> {
         if let Some(prefix) = s.strip_suffix('*') {
             if prefix.contains('*') {
-                return Err(format!("pattern {:?} may hold '*' only at its end", truncate(s)));
+                return Err(format!(
+                    "pattern {:?} may hold '*' only at its end",
+                    truncate(s)
+                ));
             }
             if !prefix.is_empty() {
                 validate_topic(prefix, max_len)?;
@@ -65,7 +71,10 @@ impl Selector {
             Ok(Selector::Prefix(prefix.into()))
         } else {
             if s.contains('*') {
-                return Err(format!("pattern {:?} may hold '*' only at its end", truncate(s)));
+                return Err(format!(
+                    "pattern {:?} may hold '*' only at its end",
+                    truncate(s)
+                ));
             }
             validate_topic(s, max_len)?;
             Ok(Selector::Exact(s.into()))
@@ -206,7 +215,12 @@ impl TopicTable {
     /// Shard only: registers `shard`'s interest in an exact topic. Returns the
     /// slot and snapshot if the topic exists; otherwise the interest is parked
     /// until the router creates the topic.
-    pub(crate) fn join_exact(&self, topic: &Arc<str>, shard: usize, fmt: Format) -> Option<(Arc<TopicSlot>, Snapshot)> {
+    pub(crate) fn join_exact(
+        &self,
+        topic: &Arc<str>,
+        shard: usize,
+        fmt: Format,
+    ) -> Option<(Arc<TopicSlot>, Snapshot)> {
         {
             let inner = self.inner.read();
             if let Some(slot) = inner.topics.get(topic) {
@@ -322,9 +336,15 @@ mod tests {
 
     #[test]
     fn selectors_allow_star_only_at_the_end() {
-        assert_eq!(Selector::parse("FX.*", 64), Ok(Selector::Prefix("FX.".into())));
+        assert_eq!(
+            Selector::parse("FX.*", 64),
+            Ok(Selector::Prefix("FX.".into()))
+        );
         assert_eq!(Selector::parse("*", 64), Ok(Selector::Prefix("".into())));
-        assert_eq!(Selector::parse("AAPL", 64), Ok(Selector::Exact("AAPL".into())));
+        assert_eq!(
+            Selector::parse("AAPL", 64),
+            Ok(Selector::Exact("AAPL".into()))
+        );
         assert!(Selector::parse("F*X", 64).is_err());
         assert!(Selector::parse("**", 64).is_err());
         assert!(Selector::Prefix("FX.".into()).matches("FX.EURUSD"));

@@ -29,10 +29,17 @@ impl Witness {
 
     /// Publishes one update and insists the witness receives exactly it.
     fn check(&mut self, server: &Server) {
-        server.publisher().publish(Update::new("WIT").bid(self.seq as f64)).unwrap();
+        server
+            .publisher()
+            .publish(Update::new("WIT").bid(self.seq as f64))
+            .unwrap();
         self.seq += 1;
         let ev = self.client.next_event();
-        assert_eq!((ev["topic"].as_str(), ev["seq"].as_u64()), (Some("WIT"), Some(self.seq)), "{ev}");
+        assert_eq!(
+            (ev["topic"].as_str(), ev["seq"].as_u64()),
+            (Some("WIT"), Some(self.seq)),
+            "{ev}"
+        );
     }
 }
 
@@ -40,7 +47,10 @@ fn error_of(c: &mut Client, cmd_text: &str) -> serde_json::Value {
     c.ws.send(Message::text(cmd_text)).unwrap();
     let ev = c.next_event();
     assert_eq!(ev["event"], "error", "{ev}");
-    assert!(ev["message"].as_str().is_some_and(|m| !m.is_empty()), "readable message: {ev}");
+    assert!(
+        ev["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "readable message: {ev}"
+    );
     ev
 }
 
@@ -53,23 +63,53 @@ fn bad_commands_get_error_events_and_the_connection_stays_usable() {
     assert_eq!(error_of(&mut c, "{not json")["code"], "bad_json");
     assert_eq!(error_of(&mut c, "[1,2]")["code"], "bad_request");
     let e = error_of(&mut c, r#"{"op":"teleport","id":7}"#);
-    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("unknown_op"), Some(7)));
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64()),
+        (Some("unknown_op"), Some(7))
+    );
     let e = error_of(&mut c, r#"{"op":"subscribe","id":8}"#);
-    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("bad_request"), Some(8)));
-    let e = error_of(&mut c, r#"{"op":"subscribe","id":9,"topics":["has space"]}"#);
-    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("bad_topic"), Some(9)));
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64()),
+        (Some("bad_request"), Some(8))
+    );
+    let e = error_of(
+        &mut c,
+        r#"{"op":"subscribe","id":9,"topics":["has space"]}"#,
+    );
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64()),
+        (Some("bad_topic"), Some(9))
+    );
     let long = "A".repeat(65);
-    assert_eq!(error_of(&mut c, &json!({"op":"subscribe","topics":[long]}).to_string())["code"], "bad_topic");
-    assert_eq!(error_of(&mut c, r#"{"op":"subscribe","topics":["F*X"]}"#)["code"], "bad_topic");
-    assert_eq!(error_of(&mut c, r#"{"op":"unsubscribe","topics":[""]}"#)["code"], "bad_topic");
+    assert_eq!(
+        error_of(
+            &mut c,
+            &json!({"op":"subscribe","topics":[long]}).to_string()
+        )["code"],
+        "bad_topic"
+    );
+    assert_eq!(
+        error_of(&mut c, r#"{"op":"subscribe","topics":["F*X"]}"#)["code"],
+        "bad_topic"
+    );
+    assert_eq!(
+        error_of(&mut c, r#"{"op":"unsubscribe","topics":[""]}"#)["code"],
+        "bad_topic"
+    );
     w.check(&server);
 
     // The subscription limit counts exact topics and patterns; a refused
     // command subscribes to nothing.
     c.subscribe(&["A", "B"]);
     let e = error_of(&mut c, r#"{"op":"subscribe","id":10,"topics":["C","D.*"]}"#);
-    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("too_many_subscriptions"), Some(10)));
-    server.publisher().publish(Update::new("C").bid(1.0)).unwrap();
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64()),
+        (Some("too_many_subscriptions"), Some(10))
+    );
+    server
+        .publisher()
+        .publish(Update::new("C").bid(1.0))
+        .unwrap();
     c.subscribe(&["A", "D.*"]);
     // Still usable: a valid command after all the errors works.
     c.send(json!({"op":"ping","id":11}));
@@ -162,7 +202,10 @@ fn garbage_instead_of_http_is_answered_400_and_closed() {
     let resp = http_raw(server.local_addr(), b"\x16\x03\x01\x02\x00garbage\r\n\r\n");
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
     let resp = http_raw(server.local_addr(), &[0u8; 20_000]);
-    assert!(resp.starts_with("HTTP/1.1 400") || resp.starts_with("HTTP/1.1 431"), "{resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 400") || resp.starts_with("HTTP/1.1 431"),
+        "{resp}"
+    );
     w.check(&server);
 }
 
@@ -178,16 +221,28 @@ fn plain_http_gets_real_status_codes() {
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
     );
-    assert!(resp.starts_with("HTTP/1.1 400") && resp.contains("tickcast.json"), "{resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 400") && resp.contains("tickcast.json"),
+        "{resp}"
+    );
 }
 
 #[test]
 fn invalid_publishes_are_refused_to_the_publisher() {
     let server = server();
     let p = server.publisher();
-    assert!(matches!(p.publish(Update::new("bad topic")), Err(tickcast::Error::InvalidTopic(_))));
-    assert!(matches!(p.publish(Update::new("")), Err(tickcast::Error::InvalidTopic(_))));
-    assert!(matches!(p.publish(Update::new("X").bid(f64::NAN)), Err(tickcast::Error::InvalidValue("bid"))));
+    assert!(matches!(
+        p.publish(Update::new("bad topic")),
+        Err(tickcast::Error::InvalidTopic(_))
+    ));
+    assert!(matches!(
+        p.publish(Update::new("")),
+        Err(tickcast::Error::InvalidTopic(_))
+    ));
+    assert!(matches!(
+        p.publish(Update::new("X").bid(f64::NAN)),
+        Err(tickcast::Error::InvalidValue("bid"))
+    ));
     assert!(matches!(
         p.publish_batch([Update::new("OK").bid(1.0), Update::new("B*D")]),
         Err(tickcast::Error::InvalidTopic(_))

@@ -16,14 +16,19 @@ fn a_thousand_subscribers_each_receive_every_update_of_a_burst_in_order() {
     p.publish(Update::new("BURST").bid(0.0).ask(1.0)).unwrap();
     wait_until("first update", || server.snapshot("BURST").is_some());
 
-    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| Client::connect(server.local_addr())).collect();
+    let mut clients: Vec<Client> = (0..CLIENTS)
+        .map(|_| Client::connect(server.local_addr()))
+        .collect();
     for c in clients.iter_mut() {
         c.send(json!({"op":"subscribe","id":1,"topics":["BURST"]}));
     }
     for c in clients.iter_mut() {
         assert_eq!(c.next_event()["event"], "subscribed");
         let snap = c.next_event();
-        assert_eq!((snap["event"].as_str(), snap["seq"].as_u64()), (Some("snapshot"), Some(1)));
+        assert_eq!(
+            (snap["event"].as_str(), snap["seq"].as_u64()),
+            (Some("snapshot"), Some(1))
+        );
     }
     assert_eq!(server.connection_count(), CLIENTS);
 

@@ -14,9 +14,13 @@ fn seq(v: &Value) -> u64 {
 fn snapshot_then_updates(msgpack: bool) {
     let server = server();
     let p = server.publisher();
-    p.publish(Update::new("BTC-USD").bid(100.0).ask(101.0)).unwrap();
-    p.publish(Update::new("BTC-USD").last(100.5).volume(3.0)).unwrap();
-    wait_until("two updates sequenced", || server.snapshot("BTC-USD").map(|s| s.seq) == Some(2));
+    p.publish(Update::new("BTC-USD").bid(100.0).ask(101.0))
+        .unwrap();
+    p.publish(Update::new("BTC-USD").last(100.5).volume(3.0))
+        .unwrap();
+    wait_until("two updates sequenced", || {
+        server.snapshot("BTC-USD").map(|s| s.seq) == Some(2)
+    });
 
     let mut c = if msgpack {
         Client::connect_msgpack(server.local_addr())
@@ -33,10 +37,18 @@ fn snapshot_then_updates(msgpack: bool) {
     assert_eq!(snap["ask"], 101.0);
     assert_eq!(snap["last"], 100.5);
     assert_eq!(snap["volume"], 3.0);
-    assert!(snap.get("bid_size").is_none(), "absent fields are not sent: {snap}");
+    assert!(
+        snap.get("bid_size").is_none(),
+        "absent fields are not sent: {snap}"
+    );
 
     for i in 0..200 {
-        p.publish(Update::new("BTC-USD").bid(100.0 + i as f64).timestamp_ns(1_000 + i)).unwrap();
+        p.publish(
+            Update::new("BTC-USD")
+                .bid(100.0 + i as f64)
+                .timestamp_ns(1_000 + i),
+        )
+        .unwrap();
     }
     for i in 0..200u64 {
         let ev = c.next_event();
@@ -44,9 +56,15 @@ fn snapshot_then_updates(msgpack: bool) {
         assert_eq!(seq(&ev), 3 + i, "strictly increasing, no gap, no duplicate");
         assert_eq!(ev["ts"], 1_000 + i);
         assert_eq!(ev["bid"], 100.0 + i as f64);
-        assert!(ev.get("ask").is_none(), "updates carry only their own fields: {ev}");
+        assert!(
+            ev.get("ask").is_none(),
+            "updates carry only their own fields: {ev}"
+        );
     }
-    assert!(c.try_next_event(Duration::from_millis(200)).is_none(), "no duplicate after the burst");
+    assert!(
+        c.try_next_event(Duration::from_millis(200)).is_none(),
+        "no duplicate after the burst"
+    );
 }
 
 #[test]
@@ -64,8 +82,14 @@ fn subscribing_to_a_topic_before_it_exists_delivers_from_seq_one() {
     let server = server();
     let mut c = Client::connect(server.local_addr());
     c.subscribe(&["AAPL"]);
-    assert!(c.try_next_event(Duration::from_millis(100)).is_none(), "no snapshot for a topic without a value");
-    server.publisher().publish(Update::new("AAPL").last(189.5)).unwrap();
+    assert!(
+        c.try_next_event(Duration::from_millis(100)).is_none(),
+        "no snapshot for a topic without a value"
+    );
+    server
+        .publisher()
+        .publish(Update::new("AAPL").last(189.5))
+        .unwrap();
     let ev = c.next_event();
     assert_eq!((ev["event"].as_str(), seq(&ev)), (Some("update"), 1));
 }
@@ -81,16 +105,25 @@ fn wildcard_subscription_receives_topics_published_later() {
     let mut c = Client::connect(server.local_addr());
     c.subscribe(&["FX.*"]);
     let snap = c.next_event();
-    assert_eq!((snap["event"].as_str(), snap["topic"].as_str()), (Some("snapshot"), Some("FX.EURUSD")));
+    assert_eq!(
+        (snap["event"].as_str(), snap["topic"].as_str()),
+        (Some("snapshot"), Some("FX.EURUSD"))
+    );
 
     p.publish(Update::new("FX.USDJPY").bid(151.0)).unwrap();
     p.publish(Update::new("AAPL").bid(2.0)).unwrap();
     p.publish(Update::new("FX.EURUSD").bid(1.09)).unwrap();
     let a = c.next_event();
-    assert_eq!((a["event"].as_str(), a["topic"].as_str(), seq(&a)), (Some("update"), Some("FX.USDJPY"), 1));
+    assert_eq!(
+        (a["event"].as_str(), a["topic"].as_str(), seq(&a)),
+        (Some("update"), Some("FX.USDJPY"), 1)
+    );
     let b = c.next_event();
     assert_eq!((b["topic"].as_str(), seq(&b)), (Some("FX.EURUSD"), 2));
-    assert!(c.try_next_event(Duration::from_millis(200)).is_none(), "AAPL is not under FX.");
+    assert!(
+        c.try_next_event(Duration::from_millis(200)).is_none(),
+        "AAPL is not under FX."
+    );
 }
 
 #[test]
@@ -108,7 +141,10 @@ fn overlapping_exact_and_wildcard_subscriptions_deliver_once() {
     // Dropping one of the covering subscriptions keeps the others in force.
     let id = c.command(json!({"op":"unsubscribe","topics":["FX.*","*"]}));
     let ack = c.next_event();
-    assert_eq!((ack["event"].as_str(), ack["id"].as_u64()), (Some("unsubscribed"), Some(id)));
+    assert_eq!(
+        (ack["event"].as_str(), ack["id"].as_u64()),
+        (Some("unsubscribed"), Some(id))
+    );
     p.publish(Update::new("FX.EURUSD").bid(99.0)).unwrap();
     assert_eq!(seq(&c.next_event()), 21);
     assert!(c.try_next_event(Duration::from_millis(200)).is_none());
@@ -125,17 +161,28 @@ fn unsubscribe_stops_delivery_and_resubscribe_sends_a_fresh_snapshot() {
 
     let id = c.command(json!({"op":"unsubscribe","topics":["ETH-USD"]}));
     let ack = c.next_event();
-    assert_eq!(ack, json!({"event":"unsubscribed","id":id,"topics":["ETH-USD"]}));
+    assert_eq!(
+        ack,
+        json!({"event":"unsubscribed","id":id,"topics":["ETH-USD"]})
+    );
     for _ in 0..5 {
         p.publish(Update::new("ETH-USD").ask(2.0)).unwrap();
     }
-    wait_until("updates sequenced", || server.snapshot("ETH-USD").unwrap().seq == 6);
-    assert!(c.try_next_event(Duration::from_millis(200)).is_none(), "nothing after unsubscribe");
+    wait_until("updates sequenced", || {
+        server.snapshot("ETH-USD").unwrap().seq == 6
+    });
+    assert!(
+        c.try_next_event(Duration::from_millis(200)).is_none(),
+        "nothing after unsubscribe"
+    );
 
     c.subscribe(&["ETH-USD"]);
     let snap = c.next_event();
     assert_eq!((snap["event"].as_str(), seq(&snap)), (Some("snapshot"), 6));
-    assert_eq!((snap["bid"].as_f64(), snap["ask"].as_f64()), (Some(1.0), Some(2.0)));
+    assert_eq!(
+        (snap["bid"].as_f64(), snap["ask"].as_f64()),
+        (Some(1.0), Some(2.0))
+    );
 }
 
 #[test]
@@ -153,7 +200,10 @@ fn topics_lists_what_was_published_with_optional_prefix() {
         json!({"event":"topics","id":id,"topics":["AAPL","BTC-USD","FX.EURUSD","FX.USDJPY"]})
     );
     let id = c.command(json!({"op":"topics","prefix":"FX."}));
-    assert_eq!(c.next_event(), json!({"event":"topics","id":id,"topics":["FX.EURUSD","FX.USDJPY"]}));
+    assert_eq!(
+        c.next_event(),
+        json!({"event":"topics","id":id,"topics":["FX.EURUSD","FX.USDJPY"]})
+    );
 }
 
 #[test]
@@ -162,25 +212,27 @@ fn ping_gets_pong_with_the_same_id() {
     let mut c = Client::connect(server.local_addr());
     c.send(json!({"op":"ping","id":"abc"}));
     let pong = c.next_event();
-    assert_eq!((pong["event"].as_str(), pong["id"].as_str()), (Some("pong"), Some("abc")));
+    assert_eq!(
+        (pong["event"].as_str(), pong["id"].as_str()),
+        (Some("pong"), Some("abc"))
+    );
     assert!(pong["ts"].as_u64().unwrap() > 0);
     // A WebSocket-level ping is answered with a pong frame by the transport.
-    c.ws.send(tungstenite::Message::Ping(b"hb".to_vec().into())).unwrap();
-    loop {
-        match c.ws.read().unwrap() {
-            tungstenite::Message::Pong(p) => {
-                assert_eq!(&p[..], b"hb");
-                break;
-            }
-            other => panic!("expected pong, got {other:?}"),
-        }
+    c.ws.send(tungstenite::Message::Ping(b"hb".to_vec().into()))
+        .unwrap();
+    match c.ws.read().unwrap() {
+        tungstenite::Message::Pong(p) => assert_eq!(&p[..], b"hb"),
+        other => panic!("expected pong, got {other:?}"),
     }
 }
 
 #[test]
 fn json_is_the_default_and_msgpack_is_chosen_by_subprotocol() {
     let server = server();
-    server.publisher().publish(Update::new("X").bid(1.0)).unwrap();
+    server
+        .publisher()
+        .publish(Update::new("X").bid(1.0))
+        .unwrap();
     wait_until("X exists", || server.snapshot("X").is_some());
     let mut plain = Client::connect_with(server.local_addr(), None);
     plain.subscribe(&["X"]);

@@ -16,7 +16,11 @@ use tickcast::demo::DemoFeed;
 use tickcast::Server;
 
 #[derive(Parser, Debug)]
-#[command(name = "tickcastd", version, about = "tickcast market-data fan-out daemon")]
+#[command(
+    name = "tickcastd",
+    version,
+    about = "tickcast market-data fan-out daemon"
+)]
 struct Cli {
     /// TOML configuration file (see tickcastd.example.toml); flags win over it.
     #[arg(long, short = 'c', value_name = "FILE")]

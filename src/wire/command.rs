@@ -89,17 +89,29 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
     };
     let op = match obj.get("op") {
         Some(Value::String(op)) => op.as_str(),
-        Some(_) => return Err(fail(ErrorCode::BadRequest, "\"op\" must be a string".into())),
+        Some(_) => {
+            return Err(fail(
+                ErrorCode::BadRequest,
+                "\"op\" must be a string".into(),
+            ))
+        }
         None => return Err(fail(ErrorCode::BadRequest, "missing \"op\"".into())),
     };
     let op = match op {
         "subscribe" => Op::Subscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m))?),
-        "unsubscribe" => Op::Unsubscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m))?),
+        "unsubscribe" => {
+            Op::Unsubscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m))?)
+        }
         "topics" => Op::Topics {
             prefix: match obj.get("prefix") {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(p)) => p.clone(),
-                Some(_) => return Err(fail(ErrorCode::BadRequest, "\"prefix\" must be a string".into())),
+                Some(_) => {
+                    return Err(fail(
+                        ErrorCode::BadRequest,
+                        "\"prefix\" must be a string".into(),
+                    ))
+                }
             },
         },
         "ping" => Op::Ping,
@@ -148,8 +160,18 @@ mod tests {
                 op: Op::Subscribe(vec!["A".into(), "FX.*".into()])
             }
         );
-        assert_eq!(p(r#"{"op":"unsubscribe","id":"x","topics":["A"]}"#).unwrap().id, Some(json!("x")));
-        assert_eq!(p(r#"{"op":"topics","prefix":"FX."}"#).unwrap().op, Op::Topics { prefix: "FX.".into() });
+        assert_eq!(
+            p(r#"{"op":"unsubscribe","id":"x","topics":["A"]}"#)
+                .unwrap()
+                .id,
+            Some(json!("x"))
+        );
+        assert_eq!(
+            p(r#"{"op":"topics","prefix":"FX."}"#).unwrap().op,
+            Op::Topics {
+                prefix: "FX.".into()
+            }
+        );
         assert_eq!(p(r#"{"op":"ping"}"#).unwrap().op, Op::Ping);
     }
 
@@ -159,15 +181,31 @@ mod tests {
         assert_eq!(p("[1]").unwrap_err().code, ErrorCode::BadRequest);
         let e = p(r#"{"op":"fly","id":5}"#).unwrap_err();
         assert_eq!((e.code, e.id), (ErrorCode::UnknownOp, Some(json!(5))));
-        assert_eq!(p(r#"{"op":"subscribe","id":2}"#).unwrap_err().code, ErrorCode::BadRequest);
-        assert_eq!(p(r#"{"op":"subscribe","topics":[1]}"#).unwrap_err().code, ErrorCode::BadRequest);
-        assert_eq!(p(r#"{"op":"ping","id":{}}"#).unwrap_err().code, ErrorCode::BadRequest);
-        assert_eq!(parse(&[0xc1], Encoding::MsgPack).unwrap_err().code, ErrorCode::BadMsgpack);
+        assert_eq!(
+            p(r#"{"op":"subscribe","id":2}"#).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            p(r#"{"op":"subscribe","topics":[1]}"#).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            p(r#"{"op":"ping","id":{}}"#).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            parse(&[0xc1], Encoding::MsgPack).unwrap_err().code,
+            ErrorCode::BadMsgpack
+        );
     }
 
     #[test]
     fn msgpack_commands_parse_like_json() {
-        let bytes = rmp_serde::to_vec_named(&json!({"op":"subscribe","id":3,"topics":["A"]})).unwrap();
-        assert_eq!(parse(&bytes, Encoding::MsgPack).unwrap().op, Op::Subscribe(vec!["A".into()]));
+        let bytes =
+            rmp_serde::to_vec_named(&json!({"op":"subscribe","id":3,"topics":["A"]})).unwrap();
+        assert_eq!(
+            parse(&bytes, Encoding::MsgPack).unwrap().op,
+            Op::Subscribe(vec!["A".into()])
+        );
     }
 }

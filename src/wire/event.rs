@@ -129,7 +129,15 @@ struct PongEvent<'a> {
 
 /// Encodes the reply to a `ping` command, with the server's clock in ns.
 pub fn encode_pong<'a>(fb: &'a mut FrameBuf, fmt: Format, id: Option<&Value>, ts: u64) -> &'a [u8] {
-    encode(fb, fmt, &PongEvent { event: "pong", id, ts })
+    encode(
+        fb,
+        fmt,
+        &PongEvent {
+            event: "pong",
+            id,
+            ts,
+        },
+    )
 }
 
 #[derive(Serialize)]
@@ -192,7 +200,16 @@ mod tests {
             std::str::from_utf8(&f[2..]).unwrap(),
             r#"{"event":"update","topic":"AAPL","seq":7,"ts":9,"bid":1.5}"#
         );
-        let f = encode_price(&mut fb, Format::MsgPack, PriceKind::Snapshot, "AAPL", 7, 9, &p).to_vec();
+        let f = encode_price(
+            &mut fb,
+            Format::MsgPack,
+            PriceKind::Snapshot,
+            "AAPL",
+            7,
+            9,
+            &p,
+        )
+        .to_vec();
         assert_eq!(f[0], 0x82);
         let v: serde_json::Value = rmp_serde::from_slice(&f[2..]).unwrap();
         assert_eq!(v["event"], "snapshot");

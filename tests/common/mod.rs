@@ -14,7 +14,9 @@ use tungstenite::{Message, WebSocket};
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn config() -> Config {
-    Config::default().listen("127.0.0.1:0".parse().unwrap()).shards(2)
+    Config::default()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .shards(2)
 }
 
 pub fn server() -> Server {
@@ -43,7 +45,8 @@ impl Client {
         stream.set_nodelay(true).unwrap();
         let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
         if let Some(p) = protocol {
-            req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+            req.headers_mut()
+                .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
         }
         let (ws, resp) = tungstenite::client(req, stream).expect("handshake");
         let chosen = resp
@@ -112,7 +115,10 @@ impl Client {
                 Ok(Message::Close(f)) => panic!("unexpected close: {f:?}"),
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
                 {
                     break None
                 }
