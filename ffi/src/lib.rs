@@ -1,1 +1,386 @@
-//! C ABI for tickcast (placeholder until the C ABI issue).
+//! The C ABI of tickcast: what `include/tickcast.h` declares.
+//!
+//! Conventions (as in rustls-ffi):
+//! - every name starts with `tickcast_`; objects are opaque handles;
+//! - the first parameter is the object, then inputs, then outputs;
+//! - every fallible function returns a `tickcast_result`; outputs are written
+//!   only on success;
+//! - each `_new`/`_start` has one `_free`; `_free(NULL)` does nothing;
+//! - NULL where a pointer is required returns `TICKCAST_RESULT_NULL_PARAMETER`,
+//!   a string that is not UTF-8 returns `TICKCAST_RESULT_INVALID_UTF8`;
+//! - no panic crosses the boundary: it becomes `TICKCAST_RESULT_PANIC`.
+//!
+//! This crate holds no server logic; it translates to the `tickcast` crate.
+#![allow(non_camel_case_types)]
+
+mod error;
+mod panic;
+
+pub use error::{tickcast_result, tickcast_result_str};
+
+use panic::{ffi_panic_boundary, try_not_null, try_str};
+use std::ffi::c_char;
+use std::net::{SocketAddr, ToSocketAddrs};
+use tickcast::config::MAX_SHARDS;
+use tickcast::{Config, Publisher, Server, Update};
+
+/// `fields` bit: `bid` is set.
+pub const TICKCAST_FIELD_BID: u32 = 1 << 0;
+/// `fields` bit: `ask` is set.
+pub const TICKCAST_FIELD_ASK: u32 = 1 << 1;
+/// `fields` bit: `last` is set.
+pub const TICKCAST_FIELD_LAST: u32 = 1 << 2;
+/// `fields` bit: `bid_size` is set.
+pub const TICKCAST_FIELD_BID_SIZE: u32 = 1 << 3;
+/// `fields` bit: `ask_size` is set.
+pub const TICKCAST_FIELD_ASK_SIZE: u32 = 1 << 4;
+/// `fields` bit: `last_size` is set.
+pub const TICKCAST_FIELD_LAST_SIZE: u32 = 1 << 5;
+/// `fields` bit: `volume` is set.
+pub const TICKCAST_FIELD_VOLUME: u32 = 1 << 6;
+const ALL_FIELDS: u32 = (1 << 7) - 1;
+
+/// One price update. Only the fields whose `TICKCAST_FIELD_*` bit is set in
+/// `fields` are published; the others are ignored (and may hold anything).
+/// Set fields must be finite. `timestamp_ns` is nanoseconds since the Unix
+/// epoch; 0 means "now".
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct tickcast_update {
+    /// Bitwise OR of `TICKCAST_FIELD_*`.
+    pub fields: u32,
+    /// Best bid price.
+    pub bid: f64,
+    /// Best ask price.
+    pub ask: f64,
+    /// Last trade price.
+    pub last: f64,
+    /// Quantity at the best bid.
+    pub bid_size: f64,
+    /// Quantity at the best ask.
+    pub ask_size: f64,
+    /// Quantity of the last trade.
+    pub last_size: f64,
+    /// Cumulative traded volume.
+    pub volume: f64,
+    /// Publisher timestamp, ns since the Unix epoch; 0 = now.
+    pub timestamp_ns: u64,
+}
+
+/// Server configuration, built with `tickcast_config_new` and the setters.
+/// Not thread-safe: configure from one thread, then start servers from it.
+pub struct tickcast_config {
+    _private: [u8; 0],
+}
+
+/// A running embedded server. Publishing functions may be called on one
+/// server from many threads at once; `tickcast_server_free` must not race them.
+pub struct tickcast_server {
+    _private: [u8; 0],
+}
+
+struct ServerBox {
+    server: Server,
+    publisher: Publisher,
+}
+
+/// Reinterprets a handle as the Rust object behind it.
+///
+/// SAFETY: `p` must be non-NULL and come from the matching constructor and
+/// not have been freed (the header's ownership rules).
+unsafe fn config_mut<'a>(p: *mut tickcast_config) -> &'a mut Config {
+    &mut *(p as *mut Config)
+}
+
+unsafe fn config_ref<'a>(p: *const tickcast_config) -> &'a Config {
+    &*(p as *const Config)
+}
+
+unsafe fn server_ref<'a>(p: *const tickcast_server) -> &'a ServerBox {
+    &*(p as *const ServerBox)
+}
+
+/// Creates a configuration with tickcast's defaults (listen `127.0.0.1:8080`,
+/// one shard per core). Free it with `tickcast_config_free`. Returns NULL only
+/// if allocation failed.
+#[no_mangle]
+pub extern "C" fn tickcast_config_new() -> *mut tickcast_config {
+    ffi_panic_boundary! {
+        Box::into_raw(Box::new(Config::default())) as *mut tickcast_config
+    }
+}
+
+/// Frees a configuration. NULL is fine. Servers started from it are not affected.
+#[no_mangle]
+pub extern "C" fn tickcast_config_free(config: *mut tickcast_config) {
+    ffi_panic_boundary! {
+        if !config.is_null() {
+            // SAFETY: from tickcast_config_new, freed once (caller's contract).
+            drop(unsafe { Box::from_raw(config as *mut Config) });
+        }
+    }
+}
+
+/// Sets the listen address, `"host:port"` (e.g. `"127.0.0.1:0"`, `"[::1]:8080"`);
+/// port 0 picks a free port (read it with `tickcast_server_port`).
+#[no_mangle]
+pub extern "C" fn tickcast_config_set_listen(
+    config: *mut tickcast_config,
+    addr: *const c_char,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_not_null!(config);
+        let addr = try_str!(addr);
+        let Some(parsed) = parse_addr(addr) else {
+            return tickcast_result::InvalidAddress;
+        };
+        // SAFETY: non-NULL handle from tickcast_config_new.
+        unsafe { config_mut(config) }.listen = parsed;
+        tickcast_result::Ok
+    }
+}
+
+/// Sets the number of shard threads, 1 to 64.
+#[no_mangle]
+pub extern "C" fn tickcast_config_set_shards(
+    config: *mut tickcast_config,
+    shards: u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_not_null!(config);
+        if shards == 0 || shards as usize > MAX_SHARDS {
+            return tickcast_result::InvalidArgument;
+        }
+        // SAFETY: non-NULL handle from tickcast_config_new.
+        unsafe { config_mut(config) }.shards = shards as usize;
+        tickcast_result::Ok
+    }
+}
+
+/// Sets the capacity of the ingest queue, in updates (at least 1). When it is
+/// full `tickcast_publish` waits and `tickcast_try_publish` returns
+/// `TICKCAST_RESULT_QUEUE_FULL`.
+#[no_mangle]
+pub extern "C" fn tickcast_config_set_ingest_capacity(
+    config: *mut tickcast_config,
+    capacity: usize,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_not_null!(config);
+        if capacity == 0 {
+            return tickcast_result::InvalidArgument;
+        }
+        // SAFETY: non-NULL handle from tickcast_config_new.
+        unsafe { config_mut(config) }.ingest_capacity = capacity;
+        tickcast_result::Ok
+    }
+}
+
+/// Starts a server: binds the listener and starts its threads. On success
+/// writes a new handle to `*server_out`, which the caller frees with
+/// `tickcast_server_free`. The configuration is copied and may be freed at once.
+#[no_mangle]
+pub extern "C" fn tickcast_server_start(
+    config: *const tickcast_config,
+    server_out: *mut *mut tickcast_server,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_not_null!(config);
+        let server_out = try_not_null!(server_out);
+        // SAFETY: non-NULL handle from tickcast_config_new.
+        let config = unsafe { config_ref(config) }.clone();
+        match Server::start(config) {
+            Ok(server) => {
+                let publisher = server.publisher();
+                let b = Box::new(ServerBox { server, publisher });
+                // SAFETY: non-NULL out-pointer supplied by the caller.
+                unsafe { *server_out = Box::into_raw(b) as *mut tickcast_server };
+                tickcast_result::Ok
+            }
+            Err(e) => tickcast_result::from(&e),
+        }
+    }
+}
+
+/// Writes the port the server listens on to `*port_out`.
+#[no_mangle]
+pub extern "C" fn tickcast_server_port(
+    server: *const tickcast_server,
+    port_out: *mut u16,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_not_null!(server);
+        let port_out = try_not_null!(port_out);
+        // SAFETY: live handle and caller's out-pointer.
+        unsafe { *port_out = server_ref(server).server.local_addr().port() };
+        tickcast_result::Ok
+    }
+}
+
+/// Shuts the server down and frees it: stops accepting, delivers updates
+/// already queued, closes every WebSocket with 1001, joins every thread.
+/// NULL is fine. No other call on this handle may run during or after it.
+#[no_mangle]
+pub extern "C" fn tickcast_server_free(server: *mut tickcast_server) {
+    ffi_panic_boundary! {
+        if !server.is_null() {
+            // SAFETY: from tickcast_server_start, freed once (caller's contract).
+            let b = unsafe { Box::from_raw(server as *mut ServerBox) };
+            b.server.shutdown();
+        }
+    }
+}
+
+/// Queues an update for `topic`, waiting while the ingest queue is full.
+/// Thread-safe. `topic` is copied; the caller keeps ownership of both arguments.
+#[no_mangle]
+pub extern "C" fn tickcast_publish(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    update: *const tickcast_update,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_not_null!(server);
+        let topic = try_str!(topic);
+        let update = try_not_null!(update);
+        // SAFETY: non-NULL pointers from the caller, valid for reads.
+        let (server, update) = unsafe { (server_ref(server), &*update) };
+        match to_update(topic, update) {
+            Ok(u) => result(server.publisher.publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Like `tickcast_publish`, but returns `TICKCAST_RESULT_QUEUE_FULL` at once
+/// instead of waiting when the ingest queue is full. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_try_publish(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    update: *const tickcast_update,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_not_null!(server);
+        let topic = try_str!(topic);
+        let update = try_not_null!(update);
+        // SAFETY: non-NULL pointers from the caller, valid for reads.
+        let (server, update) = unsafe { (server_ref(server), &*update) };
+        match to_update(topic, update) {
+            Ok(u) => result(server.publisher.try_publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Queues `count` updates in order: `updates[i]` for `topics[i]`, waiting while
+/// the queue is full. Every topic and update is checked first; if any is
+/// invalid nothing is queued and its code is returned. Thread-safe; a batch
+/// from one thread stays in order, but batches from several threads may
+/// interleave. `count` 0 is fine (and `topics`/`updates` may then be NULL).
+#[no_mangle]
+pub extern "C" fn tickcast_publish_batch(
+    server: *mut tickcast_server,
+    topics: *const *const c_char,
+    updates: *const tickcast_update,
+    count: usize,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_not_null!(server);
+        if count == 0 {
+            return tickcast_result::Ok;
+        }
+        let topics = try_not_null!(topics);
+        let updates = try_not_null!(updates);
+        // SAFETY: the caller provides `count` readable elements in each array.
+        let (topics, updates) = unsafe {
+            (std::slice::from_raw_parts(topics, count), std::slice::from_raw_parts(updates, count))
+        };
+        let mut batch = Vec::with_capacity(count);
+        for (t, u) in topics.iter().zip(updates) {
+            let topic = try_str!(*t);
+            match to_update(topic, u) {
+                Ok(u) => batch.push(u),
+                Err(r) => return r,
+            }
+        }
+        // SAFETY: non-NULL live handle.
+        result(unsafe { server_ref(server) }.publisher.publish_batch(batch))
+    }
+}
+
+fn result(r: tickcast::Result<()>) -> tickcast_result {
+    match r {
+        Ok(()) => tickcast_result::Ok,
+        Err(e) => tickcast_result::from(&e),
+    }
+}
+
+fn to_update(topic: &str, u: &tickcast_update) -> Result<Update, tickcast_result> {
+    if u.fields & !ALL_FIELDS != 0 {
+        return Err(tickcast_result::InvalidArgument);
+    }
+    let pick = |bit: u32, v: f64| (u.fields & bit != 0).then_some(v);
+    let mut out = Update::new(topic).timestamp_ns(u.timestamp_ns);
+    out.prices = tickcast::Prices {
+        bid: pick(TICKCAST_FIELD_BID, u.bid),
+        ask: pick(TICKCAST_FIELD_ASK, u.ask),
+        last: pick(TICKCAST_FIELD_LAST, u.last),
+        bid_size: pick(TICKCAST_FIELD_BID_SIZE, u.bid_size),
+        ask_size: pick(TICKCAST_FIELD_ASK_SIZE, u.ask_size),
+        last_size: pick(TICKCAST_FIELD_LAST_SIZE, u.last_size),
+        volume: pick(TICKCAST_FIELD_VOLUME, u.volume),
+    };
+    Ok(out)
+}
+
+fn parse_addr(s: &str) -> Option<SocketAddr> {
+    s.to_socket_addrs().ok()?.next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry point built exactly like the real ones, whose body panics.
+    extern "C" fn panicking_entry_point() -> tickcast_result {
+        ffi_panic_boundary! {
+            let v: Vec<u8> = std::hint::black_box(Vec::new());
+            // Index out of bounds: a real panic, not a simulated result.
+            if v[3] == 0 {
+                return tickcast_result::InvalidArgument;
+            }
+            tickcast_result::Ok
+        }
+    }
+
+    extern "C" fn panicking_constructor() -> *mut tickcast_config {
+        ffi_panic_boundary! {
+            panic!("boom")
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_an_entry_point_becomes_the_panic_code() {
+        assert_eq!(panicking_entry_point(), tickcast_result::Panic);
+        assert!(panicking_constructor().is_null());
+    }
+
+    #[test]
+    fn every_exported_function_runs_inside_the_panic_boundary() {
+        let src = include_str!("lib.rs");
+        let mut checked = 0;
+        for chunk in src.split("pub extern \"C\" fn ").skip(1) {
+            let body_start = chunk.find('{').unwrap();
+            let head = &chunk[..body_start];
+            let after = chunk[body_start + 1..].trim_start();
+            assert!(
+                after.starts_with("ffi_panic_boundary!"),
+                "{} is not wrapped in ffi_panic_boundary!",
+                head.split('(').next().unwrap()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 10, "found only {checked} entry points");
+    }
+}

@@ -1,0 +1,77 @@
+//! Result codes and their messages.
+
+use tickcast::Error;
+
+/// The result of every fallible tickcast function.
+///
+/// Numbers are part of the ABI: a code keeps its number forever and a retired
+/// number is never reused.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum tickcast_result {
+    /// Success.
+    Ok = 0,
+    /// A pointer argument that must not be NULL was NULL.
+    NullParameter = 1,
+    /// An argument is out of range or malformed (see the more specific codes below).
+    InvalidArgument = 2,
+    /// A string argument is not valid UTF-8.
+    InvalidUtf8 = 3,
+    /// A topic name is empty, too long, or has a character outside `A-Z a-z 0-9 . _ - : /`.
+    InvalidTopic = 4,
+    /// A price field flagged as set is NaN or infinite.
+    InvalidValue = 5,
+    /// An address is not `host:port`.
+    InvalidAddress = 6,
+    /// The ingest queue is full (`tickcast_try_publish` only); nothing was queued.
+    QueueFull = 7,
+    /// The server has shut down.
+    ServerClosed = 8,
+    /// An operating-system error, e.g. the listen address is in use.
+    IoError = 9,
+    /// A bug inside tickcast was caught at the API boundary. The object it
+    /// happened on should be freed and not used further.
+    Panic = 10,
+}
+
+impl From<&Error> for tickcast_result {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::Full => tickcast_result::QueueFull,
+            Error::Closed => tickcast_result::ServerClosed,
+            Error::InvalidTopic(_) => tickcast_result::InvalidTopic,
+            Error::InvalidValue(_) => tickcast_result::InvalidValue,
+            Error::InvalidConfig(_) => tickcast_result::InvalidArgument,
+            Error::Io(_) => tickcast_result::IoError,
+            _ => tickcast_result::InvalidArgument,
+        }
+    }
+}
+
+impl tickcast_result {
+    pub(crate) fn message(self) -> &'static std::ffi::CStr {
+        match self {
+            tickcast_result::Ok => c"ok",
+            tickcast_result::NullParameter => c"a required pointer argument was NULL",
+            tickcast_result::InvalidArgument => c"invalid argument",
+            tickcast_result::InvalidUtf8 => c"string argument is not valid UTF-8",
+            tickcast_result::InvalidTopic => {
+                c"invalid topic: must be 1-64 bytes of A-Z a-z 0-9 . _ - : /"
+            }
+            tickcast_result::InvalidValue => c"a price field is NaN or infinite",
+            tickcast_result::InvalidAddress => c"address is not host:port",
+            tickcast_result::QueueFull => c"ingest queue is full",
+            tickcast_result::ServerClosed => c"server is shut down",
+            tickcast_result::IoError => c"I/O error",
+            tickcast_result::Panic => c"internal error (panic caught at the API boundary)",
+        }
+    }
+}
+
+/// A static, NUL-terminated English description of `result`. Never NULL; the
+/// string must not be freed. `result` must be one of the `tickcast_result` values.
+#[no_mangle]
+pub extern "C" fn tickcast_result_str(result: tickcast_result) -> *const std::ffi::c_char {
+    result.message().as_ptr()
+}

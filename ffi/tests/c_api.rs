@@ -1,0 +1,316 @@
+//! Compiles the C tests in ffi/tests/c/ with `-Wall -Wextra -Wpedantic -Werror`
+//! against the real libtickcast and runs them: plainly, under
+//! AddressSanitizer, and under valgrind. The publishing test is checked by a
+//! real WebSocket subscriber.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tungstenite::Message;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where libtickcast.so and libtickcast.a are. `cargo test` builds only the
+/// Rust test harnesses, not the C libraries, so the first test to get here
+/// builds them with cargo into a target directory of their own (the one this
+/// test run holds is locked).
+fn lib_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.parent().unwrap().parent().unwrap().parent().unwrap();
+        let target = target.join("c-abi");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "tickcast-ffi", "--lib"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(crate_dir())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building libtickcast failed");
+        let dir = target.join("debug");
+        assert!(dir.join("libtickcast.so").exists() && dir.join("libtickcast.a").exists());
+        dir
+    })
+    .clone()
+}
+
+fn out_dir() -> PathBuf {
+    let d = lib_dir().join("c-tests");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Compiles one C test. `flavor` is "plain", "asan" or "static".
+fn compile(source: &str, flavor: &str) -> PathBuf {
+    let src = crate_dir().join("tests/c").join(source);
+    let out = out_dir().join(format!("{}-{flavor}", source.trim_end_matches(".c")));
+    let lib = lib_dir();
+    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cc.args([
+        "-std=c11",
+        "-g",
+        "-O1",
+        "-Wall",
+        "-Wextra",
+        "-Wpedantic",
+        "-Werror",
+        "-D_POSIX_C_SOURCE=200809L",
+    ])
+    .arg("-I")
+    .arg(crate_dir().join("../include"))
+    .arg(&src)
+    .arg("-o")
+    .arg(&out);
+    match flavor {
+        "static" => {
+            cc.arg(lib.join("libtickcast.a"))
+                .args(["-lpthread", "-ldl", "-lm"]);
+        }
+        _ => {
+            if flavor == "asan" {
+                cc.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
+            }
+            cc.arg("-L")
+                .arg(&lib)
+                .arg(format!("-Wl,-rpath,{}", lib.display()));
+            cc.args(["-ltickcast", "-lpthread", "-lm"]);
+        }
+    }
+    let status = cc.status().expect("a C compiler (cc) is installed");
+    assert!(status.success(), "compiling {source} ({flavor}) failed");
+    out
+}
+
+fn valgrind(program: &Path) -> Command {
+    let mut c = Command::new("valgrind");
+    c.args([
+        "--quiet",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--show-leak-kinds=definite,indirect",
+        "--errors-for-leak-kinds=definite,indirect",
+    ])
+    .arg(program);
+    c
+}
+
+fn asan(program: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env(
+        "ASAN_OPTIONS",
+        "detect_leaks=1:abort_on_error=0:exitcode=98",
+    );
+    c
+}
+
+fn run_to_end(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{what}: {stdout}");
+}
+
+/// Runs publish_threads under the driver protocol and checks, as a WebSocket
+/// subscriber, that each of the four topics arrives complete and in order.
+fn run_publisher(mut cmd: Command, what: &str) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("PORT line").unwrap();
+    let port: u16 = first
+        .strip_prefix("PORT ")
+        .expect("PORT n")
+        .parse()
+        .unwrap();
+
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["C.*"]}"#,
+    ))
+    .unwrap();
+    match ws.read().unwrap() {
+        Message::Text(t) => assert!(t.contains("\"subscribed\""), "{t}"),
+        other => panic!("{other:?}"),
+    }
+    writeln!(stdin, "GO").unwrap();
+
+    const PER_THREAD: u64 = 2000;
+    let mut next: HashMap<String, u64> = (0..4).map(|t| (format!("C.{t}"), 1)).collect();
+    let mut remaining = 4 * PER_THREAD;
+    while remaining > 0 {
+        let Message::Text(t) = ws.read().unwrap() else {
+            continue;
+        };
+        let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(ev["event"], "update", "{ev}");
+        let topic = ev["topic"].as_str().unwrap().to_string();
+        let want = next
+            .get_mut(&topic)
+            .unwrap_or_else(|| panic!("unexpected topic {topic}"));
+        let seq = ev["seq"].as_u64().unwrap();
+        assert_eq!(seq, *want, "{what}: {topic} out of order or gap");
+        // One thread per topic, publishing i = 0, 1, 2, ... in order.
+        assert_eq!(ev["bid"].as_f64(), Some((seq - 1) as f64), "{what}: {ev}");
+        assert_eq!(ev["ts"].as_u64(), Some(seq), "{what}: {ev}");
+        *want += 1;
+        remaining -= 1;
+    }
+    assert_eq!(lines.next().expect("DONE line").unwrap(), "DONE");
+    writeln!(stdin, "QUIT").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} exited with {}:\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+fn c_api_errors_plain_and_static() {
+    run_to_end(Command::new(compile("api_errors.c", "plain")), "api_errors");
+    run_to_end(
+        Command::new(compile("api_errors.c", "static")),
+        "api_errors (static)",
+    );
+}
+
+#[test]
+fn c_publishers_on_four_threads_deliver_every_update_in_order() {
+    run_publisher(
+        Command::new(compile("publish_threads.c", "plain")),
+        "publish_threads",
+    );
+}
+
+#[test]
+fn c_tests_pass_under_address_sanitizer() {
+    run_to_end(
+        asan(&compile("api_errors.c", "asan")),
+        "api_errors under ASan",
+    );
+    run_publisher(
+        asan(&compile("publish_threads.c", "asan")),
+        "publish_threads under ASan",
+    );
+}
+
+#[test]
+fn c_tests_pass_under_valgrind() {
+    let have = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        have,
+        "valgrind is required (apt-get install valgrind; .ci/run installs it)"
+    );
+    run_to_end(
+        valgrind(&compile("api_errors.c", "plain")),
+        "api_errors under valgrind",
+    );
+    run_publisher(
+        valgrind(&compile("publish_threads.c", "plain")),
+        "publish_threads under valgrind",
+    );
+}
+
+/// Builds an example exactly as a user would, with only the header and the
+/// shared library, runs it for a moment and subscribes to what it publishes.
+fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
+    let lib = lib_dir();
+    let src = crate_dir().join("examples").join(source);
+    let out = out_dir().join(source.replace('.', "_"));
+    let status = Command::new(compiler)
+        .args([
+            std,
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-D_DEFAULT_SOURCE",
+        ])
+        .arg("-I")
+        .arg(crate_dir().join("../include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-ltickcast", "-lpthread"])
+        .status()
+        .expect("compiler runs");
+    assert!(status.success(), "compiling {source} failed");
+    let mut child = Command::new(&out)
+        .args(["2", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    ws.send(Message::text(format!(
+        r#"{{"op":"subscribe","id":1,"topics":["{topic}"]}}"#
+    )))
+    .unwrap();
+    let mut prices = 0;
+    while prices < 5 {
+        if let Message::Text(t) = ws.read().unwrap() {
+            let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if ev["event"] == "update" || ev["event"] == "snapshot" {
+                assert!(
+                    ev["bid"].as_f64().unwrap() < ev["ask"].as_f64().unwrap(),
+                    "{ev}"
+                );
+                prices += 1;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{source} exited with {status}");
+}
+
+#[test]
+fn c_example_feed_handler_builds_and_publishes() {
+    run_example("feed_handler.c", "cc", "-std=c11", "*");
+}
+
+#[test]
+fn cpp_example_with_raii_wrappers_builds_and_publishes() {
+    run_example("feed_handler.cpp", "c++", "-std=c++17", "FUT.ES");
+}
