@@ -10,7 +10,8 @@
 //!   deadline passes), so the peer reads our close frame instead of a reset.
 
 use crate::http::{self, HttpContext, Route};
-use crate::outbound::{Flushed, Outbound};
+use crate::metrics::CloseReason;
+use crate::outbound::{Flushed, Outbound, Tally};
 use crate::topics::Selector;
 use crate::wire::Format;
 use mio::net::TcpStream;
@@ -18,6 +19,7 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
@@ -88,6 +90,10 @@ pub(crate) struct Conn {
     pub dirty: bool,
     /// Our write side is shut down; only draining remains.
     write_shut: bool,
+    /// Ingest time of the oldest update waiting in `out`, for the latency histogram.
+    pub oldest: Option<Instant>,
+    /// Why the connection is ending, once it is (for the metrics).
+    pub close_reason: Option<CloseReason>,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -123,6 +129,8 @@ pub(crate) enum HandshakeStep {
     Responded,
     /// The peer closed or failed before finishing.
     Gone,
+    /// `GET /metrics`: the shard queues the rendered page; the connection is closing.
+    Metrics,
 }
 
 impl Conn {
@@ -136,6 +144,8 @@ impl Conn {
             subs: Subscriptions::default(),
             dirty: false,
             write_shut: false,
+            oldest: None,
+            close_reason: None,
         }
     }
 
@@ -168,7 +178,13 @@ impl Conn {
             Route::Respond(resp) => {
                 self.out.push(&resp);
                 self.phase = Phase::Closing;
+                self.close_reason = Some(CloseReason::Http);
                 HandshakeStep::Responded
+            }
+            Route::Metrics => {
+                self.phase = Phase::Closing;
+                self.close_reason = Some(CloseReason::Http);
+                HandshakeStep::Metrics
             }
             Route::Upgrade {
                 response,
@@ -203,6 +219,7 @@ impl Conn {
                 Ok(Message::Close(_)) => {
                     // tungstenite has queued its reply; finish like any close.
                     self.phase = Phase::Closing;
+                    self.close_reason.get_or_insert(CloseReason::Client);
                     Incoming::Idle
                 }
                 Ok(m) => Incoming::Message(m),
@@ -233,6 +250,10 @@ impl Conn {
     /// Queues a close frame (if the session is open) and moves to Closing.
     /// The reason is cut to fit a control frame.
     pub fn close(&mut self, code: CloseCode, reason: &str) {
+        self.close_reason.get_or_insert(match code {
+            CloseCode::Away => CloseReason::Shutdown,
+            _ => CloseReason::Protocol,
+        });
         if let Phase::Open { ws } = &mut self.phase {
             let mut cut = reason.len().min(120);
             while !reason.is_char_boundary(cut) {
@@ -255,9 +276,9 @@ impl Conn {
 
     /// Writes the queue to the socket. `Ok(true)` when the connection should
     /// now be removed (closing and everything written and the peer done).
-    pub fn flush(&mut self) -> io::Result<Flushed> {
+    pub fn flush(&mut self, tally: &mut Tally) -> io::Result<Flushed> {
         let mut s = &self.sock;
-        let res = self.out.write_to(&mut s)?;
+        let res = self.out.write_to(&mut s, tally)?;
         if res == Flushed::All && matches!(self.phase, Phase::Closing) && !self.write_shut {
             self.write_shut = true;
             let _ = self.sock.shutdown(Shutdown::Write);

@@ -29,6 +29,8 @@ pub enum Route {
     },
     /// Send this response and close the connection.
     Respond(Vec<u8>),
+    /// `GET /metrics`: the caller renders the metrics (it holds them), then closes.
+    Metrics,
 }
 
 /// Server state that changes how requests are answered.
@@ -114,11 +116,12 @@ pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
                 Route::Respond(response(200, "OK", "ok\n"))
             }
         }
-        "/" => Route::Respond(response_typed(
+        "/metrics" => Route::Metrics,
+        "/" | "/index.html" => Route::Respond(response_typed(
             200,
             "OK",
             "text/html; charset=utf-8",
-            LANDING_PAGE,
+            DASHBOARD,
             "",
         )),
         _ => Route::Respond(response(404, "Not Found", "not found\n")),
@@ -209,11 +212,20 @@ pub fn response_typed(
     .into_bytes()
 }
 
-const LANDING_PAGE: &str =
-    "<!doctype html><html><head><meta charset=utf-8><title>tickcast</title></head>\
-<body style=\"font-family:system-ui;background:#111;color:#ddd\"><h1>tickcast</h1>\
-<p>WebSocket market data at <code>/ws</code> (subprotocols <code>tickcast.json</code>, \
-<code>tickcast.msgpack</code>); health at <code>/healthz</code>.</p></body></html>\n";
+/// The live dashboard: one self-contained page (HTML, CSS and JS inline, no
+/// CDN), compiled into the binary.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The response to `GET /metrics`.
+pub fn metrics_response(body: &str) -> Vec<u8> {
+    response_typed(
+        200,
+        "OK",
+        "text/plain; version=0.0.4; charset=utf-8",
+        body,
+        "",
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -228,6 +240,7 @@ mod tests {
         match r {
             Route::Respond(b) => String::from_utf8_lossy(&b[..12]).into_owned(),
             Route::Upgrade { .. } => "upgrade".into(),
+            Route::Metrics => "metrics".into(),
             Route::Partial => "partial".into(),
         }
     }

@@ -3,7 +3,14 @@
 use crate::error::{Error, Result};
 use crate::update::{now_ns, Update};
 use crossbeam_channel::{Sender, TrySendError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// An update on its way to the router, stamped with when it entered the
+/// channel (for the delivery-latency histogram).
+pub(crate) struct Ingested {
+    pub update: Update,
+    pub at: Instant,
+}
 
 /// A cloneable, `Send` handle that publishes updates into a running server.
 ///
@@ -12,21 +19,24 @@ use std::time::Duration;
 /// to one topic are sequenced in the order the router receives them.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    tx: Sender<Update>,
+    tx: Sender<Ingested>,
     max_topic_len: usize,
 }
 
 impl Publisher {
-    pub(crate) fn new(tx: Sender<Update>, max_topic_len: usize) -> Self {
+    pub(crate) fn new(tx: Sender<Ingested>, max_topic_len: usize) -> Self {
         Publisher { tx, max_topic_len }
     }
 
-    fn prepare(&self, mut update: Update) -> Result<Update> {
+    fn prepare(&self, mut update: Update) -> Result<Ingested> {
         update.validate(self.max_topic_len)?;
         if update.timestamp_ns == 0 {
             update.timestamp_ns = now_ns();
         }
-        Ok(update)
+        Ok(Ingested {
+            update,
+            at: Instant::now(),
+        })
     }
 
     /// Queues an update, waiting while the ingest channel is full.

@@ -19,6 +19,7 @@ pub mod http;
 mod index;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod outbound;
 mod router;
 mod server;

@@ -19,6 +19,15 @@ pub struct Outbound {
     pos: usize,
 }
 
+/// Counts of what flushes wrote, for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Successful `write` calls.
+    pub writes: u64,
+}
+
 /// What a flush achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flushed {
@@ -66,11 +75,15 @@ impl Outbound {
 
     /// Writes as much as the socket takes. Retries `Interrupted`; stops at
     /// `WouldBlock`; any other error is returned and the connection is done.
-    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<Flushed> {
+    pub fn write_to<W: Write>(&mut self, w: &mut W, tally: &mut Tally) -> io::Result<Flushed> {
         while self.pos < self.buf.len() {
             match w.write(&self.buf[self.pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.pos += n,
+                Ok(n) => {
+                    self.pos += n;
+                    tally.bytes += n as u64;
+                    tally.writes += 1;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
                 Err(e) => return Err(e),
@@ -137,11 +150,16 @@ mod tests {
         };
         out.push(b"hello ");
         out.push(b"world");
-        assert_eq!(out.write_to(&mut pipe).unwrap(), Flushed::Blocked);
+        let mut tally = Tally::default();
+        assert_eq!(
+            out.write_to(&mut pipe, &mut tally).unwrap(),
+            Flushed::Blocked
+        );
         assert_eq!(out.pending(), 1);
         out.push(b"!");
         pipe.room = 100;
-        assert_eq!(out.write_to(&mut pipe).unwrap(), Flushed::All);
+        assert_eq!(out.write_to(&mut pipe, &mut tally).unwrap(), Flushed::All);
+        assert_eq!(tally.bytes, 12);
         assert_eq!(pipe.got, b"hello world!");
         assert!(out.is_empty());
     }

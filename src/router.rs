@@ -2,15 +2,18 @@
 //! update in the topic table, encodes it once per wire format that someone
 //! wants, and hands the shared frames to the interested shards.
 
+use crate::ingest::Ingested;
+use crate::server::Shared;
 use crate::shard::{ShardLink, ShardMsg};
 use crate::topics::{TopicSlot, TopicTable};
-use crate::update::Update;
 use crate::wire::event::{encode_price, PriceKind};
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
 use crossbeam_channel::{select, Receiver};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// One sequenced update, encoded once, shared by every shard and subscriber
 /// that receives it.
@@ -21,15 +24,18 @@ pub(crate) struct Encoded {
     /// Ready WebSocket frames by `Format::index`; `None` where no shard had a
     /// subscriber using that format when the update was sequenced.
     pub frames: [Option<Box<[u8]>>; Format::COUNT],
+    /// When the update entered the ingest channel.
+    pub ingested_at: Instant,
 }
 
 pub(crate) struct Router {
     pub table: Arc<TopicTable>,
-    pub ingest: Receiver<Update>,
+    pub ingest: Receiver<Ingested>,
     /// Disconnected (never sent on) when the server shuts down.
     pub stop: Receiver<()>,
     pub shards: Vec<ShardLink>,
     pub batch_max: usize,
+    pub shared: Arc<Shared>,
 }
 
 impl Router {
@@ -42,8 +48,9 @@ impl Router {
             slots: HashMap::new(),
             fb: FrameBuf::default(),
             outboxes: (0..self.shards.len()).map(|_| Vec::new()).collect(),
+            shared: self.shared.clone(),
         };
-        let mut batch: Vec<Update> = Vec::with_capacity(self.batch_max);
+        let mut batch: Vec<Ingested> = Vec::with_capacity(self.batch_max);
         loop {
             let first = select! {
                 recv(self.ingest) -> msg => msg.ok(),
@@ -58,6 +65,11 @@ impl Router {
                 }
             }
             work.route(&mut batch, &self.shards);
+            work.shared
+                .metrics
+                .router
+                .queue_depth
+                .store(self.ingest.len() as u64, Relaxed);
         }
         // Deliver what was accepted before the stop.
         loop {
@@ -81,6 +93,7 @@ struct RouterWork {
     slots: HashMap<Box<str>, Arc<TopicSlot>>,
     fb: FrameBuf,
     outboxes: Vec<Vec<Arc<Encoded>>>,
+    shared: Arc<Shared>,
 }
 
 impl RouterWork {
@@ -89,8 +102,11 @@ impl RouterWork {
     ///
     /// Hot path: one encode per update per wanted format, never per subscriber
     /// or per shard; no lock but the topic's own slot mutex.
-    fn route(&mut self, batch: &mut Vec<Update>, shards: &[ShardLink]) {
-        for u in batch.drain(..) {
+    fn route(&mut self, batch: &mut Vec<Ingested>, shards: &[ShardLink]) {
+        let metrics = &self.shared.metrics.router;
+        metrics.ingested.fetch_add(batch.len() as u64, Relaxed);
+        let mut encoded = 0;
+        for Ingested { update: u, at } in batch.drain(..) {
             let slot = match self.slots.get(u.topic.as_str()) {
                 Some(s) => s.clone(),
                 None => {
@@ -117,12 +133,14 @@ impl RouterWork {
                         &u.prices,
                     );
                     frames[fmt.index()] = Some(f.into());
+                    encoded += 1;
                 }
             }
             let enc = Arc::new(Encoded {
                 topic: slot.name.clone(),
                 seq,
                 frames,
+                ingested_at: at,
             });
             let mut bits = any;
             while bits != 0 {
@@ -133,6 +151,7 @@ impl RouterWork {
                 }
             }
         }
+        metrics.encoded.fetch_add(encoded, Relaxed);
         for (outbox, link) in self.outboxes.iter_mut().zip(shards) {
             if !outbox.is_empty() {
                 let msgs = std::mem::take(outbox);

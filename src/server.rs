@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ingest::Publisher;
+use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::shard::{Shard, ShardLink, ShardMsg, WAKER};
 use crate::topics::{Snapshot, TopicTable};
@@ -24,6 +25,7 @@ pub(crate) struct Shared {
     pub shutting_down: AtomicBool,
     /// Open connections across all shards (for the connection limit).
     pub connections: AtomicUsize,
+    pub metrics: Metrics,
 }
 
 /// A running tickcast server: a router thread and N shard threads serving one
@@ -61,6 +63,7 @@ impl Server {
             config: config.clone(),
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
+            metrics: Metrics::new(config.shards),
         });
 
         let mut polls = Vec::new();
@@ -101,6 +104,7 @@ impl Server {
             stop: stop_rx,
             shards: links,
             batch_max: config.router_batch,
+            shared: shared.clone(),
         };
         let router = std::thread::Builder::new()
             .name("tickcast-router".into())
@@ -135,6 +139,14 @@ impl Server {
     /// Number of topics published so far.
     pub fn topic_count(&self) -> usize {
         self.table.len()
+    }
+
+    /// The Prometheus text `/metrics` serves.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.render(
+            self.table.len(),
+            self.shared.shutting_down.load(Ordering::Relaxed),
+        )
     }
 
     /// Open client connections (including ones still in the handshake).

@@ -10,7 +10,8 @@
 use crate::conn::{Conn, HandshakeStep, Incoming, Phase};
 use crate::http::{self, HttpContext};
 use crate::index::{LocalIndex, NewlyMatched};
-use crate::outbound::Flushed;
+use crate::metrics::{CloseReason, ShardMetrics};
+use crate::outbound::{Flushed, Tally};
 use crate::router::Encoded;
 use crate::server::Shared;
 use crate::timer::DeadlineQueue;
@@ -178,7 +179,7 @@ impl Shard {
         }
         let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
         for t in tokens {
-            self.remove(t);
+            self.remove(t, CloseReason::Shutdown);
         }
     }
 
@@ -203,6 +204,10 @@ impl Shard {
         }
     }
 
+    fn metrics(&self) -> &ShardMetrics {
+        &self.shared.metrics.shards[self.id]
+    }
+
     fn http_context(&self) -> HttpContext {
         HttpContext {
             max_head: self.shared.config.max_handshake_bytes,
@@ -221,10 +226,13 @@ impl Shard {
             };
             match listener.accept() {
                 Ok((sock, _addr)) => {
+                    let m = self.metrics();
+                    m.accepted.fetch_add(1, Ordering::Relaxed);
+                    m.open.fetch_add(1, Ordering::Relaxed);
                     let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
                     if open >= self.shared.config.max_connections {
                         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-                        // Best effort: the socket is fresh, so the response fits.
+                        m.closed(CloseReason::Limit); // Best effort: the socket is fresh, so the response fits.
                         let _ = (&sock).write(&http::response(
                             503,
                             "Service Unavailable",
@@ -275,15 +283,13 @@ impl Shard {
         ) {
             log::warn!("shard {}: cannot register connection: {e}", self.id);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            self.metrics().closed(CloseReason::Io);
             return;
         }
         let id = self.next_conn_id;
         self.next_conn_id += 1;
         entry.insert(Conn::new(sock, id));
         self.handshakes.push(Instant::now(), token, id);
-        if self.shutdown_deadline.is_some() {
-            self.remove(token);
-        }
     }
 
     fn mark_dirty(&mut self, token: usize) {
@@ -310,17 +316,24 @@ impl Shard {
                 HandshakeStep::Responded => {
                     self.start_closing(token);
                 }
-                HandshakeStep::Gone => self.remove(token),
+                HandshakeStep::Metrics => {
+                    let body = self.shared.metrics.render(
+                        self.table.len(),
+                        self.shared.shutting_down.load(Ordering::Relaxed),
+                    );
+                    if let Some(conn) = self.conns.get_mut(token) {
+                        conn.out.push(&http::metrics_response(&body));
+                    }
+                    self.start_closing(token);
+                }
+                HandshakeStep::Gone => self.remove(token, CloseReason::Client),
             },
             Phase::Open { .. } => self.read_messages(token),
             Phase::Closing => {
-                if conn.write_done() && conn.drain() {
-                    self.remove(token);
-                } else if !conn.write_done() {
-                    // Still writing our last bytes; discard input meanwhile.
-                    if conn.drain() {
-                        self.remove(token);
-                    }
+                // Discard input; once the peer has closed we are done (even if
+                // our last bytes could not all be written: nobody reads them).
+                if conn.drain() {
+                    self.remove(token, CloseReason::Client);
                 }
             }
         }
@@ -344,7 +357,7 @@ impl Shard {
                     return;
                 }
                 Incoming::Gone => {
-                    self.remove(token);
+                    self.remove(token, CloseReason::Client);
                     return;
                 }
                 Incoming::Fail(code, reason) => {
@@ -372,8 +385,12 @@ impl Shard {
             return;
         };
         let fmt = conn.format;
+        let subs = conn.subs.len() as i64;
         self.index
             .remove_all(&self.table, token, fmt, &mut conn.subs);
+        self.shared.metrics.shards[self.id]
+            .subscriptions
+            .fetch_sub(subs, Ordering::Relaxed);
         let id = conn.id;
         self.closings.push(Instant::now(), token, id);
         self.mark_dirty(token);
@@ -414,6 +431,15 @@ impl Shard {
     }
 
     fn on_command(&mut self, token: usize, cmd: Command) {
+        let before = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
+        self.run_command(token, cmd);
+        let after = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
+        self.shared.metrics.shards[self.id]
+            .subscriptions
+            .fetch_add(after - before, Ordering::Relaxed);
+    }
+
+    fn run_command(&mut self, token: usize, cmd: Command) {
         let max_len = self.shared.config.max_topic_len;
         let Some(conn) = self.conns.get_mut(token) else {
             return;
@@ -568,6 +594,7 @@ impl Shard {
         let Some(lt) = self.index.members_for(&enc.topic) else {
             return;
         };
+        let mut frames = 0;
         for m in &lt.members {
             if enc.seq <= m.skip_through {
                 continue;
@@ -578,26 +605,39 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(m.token) else {
                 continue;
             };
+            if conn.out.is_empty() {
+                conn.oldest = Some(enc.ingested_at);
+            }
             conn.out.push(frame);
+            frames += 1;
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(m.token);
             }
         }
+        self.shared.metrics.shards[self.id]
+            .frames
+            .fetch_add(frames, Ordering::Relaxed);
     }
 
     /// Writes every connection with queued bytes, once each.
     fn flush_dirty(&mut self) {
         let max_out = self.shared.config.max_outbound_bytes;
+        let mut tally = Tally::default();
+        let now = Instant::now();
         for token in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
             };
             conn.dirty = false;
-            match conn.flush() {
+            match conn.flush(&mut tally) {
                 Ok(Flushed::All) => {
+                    if let Some(at) = conn.oldest.take() {
+                        self.shared.metrics.shards[self.id]
+                            .observe_latency(now.saturating_duration_since(at));
+                    }
                     if conn.write_done() && conn.drain() {
-                        self.remove(token);
+                        self.remove(token, CloseReason::Client);
                     }
                 }
                 Ok(Flushed::Blocked) => {
@@ -609,12 +649,15 @@ impl Shard {
                             self.id,
                             conn.out.pending()
                         );
-                        self.remove(token);
+                        self.remove(token, CloseReason::SlowConsumer);
                     }
                 }
-                Err(_) => self.remove(token),
+                Err(_) => self.remove(token, CloseReason::Io),
             }
         }
+        let m = self.metrics();
+        m.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
+        m.writes.fetch_add(tally.writes, Ordering::Relaxed);
     }
 
     fn expire(&mut self, now: Instant) {
@@ -627,13 +670,14 @@ impl Shard {
                         "handshake timed out\n",
                     ));
                     conn.phase = Phase::Closing;
+                    conn.close_reason = Some(CloseReason::HandshakeTimeout);
                     self.start_closing(token);
                 }
             }
         }
         while let Some((token, id)) = self.closings.pop_expired(now) {
             if self.conns.get(token).is_some_and(|c| c.id == id) {
-                self.remove(token);
+                self.remove(token, CloseReason::Client);
             }
         }
     }
@@ -642,10 +686,9 @@ impl Shard {
         if self.shutdown_deadline.is_some() {
             return;
         }
+        // The listener stays open while connections drain, so load balancers
+        // polling /healthz see 503 (and new upgrades are refused with 503).
         self.shutdown_deadline = Some(Instant::now() + self.shared.config.close_timeout);
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
         let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
         for t in tokens {
             let conn = &mut self.conns[t];
@@ -654,17 +697,21 @@ impl Shard {
                     conn.close(CloseCode::Away, "server shutting down");
                     self.start_closing(t);
                 }
-                Phase::Handshake { .. } => self.remove(t),
+                Phase::Handshake { .. } => self.remove(t, CloseReason::Shutdown),
                 Phase::Closing => {}
             }
         }
     }
 
-    fn remove(&mut self, token: usize) {
+    fn remove(&mut self, token: usize, reason: CloseReason) {
         if !self.conns.contains(token) {
             return;
         }
         let mut conn = self.conns.remove(token);
+        let m = &self.shared.metrics.shards[self.id];
+        m.closed(conn.close_reason.unwrap_or(reason));
+        m.subscriptions
+            .fetch_sub(conn.subs.len() as i64, Ordering::Relaxed);
         self.index
             .remove_all(&self.table, token, conn.format, &mut conn.subs);
         let _ = self.poll.registry().deregister(&mut conn.sock);

@@ -1,0 +1,257 @@
+//! Counters for `/metrics`, in Prometheus text format.
+//!
+//! Hot-path counters live per shard (each shard writes only its own, with
+//! relaxed atomics, on its own cache lines) and are summed when scraped, so a
+//! scrape never slows delivery and shards never contend on a counter.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Why a connection ended; the `reason` label of `tickcast_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed (close frame or TCP close).
+    Client,
+    /// Plain HTTP request answered (health check, 404, refused upgrade...).
+    Http,
+    /// The client broke the WebSocket protocol (1002, 1003, 1007, 1009).
+    Protocol,
+    /// The handshake did not complete in time.
+    HandshakeTimeout,
+    /// Too far behind: outbound queue over its limit.
+    SlowConsumer,
+    /// Refused at accept: over the connection limit.
+    Limit,
+    /// The server is shutting down.
+    Shutdown,
+    /// A socket error.
+    Io,
+}
+
+impl CloseReason {
+    const ALL: [CloseReason; 8] = [
+        CloseReason::Client,
+        CloseReason::Http,
+        CloseReason::Protocol,
+        CloseReason::HandshakeTimeout,
+        CloseReason::SlowConsumer,
+        CloseReason::Limit,
+        CloseReason::Shutdown,
+        CloseReason::Io,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CloseReason::Client => "client",
+            CloseReason::Http => "http",
+            CloseReason::Protocol => "protocol_error",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::Limit => "limit",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Io => "io_error",
+        }
+    }
+}
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
+/// One shard's counters. Aligned so two shards never share a cache line.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct ShardMetrics {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) closed: [AtomicU64; 8],
+    pub(crate) open: AtomicI64,
+    pub(crate) subscriptions: AtomicI64,
+    pub(crate) frames: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    pub(crate) latency_sum_ns: AtomicU64,
+}
+
+impl ShardMetrics {
+    pub(crate) fn closed(&self, reason: CloseReason) {
+        let i = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.closed[i].fetch_add(1, Relaxed);
+        self.open.fetch_sub(1, Relaxed);
+    }
+
+    /// Records the time from ingest of the oldest frame in a write to the write.
+    pub(crate) fn observe_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_buckets[i].fetch_add(1, Relaxed);
+        self.latency_sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
+}
+
+/// Server-wide counters written by the router.
+#[derive(Default)]
+pub struct RouterMetrics {
+    pub(crate) ingested: AtomicU64,
+    pub(crate) encoded: AtomicU64,
+    pub(crate) queue_depth: AtomicU64,
+}
+
+/// Everything `/metrics` shows.
+pub struct Metrics {
+    pub(crate) shards: Vec<ShardMetrics>,
+    pub(crate) router: RouterMetrics,
+}
+
+impl Metrics {
+    pub(crate) fn new(shards: usize) -> Self {
+        Metrics {
+            shards: (0..shards).map(|_| ShardMetrics::default()).collect(),
+            router: RouterMetrics::default(),
+        }
+    }
+
+    fn sum(&self, f: impl Fn(&ShardMetrics) -> u64) -> u64 {
+        self.shards.iter().map(f).sum()
+    }
+
+    /// Renders the Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, topics: usize, shutting_down: bool) -> String {
+        let mut o = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(o, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v.to_string())];
+        let open: i64 = self.shards.iter().map(|s| s.open.load(Relaxed)).sum();
+        metric(
+            "tickcast_connections",
+            "gauge",
+            "Open client connections.",
+            &one(open.max(0) as u64),
+        );
+        metric(
+            "tickcast_connections_accepted_total",
+            "counter",
+            "Connections accepted.",
+            &one(self.sum(|s| s.accepted.load(Relaxed))),
+        );
+        let closed: Vec<(String, String)> = CloseReason::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    format!("{{reason=\"{}\"}}", r.label()),
+                    self.sum(|s| s.closed[i].load(Relaxed)).to_string(),
+                )
+            })
+            .collect();
+        metric(
+            "tickcast_connections_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+            &closed,
+        );
+        let subs: i64 = self
+            .shards
+            .iter()
+            .map(|s| s.subscriptions.load(Relaxed))
+            .sum();
+        metric(
+            "tickcast_subscriptions",
+            "gauge",
+            "Active subscriptions (exact topics and patterns).",
+            &one(subs.max(0) as u64),
+        );
+        metric(
+            "tickcast_topics",
+            "gauge",
+            "Topics with a value.",
+            &one(topics as u64),
+        );
+        metric(
+            "tickcast_updates_ingested_total",
+            "counter",
+            "Updates sequenced by the router.",
+            &one(self.router.ingested.load(Relaxed)),
+        );
+        metric(
+            "tickcast_updates_encoded_total",
+            "counter",
+            "Frames encoded by the router (once per update and wire format in use).",
+            &one(self.router.encoded.load(Relaxed)),
+        );
+        metric(
+            "tickcast_ingest_queue_depth",
+            "gauge",
+            "Updates waiting in the ingest channel at the router's last batch.",
+            &one(self.router.queue_depth.load(Relaxed)),
+        );
+        metric(
+            "tickcast_frames_delivered_total",
+            "counter",
+            "Update frames queued to subscribers.",
+            &one(self.sum(|s| s.frames.load(Relaxed))),
+        );
+        metric(
+            "tickcast_bytes_written_total",
+            "counter",
+            "Bytes written to client sockets.",
+            &one(self.sum(|s| s.bytes.load(Relaxed))),
+        );
+        metric(
+            "tickcast_socket_writes_total",
+            "counter",
+            "write() calls on client sockets (frames per write = frames / writes).",
+            &one(self.sum(|s| s.writes.load(Relaxed))),
+        );
+        metric(
+            "tickcast_conflated_updates_total",
+            "counter",
+            "Updates replaced by a newer one for a slow consumer (conflation).",
+            &one(0),
+        );
+        metric(
+            "tickcast_slow_consumer_closes_total",
+            "counter",
+            "Connections closed for falling too far behind.",
+            &one(self.sum(|s| s.closed[4].load(Relaxed))),
+        );
+        metric(
+            "tickcast_shutting_down",
+            "gauge",
+            "1 while shutting down.",
+            &one(shutting_down as u64),
+        );
+
+        let name = "tickcast_delivery_latency_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Time from ingest to the socket write that carried the update (oldest update per write)."
+        );
+        let _ = writeln!(o, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.sum(|s| s.latency_buckets[i].load(Relaxed));
+            let _ = writeln!(o, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.sum(|s| s.latency_buckets[LATENCY_BUCKETS.len()].load(Relaxed));
+        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum_ns = self.sum(|s| s.latency_sum_ns.load(Relaxed));
+        let _ = writeln!(o, "{name}_sum {}", sum_ns as f64 / 1e9);
+        let _ = writeln!(o, "{name}_count {cumulative}");
+        o
+    }
+}
