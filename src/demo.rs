@@ -74,7 +74,10 @@ impl Walk {
         let z: f64 = rng.random::<f64>() * 2.0 - 1.0;
         self.mid = (self.mid + z * sigma).max(self.tick * 10.0);
         let half_spread = self.tick * rng.random_range(1..=3) as f64;
-        let round = |p: f64| (p / self.tick).round() * self.tick;
+        // Snap to the tick, then round to the tick's decimals by dividing by a
+        // power of ten, so prices print as 189.28 and not 189.28000000000003.
+        let scale = 10f64.powi(tick_decimals(self.tick));
+        let round = |p: f64| (((p / self.tick).round() * self.tick) * scale).round() / scale;
         let bid = round(self.mid - half_spread);
         let ask = round(self.mid + half_spread).max(bid + self.tick);
         let mut u = Update::new(self.topic)
@@ -92,6 +95,13 @@ impl Walk {
         }
         u
     }
+}
+
+/// Decimal places of a tick size (0.01 → 2, 0.015625 → 6).
+fn tick_decimals(tick: f64) -> i32 {
+    (0..=8)
+        .find(|d| ((tick * 10f64.powi(*d)).round() - tick * 10f64.powi(*d)).abs() < 1e-9)
+        .unwrap_or(8)
 }
 
 /// A running demo feed; stops when dropped.
@@ -168,6 +178,35 @@ fn run(publisher: Publisher, rate: u32, stop: &AtomicBool) {
             match publisher.try_publish(u) {
                 Ok(()) | Err(crate::Error::Full) => {}
                 Err(_) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_prices_are_clean_and_sane() {
+        assert_eq!(tick_decimals(0.01), 2);
+        assert_eq!(tick_decimals(0.00001), 5);
+        assert_eq!(tick_decimals(0.25), 2);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut w = Walk {
+            topic: "AAPL",
+            mid: 189.5,
+            tick: 0.01,
+            size: 100.0,
+            volume: 0.0,
+        };
+        for _ in 0..1000 {
+            let u = w.step(&mut rng);
+            let (bid, ask) = (u.prices.bid.unwrap(), u.prices.ask.unwrap());
+            assert!(bid < ask, "{bid} < {ask}");
+            for p in [bid, ask] {
+                let s = p.to_string();
+                assert!(s.split('.').nth(1).map_or(0, str::len) <= 2, "{s}");
             }
         }
     }

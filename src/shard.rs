@@ -172,7 +172,14 @@ impl Shard {
             self.flush_dirty();
             self.expire(Instant::now());
             if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() || Instant::now() >= deadline {
+                // The accepting shard keeps answering (503 on /healthz) until
+                // every shard has drained, not just itself.
+                let drained = if self.listener.is_some() {
+                    self.shared.connections.load(Ordering::Relaxed) == 0
+                } else {
+                    self.conns.is_empty()
+                };
+                if drained || Instant::now() >= deadline {
                     break;
                 }
             }

@@ -3,68 +3,12 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
-
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-fn start(args: &[&str]) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
-        .args(args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn tickcastd");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut addr = None;
-    while addr.is_none() {
-        let line = rx.recv_timeout(TIMEOUT).expect("startup log line");
-        if let Some(rest) = line.split(" listening on ").nth(1) {
-            addr = Some(
-                rest.split(':')
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join(":")
-                    .parse()
-                    .unwrap(),
-            );
-        }
-    }
-    Daemon {
-        child,
-        addr: addr.unwrap(),
-        lines: rx,
-    }
-}
-
-fn sigterm(d: &mut Daemon) -> i32 {
-    // SAFETY: kill(2) with a pid we own.
-    unsafe {
-        libc::kill(d.child.id() as i32, libc::SIGTERM);
-    }
-    let status = d.child.wait().unwrap();
-    status.code().expect("exited, not killed by a signal")
-}
 
 #[test]
 fn demo_daemon_serves_live_updates_and_exits_cleanly_on_sigterm() {
-    let mut d = start(&["--demo", "--listen", "127.0.0.1:0", "--demo-rate", "500"]);
+    let mut d = Daemon::start(&["--demo", "--listen", "127.0.0.1:0", "--demo-rate", "500"]);
     let mut c = Client::connect(d.addr);
     c.subscribe(&["*"]);
     let mut snapshots = 0;
@@ -83,7 +27,7 @@ fn demo_daemon_serves_live_updates_and_exits_cleanly_on_sigterm() {
     assert!(snapshots > 0 || updates > 0);
     assert!(http_raw(d.addr, b"GET /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
 
-    assert_eq!(sigterm(&mut d), 0);
+    assert_eq!(d.sigterm(), 0);
     let (code, _) = c.expect_close();
     assert_eq!(code, tungstenite::protocol::frame::coding::CloseCode::Away);
     let log: Vec<String> = d.lines.try_iter().collect();
@@ -107,7 +51,7 @@ fn config_file_is_read_and_flags_win() {
         "listen = \"127.0.0.1:1\"\nshards = 1\n[limits]\nmax_subscriptions = 2\n",
     )
     .unwrap();
-    let mut d = start(&[
+    let mut d = Daemon::start(&[
         "--config",
         path.to_str().unwrap(),
         "--listen",
@@ -121,7 +65,7 @@ fn config_file_is_read_and_flags_win() {
         "too_many_subscriptions",
         "the file's limit applies"
     );
-    assert_eq!(sigterm(&mut d), 0);
+    assert_eq!(d.sigterm(), 0);
 }
 
 #[test]

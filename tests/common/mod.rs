@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tickcast::{Config, Server};
 use tungstenite::client::IntoClientRequest;
@@ -177,5 +179,64 @@ pub fn raise_fd_limit() {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
+    }
+}
+
+/// A `tickcastd` process started by a test.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Starts `tickcastd` with `args` and waits for its "listening on" log line.
+    pub fn start(args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn tickcastd");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addr = None;
+        while addr.is_none() {
+            let line = rx.recv_timeout(TIMEOUT).expect("startup log line");
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                addr = Some(
+                    rest.split(':')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(":")
+                        .parse()
+                        .unwrap(),
+                );
+            }
+        }
+        Daemon {
+            child,
+            addr: addr.unwrap(),
+            lines: rx,
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn sigterm(&mut self) -> i32 {
+        let d = self;
+        // SAFETY: kill(2) with a pid we own.
+        unsafe {
+            libc::kill(d.child.id() as i32, libc::SIGTERM);
+        }
+        let status = d.child.wait().unwrap();
+        status.code().expect("exited, not killed by a signal")
     }
 }

@@ -1,0 +1,76 @@
+// Drives the dashboard served by a running `tickcastd --demo` in Debian's
+// headless Chromium. Usage: node dashboard.mjs <base-url> <screenshot.png>
+// Exits 0 and prints "N passed, 0 failed" when every check holds.
+import { chromium } from "playwright-core";
+
+const [base, shot] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+let passed = 0;
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+  passed++;
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(base + "/");
+
+  // Connected, and rows appear for the demo topics.
+  await page.waitForFunction(() => document.querySelector("#status").textContent === "live", null, { timeout: 10000 });
+  check(true, "status live");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr").length >= 10, null, { timeout: 10000 });
+  const topics = await page.$$eval("#rows tr", (trs) => trs.map((t) => t.dataset.topic));
+  check(topics.includes("BTC-USD") && topics.includes("FX.EURUSD") && topics.includes("AAPL"), "demo topics listed: " + topics);
+
+  // A price cell changes while we watch.
+  const cell = '#rows tr[data-topic="BTC-USD"] td.bid';
+  const first = await page.textContent(cell);
+  check(/^\d+\.\d+$/.test(first), "bid is a number: " + first);
+  await page.waitForFunction(([sel, v]) => document.querySelector(sel).textContent !== v, [cell, first], { timeout: 15000 });
+  check(true, "BTC-USD bid changed from " + first);
+
+  // Topic chips from the `topics` command.
+  await page.waitForFunction(() => document.querySelectorAll("#chips .chip").length >= 10, null, { timeout: 10000 });
+  check(true, "topic chips listed");
+
+  // Filter down to one topic.
+  await page.fill("#filter", "BTC-USD");
+  const shown = await page.$$eval("#rows tr", (trs) => trs.filter((t) => !t.hidden).map((t) => t.dataset.topic));
+  check(shown.length === 1 && shown[0] === "BTC-USD", "filter shows only BTC-USD: " + shown);
+
+  // A wildcard filter.
+  await page.fill("#filter", "FX.*");
+  const fx = await page.$$eval("#rows tr", (trs) => trs.filter((t) => !t.hidden).map((t) => t.dataset.topic));
+  check(fx.length >= 3 && fx.every((t) => t.startsWith("FX.")), "FX.* filter: " + fx);
+  await page.fill("#filter", "");
+
+  // Subscribing to a narrower set drops the other rows.
+  await page.fill("#subscribe", "FX.*, AAPL");
+  await page.click("#apply");
+  await page.waitForFunction(() => [...document.querySelectorAll("#rows tr")].every(
+    (t) => t.dataset.topic.startsWith("FX.") || t.dataset.topic === "AAPL"), null, { timeout: 10000 });
+  check(true, "subscription narrowed");
+
+  check((await page.textContent("#gaps")) === "0", "no sequence gaps");
+  check(errors.length === 0, "no page errors: " + errors);
+  await page.fill("#subscribe", "*");
+  await page.click("#apply");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr").length >= 10, null, { timeout: 10000 });
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: shot, fullPage: false });
+  check(true, "screenshot saved");
+  console.log(`${passed} passed, 0 failed`);
+} catch (e) {
+  console.log(`${passed} passed, 1 failed`);
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

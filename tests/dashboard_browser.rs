@@ -1,0 +1,62 @@
+//! The dashboard, end to end: `tickcastd --demo` serves `/`, and Debian's
+//! headless Chromium driven by Playwright (tests/browser/dashboard.mjs) sees
+//! rows appear, a price change, filtering, and saves a screenshot to
+//! target/dashboard.png.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+fn ensure_playwright(dir: &Path) {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return;
+    }
+    let ok = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("npm is installed")
+        .success();
+    assert!(ok, "npm ci in tests/browser failed");
+}
+
+#[test]
+fn dashboard_shows_live_prices_in_a_real_headless_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium not found at {chromium}: apt-get install chromium (.ci/run does), or set CHROMIUM"
+    );
+    let dir = browser_dir();
+    ensure_playwright(&dir);
+
+    let mut d = Daemon::start(&["--demo", "--demo-rate", "400", "--listen", "127.0.0.1:0"]);
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new("node")
+        .arg(dir.join("dashboard.mjs"))
+        .arg(format!("http://{}", d.addr))
+        .arg(&shot)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "screenshot missing or empty ({size} bytes)");
+    assert_eq!(d.sigterm(), 0);
+}
