@@ -29,6 +29,9 @@ pub mod topics;
 pub mod update;
 pub mod wire;
 
+#[doc(hidden)]
+pub use router::bench as __bench_router;
+
 pub use config::Config;
 pub use error::{Error, Result};
 pub use ingest::Publisher;

@@ -164,3 +164,68 @@ impl RouterWork {
         }
     }
 }
+
+/// Drives the router's real per-batch work outside its thread, for the
+/// criterion benchmarks (benches/hot_path.rs). Not part of the API.
+#[doc(hidden)]
+pub mod bench {
+    use super::*;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::wire::Format;
+    use crossbeam_channel::bounded;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    /// A router with one fake shard that wants every topic in JSON.
+    pub struct RouterBench {
+        work: RouterWork,
+        links: Vec<ShardLink>,
+        rx: Receiver<ShardMsg>,
+        _poll: mio::Poll,
+    }
+
+    impl RouterBench {
+        /// Creates the router state with `topics` topics, all wanted by shard 0.
+        pub fn new(topics: &[String]) -> Self {
+            let poll = mio::Poll::new().unwrap();
+            let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+            let (tx, rx) = bounded(1024);
+            let table = Arc::new(TopicTable::default());
+            for t in topics {
+                table.join_exact(&Arc::from(t.as_str()), 0, Format::Json);
+            }
+            let shared = Arc::new(Shared {
+                config: Config::default(),
+                shutting_down: AtomicBool::new(false),
+                connections: AtomicUsize::new(0),
+                metrics: Metrics::new(1),
+            });
+            RouterBench {
+                work: RouterWork {
+                    table,
+                    slots: HashMap::new(),
+                    fb: FrameBuf::default(),
+                    outboxes: vec![Vec::new()],
+                    shared,
+                },
+                links: vec![ShardLink { tx, waker }],
+                rx,
+                _poll: poll,
+            }
+        }
+
+        /// Routes one batch (sequence, merge, encode once, hand to the shard, wake it).
+        pub fn route(&mut self, updates: &[crate::Update]) {
+            let now = Instant::now();
+            let mut batch: Vec<Ingested> = updates
+                .iter()
+                .map(|u| Ingested {
+                    update: u.clone(),
+                    at: now,
+                })
+                .collect();
+            self.work.route(&mut batch, &self.links);
+            while self.rx.try_recv().is_ok() {}
+        }
+    }
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# End-to-end fan-out benchmark: tickcast vs uWebSockets.js vs Node ws, same
+# topology, same load generator, same run.
+#
+#   benches/fanout.sh            # full matrix (about 8 minutes)
+#   benches/fanout.sh --quick    # a smaller matrix, under 2 minutes
+#
+# The server under test is pinned to CPU 0 and the load generator to CPU 1
+# (taskset). Each row: target deliveries/s, delivered/s measured by the
+# subscribers, publish-to-receive latency percentiles, server CPU (% of one
+# core, over the whole run including connection setup) and, in the idle table,
+# server RSS per idle subscribed connection. Results also go to
+# target/bench/fanout-<date>.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+SERVER_CPU=0
+CLIENT_CPU=1
+PORT=${PORT:-9300}
+BIN=target/release/examples
+OUT=target/bench
+mkdir -p "$OUT"
+REPORT="$OUT/fanout-$(date +%Y%m%d-%H%M%S).txt"
+CLK=$(getconf CLK_TCK)
+
+echo "building..." >&2
+cargo build --quiet --release --example bench_server --example loadgen
+if [[ ! -d benches/peers/node_modules/uwebsockets ]]; then
+    (cd benches/peers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+SPID=""
+# Never leave a server behind (a stale one would answer on a later port).
+trap '[[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null; true' EXIT
+
+start_server() { # system rate topics [start-after]
+    local system=$1 rate=$2 topics=$3 after=${4:-0}
+    case $system in
+        tickcast) taskset -c $SERVER_CPU $BIN/bench_server --listen 127.0.0.1:$PORT \
+                      --rate "$rate" --topics "$topics" --shards 1 --start-after "$after" >/dev/null 2>&1 & ;;
+        uWS.js)   taskset -c $SERVER_CPU node benches/peers/uws.js --port $PORT \
+                      --rate "$rate" --topics "$topics" --start-after "$after" >/dev/null 2>&1 & ;;
+        ws)       taskset -c $SERVER_CPU node benches/peers/ws.js --port $PORT \
+                      --rate "$rate" --topics "$topics" --start-after "$after" >/dev/null 2>&1 & ;;
+    esac
+    SPID=$!
+    for _ in $(seq 100); do
+        kill -0 "$SPID" 2>/dev/null || { echo "$system exited at start (port $PORT busy?)" >&2; exit 1; }
+        if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "$system did not start" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    PORT=$((PORT + 1)) # never wait for TIME_WAIT on the old port
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
+
+declare -A DELIVERED
+row() { printf "%-9s %6s %9s %11s %11s %9s %9s %9s %9s %6s\n" "$@" | tee -a "$REPORT"; }
+
+run_case() { # system conns topics per_conn target
+    local system=$1 conns=$2 topics=$3 per=$4 target=$5
+    local subs=$((conns * per / topics))
+    local rate=$((target / subs))
+    start_server "$system" "$rate" "$topics" "$conns"
+    local c0 t0 c1 t1 out
+    c0=$(cpu_ticks "$SPID")
+    t0=$(date +%s.%N)
+    out=$(taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" \
+        --topics "$topics" --per-conn "$per" --warmup "$WARMUP" --duration "$DURATION" --sources 4)
+    c1=$(cpu_ticks "$SPID")
+    t1=$(date +%s.%N)
+    stop_server
+    local cpu
+    cpu=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v k="$CLK" 'BEGIN {printf "%.0f", (b-a)/k/(e-s)*100}')
+    local delivered
+    delivered=$(json "$out" delivered_per_s)
+    DELIVERED["$system/$conns/$target"]=$delivered
+    row "$system" "${conns}" "$target" "$delivered" "$(json "$out" p50_ms)" "$(json "$out" p99_ms)" \
+        "$(json "$out" p999_ms)" "$(json "$out" max_ms)" "${cpu}%" ""
+}
+
+idle_case() { # system conns
+    local system=$1 conns=$2
+    start_server "$system" 0 1000
+    sleep 0.5
+    local before after fifo
+    before=$(rss_kb "$SPID")
+    fifo="$OUT/hold.$$"
+    taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" --topics 1000 \
+        --per-conn 10 --hold --duration 4 --sources 4 >"$fifo" &
+    local lg=$!
+    for _ in $(seq 1200); do grep -q READY "$fifo" 2>/dev/null && break; sleep 0.1; done
+    sleep 1
+    after=$(rss_kb "$SPID")
+    wait "$lg"
+    rm -f "$fifo"
+    stop_server
+    printf "%-9s %6s %12s %12s %14s\n" "$system" "$conns" "$before" "$after" \
+        "$(( (after - before) * 1024 / conns ))" | tee -a "$REPORT"
+}
+
+SYSTEMS=(tickcast uWS.js ws)
+if [[ $QUICK == 1 ]]; then
+    WARMUP=1; DURATION=2
+    TOPOLOGIES=("1000 100 10")
+    RATES=(500000 2000000)
+    IDLE_CONNS=1000
+else
+    WARMUP=2; DURATION=5
+    TOPOLOGIES=("1000 100 10" "10000 1000 10")
+    RATES=(100000 500000 1000000 2000000 4000000)
+    IDLE_CONNS=10000
+fi
+
+{
+    echo "# fanout $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -r) $(nproc) cores, $(node --version) node"
+    echo "# server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU; warmup ${WARMUP}s, measure ${DURATION}s"
+} | tee "$REPORT"
+
+echo | tee -a "$REPORT"
+echo "## memory per idle subscribed connection ($IDLE_CONNS connections, 10 topics each)" | tee -a "$REPORT"
+printf "%-9s %6s %12s %12s %14s\n" system conns rss_before_kb rss_after_kb bytes_per_conn | tee -a "$REPORT"
+for s in "${SYSTEMS[@]}"; do idle_case "$s" "$IDLE_CONNS"; done
+
+for topo in "${TOPOLOGIES[@]}"; do
+    read -r conns topics per <<<"$topo"
+    echo | tee -a "$REPORT"
+    echo "## $conns subscribers x $per of $topics topics ($((conns * per / topics)) subscribers per topic)" | tee -a "$REPORT"
+    row system conns target delivered/s p50_ms p99_ms p99.9_ms max_ms cpu ""
+    for rate in "${RATES[@]}"; do
+        for s in "${SYSTEMS[@]}"; do run_case "$s" "$conns" "$topics" "$per" "$rate"; done
+    done
+done
+
+echo | tee -a "$REPORT"
+echo "## tickcast / uWS.js delivered ratio" | tee -a "$REPORT"
+for topo in "${TOPOLOGIES[@]}"; do
+    read -r conns _ _ <<<"$topo"
+    for rate in "${RATES[@]}"; do
+        t=${DELIVERED["tickcast/$conns/$rate"]}
+        u=${DELIVERED["uWS.js/$conns/$rate"]}
+        awk -v c="$conns" -v r="$rate" -v t="$t" -v u="$u" \
+            'BEGIN {printf "%6s conns, target %8s/s: tickcast/uWS.js = %.2f\n", c, r, (u > 0 ? t/u : 0)}' | tee -a "$REPORT"
+    done
+done
+echo "report: $REPORT" >&2

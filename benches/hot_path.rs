@@ -1,0 +1,107 @@
+//! Criterion benchmarks of the hot path's pieces. Run: `cargo bench --bench hot_path`.
+//!
+//! - encoding an update event to JSON and MessagePack, each into a ready frame;
+//! - the router's per-update work (sequence, merge, encode, hand to a shard);
+//! - a shard appending one ready frame to 1,000 subscribers' outbound queues;
+//! - parsing a client's subscribe command.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use tickcast::outbound::{Outbound, Tally};
+use tickcast::wire::command::{parse, Encoding};
+use tickcast::wire::event::{encode_price, PriceKind};
+use tickcast::wire::frame::FrameBuf;
+use tickcast::{Format, Prices, Update};
+
+fn prices() -> Prices {
+    Prices {
+        bid: Some(64_250.5),
+        ask: Some(64_251.0),
+        bid_size: Some(1.25),
+        ask_size: Some(0.5),
+        ..Prices::default()
+    }
+}
+
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode_update_frame");
+    let mut fb = FrameBuf::default();
+    let p = prices();
+    for fmt in Format::ALL {
+        g.bench_function(format!("{fmt:?}"), |b| {
+            b.iter(|| {
+                let f = encode_price(
+                    &mut fb,
+                    fmt,
+                    PriceKind::Update,
+                    "BTC-USD",
+                    123_456,
+                    1_795_315_911_425_217_275,
+                    &p,
+                );
+                black_box(f.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn router(c: &mut Criterion) {
+    let topics: Vec<String> = (0..100).map(|i| format!("B.{i:04}")).collect();
+    let mut r = tickcast::__bench_router::RouterBench::new(&topics);
+    let batch: Vec<Update> = (0..256)
+        .map(|i| {
+            Update::new(topics[i % topics.len()].clone())
+                .bid(100.0 + i as f64 * 0.01)
+                .ask(100.01 + i as f64 * 0.01)
+                .timestamp_ns(1_795_315_911_425_217_275)
+        })
+        .collect();
+    let mut g = c.benchmark_group("router");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("route_batch_of_256_json", |b| {
+        b.iter(|| r.route(black_box(&batch)))
+    });
+    g.finish();
+}
+
+fn fanout_append(c: &mut Criterion) {
+    let mut fb = FrameBuf::default();
+    let frame = encode_price(
+        &mut fb,
+        Format::Json,
+        PriceKind::Update,
+        "BTC-USD",
+        1,
+        1,
+        &prices(),
+    )
+    .to_vec();
+    let mut queues: Vec<Outbound> = (0..1000).map(|_| Outbound::default()).collect();
+    let mut sink = std::io::sink();
+    let mut g = c.benchmark_group("shard");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("append_one_frame_to_1000_queues", |b| {
+        b.iter(|| {
+            for q in queues.iter_mut() {
+                q.push(black_box(&frame));
+                // Drain now and then (amortized away) so the queues stay warm
+                // and bounded, as the shard's once-per-iteration flush does.
+                if q.pending() > 2 * 1024 {
+                    q.write_to(&mut sink, &mut Tally::default()).unwrap();
+                }
+            }
+        })
+    });
+    g.finish();
+}
+
+fn parse_subscribe(c: &mut Criterion) {
+    let cmd = br#"{"op":"subscribe","id":42,"topics":["BTC-USD","ETH-USD","FX.*","AAPL","MSFT"]}"#;
+    c.bench_function("parse_subscribe_command", |b| {
+        b.iter(|| parse(black_box(cmd), Encoding::Json).unwrap())
+    });
+}
+
+criterion_group!(benches, encode, router, fanout_append, parse_subscribe);
+criterion_main!(benches);

@@ -1,0 +1,46 @@
+// The publish schedule shared by the peer servers, the same as
+// examples/bench_server.rs: RATE updates/s round-robin over TOPICS topics
+// (B.0000, B.0001, ...), each stamped with its scheduled time in ns since the
+// epoch, published in small bursts every millisecond. Open-loop: if the event
+// loop falls behind, the backlog is published late with its scheduled stamps.
+"use strict";
+
+// Publishing starts once `ready()` (the number of subscribed connections
+// reached --start-after), so every system is measured on a settled topology.
+function startSchedule(rate, topics, publish, ready = () => true) {
+  if (!(rate > 0)) return;
+  if (!ready()) {
+    setTimeout(() => startSchedule(rate, topics, publish, ready), 10);
+    return;
+  }
+  const names = Array.from({ length: topics }, (_, i) => "B." + String(i).padStart(4, "0"));
+  const t0 = performance.now();
+  const epoch0Ms = performance.timeOrigin + t0;
+  let sent = 0;
+  let seq = 0;
+  setInterval(() => {
+    const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+    while (sent < due) {
+      const scheduledNs = Math.round((epoch0Ms + (sent * 1000) / rate) * 1e6);
+      const topic = names[sent % topics];
+      seq += 1;
+      const px = 100 + (seq % 1000) * 0.01;
+      // Same shape and field order as tickcast's update event.
+      const msg = `{"event":"update","topic":"${topic}","seq":${seq},"ts":${scheduledNs},` +
+        `"bid":${px.toFixed(2)},"ask":${(px + 0.01).toFixed(2)},"bid_size":5.0,"ask_size":7.0}`;
+      publish(topic, msg);
+      sent += 1;
+    }
+  }, 1);
+}
+
+function parseArgs() {
+  const a = { port: 9000, rate: 10000, topics: 100, "start-after": 0 };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i += 2) {
+    a[argv[i].replace(/^--/, "")] = Number(argv[i + 1]);
+  }
+  return a;
+}
+
+module.exports = { startSchedule, parseArgs };

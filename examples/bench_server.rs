@@ -1,0 +1,80 @@
+//! The tickcast side of benches/fanout.sh: an embedded server plus a publisher
+//! thread in the same process, publishing on a fixed schedule.
+//!
+//! ```text
+//! bench_server --listen 127.0.0.1:9000 --rate 10000 --topics 100 [--shards 1] [--start-after N]
+//! ```
+//! `--rate` is updates per second across all topics (`B.0000`, `B.0001`, ...,
+//! round-robin). Each update is stamped with its *scheduled* time, so if the
+//! server falls behind, the subscribers measure the delay. Open-loop: the
+//! schedule never waits for the subscribers. About 110 bytes on the wire.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tickcast::{Config, Server, Update};
+
+fn main() {
+    let mut listen = "127.0.0.1:9000".to_string();
+    let mut rate: f64 = 10_000.0;
+    let mut topics: usize = 100;
+    let mut shards: usize = 1;
+    let mut start_after: usize = 0;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let val = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => listen = val,
+            "--rate" => rate = val.parse().unwrap(),
+            "--topics" => topics = val.parse().unwrap(),
+            "--shards" => shards = val.parse().unwrap(),
+            "--start-after" => start_after = val.parse().unwrap(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    let cfg = Config::default()
+        .listen(listen.parse().expect("--listen host:port"))
+        .shards(shards)
+        .max_connections(1_000_000);
+    let server = Server::start(cfg).expect("start");
+    println!("listening on {}", server.local_addr());
+    let publisher = server.publisher();
+    let names: Vec<String> = (0..topics).map(|i| format!("B.{i:04}")).collect();
+    if rate <= 0.0 {
+        // Idle mode, for memory per connection.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    // Publishing starts once the load generator's connections are all in, so
+    // every system is measured on the same settled topology.
+    while server.connection_count() < start_after {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let epoch0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let t0 = Instant::now();
+    let mut sent: u64 = 0;
+    let mut seq: u64 = 0;
+    loop {
+        std::thread::sleep(Duration::from_micros(500));
+        let due = (t0.elapsed().as_secs_f64() * rate) as u64;
+        while sent < due {
+            let scheduled = epoch0 + (sent as f64 * 1e9 / rate) as u64;
+            let topic = &names[(sent as usize) % topics];
+            seq += 1;
+            let px = 100.0 + (seq % 1000) as f64 * 0.01;
+            let u = Update::new(topic.as_str())
+                .bid(px)
+                .ask(px + 0.01)
+                .bid_size(5.0)
+                .ask_size(7.0)
+                .timestamp_ns(scheduled);
+            if publisher.publish(u).is_err() {
+                return;
+            }
+            sent += 1;
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Fan-out load generator: many WebSocket subscribers on one mio event loop.
+//!
+//! Independent of tickcast's server code (it speaks the wire protocol from
+//! scratch), so the same binary measures tickcast and the peer servers in
+//! benches/peers/. Each connection subscribes to `--per-conn` of `--topics`
+//! topics (spread evenly), then every `update` event is counted and its
+//! publish-to-receive latency taken from the `ts` field (ns since the epoch,
+//! stamped with the publisher's *scheduled* time, so a server that falls
+//! behind shows growing latency). The generator never talks back, so the load
+//! is open-loop: only TCP back-pressure can slow the server down.
+//!
+//! ```text
+//! loadgen --addr 127.0.0.1:9000 --conns 1000 --topics 100 --per-conn 10 \
+//!         --warmup 2 --duration 5 [--sources 4] [--hold]
+//! ```
+//! Prints one JSON line. `--hold` only connects, subscribes, prints `READY`,
+//! and stays idle for `--duration` seconds (for memory per idle connection).
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Args {
+    addr: SocketAddr,
+    conns: usize,
+    topics: usize,
+    per_conn: usize,
+    prefix: String,
+    warmup: f64,
+    duration: f64,
+    sources: u8,
+    hold: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        addr: "127.0.0.1:9000".parse().unwrap(),
+        conns: 1000,
+        topics: 100,
+        per_conn: 10,
+        prefix: "B.".into(),
+        warmup: 2.0,
+        duration: 5.0,
+        sources: 4,
+        hold: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => a.addr = val().parse().expect("--addr host:port"),
+            "--conns" => a.conns = val().parse().unwrap(),
+            "--topics" => a.topics = val().parse().unwrap(),
+            "--per-conn" => a.per_conn = val().parse().unwrap(),
+            "--prefix" => a.prefix = val(),
+            "--warmup" => a.warmup = val().parse().unwrap(),
+            "--duration" => a.duration = val().parse().unwrap(),
+            "--sources" => a.sources = val().parse().unwrap(),
+            "--hold" => a.hold = true,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+enum State {
+    Connecting,
+    Upgrading,
+    Streaming,
+}
+
+struct Conn {
+    sock: TcpStream,
+    state: State,
+    /// Unparsed bytes (a partial frame, or the HTTP response head).
+    buf: Vec<u8>,
+    subscribe: Vec<u8>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// A masked client text frame (clients must mask; the mask may be constant).
+fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let mut f = vec![0x81];
+    if payload.len() < 126 {
+        f.push(0x80 | payload.len() as u8);
+    } else {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+fn connect(addr: SocketAddr, source: IpAddr) -> io::Result<TcpStream> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.bind(&SocketAddr::new(source, 0).into())?;
+    s.set_nonblocking(true)?;
+    s.set_tcp_nodelay(true)?;
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
+}
+
+fn libc_einprogress() -> i32 {
+    115 // EINPROGRESS on Linux
+}
+
+#[derive(Default)]
+struct Tally {
+    updates: u64,
+    bytes: u64,
+}
+
+/// Parses complete frames at the front of `buf`; returns bytes consumed.
+fn parse_frames(
+    buf: &[u8],
+    measuring: bool,
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) -> usize {
+    let mut pos = 0;
+    loop {
+        let b = &buf[pos..];
+        if b.len() < 2 {
+            return pos;
+        }
+        let (len, hdr) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => return pos,
+            n => (n as usize, 2),
+        };
+        if b.len() < hdr + len {
+            return pos;
+        }
+        let payload = &b[hdr..hdr + len];
+        if payload.starts_with(b"{\"event\":\"update\"") {
+            tally.updates += 1;
+            tally.bytes += (hdr + len) as u64;
+            if measuring {
+                if let Some(ts) = field_u64(payload, b"\"ts\":") {
+                    let lat_us = now_ns().saturating_sub(ts) / 1000;
+                    let _ = hist.record(lat_us.max(1));
+                }
+            }
+        }
+        pos += hdr + len;
+    }
+}
+
+fn field_u64(payload: &[u8], key: &[u8]) -> Option<u64> {
+    let at = payload.windows(key.len()).position(|w| w == key)? + key.len();
+    let mut v: u64 = 0;
+    let mut any = false;
+    for &c in &payload[at..] {
+        if c.is_ascii_digit() {
+            v = v * 10 + (c - b'0') as u64;
+            any = true;
+        } else {
+            break;
+        }
+    }
+    any.then_some(v)
+}
+
+fn main() {
+    let a = parse_args();
+    let mut poll = Poll::new().unwrap();
+    let mut conns: Vec<Conn> = Vec::with_capacity(a.conns);
+    // Connections are opened in waves (at most this many handshakes in flight)
+    // so no server's listen backlog overflows and resets them.
+    const IN_FLIGHT: usize = 128;
+    let open_one = |i: usize, poll: &Poll| -> Conn {
+        let source = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (i % a.sources.max(1) as usize) as u8,
+        ));
+        let mut sock = connect(a.addr, source).expect("connect");
+        poll.registry()
+            .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        let topics: Vec<String> = (0..a.per_conn)
+            .map(|k| format!("\"{}{:04}\"", a.prefix, (i * a.per_conn + k) % a.topics))
+            .collect();
+        let cmd = format!(
+            "{{\"op\":\"subscribe\",\"id\":1,\"topics\":[{}]}}",
+            topics.join(",")
+        );
+        Conn {
+            sock,
+            state: State::Connecting,
+            buf: Vec::new(),
+            subscribe: client_frame(cmd.as_bytes()),
+        }
+    };
+
+    let mut events = Events::with_capacity(4096);
+    let mut scratch = vec![0u8; 256 * 1024];
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut tally = Tally::default();
+    let mut streaming = 0usize;
+    let start = Instant::now();
+    let mut measure_start: Option<Instant> = None;
+    let mut measuring = false;
+    let mut ready_at: Option<Instant> = None;
+    let request_for = |addr: SocketAddr| {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    };
+    let request = request_for(a.addr);
+
+    loop {
+        while conns.len() < a.conns && conns.len() - streaming < IN_FLIGHT {
+            let c = open_one(conns.len(), &poll);
+            conns.push(c);
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(20)))
+            .unwrap();
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if matches!(c.state, State::Connecting) && ev.is_writable() {
+                if let Ok(Some(e)) = c.sock.take_error() {
+                    panic!("connect failed: {e}");
+                }
+                c.sock
+                    .write_all(request.as_bytes())
+                    .expect("write upgrade request");
+                c.state = State::Upgrading;
+            }
+            if !ev.is_readable() {
+                continue;
+            }
+            loop {
+                match c.sock.read(&mut scratch) {
+                    Ok(0) => panic!("server closed a connection"),
+                    Ok(n) => {
+                        let data = &scratch[..n];
+                        match c.state {
+                            State::Upgrading => {
+                                c.buf.extend_from_slice(data);
+                                if let Some(end) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                    assert!(c.buf.starts_with(b"HTTP/1.1 101"), "upgrade refused");
+                                    c.buf.drain(..end + 4);
+                                    c.sock.write_all(&c.subscribe).expect("subscribe");
+                                    c.state = State::Streaming;
+                                    streaming += 1;
+                                }
+                            }
+                            State::Streaming => {
+                                // Parse straight from the read buffer when nothing is pending.
+                                if c.buf.is_empty() {
+                                    let used = parse_frames(data, measuring, &mut tally, &mut hist);
+                                    c.buf.extend_from_slice(&data[used..]);
+                                } else {
+                                    c.buf.extend_from_slice(data);
+                                    let used =
+                                        parse_frames(&c.buf, measuring, &mut tally, &mut hist);
+                                    c.buf.drain(..used);
+                                }
+                            }
+                            State::Connecting => {}
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        }
+        let now = Instant::now();
+        if ready_at.is_none() && streaming == a.conns {
+            ready_at = Some(now);
+            if a.hold {
+                println!("READY");
+                let _ = io::stdout().flush();
+            }
+        }
+        if ready_at.is_none() && now.duration_since(start) > Duration::from_secs(120) {
+            panic!(
+                "only {streaming} of {} connections upgraded in 120 s",
+                a.conns
+            );
+        }
+        let Some(ready) = ready_at else { continue };
+        if a.hold {
+            if now.duration_since(ready).as_secs_f64() >= a.duration {
+                println!("{{\"conns\":{},\"held_s\":{}}}", a.conns, a.duration);
+                return;
+            }
+            continue;
+        }
+        if !measuring && now.duration_since(ready).as_secs_f64() >= a.warmup {
+            measuring = true;
+            measure_start = Some(now);
+            tally = Tally::default();
+            hist.reset();
+        }
+        if let Some(ms) = measure_start {
+            let secs = now.duration_since(ms).as_secs_f64();
+            if secs >= a.duration {
+                let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+                println!(
+                    "{{\"conns\":{},\"delivered_per_s\":{:.0},\"mb_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"samples\":{}}}",
+                    a.conns,
+                    tally.updates as f64 / secs,
+                    tally.bytes as f64 / secs / 1e6,
+                    q(0.5),
+                    q(0.99),
+                    q(0.999),
+                    hist.max() as f64 / 1000.0,
+                    hist.len()
+                );
+                return;
+            }
+        }
+    }
+}
