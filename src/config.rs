@@ -40,7 +40,7 @@ pub struct Config {
     /// consumer (code 1008). Default 8 MiB.
     pub max_outbound_bytes: usize,
     /// Per-connection read buffer handed to tungstenite. Its default of 128 KiB would
-    /// cost 1.3 GB for 10k idle connections; client commands are tiny. Default 1 KiB.
+    /// cost 1.3 GB for 10k idle connections; client commands are tiny. Default 256 B.
     pub read_buffer_size: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
@@ -63,7 +63,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 100_000,
             max_outbound_bytes: 8 * 1024 * 1024,
-            read_buffer_size: 1024,
+            read_buffer_size: 256,
             close_timeout: Duration::from_secs(2),
         }
     }

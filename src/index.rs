@@ -69,12 +69,15 @@ impl LocalIndex {
         subs: &mut Subscriptions,
         topic: Arc<str>,
     ) -> Option<NewlyMatched> {
-        let already = subs.covers(&topic);
-        subs.exact.insert(topic.clone());
-        if already {
+        if subs.covers(&topic) {
+            subs.exact.insert(topic);
             return None;
         }
         let joined = table.join_exact(&topic, self.shard, fmt);
+        // Share the table's copy of the name: thousands of subscribers of one
+        // topic then hold one allocation, not one each.
+        let topic = joined.as_ref().map_or(topic, |(slot, _)| slot.name.clone());
+        subs.exact.insert(topic.clone());
         let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
         self.attach(
             topic.clone(),
