@@ -14,8 +14,14 @@ function startSchedule(rate, topics, publish, ready = () => true) {
     return;
   }
   const names = Array.from({ length: topics }, (_, i) => "B." + String(i).padStart(4, "0"));
+  // Anchor the monotonic clock to the system clock at a millisecond edge of
+  // Date.now(): performance.timeOrigin can be off by a millisecond or more,
+  // which would skew every latency the load generator computes.
+  const d0 = Date.now();
+  let d1;
+  while ((d1 = Date.now()) === d0) {}
   const t0 = performance.now();
-  const epoch0Ms = performance.timeOrigin + t0;
+  const epoch0Ms = d1;
   let sent = 0;
   let seq = 0;
   setInterval(() => {
