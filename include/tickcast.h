@@ -107,6 +107,10 @@ typedef enum tickcast_result {
    * happened on should be freed and not used further.
    */
   TICKCAST_RESULT_PANIC = 10,
+  /**
+   * An operation did not finish within its timeout (`tickcast_remote_flush`).
+   */
+  TICKCAST_RESULT_TIMEOUT = 11,
 } tickcast_result;
 
 /**
@@ -114,6 +118,14 @@ typedef enum tickcast_result {
  * Not thread-safe: configure from one thread, then start servers from it.
  */
 typedef struct tickcast_config tickcast_config;
+
+/**
+ * A connection that publishes into a tickcast server in another process
+ * (`ws://host:port/publish`). Reconnects by itself with backoff; updates that
+ * a dropped connection may have lost are counted (`tickcast_remote_lost`).
+ * Publishing functions may be called from many threads at once.
+ */
+typedef struct tickcast_remote_publisher tickcast_remote_publisher;
 
 /**
  * A running embedded server. Publishing functions may be called on one
@@ -248,6 +260,55 @@ enum tickcast_result tickcast_publish_batch(struct tickcast_server *server,
                                             const char *const *topics,
                                             const struct tickcast_update *updates,
                                             size_t count);
+
+/**
+ * Connects to `url` (`"ws://host:port/publish"`) with a publisher `token`.
+ * The first connection is made now: an unreachable server or a refused token
+ * returns `TICKCAST_RESULT_IO_ERROR` (a malformed URL
+ * `TICKCAST_RESULT_INVALID_ADDRESS`). On success writes a handle to
+ * `*publisher_out`; free it with `tickcast_remote_publisher_free`.
+ */
+enum tickcast_result tickcast_remote_publisher_connect(const char *url,
+                                                       const char *token,
+                                                       struct tickcast_remote_publisher **publisher_out);
+
+/**
+ * Queues an update for `topic`, waiting up to 5 s for room in the send queue
+ * (then `TICKCAST_RESULT_QUEUE_FULL`). Returns once queued, not once the
+ * server has it: see `tickcast_remote_flush`. Thread-safe.
+ */
+enum tickcast_result tickcast_remote_publish(struct tickcast_remote_publisher *publisher,
+                                             const char *topic,
+                                             const struct tickcast_update *update);
+
+/**
+ * Queues `count` updates in order (`updates[i]` for `topics[i]`); checks them
+ * all first, so an invalid one queues none. Thread-safe.
+ */
+enum tickcast_result tickcast_remote_publish_batch(struct tickcast_remote_publisher *publisher,
+                                                   const char *const *topics,
+                                                   const struct tickcast_update *updates,
+                                                   size_t count);
+
+/**
+ * Waits up to `timeout_ms` until the server has acknowledged every update
+ * queued so far. `TICKCAST_RESULT_TIMEOUT` if it has not.
+ */
+enum tickcast_result tickcast_remote_flush(struct tickcast_remote_publisher *publisher,
+                                           uint32_t timeout_ms);
+
+/**
+ * Writes to `*lost_out` how many updates may have been lost because a
+ * connection dropped before the server acknowledged them.
+ */
+enum tickcast_result tickcast_remote_lost(const struct tickcast_remote_publisher *publisher,
+                                          uint64_t *lost_out);
+
+/**
+ * Sends what is queued (waiting at most 5 s), closes the connection and frees
+ * the handle. NULL is fine. No other call on this handle may run during or after it.
+ */
+void tickcast_remote_publisher_free(struct tickcast_remote_publisher *publisher);
 
 /**
  * A static, NUL-terminated English description of `result`. Never NULL; the

@@ -44,6 +44,12 @@ pub struct Config {
     pub read_buffer_size: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
+    /// When not empty, subscribers must present one of these tokens on `/ws`
+    /// (`Authorization: Bearer <token>` or `?token=`). Default: none, open.
+    pub subscriber_tokens: Vec<String>,
+    /// Tokens that may publish over the network on `/publish`. Default: none,
+    /// which turns network publishing off.
+    pub publisher_tokens: Vec<String>,
 }
 
 impl Default for Config {
@@ -65,6 +71,8 @@ impl Default for Config {
             max_outbound_bytes: 8 * 1024 * 1024,
             read_buffer_size: 256,
             close_timeout: Duration::from_secs(2),
+            subscriber_tokens: Vec::new(),
+            publisher_tokens: Vec::new(),
         }
     }
 }
@@ -118,7 +126,19 @@ impl Config {
         self
     }
 
-    /// Checks ranges; `Server::start` calls it so a bad value fails loudly at start.
+    /// Sets the subscriber tokens (empty: subscribing is open).
+    pub fn subscriber_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.subscriber_tokens = tokens;
+        self
+    }
+
+    /// Sets the publisher tokens (empty: network publishing is off).
+    pub fn publisher_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.publisher_tokens = tokens;
+        self
+    }
+
+    /// Checks ranges;`Server::start` calls it so a bad value fails loudly at start.
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::InvalidConfig(why));
         if self.shards == 0 || self.shards > MAX_SHARDS {
@@ -171,6 +191,18 @@ impl Config {
                 "read_buffer_size must be at least 64, got {}",
                 self.read_buffer_size
             ));
+        }
+        for t in self.subscriber_tokens.iter().chain(&self.publisher_tokens) {
+            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return bad("tokens must be at least 8 characters, without spaces".into());
+            }
+        }
+        if self
+            .subscriber_tokens
+            .iter()
+            .any(|t| self.publisher_tokens.contains(t))
+        {
+            return bad("a token cannot be both a subscriber and a publisher token".into());
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 //!   write side is shut down and the socket drained until the peer closes (or a
 //!   deadline passes), so the peer reads our close frame instead of a reset.
 
-use crate::http::{self, HttpContext, Route};
+use crate::http::{self, HttpContext, Role, Route};
 use crate::metrics::CloseReason;
 use crate::outbound::{Flushed, Outbound, Tally};
 use crate::topics::Selector;
@@ -22,7 +22,7 @@ use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::protocol::{Role as WsRole, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
 /// Where a connection is in its life.
@@ -138,6 +138,15 @@ pub(crate) struct Conn {
     pub oldest: Option<Instant>,
     /// Why the connection is ending, once it is (for the metrics).
     pub close_reason: Option<CloseReason>,
+    /// Subscriber (`/ws`) or network publisher (`/publish`).
+    pub role: Role,
+    /// Publisher only: decoded updates waiting for room in the ingest queue.
+    /// While any wait, nothing more is read from this connection.
+    pub pending: std::collections::VecDeque<crate::update::Update>,
+    /// Publisher only: updates accepted into the ingest queue, and the count
+    /// last acknowledged to the publisher.
+    pub accepted: u64,
+    pub acked: u64,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -190,13 +199,17 @@ impl Conn {
             write_shut: false,
             oldest: None,
             close_reason: None,
+            role: Role::Subscriber,
+            pending: Default::default(),
+            accepted: 0,
+            acked: 0,
         }
     }
 
     /// Reads what the socket has and routes the request once the head is complete.
     pub fn read_handshake(
         &mut self,
-        ctx: HttpContext,
+        ctx: HttpContext<'_>,
         ws_config: WebSocketConfig,
     ) -> HandshakeStep {
         let Phase::Handshake { head } = &mut self.phase else {
@@ -233,12 +246,15 @@ impl Conn {
             Route::Upgrade {
                 response,
                 format,
+                role,
                 consumed,
             } => {
+                self.role = role;
                 let rest = head.split_off(consumed);
                 self.out.push(&response);
                 self.format = format;
-                let ws = WebSocketContext::from_partially_read(rest, Role::Server, Some(ws_config));
+                let ws =
+                    WebSocketContext::from_partially_read(rest, WsRole::Server, Some(ws_config));
                 self.phase = Phase::Open { ws: Box::new(ws) };
                 HandshakeStep::Upgraded
             }

@@ -30,6 +30,19 @@ pub struct FileConfig {
     /// The simulated feed.
     #[serde(default)]
     pub demo: Demo,
+    /// Who may subscribe and publish.
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+/// `[auth]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Tokens subscribers must present on `/ws`; empty or absent: open.
+    pub subscriber_tokens: Option<Vec<String>>,
+    /// Tokens that may publish on `/publish`; empty or absent: publishing off.
+    pub publisher_tokens: Option<Vec<String>>,
 }
 
 /// `[limits]` in the TOML file.
@@ -140,6 +153,12 @@ impl DaemonConfig {
         }
         if let Some(n) = l.max_topic_len {
             c.max_topic_len = n;
+        }
+        if let Some(t) = file.auth.subscriber_tokens {
+            c.subscriber_tokens = t;
+        }
+        if let Some(t) = file.auth.publisher_tokens {
+            c.publisher_tokens = t;
         }
         c.validate()?;
         let demo_on = flags.demo || file.demo.enabled.unwrap_or(false);

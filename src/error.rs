@@ -25,6 +25,8 @@ pub enum Error {
     InvalidConfig(String),
     /// An operating-system error, e.g. the listen address is in use.
     Io(io::Error),
+    /// An operation did not finish within its timeout (e.g. a remote flush).
+    Timeout,
 }
 
 impl fmt::Display for Error {
@@ -36,6 +38,7 @@ impl fmt::Display for Error {
             Error::InvalidValue(field) => write!(f, "invalid value for {field}: must be finite"),
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Timeout => f.write_str("timed out"),
         }
     }
 }

@@ -12,6 +12,15 @@ use tungstenite::handshake::derive_accept_key;
 /// Most request headers we read; more get 431.
 const MAX_HEADERS: usize = 32;
 
+/// What an upgraded connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `/ws`: receives market data.
+    Subscriber,
+    /// `/publish`: a feed handler in another process sending updates.
+    Publisher,
+}
+
 /// What to do with the bytes read so far on a fresh connection.
 #[derive(Debug, PartialEq)]
 pub enum Route {
@@ -24,6 +33,8 @@ pub enum Route {
         response: Vec<u8>,
         /// The negotiated encoding.
         format: Format,
+        /// Subscriber or publisher.
+        role: Role,
         /// Length of the request head.
         consumed: usize,
     },
@@ -35,15 +46,19 @@ pub enum Route {
 
 /// Server state that changes how requests are answered.
 #[derive(Debug, Clone, Copy)]
-pub struct HttpContext {
+pub struct HttpContext<'a> {
     /// Request heads longer than this get 431.
     pub max_head: usize,
     /// While shutting down, `/healthz` says 503 and upgrades are refused.
     pub shutting_down: bool,
+    /// When not empty, `/ws` requires one of these tokens.
+    pub subscriber_tokens: &'a [String],
+    /// `/publish` requires one of these; when empty, network publishing is off.
+    pub publisher_tokens: &'a [String],
 }
 
 /// Decides what a request head asks for. Never panics on any input.
-pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
+pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let consumed = match req.parse(buf) {
@@ -107,7 +122,36 @@ pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
                     "server is shutting down\n",
                 ));
             }
-            upgrade(&header, consumed)
+            if !ctx.subscriber_tokens.is_empty()
+                && !token_ok(&header, full_path, ctx.subscriber_tokens)
+            {
+                return unauthorized(
+                    "a subscriber token is required (Authorization: Bearer <token>, or ?token=)",
+                );
+            }
+            upgrade(&header, consumed, Role::Subscriber)
+        }
+        "/publish" => {
+            if ctx.shutting_down {
+                return Route::Respond(response(
+                    503,
+                    "Service Unavailable",
+                    "server is shutting down\n",
+                ));
+            }
+            if ctx.publisher_tokens.is_empty() {
+                return Route::Respond(response(
+                    403,
+                    "Forbidden",
+                    "network publishing is disabled: no publisher tokens are configured\n",
+                ));
+            }
+            if !token_ok(&header, full_path, ctx.publisher_tokens) {
+                return unauthorized(
+                    "a publisher token is required (Authorization: Bearer <token>, or ?token=)",
+                );
+            }
+            upgrade(&header, consumed, Role::Publisher)
         }
         "/healthz" => {
             if ctx.shutting_down {
@@ -128,7 +172,48 @@ pub fn route(buf: &[u8], ctx: HttpContext) -> Route {
     }
 }
 
-fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize) -> Route {
+/// Is a presented token (bearer header, else `token` query parameter) one of `allowed`?
+fn token_ok<'h>(
+    header: &dyn Fn(&str) -> Option<&'h str>,
+    full_path: &str,
+    allowed: &[String],
+) -> bool {
+    let from_header = header("Authorization").and_then(|v| {
+        let v = v.trim();
+        v.get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("bearer "))
+            .map(|_| v[7..].trim())
+    });
+    let from_query = full_path
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    match from_header.or(from_query) {
+        // Compare against every token in constant time per token, so timing
+        // reveals neither which token nor how much of one matched.
+        Some(t) => allowed
+            .iter()
+            .fold(false, |ok, a| ok | ct_eq(a.as_bytes(), t.as_bytes())),
+        None => false,
+    }
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized(why: &str) -> Route {
+    Route::Respond(response_with(
+        401,
+        "Unauthorized",
+        &format!("{why}\n"),
+        "WWW-Authenticate: Bearer realm=\"tickcast\"\r\n",
+    ))
+}
+
+fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize, role: Role) -> Route {
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -183,7 +268,12 @@ fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize) -> Rou
     resp.push_str("\r\n");
     Route::Upgrade {
         response: resp.into_bytes(),
-        format: format.unwrap_or(Format::Json),
+        // Publishers always speak MessagePack.
+        format: match role {
+            Role::Subscriber => format.unwrap_or(Format::Json),
+            Role::Publisher => Format::MsgPack,
+        },
+        role,
         consumed,
     }
 }
@@ -231,11 +321,12 @@ pub fn metrics_response(body: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const CTX: HttpContext = HttpContext {
+    const CTX: HttpContext<'static> = HttpContext {
         max_head: 8192,
         shutting_down: false,
+        subscriber_tokens: &[],
+        publisher_tokens: &[],
     };
-
     fn status(r: &Route) -> String {
         match r {
             Route::Respond(b) => String::from_utf8_lossy(&b[..12]).into_owned(),
@@ -255,6 +346,7 @@ Sec-WebSocket-Protocol: foo, tickcast.msgpack\r\n\r\nXX";
                 response,
                 format,
                 consumed,
+                ..
             } => {
                 let text = String::from_utf8(response).unwrap();
                 assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));

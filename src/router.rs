@@ -71,9 +71,12 @@ impl Router {
                 .queue_depth
                 .store(self.ingest.len() as u64, Relaxed);
         }
-        // Deliver what was accepted before the stop.
+        // Deliver what was accepted before the stop, and no more: network
+        // publishers may still be sending, and shutdown must end.
+        let mut left = self.ingest.len();
         loop {
-            while batch.len() < self.batch_max {
+            while batch.len() < self.batch_max && left > 0 {
+                left -= 1;
                 match self.ingest.try_recv() {
                     Ok(u) => batch.push(u),
                     Err(_) => break,

@@ -78,6 +78,7 @@ impl Server {
             receivers.push(rx);
         }
 
+        let publisher = Publisher::new(ingest_tx, config.max_topic_len);
         let mut shards = Vec::new();
         for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
             // Shard 0 accepts and deals connections round-robin to all shards:
@@ -91,6 +92,7 @@ impl Server {
                 rx,
                 table.clone(),
                 shared.clone(),
+                publisher.clone(),
             )?;
             let thread = std::thread::Builder::new()
                 .name(format!("tickcast-shard-{id}"))
@@ -112,7 +114,7 @@ impl Server {
 
         Ok(Server {
             local_addr,
-            publisher: Publisher::new(ingest_tx, config.max_topic_len),
+            publisher,
             table,
             shared,
             shards,

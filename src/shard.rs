@@ -8,8 +8,9 @@
 //! the topic table's, briefly, when a client subscribes.
 
 use crate::conn::{Conn, HandshakeStep, Incoming, Phase};
-use crate::http::{self, HttpContext};
+use crate::http::{self, HttpContext, Role};
 use crate::index::{LocalIndex, NewlyMatched};
+use crate::ingest::Publisher;
 use crate::metrics::{CloseReason, ShardMetrics};
 use crate::outbound::{Flushed, Tally};
 use crate::router::Encoded;
@@ -20,6 +21,7 @@ use crate::update::now_ns;
 use crate::wire::command::{self, Command, CommandError, Encoding, Op};
 use crate::wire::event::{self, ErrorCode, PriceKind};
 use crate::wire::frame::FrameBuf;
+use crate::wire::publish::{self, PublisherEvent};
 use crate::wire::Format;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::{TcpListener, TcpStream};
@@ -86,6 +88,10 @@ pub(crate) struct Shard {
     handshakes: DeadlineQueue,
     closings: DeadlineQueue,
     shutdown_deadline: Option<Instant>,
+    /// Feeds network publishers' updates into the ingest channel.
+    ingest: Publisher,
+    /// Publisher connections waiting for room in the ingest queue.
+    blocked: Vec<usize>,
 }
 
 impl Shard {
@@ -98,6 +104,7 @@ impl Shard {
         rx: Receiver<ShardMsg>,
         table: Arc<TopicTable>,
         shared: Arc<Shared>,
+        ingest: Publisher,
     ) -> io::Result<Self> {
         let cfg = &shared.config;
         let ws_config = WebSocketConfig::default()
@@ -131,6 +138,8 @@ impl Shard {
             channel_pending: false,
             next_conn_id: 0,
             shutdown_deadline: None,
+            ingest,
+            blocked: Vec::new(),
         })
     }
 
@@ -169,6 +178,9 @@ impl Shard {
             if self.channel_pending {
                 self.drain_channel();
             }
+            if !self.blocked.is_empty() {
+                self.retry_blocked_publishers();
+            }
             self.flush_dirty();
             self.expire(Instant::now());
             if let Some(deadline) = self.shutdown_deadline {
@@ -194,6 +206,10 @@ impl Shard {
         if self.accept_pending || self.channel_pending || !self.reread.is_empty() {
             return Duration::ZERO;
         }
+        if !self.blocked.is_empty() {
+            // Publishers wait for the router to make room; look again soon.
+            return Duration::from_millis(1);
+        }
         let now = Instant::now();
         let next = [
             self.handshakes.next(),
@@ -215,10 +231,12 @@ impl Shard {
         &self.shared.metrics.shards[self.id]
     }
 
-    fn http_context(&self) -> HttpContext {
+    fn http_context(shared: &Shared) -> HttpContext<'_> {
         HttpContext {
-            max_head: self.shared.config.max_handshake_bytes,
-            shutting_down: self.shared.shutting_down.load(Ordering::Relaxed),
+            max_head: shared.config.max_handshake_bytes,
+            shutting_down: shared.shutting_down.load(Ordering::Relaxed),
+            subscriber_tokens: &shared.config.subscriber_tokens,
+            publisher_tokens: &shared.config.publisher_tokens,
         }
     }
 
@@ -309,7 +327,8 @@ impl Shard {
     }
 
     fn read_conn(&mut self, token: usize) {
-        let ctx = self.http_context();
+        let shared = self.shared.clone();
+        let ctx = Self::http_context(&shared);
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -351,6 +370,12 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
             };
+            if !conn.pending.is_empty() {
+                // Back-pressure: a publisher whose updates wait for room in the
+                // ingest queue is not read until they are in.
+                self.send_ack(token);
+                return;
+            }
             match conn.read_message() {
                 Incoming::Message(m) => self.on_message(token, m),
                 Incoming::Idle => {
@@ -361,6 +386,7 @@ impl Shard {
                         // The peer sent a close; our reply is queued.
                         self.start_closing(token);
                     }
+                    self.send_ack(token);
                     return;
                 }
                 Incoming::Gone => {
@@ -407,6 +433,11 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
+        if conn.role == Role::Publisher {
+            self.on_publish(token, msg);
+            self.mark_dirty(token);
+            return;
+        }
         let parsed = match msg {
             Message::Text(text) => command::parse(text.as_bytes(), Encoding::Json),
             Message::Binary(bytes) if conn.format == Format::MsgPack => {
@@ -426,6 +457,116 @@ impl Shard {
             Ok(cmd) => self.on_command(token, cmd),
             Err(e) => self.send_error(token, e),
         }
+        self.mark_dirty(token);
+    }
+
+    /// A network publisher's frame: decode, check every update, queue them.
+    /// A bad frame is refused whole with an `error` event; nothing of it
+    /// reaches the topic table.
+    fn on_publish(&mut self, token: usize, msg: Message) {
+        let max_len = self.shared.config.max_topic_len;
+        let decoded = match msg {
+            Message::Binary(bytes) => publish::decode(&bytes).map_err(|m| ("bad_frame", m, 0)),
+            Message::Text(_) => Err((
+                "bad_frame",
+                "publish frames are MessagePack binary frames".to_string(),
+                0,
+            )),
+            _ => return,
+        };
+        let checked = decoded.and_then(|updates| {
+            for (i, u) in updates.iter().enumerate() {
+                if let Err(e) = u.validate(max_len) {
+                    return Err((
+                        "bad_update",
+                        format!(
+                            "update {i} of the frame: {e}; nothing in this frame was published"
+                        ),
+                        updates.len() as u64,
+                    ));
+                }
+            }
+            Ok(updates)
+        });
+        match checked {
+            Ok(updates) => {
+                if let Some(conn) = self.conns.get_mut(token) {
+                    conn.pending.extend(updates);
+                }
+                self.push_pending(token);
+            }
+            Err((code, message, refused)) => {
+                let ev = PublisherEvent::Error {
+                    code: code.into(),
+                    message,
+                    refused,
+                };
+                self.send_publisher_event(token, &ev);
+            }
+        }
+    }
+
+    /// Moves a publisher's waiting updates into the ingest queue until it is
+    /// full. Returns true when none are left.
+    fn push_pending(&mut self, token: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return true;
+        };
+        while let Some(u) = conn.pending.pop_front() {
+            match self.ingest.try_publish(u.clone()) {
+                Ok(()) => conn.accepted += 1,
+                Err(crate::Error::Full) => {
+                    conn.pending.push_front(u);
+                    if !self.blocked.contains(&token) {
+                        self.blocked.push(token);
+                    }
+                    return false;
+                }
+                Err(_) => {
+                    conn.pending.clear();
+                    conn.close(CloseCode::Away, "server shutting down");
+                    self.start_closing(token);
+                    return true;
+                }
+            }
+        }
+        true
+    }
+
+    fn retry_blocked_publishers(&mut self) {
+        for token in std::mem::take(&mut self.blocked) {
+            if self.push_pending(token) {
+                self.send_ack(token);
+                // Resume reading what the publisher sent meanwhile.
+                self.read_conn(token);
+            }
+        }
+    }
+
+    /// Acknowledges to a publisher how many of its updates are in the ingest
+    /// queue, if that changed.
+    fn send_ack(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        if conn.role != Role::Publisher || conn.acked == conn.accepted {
+            return;
+        }
+        conn.acked = conn.accepted;
+        let ev = PublisherEvent::Ack {
+            count: conn.accepted,
+        };
+        self.send_publisher_event(token, &ev);
+    }
+
+    fn send_publisher_event(&mut self, token: usize, ev: &PublisherEvent) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let payload = ev.to_msgpack();
+        let buf = self.fb.payload();
+        buf.extend_from_slice(&payload);
+        conn.out.push(self.fb.finish(crate::wire::frame::OP_BINARY));
         self.mark_dirty(token);
     }
 

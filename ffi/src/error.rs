@@ -33,6 +33,8 @@ pub enum tickcast_result {
     /// A bug inside tickcast was caught at the API boundary. The object it
     /// happened on should be freed and not used further.
     Panic = 10,
+    /// An operation did not finish within its timeout (`tickcast_remote_flush`).
+    Timeout = 11,
 }
 
 impl From<&Error> for tickcast_result {
@@ -44,6 +46,7 @@ impl From<&Error> for tickcast_result {
             Error::InvalidValue(_) => tickcast_result::InvalidValue,
             Error::InvalidConfig(_) => tickcast_result::InvalidArgument,
             Error::Io(_) => tickcast_result::IoError,
+            Error::Timeout => tickcast_result::Timeout,
             _ => tickcast_result::InvalidArgument,
         }
     }
@@ -65,6 +68,7 @@ impl tickcast_result {
             tickcast_result::ServerClosed => c"server is shut down",
             tickcast_result::IoError => c"I/O error",
             tickcast_result::Panic => c"internal error (panic caught at the API boundary)",
+            tickcast_result::Timeout => c"timed out",
         }
     }
 }

@@ -21,8 +21,9 @@ pub use error::{tickcast_result, tickcast_result_str};
 use panic::{ffi_panic_boundary, try_not_null, try_str};
 use std::ffi::c_char;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 use tickcast::config::MAX_SHARDS;
-use tickcast::{Config, Publisher, Server, Update};
+use tickcast::{Config, Publisher, RemoteConfig, RemotePublisher, Server, Update};
 
 /// `fields` bit: `bid` is set.
 pub const TICKCAST_FIELD_BID: u32 = 1 << 0;
@@ -306,6 +307,143 @@ pub extern "C" fn tickcast_publish_batch(
         }
         // SAFETY: non-NULL live handle.
         result(unsafe { server_ref(server) }.publisher.publish_batch(batch))
+    }
+}
+
+/// A connection that publishes into a tickcast server in another process
+/// (`ws://host:port/publish`). Reconnects by itself with backoff; updates that
+/// a dropped connection may have lost are counted (`tickcast_remote_lost`).
+/// Publishing functions may be called from many threads at once.
+pub struct tickcast_remote_publisher {
+    _private: [u8; 0],
+}
+
+unsafe fn remote_ref<'a>(p: *const tickcast_remote_publisher) -> &'a RemotePublisher {
+    &*(p as *const RemotePublisher)
+}
+
+/// Connects to `url` (`"ws://host:port/publish"`) with a publisher `token`.
+/// The first connection is made now: an unreachable server or a refused token
+/// returns `TICKCAST_RESULT_IO_ERROR` (a malformed URL
+/// `TICKCAST_RESULT_INVALID_ADDRESS`). On success writes a handle to
+/// `*publisher_out`; free it with `tickcast_remote_publisher_free`.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_publisher_connect(
+    url: *const c_char,
+    token: *const c_char,
+    publisher_out: *mut *mut tickcast_remote_publisher,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let url = try_str!(url);
+        let token = try_str!(token);
+        let publisher_out = try_not_null!(publisher_out);
+        match RemotePublisher::connect(RemoteConfig::new(url, token)) {
+            Ok(p) => {
+                // SAFETY: non-NULL out-pointer supplied by the caller.
+                unsafe { *publisher_out = Box::into_raw(Box::new(p)) as *mut tickcast_remote_publisher };
+                tickcast_result::Ok
+            }
+            Err(tickcast::Error::InvalidConfig(_)) => tickcast_result::InvalidAddress,
+            Err(e) => tickcast_result::from(&e),
+        }
+    }
+}
+
+/// Queues an update for `topic`, waiting up to 5 s for room in the send queue
+/// (then `TICKCAST_RESULT_QUEUE_FULL`). Returns once queued, not once the
+/// server has it: see `tickcast_remote_flush`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_publish(
+    publisher: *mut tickcast_remote_publisher,
+    topic: *const c_char,
+    update: *const tickcast_update,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_not_null!(publisher);
+        let topic = try_str!(topic);
+        let update = try_not_null!(update);
+        // SAFETY: live handle and readable update from the caller.
+        let (p, update) = unsafe { (remote_ref(publisher), &*update) };
+        match to_update(topic, update) {
+            Ok(u) => result(p.publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Queues `count` updates in order (`updates[i]` for `topics[i]`); checks them
+/// all first, so an invalid one queues none. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_publish_batch(
+    publisher: *mut tickcast_remote_publisher,
+    topics: *const *const c_char,
+    updates: *const tickcast_update,
+    count: usize,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_not_null!(publisher);
+        if count == 0 {
+            return tickcast_result::Ok;
+        }
+        let topics = try_not_null!(topics);
+        let updates = try_not_null!(updates);
+        // SAFETY: the caller provides `count` readable elements in each array.
+        let (topics, updates) = unsafe {
+            (std::slice::from_raw_parts(topics, count), std::slice::from_raw_parts(updates, count))
+        };
+        let mut batch = Vec::with_capacity(count);
+        for (t, u) in topics.iter().zip(updates) {
+            let topic = try_str!(*t);
+            match to_update(topic, u) {
+                Ok(u) => batch.push(u),
+                Err(r) => return r,
+            }
+        }
+        // SAFETY: live handle.
+        result(unsafe { remote_ref(publisher) }.publish_batch(batch))
+    }
+}
+
+/// Waits up to `timeout_ms` until the server has acknowledged every update
+/// queued so far. `TICKCAST_RESULT_TIMEOUT` if it has not.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_flush(
+    publisher: *mut tickcast_remote_publisher,
+    timeout_ms: u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_not_null!(publisher);
+        // SAFETY: live handle.
+        result(unsafe { remote_ref(publisher) }.flush(Duration::from_millis(timeout_ms.into())))
+    }
+}
+
+/// Writes to `*lost_out` how many updates may have been lost because a
+/// connection dropped before the server acknowledged them.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_lost(
+    publisher: *const tickcast_remote_publisher,
+    lost_out: *mut u64,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_not_null!(publisher);
+        let lost_out = try_not_null!(lost_out);
+        // SAFETY: live handle, caller's out-pointer.
+        unsafe { *lost_out = remote_ref(publisher).lost() };
+        tickcast_result::Ok
+    }
+}
+
+/// Sends what is queued (waiting at most 5 s), closes the connection and frees
+/// the handle. NULL is fine. No other call on this handle may run during or after it.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_publisher_free(publisher: *mut tickcast_remote_publisher) {
+    ffi_panic_boundary! {
+        if !publisher.is_null() {
+            // SAFETY: from tickcast_remote_publisher_connect, freed once.
+            let p = unsafe { Box::from_raw(publisher as *mut RemotePublisher) };
+            p.close();
+        }
     }
 }
 

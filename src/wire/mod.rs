@@ -3,6 +3,7 @@
 pub mod command;
 pub mod event;
 pub mod frame;
+pub mod publish;
 
 /// The encoding a subscriber chose with its WebSocket subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

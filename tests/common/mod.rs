@@ -63,6 +63,15 @@ impl Client {
         }
     }
 
+    /// Wraps an already upgraded JSON connection.
+    pub fn from_ws(ws: WebSocket<TcpStream>) -> Client {
+        Client {
+            ws,
+            msgpack: false,
+            next_id: 1,
+        }
+    }
+
     pub fn send(&mut self, cmd: Value) {
         let msg = if self.msgpack {
             Message::binary(rmp_serde::to_vec_named(&cmd).unwrap())

@@ -46,7 +46,7 @@ int main(void) {
     tickcast_server_free(NULL);
 
     /* Every code has a readable message. */
-    for (int r = TICKCAST_RESULT_OK; r <= TICKCAST_RESULT_PANIC; r++) {
+    for (int r = TICKCAST_RESULT_OK; r <= TICKCAST_RESULT_TIMEOUT; r++) {
         const char *s = tickcast_result_str((tickcast_result)r);
         TRUE(s != NULL && strlen(s) > 0);
     }

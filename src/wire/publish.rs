@@ -1,0 +1,159 @@
+//! What network publishers send on `/publish`, and what they get back.
+//!
+//! A publish frame is a binary WebSocket message holding MessagePack: either
+//! one update (a map) or a batch (an array of maps). Map keys are those of the
+//! subscriber protocol's `update` event: `topic` (required), `ts` (ns since the
+//! epoch; 0 or absent = when the server receives it) and any of `bid`, `ask`,
+//! `last`, `bid_size`, `ask_size`, `last_size`, `volume`. A frame is checked
+//! whole: if any update in it is invalid, none of it is published and the
+//! publisher gets an `error` event; the connection stays open.
+//!
+//! The server answers with `{"event":"ack","count":N}` (MessagePack), N being
+//! the number of updates from this connection accepted into the ingest queue so
+//! far, after each burst of frames it has read.
+
+use crate::update::{Prices, Update};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, Serialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct WireUpdate {
+    topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bid: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ask: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bid_size: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ask_size: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_size: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    volume: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Frame {
+    One(WireUpdate),
+    Batch(Vec<WireUpdate>),
+}
+
+impl From<WireUpdate> for Update {
+    fn from(w: WireUpdate) -> Update {
+        Update {
+            topic: w.topic,
+            timestamp_ns: w.ts.unwrap_or(0),
+            prices: Prices {
+                bid: w.bid,
+                ask: w.ask,
+                last: w.last,
+                bid_size: w.bid_size,
+                ask_size: w.ask_size,
+                last_size: w.last_size,
+                volume: w.volume,
+            },
+        }
+    }
+}
+
+impl From<&Update> for WireUpdate {
+    fn from(u: &Update) -> WireUpdate {
+        let p = &u.prices;
+        WireUpdate {
+            topic: u.topic.clone(),
+            ts: (u.timestamp_ns != 0).then_some(u.timestamp_ns),
+            bid: p.bid,
+            ask: p.ask,
+            last: p.last,
+            bid_size: p.bid_size,
+            ask_size: p.ask_size,
+            last_size: p.last_size,
+            volume: p.volume,
+        }
+    }
+}
+
+/// Decodes one publish frame into updates (not yet validated: the caller
+/// checks topics and values with the server's limits).
+pub fn decode(payload: &[u8]) -> Result<Vec<Update>, String> {
+    let frame: Frame = rmp_serde::from_slice(payload)
+        .map_err(|e| format!("not a MessagePack update or array of updates: {e}"))?;
+    Ok(match frame {
+        Frame::One(u) => vec![u.into()],
+        Frame::Batch(v) => v.into_iter().map(Update::from).collect(),
+    })
+}
+
+/// Encodes updates as one publish frame payload (a batch, or a single map).
+pub fn encode(updates: &[Update]) -> Vec<u8> {
+    let wire: Vec<WireUpdate> = updates.iter().map(WireUpdate::from).collect();
+    let res = if wire.len() == 1 {
+        rmp_serde::to_vec_named(&wire[0])
+    } else {
+        rmp_serde::to_vec_named(&wire)
+    };
+    res.unwrap_or_default()
+}
+
+/// What a publisher receives.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum PublisherEvent {
+    /// `count` updates from this connection are in the ingest queue so far.
+    Ack {
+        /// Running total for this connection.
+        count: u64,
+    },
+    /// A frame was refused; nothing in it was published.
+    Error {
+        /// `bad_frame` (not decodable) or `bad_update` (invalid topic or value).
+        code: String,
+        /// Readable explanation.
+        message: String,
+        /// How many updates the refused frame held (0 if it could not be decoded).
+        #[serde(default)]
+        refused: u64,
+    },
+}
+
+impl PublisherEvent {
+    /// The MessagePack bytes of this event.
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_and_batch_round_trip() {
+        let a = Update::new("A").bid(1.0).timestamp_ns(5);
+        let b = Update::new("B").ask(2.0);
+        assert_eq!(
+            decode(&encode(std::slice::from_ref(&a))).unwrap(),
+            vec![a.clone()]
+        );
+        assert_eq!(
+            decode(&encode(&[a.clone(), b.clone()])).unwrap(),
+            vec![a, b]
+        );
+    }
+
+    #[test]
+    fn garbage_and_unknown_fields_are_refused() {
+        assert!(decode(&[0xc1]).is_err());
+        assert!(decode(b"hello").is_err());
+        let extra = rmp_serde::to_vec_named(&serde_json::json!({"topic":"A","bd":1.0})).unwrap();
+        assert!(decode(&extra).is_err());
+        let no_topic = rmp_serde::to_vec_named(&serde_json::json!({"bid":1.0})).unwrap();
+        assert!(decode(&no_topic).is_err());
+    }
+}
