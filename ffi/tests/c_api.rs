@@ -33,6 +33,13 @@ fn lib_dir() -> PathBuf {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building libtickcast failed");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "tickcast", "--bin", "tickcastd"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(crate_dir())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tickcastd failed");
         let dir = target.join("debug");
         assert!(dir.join("libtickcast.so").exists() && dir.join("libtickcast.a").exists());
         dir
@@ -313,4 +320,99 @@ fn c_example_feed_handler_builds_and_publishes() {
 #[test]
 fn cpp_example_with_raii_wrappers_builds_and_publishes() {
     run_example("feed_handler.cpp", "c++", "-std=c++17", "FUT.ES");
+}
+
+/// A separate tickcastd process and a separate C publisher process: a
+/// subscriber receives every update in order, and a late one a snapshot.
+#[test]
+fn c_remote_publisher_into_a_separate_daemon() {
+    let lib = lib_dir();
+    let exe = compile("remote_publish.c", "plain");
+    let dir = out_dir();
+    let cfg = dir.join("remote.toml");
+    std::fs::write(&cfg, "[auth]\npublisher_tokens = [\"c-publisher-token\"]\n").unwrap();
+    let mut daemon = Command::new(lib.join("tickcastd"))
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let port: u16 = loop {
+        let line = log.next().expect("daemon log").unwrap();
+        if let Some(rest) = line.split(" listening on 127.0.0.1:").nth(1) {
+            break rest.split(':').next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in log {});
+
+    let subscribe = |topics: &str| {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+        ws.send(Message::text(format!(r#"{{"op":"subscribe","id":1,"topics":[{topics}]}}"#))).unwrap();
+        let Message::Text(ack) = ws.read().unwrap() else { panic!() };
+        assert!(ack.contains("subscribed"), "{ack}");
+        ws
+    };
+    let mut ws = subscribe(r#""RC.*""#);
+    let mut child = Command::new(&exe)
+        .arg(format!("ws://127.0.0.1:{port}/publish"))
+        .arg("c-publisher-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
+    let mut next: HashMap<String, u64> = [("RC.A".to_string(), 1), ("RC.B".to_string(), 1)].into();
+    for _ in 0..6000 {
+        let Message::Text(t) = ws.read().unwrap() else { continue };
+        let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+        let topic = ev["topic"].as_str().unwrap().to_string();
+        let want = next.get_mut(&topic).unwrap();
+        assert_eq!(ev["seq"].as_u64(), Some(*want), "{ev}");
+        assert_eq!(ev["bid"].as_f64(), Some((*want - 1) as f64), "{ev}");
+        *want += 1;
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("DONE 0 ok"), "{stdout}");
+    let mut late = subscribe(r#""RC.B""#);
+    let Message::Text(t) = late.read().unwrap() else { panic!() };
+    let snap: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!((snap["event"].as_str(), snap["seq"].as_u64()), (Some("snapshot"), Some(3000)), "{snap}");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc_kill(daemon.id() as i32, 15) };
+    assert!(daemon.wait().unwrap().success());
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn c_example_remote_feed_builds_with_only_the_header_and_library() {
+    let lib = lib_dir();
+    let out = out_dir().join("remote_feed");
+    let status = Command::new("cc")
+        .args(["-std=c11", "-O1", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-D_DEFAULT_SOURCE"])
+        .arg("-I")
+        .arg(crate_dir().join("../include"))
+        .arg(crate_dir().join("examples/remote_feed.c"))
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-ltickcast", "-lpthread"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Without a server it must fail cleanly with a message, not crash.
+    let run = Command::new(&out).args(["ws://127.0.0.1:1/publish", "some-token-123"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("connect: I/O error"));
 }

@@ -82,6 +82,16 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         cfg.server.shards
     );
+    // Say how access is set up, never the tokens themselves.
+    let subs = match cfg.server.subscriber_tokens.len() {
+        0 => "subscribers: open (no subscriber tokens)".to_string(),
+        n => format!("subscribers: token required ({n} tokens)"),
+    };
+    let pubs = match cfg.server.publisher_tokens.len() {
+        0 => "network publishing: off (no publisher tokens)".to_string(),
+        n => format!("network publishing: on at ws://{addr}/publish ({n} tokens)"),
+    };
+    log::info!("access: {subs}; {pubs}");
     let demo = cfg.demo_rate.map(|rate| {
         log::info!(
             "demo feed: {} instruments at {rate} updates/s",
