@@ -44,6 +44,15 @@ pub struct Config {
     pub read_buffer_size: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
+    /// A connection that has sent nothing for this long is pinged. Default 20 s.
+    pub ping_interval: Duration,
+    /// A connection that has sent nothing (no data, no pong) for this long is
+    /// closed with 1008. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Browser `Origin`s allowed to upgrade (e.g. `https://dash.example.com`).
+    /// Empty: any. Requests without an `Origin` (non-browser clients) are
+    /// always allowed. Default: empty.
+    pub allowed_origins: Vec<String>,
     /// When not empty, subscribers must present one of these tokens on `/ws`
     /// (`Authorization: Bearer <token>` or `?token=`). Default: none, open.
     pub subscriber_tokens: Vec<String>,
@@ -73,6 +82,9 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -123,6 +135,19 @@ impl Config {
     /// Sets the per-connection outbound limit.
     pub fn max_outbound_bytes(mut self, n: usize) -> Self {
         self.max_outbound_bytes = n;
+        self
+    }
+
+    /// Sets the heartbeat: ping after `ping` of silence, close after `idle`.
+    pub fn heartbeat(mut self, ping: Duration, idle: Duration) -> Self {
+        self.ping_interval = ping;
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Sets the allowed browser origins (empty: any).
+    pub fn allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = origins;
         self
     }
 
@@ -196,6 +221,9 @@ impl Config {
             if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return bad("tokens must be at least 8 characters, without spaces".into());
             }
+        }
+        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
+            return bad("idle_timeout must be longer than ping_interval, and both positive".into());
         }
         if self
             .subscriber_tokens

@@ -147,6 +147,10 @@ pub(crate) struct Conn {
     /// last acknowledged to the publisher.
     pub accepted: u64,
     pub acked: u64,
+    /// When the peer last sent anything (for heartbeats).
+    pub last_rx: Instant,
+    /// A ping is out and unanswered since `last_rx`.
+    pub ping_out: bool,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -203,6 +207,8 @@ impl Conn {
             pending: Default::default(),
             accepted: 0,
             acked: 0,
+            last_rx: Instant::now(),
+            ping_out: false,
         }
     }
 
@@ -273,7 +279,10 @@ impl Conn {
         };
         loop {
             let res = ws.read(&mut io);
-            // Pongs and close replies tungstenite queued go out with the next flush.
+            if res.is_ok() {
+                self.last_rx = Instant::now();
+                self.ping_out = false;
+            } // Pongs and close replies tungstenite queued go out with the next flush.
             let _ = ws.flush(&mut io);
             return match res {
                 Ok(Message::Close(_)) => {
@@ -332,6 +341,19 @@ impl Conn {
             );
         }
         self.phase = Phase::Closing;
+    }
+
+    /// Queues a WebSocket ping (heartbeat).
+    pub fn ping(&mut self) {
+        if let Phase::Open { ws } = &mut self.phase {
+            let mut io = Duplex {
+                sock: &self.sock,
+                out: &mut self.out,
+            };
+            let _ = ws.write(&mut io, Message::Ping(b"tickcast".to_vec().into()));
+            let _ = ws.flush(&mut io);
+            self.ping_out = true;
+        }
     }
 
     /// Writes the queue to the socket. `Ok(true)` when the connection should

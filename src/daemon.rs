@@ -43,6 +43,8 @@ pub struct Auth {
     pub subscriber_tokens: Option<Vec<String>>,
     /// Tokens that may publish on `/publish`; empty or absent: publishing off.
     pub publisher_tokens: Option<Vec<String>>,
+    /// Browser origins allowed to connect; empty or absent: any.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// `[limits]` in the TOML file.
@@ -63,6 +65,10 @@ pub struct Limits {
     pub max_outbound_bytes: Option<usize>,
     /// Longest topic name, bytes.
     pub max_topic_len: Option<usize>,
+    /// Ping a silent connection after this long, milliseconds.
+    pub ping_interval_ms: Option<u64>,
+    /// Close a connection silent for this long, milliseconds.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// `[demo]` in the TOML file.
@@ -153,6 +159,15 @@ impl DaemonConfig {
         }
         if let Some(n) = l.max_topic_len {
             c.max_topic_len = n;
+        }
+        if let Some(ms) = l.ping_interval_ms {
+            c.ping_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = l.idle_timeout_ms {
+            c.idle_timeout = Duration::from_millis(ms);
+        }
+        if let Some(o) = file.auth.allowed_origins {
+            c.allowed_origins = o;
         }
         if let Some(t) = file.auth.subscriber_tokens {
             c.subscriber_tokens = t;

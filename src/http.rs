@@ -55,6 +55,8 @@ pub struct HttpContext<'a> {
     pub subscriber_tokens: &'a [String],
     /// `/publish` requires one of these; when empty, network publishing is off.
     pub publisher_tokens: &'a [String],
+    /// Browser origins allowed to upgrade; empty: any.
+    pub allowed_origins: &'a [String],
 }
 
 /// Decides what a request head asks for. Never panics on any input.
@@ -105,6 +107,19 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
 
+    // Cross-site WebSocket hijacking: a page on another site must not ride on
+    // a user's access. Only browsers send Origin; other clients are not affected.
+    if !ctx.allowed_origins.is_empty() && matches!(path, "/ws" | "/publish") {
+        if let Some(origin) = header("Origin") {
+            if !ctx
+                .allowed_origins
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(origin.trim()))
+            {
+                return Route::Respond(response(403, "Forbidden", "origin not allowed\n"));
+            }
+        }
+    }
     if method != "GET" {
         return Route::Respond(response_with(
             405,
@@ -326,6 +341,7 @@ mod tests {
         shutting_down: false,
         subscriber_tokens: &[],
         publisher_tokens: &[],
+        allowed_origins: &[],
     };
     fn status(r: &Route) -> String {
         match r {

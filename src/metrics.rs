@@ -27,10 +27,12 @@ pub enum CloseReason {
     Shutdown,
     /// A socket error.
     Io,
+    /// No data or pong within the idle timeout.
+    IdleTimeout,
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 8] = [
+    const ALL: [CloseReason; 9] = [
         CloseReason::Client,
         CloseReason::Http,
         CloseReason::Protocol,
@@ -39,8 +41,8 @@ impl CloseReason {
         CloseReason::Limit,
         CloseReason::Shutdown,
         CloseReason::Io,
+        CloseReason::IdleTimeout,
     ];
-
     fn label(self) -> &'static str {
         match self {
             CloseReason::Client => "client",
@@ -51,6 +53,7 @@ impl CloseReason {
             CloseReason::Limit => "limit",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Io => "io_error",
+            CloseReason::IdleTimeout => "idle_timeout",
         }
     }
 }
@@ -66,7 +69,7 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 #[derive(Default)]
 pub struct ShardMetrics {
     pub(crate) accepted: AtomicU64,
-    pub(crate) closed: [AtomicU64; 8],
+    pub(crate) closed: [AtomicU64; 9],
     pub(crate) open: AtomicI64,
     pub(crate) subscriptions: AtomicI64,
     pub(crate) frames: AtomicU64,

@@ -92,6 +92,8 @@ pub(crate) struct Shard {
     ingest: Publisher,
     /// Publisher connections waiting for room in the ingest queue.
     blocked: Vec<usize>,
+    /// When the heartbeat sweep runs next.
+    next_sweep: Instant,
 }
 
 impl Shard {
@@ -140,6 +142,7 @@ impl Shard {
             shutdown_deadline: None,
             ingest,
             blocked: Vec::new(),
+            next_sweep: Instant::now(),
         })
     }
 
@@ -215,6 +218,7 @@ impl Shard {
             self.handshakes.next(),
             self.closings.next(),
             self.shutdown_deadline,
+            Some(self.next_sweep),
         ]
         .into_iter()
         .flatten()
@@ -237,6 +241,7 @@ impl Shard {
             shutting_down: shared.shutting_down.load(Ordering::Relaxed),
             subscriber_tokens: &shared.config.subscriber_tokens,
             publisher_tokens: &shared.config.publisher_tokens,
+            allowed_origins: &shared.config.allowed_origins,
         }
     }
 
@@ -809,6 +814,9 @@ impl Shard {
     }
 
     fn expire(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.heartbeat(now);
+        }
         while let Some((token, id)) = self.handshakes.pop_expired(now) {
             if let Some(conn) = self.conns.get_mut(token) {
                 if conn.id == id && matches!(conn.phase, Phase::Handshake { .. }) {
@@ -827,6 +835,39 @@ impl Shard {
             if self.conns.get(token).is_some_and(|c| c.id == id) {
                 self.remove(token, CloseReason::Client);
             }
+        }
+    }
+
+    /// Heartbeats, swept over the shard's connections (at most once per
+    /// second): ping a connection silent for `ping_interval`, close one silent
+    /// for `idle_timeout`. One sweep per shard instead of a timer per
+    /// connection; a deadline may be late by the sweep period.
+    fn heartbeat(&mut self, now: Instant) {
+        let cfg = &self.shared.config;
+        let (ping, idle) = (cfg.ping_interval, cfg.idle_timeout);
+        self.next_sweep = now + (ping / 2).min(Duration::from_secs(1));
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        for (token, conn) in self.conns.iter() {
+            if !matches!(conn.phase, Phase::Open { .. }) {
+                continue;
+            }
+            let silent = now.saturating_duration_since(conn.last_rx);
+            if silent >= idle {
+                to_close.push(token);
+            } else if silent >= ping && !conn.ping_out {
+                to_ping.push(token);
+            }
+        }
+        for token in to_ping {
+            self.conns[token].ping();
+            self.mark_dirty(token);
+        }
+        for token in to_close {
+            let conn = &mut self.conns[token];
+            conn.close_reason = Some(CloseReason::IdleTimeout);
+            conn.close(CloseCode::Policy, "idle timeout: no data or pong received");
+            self.start_closing(token);
         }
     }
 

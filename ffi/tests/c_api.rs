@@ -348,10 +348,17 @@ fn c_remote_publisher_into_a_separate_daemon() {
 
     let subscribe = |topics: &str| {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
-        ws.send(Message::text(format!(r#"{{"op":"subscribe","id":1,"topics":[{topics}]}}"#))).unwrap();
-        let Message::Text(ack) = ws.read().unwrap() else { panic!() };
+        ws.send(Message::text(format!(
+            r#"{{"op":"subscribe","id":1,"topics":[{topics}]}}"#
+        )))
+        .unwrap();
+        let Message::Text(ack) = ws.read().unwrap() else {
+            panic!()
+        };
         assert!(ack.contains("subscribed"), "{ack}");
         ws
     };
@@ -367,7 +374,9 @@ fn c_remote_publisher_into_a_separate_daemon() {
     writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
     let mut next: HashMap<String, u64> = [("RC.A".to_string(), 1), ("RC.B".to_string(), 1)].into();
     for _ in 0..6000 {
-        let Message::Text(t) = ws.read().unwrap() else { continue };
+        let Message::Text(t) = ws.read().unwrap() else {
+            continue;
+        };
         let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
         let topic = ev["topic"].as_str().unwrap().to_string();
         let want = next.get_mut(&topic).unwrap();
@@ -377,12 +386,22 @@ fn c_remote_publisher_into_a_separate_daemon() {
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("DONE 0 ok"), "{stdout}");
     let mut late = subscribe(r#""RC.B""#);
-    let Message::Text(t) = late.read().unwrap() else { panic!() };
+    let Message::Text(t) = late.read().unwrap() else {
+        panic!()
+    };
     let snap: serde_json::Value = serde_json::from_str(&t).unwrap();
-    assert_eq!((snap["event"].as_str(), snap["seq"].as_u64()), (Some("snapshot"), Some(3000)), "{snap}");
+    assert_eq!(
+        (snap["event"].as_str(), snap["seq"].as_u64()),
+        (Some("snapshot"), Some(3000)),
+        "{snap}"
+    );
     // SAFETY: kill(2) on our child.
     unsafe { libc_kill(daemon.id() as i32, 15) };
     assert!(daemon.wait().unwrap().success());
@@ -398,7 +417,15 @@ fn c_example_remote_feed_builds_with_only_the_header_and_library() {
     let lib = lib_dir();
     let out = out_dir().join("remote_feed");
     let status = Command::new("cc")
-        .args(["-std=c11", "-O1", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-D_DEFAULT_SOURCE"])
+        .args([
+            "-std=c11",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-D_DEFAULT_SOURCE",
+        ])
         .arg("-I")
         .arg(crate_dir().join("../include"))
         .arg(crate_dir().join("examples/remote_feed.c"))
@@ -412,7 +439,10 @@ fn c_example_remote_feed_builds_with_only_the_header_and_library() {
         .unwrap();
     assert!(status.success());
     // Without a server it must fail cleanly with a message, not crash.
-    let run = Command::new(&out).args(["ws://127.0.0.1:1/publish", "some-token-123"]).output().unwrap();
+    let run = Command::new(&out)
+        .args(["ws://127.0.0.1:1/publish", "some-token-123"])
+        .output()
+        .unwrap();
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("connect: I/O error"));
 }
