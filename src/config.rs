@@ -36,9 +36,16 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Most open connections across all shards; more get HTTP 503. Default 100,000.
     pub max_connections: usize,
-    /// Outbound bytes queued for one connection past which it is closed as a slow
-    /// consumer (code 1008). Default 8 MiB.
+    /// Outbound bytes queued for one connection past which new updates are
+    /// conflated (only the newest per topic is kept until the queue drains).
+    /// Default 256 KiB.
+    pub conflate_bytes: usize,
+    /// Hard limit of a connection's outbound queue. A connection over it for
+    /// `slow_consumer_timeout` is closed with 1008 (at twice the limit, at
+    /// once). Conflation keeps ordinary slow consumers far below it. Default 8 MiB.
     pub max_outbound_bytes: usize,
+    /// How long a connection may stay over `max_outbound_bytes`. Default 10 s.
+    pub slow_consumer_timeout: Duration,
     /// Per-connection read buffer handed to tungstenite. Its default of 128 KiB would
     /// cost 1.3 GB for 10k idle connections; client commands are tiny. Default 256 B.
     pub read_buffer_size: usize,
@@ -77,7 +84,9 @@ impl Default for Config {
             max_handshake_bytes: 8 * 1024,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 100_000,
+            conflate_bytes: 256 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
+            slow_consumer_timeout: Duration::from_secs(10),
             read_buffer_size: 256,
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
@@ -129,6 +138,12 @@ impl Config {
     /// Sets the connection limit.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Sets the conflation mark of the outbound queue.
+    pub fn conflate_bytes(mut self, n: usize) -> Self {
+        self.conflate_bytes = n;
         self
     }
 
@@ -209,6 +224,12 @@ impl Config {
             return bad(format!(
                 "max_outbound_bytes must be at least 65536, got {}",
                 self.max_outbound_bytes
+            ));
+        }
+        if self.conflate_bytes < 4096 || self.conflate_bytes >= self.max_outbound_bytes {
+            return bad(format!(
+                "conflate_bytes must be at least 4096 and below max_outbound_bytes, got {}",
+                self.conflate_bytes
             ));
         }
         if self.read_buffer_size < 64 {

@@ -151,6 +151,15 @@ pub(crate) struct Conn {
     pub last_rx: Instant,
     /// A ping is out and unanswered since `last_rx`.
     pub ping_out: bool,
+    /// Past the conflation mark: updates are parked in `conflated` (newest per
+    /// topic) instead of queued, until the queue drains.
+    pub conflating: bool,
+    /// Parked updates, allocated only for a connection that has conflated.
+    pub conflated: Option<std::collections::HashMap<Arc<str>, Arc<crate::router::Encoded>>>,
+    /// Since when the queue has been over the hard limit.
+    pub over_limit_since: Option<Instant>,
+    /// Queue length last added to the shard's queued-bytes gauge.
+    pub reported_pending: usize,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -209,6 +218,10 @@ impl Conn {
             acked: 0,
             last_rx: Instant::now(),
             ping_out: false,
+            conflating: false,
+            conflated: None,
+            over_limit_since: None,
+            reported_pending: 0,
         }
     }
 
@@ -366,6 +379,11 @@ impl Conn {
             let _ = self.sock.shutdown(Shutdown::Write);
         }
         Ok(res)
+    }
+
+    /// Is this an open WebSocket session?
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
     }
 
     /// True once a closing connection has written everything and shut its side.

@@ -61,8 +61,12 @@ pub struct Limits {
     pub max_handshake_bytes: Option<usize>,
     /// Handshake deadline, milliseconds.
     pub handshake_timeout_ms: Option<u64>,
-    /// Outbound bytes per connection before it is dropped as a slow consumer.
+    /// Outbound bytes per connection past which updates are conflated.
+    pub conflate_bytes: Option<usize>,
+    /// Hard limit of a connection's outbound queue.
     pub max_outbound_bytes: Option<usize>,
+    /// How long a connection may stay over the hard limit, milliseconds.
+    pub slow_consumer_timeout_ms: Option<u64>,
     /// Longest topic name, bytes.
     pub max_topic_len: Option<usize>,
     /// Ping a silent connection after this long, milliseconds.
@@ -156,6 +160,12 @@ impl DaemonConfig {
         }
         if let Some(n) = l.max_outbound_bytes {
             c.max_outbound_bytes = n;
+        }
+        if let Some(n) = l.conflate_bytes {
+            c.conflate_bytes = n;
+        }
+        if let Some(ms) = l.slow_consumer_timeout_ms {
+            c.slow_consumer_timeout = Duration::from_millis(ms);
         }
         if let Some(n) = l.max_topic_len {
             c.max_topic_len = n;

@@ -75,6 +75,8 @@ pub struct ShardMetrics {
     pub(crate) frames: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) writes: AtomicU64,
+    pub(crate) conflated: AtomicU64,
+    pub(crate) queued_bytes: AtomicI64,
     pub(crate) latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     pub(crate) latency_sum_ns: AtomicU64,
 }
@@ -224,7 +226,18 @@ impl Metrics {
             "tickcast_conflated_updates_total",
             "counter",
             "Updates replaced by a newer one for a slow consumer (conflation).",
-            &one(0),
+            &one(self.sum(|s| s.conflated.load(Relaxed))),
+        );
+        let queued: i64 = self
+            .shards
+            .iter()
+            .map(|s| s.queued_bytes.load(Relaxed))
+            .sum();
+        metric(
+            "tickcast_outbound_queued_bytes",
+            "gauge",
+            "Bytes waiting in connections' outbound queues (not yet accepted by the kernel).",
+            &one(queued.max(0) as u64),
         );
         metric(
             "tickcast_slow_consumer_closes_total",

@@ -742,12 +742,16 @@ impl Shard {
     ///
     /// Hot path: no serialization and no allocation per subscriber (a copy into
     /// each connection's reused queue), no lock, no syscall; the write happens
-    /// once per connection per iteration in `flush_dirty`.
-    fn deliver(&mut self, enc: &Encoded) {
+    /// once per connection per iteration in `flush_dirty`. A subscriber whose
+    /// queue is past the conflation mark gets the update parked instead: only
+    /// the latest per topic is kept until its queue drains.
+    fn deliver(&mut self, enc: &Arc<Encoded>) {
+        let high_water = self.shared.config.conflate_bytes;
         let Some(lt) = self.index.members_for(&enc.topic) else {
             return;
         };
         let mut frames = 0;
+        let mut conflated = 0;
         for m in &lt.members {
             if enc.seq <= m.skip_through {
                 continue;
@@ -758,6 +762,15 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(m.token) else {
                 continue;
             };
+            if conn.conflating || conn.out.pending() >= high_water {
+                // Slow consumer: keep only the newest update of each topic.
+                conn.conflating = true;
+                let parked = conn.conflated.get_or_insert_with(Default::default);
+                if parked.insert(enc.topic.clone(), enc.clone()).is_some() {
+                    conflated += 1;
+                }
+                continue;
+            }
             if conn.out.is_empty() {
                 conn.oldest = Some(enc.ingested_at);
             }
@@ -768,49 +781,101 @@ impl Shard {
                 self.dirty.push(m.token);
             }
         }
-        self.shared.metrics.shards[self.id]
-            .frames
-            .fetch_add(frames, Ordering::Relaxed);
+        let metrics = &self.shared.metrics.shards[self.id];
+        metrics.frames.fetch_add(frames, Ordering::Relaxed);
+        if conflated > 0 {
+            metrics.conflated.fetch_add(conflated, Ordering::Relaxed);
+        }
     }
 
-    /// Writes every connection with queued bytes, once each.
+    /// Writes every connection with queued bytes, once each. A conflating
+    /// connection whose queue has drained below half the conflation mark gets
+    /// its parked updates (the newest of each topic) and leaves conflation.
+    /// One that stays over the hard limit for `slow_consumer_timeout` is closed
+    /// with 1008.
     fn flush_dirty(&mut self) {
-        let max_out = self.shared.config.max_outbound_bytes;
+        let cfg = &self.shared.config;
+        let (high_water, hard, patience) = (
+            cfg.conflate_bytes,
+            cfg.max_outbound_bytes,
+            cfg.slow_consumer_timeout,
+        );
         let mut tally = Tally::default();
         let now = Instant::now();
+        let metrics = &self.shared.metrics.shards[self.id];
+        let mut slow = Vec::new();
+        let mut gone = Vec::new();
         for token in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
             };
             conn.dirty = false;
-            match conn.flush(&mut tally) {
+            let mut res = conn.flush(&mut tally);
+            if conn.conflating && res.is_ok() && conn.out.pending() < high_water / 2 {
+                if let Some(parked) = conn.conflated.take() {
+                    for (_, enc) in parked {
+                        if let Some(f) = enc.frames[conn.format.index()].as_deref() {
+                            if conn.out.is_empty() {
+                                conn.oldest = Some(enc.ingested_at);
+                            }
+                            conn.out.push(f);
+                        }
+                    }
+                }
+                conn.conflating = false;
+                res = conn.flush(&mut tally);
+            }
+            let pending = conn.out.pending();
+            let delta = pending as i64 - conn.reported_pending as i64;
+            if delta != 0 {
+                metrics.queued_bytes.fetch_add(delta, Ordering::Relaxed);
+                conn.reported_pending = pending;
+            }
+            match res {
                 Ok(Flushed::All) => {
+                    conn.over_limit_since = None;
                     if let Some(at) = conn.oldest.take() {
-                        self.shared.metrics.shards[self.id]
-                            .observe_latency(now.saturating_duration_since(at));
+                        metrics.observe_latency(now.saturating_duration_since(at));
                     }
                     if conn.write_done() && conn.drain() {
-                        self.remove(token, CloseReason::Client);
+                        gone.push((token, CloseReason::Client));
                     }
                 }
                 Ok(Flushed::Blocked) => {
-                    if conn.out.pending() > max_out {
-                        // A consumer this far behind would only fall further; its
-                        // queue cannot be cut at a frame boundary, so drop it.
-                        log::info!(
-                            "shard {}: dropping slow consumer with {} bytes queued",
-                            self.id,
-                            conn.out.pending()
-                        );
-                        self.remove(token, CloseReason::SlowConsumer);
+                    if pending <= hard {
+                        conn.over_limit_since = None;
+                    } else if pending > 2 * hard {
+                        // Far past any reasonable backlog: cut it off now.
+                        gone.push((token, CloseReason::SlowConsumer));
+                    } else {
+                        let since = *conn.over_limit_since.get_or_insert(now);
+                        if now.duration_since(since) >= patience && conn.is_open() {
+                            slow.push(token);
+                        }
                     }
                 }
-                Err(_) => self.remove(token, CloseReason::Io),
+                Err(_) => gone.push((token, CloseReason::Io)),
             }
         }
-        let m = self.metrics();
-        m.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
-        m.writes.fetch_add(tally.writes, Ordering::Relaxed);
+        metrics.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
+        metrics.writes.fetch_add(tally.writes, Ordering::Relaxed);
+        for token in slow {
+            let conn = &mut self.conns[token];
+            log::info!(
+                "shard {}: closing slow consumer with {} bytes queued",
+                self.id,
+                conn.out.pending()
+            );
+            conn.close_reason = Some(CloseReason::SlowConsumer);
+            conn.close(
+                CloseCode::Policy,
+                "slow consumer: outbound queue over its limit for too long",
+            );
+            self.start_closing(token);
+        }
+        for (token, reason) in gone {
+            self.remove(token, reason);
+        }
     }
 
     fn expire(&mut self, now: Instant) {
@@ -901,6 +966,8 @@ impl Shard {
         m.closed(conn.close_reason.unwrap_or(reason));
         m.subscriptions
             .fetch_sub(conn.subs.len() as i64, Ordering::Relaxed);
+        m.queued_bytes
+            .fetch_sub(conn.reported_pending as i64, Ordering::Relaxed);
         self.index
             .remove_all(&self.table, token, conn.format, &mut conn.subs);
         let _ = self.poll.registry().deregister(&mut conn.sock);

@@ -1,0 +1,111 @@
+//! A subscriber that stops reading while updates flow fast: its queue stays
+//! bounded (conflation keeps the newest update per topic), it gets the latest
+//! value of every topic once it reads again, and a normal subscriber on the
+//! same shard keeps receiving every update without a gap.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::time::Duration;
+use tickcast::{Server, Update};
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.metrics_text();
+    text.lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_stalled_subscriber_is_conflated_and_bounded_while_others_get_everything() {
+    const TOPICS: usize = 10;
+    const UPDATES: u64 = 100_000;
+    const MARK: usize = 64 * 1024;
+    // One shard: the stalled and the healthy subscriber share an event loop.
+    let server = Server::start(config().shards(1).conflate_bytes(MARK)).unwrap();
+    let addr = server.local_addr();
+    let mut stalled = Client::connect(addr);
+    stalled.subscribe(&["S.*"]);
+    let mut healthy = Client::connect(addr);
+    healthy.subscribe(&["S.*"]);
+
+    let reader = std::thread::spawn(move || {
+        let mut next = vec![1u64; TOPICS];
+        for _ in 0..UPDATES {
+            let ev = healthy.next_event();
+            let t: usize = ev["topic"].as_str().unwrap()[2..].parse().unwrap();
+            assert_eq!(
+                ev["seq"].as_u64(),
+                Some(next[t]),
+                "healthy subscriber: gap or reorder: {ev}"
+            );
+            next[t] += 1;
+        }
+    });
+
+    let p = server.publisher();
+    let mut peak_queued = 0.0f64;
+    for i in 0..UPDATES {
+        p.publish(
+            Update::new(format!("S.{}", i as usize % TOPICS))
+                .bid(i as f64)
+                .ask(i as f64 + 0.5),
+        )
+        .unwrap();
+        // Paced (about 50k/s) so the healthy reader, a debug build here, keeps
+        // up; the stalled one still falls far behind (11 MB of updates, more
+        // than loopback socket buffers hold).
+        if i % 200 == 199 {
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        if i % 1000 == 0 {
+            peak_queued = peak_queued.max(metric(&server, "tickcast_outbound_queued_bytes"));
+        }
+    }
+    reader
+        .join()
+        .expect("the healthy subscriber got every update in order");
+    peak_queued = peak_queued.max(metric(&server, "tickcast_outbound_queued_bytes"));
+    // The stalled connection's queue never grows much past the conflation mark
+    // (the kernel's socket buffers hold the rest of what it was sent).
+    assert!(
+        peak_queued <= (MARK + 64 * 1024) as f64,
+        "outbound queue peaked at {peak_queued} bytes"
+    );
+    assert!(metric(&server, "tickcast_conflated_updates_total") > 0.0);
+
+    // It reads again: seqs only increase per topic, and the newest value of
+    // every topic arrives.
+    let finals: Vec<u64> = (0..TOPICS)
+        .map(|t| server.snapshot(&format!("S.{t}")).unwrap().seq)
+        .collect();
+    let mut last: HashMap<usize, u64> = HashMap::new();
+    let mut received = 0u64;
+    while (0..TOPICS).any(|t| last.get(&t) != Some(&finals[t])) {
+        let ev = stalled
+            .try_next_event(Duration::from_secs(10))
+            .expect("the stalled subscriber gets the latest values");
+        received += 1;
+        let t: usize = ev["topic"].as_str().unwrap()[2..].parse().unwrap();
+        let seq = ev["seq"].as_u64().unwrap();
+        if let Some(prev) = last.insert(t, seq) {
+            assert!(seq > prev, "topic S.{t} went backwards: {prev} -> {seq}");
+        }
+        if seq == finals[t] {
+            let want = (finals[t] - 1) * TOPICS as u64 + t as u64;
+            assert_eq!(
+                ev["bid"].as_f64(),
+                Some(want as f64),
+                "latest value of S.{t}"
+            );
+        }
+    }
+    assert!(
+        received < UPDATES,
+        "conflation skipped updates ({received} of {UPDATES} delivered)"
+    );
+}
