@@ -34,7 +34,7 @@ fn a_stalled_subscriber_is_conflated_and_bounded_while_others_get_everything() {
     healthy.subscribe(&["S.*"]);
 
     let reader = std::thread::spawn(move || {
-        let mut next = vec![1u64; TOPICS];
+        let mut next = [1u64; TOPICS];
         for _ in 0..UPDATES {
             let ev = healthy.next_event();
             let t: usize = ev["topic"].as_str().unwrap()[2..].parse().unwrap();
