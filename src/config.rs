@@ -51,6 +51,12 @@ pub struct Config {
     pub read_buffer_size: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
+    /// PEM certificate chain for `wss://`; with `tls_key` and `tls_listen`, turns TLS on.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for `wss://`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Address of the TLS listener (beside the plain one). Port 0 picks one.
+    pub tls_listen: Option<SocketAddr>,
     /// A connection that has sent nothing for this long is pinged. Default 20 s.
     pub ping_interval: Duration,
     /// A connection that has sent nothing (no data, no pong) for this long is
@@ -91,6 +97,9 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_listen: None,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
@@ -157,6 +166,19 @@ impl Config {
     pub fn heartbeat(mut self, ping: Duration, idle: Duration) -> Self {
         self.ping_interval = ping;
         self.idle_timeout = idle;
+        self
+    }
+
+    /// Serves `wss://` on `listen` with this PEM certificate chain and key.
+    pub fn tls(
+        mut self,
+        listen: SocketAddr,
+        cert_chain: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls_listen = Some(listen);
+        self.tls_cert = Some(cert_chain.into());
+        self.tls_key = Some(key.into());
         self
     }
 

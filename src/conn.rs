@@ -13,10 +13,9 @@ use crate::http::{self, HttpContext, Role, Route};
 use crate::metrics::CloseReason;
 use crate::outbound::{Flushed, Outbound, Tally};
 use crate::topics::Selector;
+use crate::transport::Transport;
 use crate::wire::Format;
-use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -122,7 +121,8 @@ pub(crate) enum Incoming {
 
 /// One client connection.
 pub(crate) struct Conn {
-    pub sock: TcpStream,
+    /// Plain TCP or TLS.
+    pub io: Transport,
     /// Unique per shard for the server's lifetime; timers hold it to tell a
     /// reused slab slot from the connection they were set for.
     pub id: u64,
@@ -164,14 +164,13 @@ pub(crate) struct Conn {
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
 struct Duplex<'a> {
-    sock: &'a TcpStream,
+    io: &'a mut Transport,
     out: &'a mut Outbound,
 }
 
 impl Read for Duplex<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut s = self.sock;
-        s.read(buf)
+        self.io.read(buf)
     }
 }
 
@@ -200,9 +199,9 @@ pub(crate) enum HandshakeStep {
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, id: u64) -> Self {
+    pub fn new(io: Transport, id: u64) -> Self {
         Conn {
-            sock,
+            io,
             id,
             phase: Phase::Handshake { head: Vec::new() },
             out: Outbound::default(),
@@ -236,7 +235,7 @@ impl Conn {
         };
         let mut chunk = [0u8; 2048];
         loop {
-            match (&self.sock).read(&mut chunk) {
+            match self.io.read(&mut chunk) {
                 Ok(0) => return HandshakeStep::Gone,
                 Ok(n) => {
                     head.extend_from_slice(&chunk[..n]);
@@ -287,7 +286,7 @@ impl Conn {
             return Incoming::Idle;
         };
         let mut io = Duplex {
-            sock: &self.sock,
+            io: &mut self.io,
             out: &mut self.out,
         };
         loop {
@@ -342,7 +341,7 @@ impl Conn {
                 cut -= 1;
             }
             let mut io = Duplex {
-                sock: &self.sock,
+                io: &mut self.io,
                 out: &mut self.out,
             };
             let _ = ws.close(
@@ -360,7 +359,7 @@ impl Conn {
     pub fn ping(&mut self) {
         if let Phase::Open { ws } = &mut self.phase {
             let mut io = Duplex {
-                sock: &self.sock,
+                io: &mut self.io,
                 out: &mut self.out,
             };
             let _ = ws.write(&mut io, Message::Ping(b"tickcast".to_vec().into()));
@@ -372,11 +371,10 @@ impl Conn {
     /// Writes the queue to the socket. `Ok(true)` when the connection should
     /// now be removed (closing and everything written and the peer done).
     pub fn flush(&mut self, tally: &mut Tally) -> io::Result<Flushed> {
-        let mut s = &self.sock;
-        let res = self.out.write_to(&mut s, tally)?;
+        let res = self.io.flush(&mut self.out, tally)?;
         if res == Flushed::All && matches!(self.phase, Phase::Closing) && !self.write_shut {
             self.write_shut = true;
-            let _ = self.sock.shutdown(Shutdown::Write);
+            self.io.shutdown_write();
         }
         Ok(res)
     }
@@ -395,7 +393,7 @@ impl Conn {
     pub fn drain(&mut self) -> bool {
         let mut chunk = [0u8; 1024];
         loop {
-            match (&self.sock).read(&mut chunk) {
+            match self.io.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -33,6 +33,21 @@ pub struct FileConfig {
     /// Who may subscribe and publish.
     #[serde(default)]
     pub auth: Auth,
+    /// `wss://`.
+    #[serde(default)]
+    pub tls: Tls,
+}
+
+/// `[tls]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Address of the TLS listener.
+    pub listen: Option<String>,
+    /// PEM certificate chain file.
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key file.
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// `[auth]` in the TOML file.
@@ -98,6 +113,12 @@ pub struct Flags {
     pub demo_rate: Option<u32>,
     /// `--log-level`
     pub log_level: Option<String>,
+    /// `--tls-listen`
+    pub tls_listen: Option<String>,
+    /// `--tls-cert`
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// `--tls-key`
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Everything the daemon needs to start.
@@ -138,6 +159,18 @@ impl DaemonConfig {
         }
         if let Some(n) = flags.shards.or(file.shards) {
             c.shards = n;
+        }
+        if let Some(l) = flags.tls_listen.as_ref().or(file.tls.listen.as_ref()) {
+            c.tls_listen = Some(parse_addr(l)?);
+        }
+        c.tls_cert = flags.tls_cert.clone().or(file.tls.cert);
+        c.tls_key = flags.tls_key.clone().or(file.tls.key);
+        if c.tls_cert.is_some() != c.tls_key.is_some()
+            || (c.tls_cert.is_some() && c.tls_listen.is_none())
+        {
+            return Err(Error::InvalidConfig(
+                "TLS needs a certificate chain, a key and a listen address".into(),
+            ));
         }
         if let Some(n) = file.ingest_capacity {
             c.ingest_capacity = n;

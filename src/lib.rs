@@ -27,6 +27,7 @@ mod server;
 mod shard;
 mod timer;
 pub mod topics;
+pub mod transport;
 pub mod update;
 pub mod wire;
 

@@ -97,6 +97,23 @@ impl Outbound {
         Ok(Flushed::All)
     }
 
+    /// The bytes not yet written.
+    pub fn front(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Marks `n` bytes of [`Outbound::front`] as written.
+    pub fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            }
+        }
+    }
+
     /// Drops everything queued (the connection is being torn down).
     pub fn discard(&mut self) {
         self.buf = Vec::new();

@@ -202,6 +202,7 @@ pub mod bench {
                 shutting_down: AtomicBool::new(false),
                 connections: AtomicUsize::new(0),
                 metrics: Metrics::new(1),
+                tls: None,
             });
             RouterBench {
                 work: RouterWork {

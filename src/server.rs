@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     /// Open connections across all shards (for the connection limit).
     pub connections: AtomicUsize,
     pub metrics: Metrics,
+    /// The TLS server configuration, when `wss://` is on.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running tickcast server: a router thread and N shard threads serving one
@@ -40,6 +42,7 @@ pub(crate) struct Shared {
 /// ```
 pub struct Server {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     publisher: Publisher,
     table: Arc<TopicTable>,
     shared: Arc<Shared>,
@@ -54,7 +57,26 @@ impl Server {
         config.validate()?;
         let listener = bind(config.listen)?;
         let local_addr = listener.local_addr()?;
-        let mut listener = Some(mio::net::TcpListener::from_std(listener));
+        let mut listeners = vec![(mio::net::TcpListener::from_std(listener), false)];
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::transport::load_server_config(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(Error::InvalidConfig(
+                    "TLS needs both a certificate chain and a key".into(),
+                ))
+            }
+        };
+        let mut tls_addr = None;
+        if tls.is_some() {
+            let addr = config.tls_listen.ok_or_else(|| {
+                Error::InvalidConfig("TLS needs tls_listen, the address for wss://".into())
+            })?;
+            let l = bind(addr)?;
+            tls_addr = Some(l.local_addr()?);
+            listeners.push((mio::net::TcpListener::from_std(l), true));
+        }
+        let mut listeners = Some(listeners);
 
         let table = Arc::new(TopicTable::default());
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
@@ -64,6 +86,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             metrics: Metrics::new(config.shards),
+            tls,
         });
 
         let mut polls = Vec::new();
@@ -87,7 +110,11 @@ impl Server {
             let shard = Shard::new(
                 id,
                 poll,
-                if id == 0 { listener.take() } else { None },
+                if id == 0 {
+                    listeners.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
                 links.clone(),
                 rx,
                 table.clone(),
@@ -114,6 +141,7 @@ impl Server {
 
         Ok(Server {
             local_addr,
+            tls_addr,
             publisher,
             table,
             shared,
@@ -126,6 +154,11 @@ impl Server {
     /// The address the server listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The `wss://` address, when TLS is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// A new publisher handle; clone it freely across threads.

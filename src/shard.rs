@@ -17,6 +17,7 @@ use crate::router::Encoded;
 use crate::server::Shared;
 use crate::timer::DeadlineQueue;
 use crate::topics::{Selector, TopicTable};
+use crate::transport::Transport;
 use crate::update::now_ns;
 use crate::wire::command::{self, Command, CommandError, Encoding, Op};
 use crate::wire::event::{self, ErrorCode, PriceKind};
@@ -36,6 +37,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 
 const LISTENER: Token = Token(usize::MAX - 1);
+const TLS_LISTENER: Token = Token(usize::MAX - 3);
 /// The token of every shard's `mio::Waker`.
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
@@ -53,7 +55,8 @@ pub(crate) enum ShardMsg {
     /// Sequenced, encoded updates for topics this shard has subscribers for.
     Deliver(Vec<Arc<Encoded>>),
     /// A connection accepted by the accepting shard, for this shard to serve.
-    Adopt(TcpStream),
+    /// (`true`: it came in on the TLS listener.)
+    Adopt(TcpStream, bool),
     /// Close every connection with 1001 and exit.
     Shutdown,
 }
@@ -68,8 +71,8 @@ pub(crate) struct ShardLink {
 pub(crate) struct Shard {
     id: usize,
     poll: Poll,
-    /// Only the accepting shard holds the listener.
-    listener: Option<TcpListener>,
+    /// Only the accepting shard holds listeners: (token, listener, is TLS).
+    listeners: Vec<(Token, TcpListener, bool)>,
     /// Every shard, self included, for handing out accepted connections.
     peers: Vec<ShardLink>,
     next_peer: usize,
@@ -101,7 +104,7 @@ impl Shard {
     pub fn new(
         id: usize,
         poll: Poll,
-        listener: Option<TcpListener>,
+        listeners: Vec<(TcpListener, bool)>,
         peers: Vec<ShardLink>,
         rx: Receiver<ShardMsg>,
         table: Arc<TopicTable>,
@@ -115,14 +118,17 @@ impl Shard {
             .max_message_size(Some(cfg.max_message_size))
             .max_frame_size(Some(cfg.max_message_size))
             .accept_unmasked_frames(false);
-        let mut listener = listener;
-        if let Some(l) = listener.as_mut() {
-            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        let mut registered = Vec::new();
+        for (mut l, tls) in listeners {
+            let token = if tls { TLS_LISTENER } else { LISTENER };
+            poll.registry()
+                .register(&mut l, token, Interest::READABLE)?;
+            registered.push((token, l, tls));
         }
         Ok(Shard {
             id,
             poll,
-            listener,
+            listeners: registered,
             peers,
             next_peer: 0,
             rx,
@@ -160,7 +166,7 @@ impl Shard {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept_pending = true,
+                    LISTENER | TLS_LISTENER => self.accept_pending = true,
                     WAKER => self.channel_pending = true,
                     Token(t) => {
                         if ev.is_writable() {
@@ -189,7 +195,7 @@ impl Shard {
             if let Some(deadline) = self.shutdown_deadline {
                 // The accepting shard keeps answering (503 on /healthz) until
                 // every shard has drained, not just itself.
-                let drained = if self.listener.is_some() {
+                let drained = if !self.listeners.is_empty() {
                     self.shared.connections.load(Ordering::Relaxed) == 0
                 } else {
                     self.conns.is_empty()
@@ -247,13 +253,19 @@ impl Shard {
 
     fn accept(&mut self) {
         self.accept_pending = false;
-        if self.listener.is_none() {
-            return;
+        for which in 0..self.listeners.len() {
+            if !self.accept_from(which) {
+                self.accept_pending = true;
+            }
         }
+    }
+
+    /// Accepts from one listener until it would block (true) or the budget
+    /// is spent (false: come back next iteration).
+    fn accept_from(&mut self, which: usize) -> bool {
         for _ in 0..ACCEPT_BUDGET {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
+            let (_, listener, tls) = &self.listeners[which];
+            let tls = *tls;
             match listener.accept() {
                 Ok((sock, _addr)) => {
                     let m = self.metrics();
@@ -262,48 +274,52 @@ impl Shard {
                     let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
                     if open >= self.shared.config.max_connections {
                         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-                        m.closed(CloseReason::Limit); // Best effort: the socket is fresh, so the response fits.
-                        let _ = (&sock).write(&http::response(
-                            503,
-                            "Service Unavailable",
-                            "connection limit reached\n",
-                        ));
+                        m.closed(CloseReason::Limit);
+                        // Best effort, plain only: the socket is fresh, so the
+                        // response fits (a TLS client just sees the close).
+                        if !tls {
+                            let _ = (&sock).write(&http::response(
+                                503,
+                                "Service Unavailable",
+                                "connection limit reached\n",
+                            ));
+                        }
                         continue;
                     }
                     let _ = sock.set_nodelay(true);
                     let target = self.next_peer % self.peers.len();
                     self.next_peer = self.next_peer.wrapping_add(1);
                     if target == self.id {
-                        self.adopt(sock);
+                        self.adopt(sock, tls);
                     } else {
                         let link = &self.peers[target];
-                        match link.tx.try_send(ShardMsg::Adopt(sock)) {
+                        match link.tx.try_send(ShardMsg::Adopt(sock, tls)) {
                             Ok(()) => {
                                 let _ = link.waker.wake();
                             }
                             Err(e) => {
                                 // That shard is swamped or gone: serve it here.
-                                if let ShardMsg::Adopt(sock) = e.into_inner() {
-                                    self.adopt(sock);
+                                if let ShardMsg::Adopt(sock, tls) = e.into_inner() {
+                                    self.adopt(sock, tls);
                                 }
                             }
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: the pending connection stays queued; a
                     // new event comes with the next arrival.
                     log::warn!("accept failed: {e}");
-                    return;
+                    return true;
                 }
             }
         }
-        self.accept_pending = true;
+        false
     }
 
-    fn adopt(&mut self, mut sock: TcpStream) {
+    fn adopt(&mut self, mut sock: TcpStream, tls: bool) {
         let entry = self.conns.vacant_entry();
         let token = entry.key();
         if let Err(e) = self.poll.registry().register(
@@ -316,9 +332,22 @@ impl Shard {
             self.metrics().closed(CloseReason::Io);
             return;
         }
+        let io = match (tls, &self.shared.tls) {
+            (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
+                Ok(session) => Transport::Tls(sock, Box::new(session)),
+                Err(e) => {
+                    log::warn!("shard {}: cannot start a TLS session: {e}", self.id);
+                    let _ = self.poll.registry().deregister(&mut sock);
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    self.metrics().closed(CloseReason::Io);
+                    return;
+                }
+            },
+            _ => Transport::Plain(sock),
+        };
         let id = self.next_conn_id;
         self.next_conn_id += 1;
-        entry.insert(Conn::new(sock, id));
+        entry.insert(Conn::new(io, id));
         self.handshakes.push(Instant::now(), token, id);
     }
 
@@ -332,6 +361,14 @@ impl Shard {
     }
 
     fn read_conn(&mut self, token: usize) {
+        self.read_conn_inner(token);
+        // TLS: reading may have produced handshake messages or alerts to send.
+        if self.conns.get(token).is_some_and(|c| c.io.wants_write()) {
+            self.mark_dirty(token);
+        }
+    }
+
+    fn read_conn_inner(&mut self, token: usize) {
         let shared = self.shared.clone();
         let ctx = Self::http_context(&shared);
         let Some(conn) = self.conns.get_mut(token) else {
@@ -730,7 +767,7 @@ impl Shard {
                         self.deliver(enc);
                     }
                 }
-                Ok(ShardMsg::Adopt(sock)) => self.adopt(sock),
+                Ok(ShardMsg::Adopt(sock, tls)) => self.adopt(sock, tls),
                 Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
             }
@@ -970,7 +1007,7 @@ impl Shard {
             .fetch_sub(conn.reported_pending as i64, Ordering::Relaxed);
         self.index
             .remove_all(&self.table, token, conn.format, &mut conn.subs);
-        let _ = self.poll.registry().deregister(&mut conn.sock);
+        let _ = self.poll.registry().deregister(conn.io.socket());
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -40,6 +40,15 @@ struct Cli {
     /// error, warn, info, debug or trace (default info).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Address for wss:// (with --tls-cert and --tls-key).
+    #[arg(long, value_name = "HOST:PORT")]
+    tls_listen: Option<String>,
+    /// PEM certificate chain for wss://.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for wss://.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +59,9 @@ fn main() -> ExitCode {
         demo: cli.demo,
         demo_rate: cli.demo_rate,
         log_level: cli.log_level,
+        tls_listen: cli.tls_listen,
+        tls_cert: cli.tls_cert,
+        tls_key: cli.tls_key,
     };
     let cfg = match DaemonConfig::load(cli.config.as_deref(), &flags) {
         Ok(c) => c,
@@ -82,6 +94,9 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         cfg.server.shards
     );
+    if let Some(tls) = server.tls_addr() {
+        log::info!("TLS: wss://{tls}/ws");
+    }
     // Say how access is set up, never the tokens themselves.
     let subs = match cfg.server.subscriber_tokens.len() {
         0 => "subscribers: open (no subscriber tokens)".to_string(),

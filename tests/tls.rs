@@ -1,0 +1,154 @@
+//! `wss://` with rustls, driven by the shard's non-blocking loop: a TLS
+//! subscriber gets snapshot and updates; garbage or plain text on the TLS port
+//! closes only that connection.
+
+mod common;
+
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tickcast::{Server, Update};
+use tungstenite::Message;
+
+/// A certificate for "localhost", made now, written as PEM files.
+fn make_cert() -> (PathBuf, PathBuf, CertificateDer<'static>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "tickcast-tls-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let der = CertificateDer::from_pem_file(&cert).unwrap();
+    (cert, key, der)
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn tls_server() -> (Server, CertificateDer<'static>) {
+    let (cert, key, der) = make_cert();
+    let server = Server::start(config().tls("127.0.0.1:0".parse().unwrap(), cert, key)).unwrap();
+    (server, der)
+}
+
+type TlsWs = tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+
+fn wss_client(server: &Server, ca: &CertificateDer<'static>) -> TlsWs {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = server.tls_addr().expect("TLS listener");
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let stream = rustls::StreamOwned::new(conn, tcp);
+    let (ws, _) = tungstenite::client(format!("wss://localhost:{}/ws", addr.port()), stream)
+        .expect("wss handshake");
+    ws
+}
+
+fn next_json(ws: &mut TlsWs) -> serde_json::Value {
+    loop {
+        if let Message::Text(t) = ws.read().unwrap() {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_wss_subscriber_gets_snapshot_and_updates() {
+    let (server, ca) = tls_server();
+    let p = server.publisher();
+    p.publish(Update::new("TLS.A").bid(1.0).ask(2.0)).unwrap();
+    wait_until("topic", || server.snapshot("TLS.A").is_some());
+    let mut ws = wss_client(&server, &ca);
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["TLS.*"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(next_json(&mut ws)["event"], "subscribed");
+    let snap = next_json(&mut ws);
+    assert_eq!(
+        (snap["event"].as_str(), snap["seq"].as_u64()),
+        (Some("snapshot"), Some(1))
+    );
+    // Enough to need many TLS records and socket writes.
+    for i in 0..3000 {
+        p.publish(Update::new("TLS.A").bid(i as f64)).unwrap();
+    }
+    for want in 2..=3001u64 {
+        assert_eq!(next_json(&mut ws)["seq"].as_u64(), Some(want));
+    }
+}
+
+#[test]
+fn plain_text_or_garbage_on_the_tls_port_closes_only_that_connection() {
+    let (server, ca) = tls_server();
+    let mut good = wss_client(&server, &ca);
+    good.send(Message::text(r#"{"op":"subscribe","id":1,"topics":["K"]}"#))
+        .unwrap();
+    assert_eq!(next_json(&mut good)["event"], "subscribed");
+    let addr = server.tls_addr().unwrap();
+    for junk in [
+        &b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"\x16\x03\x01\x00\x05hello"[..],
+        &[0u8; 300][..],
+    ] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.write_all(junk).unwrap();
+        let mut buf = Vec::new();
+        // The server answers with at most a TLS alert, then closes.
+        let _ = s.read_to_end(&mut buf);
+        assert!(buf.len() < 64, "no HTTP answer on the TLS port: {buf:?}");
+    }
+    // Meanwhile the TLS subscriber was not disturbed.
+    server
+        .publisher()
+        .publish(Update::new("K").bid(5.0))
+        .unwrap();
+    let ev = next_json(&mut good);
+    assert_eq!(
+        (ev["topic"].as_str(), ev["bid"].as_f64()),
+        (Some("K"), Some(5.0))
+    );
+    // Plain ws:// keeps working beside wss://.
+    let mut plain = Client::connect(server.local_addr());
+    plain.subscribe(&["K"]);
+    assert_eq!(plain.next_event()["event"], "snapshot");
+}
+
+#[test]
+fn tls_configuration_errors_are_clear() {
+    let (cert, key, _) = make_cert();
+    let missing = Server::start(config().tls(
+        "127.0.0.1:0".parse().unwrap(),
+        "/nonexistent.pem",
+        key.clone(),
+    ));
+    assert!(
+        matches!(missing, Err(tickcast::Error::InvalidConfig(m)) if m.contains("/nonexistent.pem"))
+    );
+    let swapped = Server::start(config().tls("127.0.0.1:0".parse().unwrap(), key, cert));
+    assert!(matches!(swapped, Err(tickcast::Error::InvalidConfig(_))));
+}
