@@ -51,7 +51,11 @@ pub struct Config {
     pub read_buffer_size: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
-    /// PEM certificate chain for `wss://`; with `tls_key` and `tls_listen`, turns TLS on.
+    /// Transport test mode: every message a client sends on `/ws` is echoed
+    /// back instead of parsed as a command (examples/echo_server.rs, for RFC
+    /// 6455 conformance suites). Default false.
+    pub echo: bool,
+    /// PEM certificate chain for `wss://`;with `tls_key` and `tls_listen`, turns TLS on.
     pub tls_cert: Option<std::path::PathBuf>,
     /// PEM private key for `wss://`.
     pub tls_key: Option<std::path::PathBuf>,
@@ -97,6 +101,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),
+            echo: false,
             tls_cert: None,
             tls_key: None,
             tls_listen: None,
@@ -179,6 +184,12 @@ impl Config {
         self.tls_listen = Some(listen);
         self.tls_cert = Some(cert_chain.into());
         self.tls_key = Some(key.into());
+        self
+    }
+
+    /// Turns the transport test mode (echo) on or off.
+    pub fn echo(mut self, on: bool) -> Self {
+        self.echo = on;
         self
     }
 

@@ -15,6 +15,8 @@ mod conn;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod index;
 pub mod ingest;

@@ -480,6 +480,19 @@ impl Shard {
             self.mark_dirty(token);
             return;
         }
+        if self.shared.config.echo {
+            // Transport test mode: send every message back unchanged.
+            let (op, data): (u8, &[u8]) = match &msg {
+                Message::Text(t) => (crate::wire::frame::OP_TEXT, t.as_bytes()),
+                Message::Binary(b) => (crate::wire::frame::OP_BINARY, b),
+                _ => return,
+            };
+            let buf = self.fb.payload();
+            buf.extend_from_slice(data);
+            conn.out.push(self.fb.finish(op));
+            self.mark_dirty(token);
+            return;
+        }
         let parsed = match msg {
             Message::Text(text) => command::parse(text.as_bytes(), Encoding::Json),
             Message::Binary(bytes) if conn.format == Format::MsgPack => {

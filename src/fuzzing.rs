@@ -1,0 +1,70 @@
+//! The bodies of the fuzz targets in fuzz/, kept in the library so the seed
+//! corpus is also replayed by the ordinary test suite (tests/fuzz_corpus.rs).
+//! Each checks that untrusted bytes never panic and that what comes out obeys
+//! the invariants the server relies on.
+
+use crate::http::{self, HttpContext, Route};
+use crate::topics::Selector;
+use crate::wire::command::{self, Encoding, Op};
+use crate::wire::publish;
+
+/// Client command parsing (JSON and MessagePack), publish-frame decoding, and
+/// topic selector parsing.
+pub fn command_parser(data: &[u8]) {
+    for enc in [Encoding::Json, Encoding::MsgPack] {
+        if let Ok(cmd) = command::parse(data, enc) {
+            if let Op::Subscribe(list) | Op::Unsubscribe(list) = &cmd.op {
+                assert!(!list.is_empty(), "parse accepted an empty topic list");
+                for t in list {
+                    if let Ok(sel) = Selector::parse(t, 64) {
+                        // A parsed selector round-trips through its text.
+                        assert_eq!(Selector::parse(&sel.text(), 64).as_ref(), Ok(&sel));
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(updates) = publish::decode(data) {
+        // Decoding is lossless: re-encoding and decoding gives the same updates
+        // (NaN aside, which never equals itself and is refused later anyway).
+        if updates.iter().all(|u| u.prices.check_finite().is_ok()) {
+            assert_eq!(
+                publish::decode(&publish::encode(&updates)).unwrap(),
+                updates
+            );
+        }
+    }
+}
+
+/// The HTTP request head parser and router in front of every connection.
+pub fn http_upgrade(data: &[u8]) {
+    let tokens = ["subscriber-token".to_string()];
+    let publishers = ["publisher-token".to_string()];
+    let origins = ["https://ok.example".to_string()];
+    for shutting_down in [false, true] {
+        let ctx = HttpContext {
+            max_head: 8192,
+            shutting_down,
+            subscriber_tokens: &tokens,
+            publisher_tokens: &publishers,
+            allowed_origins: &origins,
+        };
+        match http::route(data, ctx) {
+            Route::Upgrade {
+                response, consumed, ..
+            } => {
+                assert!(!shutting_down, "upgraded while shutting down");
+                assert!(consumed <= data.len());
+                assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+                assert!(response.ends_with(b"\r\n\r\n"));
+            }
+            Route::Respond(resp) => {
+                assert!(resp.starts_with(b"HTTP/1.1 "));
+                let text = String::from_utf8_lossy(&resp);
+                assert!(text.contains("\r\nConnection: close\r\n"));
+            }
+            Route::Partial => assert!(data.len() < 8192, "partial beyond the head limit"),
+            Route::Metrics => {}
+        }
+    }
+}
