@@ -33,7 +33,12 @@ fn main() {
     let cfg = Config::default()
         .listen(listen.parse().expect("--listen host:port"))
         .shards(shards)
-        .max_connections(1_000_000);
+        .max_connections(1_000_000)
+        // Raw fan-out, like the peers (uWS.js runs with a 64 MiB backpressure
+        // limit): conflation would skip updates under overload and make the
+        // delivered rates incomparable.
+        .conflate_bytes(32 * 1024 * 1024)
+        .max_outbound_bytes(64 * 1024 * 1024);
     let server = Server::start(cfg).expect("start");
     println!("listening on {}", server.local_addr());
     let publisher = server.publisher();
