@@ -19,11 +19,29 @@ use std::sync::Arc;
 /// One subscriber of a topic on this shard.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Member {
-    pub token: usize,
-    pub fmt: Format,
     /// Updates with `seq <= skip_through` are already in the snapshot this
     /// member received, so they are dropped for it.
     pub skip_through: u64,
+    /// Slab key of the connection (u32 keeps a member at 16 bytes: there is
+    /// one per subscriber per topic).
+    token: u32,
+    pub fmt: Format,
+}
+
+impl Member {
+    fn new(token: usize, fmt: Format, skip_through: u64) -> Member {
+        Member {
+            skip_through,
+            token: token as u32,
+            fmt,
+        }
+    }
+
+    /// The connection's slab key.
+    #[inline]
+    pub fn token(&self) -> usize {
+        self.token as usize
+    }
 }
 
 #[derive(Debug, Default)]
@@ -79,14 +97,7 @@ impl LocalIndex {
         let topic = joined.as_ref().map_or(topic, |(slot, _)| slot.name.clone());
         subs.exact.insert(topic.clone());
         let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
-        self.attach(
-            topic.clone(),
-            Member {
-                token,
-                fmt,
-                skip_through: skip,
-            },
-        );
+        self.attach(topic.clone(), Member::new(token, fmt, skip));
         joined.map(|(_, snapshot)| NewlyMatched { topic, snapshot })
     }
 
@@ -109,14 +120,7 @@ impl LocalIndex {
             if subs.covers(&slot.name) {
                 continue;
             }
-            self.attach(
-                slot.name.clone(),
-                Member {
-                    token,
-                    fmt,
-                    skip_through: snapshot.seq,
-                },
-            );
+            self.attach(slot.name.clone(), Member::new(token, fmt, snapshot.seq));
             fresh.push(NewlyMatched {
                 topic: slot.name.clone(),
                 snapshot,
@@ -127,13 +131,9 @@ impl LocalIndex {
         // first update): none of their updates is sequenced yet, so this member
         // skips nothing.
         for (name, lt) in self.topics.iter_mut() {
-            if name.starts_with(&*prefix) && !lt.members.iter().any(|m| m.token == token) {
+            if name.starts_with(&*prefix) && !lt.members.iter().any(|m| m.token() == token) {
                 lt.counts[fmt.index()] += 1;
-                lt.members.push(Member {
-                    token,
-                    fmt,
-                    skip_through: 0,
-                });
+                lt.members.push(Member::new(token, fmt, 0));
             }
         }
         subs.prefixes.push(prefix.clone());
@@ -189,7 +189,7 @@ impl LocalIndex {
             .filter(|(t, lt)| {
                 t.starts_with(prefix)
                     && !subs.covers(t)
-                    && lt.members.iter().any(|m| m.token == token)
+                    && lt.members.iter().any(|m| m.token() == token)
             })
             .map(|(t, _)| t.clone())
             .collect();
@@ -257,11 +257,7 @@ impl LocalIndex {
         let lt = self.topics.get_mut(topic).expect("caller inserted it");
         for (token, fmt) in joiners {
             lt.counts[fmt.index()] += 1;
-            lt.members.push(Member {
-                token,
-                fmt,
-                skip_through: 0,
-            });
+            lt.members.push(Member::new(token, fmt, 0));
         }
     }
 
@@ -270,7 +266,7 @@ impl LocalIndex {
             return;
         };
         let before = lt.members.len();
-        lt.members.retain(|m| m.token != token);
+        lt.members.retain(|m| m.token() != token);
         if lt.members.len() == before {
             return;
         }

@@ -49,6 +49,10 @@ pub struct RemoteConfig {
     pub max_backoff: Duration,
     /// Most updates per frame. Default 512.
     pub batch_max: usize,
+    /// For `wss://`: PEM file of the certificate authorities to trust. Default:
+    /// the system bundle (`/etc/ssl/certs/ca-certificates.crt` or
+    /// `/etc/pki/tls/certs/ca-bundle.crt`).
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Called (on the background thread) with the number of updates a dropped
     /// connection may have lost.
     pub on_loss: Option<LossCallback>,
@@ -66,6 +70,7 @@ impl RemoteConfig {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             batch_max: 512,
+            tls_ca_file: None,
             on_loss: None,
         }
     }
@@ -73,6 +78,12 @@ impl RemoteConfig {
     /// Sets the loss callback.
     pub fn on_loss(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Self {
         self.on_loss = Some(Box::new(f));
+        self
+    }
+
+    /// Trusts the certificate authorities in this PEM file for `wss://`.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
         self
     }
 
@@ -257,8 +268,78 @@ impl Drop for RemotePublisher {
     }
 }
 
-type Ws = WebSocket<TcpStream>;
+/// The client's byte stream: plain TCP or TLS (rustls) over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
 
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl io::Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+type Ws = WebSocket<Stream>;
+
+fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let candidates: Vec<std::path::PathBuf> = match &cfg.tls_ca_file {
+        Some(p) => vec![p.clone()],
+        None => vec![
+            "/etc/ssl/certs/ca-certificates.crt".into(),
+            "/etc/pki/tls/certs/ca-bundle.crt".into(),
+        ],
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for path in &candidates {
+        if let Ok(iter) = CertificateDer::pem_file_iter(path) {
+            for cert in iter.flatten() {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "no CA certificates found in {candidates:?}"
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::InvalidConfig(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(c))
+}
 fn open(cfg: &RemoteConfig) -> Result<Ws> {
     let mut req = cfg
         .url
@@ -266,12 +347,16 @@ fn open(cfg: &RemoteConfig) -> Result<Ws> {
         .into_client_request()
         .map_err(|e| Error::InvalidConfig(format!("bad URL {:?}: {e}", cfg.url)))?;
     let uri = req.uri().clone();
-    if uri.scheme_str() != Some("ws") {
-        return Err(Error::InvalidConfig(format!(
-            "URL {:?} must start with ws://",
-            cfg.url
-        )));
-    }
+    let tls = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => {
+            return Err(Error::InvalidConfig(format!(
+                "URL {:?} must start with ws:// or wss://",
+                cfg.url
+            )))
+        }
+    };
     req.headers_mut().insert(
         "Authorization",
         format!("Bearer {}", cfg.token).parse().map_err(|_| {
@@ -279,7 +364,7 @@ fn open(cfg: &RemoteConfig) -> Result<Ws> {
         })?,
     );
     let host = uri.host().unwrap_or("127.0.0.1");
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let addr = (host, port)
         .to_socket_addrs()?
         .next()
@@ -288,6 +373,15 @@ fn open(cfg: &RemoteConfig) -> Result<Ws> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(cfg.connect_timeout))?;
     stream.set_write_timeout(Some(cfg.connect_timeout))?;
+    let stream = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| Error::InvalidConfig(format!("bad TLS server name {host:?}")))?;
+        let conn = rustls::ClientConnection::new(tls_client_config(cfg)?, name)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        Stream::Tls(Box::new(rustls::StreamOwned::new(conn, stream)))
+    } else {
+        Stream::Plain(stream)
+    };
     let (ws, _) = tungstenite::client(req, stream).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
             Error::Io(io::Error::new(
@@ -299,6 +393,7 @@ fn open(cfg: &RemoteConfig) -> Result<Ws> {
     })?;
     // Short read timeout: the sender thread polls for acks between batches.
     ws.get_ref()
+        .tcp()
         .set_read_timeout(Some(Duration::from_millis(1)))?;
     Ok(ws)
 }

@@ -132,7 +132,11 @@ impl Shard {
             peers,
             next_peer: 0,
             rx,
-            conns: Slab::new(),
+            // Reserved, not touched: untouched pages cost no memory, and the
+            // slab never reallocates (and copies every connection) as it grows.
+            conns: Slab::with_capacity(
+                (cfg.max_connections / shards_hint(&shared)).min(1 << 16) + 1,
+            ),
             index: LocalIndex::new(id),
             table,
             handshakes: DeadlineQueue::new(cfg.handshake_timeout),
@@ -412,7 +416,11 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(token) else {
                 return;
             };
-            if !conn.pending.is_empty() {
+            if conn
+                .publisher
+                .as_ref()
+                .is_some_and(|p| !p.pending.is_empty())
+            {
                 // Back-pressure: a publisher whose updates wait for room in the
                 // ingest queue is not read until they are in.
                 self.send_ack(token);
@@ -545,8 +553,8 @@ impl Shard {
         });
         match checked {
             Ok(updates) => {
-                if let Some(conn) = self.conns.get_mut(token) {
-                    conn.pending.extend(updates);
+                if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
+                    p.pending.extend(updates);
                 }
                 self.push_pending(token);
             }
@@ -567,18 +575,21 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return true;
         };
-        while let Some(u) = conn.pending.pop_front() {
+        let Some(p) = conn.publisher.as_mut() else {
+            return true;
+        };
+        while let Some(u) = p.pending.pop_front() {
             match self.ingest.try_publish(u.clone()) {
-                Ok(()) => conn.accepted += 1,
+                Ok(()) => p.accepted += 1,
                 Err(crate::Error::Full) => {
-                    conn.pending.push_front(u);
+                    p.pending.push_front(u);
                     if !self.blocked.contains(&token) {
                         self.blocked.push(token);
                     }
                     return false;
                 }
                 Err(_) => {
-                    conn.pending.clear();
+                    p.pending.clear();
                     conn.close(CloseCode::Away, "server shutting down");
                     self.start_closing(token);
                     return true;
@@ -604,13 +615,14 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        if conn.role != Role::Publisher || conn.acked == conn.accepted {
+        let Some(p) = conn.publisher.as_mut() else {
+            return;
+        };
+        if p.acked == p.accepted {
             return;
         }
-        conn.acked = conn.accepted;
-        let ev = PublisherEvent::Ack {
-            count: conn.accepted,
-        };
+        p.acked = p.accepted;
+        let ev = PublisherEvent::Ack { count: p.accepted };
         self.send_publisher_event(token, &ev);
     }
 
@@ -809,7 +821,7 @@ impl Shard {
             let Some(frame) = enc.frames[m.fmt.index()].as_deref() else {
                 continue;
             };
-            let Some(conn) = self.conns.get_mut(m.token) else {
+            let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
             if conn.conflating || conn.out.pending() >= high_water {
@@ -828,7 +840,7 @@ impl Shard {
             frames += 1;
             if !conn.dirty {
                 conn.dirty = true;
-                self.dirty.push(m.token);
+                self.dirty.push(m.token());
             }
         }
         let metrics = &self.shared.metrics.shards[self.id];
@@ -863,7 +875,7 @@ impl Shard {
             let mut res = conn.flush(&mut tally);
             if conn.conflating && res.is_ok() && conn.out.pending() < high_water / 2 {
                 if let Some(parked) = conn.conflated.take() {
-                    for (_, enc) in parked {
+                    for (_, enc) in *parked {
                         if let Some(f) = enc.frames[conn.format.index()].as_deref() {
                             if conn.out.is_empty() {
                                 conn.oldest = Some(enc.ingested_at);
@@ -1023,6 +1035,10 @@ impl Shard {
         let _ = self.poll.registry().deregister(conn.io.socket());
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+fn shards_hint(shared: &Shared) -> usize {
+    shared.config.shards.max(1)
 }
 
 fn parse_selectors(list: &[String], max_len: usize) -> Result<Vec<Selector>, String> {

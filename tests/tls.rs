@@ -152,3 +152,33 @@ fn tls_configuration_errors_are_clear() {
     let swapped = Server::start(config().tls("127.0.0.1:0".parse().unwrap(), key, cert));
     assert!(matches!(swapped, Err(tickcast::Error::InvalidConfig(_))));
 }
+
+#[test]
+fn a_remote_publisher_publishes_over_wss() {
+    let (cert, key, ca) = make_cert();
+    let server = Server::start(
+        config()
+            .tls("127.0.0.1:0".parse().unwrap(), cert.clone(), key)
+            .publisher_tokens(vec!["tls-publisher-1".into()]),
+    )
+    .unwrap();
+    let mut ws = wss_client(&server, &ca);
+    ws.send(Message::text(r#"{"op":"subscribe","id":1,"topics":["W"]}"#))
+        .unwrap();
+    assert_eq!(next_json(&mut ws)["event"], "subscribed");
+    let url = format!(
+        "wss://localhost:{}/publish",
+        server.tls_addr().unwrap().port()
+    );
+    let p = tickcast::RemotePublisher::connect(
+        tickcast::RemoteConfig::new(url, "tls-publisher-1").tls_ca_file(cert),
+    )
+    .unwrap();
+    for i in 0..500 {
+        p.publish(Update::new("W").bid(i as f64)).unwrap();
+    }
+    p.flush(TIMEOUT).unwrap();
+    for want in 1..=500u64 {
+        assert_eq!(next_json(&mut ws)["seq"].as_u64(), Some(want));
+    }
+}
