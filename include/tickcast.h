@@ -273,6 +273,17 @@ enum tickcast_result tickcast_remote_publisher_connect(const char *url,
                                                        struct tickcast_remote_publisher **publisher_out);
 
 /**
+ * Like `tickcast_remote_publisher_connect`, for a `wss://` server whose
+ * certificate is signed by an authority in the PEM file `ca_file` (NULL: the
+ * system bundle, `/etc/ssl/certs/ca-certificates.crt`). An unreadable or
+ * empty `ca_file` returns `TICKCAST_RESULT_INVALID_ARGUMENT`.
+ */
+enum tickcast_result tickcast_remote_publisher_connect_ca(const char *url,
+                                                          const char *token,
+                                                          const char *ca_file,
+                                                          struct tickcast_remote_publisher **publisher_out);
+
+/**
  * Queues an update for `topic`, waiting up to 5 s for room in the send queue
  * (then `TICKCAST_RESULT_QUEUE_FULL`). Returns once queued, not once the
  * server has it: see `tickcast_remote_flush`. Thread-safe.

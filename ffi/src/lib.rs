@@ -349,6 +349,38 @@ pub extern "C" fn tickcast_remote_publisher_connect(
     }
 }
 
+/// Like `tickcast_remote_publisher_connect`, for a `wss://` server whose
+/// certificate is signed by an authority in the PEM file `ca_file` (NULL: the
+/// system bundle, `/etc/ssl/certs/ca-certificates.crt`). An unreadable or
+/// empty `ca_file` returns `TICKCAST_RESULT_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_publisher_connect_ca(
+    url: *const c_char,
+    token: *const c_char,
+    ca_file: *const c_char,
+    publisher_out: *mut *mut tickcast_remote_publisher,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let url = try_str!(url);
+        let token = try_str!(token);
+        let publisher_out = try_not_null!(publisher_out);
+        let mut cfg = RemoteConfig::new(url, token);
+        if !ca_file.is_null() {
+            cfg = cfg.tls_ca_file(try_str!(ca_file));
+        }
+        match RemotePublisher::connect(cfg) {
+            Ok(p) => {
+                // SAFETY: non-NULL out-pointer supplied by the caller.
+                unsafe { *publisher_out = Box::into_raw(Box::new(p)) as *mut tickcast_remote_publisher };
+                tickcast_result::Ok
+            }
+            Err(tickcast::Error::InvalidConfig(m)) if m.contains("CA") => tickcast_result::InvalidArgument,
+            Err(tickcast::Error::InvalidConfig(_)) => tickcast_result::InvalidAddress,
+            Err(e) => tickcast_result::from(&e),
+        }
+    }
+}
+
 /// Queues an update for `topic`, waiting up to 5 s for room in the send queue
 /// (then `TICKCAST_RESULT_QUEUE_FULL`). Returns once queued, not once the
 /// server has it: see `tickcast_remote_flush`. Thread-safe.
@@ -496,6 +528,63 @@ mod tests {
         ffi_panic_boundary! {
             panic!("boom")
         }
+    }
+
+    #[test]
+    fn remote_publisher_over_wss_with_a_ca_file() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("tickcast-ffi-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let server = Server::start(
+            Config::default()
+                .listen("127.0.0.1:0".parse().unwrap())
+                .tls("127.0.0.1:0".parse().unwrap(), &cert, &key)
+                .publisher_tokens(vec!["ffi-tls-token".into()]),
+        )
+        .unwrap();
+        let url = std::ffi::CString::new(format!(
+            "wss://localhost:{}/publish",
+            server.tls_addr().unwrap().port()
+        ))
+        .unwrap();
+        let token = c"ffi-tls-token";
+        let ca = std::ffi::CString::new(cert.to_str().unwrap()).unwrap();
+        let mut p: *mut tickcast_remote_publisher = std::ptr::null_mut();
+        // The system bundle does not trust a self-signed test certificate.
+        let r = tickcast_remote_publisher_connect_ca(
+            url.as_ptr(),
+            token.as_ptr(),
+            std::ptr::null(),
+            &mut p,
+        );
+        assert_eq!(r, tickcast_result::IoError);
+        assert!(p.is_null());
+        let bad = c"/nonexistent/ca.pem";
+        let r = tickcast_remote_publisher_connect_ca(
+            url.as_ptr(),
+            token.as_ptr(),
+            bad.as_ptr(),
+            &mut p,
+        );
+        assert_eq!(r, tickcast_result::InvalidArgument);
+        let r =
+            tickcast_remote_publisher_connect_ca(url.as_ptr(), token.as_ptr(), ca.as_ptr(), &mut p);
+        assert_eq!(r, tickcast_result::Ok);
+        let u = tickcast_update {
+            fields: TICKCAST_FIELD_BID,
+            bid: 42.5,
+            ..Default::default()
+        };
+        assert_eq!(
+            tickcast_remote_publish(p, c"TLS.C".as_ptr(), &u),
+            tickcast_result::Ok
+        );
+        assert_eq!(tickcast_remote_flush(p, 10_000), tickcast_result::Ok);
+        assert_eq!(server.snapshot("TLS.C").unwrap().prices.bid, Some(42.5));
+        tickcast_remote_publisher_free(p);
     }
 
     #[test]
