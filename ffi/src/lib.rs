@@ -242,12 +242,9 @@ pub extern "C" fn tickcast_publish(
 ) -> tickcast_result {
     ffi_panic_boundary! {
         let server = try_not_null!(server);
-        let topic = try_str!(topic);
-        let update = try_not_null!(update);
-        // SAFETY: non-NULL pointers from the caller, valid for reads.
-        let (server, update) = unsafe { (server_ref(server), &*update) };
-        match to_update(topic, update) {
-            Ok(u) => result(server.publisher.publish(u)),
+        match read_update(topic, update) {
+            // SAFETY: non-NULL handle from tickcast_server_start.
+            Ok(u) => result(unsafe { server_ref(server) }.publisher.publish(u)),
             Err(r) => r,
         }
     }
@@ -263,12 +260,9 @@ pub extern "C" fn tickcast_try_publish(
 ) -> tickcast_result {
     ffi_panic_boundary! {
         let server = try_not_null!(server);
-        let topic = try_str!(topic);
-        let update = try_not_null!(update);
-        // SAFETY: non-NULL pointers from the caller, valid for reads.
-        let (server, update) = unsafe { (server_ref(server), &*update) };
-        match to_update(topic, update) {
-            Ok(u) => result(server.publisher.try_publish(u)),
+        match read_update(topic, update) {
+            // SAFETY: non-NULL handle from tickcast_server_start.
+            Ok(u) => result(unsafe { server_ref(server) }.publisher.try_publish(u)),
             Err(r) => r,
         }
     }
@@ -288,23 +282,10 @@ pub extern "C" fn tickcast_publish_batch(
 ) -> tickcast_result {
     ffi_panic_boundary! {
         let server = try_not_null!(server);
-        if count == 0 {
-            return tickcast_result::Ok;
-        }
-        let topics = try_not_null!(topics);
-        let updates = try_not_null!(updates);
-        // SAFETY: the caller provides `count` readable elements in each array.
-        let (topics, updates) = unsafe {
-            (std::slice::from_raw_parts(topics, count), std::slice::from_raw_parts(updates, count))
+        let batch = match read_batch(topics, updates, count) {
+            Ok(b) => b,
+            Err(r) => return r,
         };
-        let mut batch = Vec::with_capacity(count);
-        for (t, u) in topics.iter().zip(updates) {
-            let topic = try_str!(*t);
-            match to_update(topic, u) {
-                Ok(u) => batch.push(u),
-                Err(r) => return r,
-            }
-        }
         // SAFETY: non-NULL live handle.
         result(unsafe { server_ref(server) }.publisher.publish_batch(batch))
     }
@@ -337,15 +318,7 @@ pub extern "C" fn tickcast_remote_publisher_connect(
         let url = try_str!(url);
         let token = try_str!(token);
         let publisher_out = try_not_null!(publisher_out);
-        match RemotePublisher::connect(RemoteConfig::new(url, token)) {
-            Ok(p) => {
-                // SAFETY: non-NULL out-pointer supplied by the caller.
-                unsafe { *publisher_out = Box::into_raw(Box::new(p)) as *mut tickcast_remote_publisher };
-                tickcast_result::Ok
-            }
-            Err(tickcast::Error::InvalidConfig(_)) => tickcast_result::InvalidAddress,
-            Err(e) => tickcast_result::from(&e),
-        }
+        connect_remote(RemoteConfig::new(url, token), publisher_out)
     }
 }
 
@@ -368,16 +341,7 @@ pub extern "C" fn tickcast_remote_publisher_connect_ca(
         if !ca_file.is_null() {
             cfg = cfg.tls_ca_file(try_str!(ca_file));
         }
-        match RemotePublisher::connect(cfg) {
-            Ok(p) => {
-                // SAFETY: non-NULL out-pointer supplied by the caller.
-                unsafe { *publisher_out = Box::into_raw(Box::new(p)) as *mut tickcast_remote_publisher };
-                tickcast_result::Ok
-            }
-            Err(tickcast::Error::InvalidConfig(m)) if m.contains("CA") => tickcast_result::InvalidArgument,
-            Err(tickcast::Error::InvalidConfig(_)) => tickcast_result::InvalidAddress,
-            Err(e) => tickcast_result::from(&e),
-        }
+        connect_remote(cfg, publisher_out)
     }
 }
 
@@ -392,12 +356,9 @@ pub extern "C" fn tickcast_remote_publish(
 ) -> tickcast_result {
     ffi_panic_boundary! {
         let publisher = try_not_null!(publisher);
-        let topic = try_str!(topic);
-        let update = try_not_null!(update);
-        // SAFETY: live handle and readable update from the caller.
-        let (p, update) = unsafe { (remote_ref(publisher), &*update) };
-        match to_update(topic, update) {
-            Ok(u) => result(p.publish(u)),
+        match read_update(topic, update) {
+            // SAFETY: live handle from tickcast_remote_publisher_connect.
+            Ok(u) => result(unsafe { remote_ref(publisher) }.publish(u)),
             Err(r) => r,
         }
     }
@@ -414,23 +375,10 @@ pub extern "C" fn tickcast_remote_publish_batch(
 ) -> tickcast_result {
     ffi_panic_boundary! {
         let publisher = try_not_null!(publisher);
-        if count == 0 {
-            return tickcast_result::Ok;
-        }
-        let topics = try_not_null!(topics);
-        let updates = try_not_null!(updates);
-        // SAFETY: the caller provides `count` readable elements in each array.
-        let (topics, updates) = unsafe {
-            (std::slice::from_raw_parts(topics, count), std::slice::from_raw_parts(updates, count))
+        let batch = match read_batch(topics, updates, count) {
+            Ok(b) => b,
+            Err(r) => return r,
         };
-        let mut batch = Vec::with_capacity(count);
-        for (t, u) in topics.iter().zip(updates) {
-            let topic = try_str!(*t);
-            match to_update(topic, u) {
-                Ok(u) => batch.push(u),
-                Err(r) => return r,
-            }
-        }
         // SAFETY: live handle.
         result(unsafe { remote_ref(publisher) }.publish_batch(batch))
     }
@@ -476,6 +424,73 @@ pub extern "C" fn tickcast_remote_publisher_free(publisher: *mut tickcast_remote
             let p = unsafe { Box::from_raw(publisher as *mut RemotePublisher) };
             p.close();
         }
+    }
+}
+
+/// Reads a C string argument: NULL → `NullParameter`, not UTF-8 → `InvalidUtf8`.
+fn c_str<'a>(p: *const c_char) -> Result<&'a str, tickcast_result> {
+    if p.is_null() {
+        return Err(tickcast_result::NullParameter);
+    }
+    // SAFETY: the caller promises a NUL-terminated string (header docs).
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| tickcast_result::InvalidUtf8)
+}
+
+/// Reads one topic and update from the caller into an `Update`.
+fn read_update(
+    topic: *const c_char,
+    update: *const tickcast_update,
+) -> Result<Update, tickcast_result> {
+    let topic = c_str(topic)?;
+    if update.is_null() {
+        return Err(tickcast_result::NullParameter);
+    }
+    // SAFETY: non-NULL, and the caller promises a readable tickcast_update.
+    to_update(topic, unsafe { &*update })
+}
+
+/// Reads `count` topic/update pairs, checking all of them before anything is
+/// published. `count` 0 needs no arrays.
+fn read_batch(
+    topics: *const *const c_char,
+    updates: *const tickcast_update,
+    count: usize,
+) -> Result<Vec<Update>, tickcast_result> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if topics.is_null() || updates.is_null() {
+        return Err(tickcast_result::NullParameter);
+    }
+    // SAFETY: the caller provides `count` readable elements in each array.
+    let (topics, updates) = unsafe {
+        (
+            std::slice::from_raw_parts(topics, count),
+            std::slice::from_raw_parts(updates, count),
+        )
+    };
+    topics
+        .iter()
+        .zip(updates)
+        .map(|(t, u)| to_update(c_str(*t)?, u))
+        .collect()
+}
+
+/// Connects a remote publisher and writes the handle on success.
+fn connect_remote(cfg: RemoteConfig, out: *mut *mut tickcast_remote_publisher) -> tickcast_result {
+    match RemotePublisher::connect(cfg) {
+        Ok(p) => {
+            // SAFETY: non-NULL out-pointer checked by the caller.
+            unsafe { *out = Box::into_raw(Box::new(p)) as *mut tickcast_remote_publisher };
+            tickcast_result::Ok
+        }
+        Err(tickcast::Error::InvalidConfig(m)) if m.contains("CA") => {
+            tickcast_result::InvalidArgument
+        }
+        Err(tickcast::Error::InvalidConfig(_)) => tickcast_result::InvalidAddress,
+        Err(e) => tickcast_result::from(&e),
     }
 }
 
