@@ -598,7 +598,12 @@ mod tests {
             tickcast_result::Ok
         );
         assert_eq!(tickcast_remote_flush(p, 10_000), tickcast_result::Ok);
-        assert_eq!(server.snapshot("TLS.C").unwrap().prices.bid, Some(42.5));
+        // Acknowledged means queued for the router; give it a moment to sequence.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.snapshot("TLS.C").is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(server.snapshot("TLS.C").map(|s| s.prices.bid), Some(Some(42.5)));
         tickcast_remote_publisher_free(p);
     }
 
