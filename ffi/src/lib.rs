@@ -603,7 +603,10 @@ mod tests {
         while server.snapshot("TLS.C").is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert_eq!(server.snapshot("TLS.C").map(|s| s.prices.bid), Some(Some(42.5)));
+        assert_eq!(
+            server.snapshot("TLS.C").map(|s| s.prices.bid),
+            Some(Some(42.5))
+        );
         tickcast_remote_publisher_free(p);
     }
 
