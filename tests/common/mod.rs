@@ -191,6 +191,16 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Kills the daemon if a test failed before stopping it, so no process is left behind.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A `tickcastd` process started by a test.
 pub struct Daemon {
     pub child: Child,
