@@ -68,11 +68,6 @@ impl Outbound {
         self.pending() == 0
     }
 
-    /// Memory held, for accounting.
-    pub fn capacity(&self) -> usize {
-        self.buf.capacity()
-    }
-
     /// Writes as much as the socket takes. Retries `Interrupted`; stops at
     /// `WouldBlock`; any other error is returned and the connection is done.
     pub fn write_to<W: Write>(&mut self, w: &mut W, tally: &mut Tally) -> io::Result<Flushed> {
@@ -112,12 +107,6 @@ impl Outbound {
                 self.buf = Vec::new();
             }
         }
-    }
-
-    /// Drops everything queued (the connection is being torn down).
-    pub fn discard(&mut self) {
-        self.buf = Vec::new();
-        self.pos = 0;
     }
 }
 

@@ -161,7 +161,12 @@ impl RemotePublisher {
     /// Queues an update, waiting at most the configured `publish_timeout` for
     /// room (`Error::Full` after that). Invalid topics or values fail at once.
     pub fn publish(&self, update: Update) -> Result<()> {
-        let u = Self::prepare(update)?;
+        self.enqueue(Self::prepare(update)?)
+    }
+
+    /// Puts a checked update in the send queue, waiting at most
+    /// `publish_timeout`, and counts it for `flush`.
+    fn enqueue(&self, u: Update) -> Result<()> {
         self.tx
             .send_timeout(u, self.publish_timeout)
             .map_err(|e| match e {
@@ -189,16 +194,7 @@ impl RemotePublisher {
             .into_iter()
             .map(Self::prepare)
             .collect::<Result<Vec<_>>>()?;
-        for u in ready {
-            self.tx
-                .send_timeout(u, self.publish_timeout)
-                .map_err(|e| match e {
-                    SendTimeoutError::Timeout(_) => Error::Full,
-                    SendTimeoutError::Disconnected(_) => Error::Closed,
-                })?;
-            self.counters.queued.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
+        ready.into_iter().try_for_each(|u| self.enqueue(u))
     }
 
     /// Waits until every update queued so far has been acknowledged by the

@@ -134,9 +134,7 @@ impl Shard {
             rx,
             // Reserved, not touched: untouched pages cost no memory, and the
             // slab never reallocates (and copies every connection) as it grows.
-            conns: Slab::with_capacity(
-                (cfg.max_connections / shards_hint(&shared)).min(1 << 16) + 1,
-            ),
+            conns: Slab::with_capacity((cfg.max_connections / cfg.shards.max(1)).min(1 << 16) + 1),
             index: LocalIndex::new(id),
             table,
             handshakes: DeadlineQueue::new(cfg.handshake_timeout),
@@ -373,33 +371,33 @@ impl Shard {
     }
 
     fn read_conn_inner(&mut self, token: usize) {
-        let shared = self.shared.clone();
-        let ctx = Self::http_context(&shared);
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
         match conn.phase {
-            Phase::Handshake { .. } => match conn.read_handshake(ctx, self.ws_config) {
-                HandshakeStep::More => {}
-                HandshakeStep::Upgraded => {
-                    self.mark_dirty(token);
-                    self.read_messages(token);
-                }
-                HandshakeStep::Responded => {
-                    self.start_closing(token);
-                }
-                HandshakeStep::Metrics => {
-                    let body = self.shared.metrics.render(
-                        self.table.len(),
-                        self.shared.shutting_down.load(Ordering::Relaxed),
-                    );
-                    if let Some(conn) = self.conns.get_mut(token) {
-                        conn.out.push(&http::metrics_response(&body));
+            Phase::Handshake { .. } => {
+                match conn.read_handshake(Self::http_context(&self.shared), self.ws_config) {
+                    HandshakeStep::More => {}
+                    HandshakeStep::Upgraded => {
+                        self.mark_dirty(token);
+                        self.read_messages(token);
                     }
-                    self.start_closing(token);
+                    HandshakeStep::Responded => {
+                        self.start_closing(token);
+                    }
+                    HandshakeStep::Metrics => {
+                        let body = self.shared.metrics.render(
+                            self.table.len(),
+                            self.shared.shutting_down.load(Ordering::Relaxed),
+                        );
+                        if let Some(conn) = self.conns.get_mut(token) {
+                            conn.out.push(&http::metrics_response(&body));
+                        }
+                        self.start_closing(token);
+                    }
+                    HandshakeStep::Gone => self.remove(token, CloseReason::Client),
                 }
-                HandshakeStep::Gone => self.remove(token, CloseReason::Client),
-            },
+            }
             Phase::Open { .. } => self.read_messages(token),
             Phase::Closing => {
                 // Discard input; once the peer has closed we are done (even if
@@ -662,29 +660,10 @@ impl Shard {
         let fmt = conn.format;
         let id = cmd.id;
         match cmd.op {
-            Op::Subscribe(list) | Op::Unsubscribe(list) if list.is_empty() => {
-                self.send_error(
-                    token,
-                    CommandError {
-                        id,
-                        code: ErrorCode::BadRequest,
-                        message: "\"topics\" is empty".into(),
-                    },
-                );
-            }
             Op::Subscribe(list) => {
-                let sels = match parse_selectors(&list, max_len) {
+                let sels = match parse_selectors(&list, max_len, &id) {
                     Ok(s) => s,
-                    Err(message) => {
-                        return self.send_error(
-                            token,
-                            CommandError {
-                                id,
-                                code: ErrorCode::BadTopic,
-                                message,
-                            },
-                        )
-                    }
+                    Err(e) => return self.send_error(token, e),
                 };
                 let new = sels.iter().filter(|s| !conn.subs.contains(s)).count();
                 let max = self.shared.config.max_subscriptions;
@@ -740,18 +719,9 @@ impl Shard {
                 }
             }
             Op::Unsubscribe(list) => {
-                let sels = match parse_selectors(&list, max_len) {
+                let sels = match parse_selectors(&list, max_len, &id) {
                     Ok(s) => s,
-                    Err(message) => {
-                        return self.send_error(
-                            token,
-                            CommandError {
-                                id,
-                                code: ErrorCode::BadTopic,
-                                message,
-                            },
-                        )
-                    }
+                    Err(e) => return self.send_error(token, e),
                 };
                 for sel in &sels {
                     match sel {
@@ -1037,14 +1007,20 @@ impl Shard {
     }
 }
 
-fn shards_hint(shared: &Shared) -> usize {
-    shared.config.shards.max(1)
-}
-
-fn parse_selectors(list: &[String], max_len: usize) -> Result<Vec<Selector>, String> {
+/// Parses a command's topics and patterns (duplicates dropped); the first bad
+/// one refuses the whole command with `bad_topic`.
+fn parse_selectors(
+    list: &[String],
+    max_len: usize,
+    id: &Option<serde_json::Value>,
+) -> Result<Vec<Selector>, CommandError> {
     let mut out: Vec<Selector> = Vec::with_capacity(list.len());
     for s in list {
-        let sel = Selector::parse(s, max_len)?;
+        let sel = Selector::parse(s, max_len).map_err(|message| CommandError {
+            id: id.clone(),
+            code: ErrorCode::BadTopic,
+            message,
+        })?;
         if !out.contains(&sel) {
             out.push(sel);
         }
