@@ -245,11 +245,10 @@ fn c_tests_pass_under_valgrind() {
     );
 }
 
-/// Builds an example exactly as a user would, with only the header and the
-/// shared library, runs it for a moment and subscribes to what it publishes.
-fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
+/// Builds an example from ffi/examples exactly as a user would, with only the
+/// header and the shared library; returns the program.
+fn compile_example(source: &str, compiler: &str, std: &str) -> PathBuf {
     let lib = lib_dir();
-    let src = crate_dir().join("examples").join(source);
     let out = out_dir().join(source.replace('.', "_"));
     let status = Command::new(compiler)
         .args([
@@ -263,7 +262,7 @@ fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
         ])
         .arg("-I")
         .arg(crate_dir().join("../include"))
-        .arg(&src)
+        .arg(crate_dir().join("examples").join(source))
         .arg("-o")
         .arg(&out)
         .arg("-L")
@@ -273,6 +272,12 @@ fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
         .status()
         .expect("compiler runs");
     assert!(status.success(), "compiling {source} failed");
+    out
+}
+
+/// Builds an example, runs it for a moment and subscribes to what it publishes.
+fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
+    let out = compile_example(source, compiler, std);
     let mut child = Command::new(&out)
         .args(["2", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -414,30 +419,7 @@ extern "C" {
 
 #[test]
 fn c_example_remote_feed_builds_with_only_the_header_and_library() {
-    let lib = lib_dir();
-    let out = out_dir().join("remote_feed");
-    let status = Command::new("cc")
-        .args([
-            "-std=c11",
-            "-O1",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-D_DEFAULT_SOURCE",
-        ])
-        .arg("-I")
-        .arg(crate_dir().join("../include"))
-        .arg(crate_dir().join("examples/remote_feed.c"))
-        .arg("-o")
-        .arg(&out)
-        .arg("-L")
-        .arg(&lib)
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-ltickcast", "-lpthread"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let out = compile_example("remote_feed.c", "cc", "-std=c11");
     // Without a server it must fail cleanly with a message, not crash.
     let run = Command::new(&out)
         .args(["ws://127.0.0.1:1/publish", "some-token-123"])
