@@ -221,6 +221,12 @@ impl RemotePublisher {
         self.counters.lost.load(Ordering::SeqCst)
     }
 
+    /// Updates written to a connection (across reconnects); each is later
+    /// either acknowledged or counted as lost.
+    pub fn sent(&self) -> u64 {
+        self.counters.sent.load(Ordering::SeqCst)
+    }
+
     /// Updates acknowledged by the server (across reconnects).
     pub fn acknowledged(&self) -> u64 {
         self.counters.acked.load(Ordering::SeqCst)

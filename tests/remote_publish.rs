@@ -330,10 +330,17 @@ fn the_publisher_reconnects_after_a_daemon_restart_and_reports_loss() {
 
     // Freeze the daemon so updates are sent but never acknowledged, then kill it.
     unsafe { libc::kill(d.child.id() as i32, libc::SIGSTOP) };
+    // kill() only queues the signal: wait until every daemon thread is in
+    // the stopped state, or it may still acknowledge the first updates.
+    wait_until("the daemon is stopped", || {
+        all_threads_stopped(d.child.id())
+    });
     for i in 0..100 {
         p.publish(Update::new("X").bid(i as f64)).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // Written to the socket (the kernel buffers them for the stopped daemon);
+    // updates still queued in the publisher would not be lost.
+    wait_until("the updates are sent", || p.sent() == 101);
     unsafe { libc::kill(d.child.id() as i32, libc::SIGKILL) };
     let _ = d.child.wait();
     wait_until("the drop is noticed", || !p.is_connected());
@@ -343,7 +350,11 @@ fn the_publisher_reconnects_after_a_daemon_restart_and_reports_loss() {
         p.lost(),
         "the callback saw the same loss"
     );
-    assert!(p.lost() <= 100);
+    assert_eq!(
+        p.lost(),
+        100,
+        "exactly the updates the stopped daemon never acknowledged"
+    );
 
     // Published while the daemon is down: queued, sent after the reconnect.
     p.publish(Update::new("Y").ask(7.0)).unwrap();
@@ -361,4 +372,18 @@ fn the_publisher_reconnects_after_a_daemon_restart_and_reports_loss() {
     assert_eq!(c.next_event()["ask"].as_f64(), Some(8.0));
     let mut d2 = d2;
     assert_eq!(d2.sigterm(), 0);
+}
+
+/// Are all threads of process `pid` stopped (state `T` in /proc)?
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
 }
