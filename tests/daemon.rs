@@ -30,7 +30,7 @@ fn demo_daemon_serves_live_updates_and_exits_cleanly_on_sigterm() {
     assert_eq!(d.sigterm(), 0);
     let (code, _) = c.expect_close();
     assert_eq!(code, tungstenite::protocol::frame::coding::CloseCode::Away);
-    let log: Vec<String> = d.lines.try_iter().collect();
+    let log = d.rest_of_log();
     assert!(
         log.iter().any(|l| l.contains("SIGTERM received")),
         "{log:?}"

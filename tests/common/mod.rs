@@ -248,6 +248,21 @@ impl Daemon {
         }
     }
 
+    /// Every log line not read yet, up to the daemon's exit (the reader
+    /// thread may still be passing on the last lines when `wait` returns).
+    pub fn rest_of_log(&self) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => out.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return out,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the log did not end: {out:?}"),
+            }
+        }
+    }
+
     /// Sends SIGTERM and returns the exit code.
     pub fn sigterm(&mut self) -> i32 {
         let d = self;
