@@ -179,6 +179,8 @@ pub(crate) struct Conn {
 struct Duplex<'a> {
     io: &'a mut Transport,
     out: &'a mut Outbound,
+    /// tungstenite's writes are control frames that go ahead of queued data.
+    control_first: bool,
 }
 
 impl Read for Duplex<'_> {
@@ -189,7 +191,11 @@ impl Read for Duplex<'_> {
 
 impl Write for Duplex<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.push(buf);
+        if self.control_first {
+            self.out.push_control(buf);
+        } else {
+            self.out.push(buf);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -284,6 +290,7 @@ impl Conn {
                 }
                 let rest = head.split_off(consumed);
                 self.out.push(&response);
+                self.out.start_frames();
                 self.format = format;
                 let ws =
                     WebSocketContext::from_partially_read(rest, WsRole::Server, Some(ws_config));
@@ -294,7 +301,8 @@ impl Conn {
     }
 
     /// Reads one message from an open connection. Automatic replies (pong,
-    /// the answer to a close) are queued in order with everything else.
+    /// the answer to a close) go ahead of queued data, right after the frame
+    /// being written, so a backlog does not delay them.
     pub fn read_message(&mut self) -> Incoming {
         let Phase::Open { ws } = &mut self.phase else {
             return Incoming::Idle;
@@ -302,6 +310,7 @@ impl Conn {
         let mut io = Duplex {
             io: &mut self.io,
             out: &mut self.out,
+            control_first: true,
         };
         loop {
             let res = ws.read(&mut io);
@@ -343,7 +352,8 @@ impl Conn {
     }
 
     /// Queues a close frame (if the session is open) and moves to Closing.
-    /// The reason is cut to fit a control frame.
+    /// The reason is cut to fit a control frame. A 1001 (shutdown) goes after
+    /// the queued updates; any other code goes first and drops the backlog.
     pub fn close(&mut self, code: CloseCode, reason: &str) {
         self.close_reason.get_or_insert(match code {
             CloseCode::Away => CloseReason::Shutdown,
@@ -357,6 +367,9 @@ impl Conn {
             let mut io = Duplex {
                 io: &mut self.io,
                 out: &mut self.out,
+                // A shutdown's 1001 follows the updates already queued; any
+                // other close is urgent and drops the backlog behind it.
+                control_first: code != CloseCode::Away,
             };
             let _ = ws.close(
                 &mut io,
@@ -375,6 +388,7 @@ impl Conn {
             let mut io = Duplex {
                 io: &mut self.io,
                 out: &mut self.out,
+                control_first: true,
             };
             let _ = ws.write(&mut io, Message::Ping(b"tickcast".to_vec().into()));
             let _ = ws.flush(&mut io);

@@ -73,6 +73,7 @@ pub struct ShardMetrics {
     pub(crate) open: AtomicI64,
     pub(crate) subscriptions: AtomicI64,
     pub(crate) frames: AtomicU64,
+    pub(crate) received: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) writes: AtomicU64,
     pub(crate) conflated: AtomicU64,
@@ -209,6 +210,12 @@ impl Metrics {
             "counter",
             "Update frames queued to subscribers.",
             &one(self.sum(|s| s.frames.load(Relaxed))),
+        );
+        metric(
+            "tickcast_messages_received_total",
+            "counter",
+            "WebSocket messages read from clients (commands, publish frames, pings).",
+            &one(self.sum(|s| s.received.load(Relaxed))),
         );
         metric(
             "tickcast_bytes_written_total",

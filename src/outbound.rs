@@ -4,7 +4,13 @@
 //! and the shared broadcast frames all land here, so nothing can interleave;
 //! the shard writes the queue out once per loop iteration, many frames per
 //! `write` syscall.
+//!
+//! Control frames (pongs, heartbeat pings, closes) do not wait behind a
+//! backlog of data: [`Outbound::push_control`] puts them right after the frame
+//! that is partly on the wire, and a close frame drops the data behind it,
+//! which the peer must not receive after a close (RFC 6455 §5.5.1).
 
+use crate::wire::frame::{frame_extent, OP_CLOSE};
 use std::io::{self, Write};
 
 /// Capacity kept after the queue drains; above it the memory is returned so an
@@ -17,6 +23,10 @@ pub struct Outbound {
     buf: Vec<u8>,
     /// Bytes before this were written already.
     pos: usize,
+    /// Once the connection speaks WebSocket: an offset where a frame starts,
+    /// with only whole frames from there to the end. Moved forward lazily, by
+    /// reading frame headers, when a control frame needs the next boundary.
+    boundary: Option<usize>,
 }
 
 /// Counts of what flushes wrote, for the metrics.
@@ -50,10 +60,63 @@ impl Outbound {
             && self.buf.capacity() - self.buf.len() < bytes.len()
         {
             // Reclaim the written front instead of growing.
+            let next = self.next_boundary();
             self.buf.drain(..self.pos);
+            self.boundary = next.map(|b| b - self.pos);
             self.pos = 0;
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// From here on every push is a whole WebSocket frame (called after the
+    /// handshake response is queued).
+    pub fn start_frames(&mut self) {
+        self.boundary = Some(self.buf.len());
+    }
+
+    /// The first frame start at or after the write position.
+    fn next_boundary(&mut self) -> Option<usize> {
+        let mut b = self.boundary?;
+        while b < self.pos {
+            match frame_extent(&self.buf[b..]) {
+                Some((_, len)) => b += len,
+                None => {
+                    // Not frames after all; stop jumping the queue.
+                    self.boundary = None;
+                    return None;
+                }
+            }
+        }
+        self.boundary = Some(b);
+        Some(b)
+    }
+
+    /// Queues whole control frames ahead of queued data, right after the
+    /// frame being written. If they include a close frame, the data behind
+    /// them is dropped. Bytes that are not whole frames, or a queue that is
+    /// not framed yet, are simply appended.
+    ///
+    /// Moves the queued data once (a `memmove` of at most the backlog); only
+    /// called for rare control frames, never per update.
+    pub fn push_control(&mut self, bytes: &[u8]) {
+        let mut closes = false;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match frame_extent(rest) {
+                Some((op, len)) => {
+                    closes |= op == OP_CLOSE;
+                    rest = &rest[len..];
+                }
+                None => return self.push(bytes),
+            }
+        }
+        let Some(at) = self.next_boundary() else {
+            return self.push(bytes);
+        };
+        if closes {
+            self.buf.truncate(at);
+        }
+        self.buf.splice(at..at, bytes.iter().copied());
     }
 
     /// Bytes not yet written.
@@ -84,11 +147,7 @@ impl Outbound {
                 Err(e) => return Err(e),
             }
         }
-        self.buf.clear();
-        self.pos = 0;
-        if self.buf.capacity() > KEEP_CAPACITY {
-            self.buf = Vec::new();
-        }
+        self.reset();
         Ok(Flushed::All)
     }
 
@@ -101,11 +160,19 @@ impl Outbound {
     pub fn advance(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.buf.len());
         if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf = Vec::new();
-            }
+            self.reset();
+        }
+    }
+
+    /// Empties the written queue, returning a burst's memory.
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+        if self.boundary.is_some() {
+            self.boundary = Some(0);
+        }
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
         }
     }
 }
@@ -168,5 +235,135 @@ mod tests {
         assert_eq!(tally.bytes, 12);
         assert_eq!(pipe.got, b"hello world!");
         assert!(out.is_empty());
+    }
+
+    fn frame(op: u8, payload: &[u8]) -> Vec<u8> {
+        let mut fb = crate::wire::frame::FrameBuf::default();
+        fb.payload().extend_from_slice(payload);
+        fb.finish(op).to_vec()
+    }
+
+    /// Splits written bytes back into (opcode, payload) frames.
+    fn frames(mut b: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut v = vec![];
+        while let Some((op, len)) = frame_extent(b) {
+            let head = match b[1] & 0x7f {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            v.push((op, b[head..len].to_vec()));
+            b = &b[len..];
+        }
+        assert!(b.is_empty(), "trailing bytes");
+        v
+    }
+
+    #[test]
+    fn a_pong_goes_right_after_the_frame_on_the_wire() {
+        let mut out = Outbound::default();
+        let head = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        out.push(head);
+        out.start_frames();
+        for i in 0..5u8 {
+            out.push(&frame(2, &[i; 20]));
+        }
+        // The 101 and 10 bytes of the first frame are on the wire.
+        let mut pipe = Pipe {
+            got: vec![],
+            room: head.len() + 10,
+        };
+        let mut tally = Tally::default();
+        out.write_to(&mut pipe, &mut tally).unwrap();
+        out.push_control(&frame(0xA, b"p"));
+        pipe.room = usize::MAX;
+        assert_eq!(out.write_to(&mut pipe, &mut tally).unwrap(), Flushed::All);
+        let ops: Vec<u8> = frames(&pipe.got[head.len()..])
+            .iter()
+            .map(|f| f.0)
+            .collect();
+        assert_eq!(ops, [2, 0xA, 2, 2, 2, 2]);
+        // Drained: the next control frame simply goes first.
+        out.push(&frame(2, b"x"));
+        out.push_control(&frame(0x9, b""));
+        let mut pipe = Pipe {
+            got: vec![],
+            room: usize::MAX,
+        };
+        out.write_to(&mut pipe, &mut tally).unwrap();
+        let ops: Vec<u8> = frames(&pipe.got).iter().map(|f| f.0).collect();
+        assert_eq!(ops, [0x9, 2]);
+    }
+
+    #[test]
+    fn a_close_drops_the_data_behind_it() {
+        let mut out = Outbound::default();
+        out.start_frames();
+        for i in 0..4u8 {
+            out.push(&frame(2, &[i; 300]));
+        }
+        let mut pipe = Pipe {
+            got: vec![],
+            room: 400,
+        };
+        let mut tally = Tally::default();
+        out.write_to(&mut pipe, &mut tally).unwrap();
+        out.push_control(&frame(OP_CLOSE, &[0x03, 0xF0]));
+        pipe.room = usize::MAX;
+        out.write_to(&mut pipe, &mut tally).unwrap();
+        let got = frames(&pipe.got);
+        let ops: Vec<u8> = got.iter().map(|f| f.0).collect();
+        assert_eq!(ops, [2, 2, OP_CLOSE]);
+        assert_eq!(
+            got[1].1,
+            vec![1u8; 300],
+            "the partly written frame is finished"
+        );
+    }
+
+    #[test]
+    fn the_boundary_survives_reclaiming_the_front() {
+        let mut out = Outbound::default();
+        out.start_frames();
+        let big = frame(2, &[7; 200]);
+        for _ in 0..8 {
+            out.push(&big);
+        }
+        let mut pipe = Pipe {
+            got: vec![],
+            room: 1000,
+        };
+        let mut tally = Tally::default();
+        out.write_to(&mut pipe, &mut tally).unwrap();
+        // Push until the written front is reclaimed instead of growing.
+        for _ in 0..3 {
+            if out.pos == 0 {
+                break;
+            }
+            out.push(&big);
+        }
+        assert_eq!(out.pos, 0, "the front was reclaimed");
+        out.push_control(&frame(0xA, b"late"));
+        pipe.room = usize::MAX;
+        out.write_to(&mut pipe, &mut tally).unwrap();
+        let got = frames(&pipe.got);
+        let pong = got.iter().position(|f| f.0 == 0xA).unwrap();
+        assert_eq!(pong, 5, "after the fifth frame, which was partly written");
+        assert!(got.iter().all(|f| f.0 == 0xA || f.1 == vec![7; 200]));
+    }
+
+    #[test]
+    fn without_framing_control_bytes_are_appended() {
+        let mut out = Outbound::default();
+        out.push(b"HTTP/1.1 200 OK\r\n");
+        out.push_control(&frame(0xA, b""));
+        out.push_control(b"not a frame");
+        let mut pipe = Pipe {
+            got: vec![],
+            room: usize::MAX,
+        };
+        out.write_to(&mut pipe, &mut Tally::default()).unwrap();
+        assert!(pipe.got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(pipe.got.ends_with(b"not a frame"));
     }
 }

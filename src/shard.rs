@@ -364,8 +364,13 @@ impl Shard {
 
     fn read_conn(&mut self, token: usize) {
         self.read_conn_inner(token);
-        // TLS: reading may have produced handshake messages or alerts to send.
-        if self.conns.get(token).is_some_and(|c| c.io.wants_write()) {
+        // Reading may have queued bytes (tungstenite's pongs and close
+        // replies, TLS handshake messages and alerts): flush them this turn.
+        if self
+            .conns
+            .get(token)
+            .is_some_and(|c| !c.out.is_empty() || c.io.wants_write())
+        {
             self.mark_dirty(token);
         }
     }
@@ -425,7 +430,12 @@ impl Shard {
                 return;
             }
             match conn.read_message() {
-                Incoming::Message(m) => self.on_message(token, m),
+                Incoming::Message(m) => {
+                    self.shared.metrics.shards[self.id]
+                        .received
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.on_message(token, m)
+                }
                 Incoming::Idle => {
                     if matches!(
                         self.conns.get(token).map(|c| &c.phase),

@@ -10,16 +10,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tickcast::{Server, Update};
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let text = server.metrics_text();
-    text.lines()
-        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-        .and_then(|l| l.split(' ').nth(1))
-        .unwrap_or_else(|| panic!("no {name}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn a_stalled_subscriber_is_conflated_and_bounded_while_others_get_everything() {
     const TOPICS: usize = 10;

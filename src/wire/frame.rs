@@ -34,6 +34,30 @@ pub fn write_header_before(buf: &mut [u8], opcode: u8, payload_len: usize) -> us
     }
 }
 
+/// Opcode of a close frame.
+pub const OP_CLOSE: u8 = 0x8;
+
+/// Reads the frame header at the start of `buf`: the opcode and the whole
+/// frame's length (header, mask key and payload). `None` if `buf` does not
+/// start with a complete header or the frame runs past the end of `buf`.
+pub fn frame_extent(buf: &[u8]) -> Option<(u8, usize)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    let (header, payload): (usize, usize) = match b1 & 0x7f {
+        126 => (
+            4,
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+        ),
+        127 => (
+            10,
+            usize::try_from(u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)).ok()?,
+        ),
+        n => (2, n as usize),
+    };
+    let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+    let len = header.checked_add(mask)?.checked_add(payload)?;
+    (len <= buf.len()).then_some((b0 & 0x0f, len))
+}
+
 /// A scratch buffer that serializes a payload after a reserved header gap and
 /// then yields the finished frame. Reused across updates by its owner so the
 /// router does not allocate per encode (only the shared copy it keeps).

@@ -274,3 +274,14 @@ impl Daemon {
         status.code().expect("exited, not killed by a signal")
     }
 }
+
+/// One unlabelled sample of the server's Prometheus page.
+pub fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.metrics_text();
+    text.lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .parse()
+        .unwrap()
+}
