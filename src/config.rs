@@ -61,6 +61,9 @@ pub struct Config {
     pub tls_key: Option<std::path::PathBuf>,
     /// Address of the TLS listener (beside the plain one). Port 0 picks one.
     pub tls_listen: Option<SocketAddr>,
+    /// Serve plain `ws://` on `listen`. Off: only the TLS listener, so nothing
+    /// is ever sent in clear text (needs TLS). Default true.
+    pub plain: bool,
     /// A connection that has sent nothing for this long is pinged. Default 20 s.
     pub ping_interval: Duration,
     /// A connection that has sent nothing (no data, no pong) for this long is
@@ -105,6 +108,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_listen: None,
+            plain: true,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
@@ -187,6 +191,13 @@ impl Config {
         self
     }
 
+    /// Serves plain `ws://` on `listen` (true, the default) or not: with
+    /// false, only `wss://` on the TLS listener.
+    pub fn plain(mut self, on: bool) -> Self {
+        self.plain = on;
+        self
+    }
+
     /// Turns the transport test mode (echo) on or off.
     pub fn echo(mut self, on: bool) -> Self {
         self.echo = on;
@@ -219,6 +230,9 @@ impl Config {
                 "shards must be 1..={MAX_SHARDS}, got {}",
                 self.shards
             ));
+        }
+        if !self.plain && self.tls_cert.is_none() {
+            return bad("plain ws:// is off and TLS is not set up: nothing would listen".into());
         }
         if self.ingest_capacity == 0 {
             return bad("ingest_capacity must be at least 1".into());

@@ -48,6 +48,8 @@ pub struct Tls {
     pub cert: Option<std::path::PathBuf>,
     /// PEM private key file.
     pub key: Option<std::path::PathBuf>,
+    /// Serve only `wss://`: no plain listener.
+    pub only: Option<bool>,
 }
 
 /// `[auth]` in the TOML file.
@@ -119,6 +121,8 @@ pub struct Flags {
     pub tls_cert: Option<std::path::PathBuf>,
     /// `--tls-key`
     pub tls_key: Option<std::path::PathBuf>,
+    /// `--tls-only`
+    pub tls_only: bool,
 }
 
 /// Everything the daemon needs to start.
@@ -165,6 +169,7 @@ impl DaemonConfig {
         }
         c.tls_cert = flags.tls_cert.clone().or(file.tls.cert);
         c.tls_key = flags.tls_key.clone().or(file.tls.key);
+        c.plain = !(flags.tls_only || file.tls.only.unwrap_or(false));
         if c.tls_cert.is_some() != c.tls_key.is_some()
             || (c.tls_cert.is_some() && c.tls_listen.is_none())
         {
@@ -276,6 +281,24 @@ mod tests {
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.server.shards, 1);
         assert_eq!(c.demo_rate, Some(50));
+    }
+
+    #[test]
+    fn tls_only_comes_from_the_file_or_the_flag() {
+        let tls = "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+        let plain = DaemonConfig::merge(parse_file(tls).unwrap(), &Flags::default()).unwrap();
+        assert!(plain.server.plain);
+        let file = parse_file(&format!("{tls}only = true\n")).unwrap();
+        let only = DaemonConfig::merge(file, &Flags::default()).unwrap();
+        assert!(!only.server.plain);
+        let flags = Flags {
+            tls_only: true,
+            ..Flags::default()
+        };
+        let only = DaemonConfig::merge(parse_file(tls).unwrap(), &flags).unwrap();
+        assert!(!only.server.plain);
+        let err = DaemonConfig::merge(parse_file("").unwrap(), &flags).unwrap_err();
+        assert!(err.to_string().contains("nothing would listen"), "{err}");
     }
 
     #[test]

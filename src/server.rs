@@ -55,9 +55,13 @@ impl Server {
     /// Binds the listener and starts the router and shard threads.
     pub fn start(config: Config) -> Result<Server> {
         config.validate()?;
-        let listener = bind(config.listen)?;
-        let local_addr = listener.local_addr()?;
-        let mut listeners = vec![(mio::net::TcpListener::from_std(listener), false)];
+        let mut listeners = Vec::new();
+        let mut local_addr = None;
+        if config.plain {
+            let listener = bind(config.listen)?;
+            local_addr = Some(listener.local_addr()?);
+            listeners.push((mio::net::TcpListener::from_std(listener), false));
+        }
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(crate::transport::load_server_config(cert, key)?),
             (None, None) => None,
@@ -76,6 +80,10 @@ impl Server {
             tls_addr = Some(l.local_addr()?);
             listeners.push((mio::net::TcpListener::from_std(l), true));
         }
+        // `validate` refuses a config with neither listener.
+        let local_addr = local_addr
+            .or(tls_addr)
+            .ok_or_else(|| Error::InvalidConfig("no listener: enable plain or TLS".into()))?;
         let mut listeners = Some(listeners);
 
         let table = Arc::new(TopicTable::default());
@@ -151,7 +159,8 @@ impl Server {
         })
     }
 
-    /// The address the server listens on (with the real port when 0 was asked).
+    /// The address the server listens on (with the real port when 0 was asked):
+    /// the plain `ws://` listener's, or the TLS one's when plain is off.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

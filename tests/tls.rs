@@ -182,3 +182,99 @@ fn a_remote_publisher_publishes_over_wss() {
         assert_eq!(next_json(&mut ws)["seq"].as_u64(), Some(want));
     }
 }
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn tls_only_serves_wss_and_nothing_in_clear_text() {
+    let (cert, key, ca) = make_cert();
+    let plain_port = free_port();
+    let server = Server::start(
+        config()
+            .listen(format!("127.0.0.1:{plain_port}").parse().unwrap())
+            .tls("127.0.0.1:0".parse().unwrap(), cert, key)
+            .plain(false),
+    )
+    .unwrap();
+    assert_eq!(Some(server.local_addr()), server.tls_addr());
+    let refused = TcpStream::connect(("127.0.0.1", plain_port));
+    assert!(refused.is_err(), "the plain port must not be bound");
+
+    server
+        .publisher()
+        .publish(Update::new("ONLY").bid(1.0))
+        .unwrap();
+    let mut ws = wss_client(&server, &ca);
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["ONLY"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(next_json(&mut ws)["event"], "subscribed");
+    assert_eq!(next_json(&mut ws)["bid"].as_f64(), Some(1.0));
+
+    // Without TLS, turning plain off leaves nothing to listen on: refused.
+    let nothing = Server::start(config().plain(false));
+    assert!(
+        matches!(&nothing, Err(tickcast::Error::InvalidConfig(m)) if m.contains("nothing would listen")),
+        "{:?}",
+        nothing.err()
+    );
+}
+
+#[test]
+fn the_daemon_serves_tls_only_with_the_flag() {
+    let (cert, key, ca) = make_cert();
+    let plain_port = free_port();
+    let mut d = Daemon::start(&[
+        "--listen",
+        &format!("127.0.0.1:{plain_port}"),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--tls-only",
+    ]);
+    assert_ne!(
+        d.addr.port(),
+        plain_port,
+        "the logged address is the TLS one"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", plain_port)).is_err());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut tls = rustls::StreamOwned::new(
+        rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap())
+            .unwrap(),
+        TcpStream::connect(d.addr).unwrap(),
+    );
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = tls.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    assert_eq!(d.sigterm(), 0);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+        .args(["--tls-only"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a config error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing would listen"), "{err}");
+}

@@ -49,6 +49,9 @@ struct Cli {
     /// PEM private key for wss://.
     #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Serve only wss://: no plain ws:// listener.
+    #[arg(long)]
+    tls_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         tls_listen: cli.tls_listen,
         tls_cert: cli.tls_cert,
         tls_key: cli.tls_key,
+        tls_only: cli.tls_only,
     };
     let cfg = match DaemonConfig::load(cli.config.as_deref(), &flags) {
         Ok(c) => c,
@@ -89,13 +93,21 @@ fn main() -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    log::info!(
-        "tickcastd {} listening on {addr}: subscribe at ws://{addr}/ws, health at http://{addr}/healthz ({} shards)",
-        env!("CARGO_PKG_VERSION"),
-        cfg.server.shards
-    );
-    if let Some(tls) = server.tls_addr() {
-        log::info!("TLS: wss://{tls}/ws");
+    if cfg.server.plain {
+        log::info!(
+            "tickcastd {} listening on {addr}: subscribe at ws://{addr}/ws, health at http://{addr}/healthz ({} shards)",
+            env!("CARGO_PKG_VERSION"),
+            cfg.server.shards
+        );
+        if let Some(tls) = server.tls_addr() {
+            log::info!("TLS: wss://{tls}/ws");
+        }
+    } else {
+        log::info!(
+            "tickcastd {} listening on {addr}: TLS only, subscribe at wss://{addr}/ws, health at https://{addr}/healthz ({} shards)",
+            env!("CARGO_PKG_VERSION"),
+            cfg.server.shards
+        );
     }
     // Say how access is set up, never the tokens themselves.
     let subs = match cfg.server.subscriber_tokens.len() {
