@@ -4,8 +4,11 @@
 //! `c`'s subscriptions covers `t` and `t` has an entry in this shard's index.
 //! Every path keeps it: a new entry takes in the wildcard subscribers that cover
 //! it, a new wildcard joins every entry it covers, and a member leaves only when
-//! nothing of its own covers the topic any more. A member is listed once however many subscriptions cover the topic, so
-//! a client never gets an update twice.
+//! nothing of its own covers the topic any more. A member is listed once
+//! however many subscriptions cover the topic, so a client never gets an
+//! update twice. An exact subscription always has its entry and its interest
+//! in the topic table, even when a wildcard covers it already, so it outlives
+//! that wildcard.
 //!
 //! The shard's interest bit in the topic table follows the member counts: it is
 //! set while any member wants that format.
@@ -88,6 +91,20 @@ impl LocalIndex {
         topic: Arc<str>,
     ) -> Option<NewlyMatched> {
         if subs.covers(&topic) {
+            // Already receiving it (exactly or through a wildcard): no snapshot.
+            // The exact interest is registered all the same, so this
+            // subscription outlives the wildcard that covers it now.
+            let joined = table.join_exact(&topic, self.shard, fmt);
+            let topic = joined.map_or(topic, |(slot, _)| slot.name.clone());
+            // Not a member yet only for a topic created after the wildcard
+            // joined and not delivered here yet; making its entry now takes in
+            // the wildcard's subscribers. All its updates are on their way to
+            // this shard, so they skip nothing.
+            let lt = self.entry(&topic);
+            if !lt.members.iter().any(|m| m.token() == token) {
+                lt.counts[fmt.index()] += 1;
+                lt.members.push(Member::new(token, fmt, 0));
+            }
             subs.exact.insert(topic);
             return None;
         }
@@ -220,24 +237,28 @@ impl LocalIndex {
     /// seen yet is joined by the wildcard subscribers whose prefix covers it;
     /// none of its updates can have reached them before, so they skip nothing.
     pub fn members_for(&mut self, topic: &Arc<str>) -> Option<&mut LocalTopic> {
-        if !self.topics.contains_key(topic) {
-            if !self.prefixes.keys().any(|p| topic.starts_with(&**p)) {
-                return None;
-            }
-            self.topics.insert(topic.clone(), LocalTopic::default());
-            self.attach_prefix_members(topic);
+        if !self.topics.contains_key(topic)
+            && !self.prefixes.keys().any(|p| topic.starts_with(&**p))
+        {
+            return None;
         }
-        self.topics.get_mut(topic)
+        Some(self.entry(topic))
     }
 
     fn attach(&mut self, topic: Arc<str>, member: Member) {
-        if !self.topics.contains_key(&topic) {
-            self.topics.insert(topic.clone(), LocalTopic::default());
-            self.attach_prefix_members(&topic);
-        }
-        let lt = self.topics.get_mut(&topic).expect("inserted above");
+        let lt = self.entry(&topic);
         lt.counts[member.fmt.index()] += 1;
         lt.members.push(member);
+    }
+
+    /// The topic's entry, made (with the wildcard subscribers that cover it)
+    /// if this shard has none yet.
+    fn entry(&mut self, topic: &Arc<str>) -> &mut LocalTopic {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.clone(), LocalTopic::default());
+            self.attach_prefix_members(topic);
+        }
+        self.topics.get_mut(topic).expect("inserted above")
     }
 
     /// A topic entry is being created: wildcard subscribers that cover it join

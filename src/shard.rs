@@ -790,6 +790,14 @@ impl Shard {
     fn deliver(&mut self, enc: &Arc<Encoded>) {
         let high_water = self.shared.config.conflate_bytes;
         let Some(lt) = self.index.members_for(&enc.topic) else {
+            // Nobody here wants it any more (a wildcard left between the
+            // topic's creation and its first delivery): withdraw the interest
+            // it inherited, or the router would keep sending it.
+            for fmt in Format::ALL {
+                if enc.frames[fmt.index()].is_some() {
+                    self.table.leave_exact(&enc.topic, self.id, fmt);
+                }
+            }
             return;
         };
         let mut frames = 0;

@@ -151,6 +151,42 @@ fn overlapping_exact_and_wildcard_subscriptions_deliver_once() {
 }
 
 #[test]
+fn an_exact_subscription_made_under_a_wildcard_outlives_the_wildcard() {
+    // The topic does not exist yet when both subscriptions are made, so the
+    // exact one is covered by the wildcard from the start; dropping the
+    // wildcard must leave the exact subscription in force.
+    let server = server();
+    let p = server.publisher();
+    let mut c = Client::connect(server.local_addr());
+    c.subscribe(&["NEW.*", "NEW.A"]);
+    let id = c.command(json!({"op":"unsubscribe","topics":["NEW.*"]}));
+    assert_eq!(c.next_event()["id"].as_u64(), Some(id));
+    for i in 0..3 {
+        p.publish(Update::new("NEW.A").bid(i as f64)).unwrap();
+    }
+    p.publish(Update::new("NEW.B").bid(0.0)).unwrap();
+    for want in 1..=3 {
+        let ev = c.next_event();
+        assert_eq!(
+            (ev["event"].as_str(), ev["topic"].as_str(), seq(&ev)),
+            (Some("update"), Some("NEW.A"), want)
+        );
+    }
+    // Subscribing to the wildcard again: the covered topic gets no second
+    // snapshot and no duplicate; the other one gets its snapshot.
+    c.subscribe(&["NEW.*"]);
+    let snap = c.next_event();
+    assert_eq!(
+        (snap["event"].as_str(), snap["topic"].as_str()),
+        (Some("snapshot"), Some("NEW.B"))
+    );
+    p.publish(Update::new("NEW.A").bid(9.0)).unwrap();
+    let ev = c.next_event();
+    assert_eq!((ev["topic"].as_str(), seq(&ev)), (Some("NEW.A"), 4));
+    assert!(c.try_next_event(Duration::from_millis(200)).is_none());
+}
+
+#[test]
 fn unsubscribe_stops_delivery_and_resubscribe_sends_a_fresh_snapshot() {
     let server = server();
     let p = server.publisher();
