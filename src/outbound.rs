@@ -8,7 +8,9 @@
 //! Control frames (pongs, heartbeat pings, closes) do not wait behind a
 //! backlog of data: [`Outbound::push_control`] puts them right after the frame
 //! that is partly on the wire, and a close frame drops the data behind it,
-//! which the peer must not receive after a close (RFC 6455 §5.5.1).
+//! which the peer must not receive after a close (RFC 6455 §5.5.1). On a TLS
+//! connection they also wait for what rustls already holds (at most its
+//! 64 KiB buffer).
 
 use crate::wire::frame::{frame_extent, OP_CLOSE};
 use std::io::{self, Write};
