@@ -115,7 +115,11 @@ impl LocalIndex {
         subs.exact.insert(topic.clone());
         let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
         self.attach(topic.clone(), Member::new(token, fmt, skip));
-        joined.map(|(_, snapshot)| NewlyMatched { topic, snapshot })
+        // A slot the router has just made may not hold its first value yet
+        // (seq 0): then there is nothing to send, and nothing to skip.
+        joined
+            .filter(|(_, snapshot)| snapshot.seq > 0)
+            .map(|(_, snapshot)| NewlyMatched { topic, snapshot })
     }
 
     /// Subscribes `token` to every topic under `prefix`, present and future.
@@ -138,10 +142,12 @@ impl LocalIndex {
                 continue;
             }
             self.attach(slot.name.clone(), Member::new(token, fmt, snapshot.seq));
-            fresh.push(NewlyMatched {
-                topic: slot.name.clone(),
-                snapshot,
-            });
+            if snapshot.seq > 0 {
+                fresh.push(NewlyMatched {
+                    topic: slot.name.clone(),
+                    snapshot,
+                });
+            }
         }
         // Topics this shard already tracks that did not exist in the table when
         // the prefix joined (other clients subscribed to them ahead of their
@@ -298,5 +304,50 @@ impl LocalIndex {
         if lt.members.is_empty() {
             self.topics.remove(topic);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_snapshot_for_a_topic_without_its_first_value() {
+        let table = TopicTable::default();
+        let slot = table.get_or_create("W.A");
+        let mut index = LocalIndex::new(0);
+        let mut subs = Subscriptions::default();
+        assert!(index
+            .add_exact(&table, 1, Format::Json, &mut subs, "W.A".into())
+            .is_none());
+        let mut subs2 = Subscriptions::default();
+        assert!(index
+            .add_prefix(&table, 2, Format::Json, &mut subs2, "W.".into())
+            .is_empty());
+        // Both are members from seq 1 on, once the value arrives.
+        slot.apply(1, &Default::default());
+        let lt = index.members_for(&"W.A".into()).unwrap();
+        let skips: Vec<(usize, u64)> = lt
+            .members
+            .iter()
+            .map(|m| (m.token(), m.skip_through))
+            .collect();
+        assert_eq!(skips, [(1, 0), (2, 0)]);
+    }
+
+    #[test]
+    fn an_exact_subscription_under_a_wildcard_keeps_its_interest() {
+        let table = TopicTable::default();
+        let mut index = LocalIndex::new(0);
+        let mut subs = Subscriptions::default();
+        index.add_prefix(&table, 1, Format::Json, &mut subs, "N.".into());
+        index.add_exact(&table, 1, Format::Json, &mut subs, "N.A".into());
+        index.remove_prefix(&table, 1, Format::Json, &mut subs, "N.");
+        // The router creates the topic after the wildcard left: this shard
+        // still gets it, for the exact subscription.
+        let slot = table.get_or_create("N.A");
+        assert_eq!(slot.apply(1, &Default::default()).1, [1, 0]);
+        let lt = index.members_for(&"N.A".into()).unwrap();
+        assert_eq!(lt.members.len(), 1);
     }
 }

@@ -287,6 +287,7 @@ impl TopicTable {
     pub fn list(&self, prefix: &str, limit: usize) -> Vec<Arc<str>> {
         let inner = self.inner.read();
         prefix_range(&inner.topics, prefix)
+            .filter(|slot| slot.snapshot().seq > 0)
             .take(limit)
             .map(|slot| slot.name.clone())
             .collect()
@@ -302,9 +303,11 @@ impl TopicTable {
         self.len() == 0
     }
 
-    /// The current value of one topic, if it exists.
+    /// The current value of one topic, if it has one. (The router makes a
+    /// slot just before merging its first update; until then it has none.)
     pub fn snapshot(&self, topic: &str) -> Option<Snapshot> {
-        self.inner.read().topics.get(topic).map(|s| s.snapshot())
+        let slot = self.inner.read().topics.get(topic).cloned()?;
+        Some(slot.snapshot()).filter(|s| s.seq > 0)
     }
 }
 
@@ -365,5 +368,19 @@ mod tests {
         assert_eq!(fx2.apply(1, &Prices::default()).1, [0, 0]);
         assert_eq!(t.list("FX.", 10).len(), 2);
         assert_eq!(t.list("", 1).len(), 1);
+    }
+
+    #[test]
+    fn a_slot_before_its_first_update_has_no_value() {
+        let t = TopicTable::default();
+        let slot = t.get_or_create("EARLY");
+        // The window between the router making the slot and merging into it.
+        assert_eq!(t.snapshot("EARLY"), None);
+        assert!(t.list("", 10).is_empty());
+        let (_, snap) = t.join_exact(&"EARLY".into(), 0, Format::Json).unwrap();
+        assert_eq!(snap.seq, 0, "joined before the first value");
+        slot.apply(7, &Prices::default());
+        assert_eq!(t.snapshot("EARLY").map(|s| (s.seq, s.ts)), Some((1, 7)));
+        assert_eq!(t.list("", 10).len(), 1);
     }
 }
