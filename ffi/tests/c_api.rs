@@ -4,7 +4,7 @@
 //! real WebSocket subscriber.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -335,14 +335,24 @@ fn c_remote_publisher_into_a_separate_daemon() {
     let exe = compile("remote_publish.c", "plain");
     let dir = out_dir();
     let cfg = dir.join("remote.toml");
-    std::fs::write(&cfg, "[auth]\npublisher_tokens = [\"c-publisher-token\"]\n").unwrap();
-    let mut daemon = Command::new(lib.join("tickcastd"))
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    // The subscriber below is a debug build sharing two cores with everything
+    // else: a high conflation mark keeps a slow moment from skipping updates.
+    std::fs::write(
+        &cfg,
+        "[auth]\npublisher_tokens = [\"c-publisher-token\"]\n\
+         [limits]\nconflate_bytes = 67108864\nmax_outbound_bytes = 134217728\n",
+    )
+    .unwrap();
+    let mut daemon = KillOnDrop(
+        Command::new(lib.join("tickcastd"))
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = BufReader::new(daemon.0.stderr.take().unwrap()).lines();
     let port: u16 = loop {
         let line = log.next().expect("daemon log").unwrap();
         if let Some(rest) = line.split(" listening on 127.0.0.1:").nth(1) {
@@ -368,15 +378,17 @@ fn c_remote_publisher_into_a_separate_daemon() {
         ws
     };
     let mut ws = subscribe(r#""RC.*""#);
-    let mut child = Command::new(&exe)
-        .arg(format!("ws://127.0.0.1:{port}/publish"))
-        .arg("c-publisher-token")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
+    let mut child = KillOnDrop(
+        Command::new(&exe)
+            .arg(format!("ws://127.0.0.1:{port}/publish"))
+            .arg("c-publisher-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    writeln!(child.0.stdin.as_mut().unwrap(), "GO").unwrap();
     let mut next: HashMap<String, u64> = [("RC.A".to_string(), 1), ("RC.B".to_string(), 1)].into();
     for _ in 0..6000 {
         let Message::Text(t) = ws.read().unwrap() else {
@@ -389,7 +401,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
         assert_eq!(ev["bid"].as_f64(), Some((*want - 1) as f64), "{ev}");
         *want += 1;
     }
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -408,8 +420,38 @@ fn c_remote_publisher_into_a_separate_daemon() {
         "{snap}"
     );
     // SAFETY: kill(2) on our child.
-    unsafe { libc_kill(daemon.id() as i32, 15) };
-    assert!(daemon.wait().unwrap().success());
+    unsafe { libc_kill(daemon.0.id() as i32, 15) };
+    assert!(daemon.0.wait().unwrap().success());
+}
+
+/// A child process that is killed if the test fails before it ends, so no
+/// daemon outlives a failed test (and holds the test runner's output open).
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    /// Its (short) output, once it has ended.
+    fn wait_output(&mut self) -> std::process::Output {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let Some(mut s) = self.0.stdout.take() {
+            s.read_to_end(&mut stdout).unwrap();
+        }
+        if let Some(mut s) = self.0.stderr.take() {
+            s.read_to_end(&mut stderr).unwrap();
+        }
+        let status = self.0.wait().unwrap();
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 extern "C" {

@@ -211,14 +211,20 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tickcastd` with `args` and waits for its "listening on" log line.
     pub fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+        let child = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
             .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn tickcastd");
         let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
+        // Owned by a Daemon from here on, so a failed start kills it too.
+        let mut d = Daemon {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            lines: rx,
+        };
+        let stderr = d.child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -229,7 +235,7 @@ impl Daemon {
         });
         let mut addr = None;
         while addr.is_none() {
-            let line = rx.recv_timeout(TIMEOUT).expect("startup log line");
+            let line = d.lines.recv_timeout(TIMEOUT).expect("startup log line");
             if let Some(rest) = line.split(" listening on ").nth(1) {
                 addr = Some(
                     rest.split(':')
@@ -241,11 +247,8 @@ impl Daemon {
                 );
             }
         }
-        Daemon {
-            child,
-            addr: addr.unwrap(),
-            lines: rx,
-        }
+        d.addr = addr.unwrap();
+        d
     }
 
     /// Every log line not read yet, up to the daemon's exit (the reader
