@@ -147,7 +147,12 @@ fn per_topic_guarantees_hold_under_concurrent_subscribe_unsubscribe_and_publish(
     // Conflation (a subscriber 256 KiB behind) would skip seqs by design; on
     // a loaded machine these debug-build readers can fall that far behind, and
     // this test is about ordering, so it is kept out of the way.
-    let server = tickcast::Server::start(config().conflate_bytes(64 << 20)).unwrap();
+    let server = tickcast::Server::start(
+        config()
+            .conflate_bytes(64 << 20)
+            .max_outbound_bytes(128 << 20),
+    )
+    .unwrap();
     let addr = server.local_addr();
     let done = Arc::new(AtomicBool::new(false));
 
