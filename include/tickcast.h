@@ -195,6 +195,21 @@ struct tickcast_config *tickcast_config_new(void);
 void tickcast_config_free(struct tickcast_config *config);
 
 /**
+ * Replaces the whole configuration with one written in the TOML of
+ * `tickcastd`'s config file (docs/OPERATIONS.md lists every key: `listen`,
+ * `shards`, `ingest_capacity`, `[limits]`, `[auth]`, `[tls]`); keys not given
+ * take their defaults, and the daemon-only `[demo]` and `log_level` are
+ * ignored. On failure the configuration is unchanged,
+ * `TICKCAST_RESULT_INVALID_ARGUMENT` is returned, and the reason (which key,
+ * what is wrong) is written to `message` as a NUL-terminated string, cut to
+ * `message_len` bytes. `message` may be NULL (then `message_len` is ignored).
+ */
+enum tickcast_result tickcast_config_load_toml(struct tickcast_config *config,
+                                               const char *toml,
+                                               char *message,
+                                               size_t message_len);
+
+/**
  * Sets the listen address, `"host:port"` (e.g. `"127.0.0.1:0"`, `"[::1]:8080"`);
  * port 0 picks a free port (read it with `tickcast_server_port`).
  */

@@ -122,6 +122,62 @@ pub extern "C" fn tickcast_config_free(config: *mut tickcast_config) {
     }
 }
 
+/// Replaces the whole configuration with one written in the TOML of
+/// `tickcastd`'s config file (docs/OPERATIONS.md lists every key: `listen`,
+/// `shards`, `ingest_capacity`, `[limits]`, `[auth]`, `[tls]`); keys not given
+/// take their defaults, and the daemon-only `[demo]` and `log_level` are
+/// ignored. On failure the configuration is unchanged,
+/// `TICKCAST_RESULT_INVALID_ARGUMENT` is returned, and the reason (which key,
+/// what is wrong) is written to `message` as a NUL-terminated string, cut to
+/// `message_len` bytes. `message` may be NULL (then `message_len` is ignored).
+#[no_mangle]
+pub extern "C" fn tickcast_config_load_toml(
+    config: *mut tickcast_config,
+    toml: *const c_char,
+    message: *mut c_char,
+    message_len: usize,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_not_null!(config);
+        let text = try_str!(toml);
+        let parsed = tickcast::daemon::parse_file(text)
+            .map_err(|e| format!("invalid config: {e}"))
+            .and_then(|file| {
+                tickcast::daemon::DaemonConfig::merge(file, &Default::default())
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(daemon) => {
+                // SAFETY: non-NULL handle from tickcast_config_new.
+                *unsafe { config_mut(config) } = daemon.server;
+                write_message(message, message_len, "");
+                tickcast_result::Ok
+            }
+            Err(why) => {
+                write_message(message, message_len, &why);
+                tickcast_result::InvalidArgument
+            }
+        }
+    }
+}
+
+/// Copies `text` into the caller's buffer as a C string, cut to fit (at a
+/// character boundary). Nothing happens for a NULL or empty buffer.
+fn write_message(buf: *mut c_char, len: usize, text: &str) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    let mut n = text.len().min(len - 1);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    // SAFETY: the caller gives `len` writable bytes at `buf`; n + 1 <= len.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr() as *const c_char, buf, n);
+        *buf.add(n) = 0;
+    }
+}
+
 /// Sets the listen address, `"host:port"` (e.g. `"127.0.0.1:0"`, `"[::1]:8080"`);
 /// port 0 picks a free port (read it with `tickcast_server_port`).
 #[no_mangle]

@@ -68,6 +68,33 @@ int main(void) {
     EXPECT(tickcast_config_set_shards(cfg, 1), TICKCAST_RESULT_OK);
     EXPECT(tickcast_config_set_ingest_capacity(cfg, 1), TICKCAST_RESULT_OK);
 
+    /* A whole configuration in tickcastd's TOML, with the reason when it is wrong. */
+    char why[256];
+    EXPECT(tickcast_config_load_toml(NULL, "", why, sizeof why), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_config_load_toml(cfg, NULL, why, sizeof why),
+           TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_config_load_toml(cfg, "\xff", why, sizeof why), TICKCAST_RESULT_INVALID_UTF8);
+    EXPECT(tickcast_config_load_toml(cfg,
+                                     "listen = \"127.0.0.1:0\"\nshards = 1\ningest_capacity = 1\n"
+                                     "[limits]\nmax_topic_len = 8\n",
+                                     why, sizeof why),
+           TICKCAST_RESULT_OK);
+    TRUE(why[0] == '\0');
+    /* A wrong one leaves the configuration as it was (max_topic_len = 8 is
+     * checked by publishing below). */
+    EXPECT(tickcast_config_load_toml(cfg, "shards = \"two\"\n", why, sizeof why),
+           TICKCAST_RESULT_INVALID_ARGUMENT);
+    TRUE(strstr(why, "shards") != NULL);
+    EXPECT(tickcast_config_load_toml(cfg, "[limits]\nmax_topic_lenn = 3\n", why, sizeof why),
+           TICKCAST_RESULT_INVALID_ARGUMENT);
+    TRUE(strstr(why, "max_topic_lenn") != NULL);
+    char tiny[8];
+    EXPECT(tickcast_config_load_toml(cfg, "shards = 0\n", tiny, sizeof tiny),
+           TICKCAST_RESULT_INVALID_ARGUMENT);
+    TRUE(strlen(tiny) == sizeof tiny - 1);
+    EXPECT(tickcast_config_load_toml(cfg, "shards = 0\n", NULL, 0),
+           TICKCAST_RESULT_INVALID_ARGUMENT);
+
     /* Start: NULL arguments, and the output is written only on success. */
     tickcast_server *server = (tickcast_server *)&passed; /* sentinel, must stay */
     EXPECT(tickcast_server_start(NULL, &server), TICKCAST_RESULT_NULL_PARAMETER);
@@ -107,6 +134,9 @@ int main(void) {
     memset(long_topic, 'A', sizeof long_topic - 1);
     long_topic[sizeof long_topic - 1] = 0;
     EXPECT(tickcast_publish(server, long_topic, &u), TICKCAST_RESULT_INVALID_TOPIC);
+    /* max_topic_len = 8, from the TOML above. */
+    EXPECT(tickcast_publish(server, "EIGHT.CH", &u), TICKCAST_RESULT_OK);
+    EXPECT(tickcast_publish(server, "NINE.CHAR", &u), TICKCAST_RESULT_INVALID_TOPIC);
     tickcast_update bad = u;
     bad.bid = NAN;
     EXPECT(tickcast_publish(server, "A", &bad), TICKCAST_RESULT_INVALID_VALUE);

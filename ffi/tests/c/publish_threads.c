@@ -104,6 +104,17 @@ int main(void) {
     if (!cfg) {
         return 1;
     }
+    /* The checking subscriber is a debug build on a shared machine: a high
+     * conflation mark keeps a slow moment of it from skipping updates. The
+     * setters below apply on top of the loaded file. */
+    char why[256];
+    if (tickcast_config_load_toml(cfg,
+                                  "[limits]\nconflate_bytes = 67108864\n"
+                                  "max_outbound_bytes = 134217728\n",
+                                  why, sizeof why) != TICKCAST_RESULT_OK) {
+        fprintf(stderr, "config: %s\n", why);
+        return 1;
+    }
     CHECK(tickcast_config_set_listen(cfg, "127.0.0.1:0"));
     CHECK(tickcast_config_set_shards(cfg, 2));
     /* A small queue so the try-publisher really meets "full". */
