@@ -33,7 +33,7 @@ fi
 
 SPID=""
 # Never leave a server behind (a stale one would answer on a later port).
-trap '[[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null; true' EXIT
+trap '[[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null || true' EXIT
 
 start_server() { # system rate topics [start-after]
     local system=$1 rate=$2 topics=$3 after=${4:-0}
