@@ -214,7 +214,13 @@ impl Shard {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if self.accept_pending || self.channel_pending || !self.reread.is_empty() {
+        if self.accept_pending
+            || self.channel_pending
+            || !self.reread.is_empty()
+            || !self.dirty.is_empty()
+        {
+            // Dirty here means the timers queued something (a ping, a
+            // close): write it now, not at the next event.
             return Duration::ZERO;
         }
         if !self.blocked.is_empty() {
@@ -963,9 +969,16 @@ impl Shard {
         self.next_sweep = now + (ping / 2).min(Duration::from_secs(1));
         let mut to_close = Vec::new();
         let mut to_ping = Vec::new();
+        let mut over_limit = Vec::new();
         for (token, conn) in self.conns.iter() {
             if !matches!(conn.phase, Phase::Open { .. }) {
                 continue;
+            }
+            if conn.over_limit_since.is_some() {
+                // A stalled reader gets no writable events and, conflating,
+                // no new frames: only this sweep makes flush_dirty look at
+                // its backlog again and apply the slow-consumer timeout.
+                over_limit.push(token);
             }
             let silent = now.saturating_duration_since(conn.last_rx);
             if silent >= idle {
@@ -976,6 +989,9 @@ impl Shard {
         }
         for token in to_ping {
             self.conns[token].ping();
+            self.mark_dirty(token);
+        }
+        for token in over_limit {
             self.mark_dirty(token);
         }
         for token in to_close {

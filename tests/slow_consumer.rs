@@ -110,3 +110,55 @@ fn a_stalled_subscriber_is_conflated_and_bounded_while_others_get_everything() {
         "conflation skipped updates ({received} of {UPDATES} delivered)"
     );
 }
+
+#[test]
+fn a_reader_stalled_over_the_hard_limit_is_closed_with_1008() {
+    // 165k snapshots (about 16.2 MB) answer one subscribe. The reader never
+    // reads, so the kernel's socket buffers fill (about 4.5 MB here) and the
+    // rest waits in the outbound queue: over the hard limit (8 MiB) but under
+    // twice it (past that the connection would be cut off at once).
+    const TOPICS: usize = 165_000;
+    let mut cfg = config().shards(1);
+    cfg.slow_consumer_timeout = Duration::from_millis(500);
+    let server = Server::start(cfg).unwrap();
+    let p = server.publisher();
+    for i in 0..TOPICS {
+        p.publish(Update::new(format!("H.{i:06}")).bid(1.0).ask(2.0))
+            .unwrap();
+    }
+    wait_until("every topic has its value", || {
+        server.snapshot(&format!("H.{:06}", TOPICS - 1)).is_some()
+    });
+    let mut c = Client::connect(server.local_addr());
+    c.send(serde_json::json!({"op":"subscribe","id":1,"topics":["H.*"]}));
+    wait_until("the subscribe is answered", || {
+        metric(&server, "tickcast_subscriptions") == 1.0
+    });
+    let mut peak = 0.0f64;
+    wait_until("its subscriptions end: closing", || {
+        peak = peak.max(metric(&server, "tickcast_outbound_queued_bytes"));
+        metric(&server, "tickcast_subscriptions") == 0.0
+    });
+    assert!(peak > 8.0 * 1024.0 * 1024.0, "queued only {peak} bytes");
+    let mut snapshots = 0;
+    let (code, reason) = loop {
+        match c.ws.read() {
+            Ok(tungstenite::Message::Text(_)) => snapshots += 1,
+            Ok(tungstenite::Message::Close(Some(f))) => break (f.code, f.reason.to_string()),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => panic!("no close frame after {snapshots} events: {e}"),
+        }
+    };
+    assert_eq!(
+        code,
+        tungstenite::protocol::frame::coding::CloseCode::Policy
+    );
+    assert!(reason.contains("slow consumer"), "{reason}");
+    assert!(
+        snapshots < TOPICS,
+        "the close came first; the backlog behind it was dropped"
+    );
+    wait_until("the close is counted", || {
+        metric(&server, "tickcast_slow_consumer_closes_total") == 1.0
+    });
+}
