@@ -90,29 +90,30 @@ impl LocalIndex {
         subs: &mut Subscriptions,
         topic: Arc<str>,
     ) -> Option<NewlyMatched> {
-        if subs.covers(&topic) {
-            // Already receiving it (exactly or through a wildcard): no snapshot.
-            // The exact interest is registered all the same, so this
-            // subscription outlives the wildcard that covers it now.
-            let joined = table.join_exact(&topic, self.shard, fmt);
-            let topic = joined.map_or(topic, |(slot, _)| slot.name.clone());
-            // Not a member yet only for a topic created after the wildcard
-            // joined and not delivered here yet; making its entry now takes in
-            // the wildcard's subscribers. All its updates are on their way to
-            // this shard, so they skip nothing.
-            let lt = self.entry(&topic);
-            if !lt.members.iter().any(|m| m.token() == token) {
-                lt.counts[fmt.index()] += 1;
-                lt.members.push(Member::new(token, fmt, 0));
-            }
-            subs.exact.insert(topic);
-            return None;
-        }
+        let covered = subs.covers(&topic);
+        // The exact interest is registered even when a wildcard covers the
+        // topic already, so this subscription outlives that wildcard.
         let joined = table.join_exact(&topic, self.shard, fmt);
         // Share the table's copy of the name: thousands of subscribers of one
         // topic then hold one allocation, not one each.
         let topic = joined.as_ref().map_or(topic, |(slot, _)| slot.name.clone());
         subs.exact.insert(topic.clone());
+        if covered {
+            // Already receiving it (exactly or through a wildcard): no
+            // snapshot. Not a member yet only for a topic created after the
+            // wildcard joined and not delivered here yet; making its entry
+            // takes in the wildcard's subscribers. All its updates are on
+            // their way to this shard, so they skip nothing.
+            if !self
+                .entry(&topic)
+                .members
+                .iter()
+                .any(|m| m.token() == token)
+            {
+                self.attach(topic, Member::new(token, fmt, 0));
+            }
+            return None;
+        }
         let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
         self.attach(topic.clone(), Member::new(token, fmt, skip));
         // A slot the router has just made may not hold its first value yet

@@ -4,7 +4,7 @@
 //! real WebSocket subscriber.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -343,7 +343,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
          [limits]\nconflate_bytes = 67108864\nmax_outbound_bytes = 134217728\n",
     )
     .unwrap();
-    let mut daemon = KillOnDrop(
+    let mut daemon = KillOnDrop::new(
         Command::new(lib.join("tickcastd"))
             .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
@@ -352,7 +352,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
             .spawn()
             .unwrap(),
     );
-    let mut log = BufReader::new(daemon.0.stderr.take().unwrap()).lines();
+    let mut log = BufReader::new(daemon.stderr.take().unwrap()).lines();
     let port: u16 = loop {
         let line = log.next().expect("daemon log").unwrap();
         if let Some(rest) = line.split(" listening on 127.0.0.1:").nth(1) {
@@ -378,7 +378,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
         ws
     };
     let mut ws = subscribe(r#""RC.*""#);
-    let mut child = KillOnDrop(
+    let mut child = KillOnDrop::new(
         Command::new(&exe)
             .arg(format!("ws://127.0.0.1:{port}/publish"))
             .arg("c-publisher-token")
@@ -388,7 +388,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
             .spawn()
             .unwrap(),
     );
-    writeln!(child.0.stdin.as_mut().unwrap(), "GO").unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
     let mut next: HashMap<String, u64> = [("RC.A".to_string(), 1), ("RC.B".to_string(), 1)].into();
     for _ in 0..6000 {
         let Message::Text(t) = ws.read().unwrap() else {
@@ -401,7 +401,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
         assert_eq!(ev["bid"].as_f64(), Some((*want - 1) as f64), "{ev}");
         *want += 1;
     }
-    let out = child.wait_output();
+    let out = child.wait_with_output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -420,37 +420,45 @@ fn c_remote_publisher_into_a_separate_daemon() {
         "{snap}"
     );
     // SAFETY: kill(2) on our child.
-    unsafe { libc_kill(daemon.0.id() as i32, 15) };
-    assert!(daemon.0.wait().unwrap().success());
+    unsafe { libc_kill(daemon.id() as i32, 15) };
+    assert!(daemon.wait().unwrap().success());
 }
 
 /// A child process that is killed if the test fails before it ends, so no
 /// daemon outlives a failed test (and holds the test runner's output open).
-struct KillOnDrop(std::process::Child);
+/// Always `Some` until `wait_with_output` takes it.
+struct KillOnDrop(Option<std::process::Child>);
 
 impl KillOnDrop {
-    /// Its (short) output, once it has ended.
-    fn wait_output(&mut self) -> std::process::Output {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let Some(mut s) = self.0.stdout.take() {
-            s.read_to_end(&mut stdout).unwrap();
-        }
-        if let Some(mut s) = self.0.stderr.take() {
-            s.read_to_end(&mut stderr).unwrap();
-        }
-        let status = self.0.wait().unwrap();
-        std::process::Output {
-            status,
-            stdout,
-            stderr,
-        }
+    fn new(child: std::process::Child) -> Self {
+        KillOnDrop(Some(child))
+    }
+
+    /// std's `wait_with_output`: the child has ended, nothing left to kill.
+    fn wait_with_output(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().unwrap()
     }
 }
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

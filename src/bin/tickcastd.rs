@@ -93,21 +93,18 @@ fn main() -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    if cfg.server.plain {
-        log::info!(
-            "tickcastd {} listening on {addr}: subscribe at ws://{addr}/ws, health at http://{addr}/healthz ({} shards)",
-            env!("CARGO_PKG_VERSION"),
-            cfg.server.shards
-        );
-        if let Some(tls) = server.tls_addr() {
-            log::info!("TLS: wss://{tls}/ws");
-        }
+    let (ws, http, only) = if cfg.server.plain {
+        ("ws", "http", "")
     } else {
-        log::info!(
-            "tickcastd {} listening on {addr}: TLS only, subscribe at wss://{addr}/ws, health at https://{addr}/healthz ({} shards)",
-            env!("CARGO_PKG_VERSION"),
-            cfg.server.shards
-        );
+        ("wss", "https", "TLS only, ")
+    };
+    log::info!(
+        "tickcastd {} listening on {addr}: {only}subscribe at {ws}://{addr}/ws, health at {http}://{addr}/healthz ({} shards)",
+        env!("CARGO_PKG_VERSION"),
+        cfg.server.shards
+    );
+    if let Some(tls) = server.tls_addr().filter(|_| cfg.server.plain) {
+        log::info!("TLS: wss://{tls}/ws");
     }
     // Say how access is set up, never the tokens themselves.
     let subs = match cfg.server.subscriber_tokens.len() {
