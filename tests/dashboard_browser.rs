@@ -20,6 +20,7 @@ fn ensure_playwright(dir: &Path) {
     {
         return;
     }
+    require_tool("npm", "--version", "sudo apt-get install -y npm");
     let ok = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
@@ -34,8 +35,10 @@ fn dashboard_shows_live_prices_in_a_real_headless_browser() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: apt-get install chromium (.ci/run does), or set CHROMIUM"
+        "Chromium not found at {chromium}: install it with `sudo apt-get install -y chromium` \
+         (scripts/test does), or set CHROMIUM"
     );
+    require_tool("node", "--version", "sudo apt-get install -y nodejs");
     let dir = browser_dir();
     ensure_playwright(&dir);
 

@@ -26,6 +26,11 @@ fn python() -> PathBuf {
                 .is_ok_and(|s| s.success())
         };
         let system = PathBuf::from("python3");
+        require_tool(
+            "python3",
+            "--version",
+            "sudo apt-get install -y python3 python3-venv",
+        );
         if has(&system) {
             return system;
         }

@@ -47,6 +47,19 @@ fn lib_dir() -> PathBuf {
     .clone()
 }
 
+/// Fails the test, naming the exact command that installs it, unless
+/// `program` runs (`scripts/test` installs every tool the tests use).
+fn require_tool(program: &str, install: &str) {
+    let runs = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        runs,
+        "{program} not found; install it with `{install}` (scripts/test does)"
+    );
+}
+
 fn out_dir() -> PathBuf {
     let d = lib_dir().join("c-tests");
     std::fs::create_dir_all(&d).unwrap();
@@ -58,7 +71,9 @@ fn compile(source: &str, flavor: &str) -> PathBuf {
     let src = crate_dir().join("tests/c").join(source);
     let out = out_dir().join(format!("{}-{flavor}", source.trim_end_matches(".c")));
     let lib = lib_dir();
-    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    require_tool(&compiler, "sudo apt-get install -y gcc");
+    let mut cc = Command::new(&compiler);
     cc.args([
         "-std=c11",
         "-g",
@@ -227,14 +242,7 @@ fn c_tests_pass_under_address_sanitizer() {
 
 #[test]
 fn c_tests_pass_under_valgrind() {
-    let have = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        have,
-        "valgrind is required (apt-get install valgrind; .ci/run installs it)"
-    );
+    require_tool("valgrind", "sudo apt-get install -y valgrind");
     run_to_end(
         valgrind(&compile("api_errors.c", "plain")),
         "api_errors under valgrind",
@@ -250,6 +258,14 @@ fn c_tests_pass_under_valgrind() {
 fn compile_example(source: &str, compiler: &str, std: &str) -> PathBuf {
     let lib = lib_dir();
     let out = out_dir().join(source.replace('.', "_"));
+    require_tool(
+        compiler,
+        if compiler == "c++" {
+            "sudo apt-get install -y g++"
+        } else {
+            "sudo apt-get install -y gcc"
+        },
+    );
     let status = Command::new(compiler)
         .args([
             std,

@@ -15,6 +15,21 @@ use tungstenite::{Message, WebSocket};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Fails the test, naming the exact command that installs it, unless
+/// `program` runs (`scripts/test` installs every tool the tests use).
+pub fn require_tool(program: &str, version_arg: &str, install: &str) {
+    let runs = Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        runs,
+        "{program} not found; install it with `{install}` (scripts/test does)"
+    );
+}
+
 pub fn config() -> Config {
     Config::default()
         .listen("127.0.0.1:0".parse().unwrap())
