@@ -7,10 +7,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use tickcast::outbound::{Outbound, Tally};
-use tickcast::wire::command::{parse, Encoding};
-use tickcast::wire::event::{encode_price, PriceKind};
-use tickcast::wire::frame::FrameBuf;
+use tickcast::internals::{
+    encode_price, parse_command as parse, Encoding, FrameBuf, Outbound, PriceKind, RouterBench,
+    Tally,
+};
 use tickcast::{Format, Prices, Update};
 
 fn prices() -> Prices {
@@ -48,7 +48,7 @@ fn encode(c: &mut Criterion) {
 
 fn router(c: &mut Criterion) {
     let topics: Vec<String> = (0..100).map(|i| format!("B.{i:04}")).collect();
-    let mut r = tickcast::__bench_router::RouterBench::new(&topics);
+    let mut r = RouterBench::new(&topics);
     let batch: Vec<Update> = (0..256)
         .map(|i| {
             Update::new(topics[i % topics.len()].clone())

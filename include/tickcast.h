@@ -229,52 +229,10 @@ enum tickcast_result tickcast_config_set_ingest_capacity(struct tickcast_config 
                                                          size_t capacity);
 
 /**
- * Starts a server: binds the listener and starts its threads. On success
- * writes a new handle to `*server_out`, which the caller frees with
- * `tickcast_server_free`. The configuration is copied and may be freed at once.
+ * A static, NUL-terminated English description of `result`. Never NULL; the
+ * string must not be freed. `result` must be one of the `tickcast_result` values.
  */
-enum tickcast_result tickcast_server_start(const struct tickcast_config *config,
-                                           struct tickcast_server **server_out);
-
-/**
- * Writes the port the server listens on to `*port_out`.
- */
-enum tickcast_result tickcast_server_port(const struct tickcast_server *server, uint16_t *port_out);
-
-/**
- * Shuts the server down and frees it: stops accepting, delivers updates
- * already queued, closes every WebSocket with 1001, joins every thread.
- * NULL is fine. No other call on this handle may run during or after it.
- */
-void tickcast_server_free(struct tickcast_server *server);
-
-/**
- * Queues an update for `topic`, waiting while the ingest queue is full.
- * Thread-safe. `topic` is copied; the caller keeps ownership of both arguments.
- */
-enum tickcast_result tickcast_publish(struct tickcast_server *server,
-                                      const char *topic,
-                                      const struct tickcast_update *update);
-
-/**
- * Like `tickcast_publish`, but returns `TICKCAST_RESULT_QUEUE_FULL` at once
- * instead of waiting when the ingest queue is full. Thread-safe.
- */
-enum tickcast_result tickcast_try_publish(struct tickcast_server *server,
-                                          const char *topic,
-                                          const struct tickcast_update *update);
-
-/**
- * Queues `count` updates in order: `updates[i]` for `topics[i]`, waiting while
- * the queue is full. Every topic and update is checked first; if any is
- * invalid nothing is queued and its code is returned. Thread-safe; a batch
- * from one thread stays in order, but batches from several threads may
- * interleave. `count` 0 is fine (and `topics`/`updates` may then be NULL).
- */
-enum tickcast_result tickcast_publish_batch(struct tickcast_server *server,
-                                            const char *const *topics,
-                                            const struct tickcast_update *updates,
-                                            size_t count);
+const char *tickcast_result_str(enum tickcast_result result);
 
 /**
  * Connects to `url` (`"ws://host:port/publish"`) with a publisher `token`.
@@ -337,10 +295,52 @@ enum tickcast_result tickcast_remote_lost(const struct tickcast_remote_publisher
 void tickcast_remote_publisher_free(struct tickcast_remote_publisher *publisher);
 
 /**
- * A static, NUL-terminated English description of `result`. Never NULL; the
- * string must not be freed. `result` must be one of the `tickcast_result` values.
+ * Starts a server: binds the listener and starts its threads. On success
+ * writes a new handle to `*server_out`, which the caller frees with
+ * `tickcast_server_free`. The configuration is copied and may be freed at once.
  */
-const char *tickcast_result_str(enum tickcast_result result);
+enum tickcast_result tickcast_server_start(const struct tickcast_config *config,
+                                           struct tickcast_server **server_out);
+
+/**
+ * Writes the port the server listens on to `*port_out`.
+ */
+enum tickcast_result tickcast_server_port(const struct tickcast_server *server, uint16_t *port_out);
+
+/**
+ * Shuts the server down and frees it: stops accepting, delivers updates
+ * already queued, closes every WebSocket with 1001, joins every thread.
+ * NULL is fine. No other call on this handle may run during or after it.
+ */
+void tickcast_server_free(struct tickcast_server *server);
+
+/**
+ * Queues an update for `topic`, waiting while the ingest queue is full.
+ * Thread-safe. `topic` is copied; the caller keeps ownership of both arguments.
+ */
+enum tickcast_result tickcast_publish(struct tickcast_server *server,
+                                      const char *topic,
+                                      const struct tickcast_update *update);
+
+/**
+ * Like `tickcast_publish`, but returns `TICKCAST_RESULT_QUEUE_FULL` at once
+ * instead of waiting when the ingest queue is full. Thread-safe.
+ */
+enum tickcast_result tickcast_try_publish(struct tickcast_server *server,
+                                          const char *topic,
+                                          const struct tickcast_update *update);
+
+/**
+ * Queues `count` updates in order: `updates[i]` for `topics[i]`, waiting while
+ * the queue is full. Every topic and update is checked first; if any is
+ * invalid nothing is queued and its code is returned. Thread-safe; a batch
+ * from one thread stays in order, but batches from several threads may
+ * interleave. `count` 0 is fine (and `topics`/`updates` may then be NULL).
+ */
+enum tickcast_result tickcast_publish_batch(struct tickcast_server *server,
+                                            const char *const *topics,
+                                            const struct tickcast_update *updates,
+                                            size_t count);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,7 +1,10 @@
-//! The crate's one error type.
+//! The crate's error types: [`Error`] for every public call, with structured
+//! causes ([`ConfigError`], [`TlsError`], [`TopicError`]) that callers (the C
+//! ABI among them) can match on instead of reading messages.
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 /// Result alias used across the public API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -9,24 +12,134 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong when starting a server or publishing into it.
 ///
 /// `Full` and `Closed` are the only errors a running publisher sees in normal
-/// operation; the others mean the caller passed something invalid.
+/// operation; the others mean the caller passed something invalid, except
+/// `Io` and `Timeout`, which come from the operating system and the network.
+///
+/// Not `#[non_exhaustive]`: the C ABI maps every variant to a result code
+/// with an exhaustive `match`, so a new variant cannot go unmapped.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Error {
     /// The ingest channel is full (`try_publish` only); the update was not queued.
     Full,
     /// The server has shut down; nothing more can be published.
     Closed,
     /// The topic name is empty, too long, or has a character outside the allowed set.
-    InvalidTopic(String),
+    InvalidTopic(TopicError),
     /// A price field is NaN or infinite, which JSON cannot carry.
     InvalidValue(&'static str),
     /// A configuration value is out of range or inconsistent.
-    InvalidConfig(String),
+    InvalidConfig(ConfigError),
+    /// A TLS certificate, key or trust store could not be used.
+    Tls(TlsError),
+    /// A remote publisher's URL is malformed or names a host that does not resolve.
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// An operating-system error, e.g. the listen address is in use.
     Io(io::Error),
     /// An operation did not finish within its timeout (e.g. a remote flush).
     Timeout,
+}
+
+/// Why a topic name or subscription pattern is refused. The text is what a
+/// client or publisher reads in its `error` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than `max_topic_len`.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The name holds a character outside `A-Z a-z 0-9 . _ - : /`.
+    BadCharacter {
+        /// The name (cut to 80 characters).
+        topic: String,
+        /// The first character that is not allowed.
+        found: char,
+    },
+    /// A pattern holds `*` somewhere other than at its end.
+    StarNotAtEnd {
+        /// The pattern (cut to 80 characters).
+        pattern: String,
+    },
+}
+
+/// Which configuration rule a value breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting is outside its range.
+    OutOfRange {
+        /// The setting's name (as in the TOML file and on `Config`).
+        key: &'static str,
+        /// What it must be.
+        expected: &'static str,
+        /// What it is.
+        got: String,
+    },
+    /// Plain `ws://` is off and TLS is not set up: nothing would listen.
+    NoListener,
+    /// TLS needs a certificate chain, a key and a listen address together.
+    TlsIncomplete,
+    /// A token is shorter than 8 characters or has whitespace or control characters.
+    BadToken,
+    /// The same token is listed for subscribers and for publishers.
+    TokenInBothRoles,
+    /// An address is not `host:port` (or does not resolve).
+    BadAddress {
+        /// The setting.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// The config file cannot be read.
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    Syntax {
+        /// The file, when the text came from one.
+        path: Option<PathBuf>,
+        /// The TOML parser's message, naming the key and the line.
+        why: String,
+    },
+    /// `log_level` is not one of `error`, `warn`, `info`, `debug`, `trace`.
+    BadLogLevel(String),
+}
+
+/// Why TLS cannot be set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file cannot be read or parsed.
+    File {
+        /// What the file should hold: "certificates", "the private key", "CA certificates".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        why: String,
+    },
+    /// The certificate file holds no certificate.
+    NoCertificate(PathBuf),
+    /// None of these trust stores holds a usable CA certificate.
+    NoCaCertificates(Vec<PathBuf>),
+    /// rustls refused the certificate and key (they do not fit, or the key
+    /// type is not supported) or the protocol setup.
+    Rejected(rustls::Error),
+    /// The host of a `wss://` URL is not a valid TLS server name.
+    ServerName(String),
 }
 
 impl fmt::Display for Error {
@@ -37,8 +150,78 @@ impl fmt::Display for Error {
             Error::InvalidTopic(why) => write!(f, "invalid topic: {why}"),
             Error::InvalidValue(field) => write!(f, "invalid value for {field}: must be finite"),
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+            Error::Tls(why) => write!(f, "TLS: {why}"),
+            Error::InvalidUrl { url, why } => write!(f, "bad URL {url:?}: {why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicError::Empty => f.write_str("topic is empty"),
+            TopicError::TooLong { len, max } => {
+                write!(f, "topic is {len} bytes, longer than the limit of {max}")
+            }
+            TopicError::BadCharacter { topic, found } => write!(
+                f,
+                "topic {topic:?} has character {found:?}; allowed are A-Z a-z 0-9 . _ - : /"
+            ),
+            TopicError::StarNotAtEnd { pattern } => {
+                write!(f, "pattern {pattern:?} may hold '*' only at its end")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::OutOfRange { key, expected, got } => {
+                write!(f, "{key} must be {expected}, got {got}")
+            }
+            ConfigError::NoListener => {
+                f.write_str("plain ws:// is off and TLS is not set up: nothing would listen")
+            }
+            ConfigError::TlsIncomplete => {
+                f.write_str("TLS needs a certificate chain, a key and a listen address")
+            }
+            ConfigError::BadToken => {
+                f.write_str("tokens must be at least 8 characters, without spaces")
+            }
+            ConfigError::TokenInBothRoles => {
+                f.write_str("a token cannot be both a subscriber and a publisher token")
+            }
+            ConfigError::BadAddress { key, value } => {
+                write!(f, "{key} address {value:?} is not host:port")
+            }
+            ConfigError::Unreadable { path, why } => {
+                write!(f, "cannot read {}: {why}", path.display())
+            }
+            ConfigError::Syntax { path: Some(p), why } => write!(f, "{}: {why}", p.display()),
+            ConfigError::Syntax { path: None, why } => f.write_str(why),
+            ConfigError::BadLogLevel(level) => write!(
+                f,
+                "log level {level:?} is not one of error, warn, info, debug, trace"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::File { what, path, why } => {
+                write!(f, "cannot read {what} from {}: {why}", path.display())
+            }
+            TlsError::NoCertificate(p) => write!(f, "no certificate in {}", p.display()),
+            TlsError::NoCaCertificates(paths) => {
+                write!(f, "no CA certificates found in {paths:?}")
+            }
+            TlsError::Rejected(e) => write!(f, "certificate and key refused: {e}"),
+            TlsError::ServerName(host) => write!(f, "bad TLS server name {host:?}"),
         }
     }
 }
@@ -47,13 +230,36 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Tls(TlsError::Rejected(e)) => Some(e),
             _ => None,
         }
     }
 }
 
+impl std::error::Error for TopicError {}
+impl std::error::Error for ConfigError {}
+impl std::error::Error for TlsError {}
+
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::InvalidConfig(e)
+    }
+}
+
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Self {
+        Error::Tls(e)
+    }
+}
+
+impl From<TopicError> for Error {
+    fn from(e: TopicError) -> Self {
+        Error::InvalidTopic(e)
     }
 }

@@ -3,8 +3,8 @@
 //! Each checks that untrusted bytes never panic and that what comes out obeys
 //! the invariants the server relies on.
 
-use crate::http::{self, HttpContext, Route};
-use crate::topics::Selector;
+use crate::engine::selector::Selector;
+use crate::net::http::{self, HttpContext, Route};
 use crate::wire::command::{self, Encoding, Op};
 use crate::wire::publish;
 

@@ -4,43 +4,36 @@
 //! merged value of every topic, numbers each topic's updates without gaps, and
 //! pushes every update to every WebSocket subscriber of that topic.
 //!
-//! The path of an update, module by module: [`ingest`] (publisher handles and
-//! the bounded channel) → `router` (sequencing in [`topics`], encoding once per
-//! format in [`wire`]) → `shard` (event loop, one per thread) → `conn` (one
-//! socket) → the subscriber. See `docs/PROTOCOL.md` for the wire protocol.
+//! The crate is layered (docs/ARCHITECTURE.md): `engine` is the data plane
+//! without sockets (updates, the topic table, the router thread, publisher
+//! handles); `net` is the network side (shard event loops, connections, their
+//! queues, TLS, HTTP); `wire` holds the bytes on the wire; `server` wires the
+//! threads together. What a user needs is re-exported here: [`Server`],
+//! [`Config`], [`Publisher`], [`Update`], [`RemotePublisher`], the error
+//! types, and [`publish`], the network publisher protocol. See
+//! `docs/PROTOCOL.md` for the subscriber protocol.
 #![deny(missing_docs)]
 
 pub mod config;
-mod conn;
 pub mod daemon;
-pub mod demo;
+mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
-mod index;
-pub mod ingest;
-pub mod logging;
-pub mod metrics;
-pub mod outbound;
-pub mod remote;
-mod router;
-mod server;
-mod shard;
-mod timer;
-pub mod topics;
-pub mod transport;
-pub mod update;
-pub mod wire;
-
 #[doc(hidden)]
-pub use router::bench as __bench_router;
+pub mod internals;
+pub mod logging;
+mod metrics;
+mod net;
+pub mod remote;
+mod server;
+mod wire;
 
 pub use config::Config;
-pub use error::{Error, Result};
-pub use ingest::Publisher;
+pub use engine::ingest::Publisher;
+pub use engine::table::Snapshot;
+pub use engine::update::{now_ns, Prices, Update};
+pub use error::{ConfigError, Error, Result, TlsError, TopicError};
 pub use remote::{RemoteConfig, RemotePublisher};
 pub use server::Server;
-pub use topics::Snapshot;
-pub use update::{now_ns, Prices, Update};
-pub use wire::Format;
+pub use wire::{publish, Format};

@@ -1,12 +1,17 @@
-//! Starting, observing and stopping an embedded server.
+//! Starting, observing and stopping an embedded server: the one place that
+//! wires the threads together (the router from `engine`, the shards from
+//! `net`) and the channels between them.
 
 use crate::config::Config;
+use crate::engine::ingest::Publisher;
+use crate::engine::link::{ShardLink, ShardMsg, WAKER};
+use crate::engine::router::Router;
+use crate::engine::table::{Snapshot, TopicTable};
 use crate::error::{Error, Result};
-use crate::ingest::Publisher;
 use crate::metrics::Metrics;
-use crate::router::Router;
-use crate::shard::{Shard, ShardLink, ShardMsg, WAKER};
-use crate::topics::{Snapshot, TopicTable};
+use crate::net::shard::Shard;
+use crate::net::transport::load_server_config;
+use crate::net::Shared;
 use crossbeam_channel::{bounded, Sender};
 use mio::{Poll, Waker};
 use socket2::{Domain, Socket, Type};
@@ -18,17 +23,6 @@ use std::thread::JoinHandle;
 /// Room in each shard's channel, in router batches. When a shard falls this far
 /// behind, the router waits for it and back-pressure reaches the publishers.
 const SHARD_CHANNEL_BATCHES: usize = 1024;
-
-/// State every thread of one server reads.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub shutting_down: AtomicBool,
-    /// Open connections across all shards (for the connection limit).
-    pub connections: AtomicUsize,
-    pub metrics: Metrics,
-    /// The TLS server configuration, when `wss://` is on.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-}
 
 /// A running tickcast server: a router thread and N shard threads serving one
 /// listening port. Dropping it shuts it down like [`Server::shutdown`].
@@ -62,38 +56,32 @@ impl Server {
             local_addr = Some(listener.local_addr()?);
             listeners.push((mio::net::TcpListener::from_std(listener), false));
         }
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::transport::load_server_config(cert, key)?),
-            (None, None) => None,
-            _ => {
-                return Err(Error::InvalidConfig(
-                    "TLS needs both a certificate chain and a key".into(),
-                ))
-            }
-        };
+        // `validate` made sure TLS has its files and address, and that
+        // something listens.
+        let mut tls = None;
         let mut tls_addr = None;
-        if tls.is_some() {
-            let addr = config.tls_listen.ok_or_else(|| {
-                Error::InvalidConfig("TLS needs tls_listen, the address for wss://".into())
-            })?;
+        if let (Some(cert), Some(key), Some(addr)) =
+            (&config.tls_cert, &config.tls_key, config.tls_listen)
+        {
+            tls = Some(load_server_config(cert, key)?);
             let l = bind(addr)?;
             tls_addr = Some(l.local_addr()?);
             listeners.push((mio::net::TcpListener::from_std(l), true));
         }
-        // `validate` refuses a config with neither listener.
-        let local_addr = local_addr
-            .or(tls_addr)
-            .ok_or_else(|| Error::InvalidConfig("no listener: enable plain or TLS".into()))?;
+        let Some(local_addr) = local_addr.or(tls_addr) else {
+            return Err(crate::error::ConfigError::NoListener.into());
+        };
         let mut listeners = Some(listeners);
 
         let table = Arc::new(TopicTable::default());
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
         let (stop_tx, stop_rx) = bounded::<()>(1);
+        let metrics = Arc::new(Metrics::new(config.shards));
         let shared = Arc::new(Shared {
             config: config.clone(),
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
-            metrics: Metrics::new(config.shards),
+            metrics: metrics.clone(),
             tls,
         });
 
@@ -141,7 +129,7 @@ impl Server {
             stop: stop_rx,
             shards: links,
             batch_max: config.router_batch,
-            shared: shared.clone(),
+            metrics,
         };
         let router = std::thread::Builder::new()
             .name("tickcast-router".into())

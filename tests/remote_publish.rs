@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tickcast::wire::publish::{self, PublisherEvent};
+use tickcast::publish::{self, PublisherEvent};
 use tickcast::{Error, RemoteConfig, RemotePublisher, Server, Update};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;

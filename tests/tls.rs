@@ -147,10 +147,16 @@ fn tls_configuration_errors_are_clear() {
         key.clone(),
     ));
     assert!(
-        matches!(missing, Err(tickcast::Error::InvalidConfig(m)) if m.contains("/nonexistent.pem"))
+        matches!(&missing, Err(tickcast::Error::Tls(e)) if e.to_string().contains("/nonexistent.pem")),
+        "{:?}",
+        missing.err()
     );
     let swapped = Server::start(config().tls("127.0.0.1:0".parse().unwrap(), key, cert));
-    assert!(matches!(swapped, Err(tickcast::Error::InvalidConfig(_))));
+    assert!(
+        matches!(swapped, Err(tickcast::Error::Tls(_))),
+        "{:?}",
+        swapped.err()
+    );
 }
 
 #[test]
@@ -222,7 +228,7 @@ fn tls_only_serves_wss_and_nothing_in_clear_text() {
     // Without TLS, turning plain off leaves nothing to listen on: refused.
     let nothing = Server::start(config().plain(false));
     assert!(
-        matches!(&nothing, Err(tickcast::Error::InvalidConfig(m)) if m.contains("nothing would listen")),
+        matches!(&nothing, Err(tickcast::Error::InvalidConfig(m)) if m.to_string().contains("nothing would listen")),
         "{:?}",
         nothing.err()
     );

@@ -1,6 +1,7 @@
 //! Result codes and their messages.
 
-use tickcast::Error;
+use crate::panic::ffi_panic_boundary;
+use tickcast::{ConfigError, Error};
 
 /// The result of every fallible tickcast function.
 ///
@@ -38,17 +39,28 @@ pub enum tickcast_result {
 }
 
 impl From<&Error> for tickcast_result {
+    /// Exhaustive on purpose: a new error variant does not compile until it
+    /// has a code here.
     fn from(e: &Error) -> Self {
         match e {
             Error::Full => tickcast_result::QueueFull,
             Error::Closed => tickcast_result::ServerClosed,
             Error::InvalidTopic(_) => tickcast_result::InvalidTopic,
             Error::InvalidValue(_) => tickcast_result::InvalidValue,
-            Error::InvalidConfig(_) => tickcast_result::InvalidArgument,
+            Error::InvalidConfig(ConfigError::BadAddress { .. }) => tickcast_result::InvalidAddress,
+            Error::InvalidConfig(_) | Error::Tls(_) => tickcast_result::InvalidArgument,
+            Error::InvalidUrl { .. } => tickcast_result::InvalidAddress,
             Error::Io(_) => tickcast_result::IoError,
             Error::Timeout => tickcast_result::Timeout,
-            _ => tickcast_result::InvalidArgument,
         }
+    }
+}
+
+/// The code of a call's outcome.
+pub(crate) fn result(r: tickcast::Result<()>) -> tickcast_result {
+    match r {
+        Ok(()) => tickcast_result::Ok,
+        Err(e) => tickcast_result::from(&e),
     }
 }
 
@@ -77,5 +89,7 @@ impl tickcast_result {
 /// string must not be freed. `result` must be one of the `tickcast_result` values.
 #[no_mangle]
 pub extern "C" fn tickcast_result_str(result: tickcast_result) -> *const std::ffi::c_char {
-    result.message().as_ptr()
+    ffi_panic_boundary! {
+        result.message().as_ptr()
+    }
 }

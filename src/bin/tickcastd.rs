@@ -11,8 +11,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tickcast::daemon::demo::DemoFeed;
 use tickcast::daemon::{DaemonConfig, Flags};
-use tickcast::demo::DemoFeed;
 use tickcast::Server;
 
 #[derive(Parser, Debug)]
@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     let demo = cfg.demo_rate.map(|rate| {
         log::info!(
             "demo feed: {} instruments at {rate} updates/s",
-            tickcast::demo::topics().count()
+            tickcast::daemon::demo::topics().count()
         );
         DemoFeed::start(server.publisher(), rate)
     });

@@ -98,9 +98,11 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
         None => return Err(fail(ErrorCode::BadRequest, "missing \"op\"".into())),
     };
     let op = match op {
-        "subscribe" => Op::Subscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m))?),
+        "subscribe" => {
+            Op::Subscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m.into()))?)
+        }
         "unsubscribe" => {
-            Op::Unsubscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m))?)
+            Op::Unsubscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m.into()))?)
         }
         "topics" => Op::Topics {
             prefix: match obj.get("prefix") {
@@ -126,18 +128,18 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
     Ok(Command { id, op })
 }
 
-fn topic_list(obj: &Map<String, Value>) -> Result<Vec<String>, String> {
+fn topic_list(obj: &Map<String, Value>) -> Result<Vec<String>, &'static str> {
     let Some(Value::Array(items)) = obj.get("topics") else {
-        return Err("\"topics\" must be an array of topic names or patterns".into());
+        return Err("\"topics\" must be an array of topic names or patterns");
     };
     if items.is_empty() {
-        return Err("\"topics\" is empty".into());
+        return Err("\"topics\" is empty");
     }
     items
         .iter()
         .map(|v| match v {
             Value::String(s) => Ok(s.clone()),
-            _ => Err("every entry of \"topics\" must be a string".into()),
+            _ => Err("every entry of \"topics\" must be a string"),
         })
         .collect()
 }

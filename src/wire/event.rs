@@ -2,7 +2,7 @@
 
 use super::frame::FrameBuf;
 use super::Format;
-use crate::update::Prices;
+use crate::engine::update::Prices;
 use serde::Serialize;
 use serde_json::Value;
 

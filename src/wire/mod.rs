@@ -1,4 +1,6 @@
-//! Bytes on the wire: WebSocket frames, server events, client commands.
+//! Bytes on the wire: WebSocket frames, server events, client commands, and
+//! the network publisher protocol (the one part of it that users reach, as
+//! `tickcast::publish`).
 
 pub mod command;
 pub mod event;

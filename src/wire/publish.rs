@@ -12,8 +12,9 @@
 //! the number of updates from this connection accepted into the ingest queue so
 //! far, after each burst of frames it has read.
 
-use crate::update::{Prices, Update};
+use crate::engine::update::{Prices, Update};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 #[derive(Debug, Deserialize, Serialize, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -79,15 +80,92 @@ impl From<&Update> for WireUpdate {
     }
 }
 
-/// Decodes one publish frame into updates (not yet validated: the caller
-/// checks topics and values with the server's limits).
-pub fn decode(payload: &[u8]) -> Result<Vec<Update>, String> {
-    let frame: Frame = rmp_serde::from_slice(payload)
-        .map_err(|e| format!("not a MessagePack update or array of updates: {e}"))?;
+/// Why a publish frame is refused, whole: the publisher's `error` event
+/// carries its [`code`](PublishError::code), its text and how many updates
+/// it held.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// A text frame: publish frames are binary MessagePack.
+    TextFrame,
+    /// Not a MessagePack update or array of updates.
+    Undecodable(rmp_serde::decode::Error),
+    /// One update of the frame has a bad topic or value.
+    BadUpdate {
+        /// Its position in the frame.
+        index: usize,
+        /// How many updates the frame held (all refused).
+        count: usize,
+        /// What is wrong with it.
+        why: crate::error::Error,
+    },
+}
+
+impl PublishError {
+    /// The stable code of the `error` event: `bad_frame` or `bad_update`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::TextFrame | PublishError::Undecodable(_) => "bad_frame",
+            PublishError::BadUpdate { .. } => "bad_update",
+        }
+    }
+
+    /// How many updates the refused frame held (0 when it could not be decoded).
+    pub fn refused(&self) -> u64 {
+        match self {
+            PublishError::BadUpdate { count, .. } => *count as u64,
+            _ => 0,
+        }
+    }
+
+    /// The event that tells the publisher.
+    pub fn to_event(&self) -> PublisherEvent {
+        PublisherEvent::Error {
+            code: self.code().into(),
+            message: self.to_string(),
+            refused: self.refused(),
+        }
+    }
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::TextFrame => f.write_str("publish frames are MessagePack binary frames"),
+            PublishError::Undecodable(e) => {
+                write!(f, "not a MessagePack update or array of updates: {e}")
+            }
+            PublishError::BadUpdate { index, why, .. } => write!(
+                f,
+                "update {index} of the frame: {why}; nothing in this frame was published"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Decodes one publish frame into updates (not yet validated: see [`check`]).
+pub fn decode(payload: &[u8]) -> Result<Vec<Update>, PublishError> {
+    let frame: Frame = rmp_serde::from_slice(payload).map_err(PublishError::Undecodable)?;
     Ok(match frame {
         Frame::One(u) => vec![u.into()],
         Frame::Batch(v) => v.into_iter().map(Update::from).collect(),
     })
+}
+
+/// Checks every update of a frame with the server's topic limit; the first
+/// bad one refuses the frame whole.
+pub(crate) fn check(updates: &[Update], max_topic_len: usize) -> Result<(), PublishError> {
+    for (index, u) in updates.iter().enumerate() {
+        u.validate(max_topic_len)
+            .map_err(|why| PublishError::BadUpdate {
+                index,
+                count: updates.len(),
+                why,
+            })?;
+    }
+    Ok(())
 }
 
 /// Encodes updates as one publish frame payload (a batch, or a single map).

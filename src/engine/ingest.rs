@@ -1,7 +1,7 @@
 //! The way in: publisher handles feeding the bounded ingest channel.
 
+use super::update::{now_ns, Update};
 use crate::error::{Error, Result};
-use crate::update::{now_ns, Update};
 use crossbeam_channel::{Sender, TrySendError};
 use std::time::{Duration, Instant};
 

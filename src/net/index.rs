@@ -13,8 +13,8 @@
 //! The shard's interest bit in the topic table follows the member counts: it is
 //! set while any member wants that format.
 
-use crate::conn::Subscriptions;
-use crate::topics::{Snapshot, TopicTable};
+use super::subscriptions::Subscriptions;
+use crate::engine::table::{Snapshot, TopicTable};
 use crate::wire::Format;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,15 +65,15 @@ pub(crate) struct NewlyMatched {
     pub snapshot: Snapshot,
 }
 
-pub(crate) struct LocalIndex {
+pub(crate) struct ShardIndex {
     shard: usize,
     pub topics: HashMap<Arc<str>, LocalTopic>,
     prefixes: HashMap<Arc<str>, LocalPrefix>,
 }
 
-impl LocalIndex {
+impl ShardIndex {
     pub fn new(shard: usize) -> Self {
-        LocalIndex {
+        ShardIndex {
             shard,
             topics: HashMap::new(),
             prefixes: HashMap::new(),
@@ -316,7 +316,7 @@ mod tests {
     fn no_snapshot_for_a_topic_without_its_first_value() {
         let table = TopicTable::default();
         let slot = table.get_or_create("W.A");
-        let mut index = LocalIndex::new(0);
+        let mut index = ShardIndex::new(0);
         let mut subs = Subscriptions::default();
         assert!(index
             .add_exact(&table, 1, Format::Json, &mut subs, "W.A".into())
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn an_exact_subscription_under_a_wildcard_keeps_its_interest() {
         let table = TopicTable::default();
-        let mut index = LocalIndex::new(0);
+        let mut index = ShardIndex::new(0);
         let mut subs = Subscriptions::default();
         index.add_prefix(&table, 1, Format::Json, &mut subs, "N.".into());
         index.add_exact(&table, 1, Format::Json, &mut subs, "N.A".into());

@@ -2,10 +2,10 @@
 //! update in the topic table, encodes it once per wire format that someone
 //! wants, and hands the shared frames to the interested shards.
 
-use crate::ingest::Ingested;
-use crate::server::Shared;
-use crate::shard::{ShardLink, ShardMsg};
-use crate::topics::{TopicSlot, TopicTable};
+use super::ingest::Ingested;
+use super::link::{Encoded, ShardLink, ShardMsg};
+use super::table::{TopicSlot, TopicTable};
+use crate::metrics::Metrics;
 use crate::wire::event::{encode_price, PriceKind};
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
@@ -13,20 +13,6 @@ use crossbeam_channel::{select, Receiver};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
-
-/// One sequenced update, encoded once, shared by every shard and subscriber
-/// that receives it.
-#[derive(Debug)]
-pub(crate) struct Encoded {
-    pub topic: Arc<str>,
-    pub seq: u64,
-    /// Ready WebSocket frames by `Format::index`; `None` where no shard had a
-    /// subscriber using that format when the update was sequenced.
-    pub frames: [Option<Box<[u8]>>; Format::COUNT],
-    /// When the update entered the ingest channel.
-    pub ingested_at: Instant,
-}
 
 pub(crate) struct Router {
     pub table: Arc<TopicTable>,
@@ -35,7 +21,7 @@ pub(crate) struct Router {
     pub stop: Receiver<()>,
     pub shards: Vec<ShardLink>,
     pub batch_max: usize,
-    pub shared: Arc<Shared>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Router {
@@ -43,13 +29,7 @@ impl Router {
     /// in the channel at shutdown are still delivered, so a `publish` that
     /// returned `Ok` is not lost by a clean shutdown.
     pub fn run(self) {
-        let mut work = RouterWork {
-            table: self.table.clone(),
-            slots: HashMap::new(),
-            fb: FrameBuf::default(),
-            outboxes: (0..self.shards.len()).map(|_| Vec::new()).collect(),
-            shared: self.shared.clone(),
-        };
+        let mut work = RouterWork::new(self.table.clone(), self.shards.len(), self.metrics.clone());
         let mut batch: Vec<Ingested> = Vec::with_capacity(self.batch_max);
         loop {
             let first = select! {
@@ -75,8 +55,7 @@ impl Router {
                 }
             }
             work.route(&mut batch, &self.shards);
-            work.shared
-                .metrics
+            work.metrics
                 .router
                 .queue_depth
                 .store(self.ingest.len() as u64, Relaxed);
@@ -100,23 +79,35 @@ impl Router {
     }
 }
 
-struct RouterWork {
+/// The router's state and per-batch work, apart from its thread and channels
+/// (so the criterion benchmarks drive the very same code).
+pub(crate) struct RouterWork {
     table: Arc<TopicTable>,
     /// The router's own index of the table, so the hot path takes no table lock.
     slots: HashMap<Box<str>, Arc<TopicSlot>>,
     fb: FrameBuf,
     outboxes: Vec<Vec<Arc<Encoded>>>,
-    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
 }
 
 impl RouterWork {
+    pub(crate) fn new(table: Arc<TopicTable>, shards: usize, metrics: Arc<Metrics>) -> Self {
+        RouterWork {
+            table,
+            slots: HashMap::new(),
+            fb: FrameBuf::default(),
+            outboxes: (0..shards).map(|_| Vec::new()).collect(),
+            metrics,
+        }
+    }
+
     /// Sequences and encodes a batch, then sends each interested shard one
     /// message and wakes it once.
     ///
     /// Hot path: one encode per update per wanted format, never per subscriber
     /// or per shard; no lock but the topic's own slot mutex.
-    fn route(&mut self, batch: &mut Vec<Ingested>, shards: &[ShardLink]) {
-        let metrics = &self.shared.metrics.router;
+    pub(crate) fn route(&mut self, batch: &mut Vec<Ingested>, shards: &[ShardLink]) {
+        let metrics = &self.metrics.router;
         metrics.ingested.fetch_add(batch.len() as u64, Relaxed);
         let mut encoded = 0;
         for Ingested { update: u, at } in batch.drain(..) {
@@ -174,72 +165,6 @@ impl RouterWork {
                     let _ = link.waker.wake();
                 }
             }
-        }
-    }
-}
-
-/// Drives the router's real per-batch work outside its thread, for the
-/// criterion benchmarks (benches/hot_path.rs). Not part of the API.
-#[doc(hidden)]
-pub mod bench {
-    use super::*;
-    use crate::config::Config;
-    use crate::metrics::Metrics;
-    use crate::wire::Format;
-    use crossbeam_channel::bounded;
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
-
-    /// A router with one fake shard that wants every topic in JSON.
-    pub struct RouterBench {
-        work: RouterWork,
-        links: Vec<ShardLink>,
-        rx: Receiver<ShardMsg>,
-        _poll: mio::Poll,
-    }
-
-    impl RouterBench {
-        /// Creates the router state with `topics` topics, all wanted by shard 0.
-        pub fn new(topics: &[String]) -> Self {
-            let poll = mio::Poll::new().unwrap();
-            let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
-            let (tx, rx) = bounded(1024);
-            let table = Arc::new(TopicTable::default());
-            for t in topics {
-                table.join_exact(&Arc::from(t.as_str()), 0, Format::Json);
-            }
-            let shared = Arc::new(Shared {
-                config: Config::default(),
-                shutting_down: AtomicBool::new(false),
-                connections: AtomicUsize::new(0),
-                metrics: Metrics::new(1),
-                tls: None,
-            });
-            RouterBench {
-                work: RouterWork {
-                    table,
-                    slots: HashMap::new(),
-                    fb: FrameBuf::default(),
-                    outboxes: vec![Vec::new()],
-                    shared,
-                },
-                links: vec![ShardLink { tx, waker }],
-                rx,
-                _poll: poll,
-            }
-        }
-
-        /// Routes one batch (sequence, merge, encode once, hand to the shard, wake it).
-        pub fn route(&mut self, updates: &[crate::Update]) {
-            let now = Instant::now();
-            let mut batch: Vec<Ingested> = updates
-                .iter()
-                .map(|u| Ingested {
-                    update: u.clone(),
-                    at: now,
-                })
-                .collect();
-            self.work.route(&mut batch, &self.links);
-            while self.rx.try_recv().is_ok() {}
         }
     }
 }

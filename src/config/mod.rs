@@ -1,6 +1,11 @@
-//! Server configuration: every limit and size in one place, each with its default.
+//! Server configuration: every limit and size in one place, each with its
+//! default, checked once by [`Config::validate`]. Its TOML form, shared by
+//! the daemon and the C ABI, is [`file::FileConfig`].
 
-use crate::error::{Error, Result};
+pub mod file;
+
+use crate::error::{ConfigError, Error, Result};
+use file::FileConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -55,7 +60,7 @@ pub struct Config {
     /// back instead of parsed as a command (examples/echo_server.rs, for RFC
     /// 6455 conformance suites). Default false.
     pub echo: bool,
-    /// PEM certificate chain for `wss://`;with `tls_key` and `tls_listen`, turns TLS on.
+    /// PEM certificate chain for `wss://`; with `tls_key` and `tls_listen`, turns TLS on.
     pub tls_cert: Option<std::path::PathBuf>,
     /// PEM private key for `wss://`.
     pub tls_key: Option<std::path::PathBuf>,
@@ -222,83 +227,108 @@ impl Config {
         self
     }
 
-    /// Checks ranges;`Server::start` calls it so a bad value fails loudly at start.
+    /// Reads the TOML of tickcastd's config file (docs/OPERATIONS.md) over
+    /// the defaults, then validates. The daemon-only keys (`log_level`,
+    /// `[demo]`) are accepted and ignored.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let mut c = Config::default();
+        FileConfig::parse(text)?.apply(&mut c)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every range and consistency rule, in one place: the Rust API,
+    /// the daemon and the C ABI all come through here. `Server::start` calls
+    /// it so a bad value fails loudly at start.
     pub fn validate(&self) -> Result<()> {
-        let bad = |why: String| Err(Error::InvalidConfig(why));
+        self.check().map_err(Error::InvalidConfig)
+    }
+
+    fn check(&self) -> std::result::Result<(), ConfigError> {
+        fn at_least(key: &'static str, got: usize, min: usize, expected: &'static str) -> Check {
+            if got < min {
+                return Err(ConfigError::OutOfRange {
+                    key,
+                    expected,
+                    got: got.to_string(),
+                });
+            }
+            Ok(())
+        }
+        type Check = std::result::Result<(), ConfigError>;
         if self.shards == 0 || self.shards > MAX_SHARDS {
-            return bad(format!(
-                "shards must be 1..={MAX_SHARDS}, got {}",
-                self.shards
-            ));
+            return Err(ConfigError::OutOfRange {
+                key: "shards",
+                expected: "1..=64",
+                got: self.shards.to_string(),
+            });
         }
-        if !self.plain && self.tls_cert.is_none() {
-            return bad("plain ws:// is off and TLS is not set up: nothing would listen".into());
+        let tls_files = self.tls_cert.is_some() || self.tls_key.is_some();
+        if tls_files
+            && (self.tls_cert.is_none() || self.tls_key.is_none() || self.tls_listen.is_none())
+        {
+            return Err(ConfigError::TlsIncomplete);
         }
-        if self.ingest_capacity == 0 {
-            return bad("ingest_capacity must be at least 1".into());
+        if !self.plain && !tls_files {
+            return Err(ConfigError::NoListener);
         }
-        if self.router_batch == 0 {
-            return bad("router_batch must be at least 1".into());
-        }
+        at_least("ingest_capacity", self.ingest_capacity, 1, "at least 1")?;
+        at_least("router_batch", self.router_batch, 1, "at least 1")?;
         if self.max_topic_len == 0 || self.max_topic_len > 1024 {
-            return bad(format!(
-                "max_topic_len must be 1..=1024, got {}",
-                self.max_topic_len
-            ));
+            return Err(ConfigError::OutOfRange {
+                key: "max_topic_len",
+                expected: "1..=1024",
+                got: self.max_topic_len.to_string(),
+            });
         }
-        if self.max_subscriptions == 0 {
-            return bad("max_subscriptions must be at least 1".into());
-        }
-        if self.max_message_size < 128 {
-            return bad(format!(
-                "max_message_size must be at least 128, got {}",
-                self.max_message_size
-            ));
-        }
-        if self.max_handshake_bytes < 512 {
-            return bad(format!(
-                "max_handshake_bytes must be at least 512, got {}",
-                self.max_handshake_bytes
-            ));
-        }
+        at_least("max_subscriptions", self.max_subscriptions, 1, "at least 1")?;
+        at_least(
+            "max_message_size",
+            self.max_message_size,
+            128,
+            "at least 128",
+        )?;
+        let head = self.max_handshake_bytes;
+        at_least("max_handshake_bytes", head, 512, "at least 512")?;
         if self.handshake_timeout.is_zero() {
-            return bad("handshake_timeout must be positive".into());
+            return Err(ConfigError::OutOfRange {
+                key: "handshake_timeout",
+                expected: "positive",
+                got: "0".into(),
+            });
         }
-        if self.max_connections == 0 {
-            return bad("max_connections must be at least 1".into());
+        at_least("max_connections", self.max_connections, 1, "at least 1")?;
+        let hard = self.max_outbound_bytes;
+        at_least("max_outbound_bytes", hard, 64 * 1024, "at least 65536")?;
+        if self.conflate_bytes < 4096 || self.conflate_bytes >= hard {
+            return Err(ConfigError::OutOfRange {
+                key: "conflate_bytes",
+                expected: "at least 4096 and below max_outbound_bytes",
+                got: self.conflate_bytes.to_string(),
+            });
         }
-        if self.max_outbound_bytes < 64 * 1024 {
-            return bad(format!(
-                "max_outbound_bytes must be at least 65536, got {}",
-                self.max_outbound_bytes
-            ));
-        }
-        if self.conflate_bytes < 4096 || self.conflate_bytes >= self.max_outbound_bytes {
-            return bad(format!(
-                "conflate_bytes must be at least 4096 and below max_outbound_bytes, got {}",
-                self.conflate_bytes
-            ));
-        }
-        if self.read_buffer_size < 64 {
-            return bad(format!(
-                "read_buffer_size must be at least 64, got {}",
-                self.read_buffer_size
-            ));
-        }
+        at_least("read_buffer_size", self.read_buffer_size, 64, "at least 64")?;
         for t in self.subscriber_tokens.iter().chain(&self.publisher_tokens) {
             if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return bad("tokens must be at least 8 characters, without spaces".into());
+                return Err(ConfigError::BadToken);
             }
         }
         if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
-            return bad("idle_timeout must be longer than ping_interval, and both positive".into());
+            return Err(ConfigError::OutOfRange {
+                key: "idle_timeout",
+                expected: "longer than ping_interval, and both positive",
+                got: format!(
+                    "{:?} (ping_interval {:?})",
+                    self.idle_timeout, self.ping_interval
+                ),
+            });
         }
         if self
             .subscriber_tokens
             .iter()
             .any(|t| self.publisher_tokens.contains(t))
         {
-            return bad("a token cannot be both a subscriber and a publisher token".into());
+            return Err(ConfigError::TokenInBothRoles);
         }
         Ok(())
     }

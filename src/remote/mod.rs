@@ -11,95 +11,27 @@
 //! before the server acknowledged them may not have been published, and are
 //! counted in [`RemotePublisher::lost`] and passed to the `on_loss` callback.
 
+mod config;
+mod stream;
+
+pub use config::{LossCallback, RemoteConfig};
+
+use crate::engine::update::{now_ns, Update};
 use crate::error::{Error, Result};
-use crate::update::{now_ns, Update};
 use crate::wire::publish::{self, PublisherEvent};
 use crossbeam_channel::{
     bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
 };
 use parking_lot::Mutex;
+use std::fmt;
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
-
-/// A callback told how many updates a dropped connection may have lost.
-pub type LossCallback = Box<dyn Fn(u64) + Send + Sync>;
-
-/// Settings of a [`RemotePublisher`].
-#[non_exhaustive]
-pub struct RemoteConfig {
-    /// `ws://host:port/publish`.
-    pub url: String,
-    /// A publisher token of the server (`publisher_tokens`).
-    pub token: String,
-    /// Updates queued in memory while sending or reconnecting. Default 65,536.
-    pub queue_capacity: usize,
-    /// Longest `publish` waits for room in the queue before `Error::Full`. Default 5 s.
-    pub publish_timeout: Duration,
-    /// Limit for each TCP connect and WebSocket handshake. Default 5 s.
-    pub connect_timeout: Duration,
-    /// First reconnect delay; doubles per failure up to `max_backoff`. Default 50 ms.
-    pub min_backoff: Duration,
-    /// Longest reconnect delay. Default 5 s.
-    pub max_backoff: Duration,
-    /// Most updates per frame. Default 512.
-    pub batch_max: usize,
-    /// For `wss://`: PEM file of the certificate authorities to trust. Default:
-    /// the system bundle (`/etc/ssl/certs/ca-certificates.crt` or
-    /// `/etc/pki/tls/certs/ca-bundle.crt`).
-    pub tls_ca_file: Option<std::path::PathBuf>,
-    /// Called (on the background thread) with the number of updates a dropped
-    /// connection may have lost.
-    pub on_loss: Option<LossCallback>,
-}
-
-impl RemoteConfig {
-    /// Defaults for `url` and `token`.
-    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
-        RemoteConfig {
-            url: url.into(),
-            token: token.into(),
-            queue_capacity: 65_536,
-            publish_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(5),
-            batch_max: 512,
-            tls_ca_file: None,
-            on_loss: None,
-        }
-    }
-
-    /// Sets the loss callback.
-    pub fn on_loss(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Self {
-        self.on_loss = Some(Box::new(f));
-        self
-    }
-
-    /// Trusts the certificate authorities in this PEM file for `wss://`.
-    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.tls_ca_file = Some(path.into());
-        self
-    }
-
-    /// Sets the queue capacity.
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.queue_capacity = n.max(1);
-        self
-    }
-
-    /// Sets the reconnect backoff range.
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.min_backoff = min;
-        self.max_backoff = max.max(min);
-        self
-    }
-}
+use stream::{open, Ws};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
 #[derive(Default)]
 struct Counters {
@@ -270,136 +202,6 @@ impl Drop for RemotePublisher {
     }
 }
 
-/// The client's byte stream: plain TCP or TLS (rustls) over TCP.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref(),
-        }
-    }
-}
-
-impl io::Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl io::Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
-type Ws = WebSocket<Stream>;
-
-fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let candidates: Vec<std::path::PathBuf> = match &cfg.tls_ca_file {
-        Some(p) => vec![p.clone()],
-        None => vec![
-            "/etc/ssl/certs/ca-certificates.crt".into(),
-            "/etc/pki/tls/certs/ca-bundle.crt".into(),
-        ],
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for path in &candidates {
-        if let Ok(iter) = CertificateDer::pem_file_iter(path) {
-            for cert in iter.flatten() {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err(Error::InvalidConfig(format!(
-            "no CA certificates found in {candidates:?}"
-        )));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let c = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::InvalidConfig(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(c))
-}
-fn open(cfg: &RemoteConfig) -> Result<Ws> {
-    let mut req = cfg
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Error::InvalidConfig(format!("bad URL {:?}: {e}", cfg.url)))?;
-    let uri = req.uri().clone();
-    let tls = match uri.scheme_str() {
-        Some("ws") => false,
-        Some("wss") => true,
-        _ => {
-            return Err(Error::InvalidConfig(format!(
-                "URL {:?} must start with ws:// or wss://",
-                cfg.url
-            )))
-        }
-    };
-    req.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", cfg.token).parse().map_err(|_| {
-            Error::InvalidConfig("token has characters not allowed in a header".into())
-        })?,
-    );
-    let host = uri.host().unwrap_or("127.0.0.1");
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| Error::InvalidConfig(format!("cannot resolve {host}")))?;
-    let stream = TcpStream::connect_timeout(&addr, cfg.connect_timeout)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(cfg.connect_timeout))?;
-    stream.set_write_timeout(Some(cfg.connect_timeout))?;
-    let stream = if tls {
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|_| Error::InvalidConfig(format!("bad TLS server name {host:?}")))?;
-        let conn = rustls::ClientConnection::new(tls_client_config(cfg)?, name)
-            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        Stream::Tls(Box::new(rustls::StreamOwned::new(conn, stream)))
-    } else {
-        Stream::Plain(stream)
-    };
-    let (ws, _) = tungstenite::client(req, stream).map_err(|e| match e {
-        tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
-            Error::Io(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("server refused the publisher: HTTP {}", resp.status()),
-            ))
-        }
-        other => Error::Io(io::Error::other(other.to_string())),
-    })?;
-    // Short read timeout: the sender thread polls for acks between batches.
-    ws.get_ref()
-        .tcp()
-        .set_read_timeout(Some(Duration::from_millis(1)))?;
-    Ok(ws)
-}
-
 /// The background thread: send batches, read acks, reconnect on failure.
 fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Update>, c: Arc<Counters>) {
     let mut ws = Some(first);
@@ -424,7 +226,7 @@ fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Update>, c: Arc<Counters>) {
         };
         let result = pump(sock, &rx, &c, &cfg, &mut batch);
         if let Err(e) = result {
-            *c.last_error.lock() = Some(e);
+            *c.last_error.lock() = Some(e.to_string());
             c.connected.store(false, Ordering::SeqCst);
             let unacked = c.sent.load(Ordering::SeqCst)
                 - c.acked.load(Ordering::SeqCst)
@@ -444,6 +246,26 @@ fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Update>, c: Arc<Counters>) {
     }
 }
 
+/// Why a connection was given up (kept as the publisher's `last_error`).
+#[derive(Debug)]
+enum Dropped {
+    Send(tungstenite::Error),
+    Read(tungstenite::Error),
+    ClosedByServer(Option<CloseFrame>),
+}
+
+impl fmt::Display for Dropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dropped::Send(e) => write!(f, "send failed: {e}"),
+            Dropped::Read(e) => write!(f, "read failed: {e}"),
+            Dropped::ClosedByServer(frame) => {
+                write!(f, "server closed the connection: {frame:?}")
+            }
+        }
+    }
+}
+
 /// Runs one connection until it fails or the publisher stops.
 fn pump(
     ws: &mut Ws,
@@ -451,7 +273,7 @@ fn pump(
     c: &Counters,
     cfg: &RemoteConfig,
     batch: &mut Vec<Update>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Dropped> {
     let mut conn_sent: u64 = 0;
     let mut conn_acked: u64 = 0;
     while !c.stop.load(Ordering::SeqCst) {
@@ -467,8 +289,7 @@ fn pump(
                 let frame = publish::encode(batch);
                 let n = batch.len() as u64;
                 batch.clear();
-                ws.send(Message::binary(frame))
-                    .map_err(|e| format!("send failed: {e}"))?;
+                ws.send(Message::binary(frame)).map_err(Dropped::Send)?;
                 conn_sent += n;
                 c.sent.fetch_add(n, Ordering::SeqCst);
             }
@@ -502,9 +323,7 @@ fn pump(
                     }
                     Err(_) => {}
                 },
-                Ok(Message::Close(f)) => {
-                    return Err(format!("server closed the connection: {f:?}"))
-                }
+                Ok(Message::Close(f)) => return Err(Dropped::ClosedByServer(f)),
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(
@@ -514,7 +333,7 @@ fn pump(
                 {
                     break
                 }
-                Err(e) => return Err(format!("read failed: {e}")),
+                Err(e) => return Err(Dropped::Read(e)),
             }
         }
     }

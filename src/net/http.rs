@@ -319,7 +319,7 @@ pub fn response_typed(
 
 /// The live dashboard: one self-contained page (HTML, CSS and JS inline, no
 /// CDN), compiled into the binary.
-const DASHBOARD: &str = include_str!("dashboard.html");
+const DASHBOARD: &str = include_str!("../dashboard.html");
 
 /// The response to `GET /metrics`.
 pub fn metrics_response(body: &str) -> Vec<u8> {

@@ -2,21 +2,28 @@
 //!
 //! A connection moves Handshake → Open → Closing and is then removed:
 //! - Handshake: bytes accumulate until the HTTP request head is complete, then
-//!   [`crate::http::route`] decides: upgrade, or a plain response and close.
+//!   [`super::http::route`] decides: upgrade, or a plain response and close.
 //! - Open: tungstenite parses client frames from the socket; everything we send
 //!   goes through [`Outbound`], including what tungstenite writes itself.
 //! - Closing: a last response or close frame is queued. Once it is written the
 //!   write side is shut down and the socket drained until the peer closes (or a
 //!   deadline passes), so the peer reads our close frame instead of a reset.
+//!
+//! A connection decides, the shard loop acts: what reading or a handler
+//! concludes is a [`Verdict`], and only the loop closes, deregisters and
+//! removes a connection, so each close reason is decided in one place.
 
-use crate::http::{self, HttpContext, Role, Route};
+use super::backlog::Backlog;
+use super::http::{self, HttpContext, Role, Route};
+use super::outbound::{Flushed, Outbound, Tally};
+use super::subscriptions::Subscriptions;
+use super::transport::Transport;
+use crate::engine::update::Update;
 use crate::metrics::CloseReason;
-use crate::outbound::{Flushed, Outbound, Tally};
-use crate::topics::Selector;
-use crate::transport::Transport;
 use crate::wire::Format;
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -35,90 +42,60 @@ pub(crate) enum Phase {
     Closing,
 }
 
-/// A connection's subscriptions, as the client named them.
-#[derive(Default)]
-pub(crate) struct Subscriptions {
-    /// Exact topics, sorted: a small sorted vector costs a third of a hash
-    /// set's memory, and idle connections are most of a server's memory.
-    pub exact: ExactSet,
-    /// Prefix patterns (`FX.` for `FX.*`).
-    pub prefixes: Vec<Arc<str>>,
-}
-
-impl Subscriptions {
-    pub fn len(&self) -> usize {
-        self.exact.len() + self.prefixes.len()
-    }
-
-    pub fn contains(&self, sel: &Selector) -> bool {
-        match sel {
-            Selector::Exact(t) => self.exact.contains(t),
-            Selector::Prefix(p) => self.prefixes.contains(p),
-        }
-    }
-
-    /// Does any subscription cover `topic`?
-    pub fn covers(&self, topic: &str) -> bool {
-        self.exact.contains(topic) || self.prefixes.iter().any(|p| topic.starts_with(&**p))
-    }
-}
-
 /// What a network publisher connection carries beyond a subscriber's.
 #[derive(Default)]
 pub(crate) struct PublisherState {
     /// Decoded updates waiting for room in the ingest queue. While any wait,
     /// nothing more is read from this connection.
-    pub pending: std::collections::VecDeque<crate::update::Update>,
+    pub pending: VecDeque<Update>,
     /// Updates accepted into the ingest queue.
     pub accepted: u64,
     /// The count last acknowledged to the publisher.
     pub acked: u64,
 }
 
-/// A sorted set of topic names.
-#[derive(Default)]
-pub(crate) struct ExactSet(Vec<Arc<str>>);
+/// What a connection's handler decided. Only the shard loop acts on it: it
+/// alone closes, deregisters and removes connections.
+#[must_use]
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Keep serving.
+    Continue,
+    /// Send a WebSocket close frame with this code and reason, then end. The
+    /// metrics count the connection under `why`.
+    Close {
+        code: CloseCode,
+        reason: Cow<'static, str>,
+        why: CloseReason,
+    },
+    /// The last bytes (an HTTP response, the reply to the peer's close) are
+    /// queued: end once they are written.
+    Finish(CloseReason),
+    /// The connection is gone: remove it now.
+    Drop(CloseReason),
+}
 
-impl ExactSet {
-    fn find(&self, topic: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|t| (**t).cmp(topic))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn contains(&self, topic: &str) -> bool {
-        self.find(topic).is_ok()
-    }
-
-    /// Adds `topic`; false if it was there.
-    pub fn insert(&mut self, topic: Arc<str>) -> bool {
-        match self.find(&topic) {
-            Ok(_) => false,
-            Err(i) => {
-                // Exact growth: a connection's subscriptions change rarely and
-                // idle connections are most of a server's memory.
-                self.0.reserve_exact(1);
-                self.0.insert(i, topic);
-                true
-            }
+impl Verdict {
+    pub fn close(code: CloseCode, reason: impl Into<Cow<'static, str>>, why: CloseReason) -> Self {
+        Verdict::Close {
+            code,
+            reason: reason.into(),
+            why,
         }
     }
 
-    /// Removes `topic`; false if it was not there.
-    pub fn remove(&mut self, topic: &str) -> bool {
-        match self.find(topic) {
-            Ok(i) => {
-                self.0.remove(i);
-                true
-            }
-            Err(_) => false,
-        }
+    /// A close with 1008 (policy) after a client broke a rule of ours.
+    pub fn policy(reason: &'static str, why: CloseReason) -> Self {
+        Verdict::close(CloseCode::Policy, reason, why)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.0.iter()
+    /// 1001 "going away": the server shuts down.
+    pub fn shutting_down() -> Self {
+        Verdict::close(
+            CloseCode::Away,
+            "server shutting down",
+            CloseReason::Shutdown,
+        )
     }
 }
 
@@ -128,10 +105,8 @@ pub(crate) enum Incoming {
     Message(Message),
     /// Nothing more to read now.
     Idle,
-    /// The peer is gone or finished the close handshake: remove now.
-    Gone,
-    /// The peer broke the protocol: close with this code and reason.
-    Fail(CloseCode, String),
+    /// The session ends: the peer closed, left, or broke the protocol.
+    End(Verdict),
 }
 
 /// One client connection.
@@ -145,12 +120,12 @@ pub(crate) struct Conn {
     pub out: Outbound,
     pub format: Format,
     pub subs: Subscriptions,
+    /// Conflation and the hard limit of `out`.
+    pub backlog: Backlog,
     /// Already listed in the shard's flush list this iteration.
     pub dirty: bool,
     /// Our write side is shut down; only draining remains.
     write_shut: bool,
-    /// Ingest time of the oldest update waiting in `out`, for the latency histogram.
-    pub oldest: Option<Instant>,
     /// Why the connection is ending, once it is (for the metrics).
     pub close_reason: Option<CloseReason>,
     /// Subscriber (`/ws`) or network publisher (`/publish`).
@@ -162,15 +137,6 @@ pub(crate) struct Conn {
     pub last_rx: Instant,
     /// A ping is out and unanswered since `last_rx`.
     pub ping_out: bool,
-    /// Past the conflation mark: updates are parked in `conflated` (newest per
-    /// topic) instead of queued, until the queue drains.
-    pub conflating: bool,
-    /// Parked updates, allocated only for a connection that has conflated.
-    // Boxed on purpose: `None` then costs 8 bytes per connection, not 48.
-    #[allow(clippy::box_collection)]
-    pub conflated: Option<Box<std::collections::HashMap<Arc<str>, Arc<crate::router::Encoded>>>>,
-    /// Since when the queue has been over the hard limit.
-    pub over_limit_since: Option<Instant>,
     /// Queue length last added to the shard's queued-bytes gauge.
     pub reported_pending: usize,
 }
@@ -209,11 +175,11 @@ pub(crate) enum HandshakeStep {
     More,
     /// Upgraded; frames may already be buffered, so read at once.
     Upgraded,
-    /// A plain HTTP response was queued; the connection is closing.
+    /// A plain HTTP response was queued; the connection ends once it is written.
     Responded,
     /// The peer closed or failed before finishing.
     Gone,
-    /// `GET /metrics`: the shard queues the rendered page; the connection is closing.
+    /// `GET /metrics`: the shard queues the rendered page, then the connection ends.
     Metrics,
 }
 
@@ -226,17 +192,14 @@ impl Conn {
             out: Outbound::default(),
             format: Format::Json,
             subs: Subscriptions::default(),
+            backlog: Backlog::default(),
             dirty: false,
             write_shut: false,
-            oldest: None,
             close_reason: None,
             role: Role::Subscriber,
             publisher: None,
             last_rx: Instant::now(),
             ping_out: false,
-            conflating: false,
-            conflated: None,
-            over_limit_since: None,
             reported_pending: 0,
         }
     }
@@ -269,15 +232,9 @@ impl Conn {
             Route::Partial => HandshakeStep::More,
             Route::Respond(resp) => {
                 self.out.push(&resp);
-                self.phase = Phase::Closing;
-                self.close_reason = Some(CloseReason::Http);
                 HandshakeStep::Responded
             }
-            Route::Metrics => {
-                self.phase = Phase::Closing;
-                self.close_reason = Some(CloseReason::Http);
-                HandshakeStep::Metrics
-            }
+            Route::Metrics => HandshakeStep::Metrics,
             Route::Upgrade {
                 response,
                 format,
@@ -319,34 +276,30 @@ impl Conn {
                 self.ping_out = false;
             } // Pongs and close replies tungstenite queued go out with the next flush.
             let _ = ws.flush(&mut io);
+            let broke = |code, reason: String| {
+                Incoming::End(Verdict::close(code, reason, CloseReason::Protocol))
+            };
             return match res {
-                Ok(Message::Close(_)) => {
-                    // tungstenite has queued its reply; finish like any close.
-                    self.phase = Phase::Closing;
-                    self.close_reason.get_or_insert(CloseReason::Client);
-                    Incoming::Idle
-                }
+                // tungstenite has queued its reply; finish like any close.
+                Ok(Message::Close(_)) => Incoming::End(Verdict::Finish(CloseReason::Client)),
                 Ok(m) => Incoming::Message(m),
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Incoming::Idle,
                 Err(WsError::Io(_))
                 | Err(WsError::ConnectionClosed)
-                | Err(WsError::AlreadyClosed) => Incoming::Gone,
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    Incoming::Gone
+                | Err(WsError::AlreadyClosed)
+                | Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                    Incoming::End(Verdict::Drop(CloseReason::Client))
                 }
-                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
-                    Incoming::Fail(
-                        CloseCode::Size,
-                        format!("message of {size} bytes exceeds the limit of {max_size}"),
-                    )
-                }
-                Err(WsError::Capacity(e)) => Incoming::Fail(CloseCode::Size, e.to_string()),
+                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => broke(
+                    CloseCode::Size,
+                    format!("message of {size} bytes exceeds the limit of {max_size}"),
+                ),
+                Err(WsError::Capacity(e)) => broke(CloseCode::Size, e.to_string()),
                 Err(WsError::Utf8(_)) => {
-                    Incoming::Fail(CloseCode::Invalid, "text frame is not valid UTF-8".into())
+                    broke(CloseCode::Invalid, "text frame is not valid UTF-8".into())
                 }
-                Err(WsError::Protocol(e)) => Incoming::Fail(CloseCode::Protocol, e.to_string()),
-                Err(e) => Incoming::Fail(CloseCode::Protocol, e.to_string()),
+                Err(e) => broke(CloseCode::Protocol, e.to_string()),
             };
         }
     }
@@ -354,11 +307,8 @@ impl Conn {
     /// Queues a close frame (if the session is open) and moves to Closing.
     /// The reason is cut to fit a control frame. A 1001 (shutdown) goes after
     /// the queued updates; any other code goes first and drops the backlog.
+    /// Only the shard loop calls it, when it acts on a [`Verdict`].
     pub fn close(&mut self, code: CloseCode, reason: &str) {
-        self.close_reason.get_or_insert(match code {
-            CloseCode::Away => CloseReason::Shutdown,
-            _ => CloseReason::Protocol,
-        });
         if let Phase::Open { ws } = &mut self.phase {
             let mut cut = reason.len().min(120);
             while !reason.is_char_boundary(cut) {
@@ -396,8 +346,8 @@ impl Conn {
         }
     }
 
-    /// Writes the queue to the socket. `Ok(true)` when the connection should
-    /// now be removed (closing and everything written and the peer done).
+    /// Writes the queue to the socket; once a closing connection has written
+    /// everything, shuts down its write side.
     pub fn flush(&mut self, tally: &mut Tally) -> io::Result<Flushed> {
         let res = self.io.flush(&mut self.out, tally)?;
         if res == Flushed::All && matches!(self.phase, Phase::Closing) && !self.write_shut {

@@ -1,7 +1,7 @@
 //! What a publisher sends: a topic, a timestamp and the price fields it changes.
 
+use super::topic_name::validate_topic;
 use crate::error::{Error, Result};
-use crate::topics::validate_topic;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Price fields of a topic. `None` means "not carried by this update" (or, in a
@@ -124,7 +124,7 @@ impl Update {
     /// Checks the topic and the values; done on the publisher's thread so a bad
     /// update is refused to its sender instead of reaching the router.
     pub(crate) fn validate(&self, max_topic_len: usize) -> Result<()> {
-        validate_topic(&self.topic, max_topic_len).map_err(Error::InvalidTopic)?;
+        validate_topic(&self.topic, max_topic_len)?;
         self.prices.check_finite()
     }
 }

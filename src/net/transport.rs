@@ -6,7 +6,8 @@
 //! A bad ClientHello, or plain text on the TLS port, fails that connection's
 //! reads with `InvalidData` and it is closed; nobody else notices.
 
-use crate::outbound::{Flushed, Outbound, Tally};
+use super::outbound::{Flushed, Outbound, Tally};
+use crate::error::TlsError;
 use mio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -17,26 +18,31 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Loads a PEM certificate chain and private key into a rustls server config.
-pub fn load_server_config(cert_chain: &Path, key: &Path) -> crate::Result<Arc<ServerConfig>> {
-    let bad = |what: &str, p: &Path, e: String| {
-        crate::Error::InvalidConfig(format!("{what} {}: {e}", p.display()))
+pub(crate) fn load_server_config(
+    cert_chain: &Path,
+    key: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let unreadable = |what, path: &Path, why: String| TlsError::File {
+        what,
+        path: path.to_path_buf(),
+        why,
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_chain)
-        .map_err(|e| bad("cannot read certificates from", cert_chain, e.to_string()))?
+        .map_err(|e| unreadable("certificates", cert_chain, e.to_string()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| bad("bad certificate in", cert_chain, e.to_string()))?;
+        .map_err(|e| unreadable("certificates", cert_chain, e.to_string()))?;
     if certs.is_empty() {
-        return Err(bad("no certificate in", cert_chain, "empty".into()));
+        return Err(TlsError::NoCertificate(cert_chain.to_path_buf()));
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| bad("cannot read the private key from", key, e.to_string()))?;
+        .map_err(|e| unreadable("the private key", key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| crate::Error::InvalidConfig(e.to_string()))?
+        .map_err(TlsError::Rejected)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| crate::Error::InvalidConfig(format!("certificate and key do not fit: {e}")))?;
+        .map_err(TlsError::Rejected)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

@@ -5,8 +5,8 @@
 //! tick moves bid and ask; about one tick in three is also a trade (last,
 //! last_size, volume), so partial updates and snapshot merging are exercised.
 
-use crate::ingest::Publisher;
-use crate::update::Update;
+use crate::engine::ingest::Publisher;
+use crate::engine::update::Update;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,7 +176,7 @@ fn run(publisher: Publisher, rate: u32, stop: &AtomicBool) {
             let u = walks[i].step(&mut rng);
             // A full queue drops a demo tick rather than stalling the clock.
             match publisher.try_publish(u) {
-                Ok(()) | Err(crate::Error::Full) => {}
+                Ok(()) | Err(crate::error::Error::Full) => {}
                 Err(_) => return,
             }
         }

@@ -1,102 +1,18 @@
-//! The topic table: registry of topics, last-value cache, sequence numbers, and
-//! which shards want which topics.
+//! The topic table, one per server: registry of topics, last-value cache,
+//! sequence numbers, and which shards want which topics. (Each shard's own
+//! view, which of its connections want a topic, is `net::index::ShardIndex`.)
 //!
 //! The router thread is the only writer of values and sequence numbers, so they
 //! are gap-free per topic. Shards lock a topic's slot only when a client
 //! subscribes: they set their interest bit and copy the snapshot under the same
 //! lock, which orders the snapshot exactly against the router's updates.
 
-use crate::update::Prices;
+use super::update::Prices;
 use crate::wire::Format;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
-
-/// Checks a topic name: 1..=`max_len` bytes of `A-Z a-z 0-9 . _ - : /`.
-/// The returned message is what a client or publisher sees.
-pub fn validate_topic(topic: &str, max_len: usize) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("topic is empty".into());
-    }
-    if topic.len() > max_len {
-        return Err(format!(
-            "topic is {} bytes, longer than the limit of {max_len}",
-            topic.len()
-        ));
-    }
-    if let Some(c) = topic.chars().find(|c| !is_topic_char(*c)) {
-        return Err(format!(
-            "topic {:?} has character {c:?}; allowed are A-Z a-z 0-9 . _ - : /",
-            truncate(topic)
-        ));
-    }
-    Ok(())
-}
-
-fn is_topic_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')
-}
-
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(80) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-/// What a client subscribes to: one topic, or every topic under a prefix
-/// (`FX.*`, or `*` for all), including topics that appear later.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Selector {
-    /// Exactly this topic.
-    Exact(Arc<str>),
-    /// Every topic starting with this prefix (the text before the `*`).
-    Prefix(Arc<str>),
-}
-
-impl Selector {
-    /// Parses `AAPL` or `FX.*`. A `*` is allowed only as the last character.
-    pub fn parse(s: &str, max_len: usize) -> Result<Selector, String> {
-        if let Some(prefix) = s.strip_suffix('*') {
-            if prefix.contains('*') {
-                return Err(format!(
-                    "pattern {:?} may hold '*' only at its end",
-                    truncate(s)
-                ));
-            }
-            if !prefix.is_empty() {
-                validate_topic(prefix, max_len)?;
-            }
-            Ok(Selector::Prefix(prefix.into()))
-        } else {
-            if s.contains('*') {
-                return Err(format!(
-                    "pattern {:?} may hold '*' only at its end",
-                    truncate(s)
-                ));
-            }
-            validate_topic(s, max_len)?;
-            Ok(Selector::Exact(s.into()))
-        }
-    }
-
-    /// Does this selector cover `topic`?
-    pub fn matches(&self, topic: &str) -> bool {
-        match self {
-            Selector::Exact(t) => &**t == topic,
-            Selector::Prefix(p) => topic.starts_with(&**p),
-        }
-    }
-
-    /// The text a client sent for it: `AAPL` or `FX.*`.
-    pub fn text(&self) -> String {
-        match self {
-            Selector::Exact(t) => t.to_string(),
-            Selector::Prefix(p) => format!("{p}*"),
-        }
-    }
-}
 
 /// The latest merged value of a topic, with the sequence number of the last
 /// update merged into it.
@@ -110,9 +26,9 @@ pub struct Snapshot {
     pub prices: Prices,
 }
 
-/// Interest masks: bit `s` of `masks[f]` says shard `s` has subscribers that want
-/// wire format `f`.
-pub type Interest = [u64; Format::COUNT];
+/// Which shards want a topic: bit `s` of `masks[f]` says shard `s` has
+/// subscribers that want wire format `f`.
+pub type ShardMask = [u64; Format::COUNT];
 
 /// One topic's shared state.
 #[derive(Debug)]
@@ -125,13 +41,13 @@ pub struct TopicSlot {
 #[derive(Debug)]
 struct SlotState {
     value: Snapshot,
-    interest: Interest,
+    interest: ShardMask,
 }
 
 impl TopicSlot {
     /// Router only: merges an update, assigns the next sequence number, and
     /// returns the new sequence number and the shards to deliver it to.
-    pub(crate) fn apply(&self, ts: u64, prices: &Prices) -> (u64, Interest) {
+    pub(crate) fn apply(&self, ts: u64, prices: &Prices) -> (u64, ShardMask) {
         let mut st = self.state.lock();
         st.value.seq += 1;
         st.value.ts = ts;
@@ -164,9 +80,9 @@ struct TableInner {
     topics: BTreeMap<Arc<str>, Arc<TopicSlot>>,
     /// Interest in topics that do not exist yet, by exact name; moved into the
     /// slot when the router creates it.
-    pending_exact: HashMap<Arc<str>, Interest>,
+    pending_exact: HashMap<Arc<str>, ShardMask>,
     /// Interest of shards in every topic under a prefix, present or future.
-    prefixes: HashMap<Arc<str>, Interest>,
+    prefixes: HashMap<Arc<str>, ShardMask>,
 }
 
 /// The registry shared by the router (creates topics, writes values) and the
@@ -298,11 +214,6 @@ impl TopicTable {
         self.inner.read().topics.len()
     }
 
-    /// True when nothing has been published yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The current value of one topic, if it has one. (The router makes a
     /// slot just before merging its first update; until then it has none.)
     pub fn snapshot(&self, topic: &str) -> Option<Snapshot> {
@@ -324,35 +235,6 @@ fn prefix_range<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topic_names_follow_the_documented_syntax() {
-        assert!(validate_topic("BTC-USD", 64).is_ok());
-        assert!(validate_topic("FX.EURUSD", 64).is_ok());
-        assert!(validate_topic("a:b/c_d", 64).is_ok());
-        assert!(validate_topic("", 64).is_err());
-        assert!(validate_topic("has space", 64).is_err());
-        assert!(validate_topic("ünï", 64).is_err());
-        assert!(validate_topic(&"A".repeat(65), 64).is_err());
-        assert!(validate_topic(&"A".repeat(64), 64).is_ok());
-    }
-
-    #[test]
-    fn selectors_allow_star_only_at_the_end() {
-        assert_eq!(
-            Selector::parse("FX.*", 64),
-            Ok(Selector::Prefix("FX.".into()))
-        );
-        assert_eq!(Selector::parse("*", 64), Ok(Selector::Prefix("".into())));
-        assert_eq!(
-            Selector::parse("AAPL", 64),
-            Ok(Selector::Exact("AAPL".into()))
-        );
-        assert!(Selector::parse("F*X", 64).is_err());
-        assert!(Selector::parse("**", 64).is_err());
-        assert!(Selector::Prefix("FX.".into()).matches("FX.EURUSD"));
-        assert!(!Selector::Prefix("FX.".into()).matches("FXX"));
-    }
 
     #[test]
     fn new_topics_inherit_parked_and_prefix_interest() {

@@ -1,0 +1,132 @@
+//! `tickcast_server`: an embedded server and publishing into it.
+
+use crate::config::tickcast_config;
+use crate::error::{result, tickcast_result};
+use crate::handle::{free, into_handle, write_out, Handle};
+use crate::panic::{ffi_panic_boundary, try_not_null, try_ref};
+use crate::update::{read_batch, read_update, tickcast_update};
+use std::ffi::c_char;
+use tickcast::{Publisher, Server};
+
+/// A running embedded server. Publishing functions may be called on one
+/// server from many threads at once; `tickcast_server_free` must not race them.
+pub struct tickcast_server {
+    _private: [u8; 0],
+}
+
+pub(crate) struct ServerBox {
+    server: Server,
+    publisher: Publisher,
+}
+
+impl Handle for tickcast_server {
+    type Rust = ServerBox;
+}
+
+/// Starts a server: binds the listener and starts its threads. On success
+/// writes a new handle to `*server_out`, which the caller frees with
+/// `tickcast_server_free`. The configuration is copied and may be freed at once.
+#[no_mangle]
+pub extern "C" fn tickcast_server_start(
+    config: *const tickcast_config,
+    server_out: *mut *mut tickcast_server,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_ref!(config).clone();
+        let server_out = try_not_null!(server_out);
+        match Server::start(config) {
+            Ok(server) => {
+                let publisher = server.publisher();
+                let handle = into_handle::<tickcast_server>(ServerBox { server, publisher });
+                // SAFETY: non-NULL out-pointer supplied by the caller.
+                unsafe { write_out(server_out, handle) };
+                tickcast_result::Ok
+            }
+            Err(e) => tickcast_result::from(&e),
+        }
+    }
+}
+
+/// Writes the port the server listens on to `*port_out`.
+#[no_mangle]
+pub extern "C" fn tickcast_server_port(
+    server: *const tickcast_server,
+    port_out: *mut u16,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        let port_out = try_not_null!(port_out);
+        // SAFETY: the caller's non-NULL out-pointer.
+        unsafe { write_out(port_out, server.server.local_addr().port()) };
+        tickcast_result::Ok
+    }
+}
+
+/// Shuts the server down and frees it: stops accepting, delivers updates
+/// already queued, closes every WebSocket with 1001, joins every thread.
+/// NULL is fine. No other call on this handle may run during or after it.
+#[no_mangle]
+pub extern "C" fn tickcast_server_free(server: *mut tickcast_server) {
+    ffi_panic_boundary! {
+        // From tickcast_server_start, freed once (caller's contract).
+        if let Some(b) = free(server) {
+            b.server.shutdown();
+        }
+    }
+}
+
+/// Queues an update for `topic`, waiting while the ingest queue is full.
+/// Thread-safe. `topic` is copied; the caller keeps ownership of both arguments.
+#[no_mangle]
+pub extern "C" fn tickcast_publish(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    update: *const tickcast_update,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        match read_update(topic, update) {
+            Ok(u) => result(server.publisher.publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Like `tickcast_publish`, but returns `TICKCAST_RESULT_QUEUE_FULL` at once
+/// instead of waiting when the ingest queue is full. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_try_publish(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    update: *const tickcast_update,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        match read_update(topic, update) {
+            Ok(u) => result(server.publisher.try_publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Queues `count` updates in order: `updates[i]` for `topics[i]`, waiting while
+/// the queue is full. Every topic and update is checked first; if any is
+/// invalid nothing is queued and its code is returned. Thread-safe; a batch
+/// from one thread stays in order, but batches from several threads may
+/// interleave. `count` 0 is fine (and `topics`/`updates` may then be NULL).
+#[no_mangle]
+pub extern "C" fn tickcast_publish_batch(
+    server: *mut tickcast_server,
+    topics: *const *const c_char,
+    updates: *const tickcast_update,
+    count: usize,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        let batch = match read_batch(topics, updates, count) {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        result(server.publisher.publish_batch(batch))
+    }
+}

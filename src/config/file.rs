@@ -1,0 +1,156 @@
+//! The TOML form of [`Config`]: the one mirror of it, read by tickcastd's
+//! config file, by the C ABI's `tickcast_config_load_toml` and by
+//! [`Config::from_toml`]. Each key is declared once below, with the `Config`
+//! field it sets, so the three cannot drift apart. Unknown keys are errors: a
+//! typo in a limit must not silently leave the default in force. Ranges and
+//! consistency are checked by [`Config::validate`], not here.
+
+use super::Config;
+use crate::error::ConfigError;
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Declares a TOML section: a struct of optional keys, and `apply`, which
+/// sets on a `Config` the field behind each key that is present.
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$doc:meta])* $key:ident: $ty:ty => |$c:ident, $v:ident| $set:expr; )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$doc])* pub $key: Option<$ty>, )*
+        }
+
+        impl $name {
+            /// Sets every key that is present on `config`.
+            pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
+                $(
+                    if let Some($v) = self.$key.clone() {
+                        let $c = &mut *config;
+                        $set;
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
+}
+
+section! {
+    /// `[limits]`: per-connection and per-server limits.
+    Limits {
+        /// Most open connections.
+        max_connections: usize => |c, v| c.max_connections = v;
+        /// Most subscriptions per connection.
+        max_subscriptions: usize => |c, v| c.max_subscriptions = v;
+        /// Largest client message, bytes.
+        max_message_size: usize => |c, v| c.max_message_size = v;
+        /// Largest HTTP request head, bytes.
+        max_handshake_bytes: usize => |c, v| c.max_handshake_bytes = v;
+        /// Handshake deadline, milliseconds.
+        handshake_timeout_ms: u64 => |c, v| c.handshake_timeout = Duration::from_millis(v);
+        /// Outbound bytes per connection past which updates are conflated.
+        conflate_bytes: usize => |c, v| c.conflate_bytes = v;
+        /// Hard limit of a connection's outbound queue.
+        max_outbound_bytes: usize => |c, v| c.max_outbound_bytes = v;
+        /// How long a connection may stay over the hard limit, milliseconds.
+        slow_consumer_timeout_ms: u64 => |c, v| c.slow_consumer_timeout = Duration::from_millis(v);
+        /// Longest topic name, bytes.
+        max_topic_len: usize => |c, v| c.max_topic_len = v;
+        /// Ping a silent connection after this long, milliseconds.
+        ping_interval_ms: u64 => |c, v| c.ping_interval = Duration::from_millis(v);
+        /// Close a connection silent for this long, milliseconds.
+        idle_timeout_ms: u64 => |c, v| c.idle_timeout = Duration::from_millis(v);
+    }
+}
+
+section! {
+    /// `[auth]`: who may subscribe and publish.
+    Auth {
+        /// Tokens subscribers must present on `/ws`; empty or absent: open.
+        subscriber_tokens: Vec<String> => |c, v| c.subscriber_tokens = v;
+        /// Tokens that may publish on `/publish`; empty or absent: publishing off.
+        publisher_tokens: Vec<String> => |c, v| c.publisher_tokens = v;
+        /// Browser origins allowed to connect; empty or absent: any.
+        allowed_origins: Vec<String> => |c, v| c.allowed_origins = v;
+    }
+}
+
+section! {
+    /// `[tls]`: `wss://`.
+    Tls {
+        /// Address of the TLS listener.
+        listen: String => |c, v| c.tls_listen = Some(parse_addr("tls.listen", &v)?);
+        /// PEM certificate chain file.
+        cert: PathBuf => |c, v| c.tls_cert = Some(v);
+        /// PEM private key file.
+        key: PathBuf => |c, v| c.tls_key = Some(v);
+        /// Serve only `wss://`: no plain listener.
+        only: bool => |c, v| c.plain = !v;
+    }
+}
+
+/// `[demo]`: the daemon's simulated feed (not a server setting).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Demo {
+    /// Run the simulated feed.
+    pub enabled: Option<bool>,
+    /// Updates per second across all demo instruments.
+    pub rate: Option<u32>,
+}
+
+section! {
+    /// The whole file, every key optional. See `docs/OPERATIONS.md` and
+    /// `tickcastd.example.toml`.
+    FileConfig {
+        /// `host:port` to listen on.
+        listen: String => |c, v| c.listen = parse_addr("listen", &v)?;
+        /// Shard threads.
+        shards: usize => |c, v| c.shards = v;
+        /// Capacity of the ingest channel.
+        ingest_capacity: usize => |c, v| c.ingest_capacity = v;
+        /// Per-connection and per-server limits.
+        limits: Limits => |c, v| v.apply(c)?;
+        /// Who may subscribe and publish.
+        auth: Auth => |c, v| v.apply(c)?;
+        /// `wss://`.
+        tls: Tls => |c, v| v.apply(c)?;
+        /// `error`, `warn`, `info`, `debug` or `trace`: the daemon's log, not a server setting.
+        log_level: String => |_c, v| daemon_only(&v);
+        /// The daemon's simulated feed, not a server setting.
+        demo: Demo => |_c, v| daemon_only(&v);
+    }
+}
+
+impl FileConfig {
+    /// Parses the TOML text of a config file; the error names the key and line.
+    pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: None,
+            why: e.to_string(),
+        })
+    }
+}
+
+/// Parses `host:port` (a name is resolved).
+pub(crate) fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ConfigError::BadAddress {
+            key,
+            value: s.to_string(),
+        })
+}
+
+/// Keys of the daemon (its log, its demo feed): read by `tickcastd`, not
+/// server settings, so applying them to a `Config` does nothing.
+fn daemon_only<T>(_value: &T) {}

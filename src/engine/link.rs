@@ -1,0 +1,46 @@
+//! What links the router to the shards: the sequenced, encoded update they
+//! share, the messages a shard receives, and the handle that reaches one.
+//!
+//! It lives in the engine, below both sides, so the router never imports the
+//! network code and the shards import only this from the router's side.
+
+use crate::wire::Format;
+use crossbeam_channel::Sender;
+use mio::net::TcpStream;
+use mio::{Token, Waker};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The token of every shard's `mio::Waker`.
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+
+/// One sequenced update, encoded once, shared by every shard and subscriber
+/// that receives it.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub topic: Arc<str>,
+    pub seq: u64,
+    /// Ready WebSocket frames by `Format::index`; `None` where no shard had a
+    /// subscriber using that format when the update was sequenced.
+    pub frames: [Option<Box<[u8]>>; Format::COUNT],
+    /// When the update entered the ingest channel.
+    pub ingested_at: Instant,
+}
+
+/// What other threads send a shard.
+pub(crate) enum ShardMsg {
+    /// Sequenced, encoded updates for topics this shard has subscribers for.
+    Deliver(Vec<Arc<Encoded>>),
+    /// A connection accepted by the accepting shard, for this shard to serve.
+    /// (`true`: it came in on the TLS listener.)
+    Adopt(TcpStream, bool),
+    /// Close every connection with 1001 and exit.
+    Shutdown,
+}
+
+/// How to reach a shard from another thread.
+#[derive(Clone)]
+pub(crate) struct ShardLink {
+    pub tx: Sender<ShardMsg>,
+    pub waker: Arc<Waker>,
+}

@@ -1,0 +1,61 @@
+//! Internals for the criterion benchmarks (benches/hot_path.rs), and nothing
+//! else: hidden from the docs, not part of the API, no stability promise.
+//! Production code never calls into this module; it only reaches in.
+
+use crate::engine::ingest::Ingested;
+use crate::engine::link::{ShardLink, ShardMsg};
+use crate::engine::router::RouterWork;
+use crate::engine::table::TopicTable;
+use crate::metrics::Metrics;
+use crate::wire::Format;
+use crossbeam_channel::{bounded, Receiver};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use crate::net::outbound::{Outbound, Tally};
+pub use crate::wire::command::{parse as parse_command, Encoding};
+pub use crate::wire::event::{encode_price, PriceKind};
+pub use crate::wire::frame::FrameBuf;
+
+/// The router's real per-batch work outside its thread, with one shard (a
+/// channel nobody serves) that wants every topic in JSON.
+pub struct RouterBench {
+    work: RouterWork,
+    links: Vec<ShardLink>,
+    rx: Receiver<ShardMsg>,
+    _poll: mio::Poll,
+}
+
+impl RouterBench {
+    /// Creates the router state with `topics` topics, all wanted by shard 0.
+    pub fn new(topics: &[String]) -> Self {
+        let poll = mio::Poll::new().expect("a poll for the waker");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker"));
+        let (tx, rx) = bounded(1024);
+        let table = Arc::new(TopicTable::default());
+        for t in topics {
+            table.join_exact(&Arc::from(t.as_str()), 0, Format::Json);
+        }
+        let metrics = Arc::new(Metrics::new(1));
+        RouterBench {
+            work: RouterWork::new(table, 1, metrics),
+            links: vec![ShardLink { tx, waker }],
+            rx,
+            _poll: poll,
+        }
+    }
+
+    /// Routes one batch (sequence, merge, encode once, hand to the shard, wake it).
+    pub fn route(&mut self, updates: &[crate::engine::update::Update]) {
+        let now = Instant::now();
+        let mut batch: Vec<Ingested> = updates
+            .iter()
+            .map(|u| Ingested {
+                update: u.clone(),
+                at: now,
+            })
+            .collect();
+        self.work.route(&mut batch, &self.links);
+        while self.rx.try_recv().is_ok() {}
+    }
+}

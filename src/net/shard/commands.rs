@@ -1,0 +1,156 @@
+//! Subscriber commands: subscribe (with snapshots), unsubscribe, topics, ping.
+
+use super::Shard;
+use crate::engine::selector::Selector;
+use crate::engine::update::now_ns;
+use crate::net::index::NewlyMatched;
+use crate::wire::command::{Command, CommandError, Op};
+use crate::wire::event::{self, ErrorCode, PriceKind};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+/// Most topics listed in one `topics` reply.
+const TOPICS_LIMIT: usize = 10_000;
+
+impl Shard {
+    pub(super) fn send_error(&mut self, token: usize, e: CommandError) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let f = event::encode_error(&mut self.fb, conn.format, e.id.as_ref(), e.code, &e.message);
+        conn.out.push(f);
+    }
+
+    pub(super) fn on_command(&mut self, token: usize, cmd: Command) {
+        let before = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
+        let result = match cmd.op {
+            Op::Subscribe(list) => self.subscribe(token, &list, cmd.id),
+            Op::Unsubscribe(list) => self.unsubscribe(token, &list, cmd.id),
+            Op::Topics { prefix } => self.list_topics(token, &prefix, cmd.id),
+            Op::Ping => self.pong(token, cmd.id),
+        };
+        if let Err(e) = result {
+            self.send_error(token, e);
+        }
+        let after = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
+        self.metrics()
+            .subscriptions
+            .fetch_add(after - before, Ordering::Relaxed);
+    }
+
+    /// Acknowledges with `subscribed`, then sends the snapshot of every topic
+    /// the connection did not receive already.
+    fn subscribe(&mut self, token: usize, list: &[String], id: Id) -> Result<(), CommandError> {
+        let max_len = self.shared.config.max_topic_len;
+        let max = self.shared.config.max_subscriptions;
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Ok(());
+        };
+        let sels = parse_selectors(list, max_len, &id)?;
+        let new = sels.iter().filter(|s| !conn.subs.contains(s)).count();
+        if conn.subs.len() + new > max {
+            let message = format!(
+                "subscribing to {new} more would make {} subscriptions; the limit per connection is {max}",
+                conn.subs.len() + new
+            );
+            return Err(CommandError {
+                id,
+                code: ErrorCode::TooManySubscriptions,
+                message,
+            });
+        }
+        let fmt = conn.format;
+        let names: Vec<String> = sels.iter().map(Selector::text).collect();
+        let ack = event::encode_topics(&mut self.fb, fmt, "subscribed", id.as_ref(), &names);
+        conn.out.push(ack);
+        let mut fresh: Vec<NewlyMatched> = Vec::new();
+        for sel in sels {
+            let subs = &mut conn.subs;
+            match sel {
+                Selector::Exact(t) => {
+                    fresh.extend(self.index.add_exact(&self.table, token, fmt, subs, t))
+                }
+                Selector::Prefix(p) => {
+                    fresh.extend(self.index.add_prefix(&self.table, token, fmt, subs, p))
+                }
+            }
+        }
+        for nm in fresh {
+            let s = nm.snapshot;
+            let f = event::encode_price(
+                &mut self.fb,
+                fmt,
+                PriceKind::Snapshot,
+                &nm.topic,
+                s.seq,
+                s.ts,
+                &s.prices,
+            );
+            conn.out.push(f);
+        }
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, token: usize, list: &[String], id: Id) -> Result<(), CommandError> {
+        let max_len = self.shared.config.max_topic_len;
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Ok(());
+        };
+        let sels = parse_selectors(list, max_len, &id)?;
+        let (fmt, subs) = (conn.format, &mut conn.subs);
+        for sel in &sels {
+            match sel {
+                Selector::Exact(t) => self.index.remove_exact(&self.table, token, fmt, subs, t),
+                Selector::Prefix(p) => self.index.remove_prefix(&self.table, token, fmt, subs, p),
+            }
+        }
+        let names: Vec<String> = sels.iter().map(Selector::text).collect();
+        let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
+        conn.out.push(ack);
+        Ok(())
+    }
+
+    fn list_topics(&mut self, token: usize, prefix: &str, id: Id) -> Result<(), CommandError> {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Ok(());
+        };
+        let names = self.table.list(prefix, TOPICS_LIMIT);
+        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+        let f = event::encode_topics(&mut self.fb, conn.format, "topics", id.as_ref(), &names);
+        conn.out.push(f);
+        Ok(())
+    }
+
+    fn pong(&mut self, token: usize, id: Id) -> Result<(), CommandError> {
+        if let Some(conn) = self.conns.get_mut(token) {
+            let f = event::encode_pong(&mut self.fb, conn.format, id.as_ref(), now_ns());
+            conn.out.push(f);
+        }
+        Ok(())
+    }
+}
+
+/// A command's `id`, echoed in its reply.
+type Id = Option<serde_json::Value>;
+
+/// Parses a command's topics and patterns (duplicates dropped, in linear
+/// time); the first bad one refuses the whole command with `bad_topic`.
+fn parse_selectors(
+    list: &[String],
+    max_len: usize,
+    id: &Id,
+) -> Result<Vec<Selector>, CommandError> {
+    let mut seen = HashSet::with_capacity(list.len());
+    let mut out: Vec<Selector> = Vec::with_capacity(list.len());
+    for s in list {
+        let sel = Selector::parse(s, max_len).map_err(|e| CommandError {
+            id: id.clone(),
+            code: ErrorCode::BadTopic,
+            message: e.to_string(),
+        })?;
+        if seen.insert(sel.clone()) {
+            out.push(sel);
+        }
+    }
+    Ok(out)
+}

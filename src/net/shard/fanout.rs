@@ -1,0 +1,154 @@
+//! Fan-out: taking the router's batches, appending each shared frame to every
+//! local subscriber's queue, and writing every dirty connection once per
+//! iteration under the backlog rules (conflation, hard limit, slow consumers).
+
+use super::{Shard, ShardMsg};
+use crate::engine::link::Encoded;
+use crate::metrics::CloseReason;
+use crate::net::backlog::{Offer, Pressure};
+use crate::net::conn::Verdict;
+use crate::net::outbound::{Flushed, Tally};
+use crate::wire::Format;
+use crossbeam_channel::TryRecvError;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Router messages taken per iteration before flushing.
+const CHANNEL_BUDGET: usize = 256;
+
+impl Shard {
+    pub(super) fn drain_channel(&mut self) {
+        self.pending.channel = false;
+        for _ in 0..CHANNEL_BUDGET {
+            match self.rx.try_recv() {
+                Ok(ShardMsg::Deliver(batch)) => {
+                    for enc in &batch {
+                        self.deliver(enc);
+                    }
+                }
+                Ok(ShardMsg::Adopt(sock, tls)) => self.adopt(sock, tls),
+                Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        self.pending.channel = true;
+    }
+
+    /// Appends one update's shared frame to the queue of every local subscriber.
+    ///
+    /// Hot path: no serialization and no allocation per subscriber (a copy into
+    /// each connection's reused queue), no lock, no syscall; the write happens
+    /// once per connection per iteration in `flush_dirty`. A subscriber whose
+    /// queue is past the conflation mark gets the update parked instead
+    /// (`Backlog::offer`): only the latest per topic is kept until its queue
+    /// drains.
+    fn deliver(&mut self, enc: &Arc<Encoded>) {
+        let conflate_at = self.limits.conflate_at;
+        let Some(lt) = self.index.members_for(&enc.topic) else {
+            // Nobody here wants it any more (a wildcard left between the
+            // topic's creation and its first delivery): withdraw the interest
+            // it inherited, or the router would keep sending it.
+            for fmt in Format::ALL {
+                if enc.frames[fmt.index()].is_some() {
+                    self.table.leave_exact(&enc.topic, self.id, fmt);
+                }
+            }
+            return;
+        };
+        let mut frames = 0;
+        let mut conflated = 0;
+        for m in &lt.members {
+            if enc.seq <= m.skip_through {
+                continue;
+            }
+            let Some(frame) = enc.frames[m.fmt.index()].as_deref() else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(m.token()) else {
+                continue;
+            };
+            match conn.backlog.offer(&mut conn.out, enc, frame, conflate_at) {
+                Offer::Parked { replaced } => conflated += u64::from(replaced),
+                Offer::Queued => {
+                    frames += 1;
+                    if !conn.dirty {
+                        conn.dirty = true;
+                        self.pending.dirty.push(m.token());
+                    }
+                }
+            }
+        }
+        let metrics = &self.shared.metrics.shards[self.id];
+        metrics.frames.fetch_add(frames, Ordering::Relaxed);
+        if conflated > 0 {
+            metrics.conflated.fetch_add(conflated, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes every connection with queued bytes, once each, and applies the
+    /// backlog rules to what is left: release conflated updates once the
+    /// queue drains, close a consumer that stays over the hard limit.
+    pub(super) fn flush_dirty(&mut self) {
+        let limits = self.limits;
+        let mut tally = Tally::default();
+        let now = Instant::now();
+        let metrics = &self.shared.metrics.shards[self.id];
+        let mut ended = Vec::new();
+        for token in std::mem::take(&mut self.pending.dirty) {
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
+            conn.dirty = false;
+            let mut res = conn.flush(&mut tally);
+            if res.is_ok()
+                && conn
+                    .backlog
+                    .release(&mut conn.out, conn.format, limits.conflate_at)
+            {
+                res = conn.flush(&mut tally);
+            }
+            let pending = conn.out.pending();
+            let delta = pending as i64 - conn.reported_pending as i64;
+            if delta != 0 {
+                metrics.queued_bytes.fetch_add(delta, Ordering::Relaxed);
+                conn.reported_pending = pending;
+            }
+            let Ok(flushed) = res else {
+                ended.push((token, Verdict::Drop(CloseReason::Io)));
+                continue;
+            };
+            if flushed == Flushed::All {
+                if let Some(at) = conn.backlog.take_oldest() {
+                    metrics.observe_latency(now.saturating_duration_since(at));
+                }
+                if conn.write_done() && conn.drain() {
+                    ended.push((token, Verdict::Drop(CloseReason::Client)));
+                }
+            }
+            match conn.backlog.after_flush(flushed, pending, now, &limits) {
+                Pressure::Fine | Pressure::Waiting => {}
+                Pressure::CutOff => ended.push((token, Verdict::Drop(CloseReason::SlowConsumer))),
+                Pressure::SlowConsumer if conn.is_open() => {
+                    log::info!(
+                        "shard {}: closing slow consumer with {pending} bytes queued",
+                        self.id
+                    );
+                    ended.push((
+                        token,
+                        Verdict::policy(
+                            "slow consumer: outbound queue over its limit for too long",
+                            CloseReason::SlowConsumer,
+                        ),
+                    ));
+                }
+                Pressure::SlowConsumer => {}
+            }
+        }
+        metrics.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
+        metrics.writes.fetch_add(tally.writes, Ordering::Relaxed);
+        for (token, verdict) in ended {
+            self.settle(token, verdict);
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Reading connections: the HTTP handshake, then WebSocket messages, each
+//! dispatched to the subscriber commands, a network publisher, or the echo
+//! test mode.
+
+use super::Shard;
+use crate::metrics::CloseReason;
+use crate::net::conn::{HandshakeStep, Incoming, Phase, Verdict};
+use crate::net::http::{self, HttpContext, Role};
+use crate::net::Shared;
+use crate::wire::command::{self, Encoding};
+use crate::wire::frame::{OP_BINARY, OP_TEXT};
+use crate::wire::Format;
+use std::sync::atomic::Ordering;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::Message;
+
+/// Messages a client may send in one go before the shard turns to others.
+const READ_BUDGET: usize = 64;
+
+fn http_context(shared: &Shared) -> HttpContext<'_> {
+    HttpContext {
+        max_head: shared.config.max_handshake_bytes,
+        shutting_down: shared.shutting_down.load(Ordering::Relaxed),
+        subscriber_tokens: &shared.config.subscriber_tokens,
+        publisher_tokens: &shared.config.publisher_tokens,
+        allowed_origins: &shared.config.allowed_origins,
+    }
+}
+
+impl Shard {
+    pub(super) fn read_conn(&mut self, token: usize) {
+        let verdict = self.read_phase(token);
+        self.settle(token, verdict);
+        // Reading may have queued bytes (tungstenite's pongs and close
+        // replies, TLS handshake messages and alerts): flush them this turn.
+        if self
+            .conns
+            .get(token)
+            .is_some_and(|c| !c.out.is_empty() || c.io.wants_write())
+        {
+            self.mark_dirty(token);
+        }
+    }
+
+    fn read_phase(&mut self, token: usize) -> Verdict {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Verdict::Continue;
+        };
+        match conn.phase {
+            Phase::Handshake { .. } => {
+                match conn.read_handshake(http_context(&self.shared), self.ws_config) {
+                    HandshakeStep::More => Verdict::Continue,
+                    HandshakeStep::Upgraded => {
+                        self.mark_dirty(token);
+                        self.read_messages(token)
+                    }
+                    HandshakeStep::Responded => Verdict::Finish(CloseReason::Http),
+                    HandshakeStep::Metrics => {
+                        let body = self.shared.metrics.render(
+                            self.table.len(),
+                            self.shared.shutting_down.load(Ordering::Relaxed),
+                        );
+                        conn.out.push(&http::metrics_response(&body));
+                        Verdict::Finish(CloseReason::Http)
+                    }
+                    HandshakeStep::Gone => Verdict::Drop(CloseReason::Client),
+                }
+            }
+            Phase::Open { .. } => self.read_messages(token),
+            // Discard input; once the peer has closed we are done (even if
+            // our last bytes could not all be written: nobody reads them).
+            Phase::Closing => match conn.drain() {
+                true => Verdict::Drop(CloseReason::Client),
+                false => Verdict::Continue,
+            },
+        }
+    }
+
+    fn read_messages(&mut self, token: usize) -> Verdict {
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(token) else {
+                return Verdict::Continue;
+            };
+            if conn
+                .publisher
+                .as_ref()
+                .is_some_and(|p| !p.pending.is_empty())
+            {
+                // Back-pressure: a publisher whose updates wait for room in the
+                // ingest queue is not read until they are in.
+                self.send_ack(token);
+                return Verdict::Continue;
+            }
+            match conn.read_message() {
+                Incoming::Message(m) => {
+                    self.metrics().received.fetch_add(1, Ordering::Relaxed);
+                    let verdict = self.on_message(token, m);
+                    if !matches!(verdict, Verdict::Continue) {
+                        return verdict;
+                    }
+                }
+                Incoming::Idle => {
+                    self.send_ack(token);
+                    return Verdict::Continue;
+                }
+                Incoming::End(verdict) => {
+                    log::debug!("shard {}: connection ends: {verdict:?}", self.id);
+                    if let Verdict::Finish(_) = verdict {
+                        // The peer closed; our reply is queued. A publisher
+                        // still learns what of its updates got in.
+                        self.send_ack(token);
+                    }
+                    return verdict;
+                }
+            }
+        }
+        self.pending.reread.push(token);
+        Verdict::Continue
+    }
+
+    fn on_message(&mut self, token: usize, msg: Message) -> Verdict {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Verdict::Continue;
+        };
+        if conn.role == Role::Publisher {
+            let verdict = self.on_publish(token, msg);
+            self.mark_dirty(token);
+            return verdict;
+        }
+        if self.shared.config.echo {
+            // Transport test mode: send every message back unchanged.
+            let (op, data): (u8, &[u8]) = match &msg {
+                Message::Text(t) => (OP_TEXT, t.as_bytes()),
+                Message::Binary(b) => (OP_BINARY, b),
+                _ => return Verdict::Continue,
+            };
+            self.fb.payload().extend_from_slice(data);
+            conn.out.push(self.fb.finish(op));
+            self.mark_dirty(token);
+            return Verdict::Continue;
+        }
+        let parsed = match msg {
+            Message::Text(text) => command::parse(text.as_bytes(), Encoding::Json),
+            Message::Binary(bytes) if conn.format == Format::MsgPack => {
+                command::parse(&bytes, Encoding::MsgPack)
+            }
+            Message::Binary(_) => {
+                return Verdict::close(
+                    CloseCode::Unsupported,
+                    "binary frames need the tickcast.msgpack subprotocol; send JSON text",
+                    CloseReason::Protocol,
+                );
+            }
+            // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
+            _ => return Verdict::Continue,
+        };
+        match parsed {
+            Ok(cmd) => self.on_command(token, cmd),
+            Err(e) => self.send_error(token, e),
+        }
+        self.mark_dirty(token);
+        Verdict::Continue
+    }
+}

@@ -1,0 +1,108 @@
+//! Deadlines and heartbeats: handshake and close timeouts, pings and idle
+//! closes, and the orderly shutdown of every connection.
+
+use super::Shard;
+use crate::metrics::CloseReason;
+use crate::net::conn::{Phase, Verdict};
+use crate::net::http;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+impl Shard {
+    pub(super) fn expire(&mut self, now: Instant) {
+        if now >= self.timers.next_sweep {
+            self.heartbeat(now);
+        }
+        while let Some((token, id)) = self.timers.handshakes.pop_expired(now) {
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
+            if conn.id == id && matches!(conn.phase, Phase::Handshake { .. }) {
+                conn.out.push(&http::response(
+                    408,
+                    "Request Timeout",
+                    "handshake timed out\n",
+                ));
+                self.settle(token, Verdict::Finish(CloseReason::HandshakeTimeout));
+            }
+        }
+        while let Some((token, id)) = self.timers.closings.pop_expired(now) {
+            if self.conns.get(token).is_some_and(|c| c.id == id) {
+                self.settle(token, Verdict::Drop(CloseReason::Client));
+            }
+        }
+    }
+
+    /// Heartbeats, swept over the shard's connections (at most once per
+    /// second): ping a connection silent for `ping_interval`, close one silent
+    /// for `idle_timeout`. One sweep per shard instead of a timer per
+    /// connection; a deadline may be late by the sweep period.
+    fn heartbeat(&mut self, now: Instant) {
+        let cfg = &self.shared.config;
+        let (ping, idle) = (cfg.ping_interval, cfg.idle_timeout);
+        self.timers.next_sweep = now + (ping / 2).min(Duration::from_secs(1));
+        let mut idle_ones = Vec::new();
+        let mut look_again = Vec::new();
+        for (token, conn) in self.conns.iter_mut() {
+            if !conn.is_open() {
+                continue;
+            }
+            if conn.backlog.is_over_limit() {
+                // A stalled reader gets no writable events and, conflating,
+                // no new frames: only this sweep makes flush_dirty look at
+                // its backlog again and apply the slow-consumer timeout.
+                look_again.push(token);
+            }
+            let silent = now.saturating_duration_since(conn.last_rx);
+            if silent >= idle {
+                idle_ones.push(token);
+            } else if silent >= ping && !conn.ping_out {
+                conn.ping();
+                look_again.push(token);
+            }
+        }
+        for token in look_again {
+            self.mark_dirty(token);
+        }
+        for token in idle_ones {
+            let verdict = Verdict::policy(
+                "idle timeout: no data or pong received",
+                CloseReason::IdleTimeout,
+            );
+            self.settle(token, verdict);
+        }
+    }
+
+    pub(super) fn begin_shutdown(&mut self) {
+        if self.timers.shutdown.is_some() {
+            return;
+        }
+        // The listener stays open while connections drain, so load balancers
+        // polling /healthz see 503 (and new upgrades are refused with 503).
+        self.timers.shutdown = Some(Instant::now() + self.shared.config.close_timeout);
+        let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
+        for t in tokens {
+            let verdict = match self.conns[t].phase {
+                Phase::Open { .. } => Verdict::shutting_down(),
+                Phase::Handshake { .. } => Verdict::Drop(CloseReason::Shutdown),
+                Phase::Closing => continue,
+            };
+            self.settle(t, verdict);
+        }
+    }
+
+    /// Shutting down and done: every connection gone, or the deadline passed.
+    /// The accepting shard keeps answering (503 on /healthz) until every
+    /// shard has drained, not just itself.
+    pub(super) fn drained_for_shutdown(&self) -> bool {
+        let Some(deadline) = self.timers.shutdown else {
+            return false;
+        };
+        let drained = if self.listeners.is_empty() {
+            self.conns.is_empty()
+        } else {
+            self.shared.connections.load(Ordering::Relaxed) == 0
+        };
+        drained || Instant::now() >= deadline
+    }
+}

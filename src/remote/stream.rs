@@ -1,0 +1,139 @@
+//! One publisher connection: TCP, optionally TLS (rustls, trusting a CA file
+//! or the system bundle), the WebSocket upgrade with the token.
+
+use super::config::RemoteConfig;
+use crate::error::{ConfigError, Error, Result, TlsError};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::WebSocket;
+
+/// The client's byte stream: plain TCP or TLS (rustls) over TCP.
+pub(super) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    pub(super) fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl io::Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+pub(super) type Ws = WebSocket<Stream>;
+
+fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
+    let candidates: Vec<std::path::PathBuf> = match &cfg.tls_ca_file {
+        Some(p) => vec![p.clone()],
+        None => vec![
+            "/etc/ssl/certs/ca-certificates.crt".into(),
+            "/etc/pki/tls/certs/ca-bundle.crt".into(),
+        ],
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for path in &candidates {
+        if let Ok(iter) = CertificateDer::pem_file_iter(path) {
+            for cert in iter.flatten() {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCaCertificates(candidates).into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Rejected)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(c))
+}
+/// Connects, upgrades and authenticates one publisher connection.
+pub(super) fn open(cfg: &RemoteConfig) -> Result<Ws> {
+    let bad_url = |why: String| Error::InvalidUrl {
+        url: cfg.url.clone(),
+        why,
+    };
+    let mut req = cfg
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| bad_url(e.to_string()))?;
+    let uri = req.uri().clone();
+    let tls = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(bad_url("must start with ws:// or wss://".into())),
+    };
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", cfg.token)
+            .parse()
+            .map_err(|_| ConfigError::BadToken)?,
+    );
+    let host = uri.host().unwrap_or("127.0.0.1");
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| bad_url(format!("cannot resolve {host}")))?;
+    let stream = TcpStream::connect_timeout(&addr, cfg.connect_timeout)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(cfg.connect_timeout))?;
+    stream.set_write_timeout(Some(cfg.connect_timeout))?;
+    let stream = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| TlsError::ServerName(host.to_string()))?;
+        let conn = rustls::ClientConnection::new(tls_client_config(cfg)?, name)
+            .map_err(TlsError::Rejected)?;
+        Stream::Tls(Box::new(rustls::StreamOwned::new(conn, stream)))
+    } else {
+        Stream::Plain(stream)
+    };
+    let (ws, _) = tungstenite::client(req, stream).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
+            Error::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("server refused the publisher: HTTP {}", resp.status()),
+            ))
+        }
+        other => Error::Io(io::Error::other(other.to_string())),
+    })?;
+    // Short read timeout: the sender thread polls for acks between batches.
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(1)))?;
+    Ok(ws)
+}
