@@ -40,11 +40,10 @@ impl BacklogLimits {
 /// connection first conflates): idle connections are most of a server's memory.
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
-    /// Past the conflation mark: updates are parked instead of queued, until
-    /// the queue drains.
-    conflating: bool,
-    /// Parked updates, the newest per topic. Boxed on purpose: `None` then
-    /// costs 8 bytes per connection, not 48.
+    /// While conflating (past the conflation mark, until the queue drains):
+    /// the parked updates, the newest per topic; `None` otherwise. Boxed on
+    /// purpose: `None` then costs 8 bytes per connection, not 48, and no
+    /// separate flag is needed.
     #[allow(clippy::box_collection)]
     parked: Option<Box<HashMap<Arc<str>, Arc<Encoded>>>>,
     /// Since when the queue has been over the hard limit.
@@ -91,8 +90,7 @@ impl Backlog {
         frame: &[u8],
         conflate_at: usize,
     ) -> Offer {
-        if self.conflating || out.pending() >= conflate_at {
-            self.conflating = true;
+        if self.parked.is_some() || out.pending() >= conflate_at {
             let parked = self.parked.get_or_insert_with(Default::default);
             let replaced = parked.insert(enc.topic.clone(), enc.clone()).is_some();
             return Offer::Parked { replaced };
@@ -112,16 +110,13 @@ impl Backlog {
     /// drained below half the mark gets its parked updates (the newest of each
     /// topic) and leaves conflation. True when it left (flush again).
     pub fn release(&mut self, out: &mut Outbound, fmt: Format, conflate_at: usize) -> bool {
-        if !self.conflating || out.pending() >= conflate_at / 2 {
+        if self.parked.is_none() || out.pending() >= conflate_at / 2 {
             return false;
         }
-        self.conflating = false;
-        if let Some(parked) = self.parked.take() {
-            for (_, enc) in *parked {
-                if let Some(f) = enc.frames[fmt.index()].as_deref() {
-                    self.note_queued(out, &enc);
-                    out.push(f);
-                }
+        for (_, enc) in *self.parked.take().unwrap_or_default() {
+            if let Some(f) = enc.frames[fmt.index()].as_deref() {
+                self.note_queued(out, &enc);
+                out.push(f);
             }
         }
         true
