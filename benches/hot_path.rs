@@ -8,8 +8,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use tickcast::internals::{
-    encode_price, parse_command as parse, Encoding, FrameBuf, Outbound, PriceKind, RouterBench,
-    Tally,
+    encode_price, parse_command as parse, Encoding, FrameBuf, Outbound, Price, RouterBench, Tally,
 };
 use tickcast::{Format, Prices, Update};
 
@@ -30,15 +29,8 @@ fn encode(c: &mut Criterion) {
     for fmt in Format::ALL {
         g.bench_function(format!("{fmt:?}"), |b| {
             b.iter(|| {
-                let f = encode_price(
-                    &mut fb,
-                    fmt,
-                    PriceKind::Update,
-                    "BTC-USD",
-                    123_456,
-                    1_795_315_911_425_217_275,
-                    &p,
-                );
+                let update = Price::update("BTC-USD", 123_456, 1_795_315_911_425_217_275, &p);
+                let f = encode_price(&mut fb, fmt, &update);
                 black_box(f.len())
             })
         });
@@ -67,16 +59,8 @@ fn router(c: &mut Criterion) {
 
 fn fanout_append(c: &mut Criterion) {
     let mut fb = FrameBuf::default();
-    let frame = encode_price(
-        &mut fb,
-        Format::Json,
-        PriceKind::Update,
-        "BTC-USD",
-        1,
-        1,
-        &prices(),
-    )
-    .to_vec();
+    let p = prices();
+    let frame = encode_price(&mut fb, Format::Json, &Price::update("BTC-USD", 1, 1, &p)).to_vec();
     let mut queues: Vec<Outbound> = (0..1000).map(|_| Outbound::default()).collect();
     let mut sink = std::io::sink();
     let mut g = c.benchmark_group("shard");

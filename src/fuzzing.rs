@@ -13,7 +13,12 @@ use crate::wire::publish;
 pub fn command_parser(data: &[u8]) {
     for enc in [Encoding::Json, Encoding::MsgPack] {
         if let Ok(cmd) = command::parse(data, enc) {
-            if let Op::Subscribe(list) | Op::Unsubscribe(list) = &cmd.op {
+            let list = match &cmd.op {
+                Op::Subscribe(sub) => Some(&sub.topics),
+                Op::Unsubscribe(list) => Some(list),
+                _ => None,
+            };
+            if let Some(list) = list {
                 assert!(!list.is_empty(), "parse accepted an empty topic list");
                 for t in list {
                     if let Ok(sel) = Selector::parse(t, 64) {
@@ -24,14 +29,19 @@ pub fn command_parser(data: &[u8]) {
             }
         }
     }
-    if let Ok(updates) = publish::decode(data) {
+    if let Ok(items) = publish::decode(data) {
         // Decoding is lossless: re-encoding and decoding gives the same updates
         // (NaN aside, which never equals itself and is refused later anyway).
-        if updates.iter().all(|u| u.prices.check_finite().is_ok()) {
-            assert_eq!(
-                publish::decode(&publish::encode(&updates)).unwrap(),
-                updates
-            );
+        let updates: Vec<_> = items
+            .iter()
+            .filter_map(|i| match i {
+                publish::Item::Update(u) => Some(u.clone()),
+                publish::Item::Clear(_) => None,
+            })
+            .collect();
+        if updates.len() == items.len() && updates.iter().all(|u| u.prices.check_finite().is_ok()) {
+            let again: Vec<_> = updates.iter().cloned().map(publish::Item::Update).collect();
+            assert_eq!(publish::decode(&publish::encode(&updates)).unwrap(), again);
         }
     }
 }

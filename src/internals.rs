@@ -2,9 +2,10 @@
 //! else: hidden from the docs, not part of the API, no stability promise.
 //! Production code never calls into this module; it only reaches in.
 
+use crate::config::Config;
 use crate::engine::ingest::Ingested;
 use crate::engine::link::{ShardLink, ShardMsg};
-use crate::engine::router::RouterWork;
+use crate::engine::router::{RouterConfig, RouterWork};
 use crate::engine::table::TopicTable;
 use crate::metrics::Metrics;
 use crate::wire::Format;
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 pub use crate::net::outbound::{Outbound, Tally};
 pub use crate::wire::command::{parse as parse_command, Encoding};
-pub use crate::wire::event::{encode_price, PriceKind};
+pub use crate::wire::event::{encode_price, Price, PriceKind};
 pub use crate::wire::frame::FrameBuf;
 
 /// The router's real per-batch work outside its thread, with one shard (a
@@ -34,11 +35,11 @@ impl RouterBench {
         let (tx, rx) = bounded(1024);
         let table = Arc::new(TopicTable::default());
         for t in topics {
-            table.join_exact(&Arc::from(t.as_str()), 0, Format::Json);
+            table.join_exact(&Arc::from(t.as_str()), 0, Format::Json, None);
         }
         let metrics = Arc::new(Metrics::new(1));
         RouterBench {
-            work: RouterWork::new(table, 1, metrics),
+            work: RouterWork::new(table, 1, RouterConfig::from(&Config::default()), metrics),
             links: vec![ShardLink { tx, waker }],
             rx,
             _poll: poll,
@@ -51,8 +52,8 @@ impl RouterBench {
         let mut batch: Vec<Ingested> = updates
             .iter()
             .map(|u| Ingested {
-                update: u.clone(),
                 at: now,
+                ..Ingested::update(u.clone())
             })
             .collect();
         self.work.route(&mut batch, &self.links);

@@ -110,6 +110,8 @@ pub struct RouterMetrics {
     pub(crate) ingested: AtomicU64,
     pub(crate) encoded: AtomicU64,
     pub(crate) queue_depth: AtomicU64,
+    pub(crate) history_entries: AtomicU64,
+    pub(crate) history_bytes: AtomicU64,
 }
 
 /// Everything `/metrics` shows.
@@ -204,6 +206,18 @@ impl Metrics {
             "gauge",
             "Updates waiting in the ingest channel at the router's last batch.",
             &one(self.router.queue_depth.load(Relaxed)),
+        );
+        metric(
+            "tickcast_history_entries",
+            "gauge",
+            "Updates kept in the per-topic histories for resume.",
+            &one(self.router.history_entries.load(Relaxed)),
+        );
+        metric(
+            "tickcast_history_bytes",
+            "gauge",
+            "Memory the per-topic histories use, within the history_bytes budget.",
+            &one(self.router.history_bytes.load(Relaxed)),
         );
         metric(
             "tickcast_frames_delivered_total",

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::engine::ingest::Publisher;
 use crate::engine::link::{ShardLink, ShardMsg, WAKER};
-use crate::engine::router::Router;
+use crate::engine::router::{Router, RouterConfig};
 use crate::engine::table::{Snapshot, TopicTable};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -128,7 +128,7 @@ impl Server {
             ingest: ingest_rx,
             stop: stop_rx,
             shards: links,
-            batch_max: config.router_batch,
+            config: RouterConfig::from(&config),
             metrics,
         };
         let router = std::thread::Builder::new()

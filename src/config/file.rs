@@ -68,6 +68,14 @@ section! {
         ping_interval_ms: u64 => |c, v| c.ping_interval = Duration::from_millis(v);
         /// Close a connection silent for this long, milliseconds.
         idle_timeout_ms: u64 => |c, v| c.idle_timeout = Duration::from_millis(v);
+        /// Updates kept per topic for resume (0: none).
+        history_len: usize => |c, v| c.history_len = v;
+        /// Memory budget of all topics' histories, bytes.
+        history_bytes: usize => |c, v| c.history_bytes = v;
+        /// Mark a topic stale after this long without an update, milliseconds.
+        stale_after_ms: u64 => |c, v| c.stale_after = Some(Duration::from_millis(v));
+        /// Most events per second per topic per subscription, and the default rate.
+        max_rate: f64 => |c, v| c.max_rate = Some(v);
     }
 }
 

@@ -84,6 +84,19 @@ pub struct Config {
     /// Tokens that may publish over the network on `/publish`. Default: none,
     /// which turns network publishing off.
     pub publisher_tokens: Vec<String>,
+    /// Updates kept per topic for clients that resume with `since`; 0 keeps
+    /// none. Default 256.
+    pub history_len: usize,
+    /// Memory all topics' histories may use together; past it the oldest
+    /// entries (of any topic) go first. Default 64 MiB.
+    pub history_bytes: usize,
+    /// A topic with no update for this long is marked stale (per topic, a
+    /// publisher may set its own). Default: off.
+    pub stale_after: Option<Duration>,
+    /// Most events per second per topic a subscription may ask for with
+    /// `max_rate`, and the rate of those that do not ask. Default: none
+    /// (every update).
+    pub max_rate: Option<f64>,
 }
 
 impl Default for Config {
@@ -117,6 +130,10 @@ impl Default for Config {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
+            history_len: 256,
+            history_bytes: 64 * 1024 * 1024,
+            stale_after: None,
+            max_rate: None,
         }
     }
 }
@@ -227,6 +244,27 @@ impl Config {
         self
     }
 
+    /// Sets how many updates each topic keeps for resume, and the memory
+    /// budget of all histories together.
+    pub fn history(mut self, per_topic: usize, bytes: usize) -> Self {
+        self.history_len = per_topic;
+        self.history_bytes = bytes;
+        self
+    }
+
+    /// Marks topics stale after this long without an update (None: never).
+    pub fn stale_after(mut self, after: Option<Duration>) -> Self {
+        self.stale_after = after;
+        self
+    }
+
+    /// Caps the events per second per topic a subscription may ask for, and
+    /// sets the rate of subscriptions that do not ask (None: no cap).
+    pub fn max_rate(mut self, rate: Option<f64>) -> Self {
+        self.max_rate = rate;
+        self
+    }
+
     /// Reads the TOML of tickcastd's config file (docs/OPERATIONS.md) over
     /// the defaults, then validates. The daemon-only keys (`log_level`,
     /// `[demo]`) are accepted and ignored.
@@ -321,6 +359,25 @@ impl Config {
                     "{:?} (ping_interval {:?})",
                     self.idle_timeout, self.ping_interval
                 ),
+            });
+        }
+        if let Some(rate) = self.max_rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 1000.0) {
+                return Err(ConfigError::OutOfRange {
+                    key: "max_rate",
+                    expected: "a number of events per second above 0, at most 1000",
+                    got: rate.to_string(),
+                });
+            }
+        }
+        if self
+            .stale_after
+            .is_some_and(|d| d < Duration::from_millis(100))
+        {
+            return Err(ConfigError::OutOfRange {
+                key: "stale_after",
+                expected: "at least 100 ms",
+                got: format!("{:?}", self.stale_after.unwrap_or_default()),
             });
         }
         if self

@@ -1,15 +1,38 @@
 //! The way in: publisher handles feeding the bounded ingest channel.
 
+use super::topic_name::validate_topic;
 use super::update::{now_ns, Update};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use std::time::{Duration, Instant};
 
-/// An update on its way to the router, stamped with when it entered the
+/// What a publisher asks of the router.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum IngestOp {
+    /// Merge and sequence an update.
+    Update(Update),
+    /// Forget a topic's value and history; its next update starts a new epoch.
+    Clear(String),
+    /// Mark a topic stale (true) or live (false).
+    Stale(String, bool),
+    /// Set a topic's own `stale_after` (None: the server's).
+    StaleAfter(String, Option<Duration>),
+}
+
+/// An operation on its way to the router, stamped with when it entered the
 /// channel (for the delivery-latency histogram).
 pub(crate) struct Ingested {
-    pub update: Update,
+    pub op: IngestOp,
     pub at: Instant,
+}
+
+impl Ingested {
+    pub fn update(update: Update) -> Ingested {
+        Ingested {
+            op: IngestOp::Update(update),
+            at: Instant::now(),
+        }
+    }
 }
 
 /// A cloneable, `Send` handle that publishes updates into a running server.
@@ -33,10 +56,59 @@ impl Publisher {
         if update.timestamp_ns == 0 {
             update.timestamp_ns = now_ns();
         }
-        Ok(Ingested {
-            update,
+        Ok(Ingested::update(update))
+    }
+
+    /// Sends a topic operation, waiting while the channel is full.
+    fn control(&self, topic: &str, op: impl FnOnce(String) -> IngestOp) -> Result<()> {
+        validate_topic(topic, self.max_topic_len)?;
+        let op = Ingested {
+            op: op(topic.to_string()),
             at: Instant::now(),
+        };
+        self.tx.send(op).map_err(|_| Error::Closed)
+    }
+
+    /// Sends an operation if there is room now (shards must not block).
+    /// Updates are checked and stamped as `try_publish` does.
+    pub(crate) fn try_send_op(&self, op: IngestOp) -> Result<()> {
+        let op = match op {
+            IngestOp::Update(u) => self.prepare(u)?,
+            op => Ingested {
+                op,
+                at: Instant::now(),
+            },
+        };
+        self.tx.try_send(op).map_err(|e| match e {
+            TrySendError::Full(_) => Error::Full,
+            TrySendError::Disconnected(_) => Error::Closed,
         })
+    }
+
+    /// Clears a topic: subscribers get a `cleared` event, the topic leaves
+    /// the `topics` list, its value and history are freed, and its next
+    /// update starts a new epoch at `seq` 1. Subscriptions stay in place.
+    /// In order with this handle's updates; waits while the channel is full.
+    pub fn clear(&self, topic: &str) -> Result<()> {
+        self.control(topic, IngestOp::Clear)
+    }
+
+    /// Marks a topic stale: subscribers get a `status` event with state
+    /// `stale`, and snapshots say `"stale": true`, until its next update or
+    /// [`Publisher::mark_live`].
+    pub fn mark_stale(&self, topic: &str) -> Result<()> {
+        self.control(topic, |t| IngestOp::Stale(t, true))
+    }
+
+    /// Marks a stale topic live again without an update.
+    pub fn mark_live(&self, topic: &str) -> Result<()> {
+        self.control(topic, |t| IngestOp::Stale(t, false))
+    }
+
+    /// Sets how long this topic may go without an update before it is marked
+    /// stale (None: the server's `stale_after`).
+    pub fn set_stale_after(&self, topic: &str, after: Option<Duration>) -> Result<()> {
+        self.control(topic, |t| IngestOp::StaleAfter(t, after))
     }
 
     /// Queues an update, waiting while the ingest channel is full.

@@ -4,6 +4,7 @@
 //! It lives in the engine, below both sides, so the router never imports the
 //! network code and the shards import only this from the router's side.
 
+use super::update::Prices;
 use crate::wire::Format;
 use crossbeam_channel::Sender;
 use mio::net::TcpStream;
@@ -14,12 +15,29 @@ use std::time::Instant;
 /// The token of every shard's `mio::Waker`.
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
-/// One sequenced update, encoded once, shared by every shard and subscriber
-/// that receives it.
+/// What happened to a topic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Event {
+    /// An update with these fields (kept so a conflating connection can merge
+    /// the updates it skips).
+    Update { ts: u64, prices: Prices },
+    /// The topic went stale (true) or live again (false).
+    Status { stale: bool },
+    /// The topic was cleared: its numbering restarts in a new epoch.
+    Cleared,
+}
+
+/// One sequenced event of a topic, encoded once, shared by every shard and
+/// subscriber that receives it.
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub topic: Arc<str>,
+    /// The update's sequence number (for a status or a clear: the topic's
+    /// sequence number when it happened).
     pub seq: u64,
+    /// The topic's clear count when it happened (see `Joined::generation`).
+    pub generation: u16,
+    pub event: Event,
     /// Ready WebSocket frames by `Format::index`; `None` where no shard had a
     /// subscriber using that format when the update was sequenced.
     pub frames: [Option<Box<[u8]>>; Format::COUNT],

@@ -5,6 +5,9 @@
 //! Nothing here imports `net`: the router hands shards [`link::ShardMsg`]s
 //! through [`link::ShardLink`]s and never knows what a connection is.
 
+pub(crate) mod budget;
+pub(crate) mod epoch;
+pub(crate) mod history;
 pub(crate) mod ingest;
 pub(crate) mod link;
 pub(crate) mod router;

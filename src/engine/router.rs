@@ -1,18 +1,42 @@
 //! The router thread: drains the ingest channel in batches, sequences every
-//! update in the topic table, encodes it once per wire format that someone
-//! wants, and hands the shared frames to the interested shards.
+//! update in the topic table (keeping it in the topic's history), encodes each
+//! event once per wire format that someone wants, and hands the shared frames
+//! to the interested shards. It also carries out clears and stale/live
+//! changes, and, when `stale_after` is in use, sweeps for quiet topics.
 
-use super::ingest::Ingested;
-use super::link::{Encoded, ShardLink, ShardMsg};
-use super::table::{TopicSlot, TopicTable};
+use super::budget::{HistoryBudget, ENTRY_BYTES};
+use super::ingest::{IngestOp, Ingested};
+use super::link::{Encoded, Event, ShardLink, ShardMsg};
+use super::table::{Heard, TopicSlot, TopicTable};
 use crate::metrics::Metrics;
-use crate::wire::event::{encode_price, PriceKind};
+use crate::wire::event::{encode_cleared, encode_price, encode_status, Price};
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
 use crossbeam_channel::{select, Receiver};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The router's settings, from `Config`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouterConfig {
+    pub batch_max: usize,
+    pub history_len: usize,
+    pub history_bytes: usize,
+    pub stale_after: Option<Duration>,
+}
+
+impl From<&crate::config::Config> for RouterConfig {
+    fn from(c: &crate::config::Config) -> Self {
+        RouterConfig {
+            batch_max: c.router_batch,
+            history_len: c.history_len,
+            history_bytes: c.history_bytes,
+            stale_after: c.stale_after,
+        }
+    }
+}
 
 pub(crate) struct Router {
     pub table: Arc<TopicTable>,
@@ -20,7 +44,7 @@ pub(crate) struct Router {
     /// Disconnected (never sent on) when the server shuts down.
     pub stop: Receiver<()>,
     pub shards: Vec<ShardLink>,
-    pub batch_max: usize,
+    pub config: RouterConfig,
     pub metrics: Arc<Metrics>,
 }
 
@@ -29,29 +53,39 @@ impl Router {
     /// in the channel at shutdown are still delivered, so a `publish` that
     /// returned `Ok` is not lost by a clean shutdown.
     pub fn run(self) {
-        let mut work = RouterWork::new(self.table.clone(), self.shards.len(), self.metrics.clone());
-        let mut batch: Vec<Ingested> = Vec::with_capacity(self.batch_max);
+        let batch_max = self.config.batch_max;
+        let mut work = RouterWork::new(
+            self.table.clone(),
+            self.shards.len(),
+            self.config,
+            self.metrics.clone(),
+        );
+        let mut batch: Vec<Ingested> = Vec::with_capacity(batch_max);
         loop {
-            let first = select! {
-                recv(self.ingest) -> msg => msg.ok(),
-                recv(self.stop) -> _ => None,
+            // Ok(None): time to sweep for quiet topics; Err: stop.
+            let first: Result<Option<Ingested>, ()> = select! {
+                recv(self.ingest) -> msg => msg.map(Some).map_err(|_| ()),
+                recv(self.stop) -> _ => Err(()),
+                default(work.sweep_period()) => Ok(None),
             };
-            let Some(first) = first else { break };
-            batch.push(first);
-            if self.ingest.is_empty() {
-                // The wake-up that brought us here may have preempted a
-                // publisher in the middle of a burst (they share a core when
-                // the server is pinned to one). Yielding once lets it finish,
-                // so this batch holds the burst rather than one update:
-                // without it, a pinned server paid about two context switches
-                // per update. On a core of its own nothing else is runnable
-                // and the yield returns at once.
-                std::thread::yield_now();
-            }
-            while batch.len() < self.batch_max {
-                match self.ingest.try_recv() {
-                    Ok(u) => batch.push(u),
-                    Err(_) => break,
+            let Ok(first) = first else { break };
+            if let Some(first) = first {
+                batch.push(first);
+                if self.ingest.is_empty() {
+                    // The wake-up that brought us here may have preempted a
+                    // publisher in the middle of a burst (they share a core
+                    // when the server is pinned to one). Yielding once lets
+                    // it finish, so this batch holds the burst rather than
+                    // one update: without it, a pinned server paid about two
+                    // context switches per update. On a core of its own
+                    // nothing else is runnable and the yield returns at once.
+                    std::thread::yield_now();
+                }
+                while batch.len() < batch_max {
+                    match self.ingest.try_recv() {
+                        Ok(u) => batch.push(u),
+                        Err(_) => break,
+                    }
                 }
             }
             work.route(&mut batch, &self.shards);
@@ -64,7 +98,7 @@ impl Router {
         // publishers may still be sending, and shutdown must end.
         let mut left = self.ingest.len();
         loop {
-            while batch.len() < self.batch_max && left > 0 {
+            while batch.len() < batch_max && left > 0 {
                 left -= 1;
                 match self.ingest.try_recv() {
                     Ok(u) => batch.push(u),
@@ -79,6 +113,9 @@ impl Router {
     }
 }
 
+/// How often quiet topics are looked for, when `stale_after` is in use.
+const SWEEP_PERIOD: Duration = Duration::from_millis(100);
+
 /// The router's state and per-batch work, apart from its thread and channels
 /// (so the criterion benchmarks drive the very same code).
 pub(crate) struct RouterWork {
@@ -87,75 +124,116 @@ pub(crate) struct RouterWork {
     slots: HashMap<Box<str>, Arc<TopicSlot>>,
     fb: FrameBuf,
     outboxes: Vec<Vec<Arc<Encoded>>>,
+    config: RouterConfig,
+    budget: HistoryBudget,
+    /// History entries kept, server-wide.
+    history_kept: usize,
+    /// Some topic has its own `stale_after`, or the server has one.
+    sweeping: bool,
+    next_sweep: Instant,
     metrics: Arc<Metrics>,
 }
 
 impl RouterWork {
-    pub(crate) fn new(table: Arc<TopicTable>, shards: usize, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        table: Arc<TopicTable>,
+        shards: usize,
+        config: RouterConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         RouterWork {
             table,
             slots: HashMap::new(),
             fb: FrameBuf::default(),
             outboxes: (0..shards).map(|_| Vec::new()).collect(),
+            budget: HistoryBudget::new(config.history_bytes),
+            history_kept: 0,
+            sweeping: config.stale_after.is_some(),
+            next_sweep: Instant::now() + SWEEP_PERIOD,
+            config,
             metrics,
         }
+    }
+
+    /// How long the router may wait for publishers before it must sweep.
+    fn sweep_period(&self) -> Duration {
+        if self.sweeping {
+            self.next_sweep.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_secs(3600)
+        }
+    }
+
+    fn slot(&mut self, topic: &str) -> Arc<TopicSlot> {
+        if let Some(s) = self.slots.get(topic) {
+            return s.clone();
+        }
+        let s = self.table.get_or_create(topic);
+        self.slots.insert(topic.into(), s.clone());
+        s
     }
 
     /// Sequences and encodes a batch, then sends each interested shard one
     /// message and wakes it once.
     ///
     /// Hot path: one encode per update per wanted format, never per subscriber
-    /// or per shard; no lock but the topic's own slot mutex.
+    /// or per shard; no lock but the topic's own slot mutex; the history
+    /// append reuses the topic's ring once it is full.
     pub(crate) fn route(&mut self, batch: &mut Vec<Ingested>, shards: &[ShardLink]) {
-        let metrics = &self.metrics.router;
-        metrics.ingested.fetch_add(batch.len() as u64, Relaxed);
-        let mut encoded = 0;
-        for Ingested { update: u, at } in batch.drain(..) {
-            let slot = match self.slots.get(u.topic.as_str()) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = self.table.get_or_create(&u.topic);
-                    self.slots.insert(u.topic.into_boxed_str(), s.clone());
-                    s
+        let metrics = self.metrics.clone();
+        let m = &metrics.router;
+        let mut ingested = 0;
+        for Ingested { op, at } in batch.drain(..) {
+            match op {
+                IngestOp::Update(u) => {
+                    ingested += 1;
+                    let slot = self.slot(&u.topic);
+                    let applied = slot.apply(u.timestamp_ns, &u.prices, self.config.history_len);
+                    self.history_kept -= applied.history_dropped;
+                    if self.config.history_len > 0 {
+                        self.history_kept += 1;
+                        self.budget
+                            .added(&slot, applied.seq, &mut self.history_kept);
+                    }
+                    let heard = Heard {
+                        seq: applied.seq,
+                        interest: applied.interest,
+                        generation: applied.generation,
+                    };
+                    if applied.went_live {
+                        self.emit(&slot, heard, Event::Status { stale: false }, at);
+                    }
+                    let update = Event::Update {
+                        ts: u.timestamp_ns,
+                        prices: u.prices,
+                    };
+                    self.emit(&slot, heard, update, at);
                 }
-            };
-            let (seq, interest) = slot.apply(u.timestamp_ns, &u.prices);
-            let any = interest.iter().fold(0u64, |a, m| a | m);
-            if any == 0 {
-                continue;
-            }
-            let mut frames: [Option<Box<[u8]>>; Format::COUNT] = Default::default();
-            for fmt in Format::ALL {
-                if interest[fmt.index()] != 0 {
-                    let f = encode_price(
-                        &mut self.fb,
-                        fmt,
-                        PriceKind::Update,
-                        &slot.name,
-                        seq,
-                        u.timestamp_ns,
-                        &u.prices,
-                    );
-                    frames[fmt.index()] = Some(f.into());
-                    encoded += 1;
+                IngestOp::Clear(topic) => {
+                    let slot = self.slot(&topic);
+                    let (heard, freed) = slot.clear();
+                    self.history_kept -= freed;
+                    self.emit(&slot, heard, Event::Cleared, at);
                 }
-            }
-            let enc = Arc::new(Encoded {
-                topic: slot.name.clone(),
-                seq,
-                frames,
-                ingested_at: at,
-            });
-            let mut bits = any;
-            while bits != 0 {
-                let s = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if let Some(outbox) = self.outboxes.get_mut(s) {
-                    outbox.push(enc.clone());
+                IngestOp::Stale(topic, stale) => {
+                    let slot = self.slot(&topic);
+                    if let Some(heard) = slot.set_stale(stale) {
+                        self.emit(&slot, heard, Event::Status { stale }, at);
+                    }
+                }
+                IngestOp::StaleAfter(topic, after) => {
+                    self.slot(&topic).set_stale_after(after);
+                    self.sweeping |= after.is_some();
                 }
             }
         }
-        metrics.encoded.fetch_add(encoded, Relaxed);
+        if self.sweeping && Instant::now() >= self.next_sweep {
+            self.sweep();
+        }
+        m.ingested.fetch_add(ingested, Relaxed);
+        m.history_entries.store(self.history_kept as u64, Relaxed);
+        m.history_bytes
+            .store((self.history_kept * ENTRY_BYTES) as u64, Relaxed);
         for (outbox, link) in self.outboxes.iter_mut().zip(shards) {
             if !outbox.is_empty() {
                 let msgs = std::mem::take(outbox);
@@ -164,6 +242,68 @@ impl RouterWork {
                 if link.tx.send(ShardMsg::Deliver(msgs)).is_ok() {
                     let _ = link.waker.wake();
                 }
+            }
+        }
+    }
+
+    /// Marks stale every topic quiet for longer than its `stale_after`.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.next_sweep = now + SWEEP_PERIOD;
+        let quiet: Vec<(Arc<TopicSlot>, Heard)> = self
+            .slots
+            .values()
+            .filter_map(|s| Some((s.clone(), s.stale_if_quiet(now, self.config.stale_after)?)))
+            .collect();
+        for (slot, heard) in quiet {
+            self.emit(&slot, heard, Event::Status { stale: true }, now);
+        }
+    }
+
+    /// Encodes one event once per wire format the interested shards use and
+    /// queues it for each of them.
+    fn emit(&mut self, slot: &TopicSlot, heard: Heard, event: Event, at: Instant) {
+        let Heard {
+            seq,
+            interest,
+            generation,
+        } = heard;
+        let any = interest.iter().fold(0u64, |a, m| a | m);
+        if any == 0 {
+            return;
+        }
+        let mut frames: [Option<Box<[u8]>>; Format::COUNT] = Default::default();
+        let mut encoded = 0;
+        for fmt in Format::ALL {
+            if interest[fmt.index()] == 0 {
+                continue;
+            }
+            let fb = &mut self.fb;
+            let f = match &event {
+                Event::Update { ts, prices } => {
+                    encode_price(fb, fmt, &Price::update(&slot.name, seq, *ts, prices))
+                }
+                Event::Status { stale } => encode_status(fb, fmt, &slot.name, *stale),
+                Event::Cleared => encode_cleared(fb, fmt, &slot.name),
+            };
+            frames[fmt.index()] = Some(f.into());
+            encoded += 1;
+        }
+        self.metrics.router.encoded.fetch_add(encoded, Relaxed);
+        let enc = Arc::new(Encoded {
+            topic: slot.name.clone(),
+            seq,
+            generation,
+            event,
+            frames,
+            ingested_at: at,
+        });
+        let mut bits = any;
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(outbox) = self.outboxes.get_mut(s) {
+                outbox.push(enc.clone());
             }
         }
     }

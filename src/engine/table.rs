@@ -7,12 +7,15 @@
 //! subscribes: they set their interest bit and copy the snapshot under the same
 //! lock, which orders the snapshot exactly against the router's updates.
 
+use super::epoch::Epoch;
+use super::history::{History, Past};
 use super::update::Prices;
 use crate::wire::Format;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The latest merged value of a topic, with the sequence number of the last
 /// update merged into it.
@@ -24,11 +27,60 @@ pub struct Snapshot {
     pub ts: u64,
     /// Every field ever published, each at its latest value.
     pub prices: Prices,
+    /// The numbering `seq` belongs to; a new one after a restart or a clear.
+    pub epoch: Epoch,
+    /// The topic's publisher went away or it has not changed for its
+    /// `stale_after`: the value may be out of date.
+    pub stale: bool,
 }
 
 /// Which shards want a topic: bit `s` of `masks[f]` says shard `s` has
 /// subscribers that want wire format `f`.
 pub type ShardMask = [u64; Format::COUNT];
+
+pub(crate) use crate::wire::command::{ResumeFrom, SinceMap};
+
+/// What a shard learns when it joins a topic, taken under the slot lock that
+/// also sets its interest: the value, and for a resume that history can
+/// serve, exactly the updates the client missed.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    pub snapshot: Snapshot,
+    pub replay: Option<Vec<Past>>,
+    /// How many times the topic was cleared (wrapping): which numbering the
+    /// snapshot's `seq` belongs to, for the shard's bookkeeping.
+    pub generation: u16,
+}
+
+/// What the router did to a topic, and who must hear of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub seq: u64,
+    pub interest: ShardMask,
+    pub generation: u16,
+    /// The topic was stale: a `live` status goes out ahead of this update.
+    pub went_live: bool,
+    /// History entries this topic dropped to stay within its own cap.
+    pub history_dropped: usize,
+}
+
+/// Who must hear of a change to a topic, and in which numbering it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Heard {
+    pub seq: u64,
+    pub interest: ShardMask,
+    pub generation: u16,
+}
+
+impl Heard {
+    fn of(st: &SlotState) -> Heard {
+        Heard {
+            seq: st.value.seq,
+            interest: st.interest,
+            generation: st.generation,
+        }
+    }
+}
 
 /// One topic's shared state.
 #[derive(Debug)]
@@ -42,25 +94,120 @@ pub struct TopicSlot {
 struct SlotState {
     value: Snapshot,
     interest: ShardMask,
+    history: History,
+    /// When the value last changed (for `stale_after`).
+    changed_at: Instant,
+    /// This topic's own `stale_after`, when a publisher set one.
+    stale_after: Option<Duration>,
+    /// Clears so far, wrapping (see `Joined::generation`).
+    generation: u16,
 }
 
 impl TopicSlot {
-    /// Router only: merges an update, assigns the next sequence number, and
-    /// returns the new sequence number and the shards to deliver it to.
-    pub(crate) fn apply(&self, ts: u64, prices: &Prices) -> (u64, ShardMask) {
+    fn new(name: Arc<str>, interest: ShardMask) -> TopicSlot {
+        TopicSlot {
+            name,
+            state: Mutex::new(SlotState {
+                value: Snapshot::default(),
+                interest,
+                history: History::default(),
+                changed_at: Instant::now(),
+                stale_after: None,
+                generation: 0,
+            }),
+        }
+    }
+
+    /// Router only: merges an update, assigns the next sequence number,
+    /// keeps it in the history (at most `history_cap` per topic), and says
+    /// which shards to deliver it to.
+    pub(crate) fn apply(&self, ts: u64, prices: &Prices, history_cap: usize) -> Applied {
         let mut st = self.state.lock();
         st.value.seq += 1;
         st.value.ts = ts;
         st.value.prices.merge(prices);
-        (st.value.seq, st.interest)
+        st.changed_at = Instant::now();
+        let went_live = std::mem::replace(&mut st.value.stale, false);
+        let seq = st.value.seq;
+        let past = Past {
+            seq,
+            ts,
+            prices: *prices,
+        };
+        let history_dropped = st.history.push(past, history_cap);
+        Applied {
+            seq,
+            interest: st.interest,
+            generation: st.generation,
+            went_live,
+            history_dropped,
+        }
+    }
+
+    /// Router only: forgets the value and the history and starts a new
+    /// epoch and generation; the next update is `seq` 1. Returns who must
+    /// hear of it and the history entries freed.
+    pub(crate) fn clear(&self) -> (Heard, usize) {
+        let mut st = self.state.lock();
+        st.value = Snapshot::default();
+        st.stale_after = None;
+        st.generation = st.generation.wrapping_add(1);
+        let freed = st.history.clear();
+        (Heard::of(&st), freed)
+    }
+
+    /// Router only: marks the topic stale or live. Returns who must hear of
+    /// it when that changed anything (a topic without a value stays as it is).
+    pub(crate) fn set_stale(&self, stale: bool) -> Option<Heard> {
+        let mut st = self.state.lock();
+        if st.value.seq == 0 || st.value.stale == stale {
+            return None;
+        }
+        st.value.stale = stale;
+        Some(Heard::of(&st))
+    }
+
+    /// Router only: marks the topic stale if it has not changed for its own
+    /// `stale_after`, or else `default`.
+    pub(crate) fn stale_if_quiet(&self, now: Instant, default: Option<Duration>) -> Option<Heard> {
+        let mut st = self.state.lock();
+        let after = st.stale_after.or(default)?;
+        if st.value.seq == 0 || st.value.stale || now.duration_since(st.changed_at) < after {
+            return None;
+        }
+        st.value.stale = true;
+        Some(Heard::of(&st))
+    }
+
+    /// Router only: this topic's own `stale_after` (None: the server's).
+    pub(crate) fn set_stale_after(&self, after: Option<Duration>) {
+        self.state.lock().stale_after = after;
+    }
+
+    /// Router only: server-wide eviction of history up to `seq`.
+    pub(crate) fn evict_history_through(&self, seq: u64) -> usize {
+        self.state.lock().history.evict_through(seq)
+    }
+
+    /// Is the history entry `seq` still kept?
+    pub(crate) fn history_holds(&self, seq: u64) -> bool {
+        self.state.lock().history.holds(seq)
     }
 
     /// Shard only: marks interest of `shard` in format `fmt` and returns the
-    /// snapshot taken under the same lock.
-    pub(crate) fn join(&self, shard: usize, fmt: Format) -> Snapshot {
+    /// snapshot taken under the same lock, with the updates a resuming
+    /// client missed when the history still holds all of them in its epoch.
+    pub(crate) fn join(&self, shard: usize, fmt: Format, since: Option<&ResumeFrom>) -> Joined {
         let mut st = self.state.lock();
         st.interest[fmt.index()] |= 1 << shard;
-        st.value
+        let replay = since
+            .filter(|r| st.value.seq > 0 && r.epoch == st.value.epoch.as_str())
+            .and_then(|r| st.history.since(r.seq, st.value.seq));
+        Joined {
+            snapshot: st.value,
+            replay,
+            generation: st.generation,
+        }
     }
 
     /// Shard only: withdraws the interest of `shard` in format `fmt`.
@@ -92,10 +239,6 @@ pub struct TopicTable {
     inner: RwLock<TableInner>,
 }
 
-/// What a shard learns when it registers interest in a selector: the topics
-/// that exist now, each with the snapshot taken as its interest was set.
-pub(crate) type Joined = Vec<(Arc<TopicSlot>, Snapshot)>;
-
 impl TopicTable {
     /// Router only: finds or creates a topic. A new slot starts with the interest
     /// of every shard that subscribed to its name or to a prefix of it, taken
@@ -117,13 +260,7 @@ impl TopicTable {
                 }
             }
         }
-        let slot = Arc::new(TopicSlot {
-            name: name.clone(),
-            state: Mutex::new(SlotState {
-                value: Snapshot::default(),
-                interest,
-            }),
-        });
+        let slot = Arc::new(TopicSlot::new(name.clone(), interest));
         inner.topics.insert(name, slot.clone());
         slot
     }
@@ -136,18 +273,17 @@ impl TopicTable {
         topic: &Arc<str>,
         shard: usize,
         fmt: Format,
-    ) -> Option<(Arc<TopicSlot>, Snapshot)> {
+        since: Option<&ResumeFrom>,
+    ) -> Option<(Arc<TopicSlot>, Joined)> {
         {
             let inner = self.inner.read();
             if let Some(slot) = inner.topics.get(topic) {
-                let snap = slot.join(shard, fmt);
-                return Some((slot.clone(), snap));
+                return Some((slot.clone(), slot.join(shard, fmt, since)));
             }
         }
         let mut inner = self.inner.write();
         if let Some(slot) = inner.topics.get(topic) {
-            let snap = slot.join(shard, fmt);
-            return Some((slot.clone(), snap));
+            return Some((slot.clone(), slot.join(shard, fmt, since)));
         }
         inner.pending_exact.entry(topic.clone()).or_default()[fmt.index()] |= 1 << shard;
         None
@@ -175,13 +311,19 @@ impl TopicTable {
     /// Shard only: registers `shard`'s interest in every topic under `prefix`,
     /// now and later, and returns the existing ones with their snapshots. The
     /// write lock makes this atomic with respect to topic creation.
-    pub(crate) fn join_prefix(&self, prefix: &Arc<str>, shard: usize, fmt: Format) -> Joined {
+    pub(crate) fn join_prefix(
+        &self,
+        prefix: &Arc<str>,
+        shard: usize,
+        fmt: Format,
+        since: &SinceMap,
+    ) -> Vec<(Arc<TopicSlot>, Joined)> {
         let mut inner = self.inner.write();
         inner.prefixes.entry(prefix.clone()).or_default()[fmt.index()] |= 1 << shard;
         prefix_range(&inner.topics, prefix)
             .map(|slot| {
-                let snap = slot.join(shard, fmt);
-                (slot.clone(), snap)
+                let joined = slot.join(shard, fmt, since.get(&*slot.name));
+                (slot.clone(), joined)
             })
             .collect()
     }
@@ -239,15 +381,20 @@ mod tests {
     #[test]
     fn new_topics_inherit_parked_and_prefix_interest() {
         let t = TopicTable::default();
-        assert!(t.join_exact(&"A".into(), 3, Format::Json).is_none());
-        assert!(t.join_prefix(&"FX.".into(), 1, Format::MsgPack).is_empty());
+        assert!(t.join_exact(&"A".into(), 3, Format::Json, None).is_none());
+        let none = SinceMap::new();
+        assert!(t
+            .join_prefix(&"FX.".into(), 1, Format::MsgPack, &none)
+            .is_empty());
         let a = t.get_or_create("A");
-        assert_eq!(a.apply(1, &Prices::default()), (1, [1 << 3, 0]));
+        let applied = a.apply(1, &Prices::default(), 0);
+        assert_eq!((applied.seq, applied.interest), (1, [1 << 3, 0]));
         let fx = t.get_or_create("FX.EURUSD");
-        assert_eq!(fx.apply(1, &Prices::default()), (1, [0, 1 << 1]));
+        let applied = fx.apply(1, &Prices::default(), 0);
+        assert_eq!((applied.seq, applied.interest), (1, [0, 1 << 1]));
         t.leave_prefix("FX.", 1, Format::MsgPack);
         let fx2 = t.get_or_create("FX.USDJPY");
-        assert_eq!(fx2.apply(1, &Prices::default()).1, [0, 0]);
+        assert_eq!(fx2.apply(1, &Prices::default(), 0).interest, [0, 0]);
         assert_eq!(t.list("FX.", 10).len(), 2);
         assert_eq!(t.list("", 1).len(), 1);
     }
@@ -259,9 +406,11 @@ mod tests {
         // The window between the router making the slot and merging into it.
         assert_eq!(t.snapshot("EARLY"), None);
         assert!(t.list("", 10).is_empty());
-        let (_, snap) = t.join_exact(&"EARLY".into(), 0, Format::Json).unwrap();
-        assert_eq!(snap.seq, 0, "joined before the first value");
-        slot.apply(7, &Prices::default());
+        let (_, joined) = t
+            .join_exact(&"EARLY".into(), 0, Format::Json, None)
+            .unwrap();
+        assert_eq!(joined.snapshot.seq, 0, "joined before the first value");
+        slot.apply(7, &Prices::default(), 0);
         assert_eq!(t.snapshot("EARLY").map(|s| (s.seq, s.ts)), Some((1, 7)));
         assert_eq!(t.list("", 10).len(), 1);
     }

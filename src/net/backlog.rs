@@ -2,15 +2,22 @@
 //! stop being queued and are conflated instead, when the conflated ones are
 //! released, and when a consumer has been over its hard limit for too long.
 //!
-//! Conflation keeps the newest update of each topic while the queue is past
-//! the mark; the queue draining below half the mark releases them. A queue
+//! Conflation holds back the updates of each topic while the queue is past
+//! the mark, merging their fields (Lightstreamer's MERGE): what is released
+//! when the queue drains below half the mark is one `update` per topic that
+//! carries every field changed since the client's last event for it, each at
+//! its latest value, with the latest `seq` and `"conflated": n`. A client that
+//! applies events over its snapshot ends with exactly the server's value. A queue
 //! over the hard limit for `slow_consumer_timeout` (or over twice the limit at
 //! any time) ends the connection: memory never grows without bound because of
 //! one slow client.
 
 use super::outbound::{Flushed, Outbound};
 use crate::config::Config;
-use crate::engine::link::Encoded;
+use crate::engine::link::{Encoded, Event};
+use crate::engine::update::Prices;
+use crate::wire::event::{encode_price, Price};
+use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,11 +52,65 @@ pub(crate) struct Backlog {
     /// purpose: `None` then costs 8 bytes per connection, not 48, and no
     /// separate flag is needed.
     #[allow(clippy::box_collection)]
-    parked: Option<Box<HashMap<Arc<str>, Arc<Encoded>>>>,
+    parked: Option<Box<HashMap<Arc<str>, Merged>>>,
     /// Since when the queue has been over the hard limit.
     over_limit_since: Option<Instant>,
     /// Ingest time of the oldest update waiting in the queue, for the latency histogram.
     oldest: Option<Instant>,
+}
+
+/// The updates of one topic held back for a connection, merged.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    seq: u64,
+    ts: u64,
+    /// Every field the held-back updates carried, each at its latest value.
+    prices: Prices,
+    /// How many published updates this stands for.
+    count: u32,
+    /// While it stands for one update: that update, whose shared frame is
+    /// exactly what to send (no encoding needed).
+    only: Option<Arc<Encoded>>,
+    ingested_at: std::time::Instant,
+}
+
+impl Merged {
+    fn new(enc: &Arc<Encoded>, ts: u64, prices: &Prices) -> Merged {
+        Merged {
+            seq: enc.seq,
+            ts,
+            prices: *prices,
+            count: 1,
+            only: Some(enc.clone()),
+            ingested_at: enc.ingested_at,
+        }
+    }
+
+    fn absorb(&mut self, enc: &Encoded, ts: u64, prices: &Prices) {
+        self.seq = enc.seq;
+        self.ts = ts;
+        self.prices.merge(prices);
+        self.count += 1;
+        self.only = None;
+    }
+
+    /// Queues this as one event: the shared frame when it stands for one
+    /// update, else an `update` encoded for this connection.
+    fn send(self, out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, topic: &str) {
+        if let Some(frame) = self
+            .only
+            .as_ref()
+            .and_then(|e| e.frames[fmt.index()].as_deref())
+        {
+            out.push(frame);
+            return;
+        }
+        let update = Price {
+            conflated: self.count,
+            ..Price::update(topic, self.seq, self.ts, &self.prices)
+        };
+        out.push(encode_price(fb, fmt, &update));
+    }
 }
 
 /// Where an offered update went.
@@ -57,9 +118,9 @@ pub(crate) struct Backlog {
 pub(crate) enum Offer {
     /// Appended to the queue.
     Queued,
-    /// Parked for conflation; `replaced`: an older parked update of the topic
-    /// was dropped for it (one conflated update, for the metrics).
-    Parked { replaced: bool },
+    /// Held back for conflation; `merged`: it was merged into an earlier
+    /// held-back update of the topic (one conflated update, for the metrics).
+    Parked { merged: bool },
 }
 
 /// What the hard limit says after a flush.
@@ -91,9 +152,22 @@ impl Backlog {
         conflate_at: usize,
     ) -> Offer {
         if self.parked.is_some() || out.pending() >= conflate_at {
+            let Event::Update { ts, prices } = &enc.event else {
+                // Only updates are offered; anything else goes straight out.
+                out.push(frame);
+                return Offer::Queued;
+            };
             let parked = self.parked.get_or_insert_with(Default::default);
-            let replaced = parked.insert(enc.topic.clone(), enc.clone()).is_some();
-            return Offer::Parked { replaced };
+            return match parked.get_mut(&enc.topic) {
+                Some(m) => {
+                    m.absorb(enc, *ts, prices);
+                    Offer::Parked { merged: true }
+                }
+                None => {
+                    parked.insert(enc.topic.clone(), Merged::new(enc, *ts, prices));
+                    Offer::Parked { merged: false }
+                }
+            };
         }
         self.note_queued(out, enc);
         out.push(frame);
@@ -101,25 +175,52 @@ impl Backlog {
     }
 
     fn note_queued(&mut self, out: &Outbound, enc: &Encoded) {
+        self.note_queued_at(out, enc.ingested_at);
+    }
+
+    fn note_queued_at(&mut self, out: &Outbound, at: std::time::Instant) {
         if out.is_empty() {
-            self.oldest = Some(enc.ingested_at);
+            self.oldest = Some(at);
         }
     }
 
     /// After a successful flush: a conflating connection whose queue has
-    /// drained below half the mark gets its parked updates (the newest of each
-    /// topic) and leaves conflation. True when it left (flush again).
-    pub fn release(&mut self, out: &mut Outbound, fmt: Format, conflate_at: usize) -> bool {
+    /// drained below half the mark gets its held-back updates (one merged
+    /// update per topic) and leaves conflation. True when it left (flush again).
+    ///
+    /// Encodes per connection, but only for topics that merged two or more
+    /// updates; a topic held back once goes out as its shared frame.
+    pub fn release(
+        &mut self,
+        out: &mut Outbound,
+        fb: &mut FrameBuf,
+        fmt: Format,
+        conflate_at: usize,
+    ) -> bool {
         if self.parked.is_none() || out.pending() >= conflate_at / 2 {
             return false;
         }
-        for (_, enc) in *self.parked.take().unwrap_or_default() {
-            if let Some(f) = enc.frames[fmt.index()].as_deref() {
-                self.note_queued(out, &enc);
-                out.push(f);
-            }
+        for (topic, merged) in *self.parked.take().unwrap_or_default() {
+            self.note_queued_at(out, merged.ingested_at);
+            merged.send(out, fb, fmt, &topic);
         }
         true
+    }
+
+    /// Sends the held-back update of `topic` now, if there is one, so an event
+    /// that must follow it (a status) keeps the topic's order.
+    pub fn send_held(&mut self, out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, topic: &str) {
+        if let Some(merged) = self.parked.as_mut().and_then(|p| p.remove(topic)) {
+            self.note_queued_at(out, merged.ingested_at);
+            merged.send(out, fb, fmt, topic);
+        }
+    }
+
+    /// Drops the held-back update of a cleared topic (its numbering is over).
+    pub fn forget(&mut self, topic: &str) {
+        if let Some(p) = self.parked.as_mut() {
+            p.remove(topic);
+        }
     }
 
     /// Applies the hard limit to what a flush left queued.
@@ -167,10 +268,17 @@ impl Backlog {
 mod tests {
     use super::*;
 
+    /// An update of `topic` carrying one field, with a recognizable frame.
     fn enc(topic: &str, seq: u64, frame: &[u8]) -> Arc<Encoded> {
+        enc_with(topic, seq, frame, Prices::default())
+    }
+
+    fn enc_with(topic: &str, seq: u64, frame: &[u8], prices: Prices) -> Arc<Encoded> {
         Arc::new(Encoded {
             topic: topic.into(),
             seq,
+            generation: 0,
+            event: Event::Update { ts: seq, prices },
             frames: [Some(frame.into()), None],
             ingested_at: Instant::now(),
         })
@@ -181,8 +289,12 @@ mod tests {
         b.offer(out, e, &frame, mark)
     }
 
+    fn release(b: &mut Backlog, out: &mut Outbound, mark: usize) -> bool {
+        b.release(out, &mut FrameBuf::default(), Format::Json, mark)
+    }
+
     #[test]
-    fn past_the_mark_only_the_newest_update_per_topic_is_kept() {
+    fn past_the_mark_updates_of_a_topic_are_held_back_and_merged() {
         let (mut b, mut out) = (Backlog::default(), Outbound::default());
         assert_eq!(
             offer(&mut b, &mut out, &enc("A", 1, &[1; 8]), 10),
@@ -193,38 +305,63 @@ mod tests {
             Offer::Queued
         );
         assert_eq!(out.pending(), 16);
-        // Past the mark: parked, and a newer update of A replaces the older.
-        let parked = Offer::Parked { replaced: false };
-        assert_eq!(offer(&mut b, &mut out, &enc("A", 3, &[3; 8]), 10), parked);
-        assert_eq!(offer(&mut b, &mut out, &enc("B", 1, &[4; 8]), 10), parked);
+        // Past the mark: held back, and a later update of A merges into it.
+        let held = Offer::Parked { merged: false };
+        assert_eq!(offer(&mut b, &mut out, &enc("A", 3, &[3; 8]), 10), held);
+        assert_eq!(offer(&mut b, &mut out, &enc("B", 1, &[4; 8]), 10), held);
         assert_eq!(
             offer(&mut b, &mut out, &enc("A", 4, &[5; 8]), 10),
-            Offer::Parked { replaced: true }
+            Offer::Parked { merged: true }
         );
         assert_eq!(out.pending(), 16, "nothing more queued while conflating");
         assert_eq!(b.parked(), 2);
     }
 
     #[test]
-    fn parked_updates_are_released_once_the_queue_drains_below_half_the_mark() {
+    fn a_released_update_carries_every_field_the_held_back_ones_changed() {
         let (mut b, mut out) = (Backlog::default(), Outbound::default());
         offer(&mut b, &mut out, &enc("A", 1, &[1; 8]), 8);
-        offer(&mut b, &mut out, &enc("A", 2, &[2; 8]), 8);
-        offer(&mut b, &mut out, &enc("A", 3, &[3; 8]), 8);
-        assert!(!b.release(&mut out, Format::Json, 8), "queue still full");
+        let bid = Prices {
+            bid: Some(1.5),
+            ..Prices::default()
+        };
+        let ask = Prices {
+            ask: Some(2.5),
+            ..Prices::default()
+        };
+        let newer_bid = Prices {
+            bid: Some(1.6),
+            ..Prices::default()
+        };
+        offer(&mut b, &mut out, &enc_with("A", 2, &[2; 8], bid), 8);
+        offer(&mut b, &mut out, &enc_with("A", 3, &[3; 8], ask), 8);
+        offer(&mut b, &mut out, &enc_with("A", 4, &[4; 8], newer_bid), 8);
+        assert!(!release(&mut b, &mut out, 8), "queue still full");
         out.advance(8);
-        assert!(b.release(&mut out, Format::Json, 8));
+        assert!(release(&mut b, &mut out, 8));
+        let frame = out.front();
+        // A text frame: two header bytes, then the JSON.
+        let text = std::str::from_utf8(&frame[2..]).unwrap();
         assert_eq!(
-            out.front(),
-            &[3; 8],
-            "only the newest of A, after the drain"
+            text,
+            r#"{"event":"update","topic":"A","seq":4,"ts":4,"bid":1.6,"ask":2.5,"conflated":3}"#
         );
         // Out of conflation: the next update is queued again.
-        out.advance(8);
+        out.advance(frame.len());
         assert_eq!(
-            offer(&mut b, &mut out, &enc("A", 4, &[4; 8]), 8),
+            offer(&mut b, &mut out, &enc("A", 5, &[5; 8]), 8),
             Offer::Queued
         );
+    }
+
+    #[test]
+    fn one_held_back_update_goes_out_as_its_shared_frame() {
+        let (mut b, mut out) = (Backlog::default(), Outbound::default());
+        offer(&mut b, &mut out, &enc("A", 1, &[1; 8]), 8);
+        offer(&mut b, &mut out, &enc("B", 1, &[7; 8]), 8);
+        out.advance(8);
+        assert!(release(&mut b, &mut out, 8));
+        assert_eq!(out.front(), &[7; 8]);
     }
 
     #[test]

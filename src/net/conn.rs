@@ -18,12 +18,13 @@ use super::http::{self, HttpContext, Role, Route};
 use super::outbound::{Flushed, Outbound, Tally};
 use super::subscriptions::Subscriptions;
 use super::transport::Transport;
-use crate::engine::update::Update;
+use crate::engine::ingest::IngestOp;
 use crate::metrics::CloseReason;
 use crate::wire::Format;
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -47,11 +48,13 @@ pub(crate) enum Phase {
 pub(crate) struct PublisherState {
     /// Decoded updates waiting for room in the ingest queue. While any wait,
     /// nothing more is read from this connection.
-    pub pending: VecDeque<Update>,
+    pub pending: VecDeque<IngestOp>,
     /// Updates accepted into the ingest queue.
     pub accepted: u64,
     /// The count last acknowledged to the publisher.
     pub acked: u64,
+    /// Topics it published: marked stale when it goes away.
+    pub topics: HashSet<Arc<str>>,
 }
 
 /// What a connection's handler decided. Only the shard loop acts on it: it

@@ -14,7 +14,8 @@
 //! set while any member wants that format.
 
 use super::subscriptions::Subscriptions;
-use crate::engine::table::{Snapshot, TopicTable};
+use crate::engine::history::Past;
+use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
 use crate::wire::Format;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,14 +29,19 @@ pub(crate) struct Member {
     /// Slab key of the connection (u32 keeps a member at 16 bytes: there is
     /// one per subscriber per topic).
     token: u32,
+    /// The topic's clear count this member's numbering belongs to: a member
+    /// that joined after a clear this shard has not heard of yet is in the
+    /// new numbering, and the old one's events are not for it.
+    pub generation: u16,
     pub fmt: Format,
 }
 
 impl Member {
-    fn new(token: usize, fmt: Format, skip_through: u64) -> Member {
+    fn new(token: usize, fmt: Format, skip_through: u64, generation: u16) -> Member {
         Member {
             skip_through,
             token: token as u32,
+            generation,
             fmt,
         }
     }
@@ -51,6 +57,15 @@ impl Member {
 pub(crate) struct LocalTopic {
     pub members: Vec<Member>,
     counts: [u32; Format::COUNT],
+    /// The clear count of the last event this shard handled for the topic
+    /// (or that its first member joined in).
+    pub generation: u16,
+}
+
+/// Is generation `a` later than `b`? (Wrapping: clears are far fewer than
+/// 32,768 apart while any event is in flight.)
+pub(crate) fn later(a: u16, b: u16) -> bool {
+    (a.wrapping_sub(b) as i16) > 0
 }
 
 #[derive(Debug, Default)]
@@ -59,10 +74,13 @@ struct LocalPrefix {
     counts: [u32; Format::COUNT],
 }
 
-/// A snapshot owed to a connection that just started to receive a topic.
+/// What a connection that just started to receive a topic is owed: its
+/// snapshot, or, when it resumed and the history still held everything it
+/// missed, exactly those updates (`replay`).
 pub(crate) struct NewlyMatched {
     pub topic: Arc<str>,
     pub snapshot: Snapshot,
+    pub replay: Option<Vec<Past>>,
 }
 
 pub(crate) struct ShardIndex {
@@ -89,11 +107,12 @@ impl ShardIndex {
         fmt: Format,
         subs: &mut Subscriptions,
         topic: Arc<str>,
+        since: Option<&ResumeFrom>,
     ) -> Option<NewlyMatched> {
         let covered = subs.covers(&topic);
         // The exact interest is registered even when a wildcard covers the
         // topic already, so this subscription outlives that wildcard.
-        let joined = table.join_exact(&topic, self.shard, fmt);
+        let joined = table.join_exact(&topic, self.shard, fmt, since);
         // Share the table's copy of the name: thousands of subscribers of one
         // topic then hold one allocation, not one each.
         let topic = joined.as_ref().map_or(topic, |(slot, _)| slot.name.clone());
@@ -104,23 +123,28 @@ impl ShardIndex {
             // wildcard joined and not delivered here yet; making its entry
             // takes in the wildcard's subscribers. All its updates are on
             // their way to this shard, so they skip nothing.
-            if !self
-                .entry(&topic)
-                .members
-                .iter()
-                .any(|m| m.token() == token)
-            {
-                self.attach(topic, Member::new(token, fmt, 0));
+            let generation = joined.as_ref().map(|(_, j)| j.generation);
+            let lt = self.entry(&topic, generation);
+            if !lt.members.iter().any(|m| m.token() == token) {
+                let g = lt.generation;
+                self.attach(topic, Member::new(token, fmt, 0, g));
             }
             return None;
         }
-        let skip = joined.as_ref().map_or(0, |(_, snap)| snap.seq);
-        self.attach(topic.clone(), Member::new(token, fmt, skip));
+        let skip = joined.as_ref().map_or(0, |(_, j)| j.snapshot.seq);
+        let generation = joined.as_ref().map(|(_, j)| j.generation);
+        let g = self.entry(&topic, generation).generation;
+        let member = Member::new(token, fmt, skip, generation.unwrap_or(g));
+        self.attach(topic.clone(), member);
         // A slot the router has just made may not hold its first value yet
         // (seq 0): then there is nothing to send, and nothing to skip.
         joined
-            .filter(|(_, snapshot)| snapshot.seq > 0)
-            .map(|(_, snapshot)| NewlyMatched { topic, snapshot })
+            .filter(|(_, j)| j.snapshot.seq > 0)
+            .map(|(_, j)| NewlyMatched {
+                topic,
+                snapshot: j.snapshot,
+                replay: j.replay,
+            })
     }
 
     /// Subscribes `token` to every topic under `prefix`, present and future.
@@ -132,21 +156,26 @@ impl ShardIndex {
         fmt: Format,
         subs: &mut Subscriptions,
         prefix: Arc<str>,
+        since: &SinceMap,
     ) -> Vec<NewlyMatched> {
         if subs.prefixes.contains(&prefix) {
             return Vec::new();
         }
-        let existing = table.join_prefix(&prefix, self.shard, fmt);
+        let existing = table.join_prefix(&prefix, self.shard, fmt, since);
         let mut fresh = Vec::new();
-        for (slot, snapshot) in existing {
+        for (slot, joined) in existing {
             if subs.covers(&slot.name) {
                 continue;
             }
-            self.attach(slot.name.clone(), Member::new(token, fmt, snapshot.seq));
+            let snapshot = joined.snapshot;
+            self.entry(&slot.name, Some(joined.generation));
+            let member = Member::new(token, fmt, snapshot.seq, joined.generation);
+            self.attach(slot.name.clone(), member);
             if snapshot.seq > 0 {
                 fresh.push(NewlyMatched {
                     topic: slot.name.clone(),
                     snapshot,
+                    replay: joined.replay,
                 });
             }
         }
@@ -157,7 +186,7 @@ impl ShardIndex {
         for (name, lt) in self.topics.iter_mut() {
             if name.starts_with(&*prefix) && !lt.members.iter().any(|m| m.token() == token) {
                 lt.counts[fmt.index()] += 1;
-                lt.members.push(Member::new(token, fmt, 0));
+                lt.members.push(Member::new(token, fmt, 0, lt.generation));
             }
         }
         subs.prefixes.push(prefix.clone());
@@ -240,29 +269,34 @@ impl ShardIndex {
         }
     }
 
-    /// The members of a topic an update arrived for. A topic this shard has not
-    /// seen yet is joined by the wildcard subscribers whose prefix covers it;
-    /// none of its updates can have reached them before, so they skip nothing.
-    pub fn members_for(&mut self, topic: &Arc<str>) -> Option<&mut LocalTopic> {
+    /// The members of a topic an event arrived for (in the topic's clear
+    /// count `generation`). A topic this shard has not seen yet is joined by
+    /// the wildcard subscribers whose prefix covers it; none of its updates
+    /// can have reached them before, so they skip nothing.
+    pub fn members_for(&mut self, topic: &Arc<str>, generation: u16) -> Option<&mut LocalTopic> {
         if !self.topics.contains_key(topic)
             && !self.prefixes.keys().any(|p| topic.starts_with(&**p))
         {
             return None;
         }
-        Some(self.entry(topic))
+        Some(self.entry(topic, Some(generation)))
     }
 
     fn attach(&mut self, topic: Arc<str>, member: Member) {
-        let lt = self.entry(&topic);
+        let lt = self.entry(&topic, Some(member.generation));
         lt.counts[member.fmt.index()] += 1;
         lt.members.push(member);
     }
 
-    /// The topic's entry, made (with the wildcard subscribers that cover it)
-    /// if this shard has none yet.
-    fn entry(&mut self, topic: &Arc<str>) -> &mut LocalTopic {
+    /// The topic's entry, made (with the wildcard subscribers that cover it,
+    /// in `generation` when known) if this shard has none yet.
+    fn entry(&mut self, topic: &Arc<str>, generation: Option<u16>) -> &mut LocalTopic {
         if !self.topics.contains_key(topic) {
-            self.topics.insert(topic.clone(), LocalTopic::default());
+            let lt = LocalTopic {
+                generation: generation.unwrap_or(0),
+                ..LocalTopic::default()
+            };
+            self.topics.insert(topic.clone(), lt);
             self.attach_prefix_members(topic);
         }
         self.topics.get_mut(topic).expect("inserted above")
@@ -285,7 +319,7 @@ impl ShardIndex {
         let lt = self.topics.get_mut(topic).expect("caller inserted it");
         for (token, fmt) in joiners {
             lt.counts[fmt.index()] += 1;
-            lt.members.push(Member::new(token, fmt, 0));
+            lt.members.push(Member::new(token, fmt, 0, lt.generation));
         }
     }
 
@@ -319,15 +353,16 @@ mod tests {
         let mut index = ShardIndex::new(0);
         let mut subs = Subscriptions::default();
         assert!(index
-            .add_exact(&table, 1, Format::Json, &mut subs, "W.A".into())
+            .add_exact(&table, 1, Format::Json, &mut subs, "W.A".into(), None)
             .is_none());
         let mut subs2 = Subscriptions::default();
+        let none = SinceMap::new();
         assert!(index
-            .add_prefix(&table, 2, Format::Json, &mut subs2, "W.".into())
+            .add_prefix(&table, 2, Format::Json, &mut subs2, "W.".into(), &none)
             .is_empty());
         // Both are members from seq 1 on, once the value arrives.
-        slot.apply(1, &Default::default());
-        let lt = index.members_for(&"W.A".into()).unwrap();
+        slot.apply(1, &Default::default(), 0);
+        let lt = index.members_for(&"W.A".into(), 0).unwrap();
         let skips: Vec<(usize, u64)> = lt
             .members
             .iter()
@@ -341,14 +376,15 @@ mod tests {
         let table = TopicTable::default();
         let mut index = ShardIndex::new(0);
         let mut subs = Subscriptions::default();
-        index.add_prefix(&table, 1, Format::Json, &mut subs, "N.".into());
-        index.add_exact(&table, 1, Format::Json, &mut subs, "N.A".into());
+        let none = SinceMap::new();
+        index.add_prefix(&table, 1, Format::Json, &mut subs, "N.".into(), &none);
+        index.add_exact(&table, 1, Format::Json, &mut subs, "N.A".into(), None);
         index.remove_prefix(&table, 1, Format::Json, &mut subs, "N.");
         // The router creates the topic after the wildcard left: this shard
         // still gets it, for the exact subscription.
         let slot = table.get_or_create("N.A");
-        assert_eq!(slot.apply(1, &Default::default()).1, [1, 0]);
-        let lt = index.members_for(&"N.A".into()).unwrap();
+        assert_eq!(slot.apply(1, &Default::default(), 0).interest, [1, 0]);
+        let lt = index.members_for(&"N.A".into(), 0).unwrap();
         assert_eq!(lt.members.len(), 1);
     }
 }

@@ -2,6 +2,7 @@
 
 use super::event::ErrorCode;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// One parsed client command.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,11 +13,35 @@ pub struct Command {
     pub op: Op,
 }
 
+/// Where a reconnecting client left a topic: the last `seq` it has, and the
+/// epoch that `seq` belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeFrom {
+    /// The last sequence number the client applied.
+    pub seq: u64,
+    /// The epoch it belongs to.
+    pub epoch: String,
+}
+
+/// Resume points by topic name, as a subscribe's `since` gives them.
+pub type SinceMap = HashMap<String, ResumeFrom>;
+
+/// A `subscribe` command.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Subscribe {
+    /// Topics and patterns.
+    pub topics: Vec<String>,
+    /// Most events per second per topic (absent: every update, or the server's cap).
+    pub max_rate: Option<f64>,
+    /// Where the client left each topic, to resume from history.
+    pub since: SinceMap,
+}
+
 /// The commands of the protocol (docs/PROTOCOL.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Start receiving these topics or patterns.
-    Subscribe(Vec<String>),
+    Subscribe(Subscribe),
     /// Stop receiving these topics or patterns.
     Unsubscribe(Vec<String>),
     /// List known topics, optionally under a prefix.
@@ -99,7 +124,12 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
     };
     let op = match op {
         "subscribe" => {
-            Op::Subscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m.into()))?)
+            let bad = |m: &str| fail(ErrorCode::BadRequest, m.into());
+            Op::Subscribe(Subscribe {
+                topics: topic_list(&obj).map_err(bad)?,
+                max_rate: max_rate(&obj).map_err(bad)?,
+                since: since(&obj).map_err(bad)?,
+            })
         }
         "unsubscribe" => {
             Op::Unsubscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m.into()))?)
@@ -126,6 +156,40 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
         }
     };
     Ok(Command { id, op })
+}
+
+fn max_rate(obj: &Map<String, Value>) -> Result<Option<f64>, &'static str> {
+    match obj.get("max_rate") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(r) if r.is_finite() && r > 0.0 => Ok(Some(r)),
+            _ => Err("\"max_rate\" must be a positive number of events per second"),
+        },
+        Some(_) => Err("\"max_rate\" must be a positive number of events per second"),
+    }
+}
+
+fn since(obj: &Map<String, Value>) -> Result<SinceMap, &'static str> {
+    const SHAPE: &str =
+        "\"since\" must map topics to {\"seq\": N, \"epoch\": \"…\"} as the server sent them";
+    let entries = match obj.get("since") {
+        None | Some(Value::Null) => return Ok(SinceMap::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(SHAPE),
+    };
+    let mut out = SinceMap::with_capacity(entries.len());
+    for (topic, v) in entries {
+        let seq = v.get("seq").and_then(Value::as_u64).ok_or(SHAPE)?;
+        let epoch = v.get("epoch").and_then(Value::as_str).ok_or(SHAPE)?;
+        out.insert(
+            topic.clone(),
+            ResumeFrom {
+                seq,
+                epoch: epoch.to_string(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 fn topic_list(obj: &Map<String, Value>) -> Result<Vec<String>, &'static str> {
@@ -159,8 +223,24 @@ mod tests {
             p(r#"{"op":"subscribe","id":1,"topics":["A","FX.*"]}"#).unwrap(),
             Command {
                 id: Some(json!(1)),
-                op: Op::Subscribe(vec!["A".into(), "FX.*".into()])
+                op: Op::Subscribe(Subscribe {
+                    topics: vec!["A".into(), "FX.*".into()],
+                    ..Subscribe::default()
+                })
             }
+        );
+        let resume = p(r#"{"op":"subscribe","topics":["A"],"max_rate":4,"since":{"A":{"seq":7,"epoch":"9f3a0001"}}}"#)
+            .unwrap();
+        let Op::Subscribe(sub) = resume.op else {
+            panic!("not a subscribe")
+        };
+        assert_eq!(sub.max_rate, Some(4.0));
+        assert_eq!(
+            sub.since.get("A"),
+            Some(&ResumeFrom {
+                seq: 7,
+                epoch: "9f3a0001".into()
+            })
         );
         assert_eq!(
             p(r#"{"op":"unsubscribe","id":"x","topics":["A"]}"#)
@@ -195,6 +275,15 @@ mod tests {
             p(r#"{"op":"ping","id":{}}"#).unwrap_err().code,
             ErrorCode::BadRequest
         );
+        for bad in [
+            r#"{"op":"subscribe","topics":["A"],"max_rate":0}"#,
+            r#"{"op":"subscribe","topics":["A"],"max_rate":"fast"}"#,
+            r#"{"op":"subscribe","topics":["A"],"since":[]}"#,
+            r#"{"op":"subscribe","topics":["A"],"since":{"A":{"seq":-1,"epoch":"x"}}}"#,
+            r#"{"op":"subscribe","topics":["A"],"since":{"A":{"seq":1}}}"#,
+        ] {
+            assert_eq!(p(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
+        }
         assert_eq!(
             parse(&[0xc1], Encoding::MsgPack).unwrap_err().code,
             ErrorCode::BadMsgpack
@@ -207,7 +296,10 @@ mod tests {
             rmp_serde::to_vec_named(&json!({"op":"subscribe","id":3,"topics":["A"]})).unwrap();
         assert_eq!(
             parse(&bytes, Encoding::MsgPack).unwrap().op,
-            Op::Subscribe(vec!["A".into()])
+            Op::Subscribe(Subscribe {
+                topics: vec!["A".into()],
+                ..Subscribe::default()
+            })
         );
     }
 }

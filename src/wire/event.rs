@@ -5,6 +5,7 @@ use super::Format;
 use crate::engine::update::Prices;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Stable error codes sent in `error` events. Clients may match on them;
 /// they never change meaning.
@@ -59,6 +60,12 @@ struct PriceEvent<'a> {
     last_size: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     volume: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflated: Option<u32>,
 }
 
 /// Which price event to encode.
@@ -70,24 +77,54 @@ pub enum PriceKind {
     Update,
 }
 
+/// A `snapshot` or `update` event to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct Price<'a> {
+    /// Snapshot or update.
+    pub kind: PriceKind,
+    /// The topic.
+    pub topic: &'a str,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Publisher timestamp, ns since the Unix epoch.
+    pub ts: u64,
+    /// The fields to send (absent ones are left out).
+    pub prices: &'a Prices,
+    /// Snapshots: the topic's epoch.
+    pub epoch: Option<&'a str>,
+    /// Snapshots: the topic is stale.
+    pub stale: bool,
+    /// Updates: how many published updates this one stands for (sent when above 1).
+    pub conflated: u32,
+}
+
+impl<'a> Price<'a> {
+    /// A plain `update` event: one published update.
+    pub fn update(topic: &'a str, seq: u64, ts: u64, prices: &'a Prices) -> Self {
+        Price {
+            kind: PriceKind::Update,
+            topic,
+            seq,
+            ts,
+            prices,
+            epoch: None,
+            stale: false,
+            conflated: 1,
+        }
+    }
+}
+
 /// Encodes a `snapshot` or `update` event as a complete frame in `fb`.
-pub fn encode_price<'a>(
-    fb: &'a mut FrameBuf,
-    fmt: Format,
-    kind: PriceKind,
-    topic: &str,
-    seq: u64,
-    ts: u64,
-    p: &Prices,
-) -> &'a [u8] {
+pub fn encode_price<'a>(fb: &'a mut FrameBuf, fmt: Format, price: &Price<'_>) -> &'a [u8] {
+    let p = price.prices;
     let ev = PriceEvent {
-        event: match kind {
+        event: match price.kind {
             PriceKind::Snapshot => "snapshot",
             PriceKind::Update => "update",
         },
-        topic,
-        seq,
-        ts,
+        topic: price.topic,
+        seq: price.seq,
+        ts: price.ts,
         bid: p.bid,
         ask: p.ask,
         last: p.last,
@@ -95,8 +132,46 @@ pub fn encode_price<'a>(
         ask_size: p.ask_size,
         last_size: p.last_size,
         volume: p.volume,
+        epoch: price.epoch,
+        stale: price.stale,
+        conflated: (price.conflated > 1).then_some(price.conflated),
     };
     encode(fb, fmt, &ev)
+}
+
+#[derive(Serialize)]
+struct StatusEvent<'a> {
+    event: &'static str,
+    topic: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+}
+
+/// Encodes `{"event":"status","topic":…,"state":"stale"|"live"}`.
+pub fn encode_status<'a>(fb: &'a mut FrameBuf, fmt: Format, topic: &str, stale: bool) -> &'a [u8] {
+    let state = Some(if stale { "stale" } else { "live" });
+    encode(
+        fb,
+        fmt,
+        &StatusEvent {
+            event: "status",
+            topic,
+            state,
+        },
+    )
+}
+
+/// Encodes `{"event":"cleared","topic":…}`.
+pub fn encode_cleared<'a>(fb: &'a mut FrameBuf, fmt: Format, topic: &str) -> &'a [u8] {
+    encode(
+        fb,
+        fmt,
+        &StatusEvent {
+            event: "cleared",
+            topic,
+            state: None,
+        },
+    )
 }
 
 #[derive(Serialize)]
@@ -105,6 +180,10 @@ struct TopicsEvent<'a, T: Serialize> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
     topics: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epochs: Option<&'a BTreeMap<&'a str, &'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<&'a [&'a str]>,
 }
 
 /// Encodes `subscribed`, `unsubscribed` or `topics`: an acknowledgement carrying the
@@ -116,7 +195,34 @@ pub fn encode_topics<'a, T: Serialize>(
     id: Option<&Value>,
     topics: T,
 ) -> &'a [u8] {
-    encode(fb, fmt, &TopicsEvent { event, id, topics })
+    let ev = TopicsEvent {
+        event,
+        id,
+        topics,
+        epochs: None,
+        recovered: None,
+    };
+    encode(fb, fmt, &ev)
+}
+
+/// Encodes `subscribed`: the patterns, the epochs of the exact topics it
+/// covers that have a value, and the topics resumed from history.
+pub fn encode_subscribed<'a>(
+    fb: &'a mut FrameBuf,
+    fmt: Format,
+    id: Option<&Value>,
+    topics: &[String],
+    epochs: &BTreeMap<&str, &str>,
+    recovered: &[&str],
+) -> &'a [u8] {
+    let ev = TopicsEvent {
+        event: "subscribed",
+        id,
+        topics,
+        epochs: Some(epochs),
+        recovered: (!recovered.is_empty()).then_some(recovered),
+    };
+    encode(fb, fmt, &ev)
 }
 
 #[derive(Serialize)]
@@ -195,25 +301,32 @@ mod tests {
             bid: Some(1.5),
             ..Prices::default()
         };
-        let f = encode_price(&mut fb, Format::Json, PriceKind::Update, "AAPL", 7, 9, &p);
+        let f = encode_price(&mut fb, Format::Json, &Price::update("AAPL", 7, 9, &p));
         assert_eq!(
             std::str::from_utf8(&f[2..]).unwrap(),
             r#"{"event":"update","topic":"AAPL","seq":7,"ts":9,"bid":1.5}"#
         );
-        let f = encode_price(
-            &mut fb,
-            Format::MsgPack,
-            PriceKind::Snapshot,
-            "AAPL",
-            7,
-            9,
-            &p,
-        )
-        .to_vec();
+        let snap = Price {
+            kind: PriceKind::Snapshot,
+            epoch: Some("9f3a0001"),
+            ..Price::update("AAPL", 7, 9, &p)
+        };
+        let f = encode_price(&mut fb, Format::MsgPack, &snap).to_vec();
         assert_eq!(f[0], 0x82);
         let v: serde_json::Value = rmp_serde::from_slice(&f[2..]).unwrap();
         assert_eq!(v["event"], "snapshot");
         assert_eq!(v["bid"], 1.5);
+        assert_eq!(v["epoch"], "9f3a0001");
         assert!(v.get("ask").is_none());
+        assert!(v.get("stale").is_none() && v.get("conflated").is_none());
+        let merged = Price {
+            conflated: 3,
+            ..Price::update("AAPL", 9, 9, &p)
+        };
+        let f = encode_price(&mut fb, Format::Json, &merged);
+        assert_eq!(
+            std::str::from_utf8(&f[2..]).unwrap(),
+            r#"{"event":"update","topic":"AAPL","seq":9,"ts":9,"bid":1.5,"conflated":3}"#
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! the number of updates from this connection accepted into the ingest queue so
 //! far, after each burst of frames it has read.
 
+use crate::engine::topic_name::validate_topic;
 use crate::engine::update::{Prices, Update};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -36,6 +37,28 @@ struct WireUpdate {
     last_size: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     volume: Option<f64>,
+    /// `true`: clear the topic (no other field may be set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clear: Option<bool>,
+}
+
+/// One entry of a publish frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// An update.
+    Update(Update),
+    /// `{"topic":…,"clear":true}`: clear the topic.
+    Clear(String),
+}
+
+impl Item {
+    /// The topic it is for.
+    pub fn topic(&self) -> &str {
+        match self {
+            Item::Update(u) => &u.topic,
+            Item::Clear(t) => t,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -45,9 +68,13 @@ enum Frame {
     Batch(Vec<WireUpdate>),
 }
 
-impl From<WireUpdate> for Update {
-    fn from(w: WireUpdate) -> Update {
-        Update {
+impl From<WireUpdate> for Item {
+    fn from(w: WireUpdate) -> Item {
+        if w.clear == Some(true) {
+            // `check` refuses a clear that also carries fields.
+            return Item::Clear(w.topic);
+        }
+        Item::Update(Update {
             topic: w.topic,
             timestamp_ns: w.ts.unwrap_or(0),
             prices: Prices {
@@ -59,7 +86,7 @@ impl From<WireUpdate> for Update {
                 last_size: w.last_size,
                 volume: w.volume,
             },
-        }
+        })
     }
 }
 
@@ -76,6 +103,7 @@ impl From<&Update> for WireUpdate {
             ask_size: p.ask_size,
             last_size: p.last_size,
             volume: p.volume,
+            clear: None,
         }
     }
 }
@@ -90,6 +118,11 @@ pub enum PublishError {
     TextFrame,
     /// Not a MessagePack update or array of updates.
     Undecodable(rmp_serde::decode::Error),
+    /// An entry has `"clear": true` and price fields too.
+    ClearWithFields {
+        /// Its position in the frame.
+        index: usize,
+    },
     /// One update of the frame has a bad topic or value.
     BadUpdate {
         /// Its position in the frame.
@@ -106,7 +139,7 @@ impl PublishError {
     pub fn code(&self) -> &'static str {
         match self {
             PublishError::TextFrame | PublishError::Undecodable(_) => "bad_frame",
-            PublishError::BadUpdate { .. } => "bad_update",
+            PublishError::BadUpdate { .. } | PublishError::ClearWithFields { .. } => "bad_update",
         }
     }
 
@@ -139,31 +172,57 @@ impl fmt::Display for PublishError {
                 f,
                 "update {index} of the frame: {why}; nothing in this frame was published"
             ),
+            PublishError::ClearWithFields { index } => write!(
+                f,
+                "update {index} of the frame clears its topic and sets fields too; \
+                 nothing in this frame was published"
+            ),
         }
     }
 }
 
 impl std::error::Error for PublishError {}
 
-/// Decodes one publish frame into updates (not yet validated: see [`check`]).
-pub fn decode(payload: &[u8]) -> Result<Vec<Update>, PublishError> {
+/// Decodes one publish frame into its updates and clears (not yet
+/// validated: see [`check`]).
+pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
     let frame: Frame = rmp_serde::from_slice(payload).map_err(PublishError::Undecodable)?;
-    Ok(match frame {
-        Frame::One(u) => vec![u.into()],
-        Frame::Batch(v) => v.into_iter().map(Update::from).collect(),
-    })
+    let wire = match frame {
+        Frame::One(u) => vec![u],
+        Frame::Batch(v) => v,
+    };
+    for (index, w) in wire.iter().enumerate() {
+        let has_fields = [
+            w.bid,
+            w.ask,
+            w.last,
+            w.bid_size,
+            w.ask_size,
+            w.last_size,
+            w.volume,
+        ]
+        .iter()
+        .any(Option::is_some);
+        if w.clear == Some(true) && has_fields {
+            return Err(PublishError::ClearWithFields { index });
+        }
+    }
+    Ok(wire.into_iter().map(Item::from).collect())
 }
 
-/// Checks every update of a frame with the server's topic limit; the first
+/// Checks every item of a frame with the server's topic limit; the first
 /// bad one refuses the frame whole.
-pub(crate) fn check(updates: &[Update], max_topic_len: usize) -> Result<(), PublishError> {
-    for (index, u) in updates.iter().enumerate() {
-        u.validate(max_topic_len)
-            .map_err(|why| PublishError::BadUpdate {
-                index,
-                count: updates.len(),
-                why,
-            })?;
+pub(crate) fn check(items: &[Item], max_topic_len: usize) -> Result<(), PublishError> {
+    for (index, item) in items.iter().enumerate() {
+        let checked = match item {
+            Item::Update(u) => u.validate(max_topic_len),
+            Item::Clear(t) => validate_topic(t, max_topic_len).map_err(Into::into),
+        };
+        checked.map_err(|why| PublishError::BadUpdate {
+            index,
+            count: items.len(),
+            why,
+        })?;
     }
     Ok(())
 }
@@ -217,12 +276,19 @@ mod tests {
         let b = Update::new("B").ask(2.0);
         assert_eq!(
             decode(&encode(std::slice::from_ref(&a))).unwrap(),
-            vec![a.clone()]
+            vec![Item::Update(a.clone())]
         );
         assert_eq!(
             decode(&encode(&[a.clone(), b.clone()])).unwrap(),
-            vec![a, b]
+            vec![Item::Update(a), Item::Update(b)]
         );
+        let clear =
+            rmp_serde::to_vec_named(&serde_json::json!({"topic":"A","clear":true})).unwrap();
+        assert_eq!(decode(&clear).unwrap(), vec![Item::Clear("A".into())]);
+        let both =
+            rmp_serde::to_vec_named(&serde_json::json!({"topic":"A","clear":true,"bid":1.0}))
+                .unwrap();
+        assert_eq!(decode(&both).unwrap_err().code(), "bad_update");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Subscriber commands: subscribe (with snapshots), unsubscribe, topics, ping.
 
 use super::Shard;
+use crate::engine::epoch::Epoch;
 use crate::engine::selector::Selector;
 use crate::engine::update::now_ns;
 use crate::net::index::NewlyMatched;
-use crate::wire::command::{Command, CommandError, Op};
-use crate::wire::event::{self, ErrorCode, PriceKind};
-use std::collections::HashSet;
+use crate::wire::command::{Command, CommandError, Op, Subscribe};
+use crate::wire::event::{self, ErrorCode, Price, PriceKind};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Most topics listed in one `topics` reply.
 const TOPICS_LIMIT: usize = 10_000;
@@ -24,7 +26,7 @@ impl Shard {
     pub(super) fn on_command(&mut self, token: usize, cmd: Command) {
         let before = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
         let result = match cmd.op {
-            Op::Subscribe(list) => self.subscribe(token, &list, cmd.id),
+            Op::Subscribe(sub) => self.subscribe(token, &sub, cmd.id),
             Op::Unsubscribe(list) => self.unsubscribe(token, &list, cmd.id),
             Op::Topics { prefix } => self.list_topics(token, &prefix, cmd.id),
             Op::Ping => self.pong(token, cmd.id),
@@ -38,15 +40,17 @@ impl Shard {
             .fetch_add(after - before, Ordering::Relaxed);
     }
 
-    /// Acknowledges with `subscribed`, then sends the snapshot of every topic
-    /// the connection did not receive already.
-    fn subscribe(&mut self, token: usize, list: &[String], id: Id) -> Result<(), CommandError> {
+    /// Acknowledges with `subscribed` (with the epochs of its exact topics
+    /// and the topics resumed), then sends, for every topic the connection
+    /// did not receive already, its snapshot, or the updates it missed when
+    /// it resumed with `since` and the history still holds them.
+    fn subscribe(&mut self, token: usize, sub: &Subscribe, id: Id) -> Result<(), CommandError> {
         let max_len = self.shared.config.max_topic_len;
         let max = self.shared.config.max_subscriptions;
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };
-        let sels = parse_selectors(list, max_len, &id)?;
+        let sels = parse_selectors(&sub.topics, max_len, &id)?;
         let new = sels.iter().filter(|s| !conn.subs.contains(s)).count();
         if conn.subs.len() + new > max {
             let message = format!(
@@ -60,33 +64,69 @@ impl Shard {
             });
         }
         let fmt = conn.format;
-        let names: Vec<String> = sels.iter().map(Selector::text).collect();
-        let ack = event::encode_topics(&mut self.fb, fmt, "subscribed", id.as_ref(), &names);
-        conn.out.push(ack);
         let mut fresh: Vec<NewlyMatched> = Vec::new();
-        for sel in sels {
+        for sel in &sels {
             let subs = &mut conn.subs;
-            match sel {
+            match sel.clone() {
                 Selector::Exact(t) => {
-                    fresh.extend(self.index.add_exact(&self.table, token, fmt, subs, t))
+                    let since = sub.since.get(&*t);
+                    fresh.extend(
+                        self.index
+                            .add_exact(&self.table, token, fmt, subs, t, since),
+                    )
                 }
-                Selector::Prefix(p) => {
-                    fresh.extend(self.index.add_prefix(&self.table, token, fmt, subs, p))
+                Selector::Prefix(p) => fresh.extend(self.index.add_prefix(
+                    &self.table,
+                    token,
+                    fmt,
+                    subs,
+                    p,
+                    &sub.since,
+                )),
+            }
+        }
+        // Epochs of the exact topics: from the snapshot taken as the
+        // connection joined, else (already receiving it) the table's.
+        let mut epochs: Vec<(Arc<str>, Epoch)> = Vec::new();
+        for sel in &sels {
+            if let Selector::Exact(t) = sel {
+                let joined = fresh.iter().find(|nm| nm.topic == *t).map(|nm| nm.snapshot);
+                if let Some(snap) = joined.or_else(|| self.table.snapshot(t)) {
+                    epochs.push((t.clone(), snap.epoch));
                 }
             }
         }
-        for nm in fresh {
-            let s = nm.snapshot;
-            let f = event::encode_price(
-                &mut self.fb,
-                fmt,
-                PriceKind::Snapshot,
-                &nm.topic,
-                s.seq,
-                s.ts,
-                &s.prices,
-            );
-            conn.out.push(f);
+        let epochs: BTreeMap<&str, &str> = epochs.iter().map(|(t, e)| (&**t, e.as_str())).collect();
+        let recovered: Vec<&str> = fresh
+            .iter()
+            .filter(|nm| nm.replay.is_some())
+            .map(|nm| &*nm.topic)
+            .collect();
+        let names: Vec<String> = sels.iter().map(Selector::text).collect();
+        let ack =
+            event::encode_subscribed(&mut self.fb, fmt, id.as_ref(), &names, &epochs, &recovered);
+        conn.out.push(ack);
+        for nm in &fresh {
+            let s = &nm.snapshot;
+            match &nm.replay {
+                Some(missed) => {
+                    for past in missed {
+                        let update = Price::update(&nm.topic, past.seq, past.ts, &past.prices);
+                        conn.out
+                            .push(event::encode_price(&mut self.fb, fmt, &update));
+                    }
+                }
+                None => {
+                    let snapshot = Price {
+                        kind: PriceKind::Snapshot,
+                        epoch: Some(s.epoch.as_str()),
+                        stale: s.stale,
+                        ..Price::update(&nm.topic, s.seq, s.ts, &s.prices)
+                    };
+                    conn.out
+                        .push(event::encode_price(&mut self.fb, fmt, &snapshot));
+                }
+            }
         }
         Ok(())
     }

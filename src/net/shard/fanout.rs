@@ -3,10 +3,11 @@
 //! iteration under the backlog rules (conflation, hard limit, slow consumers).
 
 use super::{Shard, ShardMsg};
-use crate::engine::link::Encoded;
+use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
 use crate::net::backlog::{Offer, Pressure};
 use crate::net::conn::Verdict;
+use crate::net::index::later;
 use crate::net::outbound::{Flushed, Tally};
 use crate::wire::Format;
 use crossbeam_channel::TryRecvError;
@@ -35,17 +36,17 @@ impl Shard {
         self.pending.channel = true;
     }
 
-    /// Appends one update's shared frame to the queue of every local subscriber.
+    /// Appends one event's shared frame to the queue of every local
+    /// subscriber of its topic.
     ///
     /// Hot path: no serialization and no allocation per subscriber (a copy into
     /// each connection's reused queue), no lock, no syscall; the write happens
     /// once per connection per iteration in `flush_dirty`. A subscriber whose
-    /// queue is past the conflation mark gets the update parked instead
-    /// (`Backlog::offer`): only the latest per topic is kept until its queue
-    /// drains.
+    /// queue is past the conflation mark has the update held back and merged
+    /// instead (`Backlog::offer`) until its queue drains.
     fn deliver(&mut self, enc: &Arc<Encoded>) {
         let conflate_at = self.limits.conflate_at;
-        let Some(lt) = self.index.members_for(&enc.topic) else {
+        let Some(lt) = self.index.members_for(&enc.topic, enc.generation) else {
             // Nobody here wants it any more (a wildcard left between the
             // topic's creation and its first delivery): withdraw the interest
             // it inherited, or the router would keep sending it.
@@ -56,27 +57,57 @@ impl Shard {
             }
             return;
         };
+        if matches!(enc.event, Event::Cleared) && later(enc.generation, lt.generation) {
+            lt.generation = enc.generation;
+        }
         let mut frames = 0;
         let mut conflated = 0;
-        for m in &lt.members {
-            if enc.seq <= m.skip_through {
-                continue;
-            }
+        for m in lt.members.iter_mut() {
             let Some(frame) = enc.frames[m.fmt.index()].as_deref() else {
                 continue;
             };
             let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
-            match conn.backlog.offer(&mut conn.out, enc, frame, conflate_at) {
-                Offer::Parked { replaced } => conflated += u64::from(replaced),
-                Offer::Queued => {
-                    frames += 1;
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.pending.dirty.push(m.token());
+            match enc.event {
+                Event::Update { .. } => {
+                    // Already in its snapshot, or of a numbering it is not in.
+                    if enc.seq <= m.skip_through || m.generation != enc.generation {
+                        continue;
+                    }
+                    match conn.backlog.offer(&mut conn.out, enc, frame, conflate_at) {
+                        Offer::Parked { merged } => {
+                            conflated += u64::from(merged);
+                            continue;
+                        }
+                        Offer::Queued => frames += 1,
                     }
                 }
+                Event::Status { .. } => {
+                    if m.generation != enc.generation {
+                        continue;
+                    }
+                    // After the topic's held-back update, if any: in order.
+                    let topic = &enc.topic;
+                    conn.backlog
+                        .send_held(&mut conn.out, &mut self.fb, conn.format, topic);
+                    conn.out.push(frame);
+                }
+                Event::Cleared => {
+                    // A member that joined after this clear is in the new
+                    // numbering already; every other starts it now.
+                    if !later(enc.generation, m.generation) {
+                        continue;
+                    }
+                    m.generation = enc.generation;
+                    m.skip_through = 0;
+                    conn.backlog.forget(&enc.topic);
+                    conn.out.push(frame);
+                }
+            }
+            if !conn.dirty {
+                conn.dirty = true;
+                self.pending.dirty.push(m.token());
             }
         }
         let metrics = &self.shared.metrics.shards[self.id];
@@ -102,9 +133,12 @@ impl Shard {
             conn.dirty = false;
             let mut res = conn.flush(&mut tally);
             if res.is_ok()
-                && conn
-                    .backlog
-                    .release(&mut conn.out, conn.format, limits.conflate_at)
+                && conn.backlog.release(
+                    &mut conn.out,
+                    &mut self.fb,
+                    conn.format,
+                    limits.conflate_at,
+                )
             {
                 res = conn.flush(&mut tally);
             }

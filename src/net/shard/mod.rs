@@ -1,11 +1,10 @@
-//! A shard: one thread, one `mio::Poll`, its own connections.
-//!
-//! Each loop iteration: wait for events (or a router wake-up), accept, read
-//! and answer client commands, take the router's batches and append the shared
-//! frames to every subscriber's queue, then write every connection that has
-//! something queued once. Nothing in the loop blocks: sockets are non-blocking,
-//! reads and accepts have a per-iteration budget, and the only locks taken are
-//! the topic table's, briefly, when a client subscribes.
+//! A shard: one thread, one `mio::Poll`, its own connections. Each loop
+//! iteration: wait for events (or a router wake-up), accept, read and answer
+//! client commands, take the router's batches and append the shared frames
+//! to every subscriber's queue, then write every connection that has
+//! something queued once. Nothing in the loop blocks: sockets are
+//! non-blocking, reads and accepts have a per-iteration budget, and the only
+//! locks taken are the topic table's, briefly, when a client subscribes.
 //!
 //! The loop is here; each job has its own file: `accept` (listeners, dealing
 //! connections to shards), `input` (reading, dispatching messages),
@@ -55,6 +54,8 @@ struct Pending {
     dirty: Vec<usize>,
     /// Publisher connections waiting for room in the ingest queue.
     blocked: Vec<usize>,
+    /// Topics of publishers gone away, to mark stale once the queue has room.
+    stale_marks: Vec<Arc<str>>,
 }
 
 /// Deadlines the loop wakes up for.
@@ -181,6 +182,9 @@ impl Shard {
             if !self.pending.blocked.is_empty() {
                 self.retry_blocked_publishers();
             }
+            if !self.pending.stale_marks.is_empty() {
+                self.mark_stale_topics();
+            }
             self.flush_dirty();
             self.expire(Instant::now());
             if self.drained_for_shutdown() {
@@ -200,7 +204,7 @@ impl Shard {
             // close): write it now, not at the next event.
             return Duration::ZERO;
         }
-        if !p.blocked.is_empty() {
+        if !p.blocked.is_empty() || !p.stale_marks.is_empty() {
             // Publishers wait for the router to make room; look again soon.
             return Duration::from_millis(1);
         }
@@ -261,12 +265,13 @@ impl Shard {
     /// A connection entered Closing: its subscriptions end now and a deadline
     /// bounds how long it may linger.
     fn start_closing(&mut self, token: usize) {
+        self.publisher_gone(token);
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
         let subs = conn.subs.len() as i64;
-        self.index
-            .remove_all(&self.table, token, conn.format, &mut conn.subs);
+        let (index, table) = (&mut self.index, &self.table);
+        index.remove_all(table, token, conn.format, &mut conn.subs);
         self.shared.metrics.shards[self.id]
             .subscriptions
             .fetch_sub(subs, Ordering::Relaxed);
@@ -278,6 +283,7 @@ impl Shard {
         if !self.conns.contains(token) {
             return;
         }
+        self.publisher_gone(token);
         let mut conn = self.conns.remove(token);
         let m = &self.shared.metrics.shards[self.id];
         m.closed(conn.close_reason.unwrap_or(reason));

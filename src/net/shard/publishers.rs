@@ -3,10 +3,11 @@
 //! whose updates wait for room is not read until they are in.
 
 use super::Shard;
+use crate::engine::ingest::IngestOp;
 use crate::error::Error;
 use crate::net::conn::Verdict;
 use crate::wire::frame::OP_BINARY;
-use crate::wire::publish::{self, PublishError, PublisherEvent};
+use crate::wire::publish::{self, Item, PublishError, PublisherEvent};
 use tungstenite::Message;
 
 /// Where a publisher's waiting updates stand.
@@ -27,14 +28,25 @@ impl Shard {
         let max_len = self.shared.config.max_topic_len;
         let checked = match msg {
             Message::Binary(bytes) => publish::decode(&bytes)
-                .and_then(|updates| publish::check(&updates, max_len).map(|()| updates)),
+                .and_then(|items| publish::check(&items, max_len).map(|()| items)),
             Message::Text(_) => Err(PublishError::TextFrame),
             _ => return Verdict::Continue,
         };
         match checked {
-            Ok(updates) => {
+            Ok(items) => {
                 if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
-                    p.pending.extend(updates);
+                    for item in items {
+                        let op = match item {
+                            Item::Update(u) => {
+                                if !p.topics.contains(u.topic.as_str()) {
+                                    p.topics.insert(u.topic.as_str().into());
+                                }
+                                IngestOp::Update(u)
+                            }
+                            Item::Clear(t) => IngestOp::Clear(t),
+                        };
+                        p.pending.push_back(op);
+                    }
                 }
                 match self.push_pending(token) {
                     Push::ShutDown => Verdict::shutting_down(),
@@ -53,11 +65,11 @@ impl Shard {
         let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
             return Push::All;
         };
-        while let Some(u) = p.pending.pop_front() {
-            match self.ingest.try_publish(u.clone()) {
+        while let Some(op) = p.pending.pop_front() {
+            match self.ingest.try_send_op(op.clone()) {
                 Ok(()) => p.accepted += 1,
                 Err(Error::Full) => {
-                    p.pending.push_front(u);
+                    p.pending.push_front(op);
                     if !self.pending.blocked.contains(&token) {
                         self.pending.blocked.push(token);
                     }
@@ -70,6 +82,32 @@ impl Shard {
             }
         }
         Push::All
+    }
+
+    /// A publisher connection is going away: the topics it published are
+    /// marked stale (a `status` event to their subscribers), unless the
+    /// server is shutting down.
+    pub(super) fn publisher_gone(&mut self, token: usize) {
+        let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
+            return;
+        };
+        for topic in std::mem::take(&mut p.topics) {
+            self.pending.stale_marks.push(topic);
+        }
+        self.mark_stale_topics();
+    }
+
+    /// Sends the stale marks that wait for room in the ingest queue.
+    pub(super) fn mark_stale_topics(&mut self) {
+        while let Some(topic) = self.pending.stale_marks.pop() {
+            // Sent, or the server is shutting down and nobody will hear:
+            // either way done; full: try again next turn.
+            let op = IngestOp::Stale(topic.to_string(), true);
+            if let Err(Error::Full) = self.ingest.try_send_op(op) {
+                self.pending.stale_marks.push(topic);
+                return;
+            }
+        }
     }
 
     pub(super) fn retry_blocked_publishers(&mut self) {
