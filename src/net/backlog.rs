@@ -12,11 +12,11 @@
 //! any time) ends the connection: memory never grows without bound because of
 //! one slow client.
 
+use super::merged::Merged;
 use super::outbound::{Flushed, Outbound};
+use super::pacing::Pacer;
 use crate::config::Config;
 use crate::engine::link::{Encoded, Event};
-use crate::engine::update::Prices;
-use crate::wire::event::{encode_price, Price};
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
 use std::collections::HashMap;
@@ -43,74 +43,28 @@ impl BacklogLimits {
     }
 }
 
-/// One connection's backlog state. Small on purpose (no map until the
-/// connection first conflates): idle connections are most of a server's memory.
+/// One connection's backlog state. Small on purpose (nothing allocated until
+/// the connection first conflates or uses a rate cap): idle connections are
+/// most of a server's memory.
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
-    /// While conflating (past the conflation mark, until the queue drains):
-    /// the parked updates, the newest per topic; `None` otherwise. Boxed on
-    /// purpose: `None` then costs 8 bytes per connection, not 48, and no
-    /// separate flag is needed.
-    #[allow(clippy::box_collection)]
-    parked: Option<Box<HashMap<Arc<str>, Merged>>>,
+    /// What is held back, boxed: `None` costs 8 bytes per connection.
+    held: Option<Box<Held>>,
     /// Since when the queue has been over the hard limit.
     over_limit_since: Option<Instant>,
     /// Ingest time of the oldest update waiting in the queue, for the latency histogram.
     oldest: Option<Instant>,
 }
 
-/// The updates of one topic held back for a connection, merged.
-#[derive(Debug)]
-pub(crate) struct Merged {
-    seq: u64,
-    ts: u64,
-    /// Every field the held-back updates carried, each at its latest value.
-    prices: Prices,
-    /// How many published updates this stands for.
-    count: u32,
-    /// While it stands for one update: that update, whose shared frame is
-    /// exactly what to send (no encoding needed).
-    only: Option<Arc<Encoded>>,
-    ingested_at: std::time::Instant,
-}
-
-impl Merged {
-    fn new(enc: &Arc<Encoded>, ts: u64, prices: &Prices) -> Merged {
-        Merged {
-            seq: enc.seq,
-            ts,
-            prices: *prices,
-            count: 1,
-            only: Some(enc.clone()),
-            ingested_at: enc.ingested_at,
-        }
-    }
-
-    fn absorb(&mut self, enc: &Encoded, ts: u64, prices: &Prices) {
-        self.seq = enc.seq;
-        self.ts = ts;
-        self.prices.merge(prices);
-        self.count += 1;
-        self.only = None;
-    }
-
-    /// Queues this as one event: the shared frame when it stands for one
-    /// update, else an `update` encoded for this connection.
-    fn send(self, out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, topic: &str) {
-        if let Some(frame) = self
-            .only
-            .as_ref()
-            .and_then(|e| e.frames[fmt.index()].as_deref())
-        {
-            out.push(frame);
-            return;
-        }
-        let update = Price {
-            conflated: self.count,
-            ..Price::update(topic, self.seq, self.ts, &self.prices)
-        };
-        out.push(encode_price(fb, fmt, &update));
-    }
+/// Updates held back for one connection.
+#[derive(Debug, Default)]
+struct Held {
+    /// While conflating (past the conflation mark, until the queue drains):
+    /// the held-back updates merged per topic.
+    parked: Option<HashMap<Arc<str>, Merged>>,
+    /// Rate caps (`max_rate`): per topic, when the last event went out and
+    /// what waits for the next slot.
+    paced: Pacer,
 }
 
 /// Where an offered update went.
@@ -121,6 +75,9 @@ pub(crate) enum Offer {
     /// Held back for conflation; `merged`: it was merged into an earlier
     /// held-back update of the topic (one conflated update, for the metrics).
     Parked { merged: bool },
+    /// Held back by the subscription's rate cap; `due`: when the shard must
+    /// send it (set when a new wait starts, so the shard arms one timer).
+    Paced { due: Option<Instant> },
 }
 
 /// What the hard limit says after a flush.
@@ -137,12 +94,13 @@ pub(crate) enum Pressure {
 }
 
 impl Backlog {
-    /// Queues one shared frame, or parks its update when the connection is
-    /// conflating or the queue is past the mark.
+    /// Queues one shared frame, or holds its update back: for the rate cap
+    /// (`interval`, the subscription's `1/max_rate`), or because the
+    /// connection is conflating or its queue is past the mark.
     ///
     /// Hot path: no serialization, no lock, no syscall; allocation only the
-    /// first time a connection conflates (its map) and when a new topic is
-    /// parked, never per update in steady state.
+    /// first time a connection holds something back and when a new topic is
+    /// held, never per update in steady state.
     #[inline]
     pub fn offer(
         &mut self,
@@ -150,14 +108,24 @@ impl Backlog {
         enc: &Arc<Encoded>,
         frame: &[u8],
         conflate_at: usize,
+        interval: Option<Duration>,
+        now: Instant,
     ) -> Offer {
-        if self.parked.is_some() || out.pending() >= conflate_at {
-            let Event::Update { ts, prices } = &enc.event else {
-                // Only updates are offered; anything else goes straight out.
-                out.push(frame);
-                return Offer::Queued;
-            };
-            let parked = self.parked.get_or_insert_with(Default::default);
+        let Event::Update { ts, prices } = &enc.event else {
+            // Only updates are offered; anything else goes straight out.
+            out.push(frame);
+            return Offer::Queued;
+        };
+        if let Some(interval) = interval {
+            let held = self.held.get_or_insert_with(Default::default);
+            if let Some(due) = held.paced.offer(enc, *ts, prices, interval, now) {
+                return Offer::Paced { due };
+            }
+        }
+        let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
+        if conflating || out.pending() >= conflate_at {
+            let held = self.held.get_or_insert_with(Default::default);
+            let parked = held.parked.get_or_insert_with(HashMap::new);
             return match parked.get_mut(&enc.topic) {
                 Some(m) => {
                     m.absorb(enc, *ts, prices);
@@ -169,19 +137,58 @@ impl Backlog {
                 }
             };
         }
-        self.note_queued(out, enc);
+        self.note_queued_at(out, enc.ingested_at);
         out.push(frame);
         Offer::Queued
     }
 
-    fn note_queued(&mut self, out: &Outbound, enc: &Encoded) {
-        self.note_queued_at(out, enc.ingested_at);
-    }
-
-    fn note_queued_at(&mut self, out: &Outbound, at: std::time::Instant) {
+    fn note_queued_at(&mut self, out: &Outbound, at: Instant) {
         if out.is_empty() {
             self.oldest = Some(at);
         }
+    }
+
+    /// Sends (or, conflating, parks) a held-back update.
+    fn emit(
+        &mut self,
+        out: &mut Outbound,
+        fb: &mut FrameBuf,
+        fmt: Format,
+        topic: &Arc<str>,
+        m: Merged,
+    ) {
+        if let Some(parked) = self.held.as_mut().and_then(|h| h.parked.as_mut()) {
+            match parked.get_mut(topic) {
+                Some(earlier) => earlier.absorb_merged(m),
+                None => {
+                    parked.insert(topic.clone(), m);
+                }
+            }
+            return;
+        }
+        self.note_queued_at(out, m.ingested_at);
+        m.send(out, fb, fmt, topic);
+    }
+
+    /// The rate cap's slot for `topic` has come: its held-back update goes
+    /// out now (or joins the conflated ones). True when something was queued.
+    pub fn release_paced(
+        &mut self,
+        out: &mut Outbound,
+        fb: &mut FrameBuf,
+        fmt: Format,
+        topic: &Arc<str>,
+        now: Instant,
+    ) -> bool {
+        let Some(m) = self
+            .held
+            .as_mut()
+            .and_then(|h| h.paced.take_due(topic, now))
+        else {
+            return false;
+        };
+        self.emit(out, fb, fmt, topic, m);
+        true
     }
 
     /// After a successful flush: a conflating connection whose queue has
@@ -197,29 +204,84 @@ impl Backlog {
         fmt: Format,
         conflate_at: usize,
     ) -> bool {
-        if self.parked.is_none() || out.pending() >= conflate_at / 2 {
+        let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
+        if !conflating || out.pending() >= conflate_at / 2 {
             return false;
         }
-        for (topic, merged) in *self.parked.take().unwrap_or_default() {
+        let parked = self.held.as_mut().and_then(|h| h.parked.take());
+        for (topic, merged) in parked.unwrap_or_default() {
             self.note_queued_at(out, merged.ingested_at);
             merged.send(out, fb, fmt, &topic);
         }
+        self.shrink();
         true
     }
 
-    /// Sends the held-back update of `topic` now, if there is one, so an event
-    /// that must follow it (a status) keeps the topic's order.
-    pub fn send_held(&mut self, out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, topic: &str) {
-        if let Some(merged) = self.parked.as_mut().and_then(|p| p.remove(topic)) {
-            self.note_queued_at(out, merged.ingested_at);
-            merged.send(out, fb, fmt, topic);
+    /// Sends what is held back of `topic` now (rate cap or conflation), so an
+    /// event that must follow it (a status) keeps the topic's order.
+    pub fn send_held(
+        &mut self,
+        out: &mut Outbound,
+        fb: &mut FrameBuf,
+        fmt: Format,
+        topic: &Arc<str>,
+    ) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let paced = held.paced.take_held(topic);
+        let parked = held.parked.as_mut().and_then(|p| p.remove(topic));
+        let merged = match (parked, paced) {
+            (Some(mut p), Some(q)) => {
+                p.absorb_merged(q);
+                Some(p)
+            }
+            (p, q) => p.or(q),
+        };
+        if let Some(m) = merged {
+            self.note_queued_at(out, m.ingested_at);
+            m.send(out, fb, fmt, topic);
         }
     }
 
-    /// Drops the held-back update of a cleared topic (its numbering is over).
+    /// Drops what is held back of a cleared topic (its numbering is over).
     pub fn forget(&mut self, topic: &str) {
-        if let Some(p) = self.parked.as_mut() {
-            p.remove(topic);
+        if let Some(held) = self.held.as_mut() {
+            held.paced.take_held(topic);
+            if let Some(p) = held.parked.as_mut() {
+                p.remove(topic);
+            }
+        }
+    }
+
+    /// The rate state of topics no subscription of the connection covers
+    /// any more is dropped, and every topic's interval is looked up anew.
+    pub fn subscriptions_changed(&mut self, still_covered: impl Fn(&str) -> bool) {
+        if let Some(held) = self.held.as_mut() {
+            held.paced.retain(still_covered);
+        }
+        self.shrink();
+    }
+
+    /// The cached rate-cap interval of `topic`, when there is one.
+    pub fn interval(&self, topic: &str) -> Option<Option<Duration>> {
+        self.held.as_ref()?.paced.interval(topic)
+    }
+
+    /// Remembers the interval of `topic` (looked up in the subscriptions).
+    pub fn set_interval(&mut self, topic: &Arc<str>, interval: Option<Duration>) {
+        let held = self.held.get_or_insert_with(Default::default);
+        held.paced.set_interval(topic, interval);
+    }
+
+    /// Frees the box when nothing is held back any more.
+    fn shrink(&mut self) {
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|h| h.parked.is_none() && h.paced.is_empty())
+        {
+            self.held = None;
         }
     }
 
@@ -260,13 +322,15 @@ impl Backlog {
     /// Updates held back for conflation.
     #[cfg(test)]
     fn parked(&self) -> usize {
-        self.parked.as_ref().map_or(0, |p| p.len())
+        let parked = self.held.as_ref().and_then(|h| h.parked.as_ref());
+        parked.map_or(0, |p| p.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::update::Prices;
 
     /// An update of `topic` carrying one field, with a recognizable frame.
     fn enc(topic: &str, seq: u64, frame: &[u8]) -> Arc<Encoded> {
@@ -286,7 +350,7 @@ mod tests {
 
     fn offer(b: &mut Backlog, out: &mut Outbound, e: &Arc<Encoded>, mark: usize) -> Offer {
         let frame = e.frames[0].clone().unwrap();
-        b.offer(out, e, &frame, mark)
+        b.offer(out, e, &frame, mark, None, Instant::now())
     }
 
     fn release(b: &mut Backlog, out: &mut Outbound, mark: usize) -> bool {

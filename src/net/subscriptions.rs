@@ -4,6 +4,7 @@
 
 use crate::engine::selector::Selector;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A connection's subscriptions, as the client named them.
 #[derive(Default)]
@@ -13,6 +14,10 @@ pub(crate) struct Subscriptions {
     pub exact: ExactSet,
     /// Prefix patterns (`FX.` for `FX.*`).
     pub prefixes: Vec<Arc<str>>,
+    /// The `max_rate` each subscription asked for, when any did; boxed so
+    /// connections without one pay 8 bytes.
+    #[allow(clippy::box_collection)]
+    rates: Option<Box<Vec<(Selector, f64)>>>,
 }
 
 impl Subscriptions {
@@ -25,6 +30,55 @@ impl Subscriptions {
             Selector::Exact(t) => self.exact.contains(t),
             Selector::Prefix(p) => self.prefixes.contains(p),
         }
+    }
+
+    /// Records the `max_rate` a subscription asked for (None: no rate of its own).
+    pub fn set_rate(&mut self, sel: &Selector, rate: Option<f64>) {
+        let rates = self.rates.get_or_insert_with(Default::default);
+        rates.retain(|(s, _)| s != sel);
+        if let Some(r) = rate {
+            rates.push((sel.clone(), r));
+        }
+        if rates.is_empty() {
+            self.rates = None;
+        }
+    }
+
+    /// Did any subscription ask for a rate?
+    pub fn has_rates(&self) -> bool {
+        self.rates.is_some()
+    }
+
+    /// The interval between events of `topic`: the least restrictive of the
+    /// subscriptions that cover it, each at the rate it asked for capped by
+    /// the server's `max_rate` (which is also the rate of those that did not
+    /// ask). None: not capped.
+    pub fn interval_for(&self, topic: &str, server_max: Option<f64>) -> Option<Duration> {
+        let asked = |sel: &Selector| {
+            let own = self
+                .rates
+                .as_ref()
+                .and_then(|r| r.iter().find(|(s, _)| s == sel).map(|(_, r)| *r));
+            match (own, server_max) {
+                (Some(r), Some(m)) => Some(r.min(m)),
+                (r, m) => r.or(m),
+            }
+        };
+        let mut fastest: Option<f64> = None;
+        let mut covering = self
+            .prefixes
+            .iter()
+            .filter(|p| topic.starts_with(&***p))
+            .map(|p| Selector::Prefix(p.clone()))
+            .collect::<Vec<_>>();
+        if self.exact.contains(topic) {
+            covering.push(Selector::Exact(topic.into()));
+        }
+        for sel in &covering {
+            let rate = asked(sel)?;
+            fastest = Some(fastest.map_or(rate, |f: f64| f.max(rate)));
+        }
+        fastest.map(|r| Duration::from_secs_f64(1.0 / r))
     }
 
     /// Does any subscription cover `topic`?
@@ -77,5 +131,40 @@ impl ExactSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
         self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_restrictive_covering_subscription_sets_the_interval() {
+        let mut subs = Subscriptions::default();
+        subs.exact.insert("FX.EURUSD".into());
+        subs.prefixes.push("FX.".into());
+        let exact = Selector::Exact("FX.EURUSD".into());
+        let fx = Selector::Prefix("FX.".into());
+        assert_eq!(
+            subs.interval_for("FX.EURUSD", None),
+            None,
+            "no rates: every update"
+        );
+        subs.set_rate(&exact, Some(4.0));
+        assert_eq!(
+            subs.interval_for("FX.EURUSD", None),
+            None,
+            "FX.* is not capped"
+        );
+        subs.set_rate(&fx, Some(2.0));
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(subs.interval_for("FX.EURUSD", None), ms(250));
+        assert_eq!(subs.interval_for("FX.USDJPY", None), ms(500));
+        // The server's cap bounds what was asked, and is the default.
+        assert_eq!(subs.interval_for("FX.EURUSD", Some(1.0)), ms(1000));
+        subs.set_rate(&fx, None);
+        assert_eq!(subs.interval_for("FX.USDJPY", Some(10.0)), ms(100));
+        subs.set_rate(&exact, None);
+        assert!(!subs.has_rates());
     }
 }

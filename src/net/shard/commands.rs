@@ -66,6 +66,7 @@ impl Shard {
         let fmt = conn.format;
         let mut fresh: Vec<NewlyMatched> = Vec::new();
         for sel in &sels {
+            conn.subs.set_rate(sel, sub.max_rate);
             let subs = &mut conn.subs;
             match sel.clone() {
                 Selector::Exact(t) => {
@@ -139,11 +140,14 @@ impl Shard {
         let sels = parse_selectors(list, max_len, &id)?;
         let (fmt, subs) = (conn.format, &mut conn.subs);
         for sel in &sels {
+            subs.set_rate(sel, None);
             match sel {
                 Selector::Exact(t) => self.index.remove_exact(&self.table, token, fmt, subs, t),
                 Selector::Prefix(p) => self.index.remove_prefix(&self.table, token, fmt, subs, p),
             }
         }
+        let subs = &conn.subs;
+        conn.backlog.subscriptions_changed(|t| subs.covers(t));
         let names: Vec<String> = sels.iter().map(Selector::text).collect();
         let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
         conn.out.push(ack);

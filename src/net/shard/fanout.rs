@@ -11,6 +11,7 @@ use crate::net::index::later;
 use crate::net::outbound::{Flushed, Tally};
 use crate::wire::Format;
 use crossbeam_channel::TryRecvError;
+use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,6 +47,8 @@ impl Shard {
     /// instead (`Backlog::offer`) until its queue drains.
     fn deliver(&mut self, enc: &Arc<Encoded>) {
         let conflate_at = self.limits.conflate_at;
+        let server_rate = self.shared.config.max_rate;
+        let now = Instant::now();
         let Some(lt) = self.index.members_for(&enc.topic, enc.generation) else {
             // Nobody here wants it any more (a wildcard left between the
             // topic's creation and its first delivery): withdraw the interest
@@ -75,9 +78,32 @@ impl Shard {
                     if enc.seq <= m.skip_through || m.generation != enc.generation {
                         continue;
                     }
-                    match conn.backlog.offer(&mut conn.out, enc, frame, conflate_at) {
+                    // Rate caps: looked up once per connection and topic, and
+                    // only for connections that have one.
+                    let interval = if server_rate.is_some() || conn.subs.has_rates() {
+                        conn.backlog.interval(&enc.topic).unwrap_or_else(|| {
+                            let iv = conn.subs.interval_for(&enc.topic, server_rate);
+                            conn.backlog.set_interval(&enc.topic, iv);
+                            iv
+                        })
+                    } else {
+                        None
+                    };
+                    let out = &mut conn.out;
+                    match conn
+                        .backlog
+                        .offer(out, enc, frame, conflate_at, interval, now)
+                    {
                         Offer::Parked { merged } => {
                             conflated += u64::from(merged);
+                            continue;
+                        }
+                        Offer::Paced { due } => {
+                            conflated += 1;
+                            if let Some(at) = due {
+                                let key = (at, m.token(), conn.id, enc.topic.clone());
+                                self.timers.pace.push(Reverse(key));
+                            }
                             continue;
                         }
                         Offer::Queued => frames += 1,

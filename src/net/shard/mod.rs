@@ -18,6 +18,7 @@ mod commands;
 mod fanout;
 mod input;
 mod publishers;
+mod state;
 mod timers;
 
 use super::backlog::BacklogLimits;
@@ -34,6 +35,7 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use state::{Pending, Timers};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,30 +44,6 @@ use tungstenite::protocol::WebSocketConfig;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
-
-/// Work left over from an iteration whose budget ran out, or found by events.
-#[derive(Default)]
-struct Pending {
-    accept: bool,
-    channel: bool,
-    /// Connections with more to read than one iteration's budget.
-    reread: Vec<usize>,
-    /// Connections with bytes to write this iteration, each listed once.
-    dirty: Vec<usize>,
-    /// Publisher connections waiting for room in the ingest queue.
-    blocked: Vec<usize>,
-    /// Topics of publishers gone away, to mark stale once the queue has room.
-    stale_marks: Vec<Arc<str>>,
-}
-
-/// Deadlines the loop wakes up for.
-struct Timers {
-    handshakes: DeadlineQueue,
-    closings: DeadlineQueue,
-    /// When the heartbeat sweep runs next.
-    next_sweep: Instant,
-    shutdown: Option<Instant>,
-}
 
 pub(crate) struct Shard {
     id: usize,
@@ -134,6 +112,7 @@ impl Shard {
                 closings: DeadlineQueue::new(cfg.close_timeout),
                 next_sweep: Instant::now(),
                 shutdown: None,
+                pace: Default::default(),
             },
             limits: BacklogLimits::new(cfg),
             shared,
@@ -214,6 +193,7 @@ impl Shard {
             t.closings.next(),
             t.shutdown,
             Some(t.next_sweep),
+            t.next_pace(),
         ]
         .into_iter()
         .flatten()

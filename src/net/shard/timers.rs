@@ -5,6 +5,7 @@ use super::Shard;
 use crate::metrics::CloseReason;
 use crate::net::conn::{Phase, Verdict};
 use crate::net::http;
+use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,24 @@ impl Shard {
                     "handshake timed out\n",
                 ));
                 self.settle(token, Verdict::Finish(CloseReason::HandshakeTimeout));
+            }
+        }
+        while let Some(Reverse((at, ..))) = self.timers.pace.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, token, id, topic))) = self.timers.pace.pop() else {
+                break;
+            };
+            let Some(conn) = self.conns.get_mut(token).filter(|c| c.id == id) else {
+                continue;
+            };
+            let (out, fmt) = (&mut conn.out, conn.format);
+            if conn
+                .backlog
+                .release_paced(out, &mut self.fb, fmt, &topic, now)
+            {
+                self.mark_dirty(token);
             }
         }
         while let Some((token, id)) = self.timers.closings.pop_expired(now) {

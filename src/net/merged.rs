@@ -1,0 +1,76 @@
+//! Updates of one topic held back for a connection (by conflation or a rate
+//! cap), merged field by field: what goes out carries every field they
+//! changed, each at its latest value, the latest `seq`, and how many
+//! published updates it stands for.
+
+use super::outbound::Outbound;
+use crate::engine::link::Encoded;
+use crate::engine::update::Prices;
+use crate::wire::event::{encode_price, Price};
+use crate::wire::frame::FrameBuf;
+use crate::wire::Format;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The updates of one topic held back for a connection, merged.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    seq: u64,
+    ts: u64,
+    /// Every field the held-back updates carried, each at its latest value.
+    prices: Prices,
+    /// How many published updates this stands for.
+    count: u32,
+    /// While it stands for one update: that update, whose shared frame is
+    /// exactly what to send (no encoding needed).
+    only: Option<Arc<Encoded>>,
+    pub(crate) ingested_at: Instant,
+}
+
+impl Merged {
+    pub(crate) fn new(enc: &Arc<Encoded>, ts: u64, prices: &Prices) -> Merged {
+        Merged {
+            seq: enc.seq,
+            ts,
+            prices: *prices,
+            count: 1,
+            only: Some(enc.clone()),
+            ingested_at: enc.ingested_at,
+        }
+    }
+
+    pub(crate) fn absorb(&mut self, enc: &Encoded, ts: u64, prices: &Prices) {
+        self.seq = enc.seq;
+        self.ts = ts;
+        self.prices.merge(prices);
+        self.count += 1;
+        self.only = None;
+    }
+
+    /// Merges a later run of held-back updates into this one.
+    pub(crate) fn absorb_merged(&mut self, later: Merged) {
+        self.seq = later.seq;
+        self.ts = later.ts;
+        self.prices.merge(&later.prices);
+        self.count += later.count;
+        self.only = None;
+    }
+
+    /// Queues this as one event: the shared frame when it stands for one
+    /// update, else an `update` encoded for this connection.
+    pub(crate) fn send(self, out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, topic: &str) {
+        if let Some(frame) = self
+            .only
+            .as_ref()
+            .and_then(|e| e.frames[fmt.index()].as_deref())
+        {
+            out.push(frame);
+            return;
+        }
+        let update = Price {
+            conflated: self.count,
+            ..Price::update(topic, self.seq, self.ts, &self.prices)
+        };
+        out.push(encode_price(fb, fmt, &update));
+    }
+}

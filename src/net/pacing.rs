@@ -1,0 +1,148 @@
+//! Rate caps per subscription (`max_rate`): per connection and topic, when
+//! the last event went out, and the update that waits for the next slot,
+//! merged from every one that arrived meanwhile (trailing edge: the latest
+//! value always goes out at most `1/max_rate` after it changed).
+
+use super::merged::Merged;
+use crate::engine::link::Encoded;
+use crate::engine::update::Prices;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One topic's rate state for one connection.
+#[derive(Debug, Default)]
+struct Pace {
+    /// The interval the connection's subscriptions give this topic, once
+    /// looked up (`Some(None)`: not capped).
+    interval: Option<Option<Duration>>,
+    last_sent: Option<Instant>,
+    /// Boxed: most topics wait for nothing most of the time.
+    held: Option<Box<Merged>>,
+}
+
+/// A connection's rate state, by topic.
+#[derive(Debug, Default)]
+pub(crate) struct Pacer {
+    topics: HashMap<Arc<str>, Pace>,
+}
+
+impl Pacer {
+    /// Decides for one update: `None`, send it now (its slot is taken);
+    /// `Some(due)`, it is held back, and `due` is set when a new wait starts
+    /// (the caller arms one timer for it).
+    pub fn offer(
+        &mut self,
+        enc: &Arc<Encoded>,
+        ts: u64,
+        prices: &Prices,
+        interval: Duration,
+        now: Instant,
+    ) -> Option<Option<Instant>> {
+        let pace = self.topics.entry(enc.topic.clone()).or_default();
+        if let Some(held) = pace.held.as_mut() {
+            held.absorb(enc, ts, prices);
+            return Some(None);
+        }
+        if let Some(last) = pace.last_sent {
+            let due = last + interval;
+            if now < due {
+                pace.held = Some(Box::new(Merged::new(enc, ts, prices)));
+                return Some(Some(due));
+            }
+        }
+        pace.last_sent = Some(now);
+        None
+    }
+
+    /// The held-back update of `topic`, now that its slot has come.
+    pub fn take_due(&mut self, topic: &str, now: Instant) -> Option<Merged> {
+        let pace = self.topics.get_mut(topic)?;
+        let held = pace.held.take()?;
+        pace.last_sent = Some(now);
+        Some(*held)
+    }
+
+    /// The held-back update of `topic`, taken out of turn (an event that must
+    /// follow it, or a clear).
+    pub fn take_held(&mut self, topic: &str) -> Option<Merged> {
+        Some(*self.topics.get_mut(topic)?.held.take()?)
+    }
+
+    /// The interval looked up for `topic`, if it was.
+    pub fn interval(&self, topic: &str) -> Option<Option<Duration>> {
+        self.topics.get(topic)?.interval
+    }
+
+    pub fn set_interval(&mut self, topic: &Arc<str>, interval: Option<Duration>) {
+        self.topics.entry(topic.clone()).or_default().interval = Some(interval);
+    }
+
+    /// After the connection's subscriptions changed: topics no longer
+    /// covered are forgotten (with what they held back), and every interval
+    /// is looked up again.
+    pub fn retain(&mut self, covered: impl Fn(&str) -> bool) {
+        self.topics.retain(|t, _| covered(t));
+        for pace in self.topics.values_mut() {
+            pace.interval = None;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::link::Event;
+
+    fn enc(seq: u64, bid: f64) -> Arc<Encoded> {
+        let prices = Prices {
+            bid: Some(bid),
+            ..Prices::default()
+        };
+        Arc::new(Encoded {
+            topic: "A".into(),
+            seq,
+            generation: 0,
+            event: Event::Update { ts: seq, prices },
+            frames: [None, None],
+            ingested_at: Instant::now(),
+        })
+    }
+
+    fn offer(p: &mut Pacer, seq: u64, now: Instant) -> Option<Option<Instant>> {
+        let e = enc(seq, seq as f64);
+        let Event::Update { ts, prices } = e.event else {
+            unreachable!()
+        };
+        p.offer(&e, ts, &prices, Duration::from_millis(200), now)
+    }
+
+    #[test]
+    fn one_event_per_interval_and_the_latest_value_at_the_slot() {
+        let mut p = Pacer::default();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(offer(&mut p, 1, t0), None, "the first goes at once");
+        assert_eq!(offer(&mut p, 2, t0 + ms(10)), Some(Some(t0 + ms(200))));
+        assert_eq!(
+            offer(&mut p, 3, t0 + ms(20)),
+            Some(None),
+            "merged, no new timer"
+        );
+        assert!(p
+            .take_due("A", t0 + ms(150))
+            .is_some_and(|m| format!("{m:?}").contains("seq: 3")));
+        // The slot just taken at 150 ms: the next update waits until 350 ms.
+        assert_eq!(offer(&mut p, 4, t0 + ms(300)), Some(Some(t0 + ms(350))));
+        assert!(p.take_held("A").is_some());
+        assert!(p.take_held("A").is_none());
+        // Long quiet: the next goes at once.
+        assert_eq!(offer(&mut p, 5, t0 + ms(1000)), None);
+        p.retain(|_| false);
+        assert!(p.is_empty());
+    }
+}

@@ -1,0 +1,42 @@
+//! What the shard loop carries between iterations: pending work and timers.
+
+use crate::net::timer::DeadlineQueue;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Work left over from an iteration whose budget ran out, or found by events.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub accept: bool,
+    pub channel: bool,
+    /// Connections with more to read than one iteration's budget.
+    pub reread: Vec<usize>,
+    /// Connections with bytes to write this iteration, each listed once.
+    pub dirty: Vec<usize>,
+    /// Publisher connections waiting for room in the ingest queue.
+    pub blocked: Vec<usize>,
+    /// Topics of publishers gone away, to mark stale once the queue has room.
+    pub stale_marks: Vec<Arc<str>>,
+}
+
+/// A rate-capped update's slot: (when, slab key, connection id, topic).
+pub(super) type PaceTimer = Reverse<(Instant, usize, u64, Arc<str>)>;
+
+/// Deadlines the loop wakes up for.
+pub(super) struct Timers {
+    pub handshakes: DeadlineQueue,
+    pub closings: DeadlineQueue,
+    /// When the heartbeat sweep runs next.
+    pub next_sweep: Instant,
+    pub shutdown: Option<Instant>,
+    /// Rate-capped updates waiting for their slot, earliest first.
+    pub pace: BinaryHeap<PaceTimer>,
+}
+
+impl Timers {
+    pub fn next_pace(&self) -> Option<Instant> {
+        self.pace.peek().map(|Reverse((at, ..))| *at)
+    }
+}
