@@ -4,6 +4,7 @@
 //! It lives in the engine, below both sides, so the router never imports the
 //! network code and the shards import only this from the router's side.
 
+use super::epoch::Epoch;
 use super::update::Prices;
 use crate::wire::Format;
 use crossbeam_channel::Sender;
@@ -20,7 +21,12 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 pub(crate) enum Event {
     /// An update with these fields (kept so a conflating connection can merge
     /// the updates it skips).
-    Update { ts: u64, prices: Prices },
+    Update {
+        ts: u64,
+        prices: Prices,
+        /// Set on the first update of a numbering (`seq` 1), which names it.
+        epoch: Option<Epoch>,
+    },
     /// The topic went stale (true) or live again (false).
     Status { stale: bool },
     /// The topic was cleared: its numbering restarts in a new epoch.

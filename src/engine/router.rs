@@ -5,6 +5,7 @@
 //! changes, and, when `stale_after` is in use, sweeps for quiet topics.
 
 use super::budget::{HistoryBudget, ENTRY_BYTES};
+use super::epoch::Epoch;
 use super::ingest::{IngestOp, Ingested};
 use super::link::{Encoded, Event, ShardLink, ShardMsg};
 use super::table::{Heard, TopicSlot, TopicTable};
@@ -206,6 +207,7 @@ impl RouterWork {
                     let update = Event::Update {
                         ts: u.timestamp_ns,
                         prices: u.prices,
+                        epoch: (applied.seq == 1).then_some(applied.epoch),
                     };
                     self.emit(&slot, heard, update, at);
                 }
@@ -280,8 +282,12 @@ impl RouterWork {
             }
             let fb = &mut self.fb;
             let f = match &event {
-                Event::Update { ts, prices } => {
-                    encode_price(fb, fmt, &Price::update(&slot.name, seq, *ts, prices))
+                Event::Update { ts, prices, epoch } => {
+                    let update = Price {
+                        epoch: epoch.as_ref().map(Epoch::as_str),
+                        ..Price::update(&slot.name, seq, *ts, prices)
+                    };
+                    encode_price(fb, fmt, &update)
                 }
                 Event::Status { stale } => encode_status(fb, fmt, &slot.name, *stale),
                 Event::Cleared => encode_cleared(fb, fmt, &slot.name),

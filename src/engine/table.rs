@@ -60,6 +60,9 @@ pub(crate) struct Applied {
     pub generation: u16,
     /// The topic was stale: a `live` status goes out ahead of this update.
     pub went_live: bool,
+    /// The topic's epoch (an update with `seq` 1 names it: a client that
+    /// subscribed to a pattern before the topic existed learns it there).
+    pub epoch: Epoch,
     /// History entries this topic dropped to stay within its own cap.
     pub history_dropped: usize,
 }
@@ -140,6 +143,7 @@ impl TopicSlot {
             interest: st.interest,
             generation: st.generation,
             went_live,
+            epoch: st.value.epoch,
             history_dropped,
         }
     }

@@ -111,7 +111,7 @@ impl Backlog {
         interval: Option<Duration>,
         now: Instant,
     ) -> Offer {
-        let Event::Update { ts, prices } = &enc.event else {
+        let Event::Update { ts, prices, .. } = &enc.event else {
             // Only updates are offered; anything else goes straight out.
             out.push(frame);
             return Offer::Queued;
@@ -342,7 +342,11 @@ mod tests {
             topic: topic.into(),
             seq,
             generation: 0,
-            event: Event::Update { ts: seq, prices },
+            event: Event::Update {
+                ts: seq,
+                prices,
+                epoch: None,
+            },
             frames: [Some(frame.into()), None],
             ingested_at: Instant::now(),
         })

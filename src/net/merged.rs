@@ -4,7 +4,8 @@
 //! published updates it stands for.
 
 use super::outbound::Outbound;
-use crate::engine::link::Encoded;
+use crate::engine::epoch::Epoch;
+use crate::engine::link::{Encoded, Event};
 use crate::engine::update::Prices;
 use crate::wire::event::{encode_price, Price};
 use crate::wire::frame::FrameBuf;
@@ -24,7 +25,17 @@ pub(crate) struct Merged {
     /// While it stands for one update: that update, whose shared frame is
     /// exactly what to send (no encoding needed).
     only: Option<Arc<Encoded>>,
+    /// The numbering's epoch, when the first update of it (`seq` 1) is among
+    /// them: the merged update names it as that one did.
+    epoch: Option<Epoch>,
     pub(crate) ingested_at: Instant,
+}
+
+fn epoch_of(enc: &Encoded) -> Option<Epoch> {
+    match enc.event {
+        Event::Update { epoch, .. } => epoch,
+        _ => None,
+    }
 }
 
 impl Merged {
@@ -35,6 +46,7 @@ impl Merged {
             prices: *prices,
             count: 1,
             only: Some(enc.clone()),
+            epoch: epoch_of(enc),
             ingested_at: enc.ingested_at,
         }
     }
@@ -45,6 +57,7 @@ impl Merged {
         self.prices.merge(prices);
         self.count += 1;
         self.only = None;
+        self.epoch = self.epoch.or(epoch_of(enc));
     }
 
     /// Merges a later run of held-back updates into this one.
@@ -54,6 +67,7 @@ impl Merged {
         self.prices.merge(&later.prices);
         self.count += later.count;
         self.only = None;
+        self.epoch = self.epoch.or(later.epoch);
     }
 
     /// Queues this as one event: the shared frame when it stands for one
@@ -69,6 +83,7 @@ impl Merged {
         }
         let update = Price {
             conflated: self.count,
+            epoch: self.epoch.as_ref().map(Epoch::as_str),
             ..Price::update(topic, self.seq, self.ts, &self.prices)
         };
         out.push(encode_price(fb, fmt, &update));

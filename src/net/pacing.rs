@@ -107,7 +107,11 @@ mod tests {
             topic: "A".into(),
             seq,
             generation: 0,
-            event: Event::Update { ts: seq, prices },
+            event: Event::Update {
+                ts: seq,
+                prices,
+                epoch: None,
+            },
             frames: [None, None],
             ingested_at: Instant::now(),
         })
@@ -115,7 +119,7 @@ mod tests {
 
     fn offer(p: &mut Pacer, seq: u64, now: Instant) -> Option<Option<Instant>> {
         let e = enc(seq, seq as f64);
-        let Event::Update { ts, prices } = e.event else {
+        let Event::Update { ts, prices, .. } = e.event else {
             unreachable!()
         };
         p.offer(&e, ts, &prices, Duration::from_millis(200), now)
