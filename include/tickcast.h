@@ -342,6 +342,34 @@ enum tickcast_result tickcast_publish_batch(struct tickcast_server *server,
                                             const struct tickcast_update *updates,
                                             size_t count);
 
+/**
+ * Clears `topic`: subscribers get a `cleared` event, the topic leaves the
+ * `topics` list, its value and history are freed, and its next update
+ * starts a new epoch at `seq` 1. Subscriptions stay in place. In order with
+ * this thread's publishes; waits while the ingest queue is full. Thread-safe.
+ */
+enum tickcast_result tickcast_clear(struct tickcast_server *server, const char *topic);
+
+/**
+ * Marks `topic` stale: subscribers get `{"event":"status","state":"stale"}`
+ * and snapshots say `"stale": true` until its next update or
+ * `tickcast_mark_live`. For a feed handler that lost its upstream. Thread-safe.
+ */
+enum tickcast_result tickcast_mark_stale(struct tickcast_server *server, const char *topic);
+
+/**
+ * Marks a stale `topic` live again without an update. Thread-safe.
+ */
+enum tickcast_result tickcast_mark_live(struct tickcast_server *server, const char *topic);
+
+/**
+ * Sets how long `topic` may go without an update before it is marked stale,
+ * in milliseconds; 0 returns it to the server's `stale_after`. Thread-safe.
+ */
+enum tickcast_result tickcast_set_stale_after(struct tickcast_server *server,
+                                              const char *topic,
+                                              uint64_t stale_after_ms);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -3,7 +3,7 @@
 use crate::config::tickcast_config;
 use crate::error::{result, tickcast_result};
 use crate::handle::{free, into_handle, write_out, Handle};
-use crate::panic::{ffi_panic_boundary, try_not_null, try_ref};
+use crate::panic::{ffi_panic_boundary, try_not_null, try_ref, try_str};
 use crate::update::{read_batch, read_update, tickcast_update};
 use std::ffi::c_char;
 use tickcast::{Publisher, Server};
@@ -128,5 +128,61 @@ pub extern "C" fn tickcast_publish_batch(
             Err(r) => return r,
         };
         result(server.publisher.publish_batch(batch))
+    }
+}
+
+/// Clears `topic`: subscribers get a `cleared` event, the topic leaves the
+/// `topics` list, its value and history are freed, and its next update
+/// starts a new epoch at `seq` 1. Subscriptions stay in place. In order with
+/// this thread's publishes; waits while the ingest queue is full. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_clear(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        result(server.publisher.clear(try_str!(topic)))
+    }
+}
+
+/// Marks `topic` stale: subscribers get `{"event":"status","state":"stale"}`
+/// and snapshots say `"stale": true` until its next update or
+/// `tickcast_mark_live`. For a feed handler that lost its upstream. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_mark_stale(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        result(server.publisher.mark_stale(try_str!(topic)))
+    }
+}
+
+/// Marks a stale `topic` live again without an update. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_mark_live(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        result(server.publisher.mark_live(try_str!(topic)))
+    }
+}
+
+/// Sets how long `topic` may go without an update before it is marked stale,
+/// in milliseconds; 0 returns it to the server's `stale_after`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_set_stale_after(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    stale_after_ms: u64,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        let after = (stale_after_ms > 0).then(|| std::time::Duration::from_millis(stale_after_ms));
+        result(server.publisher.set_stale_after(try_str!(topic), after))
     }
 }

@@ -131,8 +131,16 @@ fn asan(program: &Path) -> Command {
     c
 }
 
+/// The library the C programs were linked with, found by their RUNPATH:
+/// `cargo test` puts target/debug/deps on LD_LIBRARY_PATH, which wins over
+/// RUNPATH, and a libtickcast.so left there by an earlier `cargo build`
+/// would be an older build than the one just made.
+fn own_library(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LD_LIBRARY_PATH")
+}
+
 fn run_to_end(mut cmd: Command, what: &str) {
-    let out = cmd
+    let out = own_library(&mut cmd)
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -148,7 +156,7 @@ fn run_to_end(mut cmd: Command, what: &str) {
 /// Runs publish_threads under the driver protocol and checks, as a WebSocket
 /// subscriber, that each of the four topics arrives complete and in order.
 fn run_publisher(mut cmd: Command, what: &str) {
-    let mut child = cmd
+    let mut child = own_library(&mut cmd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -199,6 +207,23 @@ fn run_publisher(mut cmd: Command, what: &str) {
         *want += 1;
         remaining -= 1;
     }
+    // Then the topic operations, in the order the C program made them.
+    let mut next_event = || loop {
+        if let Message::Text(t) = ws.read().unwrap() {
+            return serde_json::from_str::<serde_json::Value>(&t).unwrap();
+        }
+    };
+    let status = |state: &str| serde_json::json!({"event":"status","topic":"C.0","state":state});
+    assert_eq!(next_event(), status("stale"), "{what}");
+    assert_eq!(next_event(), status("live"), "{what}");
+    assert_eq!(
+        next_event(),
+        serde_json::json!({"event":"cleared","topic":"C.1"}),
+        "{what}"
+    );
+    let restarted = next_event();
+    assert_eq!(restarted["seq"], 1, "{what}: {restarted}");
+    assert!(restarted["epoch"].is_string(), "{what}: {restarted}");
     assert_eq!(lines.next().expect("DONE line").unwrap(), "DONE");
     writeln!(stdin, "QUIT").unwrap();
     drop(stdin);
@@ -294,7 +319,7 @@ fn compile_example(source: &str, compiler: &str, std: &str) -> PathBuf {
 /// Builds an example, runs it for a moment and subscribes to what it publishes.
 fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
     let out = compile_example(source, compiler, std);
-    let mut child = Command::new(&out)
+    let mut child = own_library(&mut Command::new(&out))
         .args(["2", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()
@@ -395,7 +420,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
     };
     let mut ws = subscribe(r#""RC.*""#);
     let mut child = KillOnDrop::new(
-        Command::new(&exe)
+        own_library(&mut Command::new(&exe))
             .arg(format!("ws://127.0.0.1:{port}/publish"))
             .arg("c-publisher-token")
             .stdin(Stdio::piped())
@@ -487,7 +512,7 @@ extern "C" {
 fn c_example_remote_feed_builds_with_only_the_header_and_library() {
     let out = compile_example("remote_feed.c", "cc", "-std=c11");
     // Without a server it must fail cleanly with a message, not crash.
-    let run = Command::new(&out)
+    let run = own_library(&mut Command::new(&out))
         .args(["ws://127.0.0.1:1/publish", "some-token-123"])
         .output()
         .unwrap();

@@ -152,6 +152,23 @@ int main(void) {
     bad.fields = 1u << 20;
     EXPECT(tickcast_publish(server, "A", &bad), TICKCAST_RESULT_INVALID_ARGUMENT);
 
+    /* Topic operations: clear, stale, live, stale_after. */
+    EXPECT(tickcast_clear(NULL, "A"), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_clear(server, NULL), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_clear(server, "has space"), TICKCAST_RESULT_INVALID_TOPIC);
+    EXPECT(tickcast_clear(server, "A\xc3\x28"), TICKCAST_RESULT_INVALID_UTF8);
+    EXPECT(tickcast_clear(server, "A"), TICKCAST_RESULT_OK);
+    EXPECT(tickcast_mark_stale(NULL, "A"), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_mark_stale(server, NULL), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_mark_stale(server, "NINE.CHAR"), TICKCAST_RESULT_INVALID_TOPIC);
+    EXPECT(tickcast_mark_stale(server, "A"), TICKCAST_RESULT_OK);
+    EXPECT(tickcast_mark_live(NULL, "A"), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_mark_live(server, "A"), TICKCAST_RESULT_OK);
+    EXPECT(tickcast_set_stale_after(NULL, "A", 100), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_set_stale_after(server, NULL, 100), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_set_stale_after(server, "A", 5000), TICKCAST_RESULT_OK);
+    EXPECT(tickcast_set_stale_after(server, "A", 0), TICKCAST_RESULT_OK);
+
     /* Batches: checked whole before anything is queued. */
     const char *topics[3] = {"B1", "B2", "B 3"};
     tickcast_update ups[3] = {u, u, u};

@@ -138,6 +138,13 @@ int main(void) {
     for (int t = 0; t < 4; t++) {
         pthread_join(threads[t], NULL);
     }
+    /* Topic operations, in order after every update above: the subscriber
+     * sees C.0 go stale and live, C.1 cleared and restarted at seq 1. */
+    CHECK(tickcast_mark_stale(server, "C.0"));
+    CHECK(tickcast_mark_live(server, "C.0"));
+    CHECK(tickcast_clear(server, "C.1"));
+    tickcast_update again = make(41);
+    CHECK(tickcast_publish(server, "C.1", &again));
     printf("DONE\n");
     fflush(stdout);
     expect_line("QUIT");
