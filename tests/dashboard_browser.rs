@@ -30,6 +30,27 @@ fn ensure_playwright(dir: &Path) {
     assert!(ok, "npm ci in tests/browser failed");
 }
 
+/// Publishes one update on `/publish` and closes the connection: the topic
+/// goes stale.
+fn publish_and_leave(addr: std::net::SocketAddr, topic: &str) {
+    use tungstenite::client::IntoClientRequest;
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("ws://{addr}/publish")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        "Bearer dashboard-test-token".parse().unwrap(),
+    );
+    let (mut ws, _) = tungstenite::client(req, stream).unwrap();
+    let frame = tickcast::publish::encode(&[tickcast::Update::new(topic).bid(1.0).ask(1.5)]);
+    ws.send(tungstenite::Message::binary(frame)).unwrap();
+    // Wait for the ack: the update is in before the connection goes.
+    while !matches!(ws.read().unwrap(), tungstenite::Message::Binary(_)) {}
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+}
+
 #[test]
 fn dashboard_shows_live_prices_in_a_real_headless_browser() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -42,7 +63,24 @@ fn dashboard_shows_live_prices_in_a_real_headless_browser() {
     let dir = browser_dir();
     ensure_playwright(&dir);
 
-    let mut d = Daemon::start(&["--demo", "--demo-rate", "400", "--listen", "127.0.0.1:0"]);
+    // A publisher token, so the test can publish HALT.X and leave: the page
+    // must show it stale.
+    let cfg = std::env::temp_dir().join(format!("tickcast-dashboard-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "[auth]\npublisher_tokens = [\"dashboard-test-token\"]\n",
+    )
+    .unwrap();
+    let mut d = Daemon::start(&[
+        "--demo",
+        "--demo-rate",
+        "1000",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    publish_and_leave(d.addr, "HALT.X");
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
     let _ = std::fs::remove_file(&shot);
     let out = Command::new("node")

@@ -19,6 +19,8 @@ struct Pace {
     last_sent: Option<Instant>,
     /// Boxed: most topics wait for nothing most of the time.
     held: Option<Box<Merged>>,
+    /// When what is held may go.
+    due: Option<Instant>,
 }
 
 /// A connection's rate state, by topic.
@@ -48,6 +50,7 @@ impl Pacer {
             let due = last + interval;
             if now < due {
                 pace.held = Some(Box::new(Merged::new(enc, ts, prices)));
+                pace.due = Some(due);
                 return Some(Some(due));
             }
         }
@@ -55,10 +58,16 @@ impl Pacer {
         None
     }
 
-    /// The held-back update of `topic`, now that its slot has come.
+    /// The held-back update of `topic`, if its slot has come. (A timer set
+    /// for an update that was since sent out of turn may fire before the
+    /// slot of one held later: that one waits for its own timer.)
     pub fn take_due(&mut self, topic: &str, now: Instant) -> Option<Merged> {
         let pace = self.topics.get_mut(topic)?;
+        if pace.due.is_none_or(|due| now < due) {
+            return None;
+        }
         let held = pace.held.take()?;
+        pace.due = None;
         pace.last_sent = Some(now);
         Some(*held)
     }
@@ -66,7 +75,9 @@ impl Pacer {
     /// The held-back update of `topic`, taken out of turn (an event that must
     /// follow it, or a clear).
     pub fn take_held(&mut self, topic: &str) -> Option<Merged> {
-        Some(*self.topics.get_mut(topic)?.held.take()?)
+        let pace = self.topics.get_mut(topic)?;
+        pace.due = None;
+        Some(*pace.held.take()?)
     }
 
     /// The interval looked up for `topic`, if it was.
@@ -137,11 +148,11 @@ mod tests {
             Some(None),
             "merged, no new timer"
         );
-        assert!(p
-            .take_due("A", t0 + ms(150))
-            .is_some_and(|m| format!("{m:?}").contains("seq: 3")));
-        // The slot just taken at 150 ms: the next update waits until 350 ms.
-        assert_eq!(offer(&mut p, 4, t0 + ms(300)), Some(Some(t0 + ms(350))));
+        assert!(p.take_due("A", t0 + ms(150)).is_none(), "before its slot");
+        let released = p.take_due("A", t0 + ms(210)).unwrap();
+        assert!(format!("{released:?}").contains("seq: 3"), "{released:?}");
+        // The slot just taken at 210 ms: the next update waits until 410 ms.
+        assert_eq!(offer(&mut p, 4, t0 + ms(300)), Some(Some(t0 + ms(410))));
         assert!(p.take_held("A").is_some());
         assert!(p.take_held("A").is_none());
         // Long quiet: the next goes at once.

@@ -58,6 +58,23 @@ try {
     (t) => t.dataset.topic.startsWith("FX.") || t.dataset.topic === "AAPL"), null, { timeout: 10000 });
   check(true, "subscription narrowed");
 
+  // A topic whose publisher went away is shown stale (the test harness
+  // published HALT.X over /publish and closed the connection).
+  await page.fill("#subscribe", "*");
+  await page.click("#apply");
+  await page.waitForSelector('#rows tr[data-topic="HALT.X"].stale', { timeout: 10000 });
+  check(true, "HALT.X shown stale");
+  const live = await page.$$eval("#rows tr.stale", (trs) => trs.map((t) => t.dataset.topic));
+  check(live.length === 1, "only HALT.X is stale: " + live);
+
+  // The page asks for max_rate 10 while the feed sends each topic about 27
+  // updates a second: the page's own 5 s average per topic stays near 10
+  // (arrival jitter in a loaded headless browser allowed), far under 27.
+  await page.waitForTimeout(5500);
+  const rates = await page.$$eval("#rows td.rate", (tds) => tds.map((t) => parseFloat(t.textContent) || 0));
+  check(Math.max(...rates) <= 13, "updates/s per topic capped near max_rate 10: " + rates);
+  check(Math.max(...rates) >= 6, "the capped topics still update about 10 times a second: " + rates);
+
   check((await page.textContent("#gaps")) === "0", "no sequence gaps");
   check(errors.length === 0, "no page errors: " + errors);
   await page.fill("#subscribe", "*");
