@@ -262,6 +262,9 @@ fn max_rate_caps_events_per_second_and_delivers_the_final_value() {
     publisher.join().unwrap();
     let elapsed = start.elapsed().as_secs_f64();
     // Trailing edge: the last value arrives within 1/5 s after it changed.
+    wait_until("sequenced", || {
+        server.snapshot("RT.A").unwrap().seq == 2001 && server.snapshot("RT.B").unwrap().seq == 2001
+    });
     let final_a = server.snapshot("RT.A").unwrap();
     let final_b = server.snapshot("RT.B").unwrap();
     read_until(&mut capped, &mut state, |s| {
@@ -312,6 +315,7 @@ fn the_servers_max_rate_is_the_default_and_the_cap() {
         std::thread::sleep(Duration::from_micros(1000));
     }
     let elapsed = start.elapsed().as_secs_f64();
+    wait_until("sequenced", || server.snapshot("SR.A").unwrap().seq == 1001);
     let last = server.snapshot("SR.A").unwrap();
     for c in [&mut asks_more, &mut default] {
         let mut state = HashMap::new();
