@@ -40,7 +40,6 @@ fn encode(c: &mut Criterion) {
 
 fn router(c: &mut Criterion) {
     let topics: Vec<String> = (0..100).map(|i| format!("B.{i:04}")).collect();
-    let mut r = RouterBench::new(&topics);
     let batch: Vec<Update> = (0..256)
         .map(|i| {
             Update::new(topics[i % topics.len()].clone())
@@ -51,9 +50,15 @@ fn router(c: &mut Criterion) {
         .collect();
     let mut g = c.benchmark_group("router");
     g.throughput(Throughput::Elements(batch.len() as u64));
-    g.bench_function("route_batch_of_256_json", |b| {
-        b.iter(|| r.route(black_box(&batch)))
-    });
+    // With the default history (256 per topic) and without: the cost of
+    // keeping updates for resume, on the router's hot path.
+    for (name, history) in [
+        ("route_batch_of_256_json", 256),
+        ("route_batch_of_256_json_no_history", 0),
+    ] {
+        let mut r = RouterBench::with_history(&topics, history);
+        g.bench_function(name, |b| b.iter(|| r.route(black_box(&batch))));
+    }
     g.finish();
 }
 

@@ -11,8 +11,9 @@
 //!
 //! ```text
 //! loadgen --addr 127.0.0.1:9000 --conns 1000 --topics 100 --per-conn 10 \
-//!         --warmup 2 --duration 5 [--sources 4] [--hold]
+//!         --warmup 2 --duration 5 [--sources 4] [--hold] [--max-rate 10]
 //! ```
+//! `--max-rate R` adds `"max_rate": R` to every subscribe (tickcast only).
 //! Prints one JSON line. `--hold` only connects, subscribes, prints `READY`,
 //! and stays idle for `--duration` seconds (for memory per idle connection).
 
@@ -34,6 +35,7 @@ struct Args {
     duration: f64,
     sources: u8,
     hold: bool,
+    max_rate: Option<f64>,
 }
 
 fn parse_args() -> Args {
@@ -47,6 +49,7 @@ fn parse_args() -> Args {
         duration: 5.0,
         sources: 4,
         hold: false,
+        max_rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +64,7 @@ fn parse_args() -> Args {
             "--duration" => a.duration = val().parse().unwrap(),
             "--sources" => a.sources = val().parse().unwrap(),
             "--hold" => a.hold = true,
+            "--max-rate" => a.max_rate = Some(val().parse().expect("--max-rate events/s")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -202,8 +206,11 @@ fn main() {
         let topics: Vec<String> = (0..a.per_conn)
             .map(|k| format!("\"{}{:04}\"", a.prefix, (i * a.per_conn + k) % a.topics))
             .collect();
+        let rate = a
+            .max_rate
+            .map_or(String::new(), |r| format!(",\"max_rate\":{r}"));
         let cmd = format!(
-            "{{\"op\":\"subscribe\",\"id\":1,\"topics\":[{}]}}",
+            "{{\"op\":\"subscribe\",\"id\":1,\"topics\":[{}]{rate}}}",
             topics.join(",")
         );
         Conn {

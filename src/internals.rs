@@ -28,8 +28,14 @@ pub struct RouterBench {
 }
 
 impl RouterBench {
-    /// Creates the router state with `topics` topics, all wanted by shard 0.
+    /// Creates the router state with `topics` topics, all wanted by shard 0,
+    /// and the default history (256 updates per topic).
     pub fn new(topics: &[String]) -> Self {
+        Self::with_history(topics, Config::default().history_len)
+    }
+
+    /// The same with `history_len` updates kept per topic (0: no history).
+    pub fn with_history(topics: &[String], history_len: usize) -> Self {
         let poll = mio::Poll::new().expect("a poll for the waker");
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker"));
         let (tx, rx) = bounded(1024);
@@ -39,7 +45,15 @@ impl RouterBench {
         }
         let metrics = Arc::new(Metrics::new(1));
         RouterBench {
-            work: RouterWork::new(table, 1, RouterConfig::from(&Config::default()), metrics),
+            work: RouterWork::new(
+                table,
+                1,
+                RouterConfig {
+                    history_len,
+                    ..RouterConfig::from(&Config::default())
+                },
+                metrics,
+            ),
             links: vec![ShardLink { tx, waker }],
             rx,
             _poll: poll,

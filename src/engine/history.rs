@@ -16,22 +16,86 @@ pub struct Past {
     pub prices: Prices,
 }
 
+/// One kept update, compact: its `seq` is implied by its place, and the
+/// fields take 8 bytes each plus one bit, not 16 (half the memory of `Past`,
+/// and half the bytes moved on the router's hot path).
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    ts: u64,
+    values: [f64; 7],
+    present: u8,
+}
+
+impl Stored {
+    fn new(ts: u64, p: &Prices) -> Stored {
+        let all = [
+            p.bid,
+            p.ask,
+            p.last,
+            p.bid_size,
+            p.ask_size,
+            p.last_size,
+            p.volume,
+        ];
+        let mut values = [0.0; 7];
+        let mut present = 0u8;
+        for (i, v) in all.iter().enumerate() {
+            if let Some(v) = v {
+                values[i] = *v;
+                present |= 1 << i;
+            }
+        }
+        Stored {
+            ts,
+            values,
+            present,
+        }
+    }
+
+    fn past(&self, seq: u64) -> Past {
+        let get = |i: usize| (self.present & (1 << i) != 0).then_some(self.values[i]);
+        Past {
+            seq,
+            ts: self.ts,
+            prices: Prices {
+                bid: get(0),
+                ask: get(1),
+                last: get(2),
+                bid_size: get(3),
+                ask_size: get(4),
+                last_size: get(5),
+                volume: get(6),
+            },
+        }
+    }
+}
+
+/// What one kept update costs in a topic's history.
+pub(crate) const STORED_BYTES: usize = std::mem::size_of::<Stored>();
+
 /// A topic's recent updates, oldest first, consecutive in `seq`.
 #[derive(Debug, Default)]
 pub(crate) struct History {
-    entries: VecDeque<Past>,
+    entries: VecDeque<Stored>,
+    /// The `seq` of the oldest entry.
+    first: u64,
 }
 
 impl History {
-    /// Appends an update; drops the oldest past `cap`. Returns how many were dropped.
-    pub fn push(&mut self, past: Past, cap: usize) -> usize {
+    /// Appends update `seq` (the one after the last kept, or the first);
+    /// drops the oldest past `cap`. Returns how many were dropped.
+    pub fn push(&mut self, seq: u64, ts: u64, prices: &Prices, cap: usize) -> usize {
         if cap == 0 {
             return 0;
         }
-        self.entries.push_back(past);
+        if self.entries.is_empty() {
+            self.first = seq;
+        }
+        self.entries.push_back(Stored::new(ts, prices));
         let mut dropped = 0;
         while self.entries.len() > cap {
             self.entries.pop_front();
+            self.first += 1;
             dropped += 1;
         }
         dropped
@@ -41,17 +105,21 @@ impl History {
     /// Returns how many.
     pub fn evict_through(&mut self, seq: u64) -> usize {
         let mut dropped = 0;
-        while self.entries.front().is_some_and(|p| p.seq <= seq) {
+        while !self.entries.is_empty() && self.first <= seq {
             self.entries.pop_front();
+            self.first += 1;
             dropped += 1;
         }
         dropped
     }
 
-    /// Is the entry with this `seq` still kept?
-    pub fn holds(&self, seq: u64) -> bool {
-        self.entries.front().is_some_and(|p| p.seq <= seq)
-            && self.entries.back().is_some_and(|p| p.seq >= seq)
+    /// The `seq` of the oldest entry kept; `u64::MAX` when none is.
+    pub fn first(&self) -> u64 {
+        if self.entries.is_empty() {
+            u64::MAX
+        } else {
+            self.first
+        }
     }
 
     /// Every update after `seq` up to `latest`, if all of them are still
@@ -61,12 +129,17 @@ impl History {
         if seq >= latest {
             return (seq == latest).then(Vec::new);
         }
-        let first = self.entries.front()?.seq;
-        if first > seq + 1 {
+        if self.entries.is_empty() || self.first > seq + 1 {
             return None;
         }
-        let skip = (seq + 1 - first) as usize;
-        let out: Vec<Past> = self.entries.iter().skip(skip).copied().collect();
+        let skip = (seq + 1 - self.first) as usize;
+        let out: Vec<Past> = self
+            .entries
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, s)| s.past(self.first + i as u64))
+            .collect();
         (out.len() as u64 == latest - seq).then_some(out)
     }
 
@@ -82,20 +155,27 @@ impl History {
 mod tests {
     use super::*;
 
-    fn past(seq: u64) -> Past {
-        Past {
-            seq,
-            ts: seq,
-            prices: Prices::default(),
-        }
-    }
-
     #[test]
     fn since_gives_exactly_the_missing_updates_or_nothing() {
         let mut h = History::default();
+        let p = Prices {
+            bid: Some(1.5),
+            volume: Some(0.0),
+            ..Prices::default()
+        };
         for s in 1..=10 {
-            h.push(past(s), 4);
+            h.push(s, s * 10, &p, 4);
         }
+        let replay = h.since(9, 10).unwrap();
+        assert_eq!(
+            replay,
+            [Past {
+                seq: 10,
+                ts: 100,
+                prices: p
+            }],
+            "fields survive storage"
+        );
         // Kept: 7, 8, 9, 10.
         assert_eq!(
             h.since(6, 10)
@@ -111,7 +191,7 @@ mod tests {
         assert!(h.since(11, 10).is_none(), "ahead of the server");
         assert_eq!(h.evict_through(8), 2);
         assert!(h.since(7, 10).is_none());
-        assert!(h.holds(9) && !h.holds(8));
+        assert_eq!(h.first(), 9);
         assert_eq!(h.clear(), 2);
     }
 }

@@ -121,8 +121,10 @@ const SWEEP_PERIOD: Duration = Duration::from_millis(100);
 /// (so the criterion benchmarks drive the very same code).
 pub(crate) struct RouterWork {
     table: Arc<TopicTable>,
-    /// The router's own index of the table, so the hot path takes no table lock.
-    slots: HashMap<Box<str>, Arc<TopicSlot>>,
+    /// The router's own index of the table, so the hot path takes no table
+    /// lock: a number per topic, into `list`.
+    slots: HashMap<Box<str>, u32>,
+    list: Vec<Arc<TopicSlot>>,
     fb: FrameBuf,
     outboxes: Vec<Vec<Arc<Encoded>>>,
     config: RouterConfig,
@@ -132,6 +134,8 @@ pub(crate) struct RouterWork {
     /// Some topic has its own `stale_after`, or the server has one.
     sweeping: bool,
     next_sweep: Instant,
+    /// Frames encoded in this batch, added to the metric once per batch.
+    encoded: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -145,12 +149,14 @@ impl RouterWork {
         RouterWork {
             table,
             slots: HashMap::new(),
+            list: Vec::new(),
             fb: FrameBuf::default(),
             outboxes: (0..shards).map(|_| Vec::new()).collect(),
             budget: HistoryBudget::new(config.history_bytes),
             history_kept: 0,
             sweeping: config.stale_after.is_some(),
             next_sweep: Instant::now() + SWEEP_PERIOD,
+            encoded: 0,
             config,
             metrics,
         }
@@ -165,13 +171,20 @@ impl RouterWork {
         }
     }
 
-    fn slot(&mut self, topic: &str) -> Arc<TopicSlot> {
-        if let Some(s) = self.slots.get(topic) {
-            return s.clone();
+    /// The router's number of a topic's slot, made when it is new.
+    fn slot_id(&mut self, topic: &str) -> u32 {
+        if let Some(id) = self.slots.get(topic) {
+            return *id;
         }
-        let s = self.table.get_or_create(topic);
-        self.slots.insert(topic.into(), s.clone());
-        s
+        let id = self.list.len() as u32;
+        self.list.push(self.table.get_or_create(topic));
+        self.slots.insert(topic.into(), id);
+        id
+    }
+
+    fn slot(&mut self, topic: &str) -> Arc<TopicSlot> {
+        let id = self.slot_id(topic);
+        self.list[id as usize].clone()
     }
 
     /// Sequences and encodes a batch, then sends each interested shard one
@@ -188,13 +201,16 @@ impl RouterWork {
             match op {
                 IngestOp::Update(u) => {
                     ingested += 1;
-                    let slot = self.slot(&u.topic);
-                    let applied = slot.apply(u.timestamp_ns, &u.prices, self.config.history_len);
+                    let id = self.slot_id(&u.topic);
+                    let slot = self.list[id as usize].clone();
+                    let applied =
+                        slot.apply(u.timestamp_ns, &u.prices, self.config.history_len, at);
                     self.history_kept -= applied.history_dropped;
                     if self.config.history_len > 0 {
                         self.history_kept += 1;
-                        self.budget
-                            .added(&slot, applied.seq, &mut self.history_kept);
+                        let kept = &mut self.history_kept;
+                        let place = (id, applied.generation, applied.seq);
+                        self.budget.added(&self.list, place, kept);
                     }
                     let heard = Heard {
                         seq: applied.seq,
@@ -233,6 +249,8 @@ impl RouterWork {
             self.sweep();
         }
         m.ingested.fetch_add(ingested, Relaxed);
+        m.encoded
+            .fetch_add(std::mem::take(&mut self.encoded), Relaxed);
         m.history_entries.store(self.history_kept as u64, Relaxed);
         m.history_bytes
             .store((self.history_kept * ENTRY_BYTES) as u64, Relaxed);
@@ -253,8 +271,8 @@ impl RouterWork {
         let now = Instant::now();
         self.next_sweep = now + SWEEP_PERIOD;
         let quiet: Vec<(Arc<TopicSlot>, Heard)> = self
-            .slots
-            .values()
+            .list
+            .iter()
             .filter_map(|s| Some((s.clone(), s.stale_if_quiet(now, self.config.stale_after)?)))
             .collect();
         for (slot, heard) in quiet {
@@ -295,7 +313,7 @@ impl RouterWork {
             frames[fmt.index()] = Some(f.into());
             encoded += 1;
         }
-        self.metrics.router.encoded.fetch_add(encoded, Relaxed);
+        self.encoded += encoded;
         let enc = Arc::new(Encoded {
             topic: slot.name.clone(),
             seq,

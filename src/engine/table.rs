@@ -14,6 +14,8 @@ use crate::wire::Format;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU16, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +93,10 @@ pub struct TopicSlot {
     /// The topic's name, shared with every frame and index entry for it.
     pub name: Arc<str>,
     state: Mutex<SlotState>,
+    /// Copies of the history's oldest seq and of the clear count, written by
+    /// the router under the lock, read without it by the history budget.
+    history_first: AtomicU64,
+    generation: AtomicU16,
 }
 
 #[derive(Debug)]
@@ -110,6 +116,8 @@ impl TopicSlot {
     fn new(name: Arc<str>, interest: ShardMask) -> TopicSlot {
         TopicSlot {
             name,
+            history_first: AtomicU64::new(u64::MAX),
+            generation: AtomicU16::new(0),
             state: Mutex::new(SlotState {
                 value: Snapshot::default(),
                 interest,
@@ -121,23 +129,26 @@ impl TopicSlot {
         }
     }
 
-    /// Router only: merges an update, assigns the next sequence number,
-    /// keeps it in the history (at most `history_cap` per topic), and says
-    /// which shards to deliver it to.
-    pub(crate) fn apply(&self, ts: u64, prices: &Prices, history_cap: usize) -> Applied {
+    /// Router only: merges an update that entered the ingest channel `at`,
+    /// assigns the next sequence number, keeps it in the history (at most
+    /// `history_cap` per topic), and says which shards to deliver it to.
+    /// Hot path: no clock read (`at` was taken by the publisher).
+    pub(crate) fn apply(
+        &self,
+        ts: u64,
+        prices: &Prices,
+        history_cap: usize,
+        at: Instant,
+    ) -> Applied {
         let mut st = self.state.lock();
         st.value.seq += 1;
         st.value.ts = ts;
         st.value.prices.merge(prices);
-        st.changed_at = Instant::now();
+        st.changed_at = at;
         let went_live = std::mem::replace(&mut st.value.stale, false);
         let seq = st.value.seq;
-        let past = Past {
-            seq,
-            ts,
-            prices: *prices,
-        };
-        let history_dropped = st.history.push(past, history_cap);
+        let history_dropped = st.history.push(seq, ts, prices, history_cap);
+        self.history_first.store(st.history.first(), Relaxed);
         Applied {
             seq,
             interest: st.interest,
@@ -157,6 +168,8 @@ impl TopicSlot {
         st.stale_after = None;
         st.generation = st.generation.wrapping_add(1);
         let freed = st.history.clear();
+        self.history_first.store(u64::MAX, Relaxed);
+        self.generation.store(st.generation, Relaxed);
         (Heard::of(&st), freed)
     }
 
@@ -188,14 +201,22 @@ impl TopicSlot {
         self.state.lock().stale_after = after;
     }
 
-    /// Router only: server-wide eviction of history up to `seq`.
-    pub(crate) fn evict_history_through(&self, seq: u64) -> usize {
-        self.state.lock().history.evict_through(seq)
+    /// Router only: server-wide eviction of history up to `seq`, in the
+    /// numbering `generation` (an entry of a numbering since cleared is gone).
+    pub(crate) fn evict_history_through(&self, generation: u16, seq: u64) -> usize {
+        let mut st = self.state.lock();
+        if st.generation != generation {
+            return 0;
+        }
+        let n = st.history.evict_through(seq);
+        self.history_first.store(st.history.first(), Relaxed);
+        n
     }
 
-    /// Is the history entry `seq` still kept?
-    pub(crate) fn history_holds(&self, seq: u64) -> bool {
-        self.state.lock().history.holds(seq)
+    /// Is history entry `seq` of numbering `generation` still kept? Without
+    /// the slot lock: the router calls it for thousands of entries at once.
+    pub(crate) fn history_holds(&self, generation: u16, seq: u64) -> bool {
+        self.generation.load(Relaxed) == generation && self.history_first.load(Relaxed) <= seq
     }
 
     /// Shard only: marks interest of `shard` in format `fmt` and returns the
@@ -391,14 +412,17 @@ mod tests {
             .join_prefix(&"FX.".into(), 1, Format::MsgPack, &none)
             .is_empty());
         let a = t.get_or_create("A");
-        let applied = a.apply(1, &Prices::default(), 0);
+        let applied = a.apply(1, &Prices::default(), 0, Instant::now());
         assert_eq!((applied.seq, applied.interest), (1, [1 << 3, 0]));
         let fx = t.get_or_create("FX.EURUSD");
-        let applied = fx.apply(1, &Prices::default(), 0);
+        let applied = fx.apply(1, &Prices::default(), 0, Instant::now());
         assert_eq!((applied.seq, applied.interest), (1, [0, 1 << 1]));
         t.leave_prefix("FX.", 1, Format::MsgPack);
         let fx2 = t.get_or_create("FX.USDJPY");
-        assert_eq!(fx2.apply(1, &Prices::default(), 0).interest, [0, 0]);
+        assert_eq!(
+            fx2.apply(1, &Prices::default(), 0, Instant::now()).interest,
+            [0, 0]
+        );
         assert_eq!(t.list("FX.", 10).len(), 2);
         assert_eq!(t.list("", 1).len(), 1);
     }
@@ -414,7 +438,7 @@ mod tests {
             .join_exact(&"EARLY".into(), 0, Format::Json, None)
             .unwrap();
         assert_eq!(joined.snapshot.seq, 0, "joined before the first value");
-        slot.apply(7, &Prices::default(), 0);
+        slot.apply(7, &Prices::default(), 0, Instant::now());
         assert_eq!(t.snapshot("EARLY").map(|s| (s.seq, s.ts)), Some((1, 7)));
         assert_eq!(t.list("", 10).len(), 1);
     }

@@ -361,7 +361,7 @@ mod tests {
             .add_prefix(&table, 2, Format::Json, &mut subs2, "W.".into(), &none)
             .is_empty());
         // Both are members from seq 1 on, once the value arrives.
-        slot.apply(1, &Default::default(), 0);
+        slot.apply(1, &Default::default(), 0, std::time::Instant::now());
         let lt = index.members_for(&"W.A".into(), 0).unwrap();
         let skips: Vec<(usize, u64)> = lt
             .members
@@ -383,7 +383,11 @@ mod tests {
         // The router creates the topic after the wildcard left: this shard
         // still gets it, for the exact subscription.
         let slot = table.get_or_create("N.A");
-        assert_eq!(slot.apply(1, &Default::default(), 0).interest, [1, 0]);
+        assert_eq!(
+            slot.apply(1, &Default::default(), 0, std::time::Instant::now())
+                .interest,
+            [1, 0]
+        );
         let lt = index.members_for(&"N.A".into(), 0).unwrap();
         assert_eq!(lt.members.len(), 1);
     }
