@@ -295,6 +295,15 @@ enum tickcast_result tickcast_remote_lost(const struct tickcast_remote_publisher
 void tickcast_remote_publisher_free(struct tickcast_remote_publisher *publisher);
 
 /**
+ * Queues a clear of `topic`, in order with this publisher's updates: its
+ * subscribers get a `cleared` event and its next update starts a new epoch
+ * at `seq` 1. Waits up to 5 s for room like `tickcast_remote_publish`.
+ * Thread-safe.
+ */
+enum tickcast_result tickcast_remote_clear(struct tickcast_remote_publisher *publisher,
+                                           const char *topic);
+
+/**
  * Starts a server: binds the listener and starts its threads. On success
  * writes a new handle to `*server_out`, which the caller frees with
  * `tickcast_server_free`. The configuration is copied and may be freed at once.

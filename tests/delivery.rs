@@ -568,6 +568,31 @@ fn a_cleared_topic_restarts_at_seq_1_in_a_new_epoch() {
     let clear = rmp_serde::to_vec_named(&json!({"topic":"CL.A","clear":true})).unwrap();
     ws.send(Message::binary(clear)).unwrap();
     assert_eq!(sub.next_event()["event"], "cleared");
+
+    // And from a RemotePublisher, in order with its updates.
+    let remote = tickcast::RemotePublisher::connect(tickcast::RemoteConfig::new(
+        format!("ws://{addr}/publish"),
+        TOKEN,
+    ))
+    .unwrap();
+    remote.publish(Update::new("CL.A").bid(5.0)).unwrap();
+    remote.clear("CL.A").unwrap();
+    remote.publish(Update::new("CL.A").bid(6.0)).unwrap();
+    remote.flush(Duration::from_secs(10)).unwrap();
+    let first = sub.next_event();
+    assert_eq!(
+        (first["seq"].as_u64(), first["bid"].as_f64()),
+        (Some(1), Some(5.0)),
+        "{first}"
+    );
+    assert_eq!(sub.next_event(), json!({"event":"cleared","topic":"CL.A"}));
+    let again = sub.next_event();
+    assert_eq!(
+        (again["seq"].as_u64(), again["bid"].as_f64()),
+        (Some(1), Some(6.0)),
+        "{again}"
+    );
+    assert!(remote.clear("bad topic").is_err());
 }
 
 /// Many subscribers with random rate caps, slow readers that get

@@ -151,3 +151,18 @@ fn connect_remote(cfg: RemoteConfig, out: *mut *mut tickcast_remote_publisher) -
         Err(e) => tickcast_result::from(&e),
     }
 }
+
+/// Queues a clear of `topic`, in order with this publisher's updates: its
+/// subscribers get a `cleared` event and its next update starts a new epoch
+/// at `seq` 1. Waits up to 5 s for room like `tickcast_remote_publish`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_clear(
+    publisher: *mut tickcast_remote_publisher,
+    topic: *const c_char,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_ref!(publisher);
+        result(publisher.clear(try_str!(topic)))
+    }
+}

@@ -16,9 +16,10 @@ mod stream;
 
 pub use config::{LossCallback, RemoteConfig};
 
+use crate::engine::topic_name::validate_topic;
 use crate::engine::update::{now_ns, Update};
 use crate::error::{Error, Result};
-use crate::wire::publish::{self, PublisherEvent};
+use crate::wire::publish::{self, Item, PublisherEvent};
 use crossbeam_channel::{
     bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
 };
@@ -55,7 +56,7 @@ struct Counters {
 /// the last clone is dropped or [`RemotePublisher::close`] is called.
 #[derive(Clone)]
 pub struct RemotePublisher {
-    tx: Sender<Update>,
+    tx: Sender<Item>,
     counters: Arc<Counters>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     publish_timeout: Duration,
@@ -82,12 +83,12 @@ impl RemotePublisher {
         })
     }
 
-    fn prepare(mut u: Update) -> Result<Update> {
+    fn prepare(mut u: Update) -> Result<Item> {
         u.validate(1024)?;
         if u.timestamp_ns == 0 {
             u.timestamp_ns = now_ns();
         }
-        Ok(u)
+        Ok(Item::Update(u))
     }
 
     /// Queues an update, waiting at most the configured `publish_timeout` for
@@ -96,9 +97,16 @@ impl RemotePublisher {
         self.enqueue(Self::prepare(update)?)
     }
 
-    /// Puts a checked update in the send queue, waiting at most
+    /// Queues a clear of `topic` (in order with the updates): its subscribers
+    /// get `cleared`, and its next update starts a new epoch at `seq` 1.
+    pub fn clear(&self, topic: &str) -> Result<()> {
+        validate_topic(topic, 1024)?;
+        self.enqueue(Item::Clear(topic.to_string()))
+    }
+
+    /// Puts a checked item in the send queue, waiting at most
     /// `publish_timeout`, and counts it for `flush`.
-    fn enqueue(&self, u: Update) -> Result<()> {
+    fn enqueue(&self, u: Item) -> Result<()> {
         self.tx
             .send_timeout(u, self.publish_timeout)
             .map_err(|e| match e {
@@ -203,10 +211,10 @@ impl Drop for RemotePublisher {
 }
 
 /// The background thread: send batches, read acks, reconnect on failure.
-fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Update>, c: Arc<Counters>) {
+fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Item>, c: Arc<Counters>) {
     let mut ws = Some(first);
     let mut backoff = cfg.min_backoff;
-    let mut batch: Vec<Update> = Vec::with_capacity(cfg.batch_max);
+    let mut batch: Vec<Item> = Vec::with_capacity(cfg.batch_max);
     while !c.stop.load(Ordering::SeqCst) {
         let Some(sock) = ws.as_mut() else {
             std::thread::sleep(backoff);
@@ -269,10 +277,10 @@ impl fmt::Display for Dropped {
 /// Runs one connection until it fails or the publisher stops.
 fn pump(
     ws: &mut Ws,
-    rx: &Receiver<Update>,
+    rx: &Receiver<Item>,
     c: &Counters,
     cfg: &RemoteConfig,
-    batch: &mut Vec<Update>,
+    batch: &mut Vec<Item>,
 ) -> std::result::Result<(), Dropped> {
     let mut conn_sent: u64 = 0;
     let mut conn_acked: u64 = 0;
@@ -286,7 +294,7 @@ fn pump(
                         Err(_) => break,
                     }
                 }
-                let frame = publish::encode(batch);
+                let frame = publish::encode_items(batch);
                 let n = batch.len() as u64;
                 batch.clear();
                 ws.send(Message::binary(frame)).map_err(Dropped::Send)?;

@@ -229,7 +229,27 @@ pub(crate) fn check(items: &[Item], max_topic_len: usize) -> Result<(), PublishE
 
 /// Encodes updates as one publish frame payload (a batch, or a single map).
 pub fn encode(updates: &[Update]) -> Vec<u8> {
-    let wire: Vec<WireUpdate> = updates.iter().map(WireUpdate::from).collect();
+    frame_of(updates.iter().map(WireUpdate::from).collect())
+}
+
+/// Encodes updates and clears as one publish frame payload.
+pub fn encode_items(items: &[Item]) -> Vec<u8> {
+    let wire: Vec<WireUpdate> = items
+        .iter()
+        .map(|i| match i {
+            Item::Update(u) => WireUpdate::from(u),
+            Item::Clear(topic) => WireUpdate {
+                topic: topic.clone(),
+                clear: Some(true),
+                ..WireUpdate::default()
+            },
+        })
+        .collect();
+    frame_of(wire)
+}
+
+/// One map for one entry, an array for a batch.
+fn frame_of(wire: Vec<WireUpdate>) -> Vec<u8> {
     let res = if wire.len() == 1 {
         rmp_serde::to_vec_named(&wire[0])
     } else {

@@ -67,6 +67,9 @@ int main(int argc, char **argv) {
     }
     bad |= check(tickcast_remote_publish(pub, "bad topic", &u), TICKCAST_RESULT_INVALID_TOPIC, "bad topic");
     bad |= check(tickcast_remote_publish(pub, NULL, &u), TICKCAST_RESULT_NULL_PARAMETER, "NULL topic");
+    bad |= check(tickcast_remote_clear(NULL, "RC.X"), TICKCAST_RESULT_NULL_PARAMETER, "NULL clear publisher");
+    bad |= check(tickcast_remote_clear(pub, NULL), TICKCAST_RESULT_NULL_PARAMETER, "NULL clear topic");
+    bad |= check(tickcast_remote_clear(pub, "bad topic"), TICKCAST_RESULT_INVALID_TOPIC, "bad clear topic");
     if (bad) {
         return 1;
     }
