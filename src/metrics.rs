@@ -112,6 +112,9 @@ pub struct RouterMetrics {
     pub(crate) queue_depth: AtomicU64,
     pub(crate) history_entries: AtomicU64,
     pub(crate) history_bytes: AtomicU64,
+    /// The configured `history_len` and `history_bytes`, set at start.
+    pub(crate) history_len: AtomicU64,
+    pub(crate) history_budget: AtomicU64,
 }
 
 /// Everything `/metrics` shows.
@@ -218,6 +221,18 @@ impl Metrics {
             "gauge",
             "Memory the per-topic histories use, within the history_bytes budget.",
             &one(self.router.history_bytes.load(Relaxed)),
+        );
+        metric(
+            "tickcast_history_len",
+            "gauge",
+            "Updates kept per topic for resume (the history_len setting).",
+            &one(self.router.history_len.load(Relaxed)),
+        );
+        metric(
+            "tickcast_history_budget_bytes",
+            "gauge",
+            "Memory all histories may use together (the history_bytes setting).",
+            &one(self.router.history_budget.load(Relaxed)),
         );
         metric(
             "tickcast_frames_delivered_total",

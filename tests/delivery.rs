@@ -398,6 +398,11 @@ fn resume_from_history_sends_exactly_the_missed_updates() {
         let snap = c.next_event();
         assert_eq!(snap["event"], "snapshot", "{snap}");
     }
+    assert_eq!(metric(&server, "tickcast_history_len"), 16.0);
+    assert_eq!(
+        metric(&server, "tickcast_history_budget_bytes"),
+        (1 << 20) as f64
+    );
     let entries = metric(&server, "tickcast_history_entries");
     assert!(
         entries > 0.0 && entries <= 16.0,

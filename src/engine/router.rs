@@ -146,6 +146,14 @@ impl RouterWork {
         config: RouterConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        metrics
+            .router
+            .history_len
+            .store(config.history_len as u64, Relaxed);
+        metrics
+            .router
+            .history_budget
+            .store(config.history_bytes as u64, Relaxed);
         RouterWork {
             table,
             slots: HashMap::new(),
