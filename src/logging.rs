@@ -1,7 +1,9 @@
 //! A small stderr logger for the daemon: UTC timestamp, level, message.
 //!
 //! Log lines go to stderr so systemd's journal (or a container runtime) picks
-//! them up; no file handling of our own.
+//! them up; no file handling of our own. Under systemd (which says so with
+//! `JOURNAL_STREAM`) a line is `<N>message` instead: the journal takes the
+//! priority `N` from the prefix (sd-daemon(3)) and keeps its own timestamp.
 
 use log::{LevelFilter, Log, Metadata, Record};
 use std::io::Write;
@@ -9,6 +11,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 struct StderrLogger {
     level: LevelFilter,
+    journald: bool,
+}
+
+/// The syslog priority the journal reads from a `<N>` prefix.
+fn priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
 }
 
 impl Log for StderrLogger {
@@ -20,16 +33,22 @@ impl Log for StderrLogger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let line = format!("{} {:<5} {}\n", utc_now(), r.level(), r.args());
+        let line = if self.journald {
+            format!("<{}>{}\n", priority(r.level()), r.args())
+        } else {
+            format!("{} {:<5} {}\n", utc_now(), r.level(), r.args())
+        };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
 }
 
-/// Installs the logger; later calls are ignored.
+/// Installs the logger; later calls are ignored. Lines take the journal's
+/// form when stderr is connected to it (`JOURNAL_STREAM` is set).
 pub fn init(level: LevelFilter) {
-    if log::set_boxed_logger(Box::new(StderrLogger { level })).is_ok() {
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    if log::set_boxed_logger(Box::new(StderrLogger { level, journald })).is_ok() {
         log::set_max_level(level);
     }
 }

@@ -147,6 +147,17 @@ impl Server {
         })
     }
 
+    /// Checks a configuration as `start` would, without binding or starting
+    /// anything: every range and rule, and that the TLS certificate chain and
+    /// key can be read and fit together (`tickcastd --check-config`).
+    pub fn check_config(config: &Config) -> Result<()> {
+        config.validate()?;
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            load_server_config(cert, key)?;
+        }
+        Ok(())
+    }
+
     /// The address the server listens on (with the real port when 0 was asked):
     /// the plain `ws://` listener's, or the TLS one's when plain is off.
     pub fn local_addr(&self) -> SocketAddr {

@@ -88,3 +88,96 @@ fn invalid_config_exits_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     std::thread::sleep(Duration::from_millis(1));
 }
+
+#[test]
+fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/tickcastd.example.toml");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--check-config", example]);
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ok.stdout).ends_with(": ok\n"));
+
+    let dir = std::env::temp_dir().join(format!("tickcastd-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("[limits]\nmax_subscriptons = 5\n", "max_subscriptons"),
+        ("[limits]\nconflate_bytes = 10\n", "conflate_bytes"),
+        (
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+            "/nonexistent/cert.pem",
+        ),
+    ];
+    for (i, (text, named)) in cases.iter().enumerate() {
+        let path = dir.join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = run(&["--check-config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{text}: {err}");
+    }
+    let missing = run(&["--check-config", "/nonexistent/tickcastd.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn under_systemd_log_lines_carry_the_journal_priority() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("JOURNAL_STREAM", "8:12345")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    // <6> is "info": no timestamp of our own, the journal keeps one.
+    assert!(first.starts_with("<6>tickcastd "), "{first}");
+    assert!(first.contains(" listening on "), "{first}");
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    require_tool(
+        "systemd-analyze",
+        "--version",
+        "sudo apt-get install -y systemd",
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let unit =
+        std::fs::read_to_string(format!("{root}/packaging/systemd/tickcastd.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/tickcastd --config /etc/tickcast/tickcastd.toml")
+    );
+    // Verified with the paths of this checkout, which exist here.
+    let local = unit
+        .replace("/usr/local/bin/tickcastd", env!("CARGO_BIN_EXE_tickcastd"))
+        .replace(
+            "/etc/tickcast/tickcastd.toml",
+            &format!("{root}/tickcastd.example.toml"),
+        );
+    let dir = std::env::temp_dir().join(format!("tickcastd-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tickcastd.service");
+    std::fs::write(&path, local).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+    // And the file the unit checks before starting is a valid config.
+    let check = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+        .args(["--check-config", &format!("{root}/tickcastd.example.toml")])
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+}

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! tickcastd --demo                      # live simulated prices on 127.0.0.1:8080
-//! tickcastd --config /etc/tickcast.toml --listen 0.0.0.0:8080
+//! tickcastd --config /etc/tickcast/tickcastd.toml --listen 0.0.0.0:8080
+//! tickcastd --check-config /etc/tickcast/tickcastd.toml   # 0 and "ok", or 2 and why
 //! ```
 //! SIGINT or SIGTERM: stop accepting, close every WebSocket with 1001, exit 0.
 
@@ -52,6 +53,10 @@ struct Cli {
     /// Serve only wss://: no plain ws:// listener.
     #[arg(long)]
     tls_only: bool,
+    /// Check FILE (with the other flags over it) as a start would, TLS files
+    /// included, then exit: 0 and "ok", or 2 and the reason.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,20 @@ fn main() -> ExitCode {
         tls_key: cli.tls_key,
         tls_only: cli.tls_only,
     };
+    if let Some(file) = &cli.check_config {
+        let checked = DaemonConfig::load(Some(file), &flags)
+            .and_then(|cfg| Server::check_config(&cfg.server));
+        return match checked {
+            Ok(()) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tickcastd: {}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let cfg = match DaemonConfig::load(cli.config.as_deref(), &flags) {
         Ok(c) => c,
         Err(e) => {
