@@ -20,6 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** The version of this header; tickcast_version() gives the library's. */
+#define TICKCAST_VERSION_MAJOR 0
+#define TICKCAST_VERSION_MINOR 1
+#define TICKCAST_VERSION_PATCH 0
+#define TICKCAST_VERSION "0.1.0"
+
+
 /**
  * `fields` bit: `bid` is set.
  */
@@ -233,6 +240,13 @@ enum tickcast_result tickcast_config_set_ingest_capacity(struct tickcast_config 
  * string must not be freed. `result` must be one of the `tickcast_result` values.
  */
 const char *tickcast_result_str(enum tickcast_result result);
+
+/**
+ * The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL, not to
+ * be freed). Compare with the header's `TICKCAST_VERSION` to catch a program
+ * running against another release than it was compiled with.
+ */
+const char *tickcast_version(void);
 
 /**
  * Connects to `url` (`"ws://host:port/publish"`) with a publisher `token`.

@@ -93,3 +93,13 @@ pub extern "C" fn tickcast_result_str(result: tickcast_result) -> *const std::ff
         result.message().as_ptr()
     }
 }
+
+/// The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL, not to
+/// be freed). Compare with the header's `TICKCAST_VERSION` to catch a program
+/// running against another release than it was compiled with.
+#[no_mangle]
+pub extern "C" fn tickcast_version() -> *const std::ffi::c_char {
+    ffi_panic_boundary! {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const std::ffi::c_char
+    }
+}

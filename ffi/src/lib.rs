@@ -28,7 +28,7 @@ mod update;
 mod tests;
 
 pub use config::*;
-pub use error::{tickcast_result, tickcast_result_str};
+pub use error::{tickcast_result, tickcast_result_str, tickcast_version};
 pub use remote::*;
 pub use server::*;
 pub use update::*;

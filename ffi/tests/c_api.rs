@@ -319,7 +319,13 @@ fn compile_example(source: &str, compiler: &str, std: &str) -> PathBuf {
 /// Builds an example, runs it for a moment and subscribes to what it publishes.
 fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
     let out = compile_example(source, compiler, std);
-    let mut child = own_library(&mut Command::new(&out))
+    check_example_serves(&out, source, topic);
+}
+
+/// Runs a built feed-handler example and checks with a real subscriber that
+/// it serves consistent prices on `topic`.
+fn check_example_serves(out: &Path, source: &str, topic: &str) {
+    let mut child = own_library(&mut Command::new(out))
         .args(["2", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()
@@ -518,4 +524,162 @@ fn c_example_remote_feed_builds_with_only_the_header_and_library() {
         .unwrap();
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("connect: I/O error"));
+}
+
+/// `make -C ffi install` into a temporary prefix, then the C and C++
+/// examples built as a user of the installed library would: with
+/// pkg-config, and with CMake's find_package (shared and static), each run
+/// against a real subscriber.
+#[test]
+fn installed_library_builds_with_pkg_config_and_cmake() {
+    require_tool("make", "sudo apt-get install -y make");
+    require_tool("pkg-config", "sudo apt-get install -y pkgconf");
+    require_tool("cmake", "sudo apt-get install -y cmake");
+    let prefix = out_dir().join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    let status = Command::new("make")
+        .args(["-C", crate_dir().to_str().unwrap(), "install"])
+        .arg(format!("PREFIX={}", prefix.display()))
+        .arg(format!("CARGO={}", env!("CARGO")))
+        .status()
+        .unwrap();
+    assert!(status.success(), "make install failed");
+    let lib = prefix.join("lib");
+    for f in [
+        "libtickcast.so",
+        "libtickcast.so.0.1",
+        "libtickcast.so.0.1.0",
+        "libtickcast.a",
+    ] {
+        assert!(lib.join(f).exists(), "{f} not installed");
+    }
+    assert!(prefix.join("include/tickcast.h").exists());
+    // The soname a program records is the versioned one.
+    let dynamic = Command::new("readelf")
+        .args(["-d", lib.join("libtickcast.so.0.1.0").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic.contains("Library soname: [libtickcast.so.0.1]"),
+        "{dynamic}"
+    );
+
+    // pkg-config.
+    let pc = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "tickcast"])
+        .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        pc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pc.stderr)
+    );
+    let flags: Vec<String> = String::from_utf8_lossy(&pc.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(flags.iter().any(|f| f == "-ltickcast"), "{flags:?}");
+    let c_out = out_dir().join("feed_handler_pkgconfig");
+    let status = Command::new("cc")
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-D_DEFAULT_SOURCE",
+        ])
+        .arg(crate_dir().join("examples/feed_handler.c"))
+        .args(&flags)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lpthread", "-o"])
+        .arg(&c_out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc with pkg-config flags failed");
+    let needed = Command::new("readelf")
+        .arg("-d")
+        .arg(&c_out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&needed.stdout).contains("Shared library: [libtickcast.so.0.1]")
+    );
+    check_example_serves(&c_out, "feed_handler.c (pkg-config)", "*");
+
+    // CMake: a C++ program on the shared library, a C one on the static one.
+    let project = out_dir().join("cmake-consumer");
+    let _ = std::fs::remove_dir_all(&project);
+    std::fs::create_dir_all(&project).unwrap();
+    for f in ["feed_handler.c", "feed_handler.cpp"] {
+        std::fs::copy(crate_dir().join("examples").join(f), project.join(f)).unwrap();
+    }
+    std::fs::write(
+        project.join("CMakeLists.txt"),
+        "cmake_minimum_required(VERSION 3.16)\n\
+         project(consumer C CXX)\n\
+         set(CMAKE_CXX_STANDARD 17)\n\
+         find_package(tickcast 0.1 REQUIRED)\n\
+         add_executable(feed_handler_cpp feed_handler.cpp)\n\
+         target_link_libraries(feed_handler_cpp PRIVATE tickcast::tickcast)\n\
+         add_executable(feed_handler_static feed_handler.c)\n\
+         target_compile_definitions(feed_handler_static PRIVATE _DEFAULT_SOURCE)\n\
+         target_link_libraries(feed_handler_static PRIVATE tickcast::tickcast_static)\n",
+    )
+    .unwrap();
+    let build = project.join("build");
+    let configure = Command::new("cmake")
+        .arg("-S")
+        .arg(&project)
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+        .output()
+        .unwrap();
+    assert!(
+        configure.status.success(),
+        "cmake configure:\n{}",
+        String::from_utf8_lossy(&configure.stderr)
+    );
+    let compile = Command::new("cmake")
+        .arg("--build")
+        .arg(&build)
+        .output()
+        .unwrap();
+    assert!(
+        compile.status.success(),
+        "cmake build:\n{}",
+        String::from_utf8_lossy(&compile.stdout)
+    );
+    check_example_serves(
+        &build.join("feed_handler_cpp"),
+        "feed_handler.cpp (CMake)",
+        "FUT.ES",
+    );
+    check_example_serves(
+        &build.join("feed_handler_static"),
+        "feed_handler.c (CMake, static)",
+        "*",
+    );
+    // find_package refuses an incompatible version.
+    let wrong = project.join("CMakeLists.txt");
+    std::fs::write(
+        &wrong,
+        "cmake_minimum_required(VERSION 3.16)\nproject(c C)\nfind_package(tickcast 0.2 REQUIRED)\n",
+    )
+    .unwrap();
+    let refused = Command::new("cmake")
+        .arg("-S")
+        .arg(&project)
+        .arg("-B")
+        .arg(project.join("build-wrong"))
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "find_package(tickcast 0.2) accepted 0.1"
+    );
 }

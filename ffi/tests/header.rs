@@ -27,3 +27,35 @@ fn committed_header_matches_cbindgen_output() {
         "include/tickcast.h is stale; run: TICKCAST_BLESS=1 cargo test -p tickcast-ffi --test header"
     );
 }
+
+#[test]
+fn the_header_version_is_the_crate_version() {
+    let header = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/tickcast.h"),
+    )
+    .unwrap();
+    let define = |name: &str| {
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("no {name} in the header"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        define("TICKCAST_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MAJOR")
+    );
+    assert_eq!(
+        define("TICKCAST_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
+    assert_eq!(
+        define("TICKCAST_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION_PATCH")
+    );
+    assert_eq!(
+        define("TICKCAST_VERSION"),
+        format!("\"{}\"", env!("CARGO_PKG_VERSION"))
+    );
+}

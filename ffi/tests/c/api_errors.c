@@ -51,6 +51,9 @@ int main(void) {
         TRUE(s != NULL && strlen(s) > 0);
     }
     TRUE(strcmp(tickcast_result_str(TICKCAST_RESULT_QUEUE_FULL), "ingest queue is full") == 0);
+    /* The library is the release the header describes. */
+    TRUE(strcmp(tickcast_version(), TICKCAST_VERSION) == 0);
+    TRUE(TICKCAST_VERSION_MAJOR == 0 && TICKCAST_VERSION_MINOR >= 1);
 
     /* Config setters. */
     tickcast_config *cfg = tickcast_config_new();
