@@ -15,6 +15,16 @@ mod config;
 mod stream;
 
 pub use config::{LossCallback, RemoteConfig};
+pub use stream::Stream;
+
+/// Opens a WebSocket to `url` (`ws://…/ws` or `wss://…/ws`, trusting
+/// `cfg.tls_ca_file` or the system bundle), with `cfg.token` as a bearer
+/// token unless it is empty: a subscriber connection for tools such as the
+/// `tickcast` command. Reads and writes time out after `cfg.connect_timeout`
+/// (change it on the socket with `get_ref().tcp()`).
+pub fn connect_websocket(cfg: &RemoteConfig) -> Result<tungstenite::WebSocket<Stream>> {
+    stream::connect(cfg)
+}
 
 use crate::engine::topic_name::validate_topic;
 use crate::engine::update::{now_ns, Update};

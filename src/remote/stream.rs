@@ -12,14 +12,17 @@ use std::time::Duration;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::WebSocket;
 
-/// The client's byte stream: plain TCP or TLS (rustls) over TCP.
-pub(super) enum Stream {
+/// A client's byte stream: plain TCP, or TLS (rustls) over TCP.
+pub enum Stream {
+    /// `ws://`
     Plain(TcpStream),
+    /// `wss://`
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Stream {
-    pub(super) fn tcp(&self) -> &TcpStream {
+    /// The TCP socket underneath (for timeouts).
+    pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => s.get_ref(),
@@ -81,7 +84,20 @@ fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(c))
 }
 /// Connects, upgrades and authenticates one publisher connection.
+/// Connects, upgrades and authenticates one publisher connection, reads
+/// polled every millisecond (the sender thread looks for acks between batches).
 pub(super) fn open(cfg: &RemoteConfig) -> Result<Ws> {
+    let ws = connect(cfg)?;
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(1)))?;
+    Ok(ws)
+}
+
+/// Connects and upgrades to `cfg.url` (`ws://` or `wss://`), presenting
+/// `cfg.token` when it is not empty; reads and writes time out after
+/// `connect_timeout`.
+pub(super) fn connect(cfg: &RemoteConfig) -> Result<Ws> {
     let bad_url = |why: String| Error::InvalidUrl {
         url: cfg.url.clone(),
         why,
@@ -97,12 +113,14 @@ pub(super) fn open(cfg: &RemoteConfig) -> Result<Ws> {
         Some("wss") => true,
         _ => return Err(bad_url("must start with ws:// or wss://".into())),
     };
-    req.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", cfg.token)
-            .parse()
-            .map_err(|_| ConfigError::BadToken)?,
-    );
+    if !cfg.token.is_empty() {
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", cfg.token)
+                .parse()
+                .map_err(|_| ConfigError::BadToken)?,
+        );
+    }
     let host = uri.host().unwrap_or("127.0.0.1");
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let addr = (host, port)
@@ -126,14 +144,10 @@ pub(super) fn open(cfg: &RemoteConfig) -> Result<Ws> {
         tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
             Error::Io(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("server refused the publisher: HTTP {}", resp.status()),
+                format!("server refused the connection: HTTP {}", resp.status()),
             ))
         }
         other => Error::Io(io::Error::other(other.to_string())),
     })?;
-    // Short read timeout: the sender thread polls for acks between batches.
-    ws.get_ref()
-        .tcp()
-        .set_read_timeout(Some(Duration::from_millis(1)))?;
     Ok(ws)
 }
