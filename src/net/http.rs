@@ -183,6 +183,13 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             DASHBOARD,
             "",
         )),
+        "/tickcast-client.js" => Route::Respond(response_typed(
+            200,
+            "OK",
+            "text/javascript; charset=utf-8",
+            CLIENT_JS,
+            "",
+        )),
         _ => Route::Respond(response(404, "Not Found", "not found\n")),
     }
 }
@@ -320,6 +327,10 @@ pub fn response_typed(
 /// The live dashboard: one self-contained page (HTML, CSS and JS inline, no
 /// CDN), compiled into the binary.
 const DASHBOARD: &str = include_str!("../dashboard.html");
+
+/// The JavaScript client (clients/js), which the dashboard imports and any
+/// page may: `import { Client } from "http://host:port/tickcast-client.js"`.
+const CLIENT_JS: &str = include_str!("../../clients/js/src/index.js");
 
 /// The response to `GET /metrics`.
 pub fn metrics_response(body: &str) -> Vec<u8> {

@@ -76,6 +76,25 @@ try {
   check(Math.max(...rates) >= 6, "the capped topics still update about 10 times a second: " + rates);
 
   check((await page.textContent("#gaps")) === "0", "no sequence gaps");
+
+  // The JS client itself, in the browser, as any page would import it.
+  const got = await page.evaluate(async () => {
+    const { Client } = await import("/tickcast-client.js");
+    const c = new Client((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+    await c.connect();
+    const events = [];
+    const updated = new Promise((resolve) => c.on("update", (ev) => { events.push(ev.type); resolve(); }));
+    c.on("snapshot", (ev) => events.push(ev.type));
+    const ack = await c.subscribe(["BTC-USD"], { maxRate: 5 });
+    await updated;
+    const value = c.values.get("BTC-USD");
+    const state = c.topics.get("BTC-USD");
+    c.close();
+    return { ack, events, value, state };
+  });
+  check(got.ack.event === "subscribed" && got.ack.epochs["BTC-USD"].length === 8, "JS client: subscribed with the epoch");
+  check(got.events[0] === "snapshot" && got.events.includes("update"), "JS client: snapshot, then updates: " + got.events);
+  check(got.value.bid < got.value.ask && got.state.seq > 1, "JS client: merged value " + JSON.stringify(got.value));
   check(errors.length === 0, "no page errors: " + errors);
   await page.fill("#subscribe", "*");
   await page.click("#apply");

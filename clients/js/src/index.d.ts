@@ -1,0 +1,68 @@
+// Type definitions for tickcast-client.
+
+export declare const FIELDS: readonly ["bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume"];
+export type Field = (typeof FIELDS)[number];
+export type Fields = Partial<Record<Field, number>>;
+
+export declare class TickcastError extends Error {
+  /** The protocol's error code: bad_json, bad_request, bad_topic, too_many_subscriptions, ... */
+  code: string;
+}
+
+export interface ClientOptions {
+  /** Subscriber token; sent as ?token= (browsers cannot set headers on WebSockets). */
+  token?: string;
+  /** "json" (default) or "msgpack" (needs `msgpack`). */
+  format?: "json" | "msgpack";
+  /** A WebSocket constructor; default globalThis.WebSocket (Node 20: pass the `ws` package's). */
+  WebSocket?: any;
+  /** MessagePack codec, e.g. `import { encode, decode } from "@msgpack/msgpack"`. */
+  msgpack?: { encode(v: unknown): Uint8Array; decode(b: Uint8Array): unknown };
+  /** Reconnect delays in ms: doubling from min to max (defaults 100, 5000). */
+  minBackoff?: number;
+  maxBackoff?: number;
+  /** Application-level ping period in ms (default 20000); no reply: reconnect. */
+  pingInterval?: number;
+  /** How long a command waits for its reply, ms (default 10000). */
+  commandTimeout?: number;
+  /** Reconnect by itself (default true). */
+  reconnect?: boolean;
+}
+
+export interface TopicState { seq: number; epoch?: string; stale: boolean }
+
+export type ClientEvent =
+  | { type: "snapshot"; topic: string; seq: number; epoch: string; stale: boolean; fields: Fields }
+  | { type: "update"; topic: string; seq: number; fields: Fields; conflated: number; epoch?: string }
+  | { type: "status"; topic: string; stale: boolean }
+  | { type: "cleared"; topic: string }
+  | { type: "gap"; topic: string; expected: number; got: number }
+  | { type: "disconnected"; reason: string }
+  | { type: "reconnected"; recovered: string[] }
+  | { type: "closed" };
+
+export interface SubscribedReply {
+  event: "subscribed";
+  id: number;
+  topics: string[];
+  epochs?: Record<string, string>;
+  recovered?: string[];
+}
+
+export declare class Client {
+  constructor(url: string, options?: ClientOptions);
+  readonly url: string;
+  /** Merged value of each topic received. */
+  readonly values: Map<string, Fields>;
+  /** seq, epoch and stale of each topic received. */
+  readonly topics: Map<string, TopicState>;
+  connect(): Promise<void>;
+  close(): void;
+  subscribe(topics: string[], options?: { maxRate?: number }): Promise<SubscribedReply>;
+  unsubscribe(topics: string[]): Promise<{ event: "unsubscribed"; id: number; topics: string[] }>;
+  listTopics(prefix?: string): Promise<string[]>;
+  /** Server clock, ns since the epoch (beyond 2^53: rounded by JSON.parse). */
+  ping(): Promise<number>;
+  on<T extends ClientEvent["type"]>(type: T, listener: (ev: Extract<ClientEvent, { type: T }>) => void): () => void;
+  on(type: "*", listener: (ev: ClientEvent) => void): () => void;
+}
