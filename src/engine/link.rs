@@ -68,3 +68,28 @@ pub(crate) struct ShardLink {
     pub tx: Sender<ShardMsg>,
     pub waker: Arc<Waker>,
 }
+
+#[cfg(test)]
+impl Encoded {
+    /// An update of `topic` as the router makes it (its JSON frame, if
+    /// given, standing in for the encoded one), for unit tests.
+    pub(crate) fn test_update(
+        topic: &str,
+        seq: u64,
+        prices: Prices,
+        json: Option<&[u8]>,
+    ) -> Arc<Encoded> {
+        Arc::new(Encoded {
+            topic: topic.into(),
+            seq,
+            generation: 0,
+            event: Event::Update {
+                ts: seq,
+                prices,
+                epoch: None,
+            },
+            frames: [json.map(Into::into), None],
+            ingested_at: Instant::now(),
+        })
+    }
+}

@@ -338,18 +338,7 @@ mod tests {
     }
 
     fn enc_with(topic: &str, seq: u64, frame: &[u8], prices: Prices) -> Arc<Encoded> {
-        Arc::new(Encoded {
-            topic: topic.into(),
-            seq,
-            generation: 0,
-            event: Event::Update {
-                ts: seq,
-                prices,
-                epoch: None,
-            },
-            frames: [Some(frame.into()), None],
-            ingested_at: Instant::now(),
-        })
+        Encoded::test_update(topic, seq, prices, Some(frame))
     }
 
     fn offer(b: &mut Backlog, out: &mut Outbound, e: &Arc<Encoded>, mark: usize) -> Offer {

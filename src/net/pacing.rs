@@ -114,18 +114,7 @@ mod tests {
             bid: Some(bid),
             ..Prices::default()
         };
-        Arc::new(Encoded {
-            topic: "A".into(),
-            seq,
-            generation: 0,
-            event: Event::Update {
-                ts: seq,
-                prices,
-                epoch: None,
-            },
-            frames: [None, None],
-            ingested_at: Instant::now(),
-        })
+        Encoded::test_update("A", seq, prices, None)
     }
 
     fn offer(p: &mut Pacer, seq: u64, now: Instant) -> Option<Option<Instant>> {

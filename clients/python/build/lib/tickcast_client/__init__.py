@@ -1,0 +1,330 @@
+"""An asyncio client for tickcast servers (docs/PROTOCOL.md).
+
+It keeps the merged value of every topic it receives, checks each topic's
+sequence numbers, resumes with ``since`` after a reconnect (the server sends
+exactly what was missed while its history holds it, else a snapshot), and
+reconnects by itself with exponential backoff, subscribing everything again.
+
+    async with Client("ws://127.0.0.1:8080/ws") as c:
+        await c.subscribe(["BTC-USD", "FX.*"], max_rate=4)
+        async for ev in c.events():
+            print(ev, c.values.get(ev.topic))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Dict, List, Optional
+
+import websockets
+from websockets.asyncio.client import connect as _ws_connect
+
+__all__ = [
+    "Client", "TickcastError", "Event", "Snapshot", "Update", "Status", "Cleared",
+    "Gap", "Disconnected", "Reconnected", "TopicState", "FIELDS",
+]
+
+FIELDS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume")
+
+
+class TickcastError(Exception):
+    """The server refused a command: ``code`` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Event:
+    """Base of every event the client yields."""
+    topic: Optional[str] = None
+
+
+@dataclass
+class Snapshot(Event):
+    """The full value of a topic (after a subscribe, or a resume that could not replay)."""
+    seq: int = 0
+    epoch: str = ""
+    stale: bool = False
+    fields: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Update(Event):
+    """Changed fields; ``conflated`` > 1 when it stands for several published updates."""
+    seq: int = 0
+    fields: Dict[str, float] = field(default_factory=dict)
+    conflated: int = 1
+    epoch: Optional[str] = None
+
+
+@dataclass
+class Status(Event):
+    """The topic went stale (its publisher left, or it is quiet) or live again."""
+    stale: bool = False
+
+
+@dataclass
+class Cleared(Event):
+    """A publisher cleared the topic: its value is gone, numbering restarts at 1."""
+
+
+@dataclass
+class Gap(Event):
+    """A ``seq`` jump nothing explains: the client reconnects and resumes."""
+    expected: int = 0
+    got: int = 0
+
+
+@dataclass
+class Disconnected(Event):
+    reason: str = ""
+
+
+@dataclass
+class Reconnected(Event):
+    """Subscribed again; ``recovered`` lists the topics resumed from history."""
+    recovered: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TopicState:
+    seq: int = 0
+    epoch: Optional[str] = None
+    stale: bool = False
+
+
+class Client:
+    """One connection to a tickcast server, kept up across failures.
+
+    ``values`` maps each topic to its merged fields; ``topics`` to its
+    ``TopicState`` (seq, epoch, stale). Use as an async context manager, or
+    call ``connect()`` and ``close()``.
+    """
+
+    def __init__(self, url: str, *, token: Optional[str] = None, format: str = "json",
+                 reconnect: bool = True, min_backoff: float = 0.1, max_backoff: float = 5.0,
+                 ping_interval: Optional[float] = 20.0, command_timeout: float = 10.0):
+        if format not in ("json", "msgpack"):
+            raise ValueError("format is 'json' or 'msgpack'")
+        if format == "msgpack":
+            import msgpack  # noqa: F401  (optional dependency: pip install tickcast-client[msgpack])
+        self.url = url
+        self.token = token
+        self.format = format
+        self.reconnect = reconnect
+        self.min_backoff, self.max_backoff = min_backoff, max_backoff
+        self.ping_interval = ping_interval
+        self.command_timeout = command_timeout
+        self.values: Dict[str, Dict[str, float]] = {}
+        self.topics: Dict[str, TopicState] = {}
+        self._subscriptions: Dict[str, Optional[float]] = {}
+        self._ids = itertools.count(1)
+        self._pending: Dict[int, asyncio.Future] = {}
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._ws = None
+        self._task: Optional[asyncio.Task] = None
+        self._closing = False
+        self._connected = asyncio.Event()
+
+    async def __aenter__(self) -> "Client":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Opens the connection (raising if the first attempt fails) and starts reading."""
+        self._ws = await self._open()
+        self._connected.set()
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def subscribe(self, topics: List[str], *, max_rate: Optional[float] = None) -> Dict[str, Any]:
+        """Subscribes (remembered for reconnects); returns the ``subscribed`` reply.
+
+        Raises ``TickcastError`` when the server refuses it.
+        """
+        since = {t: {"seq": s.seq, "epoch": s.epoch} for t, s in self.topics.items()
+                 if s.epoch and s.seq and any(_covers(p, t) for p in topics)}
+        cmd: Dict[str, Any] = {"op": "subscribe", "topics": list(topics)}
+        if max_rate is not None:
+            cmd["max_rate"] = max_rate
+        if since:
+            cmd["since"] = since
+        reply = await self._command(cmd)
+        for t in topics:
+            self._subscriptions[t] = max_rate
+        return reply
+
+    async def unsubscribe(self, topics: List[str]) -> Dict[str, Any]:
+        reply = await self._command({"op": "unsubscribe", "topics": list(topics)})
+        for t in topics:
+            self._subscriptions.pop(t, None)
+        for t in list(self.values):
+            if not any(_covers(p, t) for p in self._subscriptions):
+                self.values.pop(t, None)
+                self.topics.pop(t, None)
+        return reply
+
+    async def list_topics(self, prefix: str = "") -> List[str]:
+        return (await self._command({"op": "topics", "prefix": prefix}))["topics"]
+
+    async def ping(self) -> int:
+        """An application-level ping; returns the server's clock (ns)."""
+        return (await self._command({"op": "ping"}))["ts"]
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event, in order, until the client is closed."""
+        while True:
+            ev = await self._events.get()
+            if ev is None:
+                return
+            yield ev
+
+    async def next_event(self, timeout: Optional[float] = None) -> Event:
+        ev = await asyncio.wait_for(self._events.get(), timeout)
+        if ev is None:
+            raise ConnectionError("client closed")
+        return ev
+
+    # -- internals ---------------------------------------------------------
+
+    async def _open(self):
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        proto = "tickcast.msgpack" if self.format == "msgpack" else "tickcast.json"
+        return await _ws_connect(self.url, subprotocols=[proto], additional_headers=headers,
+                                 compression=None, ping_interval=self.ping_interval,
+                                 max_size=None)
+
+    def _encode(self, cmd: Dict[str, Any]):
+        if self.format == "msgpack":
+            import msgpack
+            return msgpack.packb(cmd)
+        return json.dumps(cmd)
+
+    def _decode(self, data) -> Dict[str, Any]:
+        if isinstance(data, bytes):
+            import msgpack
+            return msgpack.unpackb(data)
+        return json.loads(data)
+
+    async def _command(self, cmd: Dict[str, Any]) -> Dict[str, Any]:
+        await self._connected.wait()
+        cid = next(self._ids)
+        cmd["id"] = cid
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[cid] = fut
+        try:
+            await self._ws.send(self._encode(cmd))
+            reply = await asyncio.wait_for(fut, self.command_timeout)
+        finally:
+            self._pending.pop(cid, None)
+        if reply.get("event") == "error":
+            raise TickcastError(reply.get("code", "error"), reply.get("message", ""))
+        return reply
+
+    async def _run(self) -> None:
+        backoff = self.min_backoff
+        while True:
+            reason = "closed"
+            try:
+                async for data in self._ws:
+                    if not self._handle(self._decode(data)):
+                        reason = "gap"
+                        await self._ws.close()
+                        break
+            except websockets.ConnectionClosed as e:
+                reason = f"connection closed: {e}"
+            except OSError as e:
+                reason = str(e)
+            self._connected.clear()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError(reason))
+            if self._closing or not self.reconnect:
+                await self._events.put(None)
+                return
+            await self._events.put(Disconnected(reason=reason))
+            while not self._closing:
+                await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+                try:
+                    self._ws = await self._open()
+                    break
+                except (OSError, websockets.WebSocketException, asyncio.TimeoutError):
+                    backoff = min(backoff * 2, self.max_backoff)
+            backoff = self.min_backoff
+            self._connected.set()
+            asyncio.create_task(self._resubscribe())
+
+    async def _resubscribe(self) -> None:
+        recovered: List[str] = []
+        by_rate: Dict[Optional[float], List[str]] = {}
+        for pattern, rate in self._subscriptions.items():
+            by_rate.setdefault(rate, []).append(pattern)
+        try:
+            for rate, patterns in by_rate.items():
+                reply = await self.subscribe(patterns, max_rate=rate)
+                recovered += reply.get("recovered", [])
+        except (ConnectionError, asyncio.TimeoutError):
+            return  # the reader reconnects again
+        await self._events.put(Reconnected(recovered=recovered))
+
+    def _handle(self, ev: Dict[str, Any]) -> bool:
+        """Applies one server event; False on a gap (the caller reconnects)."""
+        cid = ev.get("id")
+        if cid is not None and cid in self._pending:
+            fut = self._pending[cid]
+            if not fut.done():
+                fut.set_result(ev)
+            return True
+        kind = ev.get("event")
+        topic = ev.get("topic")
+        fields = {f: ev[f] for f in FIELDS if f in ev}
+        if kind == "snapshot":
+            self.values[topic] = dict(fields)
+            self.topics[topic] = TopicState(ev["seq"], ev.get("epoch"), bool(ev.get("stale")))
+            self._events.put_nowait(Snapshot(topic, ev["seq"], ev.get("epoch", ""),
+                                             bool(ev.get("stale")), fields))
+        elif kind == "update":
+            state = self.topics.setdefault(topic, TopicState())
+            conflated = ev.get("conflated", 1)
+            if "epoch" in ev:
+                state.epoch = ev["epoch"]
+                self.values[topic] = {}
+            elif state.seq and ev["seq"] != state.seq + conflated:
+                self._events.put_nowait(Gap(topic, state.seq + conflated, ev["seq"]))
+                return False
+            state.seq = ev["seq"]
+            self.values.setdefault(topic, {}).update(fields)
+            self._events.put_nowait(Update(topic, ev["seq"], fields, conflated, ev.get("epoch")))
+        elif kind == "status":
+            stale = ev.get("state") == "stale"
+            self.topics.setdefault(topic, TopicState()).stale = stale
+            self._events.put_nowait(Status(topic, stale))
+        elif kind == "cleared":
+            self.values.pop(topic, None)
+            self.topics[topic] = TopicState()
+            self._events.put_nowait(Cleared(topic))
+        return True
+
+
+def _covers(pattern: str, topic: str) -> bool:
+    return topic.startswith(pattern[:-1]) if pattern.endswith("*") else pattern == topic
