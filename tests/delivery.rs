@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tickcast::{Prices, Server, Update};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
 const FIELDS: [&str; 7] = [
@@ -95,22 +94,6 @@ fn one_field(topic: &str, i: u64) -> Update {
         1 => u.ask(v),
         _ => u.last(v),
     }
-}
-
-fn raw_publisher(
-    addr: std::net::SocketAddr,
-    token: &str,
-) -> tungstenite::WebSocket<std::net::TcpStream> {
-    let stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut req = format!("ws://{addr}/publish")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    tungstenite::client(req, stream)
-        .expect("publisher handshake")
-        .0
 }
 
 /// Reads events until `done` holds for the client's state.

@@ -36,22 +36,6 @@ fn subscriber(addr: std::net::SocketAddr) -> Client {
     Client::from_ws(ws)
 }
 
-fn raw_publisher(
-    addr: std::net::SocketAddr,
-    token: &str,
-) -> tungstenite::WebSocket<std::net::TcpStream> {
-    let stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut req = format!("ws://{addr}/publish")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    tungstenite::client(req, stream)
-        .expect("publisher handshake")
-        .0
-}
-
 fn next_publisher_event(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> PublisherEvent {
     loop {
         if let Message::Binary(b) = ws.read().unwrap() {

@@ -141,8 +141,7 @@ pub extern "C" fn tickcast_clear(
     topic: *const c_char,
 ) -> tickcast_result {
     ffi_panic_boundary! {
-        let server = try_ref!(server);
-        result(server.publisher.clear(try_str!(topic)))
+        topic_op(server, topic, |p, t| p.clear(t))
     }
 }
 
@@ -155,8 +154,7 @@ pub extern "C" fn tickcast_mark_stale(
     topic: *const c_char,
 ) -> tickcast_result {
     ffi_panic_boundary! {
-        let server = try_ref!(server);
-        result(server.publisher.mark_stale(try_str!(topic)))
+        topic_op(server, topic, |p, t| p.mark_stale(t))
     }
 }
 
@@ -167,8 +165,7 @@ pub extern "C" fn tickcast_mark_live(
     topic: *const c_char,
 ) -> tickcast_result {
     ffi_panic_boundary! {
-        let server = try_ref!(server);
-        result(server.publisher.mark_live(try_str!(topic)))
+        topic_op(server, topic, |p, t| p.mark_live(t))
     }
 }
 
@@ -181,8 +178,18 @@ pub extern "C" fn tickcast_set_stale_after(
     stale_after_ms: u64,
 ) -> tickcast_result {
     ffi_panic_boundary! {
-        let server = try_ref!(server);
         let after = (stale_after_ms > 0).then(|| std::time::Duration::from_millis(stale_after_ms));
-        result(server.publisher.set_stale_after(try_str!(topic), after))
+        topic_op(server, topic, |p, t| p.set_stale_after(t, after))
     }
+}
+
+/// The shared body of the topic operations: the server and topic checked
+/// (NULL, UTF-8), then `op` on the server's publisher.
+fn topic_op(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    op: impl FnOnce(&Publisher, &str) -> tickcast::Result<()>,
+) -> tickcast_result {
+    let server = try_ref!(server);
+    result(op(&server.publisher, try_str!(topic)))
 }

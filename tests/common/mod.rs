@@ -303,3 +303,17 @@ pub fn metric(server: &Server, name: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// A network publisher's raw WebSocket on `/publish`, authenticated with `token`.
+pub fn raw_publisher(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}/publish")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    tungstenite::client(req, stream)
+        .expect("publisher handshake")
+        .0
+}
