@@ -28,15 +28,7 @@ struct Stored {
 
 impl Stored {
     fn new(ts: u64, p: &Prices) -> Stored {
-        let all = [
-            p.bid,
-            p.ask,
-            p.last,
-            p.bid_size,
-            p.ask_size,
-            p.last_size,
-            p.volume,
-        ];
+        let all = p.fields();
         let mut values = [0.0; 7];
         let mut present = 0u8;
         for (i, v) in all.iter().enumerate() {
@@ -57,15 +49,7 @@ impl Stored {
         Past {
             seq,
             ts: self.ts,
-            prices: Prices {
-                bid: get(0),
-                ask: get(1),
-                last: get(2),
-                bid_size: get(3),
-                ask_size: get(4),
-                last_size: get(5),
-                volume: get(6),
-            },
+            prices: Prices::from_array(std::array::from_fn(get)),
         }
     }
 }

@@ -45,16 +45,7 @@ impl Prices {
     /// Fails on the first NaN or infinite field: JSON has no way to carry them and
     /// a dashboard would show garbage.
     pub fn check_finite(&self) -> Result<()> {
-        let named = [
-            ("bid", self.bid),
-            ("ask", self.ask),
-            ("last", self.last),
-            ("bid_size", self.bid_size),
-            ("ask_size", self.ask_size),
-            ("last_size", self.last_size),
-            ("volume", self.volume),
-        ];
-        for (name, v) in named {
+        for (name, v) in Prices::NAMES.into_iter().zip(self.fields()) {
             if let Some(v) = v {
                 if !v.is_finite() {
                     return Err(Error::InvalidValue(name));
@@ -62,6 +53,45 @@ impl Prices {
             }
         }
         Ok(())
+    }
+
+    /// The fields' names on the wire, in the order of `fields`.
+    pub(crate) const NAMES: [&'static str; 7] = [
+        "bid",
+        "ask",
+        "last",
+        "bid_size",
+        "ask_size",
+        "last_size",
+        "volume",
+    ];
+
+    /// The fields in `NAMES` order.
+    pub(crate) fn fields(&self) -> [Option<f64>; 7] {
+        [
+            self.bid,
+            self.ask,
+            self.last,
+            self.bid_size,
+            self.ask_size,
+            self.last_size,
+            self.volume,
+        ]
+    }
+
+    /// The inverse of `fields`.
+    pub(crate) fn from_array(
+        [bid, ask, last, bid_size, ask_size, last_size, volume]: [Option<f64>; 7],
+    ) -> Prices {
+        Prices {
+            bid,
+            ask,
+            last,
+            bid_size,
+            ask_size,
+            last_size,
+            volume,
+        }
     }
 
     /// True when no field is set.
