@@ -50,6 +50,12 @@ section! {
         max_connections: usize => |c, v| c.max_connections = v;
         /// Most subscriptions per connection.
         max_subscriptions: usize => |c, v| c.max_subscriptions = v;
+        /// Most topics and patterns in one subscribe or unsubscribe.
+        max_topics_per_command: usize => |c, v| c.max_topics_per_command = v;
+        /// Most topics the server holds a value for.
+        max_topics: usize => |c, v| c.max_topics = v;
+        /// Memory all connections' queues may hold together.
+        max_total_outbound_bytes: usize => |c, v| c.max_total_outbound_bytes = v;
         /// Largest client message, bytes.
         max_message_size: usize => |c, v| c.max_message_size = v;
         /// Largest HTTP request head, bytes.

@@ -32,6 +32,20 @@ pub struct Config {
     pub max_topic_len: usize,
     /// Most subscriptions (exact topics plus wildcard patterns) per connection. Default 1,024.
     pub max_subscriptions: usize,
+    /// Most topics and patterns one `subscribe` or `unsubscribe` may list
+    /// (and entries in its `since`), checked before any other work: bigger
+    /// commands get the error `too_many_topics`. Default 1,024.
+    pub max_topics_per_command: usize,
+    /// Most topics the server holds a value for. A publish that would make
+    /// one more is refused (`TooManyTopics`, C `TICKCAST_TOO_MANY_TOPICS`,
+    /// `/publish` error `too_many_topics`); clearing a topic frees its place.
+    /// Default 100,000.
+    pub max_topics: usize,
+    /// Memory all connections' queues may hold together: outbound bytes,
+    /// held-back (conflated, rate-capped) updates and snapshots still owed.
+    /// Past it the connections that hold the most are closed with 1008
+    /// until the total is back under it. Default 1 GiB.
+    pub max_total_outbound_bytes: usize,
     /// Largest client message (and frame) in bytes; bigger ones close the
     /// connection with 1009. Default 64 KiB.
     pub max_message_size: usize,
@@ -111,6 +125,9 @@ impl Default for Config {
             router_batch: 1_024,
             max_topic_len: 64,
             max_subscriptions: 1_024,
+            max_topics_per_command: 1_024,
+            max_topics: 100_000,
+            max_total_outbound_bytes: 1 << 30,
             max_message_size: 64 * 1024,
             max_handshake_bytes: 8 * 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -160,6 +177,24 @@ impl Config {
     /// Sets the subscription limit per connection.
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
+        self
+    }
+
+    /// Sets the most topics one subscribe or unsubscribe may list.
+    pub fn max_topics_per_command(mut self, n: usize) -> Self {
+        self.max_topics_per_command = n;
+        self
+    }
+
+    /// Sets the most topics the server holds.
+    pub fn max_topics(mut self, n: usize) -> Self {
+        self.max_topics = n;
+        self
+    }
+
+    /// Sets the memory budget of all connections' queues together.
+    pub fn max_total_outbound_bytes(mut self, n: usize) -> Self {
+        self.max_total_outbound_bytes = n;
         self
     }
 
@@ -320,6 +355,9 @@ impl Config {
             });
         }
         at_least("max_subscriptions", self.max_subscriptions, 1, "at least 1")?;
+        let per_command = self.max_topics_per_command;
+        at_least("max_topics_per_command", per_command, 1, "at least 1")?;
+        at_least("max_topics", self.max_topics, 1, "at least 1")?;
         at_least(
             "max_message_size",
             self.max_message_size,
@@ -343,6 +381,13 @@ impl Config {
                 key: "conflate_bytes",
                 expected: "at least 4096 and below max_outbound_bytes",
                 got: self.conflate_bytes.to_string(),
+            });
+        }
+        if self.max_total_outbound_bytes < hard {
+            return Err(ConfigError::OutOfRange {
+                key: "max_total_outbound_bytes",
+                expected: "at least max_outbound_bytes",
+                got: self.max_total_outbound_bytes.to_string(),
             });
         }
         at_least("read_buffer_size", self.read_buffer_size, 64, "at least 64")?;

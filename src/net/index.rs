@@ -17,7 +17,8 @@ use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;
 use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
 use crate::wire::Format;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// One subscriber of a topic on this shard.
@@ -86,7 +87,20 @@ pub(crate) struct NewlyMatched {
 pub(crate) struct ShardIndex {
     shard: usize,
     pub topics: HashMap<Arc<str>, LocalTopic>,
+    /// The names of `topics`, ordered, so the topics under a pattern are a
+    /// range scan, not a pass over every topic of the shard.
+    names: BTreeSet<Arc<str>>,
     prefixes: HashMap<Arc<str>, LocalPrefix>,
+}
+
+/// The names in `names` that start with `prefix`.
+fn names_under<'a>(
+    names: &'a BTreeSet<Arc<str>>,
+    prefix: &'a str,
+) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+    names
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(move |n| n.starts_with(prefix))
 }
 
 impl ShardIndex {
@@ -94,6 +108,7 @@ impl ShardIndex {
         ShardIndex {
             shard,
             topics: HashMap::new(),
+            names: BTreeSet::new(),
             prefixes: HashMap::new(),
         }
     }
@@ -158,7 +173,7 @@ impl ShardIndex {
         prefix: Arc<str>,
         since: &SinceMap,
     ) -> Vec<NewlyMatched> {
-        if subs.prefixes.contains(&prefix) {
+        if subs.has_prefix(&prefix) {
             return Vec::new();
         }
         let existing = table.join_prefix(&prefix, self.shard, fmt, since);
@@ -183,13 +198,16 @@ impl ShardIndex {
         // the prefix joined (other clients subscribed to them ahead of their
         // first update): none of their updates is sequenced yet, so this member
         // skips nothing.
-        for (name, lt) in self.topics.iter_mut() {
-            if name.starts_with(&*prefix) && !lt.members.iter().any(|m| m.token() == token) {
+        for name in names_under(&self.names, &prefix) {
+            let Some(lt) = self.topics.get_mut(name) else {
+                continue;
+            };
+            if !lt.members.iter().any(|m| m.token() == token) {
                 lt.counts[fmt.index()] += 1;
                 lt.members.push(Member::new(token, fmt, 0, lt.generation));
             }
         }
-        subs.prefixes.push(prefix.clone());
+        subs.add_prefix(prefix.clone());
         let lp = self.prefixes.entry(prefix).or_default();
         lp.members.push((token, fmt));
         lp.counts[fmt.index()] += 1;
@@ -222,10 +240,9 @@ impl ShardIndex {
         subs: &mut Subscriptions,
         prefix: &str,
     ) {
-        let Some(pos) = subs.prefixes.iter().position(|p| &**p == prefix) else {
+        if !subs.remove_prefix(prefix) {
             return;
-        };
-        subs.prefixes.swap_remove(pos);
+        }
         if let Some(lp) = self.prefixes.get_mut(prefix) {
             lp.members.retain(|(t, _)| *t != token);
             lp.counts[fmt.index()] -= 1;
@@ -236,15 +253,11 @@ impl ShardIndex {
                 self.prefixes.remove(prefix);
             }
         }
-        let orphaned: Vec<Arc<str>> = self
-            .topics
-            .iter()
-            .filter(|(t, lt)| {
-                t.starts_with(prefix)
-                    && !subs.covers(t)
-                    && lt.members.iter().any(|m| m.token() == token)
+        let orphaned: Vec<Arc<str>> = names_under(&self.names, prefix)
+            .filter(|t| {
+                !subs.covers(t) && self.topics[*t].members.iter().any(|m| m.token() == token)
             })
-            .map(|(t, _)| t.clone())
+            .cloned()
             .collect();
         for t in orphaned {
             self.detach(table, &t, token, fmt);
@@ -259,7 +272,7 @@ impl ShardIndex {
         fmt: Format,
         subs: &mut Subscriptions,
     ) {
-        let prefixes: Vec<Arc<str>> = subs.prefixes.clone();
+        let prefixes: Vec<Arc<str>> = subs.prefixes().to_vec();
         for p in prefixes {
             self.remove_prefix(table, token, fmt, subs, &p);
         }
@@ -297,6 +310,7 @@ impl ShardIndex {
                 ..LocalTopic::default()
             };
             self.topics.insert(topic.clone(), lt);
+            self.names.insert(topic.clone());
             self.attach_prefix_members(topic);
         }
         self.topics.get_mut(topic).expect("inserted above")
@@ -338,6 +352,7 @@ impl ShardIndex {
         }
         if lt.members.is_empty() {
             self.topics.remove(topic);
+            self.names.remove(topic);
         }
     }
 }

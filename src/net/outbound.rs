@@ -6,13 +6,17 @@
 //! `write` syscall.
 //!
 //! Control frames (pongs, heartbeat pings, closes) do not wait behind a
-//! backlog of data: [`Outbound::push_control`] puts them right after the frame
-//! that is partly on the wire, and a close frame drops the data behind it,
-//! which the peer must not receive after a close (RFC 6455 §5.5.1). On a TLS
-//! connection they also wait for what rustls already holds (at most its
-//! 64 KiB buffer).
+//! backlog of data: [`Outbound::push_control`] keeps them in a small queue of
+//! their own that is written at the next frame boundary, right after the
+//! frame that is partly on the wire. That costs O(1) whatever the backlog (no
+//! bytes of the backlog move), and the control queue stays a few frames long:
+//! a pong not sent yet is replaced by the newer one (RFC 6455 §5.5.3 allows
+//! answering only the latest ping), so a client that pings without reading
+//! cannot grow it. A close frame drops the data behind it, which the peer
+//! must not receive after a close (RFC 6455 §5.5.1). On a TLS connection they
+//! also wait for what rustls already holds (at most its 64 KiB buffer).
 
-use crate::wire::frame::{frame_extent, OP_CLOSE};
+use crate::wire::frame::{frame_extent, OP_CLOSE, OP_PONG};
 use std::io::{self, Write};
 
 /// Capacity kept after the queue drains; above it the memory is returned so an
@@ -29,6 +33,10 @@ pub struct Outbound {
     /// with only whole frames from there to the end. Moved forward lazily, by
     /// reading frame headers, when a control frame needs the next boundary.
     boundary: Option<usize>,
+    /// Whole control frames that go out at the next frame boundary of `buf`.
+    ctrl: Vec<u8>,
+    /// Bytes of `ctrl` already written.
+    ctrl_pos: usize,
 }
 
 /// Counts of what flushes wrote, for the metrics.
@@ -98,15 +106,18 @@ impl Outbound {
     /// them is dropped. Bytes that are not whole frames, or a queue that is
     /// not framed yet, are simply appended.
     ///
-    /// Moves the queued data once (a `memmove` of at most the backlog); only
-    /// called for rare control frames, never per update.
+    /// O(1) in the backlog: the frames go to the small control queue, and an
+    /// unsent pong there is replaced by a newer one, so it never grows with
+    /// the number of pings.
     pub fn push_control(&mut self, bytes: &[u8]) {
         let mut closes = false;
+        let mut pong_only = true;
         let mut rest = bytes;
         while !rest.is_empty() {
             match frame_extent(rest) {
                 Some((op, len)) => {
                     closes |= op == OP_CLOSE;
+                    pong_only &= op == OP_PONG;
                     rest = &rest[len..];
                 }
                 None => return self.push(bytes),
@@ -118,13 +129,29 @@ impl Outbound {
         if closes {
             self.buf.truncate(at);
         }
-        self.buf.splice(at..at, bytes.iter().copied());
+        if pong_only {
+            self.drop_unsent_pong();
+        }
+        self.ctrl.extend_from_slice(bytes);
+    }
+
+    /// Removes a pong from the control queue that no byte of was written.
+    /// The queue holds a handful of small frames, so this is O(1).
+    fn drop_unsent_pong(&mut self) {
+        let mut at = 0;
+        while let Some((op, len)) = frame_extent(&self.ctrl[at..]) {
+            if op == OP_PONG && at >= self.ctrl_pos {
+                self.ctrl.drain(at..at + len);
+                return;
+            }
+            at += len;
+        }
     }
 
     /// Bytes not yet written.
     #[inline]
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len() - self.pos + self.ctrl.len() - self.ctrl_pos
     }
 
     /// True when nothing waits.
@@ -136,11 +163,11 @@ impl Outbound {
     /// Writes as much as the socket takes. Retries `Interrupted`; stops at
     /// `WouldBlock`; any other error is returned and the connection is done.
     pub fn write_to<W: Write>(&mut self, w: &mut W, tally: &mut Tally) -> io::Result<Flushed> {
-        while self.pos < self.buf.len() {
-            match w.write(&self.buf[self.pos..]) {
+        while !self.is_empty() {
+            match w.write(self.front()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    self.pos += n;
+                    self.advance(n);
                     tally.bytes += n as u64;
                     tally.writes += 1;
                 }
@@ -149,19 +176,52 @@ impl Outbound {
                 Err(e) => return Err(e),
             }
         }
-        self.reset();
         Ok(Flushed::All)
     }
 
-    /// The bytes not yet written.
+    /// Is it the control queue's turn: control frames wait and the data is
+    /// at a frame boundary (or all written)? While control frames wait,
+    /// `boundary` is kept at or after `pos` by `push_control` and `advance`.
+    fn ctrl_turn(&self) -> bool {
+        if self.ctrl_pos >= self.ctrl.len() {
+            return false;
+        }
+        match self.boundary {
+            Some(b) if b > self.pos => false,
+            Some(b) if b == self.pos => true,
+            _ => self.pos == self.buf.len(),
+        }
+    }
+
+    /// The next bytes to write: the control queue when the data is at a
+    /// frame boundary, else the data up to the next boundary (the rest of
+    /// the frame on the wire) while control frames wait, else all the data.
     pub fn front(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        if self.ctrl_turn() {
+            return &self.ctrl[self.ctrl_pos..];
+        }
+        match self.boundary {
+            Some(b) if self.ctrl_pos < self.ctrl.len() && b > self.pos => &self.buf[self.pos..b],
+            _ => &self.buf[self.pos..],
+        }
     }
 
     /// Marks `n` bytes of [`Outbound::front`] as written.
     pub fn advance(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.buf.len());
-        if self.pos == self.buf.len() {
+        if self.ctrl_turn() {
+            self.ctrl_pos = (self.ctrl_pos + n).min(self.ctrl.len());
+            if self.ctrl_pos == self.ctrl.len() {
+                self.ctrl.clear();
+                self.ctrl_pos = 0;
+            }
+        } else {
+            self.pos = (self.pos + n).min(self.buf.len());
+        }
+        if self.ctrl_pos < self.ctrl.len() {
+            // Control frames wait: find where the frame on the wire ends.
+            self.next_boundary();
+        }
+        if self.is_empty() {
             self.reset();
         }
     }
@@ -352,6 +412,32 @@ mod tests {
         let pong = got.iter().position(|f| f.0 == 0xA).unwrap();
         assert_eq!(pong, 5, "after the fifth frame, which was partly written");
         assert!(got.iter().all(|f| f.0 == 0xA || f.1 == vec![7; 200]));
+    }
+
+    #[test]
+    fn pongs_from_a_ping_flood_do_not_pile_up_behind_a_backlog() {
+        let mut out = Outbound::default();
+        out.start_frames();
+        let data = frame(2, &[9; 1000]);
+        for _ in 0..1000 {
+            out.push(&data);
+        }
+        let backlog = out.pending();
+        let start = out.buf.as_ptr();
+        for i in 0..10_000u32 {
+            out.push_control(&frame(0xA, &i.to_be_bytes()));
+        }
+        // One pong waits (the latest), and the backlog never moved.
+        assert_eq!(out.pending(), backlog + frame(0xA, &[0; 4]).len());
+        assert_eq!(out.buf.as_ptr(), start);
+        let mut pipe = Pipe {
+            got: vec![],
+            room: usize::MAX,
+        };
+        out.write_to(&mut pipe, &mut Tally::default()).unwrap();
+        let got = frames(&pipe.got);
+        assert_eq!(got[0], (0xA, 9_999u32.to_be_bytes().to_vec()));
+        assert_eq!(got.len(), 1001);
     }
 
     #[test]

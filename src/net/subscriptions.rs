@@ -12,8 +12,9 @@ pub(crate) struct Subscriptions {
     /// Exact topics, sorted: a small sorted vector costs a third of a hash
     /// set's memory, and idle connections are most of a server's memory.
     pub exact: ExactSet,
-    /// Prefix patterns (`FX.` for `FX.*`).
-    pub prefixes: Vec<Arc<str>>,
+    /// Prefix patterns (`FX.` for `FX.*`), sorted so `covers` can look a
+    /// topic's prefixes up instead of testing every pattern.
+    prefixes: Vec<Arc<str>>,
     /// The `max_rate` each subscription asked for, when any did; boxed so
     /// connections without one pay 8 bytes.
     #[allow(clippy::box_collection)]
@@ -28,7 +29,40 @@ impl Subscriptions {
     pub fn contains(&self, sel: &Selector) -> bool {
         match sel {
             Selector::Exact(t) => self.exact.contains(t),
-            Selector::Prefix(p) => self.prefixes.contains(p),
+            Selector::Prefix(p) => self.has_prefix(p),
+        }
+    }
+
+    /// The prefix patterns, sorted.
+    pub fn prefixes(&self) -> &[Arc<str>] {
+        &self.prefixes
+    }
+
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.prefixes
+            .binary_search_by(|p| (**p).cmp(prefix))
+            .is_ok()
+    }
+
+    /// Adds a prefix pattern; false if it was there already.
+    pub fn add_prefix(&mut self, prefix: Arc<str>) -> bool {
+        match self.prefixes.binary_search_by(|p| (**p).cmp(&*prefix)) {
+            Ok(_) => false,
+            Err(at) => {
+                self.prefixes.insert(at, prefix);
+                true
+            }
+        }
+    }
+
+    /// Removes a prefix pattern; false if it was not there.
+    pub fn remove_prefix(&mut self, prefix: &str) -> bool {
+        match self.prefixes.binary_search_by(|p| (**p).cmp(prefix)) {
+            Ok(at) => {
+                self.prefixes.remove(at);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -82,8 +116,20 @@ impl Subscriptions {
     }
 
     /// Does any subscription cover `topic`?
+    ///
+    /// O(min(patterns, topic length × log patterns)): with many patterns,
+    /// each prefix of the topic is looked up, so a wildcard subscribe over
+    /// many topics by a client holding many patterns stays linear.
     pub fn covers(&self, topic: &str) -> bool {
-        self.exact.contains(topic) || self.prefixes.iter().any(|p| topic.starts_with(&**p))
+        if self.exact.contains(topic) {
+            return true;
+        }
+        if self.prefixes.len() <= 8 {
+            return self.prefixes.iter().any(|p| topic.starts_with(&**p));
+        }
+        (0..=topic.len())
+            .filter(|&i| topic.is_char_boundary(i))
+            .any(|i| self.has_prefix(&topic[..i]))
     }
 }
 
@@ -142,7 +188,7 @@ mod tests {
     fn the_least_restrictive_covering_subscription_sets_the_interval() {
         let mut subs = Subscriptions::default();
         subs.exact.insert("FX.EURUSD".into());
-        subs.prefixes.push("FX.".into());
+        subs.add_prefix("FX.".into());
         let exact = Selector::Exact("FX.EURUSD".into());
         let fx = Selector::Prefix("FX.".into());
         assert_eq!(

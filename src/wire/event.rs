@@ -24,6 +24,8 @@ pub enum ErrorCode {
     BadTopic,
     /// The subscription would exceed the per-connection limit.
     TooManySubscriptions,
+    /// One command lists more topics than `max_topics_per_command`.
+    TooManyTopics,
 }
 
 impl ErrorCode {
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::UnknownOp => "unknown_op",
             ErrorCode::BadTopic => "bad_topic",
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+            ErrorCode::TooManyTopics => "too_many_topics",
         }
     }
 }

@@ -36,6 +36,8 @@ pub fn write_header_before(buf: &mut [u8], opcode: u8, payload_len: usize) -> us
 
 /// Opcode of a close frame.
 pub const OP_CLOSE: u8 = 0x8;
+/// Opcode of a pong frame.
+pub const OP_PONG: u8 = 0xA;
 
 /// Reads the frame header at the start of `buf`: the opcode and the whole
 /// frame's length (header, mask key and payload). `None` if `buf` does not

@@ -23,7 +23,32 @@ impl Shard {
         conn.out.push(f);
     }
 
+    /// Runs one command. Its cost is linear in its size and the size is
+    /// checked before any work (`max_topics_per_command`); the work done is
+    /// added to `self.spent`, which bounds what one connection gets per turn.
     pub(super) fn on_command(&mut self, token: usize, cmd: Command) {
+        let entries = match &cmd.op {
+            Op::Subscribe(sub) => sub.topics.len() + sub.since.len(),
+            Op::Unsubscribe(list) => list.len(),
+            Op::Topics { .. } | Op::Ping => 0,
+        };
+        self.spent += 1 + entries;
+        let max = self.shared.config.max_topics_per_command;
+        if entries > max {
+            let message = format!(
+                "the command lists {entries} topics, patterns and resume points; \
+                 the limit per command is {max}: split it"
+            );
+            let code = ErrorCode::TooManyTopics;
+            return self.send_error(
+                token,
+                CommandError {
+                    id: cmd.id,
+                    code,
+                    message,
+                },
+            );
+        }
         let before = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
         let result = match cmd.op {
             Op::Subscribe(sub) => self.subscribe(token, &sub, cmd.id),

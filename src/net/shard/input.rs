@@ -17,6 +17,12 @@ use tungstenite::Message;
 /// Messages a client may send in one go before the shard turns to others.
 const READ_BUDGET: usize = 64;
 
+/// Work one connection's commands may cost per loop turn, in topics handled
+/// (a command costs one plus the topics it lists): with the per-command
+/// limit, one turn for one client stays within a few milliseconds, and the
+/// rest of its input waits for the next turn.
+const WORK_BUDGET: usize = 2_048;
+
 fn http_context(shared: &Shared) -> HttpContext<'_> {
     HttpContext {
         max_head: shared.config.max_handshake_bytes,
@@ -77,7 +83,11 @@ impl Shard {
     }
 
     fn read_messages(&mut self, token: usize) -> Verdict {
+        self.spent = 0;
         for _ in 0..READ_BUDGET {
+            if self.spent >= WORK_BUDGET {
+                break;
+            }
             let Some(conn) = self.conns.get_mut(token) else {
                 return Verdict::Continue;
             };

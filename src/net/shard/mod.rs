@@ -66,6 +66,8 @@ pub(crate) struct Shard {
     timers: Timers,
     /// Feeds network publishers' updates into the ingest channel.
     ingest: Publisher,
+    /// Work the connection being read has cost this turn (see `input`).
+    spent: usize,
 }
 
 impl Shard {
@@ -120,6 +122,7 @@ impl Shard {
             fb: FrameBuf::default(),
             pending: Pending::default(),
             ingest,
+            spent: 0,
         })
     }
 
