@@ -118,6 +118,14 @@ typedef enum tickcast_result {
    * An operation did not finish within its timeout (`tickcast_remote_flush`).
    */
   TICKCAST_RESULT_TIMEOUT = 11,
+  /**
+   * The update sets no price field.
+   */
+  TICKCAST_RESULT_EMPTY_UPDATE = 12,
+  /**
+   * The server holds its `max_topics` topics; a new topic is refused.
+   */
+  TICKCAST_RESULT_TOO_MANY_TOPICS = 13,
 } tickcast_result;
 
 /**

@@ -27,6 +27,15 @@ pub enum Error {
     InvalidTopic(TopicError),
     /// A price field is NaN or infinite, which JSON cannot carry.
     InvalidValue(&'static str),
+    /// The update sets no field: it would use up a sequence number and tell
+    /// subscribers nothing.
+    EmptyUpdate,
+    /// The server holds `max_topics` topics already; an update of a new
+    /// topic is refused until one is cleared.
+    TooManyTopics {
+        /// The server's `max_topics`.
+        max: usize,
+    },
     /// A configuration value is out of range or inconsistent.
     InvalidConfig(ConfigError),
     /// A TLS certificate, key or trust store could not be used.
@@ -154,6 +163,11 @@ impl fmt::Display for Error {
             Error::InvalidUrl { url, why } => write!(f, "bad URL {url:?}: {why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Timeout => f.write_str("timed out"),
+            Error::EmptyUpdate => f.write_str("the update sets no price field"),
+            Error::TooManyTopics { max } => write!(
+                f,
+                "the server holds its limit of {max} topics; clear one or raise max_topics"
+            ),
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn http_upgrade(data: &[u8]) {
             subscriber_tokens: &tokens,
             publisher_tokens: &publishers,
             allowed_origins: &origins,
+            max_topic_len: 64,
         };
         match http::route(data, ctx) {
             Route::Upgrade {

@@ -78,6 +78,8 @@ pub struct ShardMetrics {
     pub(crate) writes: AtomicU64,
     pub(crate) conflated: AtomicU64,
     pub(crate) queued_bytes: AtomicI64,
+    /// Updates from network publishers refused one by one (bad or over `max_topics`).
+    pub(crate) publish_refused: AtomicU64,
     pub(crate) latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     pub(crate) latency_sum_ns: AtomicU64,
 }
@@ -108,6 +110,8 @@ impl ShardMetrics {
 #[derive(Default)]
 pub struct RouterMetrics {
     pub(crate) ingested: AtomicU64,
+    /// Updates of a new topic dropped because the server held `max_topics`.
+    pub(crate) refused_topics: AtomicU64,
     pub(crate) encoded: AtomicU64,
     pub(crate) queue_depth: AtomicU64,
     pub(crate) history_entries: AtomicU64,
@@ -197,6 +201,22 @@ impl Metrics {
             "counter",
             "Updates sequenced by the router.",
             &one(self.router.ingested.load(Relaxed)),
+        );
+        metric(
+            "tickcast_updates_refused_total",
+            "counter",
+            "Updates the router dropped, by reason (too_many_topics: a new topic \
+             in flight when max_topics was reached; publishers are told first).",
+            &[(
+                "{reason=\"too_many_topics\"}".to_string(),
+                self.router.refused_topics.load(Relaxed).to_string(),
+            )],
+        );
+        metric(
+            "tickcast_publish_refused_total",
+            "counter",
+            "Updates from network publishers refused (each named by index to its publisher).",
+            &one(self.sum(|s| s.publish_refused.load(Relaxed))),
         );
         metric(
             "tickcast_updates_encoded_total",

@@ -73,7 +73,7 @@ impl Server {
         };
         let mut listeners = Some(listeners);
 
-        let table = Arc::new(TopicTable::default());
+        let table = Arc::new(TopicTable::with_max_topics(config.max_topics));
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let metrics = Arc::new(Metrics::new(config.shards));
@@ -97,7 +97,7 @@ impl Server {
             receivers.push(rx);
         }
 
-        let publisher = Publisher::new(ingest_tx, config.max_topic_len);
+        let publisher = Publisher::new(ingest_tx, config.max_topic_len, table.clone());
         let mut shards = Vec::new();
         for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
             // Shard 0 accepts and deals connections round-robin to all shards:
@@ -179,15 +179,16 @@ impl Server {
         self.table.snapshot(topic)
     }
 
-    /// Number of topics published so far.
+    /// Number of topics that hold a value (published and not cleared since):
+    /// what `max_topics` bounds.
     pub fn topic_count(&self) -> usize {
-        self.table.len()
+        self.table.live()
     }
 
     /// The Prometheus text `/metrics` serves.
     pub fn metrics_text(&self) -> String {
         self.shared.metrics.render(
-            self.table.len(),
+            self.table.live(),
             self.shared.shutting_down.load(Ordering::Relaxed),
         )
     }

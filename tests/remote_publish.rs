@@ -44,6 +44,16 @@ fn next_publisher_event(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) ->
     }
 }
 
+/// The next `error` event, skipping acks.
+fn next_error(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> PublisherEvent {
+    loop {
+        let ev = next_publisher_event(ws);
+        if matches!(ev, PublisherEvent::Error { .. }) {
+            return ev;
+        }
+    }
+}
+
 #[test]
 fn remote_updates_arrive_in_order_and_late_subscribers_get_snapshots() {
     let server = server_with_tokens();
@@ -156,46 +166,59 @@ fn malformed_publish_frames_get_errors_and_publish_nothing() {
     };
     assert_eq!(code, "bad_frame");
 
-    // One bad update poisons its whole frame, and nothing else.
+    // A bad update is refused alone, by its index; the good one beside it
+    // in the same frame is published.
     let frame = publish::encode(&[
         Update::new("GOOD").bid(1.0),
         Update::new("BAD TOPIC").bid(2.0),
+        Update::new("EMPTY"),
     ]);
     ws.send(Message::binary(frame)).unwrap();
     let PublisherEvent::Error {
         code,
         refused,
         message,
-    } = next_publisher_event(&mut ws)
+        indexes,
+    } = next_error(&mut ws)
     else {
         panic!()
     };
     assert_eq!((code.as_str(), refused), ("bad_update", 2), "{message}");
+    assert_eq!(indexes, [1, 2], "{message}");
+    assert!(message.contains("update 1 of the frame"), "{message}");
     ws.send(Message::binary(publish::encode(&[
         Update::new("GOOD").bid(f64::NAN)
     ])))
     .unwrap();
-    assert!(matches!(
-        next_publisher_event(&mut ws),
-        PublisherEvent::Error { .. }
-    ));
+    let PublisherEvent::Error { indexes, .. } = next_error(&mut ws) else {
+        panic!()
+    };
+    assert_eq!(indexes, [0]);
 
     ws.send(Message::binary(publish::encode(&[
         Update::new("GOOD").ask(3.0)
     ])))
     .unwrap();
+    loop {
+        match next_publisher_event(&mut ws) {
+            PublisherEvent::Ack { count: 2 } => break,
+            PublisherEvent::Ack { count } if count < 2 => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let ev = sub.next_event();
     assert_eq!(
-        next_publisher_event(&mut ws),
-        PublisherEvent::Ack { count: 1 }
+        (ev["topic"].as_str(), ev["seq"].as_u64(), ev["bid"].as_f64()),
+        (Some("GOOD"), Some(1), Some(1.0))
     );
     let ev = sub.next_event();
     assert_eq!(
         (ev["topic"].as_str(), ev["seq"].as_u64(), ev["ask"].as_f64()),
-        (Some("GOOD"), Some(1), Some(3.0))
+        (Some("GOOD"), Some(2), Some(3.0))
     );
     assert!(
         ev.get("bid").is_none(),
-        "nothing from the refused frames: {ev}"
+        "nothing from the refused updates: {ev}"
     );
     assert_eq!(server.topic_count(), 1);
 }

@@ -36,6 +36,10 @@ pub enum tickcast_result {
     Panic = 10,
     /// An operation did not finish within its timeout (`tickcast_remote_flush`).
     Timeout = 11,
+    /// The update sets no price field.
+    EmptyUpdate = 12,
+    /// The server holds its `max_topics` topics; a new topic is refused.
+    TooManyTopics = 13,
 }
 
 impl From<&Error> for tickcast_result {
@@ -52,6 +56,8 @@ impl From<&Error> for tickcast_result {
             Error::InvalidUrl { .. } => tickcast_result::InvalidAddress,
             Error::Io(_) => tickcast_result::IoError,
             Error::Timeout => tickcast_result::Timeout,
+            Error::EmptyUpdate => tickcast_result::EmptyUpdate,
+            Error::TooManyTopics { .. } => tickcast_result::TooManyTopics,
         }
     }
 }
@@ -81,6 +87,10 @@ impl tickcast_result {
             tickcast_result::IoError => c"I/O error",
             tickcast_result::Panic => c"internal error (panic caught at the API boundary)",
             tickcast_result::Timeout => c"timed out",
+            tickcast_result::EmptyUpdate => c"the update sets no price field",
+            tickcast_result::TooManyTopics => {
+                c"the server holds its limit of topics (max_topics); clear one first"
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The way in: publisher handles feeding the bounded ingest channel.
 
+use super::table::TopicTable;
 use super::topic_name::validate_topic;
 use super::update::{now_ns, Update};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a publisher asks of the router.
@@ -44,15 +46,22 @@ impl Ingested {
 pub struct Publisher {
     tx: Sender<Ingested>,
     max_topic_len: usize,
+    /// For the `max_topics` check: an atomic load until the table is full.
+    table: Arc<TopicTable>,
 }
 
 impl Publisher {
-    pub(crate) fn new(tx: Sender<Ingested>, max_topic_len: usize) -> Self {
-        Publisher { tx, max_topic_len }
+    pub(crate) fn new(tx: Sender<Ingested>, max_topic_len: usize, table: Arc<TopicTable>) -> Self {
+        Publisher {
+            tx,
+            max_topic_len,
+            table,
+        }
     }
 
     fn prepare(&self, mut update: Update) -> Result<Ingested> {
         update.validate(self.max_topic_len)?;
+        self.table.admits(&update.topic)?;
         if update.timestamp_ns == 0 {
             update.timestamp_ns = now_ns();
         }

@@ -26,6 +26,7 @@ pub(crate) struct RouterConfig {
     pub history_len: usize,
     pub history_bytes: usize,
     pub stale_after: Option<Duration>,
+    pub max_topics: usize,
 }
 
 impl From<&crate::config::Config> for RouterConfig {
@@ -35,6 +36,7 @@ impl From<&crate::config::Config> for RouterConfig {
             history_len: c.history_len,
             history_bytes: c.history_bytes,
             stale_after: c.stale_after,
+            max_topics: c.max_topics,
         }
     }
 }
@@ -125,6 +127,10 @@ pub(crate) struct RouterWork {
     /// lock: a number per topic, into `list`.
     slots: HashMap<Box<str>, u32>,
     list: Vec<Arc<TopicSlot>>,
+    /// By slot number: does the topic hold a value (in its current numbering)?
+    valued: Vec<bool>,
+    /// Topics that hold a value: what `max_topics` bounds.
+    live: usize,
     fb: FrameBuf,
     outboxes: Vec<Vec<Arc<Encoded>>>,
     config: RouterConfig,
@@ -158,6 +164,8 @@ impl RouterWork {
             table,
             slots: HashMap::new(),
             list: Vec::new(),
+            valued: Vec::new(),
+            live: 0,
             fb: FrameBuf::default(),
             outboxes: (0..shards).map(|_| Vec::new()).collect(),
             budget: HistoryBudget::new(config.history_bytes),
@@ -186,13 +194,52 @@ impl RouterWork {
         }
         let id = self.list.len() as u32;
         self.list.push(self.table.get_or_create(topic));
+        self.valued.push(false);
         self.slots.insert(topic.into(), id);
         id
     }
 
-    fn slot(&mut self, topic: &str) -> Arc<TopicSlot> {
-        let id = self.slot_id(topic);
-        self.list[id as usize].clone()
+    /// Most slots the router makes: a cleared topic keeps its slot for when
+    /// it is published again, and this bounds how many such names pile up.
+    fn slot_cap(&self) -> usize {
+        self.config.max_topics.saturating_mul(2)
+    }
+
+    /// The slot of a topic an update is for, or None when the update would
+    /// make one topic too many (`max_topics` counts topics holding a value).
+    fn admit(&mut self, topic: &str) -> Option<u32> {
+        let room = self.live < self.config.max_topics;
+        match self.slots.get(topic) {
+            Some(&id) if room || self.valued[id as usize] => Some(id),
+            Some(_) => None,
+            None if room && self.list.len() < self.slot_cap() => Some(self.slot_id(topic)),
+            None => None,
+        }
+    }
+
+    /// The topic's slot when it has one; made for a topic that has none
+    /// only when `make` and under the slot cap.
+    fn existing_slot(&mut self, topic: &str, make: bool) -> Option<(u32, Arc<TopicSlot>)> {
+        let id = match self.slots.get(topic) {
+            Some(&id) => id,
+            None if make && self.list.len() < self.slot_cap() => self.slot_id(topic),
+            None => return None,
+        };
+        Some((id, self.list[id as usize].clone()))
+    }
+
+    /// Keeps the count of topics holding a value, and the table's copy of it
+    /// that publishers check before sending an update of a new topic.
+    fn set_valued(&mut self, id: u32, valued: bool) {
+        let was = std::mem::replace(&mut self.valued[id as usize], valued);
+        if was != valued {
+            if valued {
+                self.live += 1;
+            } else {
+                self.live -= 1;
+            }
+            self.table.set_live(self.live);
+        }
     }
 
     /// Sequences and encodes a batch, then sends each interested shard one
@@ -209,7 +256,13 @@ impl RouterWork {
             match op {
                 IngestOp::Update(u) => {
                     ingested += 1;
-                    let id = self.slot_id(&u.topic);
+                    let Some(id) = self.admit(&u.topic) else {
+                        // Publishers check the limit first; this catches the
+                        // new topics that were in flight when it was reached.
+                        m.refused_topics.fetch_add(1, Relaxed);
+                        continue;
+                    };
+                    self.set_valued(id, true);
                     let slot = self.list[id as usize].clone();
                     let applied =
                         slot.apply(u.timestamp_ns, &u.prices, self.config.history_len, at);
@@ -236,19 +289,28 @@ impl RouterWork {
                     self.emit(&slot, heard, update, at);
                 }
                 IngestOp::Clear(topic) => {
-                    let slot = self.slot(&topic);
+                    // A topic never published has nothing to clear.
+                    let Some((id, slot)) = self.existing_slot(&topic, false) else {
+                        continue;
+                    };
+                    self.set_valued(id, false);
                     let (heard, freed) = slot.clear();
                     self.history_kept -= freed;
                     self.emit(&slot, heard, Event::Cleared, at);
                 }
                 IngestOp::Stale(topic, stale) => {
-                    let slot = self.slot(&topic);
+                    let Some((_, slot)) = self.existing_slot(&topic, false) else {
+                        continue;
+                    };
                     if let Some(heard) = slot.set_stale(stale) {
                         self.emit(&slot, heard, Event::Status { stale }, at);
                     }
                 }
                 IngestOp::StaleAfter(topic, after) => {
-                    self.slot(&topic).set_stale_after(after);
+                    // Set ahead of the first update, so it may make the slot.
+                    if let Some((_, slot)) = self.existing_slot(&topic, true) {
+                        slot.set_stale_after(after);
+                    }
                     self.sweeping |= after.is_some();
                 }
             }

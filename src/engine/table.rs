@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU16, AtomicU64};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -259,12 +259,61 @@ struct TableInner {
 
 /// The registry shared by the router (creates topics, writes values) and the
 /// shards (read snapshots, register interest).
-#[derive(Default)]
 pub struct TopicTable {
     inner: RwLock<TableInner>,
+    /// Topics holding a value, as the router last counted them.
+    live: AtomicUsize,
+    /// The server's `max_topics` (unbounded until the server sets it).
+    max_topics: AtomicUsize,
+}
+
+impl std::fmt::Debug for TopicTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicTable")
+            .field("live", &self.live())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TopicTable {
+    fn default() -> Self {
+        TopicTable {
+            inner: RwLock::default(),
+            live: AtomicUsize::new(0),
+            max_topics: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl TopicTable {
+    /// A table that holds at most `max` topics with a value.
+    pub(crate) fn with_max_topics(max: usize) -> Self {
+        let t = TopicTable::default();
+        t.max_topics.store(max, Relaxed);
+        t
+    }
+
+    /// Router only: the number of topics holding a value.
+    pub(crate) fn set_live(&self, n: usize) {
+        self.live.store(n, Relaxed);
+    }
+
+    /// Topics holding a value.
+    pub fn live(&self) -> usize {
+        self.live.load(Relaxed)
+    }
+
+    /// Publishers' check before sending an update: refused only when the
+    /// table is at `max_topics` and the topic holds no value. Below the
+    /// limit it costs one atomic load (no lock), so the publish path stays
+    /// lock-free; at the limit, one lookup.
+    pub(crate) fn admits(&self, topic: &str) -> Result<(), crate::error::Error> {
+        let max = self.max_topics.load(Relaxed);
+        if self.live.load(Relaxed) < max || self.snapshot(topic).is_some() {
+            return Ok(());
+        }
+        Err(crate::error::Error::TooManyTopics { max })
+    }
     /// Router only: finds or creates a topic. A new slot starts with the interest
     /// of every shard that subscribed to its name or to a prefix of it, taken
     /// under the table lock so no subscription can fall between the two.
@@ -374,11 +423,6 @@ impl TopicTable {
             .take(limit)
             .map(|slot| slot.name.clone())
             .collect()
-    }
-
-    /// Number of topics.
-    pub fn len(&self) -> usize {
-        self.inner.read().topics.len()
     }
 
     /// The current value of one topic, if it has one. (The router makes a

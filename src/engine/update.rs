@@ -155,6 +155,9 @@ impl Update {
     /// update is refused to its sender instead of reaching the router.
     pub(crate) fn validate(&self, max_topic_len: usize) -> Result<()> {
         validate_topic(&self.topic, max_topic_len)?;
+        if self.prices.is_empty() {
+            return Err(crate::error::Error::EmptyUpdate);
+        }
         self.prices.check_finite()
     }
 }

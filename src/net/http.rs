@@ -57,6 +57,8 @@ pub struct HttpContext<'a> {
     pub publisher_tokens: &'a [String],
     /// Browser origins allowed to upgrade; empty: any.
     pub allowed_origins: &'a [String],
+    /// Announced to publishers in the `101` response.
+    pub max_topic_len: usize,
 }
 
 /// Decides what a request head asks for. Never panics on any input.
@@ -144,7 +146,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                     "a subscriber token is required (Authorization: Bearer <token>, or ?token=)",
                 );
             }
-            upgrade(&header, consumed, Role::Subscriber)
+            upgrade(&header, consumed, Role::Subscriber, ctx.max_topic_len)
         }
         "/publish" => {
             if ctx.shutting_down {
@@ -166,7 +168,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                     "a publisher token is required (Authorization: Bearer <token>, or ?token=)",
                 );
             }
-            upgrade(&header, consumed, Role::Publisher)
+            upgrade(&header, consumed, Role::Publisher, ctx.max_topic_len)
         }
         "/healthz" => {
             if ctx.shutting_down {
@@ -235,7 +237,12 @@ fn unauthorized(why: &str) -> Route {
     ))
 }
 
-fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize, role: Role) -> Route {
+fn upgrade<'h>(
+    header: &dyn Fn(&str) -> Option<&'h str>,
+    consumed: usize,
+    role: Role,
+    max_topic_len: usize,
+) -> Route {
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -282,6 +289,13 @@ fn upgrade<'h>(header: &dyn Fn(&str) -> Option<&'h str>, consumed: usize, role: 
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.as_bytes())
     );
+    if role == Role::Publisher {
+        // The remote publisher checks topics against this very limit.
+        resp.push_str(&format!(
+            "{}: {max_topic_len}\r\n",
+            crate::wire::publish::MAX_TOPIC_LEN_HEADER
+        ));
+    }
     if let Some(f) = format {
         resp.push_str("Sec-WebSocket-Protocol: ");
         resp.push_str(f.subprotocol());
@@ -353,6 +367,7 @@ mod tests {
         subscriber_tokens: &[],
         publisher_tokens: &[],
         allowed_origins: &[],
+        max_topic_len: 64,
     };
     fn status(r: &Route) -> String {
         match r {

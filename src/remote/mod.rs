@@ -26,7 +26,6 @@ pub fn connect_websocket(cfg: &RemoteConfig) -> Result<tungstenite::WebSocket<St
     stream::connect(cfg)
 }
 
-use crate::engine::topic_name::validate_topic;
 use crate::engine::update::{now_ns, Update};
 use crate::error::{Error, Result};
 use crate::wire::publish::{self, Item, PublisherEvent};
@@ -36,7 +35,7 @@ use crossbeam_channel::{
 use parking_lot::Mutex;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -59,6 +58,10 @@ struct Counters {
     stop: AtomicBool,
     /// The last connection error, for `flush` to report.
     last_error: Mutex<Option<String>>,
+    /// The server's topic length limit, as its last `101` response said:
+    /// updates are checked against it at the call, exactly as the server
+    /// checks them, so the server never refuses what was accepted here.
+    max_topic_len: AtomicUsize,
 }
 
 /// A handle that publishes into a remote tickcast server. Cloneable and `Send`:
@@ -76,9 +79,12 @@ impl RemotePublisher {
     /// Connects (once, synchronously, so a wrong URL or token fails here) and
     /// starts the background sender.
     pub fn connect(cfg: RemoteConfig) -> Result<RemotePublisher> {
-        let ws = open(&cfg)?;
+        let (ws, max_topic_len) = open(&cfg)?;
         let (tx, rx) = bounded(cfg.queue_capacity);
         let counters = Arc::new(Counters::default());
+        counters
+            .max_topic_len
+            .store(max_topic_len, Ordering::SeqCst);
         counters.connected.store(true, Ordering::SeqCst);
         let publish_timeout = cfg.publish_timeout;
         let c = counters.clone();
@@ -93,25 +99,29 @@ impl RemotePublisher {
         })
     }
 
-    fn prepare(mut u: Update) -> Result<Item> {
-        u.validate(1024)?;
+    /// Checks an entry with the server's own rules and limit ([`publish::check_item`]).
+    fn check(&self, item: Item) -> Result<Item> {
+        publish::check_item(&item, self.counters.max_topic_len.load(Ordering::Relaxed))?;
+        Ok(item)
+    }
+
+    fn prepare(&self, mut u: Update) -> Result<Item> {
         if u.timestamp_ns == 0 {
             u.timestamp_ns = now_ns();
         }
-        Ok(Item::Update(u))
+        self.check(Item::Update(u))
     }
 
     /// Queues an update, waiting at most the configured `publish_timeout` for
     /// room (`Error::Full` after that). Invalid topics or values fail at once.
     pub fn publish(&self, update: Update) -> Result<()> {
-        self.enqueue(Self::prepare(update)?)
+        self.enqueue(self.prepare(update)?)
     }
 
     /// Queues a clear of `topic` (in order with the updates): its subscribers
     /// get `cleared`, and its next update starts a new epoch at `seq` 1.
     pub fn clear(&self, topic: &str) -> Result<()> {
-        validate_topic(topic, 1024)?;
-        self.enqueue(Item::Clear(topic.to_string()))
+        self.enqueue(self.check(Item::Clear(topic.to_string()))?)
     }
 
     /// Puts a checked item in the send queue, waiting at most
@@ -129,7 +139,7 @@ impl RemotePublisher {
 
     /// Queues an update or fails at once with `Error::Full`.
     pub fn try_publish(&self, update: Update) -> Result<()> {
-        let u = Self::prepare(update)?;
+        let u = self.prepare(update)?;
         self.tx.try_send(u).map_err(|e| match e {
             TrySendError::Full(_) => Error::Full,
             TrySendError::Disconnected(_) => Error::Closed,
@@ -142,7 +152,7 @@ impl RemotePublisher {
     pub fn publish_batch(&self, updates: impl IntoIterator<Item = Update>) -> Result<()> {
         let ready = updates
             .into_iter()
-            .map(Self::prepare)
+            .map(|u| self.prepare(u))
             .collect::<Result<Vec<_>>>()?;
         ready.into_iter().try_for_each(|u| self.enqueue(u))
     }
@@ -229,7 +239,8 @@ fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Item>, c: Arc<Counters>) {
         let Some(sock) = ws.as_mut() else {
             std::thread::sleep(backoff);
             match open(&cfg) {
-                Ok(s) => {
+                Ok((s, max_topic_len)) => {
+                    c.max_topic_len.store(max_topic_len, Ordering::SeqCst);
                     ws = Some(s);
                     backoff = cfg.min_backoff;
                     c.reconnects.fetch_add(1, Ordering::SeqCst);
@@ -329,6 +340,7 @@ fn pump(
                         code,
                         message,
                         refused,
+                        ..
                     }) => {
                         // Refused updates will never be acknowledged: count them
                         // as lost now so `flush` does not wait for them.

@@ -86,18 +86,27 @@ fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
 /// Connects, upgrades and authenticates one publisher connection.
 /// Connects, upgrades and authenticates one publisher connection, reads
 /// polled every millisecond (the sender thread looks for acks between batches).
-pub(super) fn open(cfg: &RemoteConfig) -> Result<Ws> {
-    let ws = connect(cfg)?;
+/// Also returns the server's topic length limit from its `101` response
+/// (the server default when an older server does not send it).
+pub(super) fn open(cfg: &RemoteConfig) -> Result<(Ws, usize)> {
+    let (ws, max_topic_len) = connect_reading_limits(cfg)?;
     ws.get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_millis(1)))?;
-    Ok(ws)
+    let max_topic_len =
+        max_topic_len.unwrap_or_else(|| crate::config::Config::default().max_topic_len);
+    Ok((ws, max_topic_len))
 }
 
 /// Connects and upgrades to `cfg.url` (`ws://` or `wss://`), presenting
 /// `cfg.token` when it is not empty; reads and writes time out after
 /// `connect_timeout`.
 pub(super) fn connect(cfg: &RemoteConfig) -> Result<Ws> {
+    connect_reading_limits(cfg).map(|(ws, _)| ws)
+}
+
+/// [`connect`], with the `Tickcast-Max-Topic-Len` the server announced.
+fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, Option<usize>)> {
     let bad_url = |why: String| Error::InvalidUrl {
         url: cfg.url.clone(),
         why,
@@ -140,7 +149,7 @@ pub(super) fn connect(cfg: &RemoteConfig) -> Result<Ws> {
     } else {
         Stream::Plain(stream)
     };
-    let (ws, _) = tungstenite::client(req, stream).map_err(|e| match e {
+    let (ws, resp) = tungstenite::client(req, stream).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
             Error::Io(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -149,5 +158,10 @@ pub(super) fn connect(cfg: &RemoteConfig) -> Result<Ws> {
         }
         other => Error::Io(io::Error::other(other.to_string())),
     })?;
-    Ok(ws)
+    let max_topic_len = resp
+        .headers()
+        .get(crate::wire::publish::MAX_TOPIC_LEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    Ok((ws, max_topic_len))
 }

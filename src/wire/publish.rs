@@ -4,9 +4,15 @@
 //! one update (a map) or a batch (an array of maps). Map keys are those of the
 //! subscriber protocol's `update` event: `topic` (required), `ts` (ns since the
 //! epoch; 0 or absent = when the server receives it) and any of `bid`, `ask`,
-//! `last`, `bid_size`, `ask_size`, `last_size`, `volume`. A frame is checked
-//! whole: if any update in it is invalid, none of it is published and the
-//! publisher gets an `error` event; the connection stays open.
+//! `last`, `bid_size`, `ask_size`, `last_size`, `volume`. Each update is
+//! checked on its own with [`check_item`], the one validation the server and
+//! the Rust and C remote publishers share: a bad update is refused and named
+//! by its index in an `error` event, and the others of its frame are
+//! published, so a bad update never takes good ones with it. A frame that
+//! cannot be decoded is refused whole. The connection stays open.
+//!
+//! The server's `101` response carries `Tickcast-Max-Topic-Len`, so a remote
+//! publisher checks topics against the very limit the server applies.
 //!
 //! The server answers with `{"event":"ack","count":N}` (MessagePack), N being
 //! the number of updates from this connection accepted into the ingest queue so
@@ -122,15 +128,8 @@ pub enum PublishError {
     ClearWithFields {
         /// Its position in the frame.
         index: usize,
-    },
-    /// One update of the frame has a bad topic or value.
-    BadUpdate {
-        /// Its position in the frame.
-        index: usize,
         /// How many updates the frame held (all refused).
         count: usize,
-        /// What is wrong with it.
-        why: crate::error::Error,
     },
 }
 
@@ -139,14 +138,14 @@ impl PublishError {
     pub fn code(&self) -> &'static str {
         match self {
             PublishError::TextFrame | PublishError::Undecodable(_) => "bad_frame",
-            PublishError::BadUpdate { .. } | PublishError::ClearWithFields { .. } => "bad_update",
+            PublishError::ClearWithFields { .. } => "bad_update",
         }
     }
 
     /// How many updates the refused frame held (0 when it could not be decoded).
     pub fn refused(&self) -> u64 {
         match self {
-            PublishError::BadUpdate { count, .. } => *count as u64,
+            PublishError::ClearWithFields { count, .. } => *count as u64,
             _ => 0,
         }
     }
@@ -157,6 +156,7 @@ impl PublishError {
             code: self.code().into(),
             message: self.to_string(),
             refused: self.refused(),
+            indexes: Vec::new(),
         }
     }
 }
@@ -168,11 +168,7 @@ impl fmt::Display for PublishError {
             PublishError::Undecodable(e) => {
                 write!(f, "not a MessagePack update or array of updates: {e}")
             }
-            PublishError::BadUpdate { index, why, .. } => write!(
-                f,
-                "update {index} of the frame: {why}; nothing in this frame was published"
-            ),
-            PublishError::ClearWithFields { index } => write!(
+            PublishError::ClearWithFields { index, .. } => write!(
                 f,
                 "update {index} of the frame clears its topic and sets fields too; \
                  nothing in this frame was published"
@@ -204,27 +200,55 @@ pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
         .iter()
         .any(Option::is_some);
         if w.clear == Some(true) && has_fields {
-            return Err(PublishError::ClearWithFields { index });
+            return Err(PublishError::ClearWithFields {
+                index,
+                count: wire.len(),
+            });
         }
     }
     Ok(wire.into_iter().map(Item::from).collect())
 }
 
-/// Checks every item of a frame with the server's topic limit; the first
-/// bad one refuses the frame whole.
-pub(crate) fn check(items: &[Item], max_topic_len: usize) -> Result<(), PublishError> {
-    for (index, item) in items.iter().enumerate() {
-        let checked = match item {
-            Item::Update(u) => u.validate(max_topic_len),
-            Item::Clear(t) => validate_topic(t, max_topic_len).map_err(Into::into),
-        };
-        checked.map_err(|why| PublishError::BadUpdate {
-            index,
-            count: items.len(),
-            why,
-        })?;
+/// The response header that tells a publisher the server's topic length limit.
+pub const MAX_TOPIC_LEN_HEADER: &str = "Tickcast-Max-Topic-Len";
+
+/// Checks one entry the way the server does: the topic against the server's
+/// length limit and syntax, and for an update at least one field, every one
+/// finite. Remote publishers call it before queueing, so the server never
+/// refuses what they accepted.
+pub fn check_item(item: &Item, max_topic_len: usize) -> crate::error::Result<()> {
+    match item {
+        Item::Update(u) => u.validate(max_topic_len),
+        Item::Clear(t) => validate_topic(t, max_topic_len).map_err(Into::into),
     }
-    Ok(())
+}
+
+/// The stable code of a refused update: `too_many_topics` when the server
+/// is at `max_topics`, else `bad_update`.
+pub fn refusal_code(why: &crate::error::Error) -> &'static str {
+    match why {
+        crate::error::Error::TooManyTopics { .. } => "too_many_topics",
+        _ => "bad_update",
+    }
+}
+
+/// The event for the updates of one frame that were refused (by their index
+/// in the frame, with the reason), when the rest of it was published.
+pub fn refused_event(refused: &[(usize, crate::error::Error)], count: usize) -> PublisherEvent {
+    let (first, why) = &refused[0];
+    let others = match refused.len() {
+        1 => String::new(),
+        n => format!(" (and {} more, listed in indexes)", n - 1),
+    };
+    PublisherEvent::Error {
+        code: refusal_code(why).into(),
+        message: format!(
+            "update {first} of the frame: {why}{others}; the other {} updates of the frame were published",
+            count - refused.len()
+        ),
+        refused: refused.len() as u64,
+        indexes: refused.iter().map(|(i, _)| *i as u32).collect(),
+    }
 }
 
 /// Encodes updates as one publish frame payload (a batch, or a single map).
@@ -267,15 +291,22 @@ pub enum PublisherEvent {
         /// Running total for this connection.
         count: u64,
     },
-    /// A frame was refused; nothing in it was published.
+    /// Updates were refused: a whole frame that could not be decoded
+    /// (`bad_frame`), or single updates of a frame whose others were
+    /// published (`bad_update`, `too_many_topics`; their `indexes`).
     Error {
-        /// `bad_frame` (not decodable) or `bad_update` (invalid topic or value).
+        /// `bad_frame`, `bad_update` (invalid topic or value) or
+        /// `too_many_topics` (the server is at `max_topics`).
         code: String,
         /// Readable explanation.
         message: String,
-        /// How many updates the refused frame held (0 if it could not be decoded).
+        /// How many updates were refused (0 if the frame could not be decoded).
         #[serde(default)]
         refused: u64,
+        /// Positions in the frame of the refused updates (empty for a frame
+        /// refused whole).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        indexes: Vec<u32>,
     },
 }
 

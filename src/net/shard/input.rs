@@ -30,6 +30,7 @@ fn http_context(shared: &Shared) -> HttpContext<'_> {
         subscriber_tokens: &shared.config.subscriber_tokens,
         publisher_tokens: &shared.config.publisher_tokens,
         allowed_origins: &shared.config.allowed_origins,
+        max_topic_len: shared.config.max_topic_len,
     }
 }
 
@@ -63,7 +64,7 @@ impl Shard {
                     HandshakeStep::Responded => Verdict::Finish(CloseReason::Http),
                     HandshakeStep::Metrics => {
                         let body = self.shared.metrics.render(
-                            self.table.len(),
+                            self.table.live(),
                             self.shared.shutting_down.load(Ordering::Relaxed),
                         );
                         conn.out.push(&http::metrics_response(&body));

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::net::conn::Verdict;
 use crate::wire::frame::OP_BINARY;
 use crate::wire::publish::{self, Item, PublishError, PublisherEvent};
+use std::sync::atomic::Ordering;
 use tungstenite::Message;
 
 /// Where a publisher's waiting updates stand.
@@ -21,42 +22,58 @@ enum Push {
 }
 
 impl Shard {
-    /// A network publisher's frame: decode, check every update, queue them.
-    /// A bad frame is refused whole with an `error` event; nothing of it
-    /// reaches the topic table.
+    /// A network publisher's frame: decode, check each update, queue the
+    /// good ones. A frame that cannot be decoded is refused whole; a bad
+    /// update (or one of a new topic while the server is at `max_topics`) is
+    /// refused alone and named by its index in one `error` event, and the
+    /// rest of its frame is published.
     pub(super) fn on_publish(&mut self, token: usize, msg: Message) -> Verdict {
         let max_len = self.shared.config.max_topic_len;
-        let checked = match msg {
-            Message::Binary(bytes) => publish::decode(&bytes)
-                .and_then(|items| publish::check(&items, max_len).map(|()| items)),
+        let decoded = match msg {
+            Message::Binary(bytes) => publish::decode(&bytes),
             Message::Text(_) => Err(PublishError::TextFrame),
             _ => return Verdict::Continue,
         };
-        match checked {
-            Ok(items) => {
-                if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
-                    for item in items {
-                        let op = match item {
-                            Item::Update(u) => {
-                                if !p.topics.contains(u.topic.as_str()) {
-                                    p.topics.insert(u.topic.as_str().into());
-                                }
-                                IngestOp::Update(u)
-                            }
-                            Item::Clear(t) => IngestOp::Clear(t),
-                        };
-                        p.pending.push_back(op);
-                    }
-                }
-                match self.push_pending(token) {
-                    Push::ShutDown => Verdict::shutting_down(),
-                    Push::All | Push::Blocked => Verdict::Continue,
-                }
-            }
+        let items = match decoded {
+            Ok(items) => items,
             Err(e) => {
                 self.send_publisher_event(token, &e.to_event());
-                Verdict::Continue
+                return Verdict::Continue;
             }
+        };
+        let count = items.len();
+        let mut refused = Vec::new();
+        if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
+            for (index, item) in items.into_iter().enumerate() {
+                let checked = publish::check_item(&item, max_len).and_then(|()| match &item {
+                    Item::Update(u) => self.table.admits(&u.topic),
+                    Item::Clear(_) => Ok(()),
+                });
+                if let Err(why) = checked {
+                    refused.push((index, why));
+                    continue;
+                }
+                let op = match item {
+                    Item::Update(u) => {
+                        if !p.topics.contains(u.topic.as_str()) {
+                            p.topics.insert(u.topic.as_str().into());
+                        }
+                        IngestOp::Update(u)
+                    }
+                    Item::Clear(t) => IngestOp::Clear(t),
+                };
+                p.pending.push_back(op);
+            }
+        }
+        if !refused.is_empty() {
+            self.metrics()
+                .publish_refused
+                .fetch_add(refused.len() as u64, Ordering::Relaxed);
+            self.send_publisher_event(token, &publish::refused_event(&refused, count));
+        }
+        match self.push_pending(token) {
+            Push::ShutDown => Verdict::shutting_down(),
+            Push::All | Push::Blocked => Verdict::Continue,
         }
     }
 
@@ -75,9 +92,16 @@ impl Shard {
                     }
                     return Push::Blocked;
                 }
-                Err(_) => {
+                Err(Error::Closed) => {
                     p.pending.clear();
                     return Push::ShutDown;
+                }
+                // Checked when it arrived; only a new topic that lost the
+                // race for the last place under `max_topics` gets here.
+                Err(why) => {
+                    let event = publish::refused_event(&[(0, why)], 1);
+                    self.send_publisher_event(token, &event);
+                    return self.push_pending(token);
                 }
             }
         }

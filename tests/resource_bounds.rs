@@ -1,0 +1,318 @@
+//! Issue 15: the bounds that keep one client, or one publisher, from taking
+//! what others need. Each test attacks a real server over loopback the way
+//! a careless or hostile peer would, and asserts the bound with numbers.
+
+mod common;
+
+use common::{metric, raw_publisher, wait_until, Client};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+use tickcast::publish::{self, PublisherEvent};
+use tickcast::{Config, Error, RemoteConfig, RemotePublisher, Server, Update};
+use tungstenite::Message;
+
+const PUB: &str = "publisher-secret-1";
+
+fn start(cfg: Config) -> Server {
+    Server::start(cfg).expect("server starts")
+}
+
+/// The next `error` event of a raw publisher, skipping acks.
+fn next_error(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> PublisherEvent {
+    loop {
+        if let Message::Binary(b) = ws.read().unwrap() {
+            let ev: PublisherEvent = rmp_serde::from_slice(&b).unwrap();
+            if matches!(ev, PublisherEvent::Error { .. }) {
+                return ev;
+            }
+        }
+    }
+}
+
+/// A WebSocket whose receive buffer is tiny, so what the server sends it
+/// stays in the server's queue instead of in kernel buffers.
+fn non_reader(addr: std::net::SocketAddr) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let stream: std::net::TcpStream = sock.into();
+    stream.set_nodelay(true).unwrap();
+    tungstenite::client(format!("ws://{addr}/ws"), stream)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn max_topics_refuses_new_topics_on_every_publish_path_and_a_clear_frees_a_place() {
+    let server = start(
+        common::config()
+            .max_topics(50)
+            .publisher_tokens(vec![PUB.into()]),
+    );
+    let p = server.publisher();
+    for i in 0..50 {
+        p.publish(Update::new(format!("T.{i}")).bid(i as f64))
+            .unwrap();
+    }
+    wait_until("50 topics sequenced", || server.topic_count() == 50);
+    // Embedded Rust: a new topic is refused at the call; known ones still go.
+    match p.publish(Update::new("T.new").bid(1.0)) {
+        Err(Error::TooManyTopics { max: 50 }) => {}
+        other => panic!("expected TooManyTopics, got {other:?}"),
+    }
+    assert!(matches!(
+        p.try_publish(Update::new("T.new").bid(1.0)),
+        Err(Error::TooManyTopics { .. })
+    ));
+    p.publish(Update::new("T.7").ask(2.0)).unwrap();
+    // /publish: the new topic alone is refused with too_many_topics and its
+    // index; the known topic in the same frame is published.
+    let mut ws = raw_publisher(server.local_addr(), PUB);
+    let frame = publish::encode(&[Update::new("T.8").ask(3.0), Update::new("T.other").bid(1.0)]);
+    ws.send(Message::binary(frame)).unwrap();
+    let PublisherEvent::Error {
+        code,
+        indexes,
+        message,
+        ..
+    } = next_error(&mut ws)
+    else {
+        unreachable!()
+    };
+    assert_eq!(code, "too_many_topics", "{message}");
+    assert_eq!(indexes, [1]);
+    wait_until("T.8 got its ask", || {
+        server.snapshot("T.8").and_then(|s| s.prices.ask) == Some(3.0)
+    });
+    assert_eq!(server.topic_count(), 50);
+    assert!(server.snapshot("T.other").is_none());
+    // Clearing a topic frees its place.
+    p.clear("T.0").unwrap();
+    wait_until("T.0 cleared", || server.topic_count() == 49);
+    p.publish(Update::new("T.new").bid(1.0)).unwrap();
+    wait_until("T.new in", || server.snapshot("T.new").is_some());
+    assert_eq!(server.topic_count(), 50);
+}
+
+#[test]
+fn the_remote_publisher_refuses_at_the_call_what_the_server_would_refuse() {
+    let server = start(common::config().publisher_tokens(vec![PUB.into()]));
+    let addr = server.local_addr();
+    let mut sub = Client::connect(addr);
+    sub.subscribe(&["R.*"]);
+    let remote =
+        RemotePublisher::connect(RemoteConfig::new(format!("ws://{addr}/publish"), PUB)).unwrap();
+    // 100 bytes: within the old client-side 1,024, over the server's 64,
+    // which the server announced at connect.
+    let long = format!("R.{}", "x".repeat(98));
+    assert!(matches!(
+        remote.publish(Update::new(long.as_str()).bid(1.0)),
+        Err(Error::InvalidTopic(_))
+    ));
+    assert!(matches!(remote.clear(&long), Err(Error::InvalidTopic(_))));
+    assert!(matches!(
+        remote.publish(Update::new("R.empty")),
+        Err(Error::EmptyUpdate)
+    ));
+    // 511 good updates around the refused ones all arrive; nothing is lost.
+    for i in 0..511u64 {
+        remote
+            .publish(Update::new(format!("R.{}", i % 7)).bid(i as f64))
+            .unwrap();
+    }
+    remote.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(remote.lost(), 0);
+    assert_eq!(remote.acknowledged(), 511);
+    let mut seen = 0;
+    while seen < 511 {
+        let ev = sub.next_event();
+        if ev["event"] == "update" || ev["event"] == "snapshot" {
+            seen += 1;
+        }
+    }
+}
+
+#[test]
+fn an_update_without_fields_is_refused_and_uses_no_sequence_number() {
+    let server = start(common::config().publisher_tokens(vec![PUB.into()]));
+    let p = server.publisher();
+    assert!(matches!(
+        p.publish(Update::new("E")),
+        Err(Error::EmptyUpdate)
+    ));
+    p.publish(Update::new("E").bid(1.0)).unwrap();
+    // {"topic":"E","bid":nil} over /publish: refused, named by index.
+    let mut ws = raw_publisher(server.local_addr(), PUB);
+    let nil = rmp_serde::to_vec_named(&json!({"topic": "E", "bid": null})).unwrap();
+    ws.send(Message::binary(nil)).unwrap();
+    let PublisherEvent::Error { code, indexes, .. } = next_error(&mut ws) else {
+        unreachable!()
+    };
+    assert_eq!((code.as_str(), indexes), ("bad_update", vec![0]));
+    p.publish(Update::new("E").bid(2.0)).unwrap();
+    wait_until("second value", || {
+        server.snapshot("E").map(|s| (s.seq, s.prices.bid)) == Some((2, Some(2.0)))
+    });
+}
+
+#[test]
+fn a_command_over_max_topics_per_command_is_refused_before_any_work() {
+    let server = start(common::config().max_topics_per_command(100));
+    let mut c = Client::connect(server.local_addr());
+    let topics: Vec<String> = (0..101).map(|i| format!("C.{i}")).collect();
+    let id = c.command(json!({"op": "unsubscribe", "topics": topics}));
+    let ev = c.next_event();
+    assert_eq!(
+        (ev["event"].as_str(), ev["code"].as_str(), ev["id"].as_u64()),
+        (Some("error"), Some("too_many_topics"), Some(id)),
+        "{ev}"
+    );
+    let id = c.command(json!({"op": "subscribe", "topics": &topics[..100]}));
+    let ev = c.next_event();
+    assert_eq!(
+        (ev["event"].as_str(), ev["id"].as_u64()),
+        (Some("subscribed"), Some(id))
+    );
+    assert_eq!(metric(&server, "tickcast_subscriptions"), 100.0);
+}
+
+/// The longest gap between two events a keeping-up subscriber of `topic`
+/// saw while `attack` ran, and whether its sequence had a gap.
+/// Timing tests take the machine one at a time (it has two cores).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn longest_silence_during<T: Send>(
+    server: &Server,
+    topic: &str,
+    attack: impl FnOnce() -> T + Send,
+) -> (Duration, u64) {
+    let addr = server.local_addr();
+    let mut keeper = Client::connect(addr);
+    keeper.subscribe(&[topic]);
+    let p = server.publisher();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let feed = s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                p.publish(Update::new(topic).bid(i as f64)).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let watch = s.spawn(move || {
+            let mut longest = Duration::ZERO;
+            let mut gaps = 0;
+            let mut last_seq = 0;
+            let mut last = Instant::now();
+            let end = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < end {
+                let Some(ev) = keeper.try_next_event(Duration::from_secs(3)) else {
+                    longest = longest.max(last.elapsed());
+                    break;
+                };
+                let now = Instant::now();
+                longest = longest.max(now - last);
+                last = now;
+                if let Some(seq) = ev["seq"].as_u64() {
+                    if last_seq > 0 && seq != last_seq + 1 {
+                        gaps += 1;
+                    }
+                    last_seq = seq;
+                }
+            }
+            (longest, gaps)
+        });
+        // Let the keeper settle into the stream first.
+        std::thread::sleep(Duration::from_millis(300));
+        // What the attack leaves open stays open until the watch is over:
+        // this measures the attack, not the teardown.
+        let _left_open = attack();
+        let r = watch.join().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        feed.join().unwrap();
+        r
+    })
+}
+
+#[test]
+fn big_unsubscribe_commands_do_not_silence_other_subscribers() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // One shard: the attacker and the keeper share it.
+    let server = start(common::config().shards(1));
+    let addr = server.local_addr();
+    let (longest, gaps) = longest_silence_during(&server, "K", || {
+        let mut attacker = Client::connect(addr);
+        // ~64 KiB commands of 1,024 distinct topics each, 40 of them.
+        let topics: Vec<String> = (0..1024).map(|i| format!("ATTACK.{i:040}")).collect();
+        for _ in 0..40 {
+            attacker.send(json!({"op": "unsubscribe", "topics": &topics}));
+        }
+        for _ in 0..40 {
+            assert_eq!(attacker.next_event()["event"], "unsubscribed");
+        }
+    });
+    assert_eq!(gaps, 0);
+    assert!(
+        longest < Duration::from_millis(250),
+        "the keeper went silent for {longest:?}"
+    );
+}
+
+#[test]
+fn a_ping_flood_from_a_client_that_does_not_read_costs_little() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start(
+        common::config()
+            .shards(1)
+            .conflate_bytes(4 * 1024 * 1024)
+            .max_outbound_bytes(32 * 1024 * 1024),
+    );
+    let addr = server.local_addr();
+    let p = server.publisher();
+    // A backlog for the attacker: 60,000 topics (more than the kernel buffers
+    // hold) it subscribes to and never reads.
+    for i in 0..60_000 {
+        p.publish(Update::new(format!("B.{i:05}")).bid(1.0).ask(2.0))
+            .unwrap();
+    }
+    wait_until("topics in", || server.topic_count() == 60_000);
+    let mut ws = non_reader(addr);
+    ws.send(Message::text(r#"{"op":"subscribe","topics":["B.*"]}"#))
+        .unwrap();
+    // Its snapshots fill the socket and then its queue.
+    wait_until("a backlog", || {
+        metric(&server, "tickcast_outbound_queued_bytes") > 500_000.0
+    });
+    let queued = || metric(&server, "tickcast_outbound_queued_bytes");
+    let before = queued();
+    let (longest, gaps) = longest_silence_during(&server, "K", move || {
+        // Never read; ping as fast as the socket takes it, for two seconds.
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut sent = 0u64;
+        while Instant::now() < end {
+            if ws.send(Message::Ping(vec![7; 100].into())).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        assert!(sent > 10_000, "only {sent} pings sent");
+        // Every ping read by now has been answered in place of the last:
+        // the queue holds one pong, not one per ping.
+        std::thread::sleep(Duration::from_millis(300));
+        let grown = queued() - before;
+        assert!(grown < 16_384.0, "the queue grew by {grown} bytes");
+        ws
+    });
+    assert_eq!(gaps, 0);
+    assert!(
+        longest < Duration::from_millis(250),
+        "the keeper went silent for {longest:?}"
+    );
+}
