@@ -84,6 +84,16 @@ pub struct ShardMetrics {
     pub(crate) latency_sum_ns: AtomicU64,
 }
 
+impl Metrics {
+    /// What all connections hold together (queues, held-back updates).
+    pub(crate) fn queued_total(&self) -> i64 {
+        self.shards
+            .iter()
+            .map(|s| s.queued_bytes.load(Relaxed))
+            .sum()
+    }
+}
+
 impl ShardMetrics {
     pub(crate) fn closed(&self, reason: CloseReason) {
         let i = CloseReason::ALL

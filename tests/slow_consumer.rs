@@ -113,11 +113,14 @@ fn a_stalled_subscriber_is_conflated_and_bounded_while_others_get_everything() {
 
 #[test]
 fn a_reader_stalled_over_the_hard_limit_is_closed_with_1008() {
-    // 165k snapshots (about 16.2 MB) answer one subscribe. The reader never
-    // reads, so the kernel's socket buffers fill (about 4.5 MB here) and the
-    // rest waits in the outbound queue: over the hard limit (8 MiB) but under
-    // twice it (past that the connection would be cut off at once).
-    const TOPICS: usize = 165_000;
+    // 40k snapshots (about 4 MB, under the limit, so the subscribe is
+    // taken) answer one subscribe; then every topic changes. The reader
+    // never reads, so the kernel's socket buffers fill and the queue passes
+    // the conflation mark: the updates are held back, one per topic, and
+    // what the connection holds (queue and held-back updates, about 12 MB)
+    // is over the hard limit (8 MiB) but under twice it (past that the
+    // connection would be cut off at once).
+    const TOPICS: usize = 40_000;
     let mut cfg = config().shards(1);
     cfg.slow_consumer_timeout = Duration::from_millis(500);
     let server = Server::start(cfg).unwrap();
@@ -134,6 +137,10 @@ fn a_reader_stalled_over_the_hard_limit_is_closed_with_1008() {
     wait_until("the subscribe is answered", || {
         metric(&server, "tickcast_subscriptions") == 1.0
     });
+    for i in 0..TOPICS {
+        p.publish(Update::new(format!("H.{i:06}")).bid(3.0))
+            .unwrap();
+    }
     let mut peak = 0.0f64;
     wait_until("its subscriptions end: closing", || {
         peak = peak.max(metric(&server, "tickcast_outbound_queued_bytes"));

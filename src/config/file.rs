@@ -66,6 +66,8 @@ section! {
         conflate_bytes: usize => |c, v| c.conflate_bytes = v;
         /// Hard limit of a connection's outbound queue.
         max_outbound_bytes: usize => |c, v| c.max_outbound_bytes = v;
+        /// Kernel send buffer per client socket (0: the kernel's choice).
+        socket_send_buffer: usize => |c, v| c.socket_send_buffer = v;
         /// How long a connection may stay over the hard limit, milliseconds.
         slow_consumer_timeout_ms: u64 => |c, v| c.slow_consumer_timeout = Duration::from_millis(v);
         /// Longest topic name, bytes.

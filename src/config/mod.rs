@@ -63,6 +63,12 @@ pub struct Config {
     /// `slow_consumer_timeout` is closed with 1008 (at twice the limit, at
     /// once). Conflation keeps ordinary slow consumers far below it. Default 8 MiB.
     pub max_outbound_bytes: usize,
+    /// The kernel send buffer of each client socket (SO_SNDBUF), in bytes;
+    /// 0 leaves it to the kernel, which grows it up to `net.ipv4.tcp_wmem`'s
+    /// maximum (4 MiB on most systems) for a client that does not read. That
+    /// memory is outside the process and outside `max_outbound_bytes`: cap
+    /// it when many slow clients are expected. Default 0.
+    pub socket_send_buffer: usize,
     /// How long a connection may stay over `max_outbound_bytes`. Default 10 s.
     pub slow_consumer_timeout: Duration,
     /// Per-connection read buffer handed to tungstenite. Its default of 128 KiB would
@@ -134,6 +140,7 @@ impl Default for Config {
             max_connections: 100_000,
             conflate_bytes: 256 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
+            socket_send_buffer: 0,
             slow_consumer_timeout: Duration::from_secs(10),
             read_buffer_size: 256,
             close_timeout: Duration::from_secs(2),
@@ -225,6 +232,12 @@ impl Config {
     /// Sets the per-connection outbound limit.
     pub fn max_outbound_bytes(mut self, n: usize) -> Self {
         self.max_outbound_bytes = n;
+        self
+    }
+
+    /// Sets the kernel send buffer of client sockets (0: the kernel's choice).
+    pub fn socket_send_buffer(mut self, n: usize) -> Self {
+        self.socket_send_buffer = n;
         self
     }
 

@@ -425,6 +425,17 @@ impl TopicTable {
             .collect()
     }
 
+    /// How many topics are under `prefix` (counting stops past `limit`),
+    /// and the bytes of their names: what a wildcard subscribe's snapshots
+    /// would be, known before any of them is taken. A range scan under the
+    /// read lock, no slot lock.
+    pub(crate) fn count_under(&self, prefix: &str, limit: usize) -> (usize, usize) {
+        let inner = self.inner.read();
+        prefix_range(&inner.topics, prefix)
+            .take(limit)
+            .fold((0, 0), |(n, bytes), slot| (n + 1, bytes + slot.name.len()))
+    }
+
     /// The current value of one topic, if it has one. (The router makes a
     /// slot just before merging its first update; until then it has none.)
     pub fn snapshot(&self, topic: &str) -> Option<Snapshot> {

@@ -319,6 +319,26 @@ impl Backlog {
         self.over_limit_since.is_some()
     }
 
+    /// Memory this connection holds beyond its queue, by estimate: the
+    /// held-back updates (conflated and rate-capped). Counted with the queue
+    /// against the hard limit and the server-wide budget, so a connection
+    /// cannot hold memory the limits do not see.
+    ///
+    /// O(rate-capped topics) when the connection has rate caps; called
+    /// after a flush, not per update.
+    pub fn held_bytes(&self) -> usize {
+        const PARKED: usize = std::mem::size_of::<(Arc<str>, Merged)>() + 8;
+        let Some(held) = &self.held else {
+            return 0;
+        };
+        held.parked.as_ref().map_or(0, |p| p.capacity() * PARKED) + held.paced.held_bytes()
+    }
+
+    /// Forgets everything held back (the connection is closing).
+    pub fn drop_held(&mut self) {
+        self.held = None;
+    }
+
     /// Updates held back for conflation.
     #[cfg(test)]
     fn parked(&self) -> usize {

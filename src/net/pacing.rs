@@ -102,6 +102,13 @@ impl Pacer {
     pub fn is_empty(&self) -> bool {
         self.topics.is_empty()
     }
+
+    /// Memory held, by estimate: each topic's entry, and what it holds back.
+    pub fn held_bytes(&self) -> usize {
+        const ENTRY: usize = std::mem::size_of::<(Arc<str>, Pace)>() + 8;
+        let held = self.topics.values().filter(|p| p.held.is_some()).count();
+        self.topics.capacity() * ENTRY + held * std::mem::size_of::<Merged>()
+    }
 }
 
 #[cfg(test)]

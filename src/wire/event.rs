@@ -26,6 +26,8 @@ pub enum ErrorCode {
     TooManySubscriptions,
     /// One command lists more topics than `max_topics_per_command`.
     TooManyTopics,
+    /// The snapshots a subscribe would send pass the connection's limit.
+    SnapshotTooLarge,
 }
 
 impl ErrorCode {
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::BadTopic => "bad_topic",
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::TooManyTopics => "too_many_topics",
+            ErrorCode::SnapshotTooLarge => "snapshot_too_large",
         }
     }
 }

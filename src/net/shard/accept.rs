@@ -67,6 +67,10 @@ impl Shard {
             return;
         }
         let _ = sock.set_nodelay(true);
+        let sndbuf = self.shared.config.socket_send_buffer;
+        if sndbuf > 0 {
+            let _ = socket2::SockRef::from(&sock).set_send_buffer_size(sndbuf);
+        }
         let target = self.next_peer % self.peers.len();
         self.next_peer = self.next_peer.wrapping_add(1);
         if target == self.id {

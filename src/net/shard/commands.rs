@@ -14,6 +14,10 @@ use std::sync::Arc;
 /// Most topics listed in one `topics` reply.
 const TOPICS_LIMIT: usize = 10_000;
 
+/// A snapshot event's size without its topic name, by estimate (JSON with a
+/// few fields; MessagePack is smaller), for the check before a subscribe.
+const SNAPSHOT_BYTES: usize = 96;
+
 impl Shard {
     pub(super) fn send_error(&mut self, token: usize, e: CommandError) {
         let Some(conn) = self.conns.get_mut(token) else {
@@ -59,10 +63,18 @@ impl Shard {
         if let Err(e) = result {
             self.send_error(token, e);
         }
-        let after = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
-        self.metrics()
-            .subscriptions
-            .fetch_add(after - before, Ordering::Relaxed);
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let after = conn.subs.len() as i64;
+        // What the reply and snapshots queued counts at once, so the next
+        // command (of any connection) sees it against the budget.
+        let holds = conn.out.pending() + conn.backlog.held_bytes();
+        let grown = holds as i64 - conn.reported_pending as i64;
+        conn.reported_pending = holds;
+        let m = self.metrics();
+        m.queued_bytes.fetch_add(grown, Ordering::Relaxed);
+        m.subscriptions.fetch_add(after - before, Ordering::Relaxed);
     }
 
     /// Acknowledges with `subscribed` (with the epochs of its exact topics
@@ -87,6 +99,42 @@ impl Shard {
                 code: ErrorCode::TooManySubscriptions,
                 message,
             });
+        }
+        // What its snapshots would queue, known before any is taken: a
+        // subscribe whose snapshots alone pass the connection's limit is
+        // refused whole, so no client can make the server queue more than
+        // `max_outbound_bytes` for it at once.
+        let hard = self.shared.config.max_outbound_bytes;
+        let most = hard / SNAPSHOT_BYTES + 1;
+        let mut topics = 0;
+        let mut estimate = conn.reported_pending;
+        for sel in &sels {
+            let (n, names) = match sel {
+                Selector::Exact(t) => (1, t.len()),
+                Selector::Prefix(p) => self.table.count_under(p, most),
+            };
+            topics += n;
+            estimate += n * SNAPSHOT_BYTES + names;
+        }
+        if estimate > hard {
+            let message = format!(
+                "the snapshots of {topics} topics (about {estimate} bytes with what is queued) \
+                 would pass the per-connection limit of {hard} bytes; subscribe to narrower patterns"
+            );
+            let code = ErrorCode::SnapshotTooLarge;
+            return Err(CommandError { id, code, message });
+        }
+        // Nor may it take the server past its budget for all connections.
+        let budget = self.shared.config.max_total_outbound_bytes;
+        let held = self.shared.metrics.queued_total().max(0) as usize;
+        let adds = estimate - conn.reported_pending;
+        if held + adds > budget {
+            let message = format!(
+                "the server holds {held} bytes for its connections; the snapshots of {topics} \
+                 topics (about {adds} bytes) would pass its budget of {budget} bytes: try again later"
+            );
+            let code = ErrorCode::SnapshotTooLarge;
+            return Err(CommandError { id, code, message });
         }
         let fmt = conn.format;
         let mut fresh: Vec<NewlyMatched> = Vec::new();

@@ -19,6 +19,9 @@ use std::time::Instant;
 /// Router messages taken per iteration before flushing.
 const CHANNEL_BUDGET: usize = 256;
 
+/// How often a shard compares what all connections hold with the budget.
+const BUDGET_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl Shard {
     pub(super) fn drain_channel(&mut self) {
         self.pending.channel = false;
@@ -94,10 +97,13 @@ impl Shard {
                         .backlog
                         .offer(out, enc, frame, conflate_at, interval, now)
                     {
-                        Offer::Parked { merged } => {
-                            conflated += u64::from(merged);
+                        Offer::Parked { merged: true } => {
+                            conflated += 1;
                             continue;
                         }
+                        // A newly held topic grows what the connection
+                        // holds: the flush pass counts it against the limits.
+                        Offer::Parked { merged: false } => {}
                         Offer::Paced { due } => {
                             conflated += 1;
                             if let Some(at) = due {
@@ -169,10 +175,12 @@ impl Shard {
                 res = conn.flush(&mut tally);
             }
             let pending = conn.out.pending();
-            let delta = pending as i64 - conn.reported_pending as i64;
+            // Everything the connection holds counts, not only its queue.
+            let holds = pending + conn.backlog.held_bytes();
+            let delta = holds as i64 - conn.reported_pending as i64;
             if delta != 0 {
                 metrics.queued_bytes.fetch_add(delta, Ordering::Relaxed);
-                conn.reported_pending = pending;
+                conn.reported_pending = holds;
             }
             let Ok(flushed) = res else {
                 ended.push((token, Verdict::Drop(CloseReason::Io)));
@@ -186,12 +194,12 @@ impl Shard {
                     ended.push((token, Verdict::Drop(CloseReason::Client)));
                 }
             }
-            match conn.backlog.after_flush(flushed, pending, now, &limits) {
+            match conn.backlog.after_flush(flushed, holds, now, &limits) {
                 Pressure::Fine | Pressure::Waiting => {}
                 Pressure::CutOff => ended.push((token, Verdict::Drop(CloseReason::SlowConsumer))),
                 Pressure::SlowConsumer if conn.is_open() => {
                     log::info!(
-                        "shard {}: closing slow consumer with {pending} bytes queued",
+                        "shard {}: closing slow consumer holding {holds} bytes",
                         self.id
                     );
                     ended.push((
@@ -208,6 +216,56 @@ impl Shard {
         metrics.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
         metrics.writes.fetch_add(tally.writes, Ordering::Relaxed);
         for (token, verdict) in ended {
+            self.settle(token, verdict);
+        }
+        if now >= self.timers.next_budget_check {
+            self.timers.next_budget_check = now + BUDGET_CHECK_PERIOD;
+            self.enforce_memory_budget();
+        }
+    }
+
+    /// The server-wide budget (`max_total_outbound_bytes`): when all
+    /// connections together hold more, this shard closes its own
+    /// connections that hold the most, with 1008, until it has freed its
+    /// share of the excess (in proportion to what it holds), so the shards
+    /// together free the excess and no more.
+    ///
+    /// Runs at most every `BUDGET_CHECK_PERIOD`; one pass over the shard's
+    /// connections, and a sort only when over the budget.
+    fn enforce_memory_budget(&mut self) {
+        let budget = self.shared.config.max_total_outbound_bytes as i64;
+        let shards = &self.shared.metrics.shards;
+        let total: i64 = shards
+            .iter()
+            .map(|s| s.queued_bytes.load(Ordering::Relaxed))
+            .sum();
+        let mine = shards[self.id].queued_bytes.load(Ordering::Relaxed);
+        if total <= budget || mine <= 0 {
+            return;
+        }
+        let share = ((total - budget) as i128 * mine as i128 / total as i128) as usize + 1;
+        let mut holders: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_open() && c.reported_pending > 0)
+            .map(|(t, c)| (c.reported_pending, t))
+            .collect();
+        holders.sort_unstable_by(|a, b| b.cmp(a));
+        let mut freed = 0;
+        for (holds, token) in holders {
+            if freed >= share {
+                break;
+            }
+            freed += holds;
+            log::warn!(
+                "shard {}: server memory budget of {budget} bytes exceeded ({total}): \
+                 closing a connection holding {holds} bytes",
+                self.id
+            );
+            let verdict = Verdict::policy(
+                "server memory budget exceeded: closing the connections that hold the most",
+                CloseReason::SlowConsumer,
+            );
             self.settle(token, verdict);
         }
     }

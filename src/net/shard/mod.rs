@@ -114,6 +114,7 @@ impl Shard {
                 closings: DeadlineQueue::new(cfg.close_timeout),
                 next_sweep: Instant::now(),
                 shutdown: None,
+                next_budget_check: Instant::now(),
                 pace: Default::default(),
             },
             limits: BacklogLimits::new(cfg),
@@ -252,6 +253,9 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
+        // Nothing held back goes out after a close; the next flush
+        // reports the memory returned.
+        conn.backlog.drop_held();
         let subs = conn.subs.len() as i64;
         let (index, table) = (&mut self.index, &self.table);
         index.remove_all(table, token, conn.format, &mut conn.subs);

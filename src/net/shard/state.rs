@@ -31,6 +31,8 @@ pub(super) struct Timers {
     /// When the heartbeat sweep runs next.
     pub next_sweep: Instant,
     pub shutdown: Option<Instant>,
+    /// When the server-wide memory budget is next checked.
+    pub next_budget_check: Instant,
     /// Rate-capped updates waiting for their slot, earliest first.
     pub pace: BinaryHeap<PaceTimer>,
 }
