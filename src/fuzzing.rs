@@ -59,6 +59,7 @@ pub fn http_upgrade(data: &[u8]) {
             publisher_tokens: &publishers,
             allowed_origins: &origins,
             max_topic_len: 64,
+            full: false,
         };
         match http::route(data, ctx) {
             Route::Upgrade {

@@ -78,6 +78,8 @@ pub struct ShardMetrics {
     pub(crate) writes: AtomicU64,
     pub(crate) conflated: AtomicU64,
     pub(crate) queued_bytes: AtomicI64,
+    /// Connections answered 503 because the process was out of descriptors.
+    pub(crate) fd_refused: AtomicU64,
     /// Updates from network publishers refused one by one (bad or over `max_topics`).
     pub(crate) publish_refused: AtomicU64,
     pub(crate) latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
@@ -221,6 +223,12 @@ impl Metrics {
                 "{reason=\"too_many_topics\"}".to_string(),
                 self.router.refused_topics.load(Relaxed).to_string(),
             )],
+        );
+        metric(
+            "tickcast_connections_refused_fd_limit_total",
+            "counter",
+            "Connections answered 503 because the process was out of file descriptors.",
+            &one(self.sum(|s| s.fd_refused.load(Relaxed))),
         );
         metric(
             "tickcast_publish_refused_total",

@@ -122,6 +122,18 @@ fn connection_limit_refuses_with_503() {
     let _b = Client::connect(server.local_addr());
     let resp = http_raw(server.local_addr(), b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+    // Health checks and metrics still answer while subscribers are refused.
+    let resp = http_raw(
+        server.local_addr(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let resp = http_raw(
+        server.local_addr(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("tickcast_connections "), "{resp}");
 }
 
 #[test]

@@ -437,3 +437,61 @@ fn a_subscribe_whose_snapshots_pass_the_connection_limit_is_refused_whole() {
         snapshots += 1;
     }
 }
+
+#[test]
+fn at_the_descriptor_limit_clients_get_503_and_are_served_once_descriptors_free() {
+    use std::io::{Read, Write};
+    let d = common::Daemon::start_with_fd_limit(48, &["--listen", "127.0.0.1:0"]);
+    let addr = d.addr;
+    let upgrade = |s: &mut std::net::TcpStream| -> String {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let _ = s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        );
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) => format!("error: {e}"),
+        }
+    };
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..80 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let answer = upgrade(&mut s);
+        // Every connection gets an answer, never a hang.
+        assert!(!answer.starts_with("error"), "no answer: {answer}");
+        if answer.starts_with("HTTP/1.1 101") {
+            held.push(s);
+        } else {
+            refused = Some(answer);
+            break;
+        }
+    }
+    let refused = refused.expect("the descriptor limit was never reached");
+    assert!(
+        refused.starts_with("HTTP/1.1 503") && refused.contains("file descriptors"),
+        "{refused}"
+    );
+    // Descriptors free: the next clients are served at once.
+    let before = held.len();
+    held.truncate(before / 2);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let answer = upgrade(&mut s);
+        assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+        held.push(s);
+    }
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let page = common::http_raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let refused_total: f64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("tickcast_connections_refused_fd_limit_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(refused_total >= 1.0, "{refused_total}");
+}

@@ -59,6 +59,9 @@ pub struct HttpContext<'a> {
     pub allowed_origins: &'a [String],
     /// Announced to publishers in the `101` response.
     pub max_topic_len: usize,
+    /// The server is at `max_connections`: upgrades get 503, plain requests
+    /// (`/healthz`, `/metrics`) are still answered.
+    pub full: bool,
 }
 
 /// Decides what a request head asks for. Never panics on any input.
@@ -128,6 +131,13 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             "Method Not Allowed",
             "only GET is supported\n",
             "Allow: GET\r\n",
+        ));
+    }
+    if ctx.full && matches!(path, "/ws" | "/publish") {
+        return Route::Respond(response(
+            503,
+            "Service Unavailable",
+            "connection limit reached\n",
         ));
     }
     match path {
@@ -368,6 +378,7 @@ mod tests {
         publisher_tokens: &[],
         allowed_origins: &[],
         max_topic_len: 64,
+        full: false,
     };
     fn status(r: &Route) -> String {
         match r {

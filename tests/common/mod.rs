@@ -226,8 +226,25 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tickcastd` with `args` and waits for its "listening on" log line.
     pub fn start(args: &[&str]) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_tickcastd"))
-            .args(args)
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_tickcastd")).args(args))
+    }
+
+    /// The same, with the open-files limit lowered to `nofile` (through
+    /// `sh`'s `ulimit`, which then execs the daemon: same process).
+    #[allow(dead_code)]
+    pub fn start_with_fd_limit(nofile: u32, args: &[&str]) -> Daemon {
+        let script = format!("ulimit -n {nofile} && exec \"$0\" \"$@\"");
+        Self::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg(env!("CARGO_BIN_EXE_tickcastd"))
+                .args(args),
+        )
+    }
+
+    fn spawn(cmd: &mut Command) -> Daemon {
+        let child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

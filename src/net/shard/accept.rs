@@ -10,10 +10,20 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Connections accepted per iteration before the shard turns to others.
 const ACCEPT_BUDGET: usize = 256;
+
+/// Sockets beyond `max_connections` accepted for plain HTTP requests, so
+/// `/healthz` and `/metrics` answer while subscribers are refused.
+pub(super) const HTTP_RESERVE: usize = 16;
+
+/// Out of descriptors without a spare: how soon to try accepting again.
+const FD_RETRY: Duration = Duration::from_millis(50);
+
+/// At most one descriptor-limit warning per this period.
+const FD_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 impl Shard {
     pub(super) fn accept(&mut self) {
@@ -35,9 +45,16 @@ impl Shard {
                 Ok((sock, _addr)) => self.deal(sock, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if !self.refuse_at_fd_limit(which) {
+                        // No spare: the listener is edge-triggered, so no
+                        // event would come for the connections already
+                        // waiting; look again on a timer.
+                        self.timers.accept_retry = Some(Instant::now() + FD_RETRY);
+                        return true;
+                    }
+                }
                 Err(e) => {
-                    // EMFILE and friends: the pending connection stays queued; a
-                    // new event comes with the next arrival.
                     log::warn!("accept failed: {e}");
                     return true;
                 }
@@ -46,13 +63,54 @@ impl Shard {
         false
     }
 
+    /// Out of descriptors: frees the spare one, accepts a waiting connection
+    /// with it, answers 503 and closes it, then takes the spare back. False
+    /// when there is no spare. Logs at most once per `FD_LOG_PERIOD`.
+    fn refuse_at_fd_limit(&mut self, which: usize) -> bool {
+        let Some(spare) = self.spare_fd.take() else {
+            return false;
+        };
+        drop(spare);
+        let (_, listener, tls) = &self.listeners[which];
+        if let Ok((sock, _)) = listener.accept() {
+            if !tls {
+                let _ = (&sock).write(&http::response(
+                    503,
+                    "Service Unavailable",
+                    "server out of file descriptors\n",
+                ));
+            }
+            let m = self.metrics();
+            m.fd_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        self.spare_fd = std::fs::File::open("/dev/null").ok();
+        let now = Instant::now();
+        self.fd_warned.1 += 1;
+        if self
+            .fd_warned
+            .0
+            .is_none_or(|at| now.duration_since(at) >= FD_LOG_PERIOD)
+        {
+            log::warn!(
+                "shard {}: out of file descriptors: {} connection(s) answered 503 \
+                 (raise the open-files limit or lower max_connections)",
+                self.id,
+                self.fd_warned.1
+            );
+            self.fd_warned = (Some(now), 0);
+        }
+        self.spare_fd.is_some()
+    }
+
     /// Counts a new connection against the limit and gives it to the next shard.
     fn deal(&mut self, sock: TcpStream, tls: bool) {
         let m = self.metrics();
         m.accepted.fetch_add(1, Ordering::Relaxed);
         m.open.fetch_add(1, Ordering::Relaxed);
         let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
-        if open >= self.shared.config.max_connections {
+        // A few sockets past the limit are let in for plain HTTP (health
+        // checks, metrics); their upgrades are refused (`HttpContext::full`).
+        if open >= self.shared.config.max_connections + HTTP_RESERVE {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             m.closed(CloseReason::Limit);
             // Best effort, plain only: the socket is fresh, so the

@@ -31,6 +31,8 @@ fn http_context(shared: &Shared) -> HttpContext<'_> {
         publisher_tokens: &shared.config.publisher_tokens,
         allowed_origins: &shared.config.allowed_origins,
         max_topic_len: shared.config.max_topic_len,
+        // This socket is counted: past the limit means it is in the reserve.
+        full: shared.connections.load(Ordering::Relaxed) > shared.config.max_connections,
     }
 }
 

@@ -68,6 +68,13 @@ pub(crate) struct Shard {
     ingest: Publisher,
     /// Work the connection being read has cost this turn (see `input`).
     spent: usize,
+    /// The accepting shard's spare descriptor: at the process's descriptor
+    /// limit it is closed to accept one waiting connection, answer it 503
+    /// and close it, so waiting clients get an answer, not a hang.
+    spare_fd: Option<std::fs::File>,
+    /// When a descriptor-limit warning was last logged, and how many
+    /// connections were refused since.
+    fd_warned: (Option<Instant>, u64),
 }
 
 impl Shard {
@@ -114,6 +121,7 @@ impl Shard {
                 closings: DeadlineQueue::new(cfg.close_timeout),
                 next_sweep: Instant::now(),
                 shutdown: None,
+                accept_retry: None,
                 next_budget_check: Instant::now(),
                 pace: Default::default(),
             },
@@ -124,6 +132,8 @@ impl Shard {
             pending: Pending::default(),
             ingest,
             spent: 0,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            fd_warned: (None, 0),
         })
     }
 
@@ -152,6 +162,14 @@ impl Shard {
                         }
                     }
                 }
+            }
+            if self
+                .timers
+                .accept_retry
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                self.timers.accept_retry = None;
+                self.pending.accept = true;
             }
             if self.pending.accept {
                 self.accept();
@@ -196,6 +214,7 @@ impl Shard {
             t.handshakes.next(),
             t.closings.next(),
             t.shutdown,
+            t.accept_retry,
             Some(t.next_sweep),
             t.next_pace(),
         ]

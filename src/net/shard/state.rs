@@ -31,6 +31,8 @@ pub(super) struct Timers {
     /// When the heartbeat sweep runs next.
     pub next_sweep: Instant,
     pub shutdown: Option<Instant>,
+    /// Out of descriptors with no spare to answer with: accept again then.
+    pub accept_retry: Option<Instant>,
     /// When the server-wide memory budget is next checked.
     pub next_budget_check: Instant,
     /// Rate-capped updates waiting for their slot, earliest first.
