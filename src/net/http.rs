@@ -113,14 +113,28 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
     };
 
     // Cross-site WebSocket hijacking: a page on another site must not ride on
-    // a user's access. Only browsers send Origin; other clients are not affected.
+    // a user's access. Only browsers send Origin; other clients are not
+    // affected. An Origin that is not UTF-8 is not allowed (it is not absent),
+    // and two of them are refused: which one a proxy would act on is unclear.
     if !ctx.allowed_origins.is_empty() && matches!(path, "/ws" | "/publish") {
-        if let Some(origin) = header("Origin") {
-            if !ctx
-                .allowed_origins
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(origin.trim()))
-            {
+        let mut origins = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("Origin"));
+        if let Some(first) = origins.next() {
+            if origins.next().is_some() {
+                return Route::Respond(response(
+                    400,
+                    "Bad Request",
+                    "more than one Origin header\n",
+                ));
+            }
+            let allowed = std::str::from_utf8(first.value).is_ok_and(|origin| {
+                ctx.allowed_origins
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(origin.trim()))
+            });
+            if !allowed {
                 return Route::Respond(response(403, "Forbidden", "origin not allowed\n"));
             }
         }
@@ -220,8 +234,9 @@ fn token_ok<'h>(
     });
     let from_query = full_path
         .split_once('?')
-        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    match from_header.or(from_query) {
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        .map(|t| percent_decode(t).unwrap_or_default());
+    match from_header.map(str::to_string).or(from_query) {
         // Compare against every token in constant time per token, so timing
         // reveals neither which token nor how much of one matched.
         Some(t) => allowed
@@ -231,11 +246,44 @@ fn token_ok<'h>(
     }
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+/// Compares in time that depends only on the presented token's length:
+/// every byte of `presented` is compared (against `expected`, cycled), and a
+/// length mismatch is folded into the result instead of returning early.
+fn ct_eq(expected: &[u8], presented: &[u8]) -> bool {
+    if expected.is_empty() {
         return false;
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let mut diff = (expected.len() != presented.len()) as u8;
+    for (i, p) in presented.iter().enumerate() {
+        diff |= expected[i % expected.len()] ^ p;
+    }
+    diff == 0
+}
+
+/// Decodes `%XX` escapes and `+` of a query value; None when an escape is
+/// malformed or the result is not UTF-8 (such a token matches nothing).
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn unauthorized(why: &str) -> Route {
@@ -448,5 +496,64 @@ Sec-WebSocket-Protocol: foo, tickcast.msgpack\r\n\r\nXX";
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.extend(vec![b'a'; 9000]);
         assert_eq!(status(&route(&long, CTX)), "HTTP/1.1 431");
+    }
+
+    fn ws_request(extra: &[u8], path: &str) -> Vec<u8> {
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )
+        .into_bytes();
+        req.extend_from_slice(extra);
+        req.extend_from_slice(b"\r\n");
+        req
+    }
+
+    #[test]
+    fn an_origin_allowlist_refuses_bad_and_doubled_origins() {
+        let allowed = ["https://ok.example".to_string()];
+        let ctx = HttpContext {
+            allowed_origins: &allowed,
+            ..CTX
+        };
+        let ok = ws_request(b"Origin: https://ok.example\r\n", "/ws");
+        assert_eq!(status(&route(&ok, ctx)), "upgrade");
+        let none = ws_request(b"", "/ws");
+        assert_eq!(status(&route(&none, ctx)), "upgrade", "non-browser clients");
+        let other = ws_request(b"Origin: https://evil.example\r\n", "/ws");
+        assert_eq!(status(&route(&other, ctx)), "HTTP/1.1 403");
+        let not_utf8 = ws_request(b"Origin: https://ok.example\xff\r\n", "/ws");
+        assert_eq!(status(&route(&not_utf8, ctx)), "HTTP/1.1 403");
+        let two = ws_request(
+            b"Origin: https://ok.example\r\nOrigin: https://evil.example\r\n",
+            "/ws",
+        );
+        assert_eq!(status(&route(&two, ctx)), "HTTP/1.1 400");
+    }
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        let tokens = ["a+b/c=d&e".to_string()];
+        let ctx = HttpContext {
+            subscriber_tokens: &tokens,
+            ..CTX
+        };
+        let encoded = ws_request(b"", "/ws?x=1&token=a%2Bb%2Fc%3Dd%26e");
+        assert_eq!(status(&route(&encoded, ctx)), "upgrade");
+        let raw = ws_request(b"", "/ws?token=a+b/c=d");
+        assert_eq!(status(&route(&raw, ctx)), "HTTP/1.1 401");
+        let broken = ws_request(b"", "/ws?token=%zz");
+        assert_eq!(status(&route(&broken, ctx)), "HTTP/1.1 401");
+    }
+
+    #[test]
+    fn token_comparison_covers_every_presented_byte() {
+        assert!(ct_eq(b"secret-token", b"secret-token"));
+        assert!(!ct_eq(b"secret-token", b"secret-toke"));
+        assert!(!ct_eq(b"secret-token", b"secret-token-and-more"));
+        assert!(!ct_eq(b"secret-token", b"secret-tokeX"));
+        // A prefix repeated does not match a shorter token.
+        assert!(!ct_eq(b"ab", b"abab"));
+        assert!(!ct_eq(b"", b""));
     }
 }
