@@ -46,7 +46,7 @@ int main(void) {
     tickcast_server_free(NULL);
 
     /* Every code has a readable message. */
-    for (int r = TICKCAST_RESULT_OK; r <= TICKCAST_RESULT_TIMEOUT; r++) {
+    for (int r = TICKCAST_RESULT_OK; r <= TICKCAST_RESULT_TOO_MANY_TOPICS; r++) {
         const char *s = tickcast_result_str((tickcast_result)r);
         TRUE(s != NULL && strlen(s) > 0);
     }
@@ -154,6 +154,11 @@ int main(void) {
     bad = u;
     bad.fields = 1u << 20;
     EXPECT(tickcast_publish(server, "A", &bad), TICKCAST_RESULT_INVALID_ARGUMENT);
+    /* An update that sets no field is refused: it would tell nobody anything. */
+    bad = u;
+    bad.fields = 0;
+    EXPECT(tickcast_publish(server, "A", &bad), TICKCAST_RESULT_EMPTY_UPDATE);
+    EXPECT(tickcast_try_publish(server, "A", &bad), TICKCAST_RESULT_EMPTY_UPDATE);
 
     /* Topic operations: clear, stale, live, stale_after. */
     EXPECT(tickcast_clear(NULL, "A"), TICKCAST_RESULT_NULL_PARAMETER);
@@ -202,6 +207,31 @@ int main(void) {
     TRUE(ok > 0);
 
     tickcast_server_free(server);
+
+    /* max_topics: a new topic past the limit gets its own code; a clear frees a place. */
+    tickcast_config *small = tickcast_config_new();
+    EXPECT(tickcast_config_load_toml(small, "listen = \"127.0.0.1:0\"\n[limits]\nmax_topics = 1\n",
+                                     why, sizeof why),
+           TICKCAST_RESULT_OK);
+    tickcast_server *one = NULL;
+    EXPECT(tickcast_server_start(small, &one), TICKCAST_RESULT_OK);
+    tickcast_config_free(small);
+    EXPECT(tickcast_publish(one, "T1", &u), TICKCAST_RESULT_OK);
+    /* Publishing returns once queued; the router counts T1 a moment later. */
+    tickcast_result r2 = TICKCAST_RESULT_OK;
+    for (int i = 0; i < 2000 && r2 == TICKCAST_RESULT_OK; i++) {
+        r2 = tickcast_publish(one, "T2", &u);
+        if (r2 == TICKCAST_RESULT_OK) sched_yield();
+    }
+    EXPECT(r2, TICKCAST_RESULT_TOO_MANY_TOPICS);
+    EXPECT(tickcast_publish(one, "T1", &u), TICKCAST_RESULT_OK);
+    EXPECT(tickcast_clear(one, "T1"), TICKCAST_RESULT_OK);
+    for (int i = 0; i < 200000 && r2 == TICKCAST_RESULT_TOO_MANY_TOPICS; i++) {
+        r2 = tickcast_publish(one, "T2", &u);
+        if (r2 != TICKCAST_RESULT_OK) sched_yield();
+    }
+    EXPECT(r2, TICKCAST_RESULT_OK);
+    tickcast_server_free(one);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -66,6 +66,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     bad |= check(tickcast_remote_publish(pub, "bad topic", &u), TICKCAST_RESULT_INVALID_TOPIC, "bad topic");
+    /* 100 bytes: over the server's limit (64), which it announced at connect,
+     * so refused here rather than by the server with the batch it travels in. */
+    char long_topic[101];
+    memset(long_topic, 'L', 100);
+    long_topic[100] = 0;
+    bad |= check(tickcast_remote_publish(pub, long_topic, &u), TICKCAST_RESULT_INVALID_TOPIC, "topic over the server's limit");
+    tickcast_update empty = u;
+    empty.fields = 0;
+    bad |= check(tickcast_remote_publish(pub, "RC.E", &empty), TICKCAST_RESULT_EMPTY_UPDATE, "empty update");
     bad |= check(tickcast_remote_publish(pub, NULL, &u), TICKCAST_RESULT_NULL_PARAMETER, "NULL topic");
     bad |= check(tickcast_remote_clear(NULL, "RC.X"), TICKCAST_RESULT_NULL_PARAMETER, "NULL clear publisher");
     bad |= check(tickcast_remote_clear(pub, NULL), TICKCAST_RESULT_NULL_PARAMETER, "NULL clear topic");
