@@ -84,7 +84,7 @@ fn try_publish_reports_full_when_the_ingest_channel_is_full_and_publish_waits() 
         server.snapshot("W").map(|s| s.seq) == Some(1000)
     });
     assert!(matches!(
-        p.publish_timeout(Update::new("W"), Duration::from_millis(1)),
+        p.publish_timeout(Update::new("W").bid(1.0), Duration::from_millis(1)),
         Ok(()) | Err(Error::Full)
     ));
 }

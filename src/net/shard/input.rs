@@ -23,6 +23,12 @@ const READ_BUDGET: usize = 64;
 /// rest of its input waits for the next turn.
 const WORK_BUDGET: usize = 2_048;
 
+/// Work all connections' commands may cost per loop turn: past it, the
+/// connections not read yet wait for the next turn, after the shard has
+/// delivered and flushed, so many clients subscribing at once (each to many
+/// topics) cannot hold deliveries back for longer than about one budget.
+const TURN_BUDGET: usize = 16_384;
+
 fn http_context(shared: &Shared) -> HttpContext<'_> {
     HttpContext {
         max_head: shared.config.max_handshake_bytes,
@@ -86,6 +92,10 @@ impl Shard {
     }
 
     fn read_messages(&mut self, token: usize) -> Verdict {
+        if self.turn_spent >= TURN_BUDGET {
+            self.pending.reread.push(token);
+            return Verdict::Continue;
+        }
         self.spent = 0;
         for _ in 0..READ_BUDGET {
             if self.spent >= WORK_BUDGET {
@@ -107,7 +117,9 @@ impl Shard {
             match conn.read_message() {
                 Incoming::Message(m) => {
                     self.metrics().received.fetch_add(1, Ordering::Relaxed);
+                    let before = self.spent;
                     let verdict = self.on_message(token, m);
+                    self.turn_spent += self.spent - before;
                     if !matches!(verdict, Verdict::Continue) {
                         return verdict;
                     }

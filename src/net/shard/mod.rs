@@ -68,6 +68,8 @@ pub(crate) struct Shard {
     ingest: Publisher,
     /// Work the connection being read has cost this turn (see `input`).
     spent: usize,
+    /// Work all connections' commands have cost this loop turn.
+    turn_spent: usize,
     /// The accepting shard's spare descriptor: at the process's descriptor
     /// limit it is closed to accept one waiting connection, answer it 503
     /// and close it, so waiting clients get an answer, not a hang.
@@ -132,6 +134,7 @@ impl Shard {
             pending: Pending::default(),
             ingest,
             spent: 0,
+            turn_spent: 0,
             spare_fd: std::fs::File::open("/dev/null").ok(),
             fd_warned: (None, 0),
         })
@@ -149,6 +152,7 @@ impl Shard {
                     break;
                 }
             }
+            self.turn_spent = 0;
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER | TLS_LISTENER => self.pending.accept = true,

@@ -1,0 +1,362 @@
+//! Soak: the attacks of issue 15 together, for minutes, against one
+//! `tickcastd` process, while a keeping-up subscriber checks that it sees
+//! every update in order and measures its longest silence.
+//!
+//! `benches/soak.sh` builds and runs it. Every 10 s and at the end it prints
+//! the daemon's RSS and CPU, what /metrics says connections hold, how many
+//! connections were closed and refused, and the keeper's gaps and longest
+//! silence. Exits 1 if the keeper saw a gap or was closed.
+//!
+//! Attackers, each on its own thread, each reconnecting when closed:
+//! - non-readers that subscribe to everything and never read (tiny receive
+//!   buffers), some of them pinging as fast as they can;
+//! - a client sending 1,024-topic unsubscribe commands without pause;
+//! - a network publisher sending new topics (past `max_topics`) and updates
+//!   with no field, mixed with good ones;
+//! - a client opening and holding idle connections to the descriptor limit
+//!   (the daemon runs under `ulimit -n`).
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tickcast::publish;
+use tickcast::{RemoteConfig, RemotePublisher, Update};
+use tungstenite::{Message, WebSocket};
+
+const TOKEN: &str = "soak-publisher-token";
+const TOPICS: usize = 20_000;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+/// The daemon, killed when this ends.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_daemon(nofile: u64) -> (Daemon, SocketAddr) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("tickcastd");
+    let dir = std::env::temp_dir().join(format!("tickcast-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("soak.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nlog_level = \"info\"\n\
+             [limits]\nmax_topics = {}\nmax_outbound_bytes = 4194304\n\
+             max_total_outbound_bytes = 67108864\nsocket_send_buffer = 65536\n\
+             [auth]\npublisher_tokens = [\"{TOKEN}\"]\n",
+            TOPICS + 1_000
+        ),
+    )
+    .unwrap();
+    let script = format!("ulimit -n {nofile} && exec \"$0\" \"$@\"");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&bin)
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("daemon exited").unwrap();
+        if let Some(rest) = line.split(" listening on ").nth(1) {
+            let a: Vec<&str> = rest.split(':').take(2).collect();
+            break a.join(":").parse().unwrap();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Daemon(child), addr)
+}
+
+fn ws(addr: SocketAddr, rcvbuf: Option<usize>) -> Option<WebSocket<TcpStream>> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    if let Some(n) = rcvbuf {
+        sock.set_recv_buffer_size(n).ok()?;
+    }
+    sock.connect(&addr.into()).ok()?;
+    let stream: TcpStream = sock.into();
+    stream.set_nodelay(true).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    tungstenite::client(format!("ws://{addr}/ws"), stream)
+        .ok()
+        .map(|(w, _)| w)
+}
+
+/// /proc numbers of a process: RSS in bytes, CPU seconds (user + system).
+fn proc_stats(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
+    (rss_kb * 1024, (ticks(11) + ticks(12)) / 100.0)
+}
+
+/// The /metrics page; retried for a few seconds, since while the idle
+/// attacker holds every descriptor the daemon can only answer 503.
+fn metrics(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let give_up = Instant::now() + Duration::from_secs(4);
+    loop {
+        let mut out = String::new();
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            let _ = s.read_to_string(&mut out);
+        }
+        if out.starts_with("HTTP/1.1 200") || Instant::now() > give_up {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sample(page: &str, key: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[derive(Default)]
+struct Keeper {
+    events: AtomicU64,
+    gaps: AtomicU64,
+    longest_ms: AtomicU64,
+    closed: AtomicBool,
+}
+
+fn main() {
+    let minutes = arg("--minutes", 3);
+    let (daemon, addr) = start_daemon(arg("--nofile", 1024));
+    let pid = daemon.0.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+
+    // The feed: every topic once, then a steady stream, and the keeper's
+    // topic every millisecond.
+    let feed = RemotePublisher::connect(RemoteConfig::new(format!("ws://{addr}/publish"), TOKEN))
+        .expect("publisher connects");
+    for i in 0..TOPICS {
+        feed.publish(Update::new(format!("S.{i:05}")).bid(1.0).ask(2.0))
+            .unwrap();
+    }
+    feed.flush(Duration::from_secs(30)).unwrap();
+    {
+        let (feed, stop) = (feed.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let _ = feed.publish(Update::new("KEEP").bid(i as f64));
+                for k in 0..20 {
+                    let t = (i as usize * 20 + k) % TOPICS;
+                    let _ = feed.publish(Update::new(format!("S.{t:05}")).bid(i as f64));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }));
+    }
+
+    // The keeper.
+    let keeper = Arc::new(Keeper::default());
+    {
+        let (k, stop) = (keeper.clone(), stop.clone());
+        let mut w = ws(addr, None).expect("keeper connects");
+        w.send(Message::text(r#"{"op":"subscribe","topics":["KEEP"]}"#))
+            .unwrap();
+        threads.push(std::thread::spawn(move || {
+            let mut last_seq = 0u64;
+            let mut last = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                match w.read() {
+                    Ok(Message::Text(t)) => {
+                        let now = Instant::now();
+                        let gap = (now - last).as_millis() as u64;
+                        k.longest_ms.fetch_max(gap, Ordering::Relaxed);
+                        last = now;
+                        let v: Value = serde_json::from_str(&t).unwrap_or_default();
+                        if let Some(seq) = v["seq"].as_u64() {
+                            if last_seq > 0 && seq != last_seq + 1 {
+                                k.gaps.fetch_add(1, Ordering::Relaxed);
+                            }
+                            last_seq = seq;
+                            k.events.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        k.closed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+
+    // Non-readers of everything, half of them pinging without pause.
+    for n in 0..40 {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(mut w) = ws(addr, Some(4096)) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                let _ = w.send(Message::text(r#"{"op":"subscribe","topics":["*"]}"#));
+                let _ = w.get_ref().set_nonblocking(true);
+                let until = Instant::now() + Duration::from_secs(20);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    if n % 2 == 0 {
+                        if let Err(tungstenite::Error::Io(e)) =
+                            w.send(Message::Ping(vec![0; 64].into()))
+                        {
+                            if e.kind() != std::io::ErrorKind::WouldBlock {
+                                break;
+                            }
+                            let _ = w.flush();
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    } else {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }));
+    }
+
+    // Big unsubscribe commands, read back so they keep coming.
+    {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let topics: Vec<String> = (0..1024).map(|i| format!("NOPE.{i:040}")).collect();
+            let cmd = serde_json::json!({"op": "unsubscribe", "topics": topics}).to_string();
+            while !stop.load(Ordering::Relaxed) {
+                let Some(mut w) = ws(addr, None) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    if w.send(Message::text(cmd.clone())).is_err() || w.read().is_err() {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+
+    // A publisher of new topics past max_topics and of empty updates.
+    {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let stream = TcpStream::connect(addr).unwrap();
+                let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!(
+                    "ws://{addr}/publish"
+                ))
+                .unwrap();
+                req.headers_mut()
+                    .insert("Authorization", format!("Bearer {TOKEN}").parse().unwrap());
+                let Ok((mut w, _)) = tungstenite::client(req, stream) else {
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let batch: Vec<Update> = (0..64)
+                        .map(|k| match k % 3 {
+                            0 => Update::new(format!("NEW.{i}.{k}")).bid(1.0),
+                            1 => Update::new(format!("S.{:05}", (i as usize + k) % TOPICS)),
+                            _ => Update::new(format!("S.{:05}", k)).ask(i as f64),
+                        })
+                        .collect();
+                    if w.send(Message::binary(publish::encode(&batch))).is_err() {
+                        break;
+                    }
+                    let _ = w.read();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }));
+    }
+
+    // Idle connections to the descriptor limit, let go and taken again.
+    {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut held = Vec::new();
+                for _ in 0..1500 {
+                    if let Ok(s) = TcpStream::connect(addr) {
+                        held.push(s);
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(3));
+                drop(held);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }));
+    }
+
+    let start = Instant::now();
+    let (_, cpu0) = proc_stats(pid);
+    let end = start + Duration::from_secs(minutes * 60);
+    let mut peak_rss = 0;
+    let report = |label: &str, peak_rss: &mut u64| {
+        let (rss, cpu) = proc_stats(pid);
+        *peak_rss = (*peak_rss).max(rss);
+        let page = metrics(addr);
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{label} t={secs:5.0}s rss={:6.1}MB peak={:6.1}MB cpu={:4.0}% held={:6.1}MB \
+             conns={} slow_closed={} fd_503={} publish_refused={} keeper: events={} gaps={} longest_silence={}ms",
+            rss as f64 / 1e6,
+            *peak_rss as f64 / 1e6,
+            100.0 * (cpu - cpu0) / secs.max(1.0),
+            sample(&page, "tickcast_outbound_queued_bytes") / 1e6,
+            sample(&page, "tickcast_connections"),
+            sample(&page, "tickcast_connections_closed_total{reason=\"slow_consumer\"}"),
+            sample(&page, "tickcast_connections_refused_fd_limit_total"),
+            sample(&page, "tickcast_publish_refused_total"),
+            keeper.events.load(Ordering::Relaxed),
+            keeper.gaps.load(Ordering::Relaxed),
+            keeper.longest_ms.load(Ordering::Relaxed),
+        );
+    };
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_secs(10).min(end - Instant::now()));
+        report("     ", &mut peak_rss);
+    }
+    report("final", &mut peak_rss);
+    stop.store(true, Ordering::Relaxed);
+    let failed = keeper.gaps.load(Ordering::Relaxed) > 0 || keeper.closed.load(Ordering::Relaxed);
+    drop(daemon);
+    std::process::exit(i32::from(failed));
+}
