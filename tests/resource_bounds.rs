@@ -30,6 +30,17 @@ fn next_error(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Publisher
     }
 }
 
+/// Publishes `n` topics `PREFIX.00000`… (bid and ask) and waits until the
+/// server holds them all.
+fn fill(server: &Server, prefix: &str, n: usize) {
+    let p = server.publisher();
+    for i in 0..n {
+        p.publish(Update::new(format!("{prefix}.{i:05}")).bid(1.0).ask(2.0))
+            .unwrap();
+    }
+    wait_until("topics in", || server.topic_count() == n);
+}
+
 /// A WebSocket whose receive buffer is tiny, so what the server sends it
 /// stays in the server's queue instead of in kernel buffers.
 fn non_reader(addr: std::net::SocketAddr) -> tungstenite::WebSocket<std::net::TcpStream> {
@@ -263,6 +274,7 @@ fn big_unsubscribe_commands_do_not_silence_other_subscribers() {
             assert_eq!(attacker.next_event()["event"], "unsubscribed");
         }
     });
+    eprintln!("longest silence {longest:?}");
     assert_eq!(gaps, 0);
     assert!(
         longest < Duration::from_millis(500),
@@ -280,20 +292,21 @@ fn a_ping_flood_from_a_client_that_does_not_read_costs_little() {
             .max_outbound_bytes(32 * 1024 * 1024),
     );
     let addr = server.local_addr();
-    let p = server.publisher();
     // A backlog for the attacker: 60,000 topics (more than the kernel buffers
     // hold) it subscribes to and never reads.
-    for i in 0..60_000 {
-        p.publish(Update::new(format!("B.{i:05}")).bid(1.0).ask(2.0))
-            .unwrap();
-    }
-    wait_until("topics in", || server.topic_count() == 60_000);
+    fill(&server, "B", 60_000);
     let mut ws = non_reader(addr);
     ws.send(Message::text(r#"{"op":"subscribe","topics":["B.*"]}"#))
         .unwrap();
-    // Its snapshots fill the socket and then its queue.
-    wait_until("a backlog", || {
-        metric(&server, "tickcast_outbound_queued_bytes") > 500_000.0
+    // Its snapshots fill the socket and then its queue (they stream as the
+    // client reads, up to the conflation mark): wait until they stop.
+    let mut last = -1.0;
+    wait_until("a backlog that stopped growing", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = metric(&server, "tickcast_outbound_queued_bytes");
+        let settled = now > 500_000.0 && now == last;
+        last = now;
+        settled
     });
     let queued = || metric(&server, "tickcast_outbound_queued_bytes");
     let before = queued();
@@ -315,6 +328,7 @@ fn a_ping_flood_from_a_client_that_does_not_read_costs_little() {
         assert!(grown < 16_384.0, "the queue grew by {grown} bytes");
         ws
     });
+    eprintln!("longest silence {longest:?}");
     assert_eq!(gaps, 0);
     assert!(
         longest < Duration::from_millis(500),
@@ -354,11 +368,7 @@ fn non_readers_are_held_to_the_server_wide_budget() {
     );
     let addr = server.local_addr();
     let p = server.publisher();
-    for i in 0..10_000 {
-        p.publish(Update::new(format!("M.{i:05}")).bid(1.0).ask(2.0))
-            .unwrap();
-    }
-    wait_until("topics in", || server.topic_count() == 10_000);
+    fill(&server, "M", 10_000);
     let base = rss_bytes();
     // 60 clients subscribe to everything (about 1 MB of snapshots each) and
     // never read, while every topic keeps changing (held back per topic).
@@ -412,22 +422,24 @@ fn non_readers_are_held_to_the_server_wide_budget() {
 }
 
 #[test]
-fn a_subscribe_whose_snapshots_pass_the_connection_limit_is_refused_whole() {
+fn snapshots_sent_at_once_are_bounded_and_a_wildcard_streams_its_snapshots() {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const MARK: usize = 16 * 1024;
     let server = start(
         common::config()
-            .max_outbound_bytes(256 * 1024)
-            .conflate_bytes(64 * 1024),
+            .shards(1)
+            .max_outbound_bytes(64 * 1024)
+            .conflate_bytes(MARK)
+            .socket_send_buffer(8 * 1024),
     );
-    let p = server.publisher();
-    for i in 0..5_000 {
-        p.publish(Update::new(format!("S.{i:04}")).bid(1.0))
-            .unwrap();
-    }
-    wait_until("topics in", || server.topic_count() == 5_000);
+    fill(&server, "S", 5_000);
     let mut c = Client::connect(server.local_addr());
-    // 5,000 snapshots (about 500 KB) > 256 KiB: refused before any is taken.
-    let id = c.command(json!({"op": "subscribe", "topics": ["S.*"]}));
+    // 1,000 exact topics' snapshots (about 150 KB) > 64 KiB: refused before
+    // any is taken.
+    let exact: Vec<String> = (0..1000)
+        .map(|i| format!("S.{i:05}.{}", "x".repeat(40)))
+        .collect();
+    let id = c.command(json!({"op": "subscribe", "topics": exact}));
     let ev = c.next_event();
     assert_eq!(
         (ev["event"].as_str(), ev["code"].as_str(), ev["id"].as_u64()),
@@ -435,13 +447,58 @@ fn a_subscribe_whose_snapshots_pass_the_connection_limit_is_refused_whole() {
         "{ev}"
     );
     assert_eq!(metric(&server, "tickcast_subscriptions"), 0.0);
-    // A narrower pattern is served.
-    c.subscribe(&["S.00*"]);
-    let mut snapshots = 0;
-    while snapshots < 100 {
-        assert_eq!(c.next_event()["event"], "snapshot");
-        snapshots += 1;
+    // A wildcard over 5,000 topics (about 500 KB of snapshots) is taken:
+    // its snapshots go out as the client reads, so a client that does not
+    // read holds about the conflation mark, not all of them.
+    let mut idle = non_reader(server.local_addr());
+    idle.send(Message::text(r#"{"op":"subscribe","topics":["S.*"]}"#))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = metric(&server, "tickcast_outbound_queued_bytes");
+    assert!(
+        held < (MARK + 96 * 1024) as f64,
+        "a non-reader holds {held} bytes of snapshots"
+    );
+    assert!(held > 0.0);
+    // A client that reads gets every one, then updates.
+    c.subscribe(&["S.*"]);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 5_000 {
+        let ev = c.next_event();
+        assert_eq!(ev["event"], "snapshot", "{ev}");
+        assert!(seen.insert(ev["topic"].as_str().unwrap().to_string()));
     }
+    server
+        .publisher()
+        .publish(Update::new("S.04999").bid(9.0))
+        .unwrap();
+    let ev = c.next_event();
+    assert_eq!(
+        (ev["event"].as_str(), ev["seq"].as_u64()),
+        (Some("update"), Some(2))
+    );
+}
+
+#[test]
+fn many_wildcard_subscribes_at_once_do_not_silence_other_subscribers() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start(common::config().shards(1));
+    fill(&server, "W", 20_000);
+    let addr = server.local_addr();
+    let (longest, gaps) = longest_silence_during(&server, "K", || {
+        // 20 clients subscribe to 20,000 topics each at the same moment.
+        let mut clients: Vec<Client> = (0..20).map(|_| Client::connect(addr)).collect();
+        for c in &mut clients {
+            c.send(json!({"op": "subscribe", "topics": ["W.*"]}));
+        }
+        clients
+    });
+    eprintln!("longest silence {longest:?}");
+    assert_eq!(gaps, 0);
+    assert!(
+        longest < Duration::from_millis(500),
+        "the keeper went silent for {longest:?}"
+    );
 }
 
 #[test]

@@ -113,15 +113,18 @@ fn a_stalled_subscriber_is_conflated_and_bounded_while_others_get_everything() {
 
 #[test]
 fn a_reader_stalled_over_the_hard_limit_is_closed_with_1008() {
-    // 40k snapshots (about 4 MB, under the limit, so the subscribe is
-    // taken) answer one subscribe; then every topic changes. The reader
-    // never reads, so the kernel's socket buffers fill and the queue passes
-    // the conflation mark: the updates are held back, one per topic, and
-    // what the connection holds (queue and held-back updates, about 12 MB)
-    // is over the hard limit (8 MiB) but under twice it (past that the
-    // connection would be cut off at once).
-    const TOPICS: usize = 40_000;
-    let mut cfg = config().shards(1);
+    // 20k topics, their snapshots (about 2 MB), then rounds of updates to
+    // all of them. The reader never reads, so the small socket buffers fill
+    // and the queue grows to the conflation mark (7 MiB, near the limit);
+    // then the updates are held back, one per topic, and what the
+    // connection holds (queue and held-back updates, about 12 MB) is over
+    // the hard limit (8 MiB) but under twice it (past that the connection
+    // would be cut off at once).
+    const TOPICS: usize = 20_000;
+    let mut cfg = config()
+        .shards(1)
+        .socket_send_buffer(16 * 1024)
+        .conflate_bytes(7 << 20);
     cfg.slow_consumer_timeout = Duration::from_millis(500);
     let server = Server::start(cfg).unwrap();
     let p = server.publisher();
@@ -137,9 +140,16 @@ fn a_reader_stalled_over_the_hard_limit_is_closed_with_1008() {
     wait_until("the subscribe is answered", || {
         metric(&server, "tickcast_subscriptions") == 1.0
     });
-    for i in 0..TOPICS {
-        p.publish(Update::new(format!("H.{i:06}")).bid(3.0))
-            .unwrap();
+    // The wildcard's snapshots stream out a chunk at a time: all of them
+    // queued means it receives every topic's updates from here on.
+    wait_until("the snapshots are queued", || {
+        metric(&server, "tickcast_outbound_queued_bytes") > 1.5e6
+    });
+    for round in 0..8 {
+        for i in 0..TOPICS {
+            p.publish(Update::new(format!("H.{i:06}")).bid(f64::from(round)))
+                .unwrap();
+        }
     }
     let mut peak = 0.0f64;
     wait_until("its subscriptions end: closing", || {

@@ -382,24 +382,52 @@ impl TopicTable {
         }
     }
 
-    /// Shard only: registers `shard`'s interest in every topic under `prefix`,
-    /// now and later, and returns the existing ones with their snapshots. The
-    /// write lock makes this atomic with respect to topic creation.
-    pub(crate) fn join_prefix(
-        &self,
-        prefix: &Arc<str>,
-        shard: usize,
-        fmt: Format,
-        since: &SinceMap,
-    ) -> Vec<(Arc<TopicSlot>, Joined)> {
+    /// Shard only: registers `shard`'s interest in every topic under `prefix`
+    /// that the router creates from now on. The existing ones are joined a
+    /// chunk at a time with [`TopicTable::join_under`]: a topic created in
+    /// between inherits this interest, so none falls between the two.
+    pub(crate) fn register_prefix(&self, prefix: &Arc<str>, shard: usize, fmt: Format) {
         let mut inner = self.inner.write();
         inner.prefixes.entry(prefix.clone()).or_default()[fmt.index()] |= 1 << shard;
-        prefix_range(&inner.topics, prefix)
-            .map(|slot| {
-                let joined = slot.join(shard, fmt, since.get(&*slot.name));
-                (slot.clone(), joined)
-            })
+    }
+
+    /// Shard only: joins (interest and snapshot, as `join_exact` does) at
+    /// most `limit` existing topics under `prefix` whose names come after
+    /// `after`, in name order. Holds the read lock for one chunk only.
+    pub(crate) fn join_under(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        shard: usize,
+        fmt: Format,
+    ) -> Vec<(Arc<TopicSlot>, Joined)> {
+        let inner = self.inner.read();
+        let start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix),
+        };
+        inner
+            .topics
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .take(limit)
+            .map(|(_, slot)| (slot.clone(), slot.join(shard, fmt, None)))
             .collect()
+    }
+
+    /// Shard only: joins one existing topic (no interest is parked for a
+    /// topic that does not exist: a wildcard's covers its creation).
+    pub(crate) fn join_existing(
+        &self,
+        topic: &str,
+        shard: usize,
+        fmt: Format,
+        since: Option<&ResumeFrom>,
+    ) -> Option<(Arc<TopicSlot>, Joined)> {
+        let slot = self.inner.read().topics.get(topic).cloned()?;
+        let joined = slot.join(shard, fmt, since);
+        Some((slot, joined))
     }
 
     /// Shard only: withdraws `shard`'s interest in future topics under `prefix`.
@@ -425,17 +453,6 @@ impl TopicTable {
             .collect()
     }
 
-    /// How many topics are under `prefix` (counting stops past `limit`),
-    /// and the bytes of their names: what a wildcard subscribe's snapshots
-    /// would be, known before any of them is taken. A range scan under the
-    /// read lock, no slot lock.
-    pub(crate) fn count_under(&self, prefix: &str, limit: usize) -> (usize, usize) {
-        let inner = self.inner.read();
-        prefix_range(&inner.topics, prefix)
-            .take(limit)
-            .fold((0, 0), |(n, bytes), slot| (n + 1, bytes + slot.name.len()))
-    }
-
     /// The current value of one topic, if it has one. (The router makes a
     /// slot just before merging its first update; until then it has none.)
     pub fn snapshot(&self, topic: &str) -> Option<Snapshot> {
@@ -455,46 +472,5 @@ fn prefix_range<'a>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_topics_inherit_parked_and_prefix_interest() {
-        let t = TopicTable::default();
-        assert!(t.join_exact(&"A".into(), 3, Format::Json, None).is_none());
-        let none = SinceMap::new();
-        assert!(t
-            .join_prefix(&"FX.".into(), 1, Format::MsgPack, &none)
-            .is_empty());
-        let a = t.get_or_create("A");
-        let applied = a.apply(1, &Prices::default(), 0, Instant::now());
-        assert_eq!((applied.seq, applied.interest), (1, [1 << 3, 0]));
-        let fx = t.get_or_create("FX.EURUSD");
-        let applied = fx.apply(1, &Prices::default(), 0, Instant::now());
-        assert_eq!((applied.seq, applied.interest), (1, [0, 1 << 1]));
-        t.leave_prefix("FX.", 1, Format::MsgPack);
-        let fx2 = t.get_or_create("FX.USDJPY");
-        assert_eq!(
-            fx2.apply(1, &Prices::default(), 0, Instant::now()).interest,
-            [0, 0]
-        );
-        assert_eq!(t.list("FX.", 10).len(), 2);
-        assert_eq!(t.list("", 1).len(), 1);
-    }
-
-    #[test]
-    fn a_slot_before_its_first_update_has_no_value() {
-        let t = TopicTable::default();
-        let slot = t.get_or_create("EARLY");
-        // The window between the router making the slot and merging into it.
-        assert_eq!(t.snapshot("EARLY"), None);
-        assert!(t.list("", 10).is_empty());
-        let (_, joined) = t
-            .join_exact(&"EARLY".into(), 0, Format::Json, None)
-            .unwrap();
-        assert_eq!(joined.snapshot.seq, 0, "joined before the first value");
-        slot.apply(7, &Prices::default(), 0, Instant::now());
-        assert_eq!(t.snapshot("EARLY").map(|s| (s.seq, s.ts)), Some((1, 7)));
-        assert_eq!(t.list("", 10).len(), 1);
-    }
-}
+#[path = "table_tests.rs"]
+mod tests;

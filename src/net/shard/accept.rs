@@ -26,6 +26,18 @@ const FD_RETRY: Duration = Duration::from_millis(50);
 const FD_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 impl Shard {
+    /// The retry timer (out of descriptors, no spare) has come.
+    pub(super) fn accept_retry_due(&mut self) -> bool {
+        let due = self
+            .timers
+            .accept_retry
+            .is_some_and(|at| Instant::now() >= at);
+        if due {
+            self.timers.accept_retry = None;
+        }
+        due
+    }
+
     pub(super) fn accept(&mut self) {
         self.pending.accept = false;
         for which in 0..self.listeners.len() {
@@ -67,7 +79,7 @@ impl Shard {
     /// with it, answers 503 and closes it, then takes the spare back. False
     /// when there is no spare. Logs at most once per `FD_LOG_PERIOD`.
     fn refuse_at_fd_limit(&mut self, which: usize) -> bool {
-        let Some(spare) = self.spare_fd.take() else {
+        let Some(spare) = self.spare.file.take() else {
             return false;
         };
         drop(spare);
@@ -83,23 +95,24 @@ impl Shard {
             let m = self.metrics();
             m.fd_refused.fetch_add(1, Ordering::Relaxed);
         }
-        self.spare_fd = std::fs::File::open("/dev/null").ok();
+        self.spare.file = std::fs::File::open("/dev/null").ok();
         let now = Instant::now();
-        self.fd_warned.1 += 1;
+        self.spare.refused += 1;
         if self
-            .fd_warned
-            .0
+            .spare
+            .warned_at
             .is_none_or(|at| now.duration_since(at) >= FD_LOG_PERIOD)
         {
             log::warn!(
                 "shard {}: out of file descriptors: {} connection(s) answered 503 \
                  (raise the open-files limit or lower max_connections)",
                 self.id,
-                self.fd_warned.1
+                self.spare.refused
             );
-            self.fd_warned = (Some(now), 0);
+            self.spare.warned_at = Some(now);
+            self.spare.refused = 0;
         }
-        self.spare_fd.is_some()
+        self.spare.file.is_some()
     }
 
     /// Counts a new connection against the limit and gives it to the next shard.

@@ -5,8 +5,11 @@ use crate::engine::epoch::Epoch;
 use crate::engine::selector::Selector;
 use crate::engine::update::now_ns;
 use crate::net::index::NewlyMatched;
+use crate::net::outbound::Outbound;
 use crate::wire::command::{Command, CommandError, Op, Subscribe};
 use crate::wire::event::{self, ErrorCode, Price, PriceKind};
+use crate::wire::frame::FrameBuf;
+use crate::wire::Format;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -100,21 +103,25 @@ impl Shard {
                 message,
             });
         }
-        // What its snapshots would queue, known before any is taken: a
-        // subscribe whose snapshots alone pass the connection's limit is
-        // refused whole, so no client can make the server queue more than
-        // `max_outbound_bytes` for it at once.
+        // What its snapshots would queue at once, known before any is
+        // taken: those of exact topics and of resumed ones (a wildcard's
+        // other snapshots stream out as the client reads, a chunk at a time:
+        // `ShardIndex::advance_joins`). A subscribe whose snapshots pass the
+        // connection's limit is refused whole, so no client can make the
+        // server queue more than `max_outbound_bytes` for it at once.
         let hard = self.shared.config.max_outbound_bytes;
-        let most = hard / SNAPSHOT_BYTES + 1;
         let mut topics = 0;
         let mut estimate = conn.reported_pending;
-        for sel in &sels {
-            let (n, names) = match sel {
-                Selector::Exact(t) => (1, t.len()),
-                Selector::Prefix(p) => self.table.count_under(p, most),
-            };
-            topics += n;
-            estimate += n * SNAPSHOT_BYTES + names;
+        let at_once = sels
+            .iter()
+            .filter_map(|sel| match sel {
+                Selector::Exact(t) => Some(t.len()),
+                Selector::Prefix(_) => None,
+            })
+            .chain(sub.since.keys().map(String::len));
+        for name_len in at_once {
+            topics += 1;
+            estimate += SNAPSHOT_BYTES + name_len;
         }
         if estimate > hard {
             let message = format!(
@@ -136,8 +143,6 @@ impl Shard {
             let code = ErrorCode::SnapshotTooLarge;
             return Err(CommandError { id, code, message });
         }
-        // The real work is in the topics it matches, not the patterns it lists.
-        self.spent += topics;
         let fmt = conn.format;
         let mut fresh: Vec<NewlyMatched> = Vec::new();
         for sel in &sels {
@@ -182,28 +187,7 @@ impl Shard {
         let ack =
             event::encode_subscribed(&mut self.fb, fmt, id.as_ref(), &names, &epochs, &recovered);
         conn.out.push(ack);
-        for nm in &fresh {
-            let s = &nm.snapshot;
-            match &nm.replay {
-                Some(missed) => {
-                    for past in missed {
-                        let update = Price::update(&nm.topic, past.seq, past.ts, &past.prices);
-                        conn.out
-                            .push(event::encode_price(&mut self.fb, fmt, &update));
-                    }
-                }
-                None => {
-                    let snapshot = Price {
-                        kind: PriceKind::Snapshot,
-                        epoch: Some(s.epoch.as_str()),
-                        stale: s.stale,
-                        ..Price::update(&nm.topic, s.seq, s.ts, &s.prices)
-                    };
-                    conn.out
-                        .push(event::encode_price(&mut self.fb, fmt, &snapshot));
-                }
-            }
-        }
+        push_owed(&mut conn.out, &mut self.fb, fmt, &fresh);
         Ok(())
     }
 
@@ -246,6 +230,32 @@ impl Shard {
             conn.out.push(f);
         }
         Ok(())
+    }
+}
+
+/// Queues what a connection that just started to receive topics is owed:
+/// for each, its snapshot, or the updates it missed when it resumed and the
+/// history still held them.
+pub(super) fn push_owed(out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, owed: &[NewlyMatched]) {
+    for nm in owed {
+        let s = &nm.snapshot;
+        match &nm.replay {
+            Some(missed) => {
+                for past in missed {
+                    let update = Price::update(&nm.topic, past.seq, past.ts, &past.prices);
+                    out.push(event::encode_price(fb, fmt, &update));
+                }
+            }
+            None => {
+                let snapshot = Price {
+                    kind: PriceKind::Snapshot,
+                    epoch: Some(s.epoch.as_str()),
+                    stale: s.stale,
+                    ..Price::update(&nm.topic, s.seq, s.ts, &s.prices)
+                };
+                out.push(event::encode_price(fb, fmt, &snapshot));
+            }
+        }
     }
 }
 

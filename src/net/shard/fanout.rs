@@ -19,6 +19,9 @@ use std::time::Instant;
 /// Router messages taken per iteration before flushing.
 const CHANNEL_BUDGET: usize = 256;
 
+/// Existing topics all wildcard subscriptions of a shard may join per loop turn.
+const JOIN_BUDGET: usize = 2_048;
+
 /// How often a shard compares what all connections hold with the budget.
 const BUDGET_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -146,6 +149,30 @@ impl Shard {
         metrics.frames.fetch_add(frames, Ordering::Relaxed);
         if conflated > 0 {
             metrics.conflated.fetch_add(conflated, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the next chunk of the wildcard subscriptions still joining
+    /// existing topics (at most `JOIN_BUDGET` topics per turn), for the
+    /// connections whose queue is below the conflation mark, and queues
+    /// their snapshots: a subscription to many topics costs bounded time per
+    /// turn, and its snapshots stream out as the client reads.
+    pub(super) fn advance_joins(&mut self) {
+        if !self.index.joining() {
+            return;
+        }
+        let conflate_at = self.limits.conflate_at;
+        let conns = &self.conns;
+        let owed = self.index.advance_joins(&self.table, JOIN_BUDGET, |t| {
+            conns
+                .get(t)
+                .is_some_and(|c| c.is_open() && c.out.pending() < conflate_at)
+        });
+        for (token, fmt, fresh) in owed {
+            if let Some(conn) = self.conns.get_mut(token) {
+                super::commands::push_owed(&mut conn.out, &mut self.fb, fmt, &fresh);
+                self.mark_dirty(token);
+            }
         }
     }
 

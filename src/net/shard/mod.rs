@@ -70,13 +70,8 @@ pub(crate) struct Shard {
     spent: usize,
     /// Work all connections' commands have cost this loop turn.
     turn_spent: usize,
-    /// The accepting shard's spare descriptor: at the process's descriptor
-    /// limit it is closed to accept one waiting connection, answer it 503
-    /// and close it, so waiting clients get an answer, not a hang.
-    spare_fd: Option<std::fs::File>,
-    /// When a descriptor-limit warning was last logged, and how many
-    /// connections were refused since.
-    fd_warned: (Option<Instant>, u64),
+    /// The accepting shard's spare descriptor (see `accept`).
+    spare: state::SpareFd,
 }
 
 impl Shard {
@@ -135,8 +130,7 @@ impl Shard {
             ingest,
             spent: 0,
             turn_spent: 0,
-            spare_fd: std::fs::File::open("/dev/null").ok(),
-            fd_warned: (None, 0),
+            spare: state::SpareFd::new(),
         })
     }
 
@@ -167,15 +161,7 @@ impl Shard {
                     }
                 }
             }
-            if self
-                .timers
-                .accept_retry
-                .is_some_and(|at| Instant::now() >= at)
-            {
-                self.timers.accept_retry = None;
-                self.pending.accept = true;
-            }
-            if self.pending.accept {
+            if self.pending.accept || self.accept_retry_due() {
                 self.accept();
             }
             for t in std::mem::take(&mut self.pending.reread) {
@@ -184,6 +170,7 @@ impl Shard {
             if self.pending.channel {
                 self.drain_channel();
             }
+            self.advance_joins();
             if !self.pending.blocked.is_empty() {
                 self.retry_blocked_publishers();
             }
@@ -209,7 +196,7 @@ impl Shard {
             // close): write it now, not at the next event.
             return Duration::ZERO;
         }
-        if !p.blocked.is_empty() || !p.stale_marks.is_empty() {
+        if !p.blocked.is_empty() || !p.stale_marks.is_empty() || self.index.joining() {
             // Publishers wait for the router to make room; look again soon.
             return Duration::from_millis(1);
         }

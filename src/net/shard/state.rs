@@ -24,6 +24,27 @@ pub(super) struct Pending {
 /// A rate-capped update's slot: (when, slab key, connection id, topic).
 pub(super) type PaceTimer = Reverse<(Instant, usize, u64, Arc<str>)>;
 
+/// A descriptor kept in reserve: at the process's descriptor limit it is
+/// closed to accept one waiting connection, answer it 503 and close it, so
+/// waiting clients get an answer, not a hang.
+pub(super) struct SpareFd {
+    pub file: Option<std::fs::File>,
+    /// When a descriptor-limit warning was last logged.
+    pub warned_at: Option<Instant>,
+    /// Connections refused since.
+    pub refused: u64,
+}
+
+impl SpareFd {
+    pub fn new() -> Self {
+        SpareFd {
+            file: std::fs::File::open("/dev/null").ok(),
+            warned_at: None,
+            refused: 0,
+        }
+    }
+}
+
 /// Deadlines the loop wakes up for.
 pub(super) struct Timers {
     pub handshakes: DeadlineQueue,

@@ -6,7 +6,10 @@
 //! requests with real responses; tungstenite only refuses what is not an upgrade.
 //! The accept key is still derived by tungstenite.
 
+mod auth;
+
 use crate::wire::Format;
+use auth::token_ok;
 use tungstenite::handshake::derive_accept_key;
 
 /// Most request headers we read; more get 431.
@@ -220,72 +223,6 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
     }
 }
 
-/// Is a presented token (bearer header, else `token` query parameter) one of `allowed`?
-fn token_ok<'h>(
-    header: &dyn Fn(&str) -> Option<&'h str>,
-    full_path: &str,
-    allowed: &[String],
-) -> bool {
-    let from_header = header("Authorization").and_then(|v| {
-        let v = v.trim();
-        v.get(..7)
-            .filter(|p| p.eq_ignore_ascii_case("bearer "))
-            .map(|_| v[7..].trim())
-    });
-    let from_query = full_path
-        .split_once('?')
-        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
-        .map(|t| percent_decode(t).unwrap_or_default());
-    match from_header.map(str::to_string).or(from_query) {
-        // Compare against every token in constant time per token, so timing
-        // reveals neither which token nor how much of one matched.
-        Some(t) => allowed
-            .iter()
-            .fold(false, |ok, a| ok | ct_eq(a.as_bytes(), t.as_bytes())),
-        None => false,
-    }
-}
-
-/// Compares in time that depends only on the presented token's length:
-/// every byte of `presented` is compared (against `expected`, cycled), and a
-/// length mismatch is folded into the result instead of returning early.
-fn ct_eq(expected: &[u8], presented: &[u8]) -> bool {
-    if expected.is_empty() {
-        return false;
-    }
-    let mut diff = (expected.len() != presented.len()) as u8;
-    for (i, p) in presented.iter().enumerate() {
-        diff |= expected[i % expected.len()] ^ p;
-    }
-    diff == 0
-}
-
-/// Decodes `%XX` escapes and `+` of a query value; None when an escape is
-/// malformed or the result is not UTF-8 (such a token matches nothing).
-fn percent_decode(v: &str) -> Option<String> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 fn unauthorized(why: &str) -> Route {
     Route::Respond(response_with(
         401,
@@ -398,11 +335,11 @@ pub fn response_typed(
 
 /// The live dashboard: one self-contained page (HTML, CSS and JS inline, no
 /// CDN), compiled into the binary.
-const DASHBOARD: &str = include_str!("../dashboard.html");
+const DASHBOARD: &str = include_str!("../../dashboard.html");
 
 /// The JavaScript client (clients/js), which the dashboard imports and any
 /// page may: `import { Client } from "http://host:port/tickcast-client.js"`.
-const CLIENT_JS: &str = include_str!("../../clients/js/src/index.js");
+const CLIENT_JS: &str = include_str!("../../../clients/js/src/index.js");
 
 /// The response to `GET /metrics`.
 pub fn metrics_response(body: &str) -> Vec<u8> {
@@ -416,10 +353,10 @@ pub fn metrics_response(body: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const CTX: HttpContext<'static> = HttpContext {
+    pub(super) const CTX: HttpContext<'static> = HttpContext {
         max_head: 8192,
         shutting_down: false,
         subscriber_tokens: &[],
@@ -428,7 +365,7 @@ mod tests {
         max_topic_len: 64,
         full: false,
     };
-    fn status(r: &Route) -> String {
+    pub(super) fn status(r: &Route) -> String {
         match r {
             Route::Respond(b) => String::from_utf8_lossy(&b[..12]).into_owned(),
             Route::Upgrade { .. } => "upgrade".into(),
@@ -498,7 +435,7 @@ Sec-WebSocket-Protocol: foo, tickcast.msgpack\r\n\r\nXX";
         assert_eq!(status(&route(&long, CTX)), "HTTP/1.1 431");
     }
 
-    fn ws_request(extra: &[u8], path: &str) -> Vec<u8> {
+    pub(super) fn ws_request(extra: &[u8], path: &str) -> Vec<u8> {
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -529,31 +466,5 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             "/ws",
         );
         assert_eq!(status(&route(&two, ctx)), "HTTP/1.1 400");
-    }
-
-    #[test]
-    fn query_tokens_are_percent_decoded() {
-        let tokens = ["a+b/c=d&e".to_string()];
-        let ctx = HttpContext {
-            subscriber_tokens: &tokens,
-            ..CTX
-        };
-        let encoded = ws_request(b"", "/ws?x=1&token=a%2Bb%2Fc%3Dd%26e");
-        assert_eq!(status(&route(&encoded, ctx)), "upgrade");
-        let raw = ws_request(b"", "/ws?token=a+b/c=d");
-        assert_eq!(status(&route(&raw, ctx)), "HTTP/1.1 401");
-        let broken = ws_request(b"", "/ws?token=%zz");
-        assert_eq!(status(&route(&broken, ctx)), "HTTP/1.1 401");
-    }
-
-    #[test]
-    fn token_comparison_covers_every_presented_byte() {
-        assert!(ct_eq(b"secret-token", b"secret-token"));
-        assert!(!ct_eq(b"secret-token", b"secret-toke"));
-        assert!(!ct_eq(b"secret-token", b"secret-token-and-more"));
-        assert!(!ct_eq(b"secret-token", b"secret-tokeX"));
-        // A prefix repeated does not match a shorter token.
-        assert!(!ct_eq(b"ab", b"abab"));
-        assert!(!ct_eq(b"", b""));
     }
 }

@@ -13,6 +13,8 @@
 //! The shard's interest bit in the topic table follows the member counts: it is
 //! set while any member wants that format.
 
+mod joins;
+
 use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;
 use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
@@ -84,8 +86,22 @@ pub(crate) struct NewlyMatched {
     pub replay: Option<Vec<Past>>,
 }
 
+/// A wildcard subscription still joining the topics that existed when it
+/// was made; topics named up to `through` are done.
+struct PrefixJoin {
+    token: usize,
+    fmt: Format,
+    prefix: Arc<str>,
+    through: Option<Arc<str>>,
+}
+
+/// Existing topics one wildcard subscription joins per chunk.
+const JOIN_CHUNK: usize = 512;
+
 pub(crate) struct ShardIndex {
     shard: usize,
+    /// Wildcard subscriptions whose existing topics are still being joined.
+    joining: Vec<PrefixJoin>,
     pub topics: HashMap<Arc<str>, LocalTopic>,
     /// The names of `topics`, ordered, so the topics under a pattern are a
     /// range scan, not a pass over every topic of the shard.
@@ -107,6 +123,7 @@ impl ShardIndex {
     pub fn new(shard: usize) -> Self {
         ShardIndex {
             shard,
+            joining: Vec::new(),
             topics: HashMap::new(),
             names: BTreeSet::new(),
             prefixes: HashMap::new(),
@@ -163,7 +180,16 @@ impl ShardIndex {
     }
 
     /// Subscribes `token` to every topic under `prefix`, present and future.
-    /// Returns the snapshots of existing topics it did not receive already.
+    ///
+    /// Bounded work, whatever the number of topics under the prefix: it
+    /// registers the prefix (so every topic created from now on reaches this
+    /// shard and takes the member in), joins at once only the topics named in
+    /// `since` (so the ack can say which were recovered) and the tracked
+    /// topics that have no value yet; the other existing topics are joined,
+    /// each with its snapshot, by [`ShardIndex::advance_joins`], a chunk per
+    /// loop turn. Until its chunk comes, a topic does not reach this member
+    /// at all (no update before its snapshot). Returns the snapshots and
+    /// replays owed now.
     pub fn add_prefix(
         &mut self,
         table: &TopicTable,
@@ -176,30 +202,28 @@ impl ShardIndex {
         if subs.has_prefix(&prefix) {
             return Vec::new();
         }
-        let existing = table.join_prefix(&prefix, self.shard, fmt, since);
+        table.register_prefix(&prefix, self.shard, fmt);
         let mut fresh = Vec::new();
-        for (slot, joined) in existing {
-            if subs.covers(&slot.name) {
+        let resumed = since.iter().filter(|(t, _)| t.starts_with(&*prefix));
+        for (name, from) in resumed {
+            if subs.covers(name) {
                 continue;
             }
-            let snapshot = joined.snapshot;
-            self.entry(&slot.name, Some(joined.generation));
-            let member = Member::new(token, fmt, snapshot.seq, joined.generation);
-            self.attach(slot.name.clone(), member);
-            if snapshot.seq > 0 {
-                fresh.push(NewlyMatched {
-                    topic: slot.name.clone(),
-                    snapshot,
-                    replay: joined.replay,
-                });
-            }
+            let Some((slot, joined)) = table.join_existing(name, self.shard, fmt, Some(from))
+            else {
+                continue;
+            };
+            fresh.extend(self.join_one(token, fmt, &slot.name, joined));
         }
-        // Topics this shard already tracks that did not exist in the table when
-        // the prefix joined (other clients subscribed to them ahead of their
-        // first update): none of their updates is sequenced yet, so this member
-        // skips nothing.
-        for name in names_under(&self.names, &prefix) {
-            let Some(lt) = self.topics.get_mut(name) else {
+        // Topics this shard tracks that hold no value yet (other clients
+        // subscribed to them ahead of their first update): none of their
+        // updates is sequenced yet, so this member skips nothing.
+        let valueless: Vec<Arc<str>> = names_under(&self.names, &prefix)
+            .filter(|n| table.snapshot(n).is_none())
+            .cloned()
+            .collect();
+        for name in valueless {
+            let Some(lt) = self.topics.get_mut(&name) else {
                 continue;
             };
             if !lt.members.iter().any(|m| m.token() == token) {
@@ -208,9 +232,15 @@ impl ShardIndex {
             }
         }
         subs.add_prefix(prefix.clone());
-        let lp = self.prefixes.entry(prefix).or_default();
+        let lp = self.prefixes.entry(prefix.clone()).or_default();
         lp.members.push((token, fmt));
         lp.counts[fmt.index()] += 1;
+        self.joining.push(PrefixJoin {
+            token,
+            fmt,
+            prefix,
+            through: None,
+        });
         fresh
     }
 
@@ -243,6 +273,8 @@ impl ShardIndex {
         if !subs.remove_prefix(prefix) {
             return;
         }
+        self.joining
+            .retain(|j| !(j.token == token && &*j.prefix == prefix));
         if let Some(lp) = self.prefixes.get_mut(prefix) {
             lp.members.retain(|(t, _)| *t != token);
             lp.counts[fmt.index()] -= 1;
@@ -324,7 +356,14 @@ impl ShardIndex {
         for (p, lp) in &self.prefixes {
             if topic.starts_with(&**p) {
                 for &(t, f) in &lp.members {
-                    if !joiners.iter().any(|(jt, _)| *jt == t) {
+                    // A wildcard still joining existing topics takes this
+                    // one in when its join reaches it, with a snapshot.
+                    let waits = self.joining.iter().any(|j| {
+                        j.token == t
+                            && *j.prefix == **p
+                            && j.through.as_deref().is_none_or(|at| **topic > *at)
+                    });
+                    if !waits && !joiners.iter().any(|(jt, _)| *jt == t) {
                         joiners.push((t, f));
                     }
                 }

@@ -1,0 +1,102 @@
+//! Access tokens on the upgrade request: where a token is presented
+//! (bearer header, or a percent-encoded `token` query parameter) and a
+//! comparison whose time does not tell how much of a token matched.
+
+/// Is a presented token (bearer header, else `token` query parameter) one of `allowed`?
+pub(super) fn token_ok<'h>(
+    header: &dyn Fn(&str) -> Option<&'h str>,
+    full_path: &str,
+    allowed: &[String],
+) -> bool {
+    let from_header = header("Authorization").and_then(|v| {
+        let v = v.trim();
+        v.get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("bearer "))
+            .map(|_| v[7..].trim())
+    });
+    let from_query = full_path
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        .map(|t| percent_decode(t).unwrap_or_default());
+    match from_header.map(str::to_string).or(from_query) {
+        // Compare against every token in constant time per token, so timing
+        // reveals neither which token nor how much of one matched.
+        Some(t) => allowed
+            .iter()
+            .fold(false, |ok, a| ok | ct_eq(a.as_bytes(), t.as_bytes())),
+        None => false,
+    }
+}
+
+/// Compares in time that depends only on the presented token's length:
+/// every byte of `presented` is compared (against `expected`, cycled), and a
+/// length mismatch is folded into the result instead of returning early.
+fn ct_eq(expected: &[u8], presented: &[u8]) -> bool {
+    if expected.is_empty() {
+        return false;
+    }
+    let mut diff = (expected.len() != presented.len()) as u8;
+    for (i, p) in presented.iter().enumerate() {
+        diff |= expected[i % expected.len()] ^ p;
+    }
+    diff == 0
+}
+
+/// Decodes `%XX` escapes and `+` of a query value; None when an escape is
+/// malformed or the result is not UTF-8 (such a token matches nothing).
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{status, ws_request, CTX};
+    use super::super::{route, HttpContext};
+    use super::*;
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        let tokens = ["a+b/c=d&e".to_string()];
+        let ctx = HttpContext {
+            subscriber_tokens: &tokens,
+            ..CTX
+        };
+        let encoded = ws_request(b"", "/ws?x=1&token=a%2Bb%2Fc%3Dd%26e");
+        assert_eq!(status(&route(&encoded, ctx)), "upgrade");
+        let raw = ws_request(b"", "/ws?token=a+b/c=d");
+        assert_eq!(status(&route(&raw, ctx)), "HTTP/1.1 401");
+        let broken = ws_request(b"", "/ws?token=%zz");
+        assert_eq!(status(&route(&broken, ctx)), "HTTP/1.1 401");
+    }
+
+    #[test]
+    fn token_comparison_covers_every_presented_byte() {
+        assert!(ct_eq(b"secret-token", b"secret-token"));
+        assert!(!ct_eq(b"secret-token", b"secret-toke"));
+        assert!(!ct_eq(b"secret-token", b"secret-token-and-more"));
+        assert!(!ct_eq(b"secret-token", b"secret-tokeX"));
+        // A prefix repeated does not match a shorter token.
+        assert!(!ct_eq(b"ab", b"abab"));
+        assert!(!ct_eq(b"", b""));
+    }
+}

@@ -1,0 +1,86 @@
+//! Wildcard subscriptions joining the topics that already exist, a chunk
+//! per loop turn, so a subscription to many topics costs bounded time per
+//! turn and its snapshots stream out as the client reads.
+
+use super::{Member, NewlyMatched, ShardIndex, JOIN_CHUNK};
+use crate::engine::table::{Joined, TopicTable};
+use crate::wire::Format;
+use std::sync::Arc;
+
+impl ShardIndex {
+    /// Makes `token` a member of an existing topic it did not receive yet,
+    /// from the snapshot just taken; the snapshot (or replay) is owed.
+    pub(super) fn join_one(
+        &mut self,
+        token: usize,
+        fmt: Format,
+        name: &Arc<str>,
+        joined: Joined,
+    ) -> Option<NewlyMatched> {
+        let lt = self.entry(name, Some(joined.generation));
+        if lt.members.iter().any(|m| m.token() == token) {
+            // Receiving it already (another subscription, or a resume):
+            // the interest just set stays counted by that membership.
+            return None;
+        }
+        let snapshot = joined.snapshot;
+        let member = Member::new(token, fmt, snapshot.seq, joined.generation);
+        self.attach(name.clone(), member);
+        (snapshot.seq > 0).then(|| NewlyMatched {
+            topic: name.clone(),
+            snapshot,
+            replay: joined.replay,
+        })
+    }
+
+    /// Wildcard subscriptions still joining existing topics?
+    pub fn joining(&self) -> bool {
+        !self.joining.is_empty()
+    }
+
+    /// Joins the next existing topics of the wildcard subscriptions still
+    /// joining, at most `budget` topics in all, in name order per
+    /// subscription; `ready(token)` says whether a connection can take its
+    /// snapshots now (its queue is below the conflation mark), so snapshots
+    /// stream out as the socket drains. Returns the snapshots owed, by
+    /// connection.
+    pub fn advance_joins(
+        &mut self,
+        table: &TopicTable,
+        mut budget: usize,
+        ready: impl Fn(usize) -> bool,
+    ) -> Vec<(usize, Format, Vec<NewlyMatched>)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.joining.len() && budget > 0 {
+            let j = &self.joining[i];
+            if !ready(j.token) {
+                i += 1;
+                continue;
+            }
+            let (token, fmt, prefix) = (j.token, j.fmt, j.prefix.clone());
+            let chunk = budget.min(JOIN_CHUNK);
+            let after = j.through.clone();
+            let slots = table.join_under(&prefix, after.as_deref(), chunk, self.shard, fmt);
+            budget = budget.saturating_sub(slots.len().max(1));
+            let done = slots.len() < chunk;
+            let mut fresh = Vec::new();
+            for (slot, joined) in slots {
+                // Progress is marked after: while the topic is ahead of
+                // `through`, an entry made for it does not take the member
+                // in without its snapshot.
+                fresh.extend(self.join_one(token, fmt, &slot.name, joined));
+                self.joining[i].through = Some(slot.name.clone());
+            }
+            if !fresh.is_empty() {
+                out.push((token, fmt, fresh));
+            }
+            if done {
+                self.joining.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+}
