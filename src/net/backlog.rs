@@ -324,8 +324,7 @@ impl Backlog {
     /// against the hard limit and the server-wide budget, so a connection
     /// cannot hold memory the limits do not see.
     ///
-    /// O(rate-capped topics) when the connection has rate caps; called
-    /// after a flush, not per update.
+    /// O(1); called after a flush and a command, not per update.
     pub fn held_bytes(&self) -> usize {
         const PARKED: usize = std::mem::size_of::<(Arc<str>, Merged)>() + 8;
         let Some(held) = &self.held else {

@@ -27,6 +27,8 @@ struct Pace {
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
     topics: HashMap<Arc<str>, Pace>,
+    /// Topics with an update held back (kept so `held_bytes` is O(1)).
+    held: usize,
 }
 
 impl Pacer {
@@ -50,6 +52,7 @@ impl Pacer {
             let due = last + interval;
             if now < due {
                 pace.held = Some(Box::new(Merged::new(enc, ts, prices)));
+                self.held += 1;
                 pace.due = Some(due);
                 return Some(Some(due));
             }
@@ -67,6 +70,7 @@ impl Pacer {
             return None;
         }
         let held = pace.held.take()?;
+        self.held -= 1;
         pace.due = None;
         pace.last_sent = Some(now);
         Some(*held)
@@ -77,7 +81,9 @@ impl Pacer {
     pub fn take_held(&mut self, topic: &str) -> Option<Merged> {
         let pace = self.topics.get_mut(topic)?;
         pace.due = None;
-        Some(*pace.held.take()?)
+        let held = pace.held.take()?;
+        self.held -= 1;
+        Some(*held)
     }
 
     /// The interval looked up for `topic`, if it was.
@@ -97,17 +103,18 @@ impl Pacer {
         for pace in self.topics.values_mut() {
             pace.interval = None;
         }
+        self.held = self.topics.values().filter(|p| p.held.is_some()).count();
     }
 
     pub fn is_empty(&self) -> bool {
         self.topics.is_empty()
     }
 
-    /// Memory held, by estimate: each topic's entry, and what it holds back.
+    /// Memory held, by estimate: each topic's entry, and what it holds
+    /// back. O(1): called after every flush of a rate-capped connection.
     pub fn held_bytes(&self) -> usize {
         const ENTRY: usize = std::mem::size_of::<(Arc<str>, Pace)>() + 8;
-        let held = self.topics.values().filter(|p| p.held.is_some()).count();
-        self.topics.capacity() * ENTRY + held * std::mem::size_of::<Merged>()
+        self.topics.capacity() * ENTRY + self.held * std::mem::size_of::<Merged>()
     }
 }
 

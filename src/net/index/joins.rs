@@ -4,6 +4,7 @@
 
 use super::{Member, NewlyMatched, ShardIndex, JOIN_CHUNK};
 use crate::engine::table::{Joined, TopicTable};
+use crate::net::subscriptions::Subscriptions;
 use crate::wire::Format;
 use std::sync::Arc;
 
@@ -31,6 +32,28 @@ impl ShardIndex {
             snapshot,
             replay: joined.replay,
         })
+    }
+
+    /// Does the connection receive `topic` through its subscriptions now?
+    /// As `subs.covers`, except that a wildcard still joining existing
+    /// topics does not cover those it has not reached yet: it sends their
+    /// snapshots when it reaches them, and until then sends them nothing.
+    pub(super) fn receives(&self, subs: &Subscriptions, token: usize, topic: &str) -> bool {
+        if !subs.covers(topic) {
+            return false;
+        }
+        if self.joining.iter().all(|j| j.token != token) {
+            return true;
+        }
+        subs.exact.contains(topic)
+            || subs.prefixes().iter().any(|p| {
+                topic.starts_with(&**p)
+                    && !self.joining.iter().any(|j| {
+                        j.token == token
+                            && j.prefix == *p
+                            && j.through.as_deref().is_none_or(|at| topic > at)
+                    })
+            })
     }
 
     /// Wildcard subscriptions still joining existing topics?

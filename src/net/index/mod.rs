@@ -141,7 +141,7 @@ impl ShardIndex {
         topic: Arc<str>,
         since: Option<&ResumeFrom>,
     ) -> Option<NewlyMatched> {
-        let covered = subs.covers(&topic);
+        let covered = self.receives(subs, token, &topic);
         // The exact interest is registered even when a wildcard covers the
         // topic already, so this subscription outlives that wildcard.
         let joined = table.join_exact(&topic, self.shard, fmt, since);
@@ -206,7 +206,7 @@ impl ShardIndex {
         let mut fresh = Vec::new();
         let resumed = since.iter().filter(|(t, _)| t.starts_with(&*prefix));
         for (name, from) in resumed {
-            if subs.covers(name) {
+            if self.receives(subs, token, name) {
                 continue;
             }
             let Some((slot, joined)) = table.join_existing(name, self.shard, fmt, Some(from))
