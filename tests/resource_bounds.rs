@@ -199,6 +199,18 @@ fn a_command_over_max_topics_per_command_is_refused_before_any_work() {
 
 /// The longest gap between two events a keeping-up subscriber of `topic`
 /// saw while `attack` ran, and whether its sequence had a gap.
+/// What the attacks may cost a subscriber that keeps up: no gap, and no
+/// silence past 500 ms (a debug build on a shared 2-core box; the failures
+/// these tests guard against were silences of seconds).
+fn keeper_kept_up(longest: Duration, gaps: u64) {
+    eprintln!("longest silence {longest:?}");
+    assert_eq!(gaps, 0);
+    assert!(
+        longest < Duration::from_millis(500),
+        "the keeper went silent for {longest:?}"
+    );
+}
+
 /// The tests take the machine one at a time (it has two cores, and some
 /// of them time a subscriber).
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -274,12 +286,7 @@ fn big_unsubscribe_commands_do_not_silence_other_subscribers() {
             assert_eq!(attacker.next_event()["event"], "unsubscribed");
         }
     });
-    eprintln!("longest silence {longest:?}");
-    assert_eq!(gaps, 0);
-    assert!(
-        longest < Duration::from_millis(500),
-        "the keeper went silent for {longest:?}"
-    );
+    keeper_kept_up(longest, gaps);
 }
 
 #[test]
@@ -328,12 +335,7 @@ fn a_ping_flood_from_a_client_that_does_not_read_costs_little() {
         assert!(grown < 16_384.0, "the queue grew by {grown} bytes");
         ws
     });
-    eprintln!("longest silence {longest:?}");
-    assert_eq!(gaps, 0);
-    assert!(
-        longest < Duration::from_millis(500),
-        "the keeper went silent for {longest:?}"
-    );
+    keeper_kept_up(longest, gaps);
 }
 
 fn rss_bytes() -> f64 {
@@ -493,12 +495,7 @@ fn many_wildcard_subscribes_at_once_do_not_silence_other_subscribers() {
         }
         clients
     });
-    eprintln!("longest silence {longest:?}");
-    assert_eq!(gaps, 0);
-    assert!(
-        longest < Duration::from_millis(500),
-        "the keeper went silent for {longest:?}"
-    );
+    keeper_kept_up(longest, gaps);
 }
 
 #[test]
