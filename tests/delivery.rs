@@ -13,15 +13,8 @@ use std::time::{Duration, Instant};
 use tickcast::{Prices, Server, Update};
 use tungstenite::Message;
 
-const FIELDS: [&str; 7] = [
-    "bid",
-    "ask",
-    "last",
-    "bid_size",
-    "ask_size",
-    "last_size",
-    "volume",
-];
+/// The price fields, by their names on the wire.
+const FIELDS: [&str; 7] = tickcast::Prices::NAMES;
 
 /// What a client holds for one topic: the fields, the last seq and epoch.
 #[derive(Debug, Default, Clone)]

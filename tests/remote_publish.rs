@@ -36,24 +36,6 @@ fn subscriber(addr: std::net::SocketAddr) -> Client {
     Client::from_ws(ws)
 }
 
-fn next_publisher_event(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> PublisherEvent {
-    loop {
-        if let Message::Binary(b) = ws.read().unwrap() {
-            return rmp_serde::from_slice(&b).unwrap();
-        }
-    }
-}
-
-/// The next `error` event, skipping acks.
-fn next_error(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> PublisherEvent {
-    loop {
-        let ev = next_publisher_event(ws);
-        if matches!(ev, PublisherEvent::Error { .. }) {
-            return ev;
-        }
-    }
-}
-
 #[test]
 fn remote_updates_arrive_in_order_and_late_subscribers_get_snapshots() {
     let server = server_with_tokens();

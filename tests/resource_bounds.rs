@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{metric, raw_publisher, wait_until, Client};
+use common::{metric, next_error, raw_publisher, wait_until, Client};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,6 @@ const PUB: &str = "publisher-secret-1";
 
 fn start(cfg: Config) -> Server {
     Server::start(cfg).expect("server starts")
-}
-
-/// The next `error` event of a raw publisher, skipping acks.
-fn next_error(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> PublisherEvent {
-    loop {
-        if let Message::Binary(b) = ws.read().unwrap() {
-            let ev: PublisherEvent = rmp_serde::from_slice(&b).unwrap();
-            if matches!(ev, PublisherEvent::Error { .. }) {
-                return ev;
-            }
-        }
-    }
 }
 
 /// Publishes `n` topics `PREFIX.00000`… (bid and ask) and waits until the

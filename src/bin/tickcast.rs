@@ -157,15 +157,8 @@ struct Row {
     changed: Option<Instant>,
 }
 
-const FIELDS: [&str; 7] = [
-    "bid",
-    "ask",
-    "last",
-    "bid_size",
-    "ask_size",
-    "last_size",
-    "volume",
-];
+/// The price fields, by their names on the wire.
+const FIELDS: [&str; 7] = tickcast::Prices::NAMES;
 
 fn subscribe(s: Sub) -> Result<(), Failure> {
     let mut ws = tickcast::remote::connect_websocket(&remote_config(&s.url, &s.conn))?;

@@ -56,7 +56,7 @@ impl Prices {
     }
 
     /// The fields' names on the wire, in the order of `fields`.
-    pub(crate) const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 7] = [
         "bid",
         "ask",
         "last",

@@ -360,6 +360,16 @@ impl Conn {
         Ok(res)
     }
 
+    /// Everything the connection holds (its queue and its held-back
+    /// updates), recorded as `reported_pending`; returns it and how much it
+    /// changed since the last report, for the shard's gauge.
+    pub fn report_holds(&mut self) -> (usize, i64) {
+        let holds = self.out.pending() + self.backlog.held_bytes();
+        let delta = holds as i64 - self.reported_pending as i64;
+        self.reported_pending = holds;
+        (holds, delta)
+    }
+
     /// Is this an open WebSocket session?
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open { .. })

@@ -334,3 +334,22 @@ pub fn raw_publisher(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
         .expect("publisher handshake")
         .0
 }
+
+/// The next event a raw publisher receives.
+pub fn next_publisher_event(ws: &mut WebSocket<TcpStream>) -> tickcast::publish::PublisherEvent {
+    loop {
+        if let Message::Binary(b) = ws.read().unwrap() {
+            return rmp_serde::from_slice(&b).unwrap();
+        }
+    }
+}
+
+/// The next `error` event a raw publisher receives, skipping acks.
+pub fn next_error(ws: &mut WebSocket<TcpStream>) -> tickcast::publish::PublisherEvent {
+    loop {
+        let ev = next_publisher_event(ws);
+        if matches!(ev, tickcast::publish::PublisherEvent::Error { .. }) {
+            return ev;
+        }
+    }
+}

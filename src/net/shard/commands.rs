@@ -72,9 +72,7 @@ impl Shard {
         let after = conn.subs.len() as i64;
         // What the reply and snapshots queued counts at once, so the next
         // command (of any connection) sees it against the budget.
-        let holds = conn.out.pending() + conn.backlog.held_bytes();
-        let grown = holds as i64 - conn.reported_pending as i64;
-        conn.reported_pending = holds;
+        let (_, grown) = conn.report_holds();
         let m = self.metrics();
         m.queued_bytes.fetch_add(grown, Ordering::Relaxed);
         m.subscriptions.fetch_add(after - before, Ordering::Relaxed);

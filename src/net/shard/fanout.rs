@@ -201,13 +201,10 @@ impl Shard {
             {
                 res = conn.flush(&mut tally);
             }
-            let pending = conn.out.pending();
             // Everything the connection holds counts, not only its queue.
-            let holds = pending + conn.backlog.held_bytes();
-            let delta = holds as i64 - conn.reported_pending as i64;
+            let (holds, delta) = conn.report_holds();
             if delta != 0 {
                 metrics.queued_bytes.fetch_add(delta, Ordering::Relaxed);
-                conn.reported_pending = holds;
             }
             let Ok(flushed) = res else {
                 ended.push((token, Verdict::Drop(CloseReason::Io)));
@@ -261,12 +258,8 @@ impl Shard {
     /// connections, and a sort only when over the budget.
     fn enforce_memory_budget(&mut self) {
         let budget = self.shared.config.max_total_outbound_bytes as i64;
-        let shards = &self.shared.metrics.shards;
-        let total: i64 = shards
-            .iter()
-            .map(|s| s.queued_bytes.load(Ordering::Relaxed))
-            .sum();
-        let mine = shards[self.id].queued_bytes.load(Ordering::Relaxed);
+        let total = self.shared.metrics.queued_total();
+        let mine = self.metrics().queued_bytes.load(Ordering::Relaxed);
         if total <= budget || mine <= 0 {
             return;
         }
