@@ -82,7 +82,11 @@ impl Shard {
         let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
             return Push::All;
         };
-        while let Some(op) = p.pending.pop_front() {
+        let mut refused = Vec::new();
+        let outcome = loop {
+            let Some(op) = p.pending.pop_front() else {
+                break Push::All;
+            };
             match self.ingest.try_send_op(op.clone()) {
                 Ok(()) => p.accepted += 1,
                 Err(Error::Full) => {
@@ -90,22 +94,22 @@ impl Shard {
                     if !self.pending.blocked.contains(&token) {
                         self.pending.blocked.push(token);
                     }
-                    return Push::Blocked;
+                    break Push::Blocked;
                 }
                 Err(Error::Closed) => {
                     p.pending.clear();
-                    return Push::ShutDown;
+                    break Push::ShutDown;
                 }
                 // Checked when it arrived; only a new topic that lost the
                 // race for the last place under `max_topics` gets here.
-                Err(why) => {
-                    let event = publish::refused_event(&[(0, why)], 1);
-                    self.send_publisher_event(token, &event);
-                    return self.push_pending(token);
-                }
+                Err(why) => refused.push(why),
             }
+        };
+        for why in refused {
+            let event = publish::refused_event(&[(0, why)], 1);
+            self.send_publisher_event(token, &event);
         }
-        Push::All
+        outcome
     }
 
     /// A publisher connection is going away: the topics it published are
