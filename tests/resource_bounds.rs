@@ -486,6 +486,45 @@ fn many_wildcard_subscribes_at_once_do_not_silence_other_subscribers() {
     keeper_kept_up(longest, gaps);
 }
 
+/// Subscribers of `W.*` over `fill`ed topics that have read every snapshot.
+fn wildcard_readers(addr: std::net::SocketAddr, n: usize, topics: usize) -> Vec<Client> {
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..n)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut c = Client::connect(addr);
+                    c.subscribe(&["W.*"]);
+                    for _ in 0..topics {
+                        assert_eq!(c.next_event()["event"], "snapshot");
+                    }
+                    c
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn wildcards_withdrawn_at_once_do_not_silence_other_subscribers() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start(common::config().shards(1));
+    fill(&server, "W", 20_000);
+    let addr = server.local_addr();
+    let mut clients = wildcard_readers(addr, 24, 20_000);
+    let (longest, gaps) = longest_silence_during(&server, "K", || {
+        // Half unsubscribe from their 20,000 topics, half just go (no
+        // close frame), all at the same moment.
+        let leavers = clients.split_off(12);
+        for c in &mut clients {
+            c.send(json!({"op": "unsubscribe", "topics": ["W.*"]}));
+        }
+        drop(leavers);
+        clients
+    });
+    keeper_kept_up(longest, gaps);
+}
+
 #[test]
 fn at_the_descriptor_limit_clients_get_503_and_are_served_once_descriptors_free() {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

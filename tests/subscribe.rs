@@ -280,3 +280,67 @@ fn json_is_the_default_and_msgpack_is_chosen_by_subprotocol() {
     mp.subscribe(&["X"]);
     assert_eq!(mp.next_event()["event"], "snapshot");
 }
+
+/// A wildcard over thousands of topics is withdrawn a chunk per loop turn:
+/// nothing of it arrives after the `unsubscribed` ack, and subscribing to it
+/// again (while the withdrawal is still under way) brings every topic's
+/// snapshot once, then its updates.
+#[test]
+fn a_big_wildcard_unsubscribed_and_subscribed_again_at_once_is_exact() {
+    let server = tickcast::Server::start(common::config().shards(1)).unwrap();
+    let p = server.publisher();
+    const N: usize = 6_000;
+    let publish_all = |bid: f64| {
+        for i in 0..N {
+            p.publish(Update::new(format!("B.{i:05}")).bid(bid))
+                .unwrap();
+        }
+    };
+    publish_all(1.0);
+    wait_until("topics in", || server.topic_count() == N);
+    let mut c = Client::connect(server.local_addr());
+    let snapshots = |c: &mut Client, seq_now: u64| {
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < N {
+            let ev = c.next_event();
+            assert_eq!(ev["event"], "snapshot", "{ev}");
+            assert_eq!(seq(&ev), seq_now, "{ev}");
+            assert!(
+                seen.insert(ev["topic"].as_str().unwrap().to_owned()),
+                "{ev}"
+            );
+        }
+    };
+    c.subscribe(&["B.*"]);
+    snapshots(&mut c, 1);
+    // Out and back in, in one go: the old memberships are taken over.
+    c.send(json!({"op":"unsubscribe","topics":["B.*"]}));
+    c.send(json!({"op":"subscribe","topics":["B.*"]}));
+    assert_eq!(c.next_event()["event"], "unsubscribed");
+    assert_eq!(c.next_event()["event"], "subscribed");
+    snapshots(&mut c, 1);
+    // Out, and every topic moves on at once, while the withdrawal runs.
+    c.send(json!({"op":"unsubscribe","topics":["B.*"]}));
+    assert_eq!(c.next_event()["event"], "unsubscribed");
+    publish_all(2.0);
+    wait_until("sequenced", || {
+        server.snapshot(&format!("B.{:05}", N - 1)).unwrap().seq == 2
+    });
+    assert!(
+        c.try_next_event(Duration::from_millis(200)).is_none(),
+        "nothing after unsubscribe"
+    );
+    // In again: fresh snapshots, then updates, once each.
+    c.subscribe(&["B.*"]);
+    snapshots(&mut c, 2);
+    p.publish(Update::new("B.00042").ask(3.0)).unwrap();
+    let ev = c.next_event();
+    assert_eq!(
+        (ev["event"].as_str(), ev["topic"].as_str(), seq(&ev)),
+        (Some("update"), Some("B.00042"), 3)
+    );
+    assert!(
+        c.try_next_event(Duration::from_millis(100)).is_none(),
+        "once"
+    );
+}

@@ -119,6 +119,9 @@ pub(crate) struct Conn {
     /// Unique per shard for the server's lifetime; timers hold it to tell a
     /// reused slab slot from the connection they were set for.
     pub id: u64,
+    /// What its memberships in the shard's index carry
+    /// ([`super::index::member_key`]).
+    pub key: usize,
     pub phase: Phase,
     pub out: Outbound,
     pub format: Format,
@@ -187,10 +190,11 @@ pub(crate) enum HandshakeStep {
 }
 
 impl Conn {
-    pub fn new(io: Transport, id: u64) -> Self {
+    pub fn new(io: Transport, id: u64, key: usize) -> Self {
         Conn {
             io,
             id,
+            key,
             phase: Phase::Handshake { head: Vec::new() },
             out: Outbound::default(),
             format: Format::Json,

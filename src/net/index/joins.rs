@@ -2,7 +2,7 @@
 //! per loop turn, so a subscription to many topics costs bounded time per
 //! turn and its snapshots stream out as the client reads.
 
-use super::{Member, NewlyMatched, ShardIndex, JOIN_CHUNK};
+use super::{Member, NewlyMatched, PrefixJoin, ShardIndex, JOIN_CHUNK};
 use crate::engine::table::{Joined, TopicTable};
 use crate::net::subscriptions::Subscriptions;
 use crate::wire::Format;
@@ -11,22 +11,26 @@ use std::sync::Arc;
 impl ShardIndex {
     /// Makes `token` a member of an existing topic it did not receive yet,
     /// from the snapshot just taken; the snapshot (or replay) is owed.
+    /// `subs`: the connection's subscriptions, to tell a membership being
+    /// withdrawn (taken over, with the snapshot) from a live one.
     pub(super) fn join_one(
         &mut self,
         token: usize,
         fmt: Format,
+        subs: &Subscriptions,
         name: &Arc<str>,
         joined: Joined,
     ) -> Option<NewlyMatched> {
+        let stale = self.stale(token, name, subs);
         let lt = self.entry(name, Some(joined.generation));
-        if lt.members.iter().any(|m| m.token() == token) {
+        if !stale && lt.members.iter().any(|m| m.key() == token) {
             // Receiving it already (another subscription, or a resume):
             // the interest just set stays counted by that membership.
             return None;
         }
         let snapshot = joined.snapshot;
         let member = Member::new(token, fmt, snapshot.seq, joined.generation);
-        self.attach(name.clone(), member);
+        self.enrol(name.clone(), member);
         (snapshot.seq > 0).then(|| NewlyMatched {
             topic: name.clone(),
             snapshot,
@@ -35,25 +39,9 @@ impl ShardIndex {
     }
 
     /// Does the connection receive `topic` through its subscriptions now?
-    /// As `subs.covers`, except that a wildcard still joining existing
-    /// topics does not cover those it has not reached yet: it sends their
-    /// snapshots when it reaches them, and until then sends them nothing.
+    /// (See [`receives`].)
     pub(super) fn receives(&self, subs: &Subscriptions, token: usize, topic: &str) -> bool {
-        if !subs.covers(topic) {
-            return false;
-        }
-        if self.joining.iter().all(|j| j.token != token) {
-            return true;
-        }
-        subs.exact.contains(topic)
-            || subs.prefixes().iter().any(|p| {
-                topic.starts_with(&**p)
-                    && !self.joining.iter().any(|j| {
-                        j.token == token
-                            && j.prefix == *p
-                            && j.through.as_deref().is_none_or(|at| topic > at)
-                    })
-            })
+        receives(&self.joining, subs, token, topic)
     }
 
     /// Wildcard subscriptions still joining existing topics?
@@ -61,26 +49,31 @@ impl ShardIndex {
         !self.joining.is_empty()
     }
 
+    /// Joins or withdrawals still in progress?
+    pub fn busy(&self) -> bool {
+        self.joining() || self.leaving()
+    }
+
     /// Joins the next existing topics of the wildcard subscriptions still
     /// joining, at most `budget` topics in all, in name order per
-    /// subscription; `ready(token)` says whether a connection can take its
-    /// snapshots now (its queue is below the conflation mark), so snapshots
-    /// stream out as the socket drains. Returns the snapshots owed, by
-    /// connection.
-    pub fn advance_joins(
+    /// subscription; `ready(key)` gives the subscriptions of a connection
+    /// that can take its snapshots now (its queue is below the conflation
+    /// mark), so snapshots stream out as the socket drains. Returns the
+    /// snapshots owed, by connection.
+    pub fn advance_joins<'s>(
         &mut self,
         table: &TopicTable,
         mut budget: usize,
-        ready: impl Fn(usize) -> bool,
+        ready: impl Fn(usize) -> Option<&'s Subscriptions>,
     ) -> Vec<(usize, Format, Vec<NewlyMatched>)> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < self.joining.len() && budget > 0 {
             let j = &self.joining[i];
-            if !ready(j.token) {
+            let Some(subs) = ready(j.token) else {
                 i += 1;
                 continue;
-            }
+            };
             let (token, fmt, prefix) = (j.token, j.fmt, j.prefix.clone());
             let chunk = budget.min(JOIN_CHUNK);
             let after = j.through.clone();
@@ -92,7 +85,7 @@ impl ShardIndex {
                 // Progress is marked after: while the topic is ahead of
                 // `through`, an entry made for it does not take the member
                 // in without its snapshot.
-                fresh.extend(self.join_one(token, fmt, &slot.name, joined));
+                fresh.extend(self.join_one(token, fmt, subs, &slot.name, joined));
                 self.joining[i].through = Some(slot.name.clone());
             }
             if !fresh.is_empty() {
@@ -106,4 +99,31 @@ impl ShardIndex {
         }
         out
     }
+}
+
+/// Does the connection with member key `token` receive `topic` through its
+/// subscriptions now? As `subs.covers`, except that a wildcard still joining
+/// existing topics does not cover those it has not reached yet: it sends
+/// their snapshots when it reaches them, and until then sends them nothing.
+pub(super) fn receives(
+    joining: &[PrefixJoin],
+    subs: &Subscriptions,
+    token: usize,
+    topic: &str,
+) -> bool {
+    if !subs.covers(topic) {
+        return false;
+    }
+    if joining.iter().all(|j| j.token != token) {
+        return true;
+    }
+    subs.exact.contains(topic)
+        || subs.prefixes().iter().any(|p| {
+            topic.starts_with(&**p)
+                && !joining.iter().any(|j| {
+                    j.token == token
+                        && j.prefix == *p
+                        && j.through.as_deref().is_none_or(|at| topic > at)
+                })
+        })
 }

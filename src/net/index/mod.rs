@@ -14,6 +14,10 @@
 //! set while any member wants that format.
 
 mod joins;
+mod leaves;
+
+use joins::receives;
+pub(crate) use leaves::Gate;
 
 use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;
@@ -29,9 +33,9 @@ pub(crate) struct Member {
     /// Updates with `seq <= skip_through` are already in the snapshot this
     /// member received, so they are dropped for it.
     pub skip_through: u64,
-    /// Slab key of the connection (u32 keeps a member at 16 bytes: there is
-    /// one per subscriber per topic).
-    token: u32,
+    /// The connection's member key ([`member_key`]; u32 keeps a member at
+    /// 16 bytes: there is one per subscriber per topic).
+    key: u32,
     /// The topic's clear count this member's numbering belongs to: a member
     /// that joined after a clear this shard has not heard of yet is in the
     /// new numbering, and the old one's events are not for it.
@@ -40,20 +44,40 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    fn new(token: usize, fmt: Format, skip_through: u64, generation: u16) -> Member {
+    fn new(key: usize, fmt: Format, skip_through: u64, generation: u16) -> Member {
         Member {
             skip_through,
-            token: token as u32,
+            key: key as u32,
             generation,
             fmt,
         }
     }
 
+    /// The connection's member key.
+    #[inline]
+    pub fn key(&self) -> usize {
+        self.key as usize
+    }
+
     /// The connection's slab key.
     #[inline]
     pub fn token(&self) -> usize {
-        self.token as usize
+        self.key as usize & TOKEN_MASK
     }
+}
+
+/// Slab keys a shard can give members: 16 million connections per shard.
+const TOKEN_BITS: u32 = 24;
+pub(crate) const TOKEN_MASK: usize = (1 << TOKEN_BITS) - 1;
+
+/// The key a connection's memberships carry: its slab key, and 8 bits of
+/// its connection id. A connection that is gone may still have memberships
+/// being withdrawn ([`leaves`]) when its slab slot is reused; the new
+/// connection's key differs unless their ids are a multiple of 256 apart,
+/// and then the shard completes the old withdrawals first
+/// ([`ShardIndex::finish_leaves`]). None: a slab key too large to be one.
+pub(crate) fn member_key(token: usize, conn_id: u64) -> Option<usize> {
+    (token <= TOKEN_MASK).then_some(token | ((conn_id as usize & 0xff) << TOKEN_BITS))
 }
 
 #[derive(Debug, Default)]
@@ -88,7 +112,7 @@ pub(crate) struct NewlyMatched {
 
 /// A wildcard subscription still joining the topics that existed when it
 /// was made; topics named up to `through` are done.
-struct PrefixJoin {
+pub(super) struct PrefixJoin {
     token: usize,
     fmt: Format,
     prefix: Arc<str>,
@@ -102,6 +126,8 @@ pub(crate) struct ShardIndex {
     shard: usize,
     /// Wildcard subscriptions whose existing topics are still being joined.
     joining: Vec<PrefixJoin>,
+    /// Memberships still being withdrawn.
+    leaves: leaves::Leaves,
     pub topics: HashMap<Arc<str>, LocalTopic>,
     /// The names of `topics`, ordered, so the topics under a pattern are a
     /// range scan, not a pass over every topic of the shard.
@@ -114,8 +140,18 @@ fn names_under<'a>(
     names: &'a BTreeSet<Arc<str>>,
     prefix: &'a str,
 ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+    names_after(names, prefix, None)
+}
+
+/// The names in `names` that start with `prefix` and follow `after`.
+fn names_after<'a>(
+    names: &'a BTreeSet<Arc<str>>,
+    prefix: &'a str,
+    after: Option<&'a str>,
+) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+    let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
     names
-        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .range::<str, _>((start, Bound::Unbounded))
         .take_while(move |n| n.starts_with(prefix))
 }
 
@@ -124,6 +160,7 @@ impl ShardIndex {
         ShardIndex {
             shard,
             joining: Vec::new(),
+            leaves: Default::default(),
             topics: HashMap::new(),
             names: BTreeSet::new(),
             prefixes: HashMap::new(),
@@ -157,7 +194,7 @@ impl ShardIndex {
             // their way to this shard, so they skip nothing.
             let generation = joined.as_ref().map(|(_, j)| j.generation);
             let lt = self.entry(&topic, generation);
-            if !lt.members.iter().any(|m| m.token() == token) {
+            if !lt.members.iter().any(|m| m.key() == token) {
                 let g = lt.generation;
                 self.attach(topic, Member::new(token, fmt, 0, g));
             }
@@ -167,7 +204,10 @@ impl ShardIndex {
         let generation = joined.as_ref().map(|(_, j)| j.generation);
         let g = self.entry(&topic, generation).generation;
         let member = Member::new(token, fmt, skip, generation.unwrap_or(g));
-        self.attach(topic.clone(), member);
+        // A membership it holds but does not receive (one being withdrawn,
+        // or a topic it had exactly under a wildcard still joining) starts
+        // again from this snapshot.
+        self.enrol(topic.clone(), member);
         // A slot the router has just made may not hold its first value yet
         // (seq 0): then there is nothing to send, and nothing to skip.
         joined
@@ -213,7 +253,7 @@ impl ShardIndex {
             else {
                 continue;
             };
-            fresh.extend(self.join_one(token, fmt, &slot.name, joined));
+            fresh.extend(self.join_one(token, fmt, subs, &slot.name, joined));
         }
         // Topics this shard tracks that hold no value yet (other clients
         // subscribed to them ahead of their first update): none of their
@@ -223,13 +263,11 @@ impl ShardIndex {
             .cloned()
             .collect();
         for name in valueless {
-            let Some(lt) = self.topics.get_mut(&name) else {
+            let Some(lt) = self.topics.get(&name) else {
                 continue;
             };
-            if !lt.members.iter().any(|m| m.token() == token) {
-                lt.counts[fmt.index()] += 1;
-                lt.members.push(Member::new(token, fmt, 0, lt.generation));
-            }
+            let member = Member::new(token, fmt, 0, lt.generation);
+            self.enrol(name, member);
         }
         subs.add_prefix(prefix.clone());
         let lp = self.prefixes.entry(prefix.clone()).or_default();
@@ -262,6 +300,11 @@ impl ShardIndex {
     }
 
     /// Unsubscribes `token` from a prefix pattern (no-op if not subscribed).
+    ///
+    /// Bounded work, whatever the number of topics under the prefix: the
+    /// pattern stops taking in new topics now, and the memberships it made
+    /// are withdrawn by [`ShardIndex::advance_leaves`], a chunk per loop
+    /// turn; until then they are stale and the delivery pass skips them.
     pub fn remove_prefix(
         &mut self,
         table: &TopicTable,
@@ -275,28 +318,36 @@ impl ShardIndex {
         }
         self.joining
             .retain(|j| !(j.token == token && &*j.prefix == prefix));
-        if let Some(lp) = self.prefixes.get_mut(prefix) {
+        let Some((prefix, lp)) = self.prefixes.get_key_value(prefix) else {
+            return;
+        };
+        let prefix = prefix.clone();
+        if lp.members.iter().any(|(t, _)| *t == token) {
+            self.leaves.push(
+                token,
+                fmt,
+                leaves::Scope::Prefix {
+                    prefix: prefix.clone(),
+                    through: None,
+                },
+            );
+        }
+        if let Some(lp) = self.prefixes.get_mut(&prefix) {
             lp.members.retain(|(t, _)| *t != token);
             lp.counts[fmt.index()] -= 1;
             if lp.counts[fmt.index()] == 0 {
-                table.leave_prefix(prefix, self.shard, fmt);
+                table.leave_prefix(&prefix, self.shard, fmt);
             }
             if lp.members.is_empty() {
-                self.prefixes.remove(prefix);
+                self.prefixes.remove(&prefix);
             }
-        }
-        let orphaned: Vec<Arc<str>> = names_under(&self.names, prefix)
-            .filter(|t| {
-                !subs.covers(t) && self.topics[*t].members.iter().any(|m| m.token() == token)
-            })
-            .cloned()
-            .collect();
-        for t in orphaned {
-            self.detach(table, &t, token, fmt);
         }
     }
 
-    /// Removes every subscription of a closing connection.
+    /// Removes every subscription of a closing connection, in bounded work:
+    /// its memberships are withdrawn a chunk per loop turn (see
+    /// [`ShardIndex::remove_prefix`]); a connection that is not open gets
+    /// no deliveries meanwhile.
     pub fn remove_all(
         &mut self,
         table: &TopicTable,
@@ -308,29 +359,53 @@ impl ShardIndex {
         for p in prefixes {
             self.remove_prefix(table, token, fmt, subs, &p);
         }
-        let exact: Vec<Arc<str>> = subs.exact.iter().cloned().collect();
-        for t in exact {
-            self.remove_exact(table, token, fmt, subs, &t);
+        let exact = subs.exact.take_all();
+        if !exact.is_empty() {
+            self.leaves.push(token, fmt, leaves::Scope::Exact(exact));
         }
     }
 
     /// The members of a topic an event arrived for (in the topic's clear
-    /// count `generation`). A topic this shard has not seen yet is joined by
-    /// the wildcard subscribers whose prefix covers it; none of its updates
-    /// can have reached them before, so they skip nothing.
-    pub fn members_for(&mut self, topic: &Arc<str>, generation: u16) -> Option<&mut LocalTopic> {
+    /// count `generation`), with what tells a stale membership from a live
+    /// one. A topic this shard has not seen yet is joined by the wildcard
+    /// subscribers whose prefix covers it; none of its updates can have
+    /// reached them before, so they skip nothing.
+    pub fn members_for(
+        &mut self,
+        topic: &Arc<str>,
+        generation: u16,
+    ) -> Option<(&mut LocalTopic, Gate<'_>)> {
         if !self.topics.contains_key(topic)
             && !self.prefixes.keys().any(|p| topic.starts_with(&**p))
         {
             return None;
         }
-        Some(self.entry(topic, Some(generation)))
+        self.entry(topic, Some(generation));
+        let lt = self.topics.get_mut(topic).expect("made above");
+        let gate = Gate {
+            joining: &self.joining,
+            leaves: &self.leaves,
+        };
+        Some((lt, gate))
     }
 
     fn attach(&mut self, topic: Arc<str>, member: Member) {
         let lt = self.entry(&topic, Some(member.generation));
         lt.counts[member.fmt.index()] += 1;
         lt.members.push(member);
+    }
+
+    /// Makes `member` a member of `topic`, or, if its connection is one
+    /// already, starts that membership again from `member`'s numbering.
+    fn enrol(&mut self, topic: Arc<str>, member: Member) {
+        let lt = self.entry(&topic, Some(member.generation));
+        match lt.members.iter_mut().find(|m| m.key == member.key) {
+            Some(m) => *m = member,
+            None => {
+                lt.counts[member.fmt.index()] += 1;
+                lt.members.push(member);
+            }
+        }
     }
 
     /// The topic's entry, made (with the wildcard subscribers that cover it,
@@ -381,7 +456,7 @@ impl ShardIndex {
             return;
         };
         let before = lt.members.len();
-        lt.members.retain(|m| m.token() != token);
+        lt.members.retain(|m| m.key() != token);
         if lt.members.len() == before {
             return;
         }
@@ -397,52 +472,4 @@ impl ShardIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_snapshot_for_a_topic_without_its_first_value() {
-        let table = TopicTable::default();
-        let slot = table.get_or_create("W.A");
-        let mut index = ShardIndex::new(0);
-        let mut subs = Subscriptions::default();
-        assert!(index
-            .add_exact(&table, 1, Format::Json, &mut subs, "W.A".into(), None)
-            .is_none());
-        let mut subs2 = Subscriptions::default();
-        let none = SinceMap::new();
-        assert!(index
-            .add_prefix(&table, 2, Format::Json, &mut subs2, "W.".into(), &none)
-            .is_empty());
-        // Both are members from seq 1 on, once the value arrives.
-        slot.apply(1, &Default::default(), 0, std::time::Instant::now());
-        let lt = index.members_for(&"W.A".into(), 0).unwrap();
-        let skips: Vec<(usize, u64)> = lt
-            .members
-            .iter()
-            .map(|m| (m.token(), m.skip_through))
-            .collect();
-        assert_eq!(skips, [(1, 0), (2, 0)]);
-    }
-
-    #[test]
-    fn an_exact_subscription_under_a_wildcard_keeps_its_interest() {
-        let table = TopicTable::default();
-        let mut index = ShardIndex::new(0);
-        let mut subs = Subscriptions::default();
-        let none = SinceMap::new();
-        index.add_prefix(&table, 1, Format::Json, &mut subs, "N.".into(), &none);
-        index.add_exact(&table, 1, Format::Json, &mut subs, "N.A".into(), None);
-        index.remove_prefix(&table, 1, Format::Json, &mut subs, "N.");
-        // The router creates the topic after the wildcard left: this shard
-        // still gets it, for the exact subscription.
-        let slot = table.get_or_create("N.A");
-        assert_eq!(
-            slot.apply(1, &Default::default(), 0, std::time::Instant::now())
-                .interest,
-            [1, 0]
-        );
-        let lt = index.members_for(&"N.A".into(), 0).unwrap();
-        assert_eq!(lt.members.len(), 1);
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@ use super::{Shard, ShardMsg};
 use crate::metrics::CloseReason;
 use crate::net::conn::Conn;
 use crate::net::http;
+use crate::net::index::member_key;
 use crate::net::transport::Transport;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -171,6 +172,15 @@ impl Shard {
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             shared.metrics.shards[id].closed(CloseReason::Io);
         };
+        let conn_id = self.next_conn_id;
+        let Some(key) = member_key(token, conn_id) else {
+            return give_up("cannot serve more connections", &token);
+        };
+        if self.index.has_leaves(key) {
+            // The slot's earlier connection with this key still has
+            // memberships being withdrawn (rare: see `member_key`).
+            self.index.finish_leaves(&self.table, key);
+        }
         if let Err(e) = self.poll.registry().register(
             &mut sock,
             Token(token),
@@ -188,9 +198,8 @@ impl Shard {
             },
             _ => Transport::Plain(sock),
         };
-        let id = self.next_conn_id;
         self.next_conn_id += 1;
-        entry.insert(Conn::new(io, id));
-        self.timers.handshakes.push(Instant::now(), token, id);
+        entry.insert(Conn::new(io, conn_id, key));
+        self.timers.handshakes.push(Instant::now(), token, conn_id);
     }
 }

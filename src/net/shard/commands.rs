@@ -141,7 +141,7 @@ impl Shard {
             let code = ErrorCode::SnapshotTooLarge;
             return Err(CommandError { id, code, message });
         }
-        let fmt = conn.format;
+        let (fmt, key) = (conn.format, conn.key);
         let mut fresh: Vec<NewlyMatched> = Vec::new();
         for sel in &sels {
             conn.subs.set_rate(sel, sub.max_rate);
@@ -149,19 +149,14 @@ impl Shard {
             match sel.clone() {
                 Selector::Exact(t) => {
                     let since = sub.since.get(&*t);
+                    fresh.extend(self.index.add_exact(&self.table, key, fmt, subs, t, since))
+                }
+                Selector::Prefix(p) => {
                     fresh.extend(
                         self.index
-                            .add_exact(&self.table, token, fmt, subs, t, since),
+                            .add_prefix(&self.table, key, fmt, subs, p, &sub.since),
                     )
                 }
-                Selector::Prefix(p) => fresh.extend(self.index.add_prefix(
-                    &self.table,
-                    token,
-                    fmt,
-                    subs,
-                    p,
-                    &sub.since,
-                )),
             }
         }
         // Epochs of the exact topics: from the snapshot taken as the
@@ -195,12 +190,12 @@ impl Shard {
             return Ok(());
         };
         let sels = parse_selectors(list, max_len, &id)?;
-        let (fmt, subs) = (conn.format, &mut conn.subs);
+        let (fmt, key, subs) = (conn.format, conn.key, &mut conn.subs);
         for sel in &sels {
             subs.set_rate(sel, None);
             match sel {
-                Selector::Exact(t) => self.index.remove_exact(&self.table, token, fmt, subs, t),
-                Selector::Prefix(p) => self.index.remove_prefix(&self.table, token, fmt, subs, p),
+                Selector::Exact(t) => self.index.remove_exact(&self.table, key, fmt, subs, t),
+                Selector::Prefix(p) => self.index.remove_prefix(&self.table, key, fmt, subs, p),
             }
         }
         let subs = &conn.subs;

@@ -55,7 +55,7 @@ impl Shard {
         let conflate_at = self.limits.conflate_at;
         let server_rate = self.shared.config.max_rate;
         let now = Instant::now();
-        let Some(lt) = self.index.members_for(&enc.topic, enc.generation) else {
+        let Some((lt, gate)) = self.index.members_for(&enc.topic, enc.generation) else {
             // Nobody here wants it any more (a wildcard left between the
             // topic's creation and its first delivery): withdraw the interest
             // it inherited, or the router would keep sending it.
@@ -78,6 +78,15 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
+            // A membership of a connection that is closing or gone, or of
+            // a subscription being withdrawn, awaits its turn to be
+            // detached (`ShardIndex::advance_leaves`): nothing reaches it.
+            if conn.key != m.key() || !conn.is_open() {
+                continue;
+            }
+            if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
+                continue;
+            }
             match enc.event {
                 Event::Update { .. } => {
                     // Already in its snapshot, or of a numbering it is not in.
@@ -152,23 +161,36 @@ impl Shard {
         }
     }
 
-    /// Takes the next chunk of the wildcard subscriptions still joining
-    /// existing topics (at most `JOIN_BUDGET` topics per turn), for the
-    /// connections whose queue is below the conflation mark, and queues
-    /// their snapshots: a subscription to many topics costs bounded time per
-    /// turn, and its snapshots stream out as the client reads.
-    pub(super) fn advance_joins(&mut self) {
+    /// Takes the next chunk of the subscriptions being withdrawn and of
+    /// the wildcard subscriptions still joining existing topics (at most
+    /// `JOIN_BUDGET` topics per turn each); joins only for the connections
+    /// whose queue is below the conflation mark, with their snapshots
+    /// queued. A subscription to many topics, or its end, costs bounded
+    /// time per turn, and snapshots stream out as the client reads.
+    pub(super) fn advance_index(&mut self) {
+        let conns = &self.conns;
+        // The connection a member key names, if it is still there.
+        let live = |key: usize| {
+            conns
+                .get(key & crate::net::index::TOKEN_MASK)
+                .filter(|c| c.key == key)
+        };
+        if self.index.leaving() {
+            let subs_of = |key| live(key).map(|c| &c.subs);
+            self.index.advance_leaves(&self.table, JOIN_BUDGET, subs_of);
+        }
         if !self.index.joining() {
             return;
         }
         let conflate_at = self.limits.conflate_at;
-        let conns = &self.conns;
-        let owed = self.index.advance_joins(&self.table, JOIN_BUDGET, |t| {
-            conns
-                .get(t)
-                .is_some_and(|c| c.is_open() && c.out.pending() < conflate_at)
-        });
-        for (token, fmt, fresh) in owed {
+        let ready = |key| {
+            live(key)
+                .filter(|c| c.is_open() && c.out.pending() < conflate_at)
+                .map(|c| &c.subs)
+        };
+        let owed = self.index.advance_joins(&self.table, JOIN_BUDGET, ready);
+        for (key, fmt, fresh) in owed {
+            let token = key & crate::net::index::TOKEN_MASK;
             if let Some(conn) = self.conns.get_mut(token) {
                 super::commands::push_owed(&mut conn.out, &mut self.fb, fmt, &fresh);
                 self.mark_dirty(token);

@@ -170,7 +170,7 @@ impl Shard {
             if self.pending.channel {
                 self.drain_channel();
             }
-            self.advance_joins();
+            self.advance_index();
             if !self.pending.blocked.is_empty() {
                 self.retry_blocked_publishers();
             }
@@ -196,7 +196,7 @@ impl Shard {
             // close): write it now, not at the next event.
             return Duration::ZERO;
         }
-        if !p.blocked.is_empty() || !p.stale_marks.is_empty() || self.index.joining() {
+        if !p.blocked.is_empty() || !p.stale_marks.is_empty() || self.index.busy() {
             // Publishers wait for the router to make room; look again soon.
             return Duration::from_millis(1);
         }
@@ -268,7 +268,7 @@ impl Shard {
         conn.backlog.drop_held();
         let subs = conn.subs.len() as i64;
         let (index, table) = (&mut self.index, &self.table);
-        index.remove_all(table, token, conn.format, &mut conn.subs);
+        index.remove_all(table, conn.key, conn.format, &mut conn.subs);
         self.shared.metrics.shards[self.id]
             .subscriptions
             .fetch_sub(subs, Ordering::Relaxed);
@@ -289,7 +289,7 @@ impl Shard {
         m.queued_bytes
             .fetch_sub(conn.reported_pending as i64, Ordering::Relaxed);
         self.index
-            .remove_all(&self.table, token, conn.format, &mut conn.subs);
+            .remove_all(&self.table, conn.key, conn.format, &mut conn.subs);
         let _ = self.poll.registry().deregister(conn.io.socket());
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }

@@ -1,0 +1,203 @@
+//! The shard index's invariants, on a real topic table.
+
+use super::*;
+
+#[test]
+fn no_snapshot_for_a_topic_without_its_first_value() {
+    let table = TopicTable::default();
+    let slot = table.get_or_create("W.A");
+    let mut index = ShardIndex::new(0);
+    let mut subs = Subscriptions::default();
+    assert!(index
+        .add_exact(&table, 1, Format::Json, &mut subs, "W.A".into(), None)
+        .is_none());
+    let mut subs2 = Subscriptions::default();
+    let none = SinceMap::new();
+    assert!(index
+        .add_prefix(&table, 2, Format::Json, &mut subs2, "W.".into(), &none)
+        .is_empty());
+    // Both are members from seq 1 on, once the value arrives.
+    slot.apply(1, &Default::default(), 0, std::time::Instant::now());
+    let (lt, _) = index.members_for(&"W.A".into(), 0).unwrap();
+    let skips: Vec<(usize, u64)> = lt
+        .members
+        .iter()
+        .map(|m| (m.token(), m.skip_through))
+        .collect();
+    assert_eq!(skips, [(1, 0), (2, 0)]);
+}
+
+#[test]
+fn an_exact_subscription_under_a_wildcard_keeps_its_interest() {
+    let table = TopicTable::default();
+    let mut index = ShardIndex::new(0);
+    let mut subs = Subscriptions::default();
+    let none = SinceMap::new();
+    index.add_prefix(&table, 1, Format::Json, &mut subs, "N.".into(), &none);
+    index.add_exact(&table, 1, Format::Json, &mut subs, "N.A".into(), None);
+    index.remove_prefix(&table, 1, Format::Json, &mut subs, "N.");
+    // The router creates the topic after the wildcard left: this shard
+    // still gets it, for the exact subscription.
+    let slot = table.get_or_create("N.A");
+    assert_eq!(
+        slot.apply(1, &Default::default(), 0, std::time::Instant::now())
+            .interest,
+        [1, 0]
+    );
+    let (lt, _) = index.members_for(&"N.A".into(), 0).unwrap();
+    assert_eq!(lt.members.len(), 1);
+}
+
+/// A table of `n` topics `W.0000`…, each holding its first value (seq 1).
+fn table_of(n: usize) -> TopicTable {
+    let table = TopicTable::default();
+    for i in 0..n {
+        let slot = table.get_or_create(&format!("W.{i:04}"));
+        slot.apply(1, &Default::default(), 0, std::time::Instant::now());
+    }
+    table
+}
+
+/// `key` subscribes to `W.*` and its join runs to the end; returns the
+/// snapshots it was owed.
+fn join_all(
+    table: &TopicTable,
+    index: &mut ShardIndex,
+    key: usize,
+    subs: &mut Subscriptions,
+) -> usize {
+    let none = SinceMap::new();
+    let mut owed = index
+        .add_prefix(table, key, Format::Json, subs, "W.".into(), &none)
+        .len();
+    while index.joining() {
+        for (_, _, fresh) in index.advance_joins(table, 1_000, |_| Some(&*subs)) {
+            owed += fresh.len();
+        }
+    }
+    owed
+}
+
+/// The member keys of a topic, with what each skips.
+fn members(index: &ShardIndex, topic: &str) -> Vec<(usize, u64)> {
+    index.topics.get(topic).map_or(Vec::new(), |lt| {
+        lt.members
+            .iter()
+            .map(|m| (m.key(), m.skip_through))
+            .collect()
+    })
+}
+
+#[test]
+fn a_wildcard_unsubscribe_withdraws_its_memberships_a_chunk_at_a_time() {
+    let table = table_of(1_500);
+    let mut index = ShardIndex::new(0);
+    let mut subs = Subscriptions::default();
+    assert_eq!(join_all(&table, &mut index, 1, &mut subs), 1_500);
+    index.remove_prefix(&table, 1, Format::Json, &mut subs, "W.");
+    // Nothing detached yet, but every membership is stale.
+    assert_eq!(index.topics.len(), 1_500);
+    assert!(index.gate().stale(1, "W.0000", &subs));
+    assert!(index.gate().stale(1, "W.1499", &subs));
+    let mut turns = 0;
+    while index.leaving() {
+        index.advance_leaves(&table, 512, |_| Some(&subs));
+        turns += 1;
+        assert!(index.topics.len() <= 1_500 - 512 * turns.min(2));
+    }
+    assert_eq!(turns, 3, "512 topics per turn");
+    assert!(index.topics.is_empty());
+    // The shard's interest is withdrawn from the table too.
+    let slot = table.get_or_create("W.0700");
+    let applied = slot.apply(2, &Default::default(), 0, std::time::Instant::now());
+    assert_eq!(applied.interest, [0, 0]);
+}
+
+#[test]
+fn a_wildcard_subscribed_again_during_its_withdrawal_starts_again_from_snapshots() {
+    let table = table_of(1_500);
+    let mut index = ShardIndex::new(0);
+    let mut subs = Subscriptions::default();
+    join_all(&table, &mut index, 1, &mut subs);
+    // An exact subscription inside the wildcard outlives it, live.
+    index.add_exact(&table, 1, Format::Json, &mut subs, "W.1400".into(), None);
+    index.remove_prefix(&table, 1, Format::Json, &mut subs, "W.");
+    assert!(!index.gate().stale(1, "W.1400", &subs));
+    index.advance_leaves(&table, 512, |_| Some(&subs));
+    assert!(index.leaving());
+    // Half withdrawn: the new subscription owes every topic but the exact
+    // one its snapshot, once, whether its old membership was detached
+    // already or is taken over.
+    assert_eq!(join_all(&table, &mut index, 1, &mut subs), 1_499);
+    while index.leaving() {
+        index.advance_leaves(&table, 512, |_| Some(&subs));
+    }
+    for i in [0, 511, 512, 1_000, 1_400, 1_499] {
+        let topic = format!("W.{i:04}");
+        assert_eq!(members(&index, &topic), [(1, 1)], "{topic}");
+        assert!(!index.gate().stale(1, &topic, &subs));
+    }
+}
+
+#[test]
+fn an_exact_subscribe_takes_over_a_membership_being_withdrawn() {
+    let table = table_of(10);
+    let mut index = ShardIndex::new(0);
+    let mut subs = Subscriptions::default();
+    join_all(&table, &mut index, 1, &mut subs);
+    index.remove_prefix(&table, 1, Format::Json, &mut subs, "W.");
+    let owed = index.add_exact(&table, 1, Format::Json, &mut subs, "W.0003".into(), None);
+    assert_eq!(owed.map(|nm| nm.snapshot.seq), Some(1), "its snapshot");
+    assert_eq!(members(&index, "W.0003"), [(1, 1)], "one member, not two");
+    while index.leaving() {
+        index.advance_leaves(&table, 512, |_| Some(&subs));
+    }
+    assert_eq!(index.topics.len(), 1);
+    assert_eq!(members(&index, "W.0003"), [(1, 1)]);
+}
+
+#[test]
+fn a_gone_connection_is_withdrawn_without_touching_the_next_one_in_its_slot() {
+    let table = table_of(1_000);
+    let mut index = ShardIndex::new(0);
+    let old = member_key(5, 0).unwrap();
+    let new = member_key(5, 1).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(old & TOKEN_MASK, new & TOKEN_MASK, "same slab slot");
+    let mut subs_old = Subscriptions::default();
+    join_all(&table, &mut index, old, &mut subs_old);
+    index.add_exact(
+        &table,
+        old,
+        Format::Json,
+        &mut subs_old,
+        "W.0002".into(),
+        None,
+    );
+    index.remove_all(&table, old, Format::Json, &mut subs_old);
+    assert_eq!(subs_old.len(), 0);
+    let mut subs_new = Subscriptions::default();
+    let owed = index.add_exact(
+        &table,
+        new,
+        Format::Json,
+        &mut subs_new,
+        "W.0002".into(),
+        None,
+    );
+    assert!(owed.is_some(), "the new connection gets its own snapshot");
+    assert_eq!(members(&index, "W.0002"), [(old, 1), (new, 1)]);
+    while index.leaving() {
+        index.advance_leaves(&table, 300, |k| (k == new).then_some(&subs_new));
+    }
+    assert_eq!(members(&index, "W.0002"), [(new, 1)]);
+    assert_eq!(index.topics.len(), 1);
+    // A key reused while its withdrawal is under way is finished at once.
+    let mut subs = Subscriptions::default();
+    join_all(&table, &mut index, old, &mut subs);
+    index.remove_all(&table, old, Format::Json, &mut subs);
+    assert!(index.has_leaves(old));
+    index.finish_leaves(&table, old);
+    assert!(!index.leaving());
+    assert_eq!(index.topics.len(), 1);
+}
