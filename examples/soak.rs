@@ -3,14 +3,18 @@
 //! every update in order and measures its longest silence.
 //!
 //! `benches/soak.sh` builds and runs it. Every 10 s and at the end it prints
-//! the daemon's RSS and CPU, what /metrics says connections hold, how many
-//! connections were closed and refused, and the keeper's gaps and longest
-//! silence. Exits 1 if the keeper saw a gap or was closed.
+//! the daemon's RSS and CPU, the sum of its /metrics memory estimate, what
+//! /metrics says connections hold, how many connections were closed and
+//! refused, and the keeper's gaps and longest silence. Exits 1 if the keeper
+//! saw a gap or was closed.
 //!
 //! Attackers, each on its own thread, each reconnecting when closed:
 //! - non-readers that subscribe to everything and never read (tiny receive
 //!   buffers), some of them pinging as fast as they can;
 //! - a client sending 1,024-topic unsubscribe commands without pause;
+//! - readers of everything that unsubscribe, subscribe again at once, and
+//!   leave without a close frame, over and over (each a 20,000-topic
+//!   withdrawal);
 //! - a network publisher sending new topics (past `max_topics`) and updates
 //!   with no field, mixed with good ones;
 //! - a client opening and holding idle connections to the descriptor limit
@@ -85,7 +89,13 @@ fn start_daemon(nofile: u64) -> (Daemon, SocketAddr) {
         }
     };
     // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if l.contains("SLOWTURN") {
+                eprintln!("{l}");
+            }
+        }
+    });
     (Daemon(child), addr)
 }
 
@@ -151,6 +161,10 @@ struct Keeper {
     gaps: AtomicU64,
     longest_ms: AtomicU64,
     closed: AtomicBool,
+    /// The feed thread's longest pause between two rounds: a silence the
+    /// keeper sees that is this long was the load generator's, not the
+    /// server's.
+    feed_stall_ms: AtomicU64,
 }
 
 fn main() {
@@ -169,11 +183,17 @@ fn main() {
             .unwrap();
     }
     feed.flush(Duration::from_secs(30)).unwrap();
+    let keeper = Arc::new(Keeper::default());
     {
-        let (feed, stop) = (feed.clone(), stop.clone());
+        let (feed, stop, k) = (feed.clone(), stop.clone(), keeper.clone());
         threads.push(std::thread::spawn(move || {
             let mut i = 0u64;
+            let mut last = Instant::now();
             while !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                let pause = (now - last).as_millis() as u64;
+                k.feed_stall_ms.fetch_max(pause, Ordering::Relaxed);
+                last = now;
                 i += 1;
                 let _ = feed.publish(Update::new("KEEP").bid(i as f64));
                 for k in 0..20 {
@@ -186,7 +206,6 @@ fn main() {
     }
 
     // The keeper.
-    let keeper = Arc::new(Keeper::default());
     {
         let (k, stop) = (keeper.clone(), stop.clone());
         let mut w = ws(addr, None).expect("keeper connects");
@@ -272,6 +291,38 @@ fn main() {
         }));
     }
 
+    // Readers of everything that take all snapshots, then unsubscribe and
+    // subscribe again in one go, then leave without a close frame.
+    for _ in 0..2 {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let all = r#"{"op":"subscribe","topics":["*"]}"#;
+            let none = r#"{"op":"unsubscribe","topics":["*"]}"#;
+            while !stop.load(Ordering::Relaxed) {
+                let Some(mut w) = ws(addr, None) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                let _ = w.get_ref().set_read_timeout(Some(Duration::from_secs(2)));
+                for _ in 0..3 {
+                    let _ = w.send(Message::text(all));
+                    let mut snapshots = 0;
+                    while snapshots < TOPICS && !stop.load(Ordering::Relaxed) {
+                        match w.read() {
+                            Ok(Message::Text(t)) if t.contains(r#""event":"snapshot""#) => {
+                                snapshots += 1
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = w.send(Message::text(none));
+                }
+                // Dropped: the socket closes with no close frame.
+            }
+        }));
+    }
+
     // A publisher of new topics past max_topics and of empty updates.
     {
         let stop = stop.clone();
@@ -334,11 +385,17 @@ fn main() {
         *peak_rss = (*peak_rss).max(rss);
         let page = metrics(addr);
         let secs = start.elapsed().as_secs_f64();
+        let estimated: f64 = page
+            .lines()
+            .filter(|l| l.starts_with("tickcast_memory_estimated_bytes{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
         println!(
-            "{label} t={secs:5.0}s rss={:6.1}MB peak={:6.1}MB cpu={:4.0}% held={:6.1}MB \
-             conns={} slow_closed={} fd_503={} publish_refused={} keeper: events={} gaps={} longest_silence={}ms",
+            "{label} t={secs:5.0}s rss={:6.1}MB peak={:6.1}MB estimated={:6.1}MB cpu={:4.0}% held={:6.1}MB \
+             conns={} slow_closed={} fd_503={} publish_refused={} keeper: events={} gaps={} longest_silence={}ms feed_stall={}ms",
             rss as f64 / 1e6,
             *peak_rss as f64 / 1e6,
+            estimated / 1e6,
             100.0 * (cpu - cpu0) / secs.max(1.0),
             sample(&page, "tickcast_outbound_queued_bytes") / 1e6,
             sample(&page, "tickcast_connections"),
@@ -348,6 +405,7 @@ fn main() {
             keeper.events.load(Ordering::Relaxed),
             keeper.gaps.load(Ordering::Relaxed),
             keeper.longest_ms.load(Ordering::Relaxed),
+            keeper.feed_stall_ms.load(Ordering::Relaxed),
         );
     };
     while Instant::now() < end {

@@ -140,6 +140,18 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
     assert_eq!(sample(&mid, "tickcast_frames_delivered_total"), 150.0);
     assert_eq!(sample(&mid, "tickcast_subscriptions"), 6.0);
     assert_eq!(sample(&mid, "tickcast_topics"), 1.0);
+    // One membership per subscriber of M.A however many of its
+    // subscriptions cover it; the memory estimate counts them.
+    assert_eq!(sample(&mid, "tickcast_index_memberships"), 3.0);
+    let part = |m: &Value, p: &str| {
+        sample(
+            m,
+            &format!("tickcast_memory_estimated_bytes{{part=\"{p}\"}}"),
+        )
+    };
+    assert!(part(&mid, "index") >= 3.0 * 16.0);
+    assert!(part(&mid, "connections") >= 3.0 * 4096.0);
+    assert!(part(&mid, "topics") > 0.0);
     // Three subscribers open, and each scrape is a connection too.
     assert!(sample(&mid, "tickcast_connections") >= 3.0);
     assert!(sample(&mid, "tickcast_connections_accepted_total") >= 4.0);
@@ -166,8 +178,12 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
             "tickcast_connections_closed_total{reason=\"client\"}",
         ) >= 1.0
     });
+    wait_until("the gone subscriber's membership is withdrawn", || {
+        sample(&scrape(&server), "tickcast_index_memberships") == 2.0
+    });
     let after = scrape(&server);
     assert_eq!(sample(&after, "tickcast_subscriptions"), 4.0);
+    assert!(part(&after, "index") < part(&mid, "index"));
     assert!(sample(&after, "tickcast_connections_closed_total{reason=\"http\"}") >= 3.0);
 }
 

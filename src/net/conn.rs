@@ -145,6 +145,9 @@ pub(crate) struct Conn {
     pub ping_out: bool,
     /// Queue length last added to the shard's queued-bytes gauge.
     pub reported_pending: usize,
+    /// Not reading what it is sent, it had more input than its share: it
+    /// is read again by the slow-read timer, not on socket events.
+    pub read_later: bool,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -208,6 +211,7 @@ impl Conn {
             last_rx: Instant::now(),
             ping_out: false,
             reported_pending: 0,
+            read_later: false,
         }
     }
 

@@ -133,6 +133,8 @@ pub(crate) struct ShardIndex {
     /// range scan, not a pass over every topic of the shard.
     names: BTreeSet<Arc<str>>,
     prefixes: HashMap<Arc<str>, LocalPrefix>,
+    /// Members of all topics together (for the memory estimate in `/metrics`).
+    memberships: usize,
 }
 
 /// The names in `names` that start with `prefix`.
@@ -164,7 +166,13 @@ impl ShardIndex {
             topics: HashMap::new(),
             names: BTreeSet::new(),
             prefixes: HashMap::new(),
+            memberships: 0,
         }
+    }
+
+    /// (topic entries, memberships): what the index holds, for `/metrics`.
+    pub fn size(&self) -> (usize, usize) {
+        (self.topics.len(), self.memberships)
     }
 
     /// Subscribes `token` to one exact topic. Returns the snapshot to send when
@@ -393,6 +401,7 @@ impl ShardIndex {
         let lt = self.entry(&topic, Some(member.generation));
         lt.counts[member.fmt.index()] += 1;
         lt.members.push(member);
+        self.memberships += 1;
     }
 
     /// Makes `member` a member of `topic`, or, if its connection is one
@@ -404,6 +413,7 @@ impl ShardIndex {
             None => {
                 lt.counts[member.fmt.index()] += 1;
                 lt.members.push(member);
+                self.memberships += 1;
             }
         }
     }
@@ -448,6 +458,7 @@ impl ShardIndex {
         for (token, fmt) in joiners {
             lt.counts[fmt.index()] += 1;
             lt.members.push(Member::new(token, fmt, 0, lt.generation));
+            self.memberships += 1;
         }
     }
 
@@ -460,6 +471,7 @@ impl ShardIndex {
         if lt.members.len() == before {
             return;
         }
+        self.memberships -= before - lt.members.len();
         lt.counts[fmt.index()] -= 1;
         if lt.counts[fmt.index()] == 0 {
             table.leave_exact(topic, self.shard, fmt);

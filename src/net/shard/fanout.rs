@@ -261,6 +261,12 @@ impl Shard {
         }
         metrics.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
         metrics.writes.fetch_add(tally.writes, Ordering::Relaxed);
+        // Two stores per loop turn, not per message.
+        let (entries, members) = self.index.size();
+        metrics
+            .index_entries
+            .store(entries as u64, Ordering::Relaxed);
+        metrics.memberships.store(members as u64, Ordering::Relaxed);
         for (token, verdict) in ended {
             self.settle(token, verdict);
         }

@@ -17,13 +17,23 @@ use tungstenite::Message;
 /// Messages a client may send in one go before the shard turns to others.
 const READ_BUDGET: usize = 64;
 
-/// Work one connection's commands may cost per loop turn, in topics handled
-/// (a command costs one plus the topics it lists): with the per-command
-/// limit, one turn for one client stays within a few milliseconds, and the
-/// rest of its input waits for the next turn.
+/// The same for a client that does not read what it is sent (bytes were
+/// left in its queue: its socket was full at the last write), per
+/// `SLOW_READ_PERIOD`: its pings, or anything
+/// else it floods, are read at most 400 a second, and the rest waits in
+/// its socket (TCP slows the client down), so it cannot buy shard time
+/// while making the server hold its backlog.
+const READ_BUDGET_BEHIND: usize = 4;
+const SLOW_READ_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Work one connection's messages may cost per loop turn: a message costs
+/// one, plus the topics a command lists or the updates a publish frame
+/// carries. With the per-command limit, one turn for one client stays
+/// within a few milliseconds, and the rest of its input waits for the next
+/// turn.
 const WORK_BUDGET: usize = 2_048;
 
-/// Work all connections' commands may cost per loop turn: past it, the
+/// Work all connections' messages may cost per loop turn: past it, the
 /// connections not read yet wait for the next turn, after the shard has
 /// delivered and flushed, so many clients subscribing at once (each to many
 /// topics) cannot hold deliveries back for longer than about one budget.
@@ -97,7 +107,22 @@ impl Shard {
             return Verdict::Continue;
         }
         self.spent = 0;
-        for _ in 0..READ_BUDGET {
+        let Some(conn) = self.conns.get(token) else {
+            return Verdict::Continue;
+        };
+        if conn.read_later {
+            // Its turn comes with the slow-read timer, whatever arrives.
+            return Verdict::Continue;
+        }
+        // Reading happens before this turn's deliveries and writes, so
+        // what is queued now is what the socket did not take last time.
+        let behind = !conn.out.is_empty();
+        let budget = if behind {
+            READ_BUDGET_BEHIND
+        } else {
+            READ_BUDGET
+        };
+        for _ in 0..budget {
             if self.spent >= WORK_BUDGET {
                 break;
             }
@@ -119,6 +144,7 @@ impl Shard {
                     self.metrics().received.fetch_add(1, Ordering::Relaxed);
                     let before = self.spent;
                     let verdict = self.on_message(token, m);
+                    self.spent = self.spent.max(before + 1);
                     self.turn_spent += self.spent - before;
                     if !matches!(verdict, Verdict::Continue) {
                         return verdict;
@@ -139,8 +165,32 @@ impl Shard {
                 }
             }
         }
-        self.pending.reread.push(token);
+        if behind {
+            if let Some(conn) = self.conns.get_mut(token) {
+                conn.read_later = true;
+            }
+            let t = &mut self.timers;
+            t.slow_reads.push(token);
+            t.slow_read_at
+                .get_or_insert_with(|| std::time::Instant::now() + SLOW_READ_PERIOD);
+        } else {
+            self.pending.reread.push(token);
+        }
         Verdict::Continue
+    }
+
+    /// Reads the connections that do not read, each its small share, once
+    /// per `SLOW_READ_PERIOD`.
+    pub(super) fn read_slow_readers(&mut self, now: std::time::Instant) {
+        if self.timers.slow_read_at.is_some_and(|at| at <= now) {
+            self.timers.slow_read_at = None;
+            for t in std::mem::take(&mut self.timers.slow_reads) {
+                if let Some(conn) = self.conns.get_mut(t) {
+                    conn.read_later = false;
+                    self.read_conn(t);
+                }
+            }
+        }
     }
 
     fn on_message(&mut self, token: usize, msg: Message) -> Verdict {

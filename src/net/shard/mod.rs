@@ -121,6 +121,8 @@ impl Shard {
                 accept_retry: None,
                 next_budget_check: Instant::now(),
                 pace: Default::default(),
+                slow_reads: Vec::new(),
+                slow_read_at: None,
             },
             limits: BacklogLimits::new(cfg),
             shared,
@@ -207,7 +209,7 @@ impl Shard {
             t.shutdown,
             t.accept_retry,
             Some(t.next_sweep),
-            t.next_pace(),
+            t.next_due(),
         ]
         .into_iter()
         .flatten()

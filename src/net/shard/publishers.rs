@@ -42,6 +42,8 @@ impl Shard {
             }
         };
         let count = items.len();
+        // Each update is work, like each topic of a command (`input`).
+        self.spent += count;
         let mut refused = Vec::new();
         if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
             for (index, item) in items.into_iter().enumerate() {

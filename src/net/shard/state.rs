@@ -58,10 +58,16 @@ pub(super) struct Timers {
     pub next_budget_check: Instant,
     /// Rate-capped updates waiting for their slot, earliest first.
     pub pace: BinaryHeap<PaceTimer>,
+    /// Connections that do not read what they are sent, with more input
+    /// than their per-turn share: read again at `slow_read_at`.
+    pub slow_reads: Vec<usize>,
+    pub slow_read_at: Option<Instant>,
 }
 
 impl Timers {
-    pub fn next_pace(&self) -> Option<Instant> {
-        self.pace.peek().map(|Reverse((at, ..))| *at)
+    /// The earliest of the rate-capped updates' slots and the slow reads.
+    pub fn next_due(&self) -> Option<Instant> {
+        let pace = self.pace.peek().map(|Reverse((at, ..))| *at);
+        pace.into_iter().chain(self.slow_read_at).min()
     }
 }

@@ -14,6 +14,7 @@ impl Shard {
         if now >= self.timers.next_sweep {
             self.heartbeat(now);
         }
+        self.read_slow_readers(now);
         while let Some((token, id)) = self.timers.handshakes.pop_expired(now) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
