@@ -49,24 +49,22 @@ impl ShardIndex {
         !self.joining.is_empty()
     }
 
-    /// Joins or withdrawals still in progress?
-    pub fn busy(&self) -> bool {
-        self.joining() || self.leaving()
-    }
-
     /// Joins the next existing topics of the wildcard subscriptions still
     /// joining, at most `budget` topics in all, in name order per
     /// subscription; `ready(key)` gives the subscriptions of a connection
     /// that can take its snapshots now (its queue is below the conflation
     /// mark), so snapshots stream out as the socket drains. Returns the
-    /// snapshots owed, by connection.
+    /// snapshots owed, by connection, and whether a connection that was
+    /// ready has more to join (else the rest wait for their connections to
+    /// drain, which a write event reports).
     pub fn advance_joins<'s>(
         &mut self,
         table: &TopicTable,
         mut budget: usize,
         ready: impl Fn(usize) -> Option<&'s Subscriptions>,
-    ) -> Vec<(usize, Format, Vec<NewlyMatched>)> {
+    ) -> (Vec<(usize, Format, Vec<NewlyMatched>)>, bool) {
         let mut out = Vec::new();
+        let mut more = false;
         let mut i = 0;
         while i < self.joining.len() && budget > 0 {
             let j = &self.joining[i];
@@ -94,10 +92,13 @@ impl ShardIndex {
             if done {
                 self.joining.swap_remove(i);
             } else {
+                more = true;
                 i += 1;
             }
         }
-        out
+        // Out of budget before every join was looked at.
+        more |= i < self.joining.len();
+        (out, more)
     }
 }
 

@@ -71,7 +71,7 @@ fn join_all(
         .add_prefix(table, key, Format::Json, subs, "W.".into(), &none)
         .len();
     while index.joining() {
-        for (_, _, fresh) in index.advance_joins(table, 1_000, |_| Some(&*subs)) {
+        for (_, _, fresh) in index.advance_joins(table, 1_000, |_| Some(&*subs)).0 {
             owed += fresh.len();
         }
     }

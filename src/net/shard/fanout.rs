@@ -179,6 +179,7 @@ impl Shard {
             let subs_of = |key| live(key).map(|c| &c.subs);
             self.index.advance_leaves(&self.table, JOIN_BUDGET, subs_of);
         }
+        self.pending.index_work = self.index.leaving();
         if !self.index.joining() {
             return;
         }
@@ -188,7 +189,8 @@ impl Shard {
                 .filter(|c| c.is_open() && c.out.pending() < conflate_at)
                 .map(|c| &c.subs)
         };
-        let owed = self.index.advance_joins(&self.table, JOIN_BUDGET, ready);
+        let (owed, more) = self.index.advance_joins(&self.table, JOIN_BUDGET, ready);
+        self.pending.index_work |= more;
         for (key, fmt, fresh) in owed {
             let token = key & crate::net::index::TOKEN_MASK;
             if let Some(conn) = self.conns.get_mut(token) {
@@ -207,6 +209,7 @@ impl Shard {
         let now = Instant::now();
         let metrics = &self.shared.metrics.shards[self.id];
         let mut ended = Vec::new();
+        let mut drained_any = false;
         for token in std::mem::take(&mut self.pending.dirty) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
@@ -233,6 +236,9 @@ impl Shard {
                 continue;
             };
             if flushed == Flushed::All {
+                // A wildcard join paused for this connection's queue may go
+                // on: no socket event would say so (one turn early is cheap).
+                drained_any = true;
                 if let Some(at) = conn.backlog.take_oldest() {
                     metrics.observe_latency(now.saturating_duration_since(at));
                 }
@@ -258,6 +264,9 @@ impl Shard {
                 }
                 Pressure::SlowConsumer => {}
             }
+        }
+        if drained_any && self.index.joining() {
+            self.pending.index_work = true;
         }
         metrics.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
         metrics.writes.fetch_add(tally.writes, Ordering::Relaxed);

@@ -198,7 +198,7 @@ impl Shard {
             // close): write it now, not at the next event.
             return Duration::ZERO;
         }
-        if !p.blocked.is_empty() || !p.stale_marks.is_empty() || self.index.busy() {
+        if !p.blocked.is_empty() || !p.stale_marks.is_empty() || p.index_work {
             // Publishers wait for the router to make room; look again soon.
             return Duration::from_millis(1);
         }

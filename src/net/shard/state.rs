@@ -19,6 +19,9 @@ pub(super) struct Pending {
     pub blocked: Vec<usize>,
     /// Topics of publishers gone away, to mark stale once the queue has room.
     pub stale_marks: Vec<Arc<str>>,
+    /// Wildcard joins of connections that can take more, or withdrawals,
+    /// left for the next turn.
+    pub index_work: bool,
 }
 
 /// A rate-capped update's slot: (when, slab key, connection id, topic).
