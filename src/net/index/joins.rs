@@ -90,7 +90,7 @@ impl ShardIndex {
                 out.push((token, fmt, fresh));
             }
             if done {
-                self.joining.swap_remove(i);
+                self.joining.remove(i);
             } else {
                 more = true;
                 i += 1;
@@ -98,6 +98,10 @@ impl ShardIndex {
         }
         // Out of budget before every join was looked at.
         more |= i < self.joining.len();
+        // Those looked at go to the back: the next turn starts with the
+        // others, so the first few cannot take every turn's budget while
+        // the rest wait.
+        self.joining.rotate_left(i);
         (out, more)
     }
 }

@@ -201,3 +201,23 @@ fn a_gone_connection_is_withdrawn_without_touching_the_next_one_in_its_slot() {
     assert!(!index.leaving());
     assert_eq!(index.topics.len(), 1);
 }
+
+#[test]
+fn wildcard_joins_take_turns() {
+    let table = table_of(1_500);
+    let mut index = ShardIndex::new(0);
+    let mut subs: Vec<Subscriptions> = (0..6).map(|_| Subscriptions::default()).collect();
+    let none = SinceMap::new();
+    for (key, s) in subs.iter_mut().enumerate() {
+        index.add_prefix(&table, key, Format::Json, s, "W.".into(), &none);
+    }
+    // Each turn's budget covers two chunks: every join is served within
+    // three turns, not only the first two until they are done.
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let (owed, more) = index.advance_joins(&table, 1_024, |k| Some(&subs[k]));
+        assert!(more);
+        served.extend(owed.iter().map(|(k, _, _)| *k));
+    }
+    assert_eq!(served.len(), 6, "served: {served:?}");
+}
