@@ -125,6 +125,9 @@ pub enum ConfigError {
     },
     /// `log_level` is not one of `error`, `warn`, `info`, `debug`, `trace`.
     BadLogLevel(String),
+    /// A JWT secret or public-key file cannot be read or used (the message
+    /// names the file, never its contents).
+    JwtKey(String),
 }
 
 /// Why TLS cannot be set up.
@@ -199,6 +202,7 @@ impl fmt::Display for ConfigError {
             ConfigError::NoListener => {
                 f.write_str("plain ws:// is off and TLS is not set up: nothing would listen")
             }
+            ConfigError::JwtKey(why) => f.write_str(why),
             ConfigError::TlsIncomplete => {
                 f.write_str("TLS needs a certificate chain, a key and a listen address")
             }

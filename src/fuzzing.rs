@@ -51,12 +51,15 @@ pub fn http_upgrade(data: &[u8]) {
     let tokens = ["subscriber-token".to_string()];
     let publishers = ["publisher-token".to_string()];
     let origins = ["https://ok.example".to_string()];
+    // Tokens of JWT shape in the input reach the JWT decoder.
+    let verifier = crate::access::jwt::Verifier::with_secret(b"fuzzing secret, 16+ bytes", 64);
     for shutting_down in [false, true] {
         let ctx = HttpContext {
             max_head: 8192,
             shutting_down,
             subscriber_tokens: &tokens,
             publisher_tokens: &publishers,
+            jwt: Some(&verifier),
             allowed_origins: &origins,
             max_topic_len: 64,
             full: false,

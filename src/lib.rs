@@ -14,6 +14,7 @@
 //! `docs/PROTOCOL.md` for the subscriber protocol.
 #![deny(missing_docs)]
 
+mod access;
 pub mod config;
 pub mod daemon;
 mod engine;

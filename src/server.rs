@@ -68,6 +68,13 @@ impl Server {
             tls_addr = Some(l.local_addr()?);
             listeners.push((mio::net::TcpListener::from_std(l), true));
         }
+        let jwt = crate::access::jwt::Verifier::load(
+            config.jwt_hmac_secret_file.as_deref(),
+            config.jwt_public_key_file.as_deref(),
+            config.max_topic_len,
+        )
+        .map_err(crate::error::ConfigError::JwtKey)?
+        .map(Arc::new);
         let Some(local_addr) = local_addr.or(tls_addr) else {
             return Err(crate::error::ConfigError::NoListener.into());
         };
@@ -83,6 +90,7 @@ impl Server {
             connections: AtomicUsize::new(0),
             metrics: metrics.clone(),
             tls,
+            jwt,
         });
 
         let mut polls = Vec::new();

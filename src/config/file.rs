@@ -84,6 +84,8 @@ section! {
         stale_after_ms: u64 => |c, v| c.stale_after = Some(Duration::from_millis(v));
         /// Most events per second per topic per subscription, and the default rate.
         max_rate: f64 => |c, v| c.max_rate = Some(v);
+        /// Commands per second per connection (a token bucket; 0: no limit).
+        max_commands_per_sec: f64 => |c, v| c.max_commands_per_sec = v;
     }
 }
 
@@ -96,6 +98,12 @@ section! {
         publisher_tokens: Vec<String> => |c, v| c.publisher_tokens = v;
         /// Browser origins allowed to connect; empty or absent: any.
         allowed_origins: Vec<String> => |c, v| c.allowed_origins = v;
+        /// File holding the shared secret of HS256/384/512 JWTs.
+        jwt_hmac_secret_file: PathBuf => |c, v| c.jwt_hmac_secret_file = Some(v);
+        /// PEM public key (Ed25519, EC or RSA) of asymmetric JWTs.
+        jwt_public_key_file: PathBuf => |c, v| c.jwt_public_key_file = Some(v);
+        /// How long a connection may stay after its JWT expires, milliseconds.
+        expiry_grace_ms: u64 => |c, v| c.expiry_grace = Duration::from_millis(v);
     }
 }
 

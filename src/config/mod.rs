@@ -3,10 +3,12 @@
 //! the daemon and the C ABI, is [`file::FileConfig`].
 
 pub mod file;
+mod validate;
 
-use crate::error::{ConfigError, Error, Result};
+use crate::error::Result;
 use file::FileConfig;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Most shards a server can run: interest in a topic is one bit per shard in a `u64`.
@@ -102,8 +104,24 @@ pub struct Config {
     /// (`Authorization: Bearer <token>` or `?token=`). Default: none, open.
     pub subscriber_tokens: Vec<String>,
     /// Tokens that may publish over the network on `/publish`. Default: none,
-    /// which turns network publishing off.
+    /// which turns network publishing off (unless JWTs are on).
     pub publisher_tokens: Vec<String>,
+    /// A file holding the shared secret JWTs are signed with (HS256/384/512).
+    /// With this or `jwt_public_key_file` set, JWTs are accepted beside the
+    /// static tokens, and `/ws` requires a token. Default: none.
+    pub jwt_hmac_secret_file: Option<PathBuf>,
+    /// A PEM public key (Ed25519, EC P-256/P-384 or RSA) JWTs are verified
+    /// with (EdDSA, ES256/384, RS/PS 256/384/512). Default: none.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// How long a connection stays open after its JWT's `exp`, having been
+    /// sent `{"event":"expired"}`, before it is closed with 1008 (unless it
+    /// presents a fresh token with `auth`). Default 5 s.
+    pub expiry_grace: Duration,
+    /// Commands per second a connection may send (a token bucket holding
+    /// one second's worth); over it, `rate_limited`, and a connection that
+    /// keeps sending while refused is closed with 1008. 0: no limit.
+    /// Default 200.
+    pub max_commands_per_sec: f64,
     /// Updates kept per topic for clients that resume with `since`; 0 keeps
     /// none. Default 256.
     pub history_len: usize,
@@ -146,6 +164,10 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),
+            jwt_hmac_secret_file: None,
+            jwt_public_key_file: None,
+            expiry_grace: Duration::from_secs(5),
+            max_commands_per_sec: 200.0,
             echo: false,
             tls_cert: None,
             tls_key: None,
@@ -292,6 +314,30 @@ impl Config {
         self
     }
 
+    /// Accepts JWTs signed with the shared secret in this file.
+    pub fn jwt_hmac_secret_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.jwt_hmac_secret_file = Some(path.into());
+        self
+    }
+
+    /// Accepts JWTs verified with the PEM public key in this file.
+    pub fn jwt_public_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.jwt_public_key_file = Some(path.into());
+        self
+    }
+
+    /// Sets how long a connection may stay after its JWT expires.
+    pub fn expiry_grace(mut self, d: Duration) -> Self {
+        self.expiry_grace = d;
+        self
+    }
+
+    /// Sets the commands per second per connection (0: no limit).
+    pub fn max_commands_per_sec(mut self, rate: f64) -> Self {
+        self.max_commands_per_sec = rate;
+        self
+    }
+
     /// Sets how many updates each topic keeps for resume, and the memory
     /// budget of all histories together.
     pub fn history(mut self, per_topic: usize, bytes: usize) -> Self {
@@ -321,130 +367,5 @@ impl Config {
         FileConfig::parse(text)?.apply(&mut c)?;
         c.validate()?;
         Ok(c)
-    }
-
-    /// Checks every range and consistency rule, in one place: the Rust API,
-    /// the daemon and the C ABI all come through here. `Server::start` calls
-    /// it so a bad value fails loudly at start.
-    pub fn validate(&self) -> Result<()> {
-        self.check().map_err(Error::InvalidConfig)
-    }
-
-    fn check(&self) -> std::result::Result<(), ConfigError> {
-        fn at_least(key: &'static str, got: usize, min: usize, expected: &'static str) -> Check {
-            if got < min {
-                return Err(ConfigError::OutOfRange {
-                    key,
-                    expected,
-                    got: got.to_string(),
-                });
-            }
-            Ok(())
-        }
-        type Check = std::result::Result<(), ConfigError>;
-        if self.shards == 0 || self.shards > MAX_SHARDS {
-            return Err(ConfigError::OutOfRange {
-                key: "shards",
-                expected: "1..=64",
-                got: self.shards.to_string(),
-            });
-        }
-        let tls_files = self.tls_cert.is_some() || self.tls_key.is_some();
-        if tls_files
-            && (self.tls_cert.is_none() || self.tls_key.is_none() || self.tls_listen.is_none())
-        {
-            return Err(ConfigError::TlsIncomplete);
-        }
-        if !self.plain && !tls_files {
-            return Err(ConfigError::NoListener);
-        }
-        at_least("ingest_capacity", self.ingest_capacity, 1, "at least 1")?;
-        at_least("router_batch", self.router_batch, 1, "at least 1")?;
-        if self.max_topic_len == 0 || self.max_topic_len > 1024 {
-            return Err(ConfigError::OutOfRange {
-                key: "max_topic_len",
-                expected: "1..=1024",
-                got: self.max_topic_len.to_string(),
-            });
-        }
-        at_least("max_subscriptions", self.max_subscriptions, 1, "at least 1")?;
-        let per_command = self.max_topics_per_command;
-        at_least("max_topics_per_command", per_command, 1, "at least 1")?;
-        at_least("max_topics", self.max_topics, 1, "at least 1")?;
-        at_least(
-            "max_message_size",
-            self.max_message_size,
-            128,
-            "at least 128",
-        )?;
-        let head = self.max_handshake_bytes;
-        at_least("max_handshake_bytes", head, 512, "at least 512")?;
-        if self.handshake_timeout.is_zero() {
-            return Err(ConfigError::OutOfRange {
-                key: "handshake_timeout",
-                expected: "positive",
-                got: "0".into(),
-            });
-        }
-        at_least("max_connections", self.max_connections, 1, "at least 1")?;
-        let hard = self.max_outbound_bytes;
-        at_least("max_outbound_bytes", hard, 64 * 1024, "at least 65536")?;
-        if self.conflate_bytes < 4096 || self.conflate_bytes >= hard {
-            return Err(ConfigError::OutOfRange {
-                key: "conflate_bytes",
-                expected: "at least 4096 and below max_outbound_bytes",
-                got: self.conflate_bytes.to_string(),
-            });
-        }
-        if self.max_total_outbound_bytes < hard {
-            return Err(ConfigError::OutOfRange {
-                key: "max_total_outbound_bytes",
-                expected: "at least max_outbound_bytes",
-                got: self.max_total_outbound_bytes.to_string(),
-            });
-        }
-        at_least("read_buffer_size", self.read_buffer_size, 64, "at least 64")?;
-        for t in self.subscriber_tokens.iter().chain(&self.publisher_tokens) {
-            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(ConfigError::BadToken);
-            }
-        }
-        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
-            return Err(ConfigError::OutOfRange {
-                key: "idle_timeout",
-                expected: "longer than ping_interval, and both positive",
-                got: format!(
-                    "{:?} (ping_interval {:?})",
-                    self.idle_timeout, self.ping_interval
-                ),
-            });
-        }
-        if let Some(rate) = self.max_rate {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 1000.0) {
-                return Err(ConfigError::OutOfRange {
-                    key: "max_rate",
-                    expected: "a number of events per second above 0, at most 1000",
-                    got: rate.to_string(),
-                });
-            }
-        }
-        if self
-            .stale_after
-            .is_some_and(|d| d < Duration::from_millis(100))
-        {
-            return Err(ConfigError::OutOfRange {
-                key: "stale_after",
-                expected: "at least 100 ms",
-                got: format!("{:?}", self.stale_after.unwrap_or_default()),
-            });
-        }
-        if self
-            .subscriber_tokens
-            .iter()
-            .any(|t| self.publisher_tokens.contains(t))
-        {
-            return Err(ConfigError::TokenInBothRoles);
-        }
-        Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! concludes is a [`Verdict`], and only the loop closes, deregisters and
 //! removes a connection, so each close reason is decided in one place.
 
+use super::allowance::{Access, CommandBucket};
 use super::backlog::Backlog;
 use super::http::{self, HttpContext, Role, Route};
 use super::outbound::{Flushed, Outbound, Tally};
@@ -148,6 +149,11 @@ pub(crate) struct Conn {
     /// Not reading what it is sent, it had more input than its share: it
     /// is read again by the slow-read timer, not on socket events.
     pub read_later: bool,
+    /// What its JWT allows, and its expiry; None (most connections): a
+    /// static token or an open server, no limits of its own.
+    pub access: Option<Box<Access>>,
+    /// The command rate limit's bucket.
+    pub commands: CommandBucket,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -212,6 +218,8 @@ impl Conn {
             ping_out: false,
             reported_pending: 0,
             read_later: false,
+            access: None,
+            commands: CommandBucket::new(),
         }
     }
 
@@ -250,9 +258,16 @@ impl Conn {
                 response,
                 format,
                 role,
+                grant,
                 consumed,
             } => {
                 self.role = role;
+                if let Some(g) = grant {
+                    if let Some(sub) = &g.sub {
+                        log::debug!("connection {} is {sub:?}", self.id);
+                    }
+                    self.access = Some(Box::new(Access::new(*g)));
+                }
                 if role == Role::Publisher {
                     self.publisher = Some(Box::default());
                 }

@@ -4,6 +4,7 @@
 //! It uses the engine (the topic table, the link types, the publisher handle)
 //! and the wire formats; the engine never uses it.
 
+pub(crate) mod allowance;
 pub(crate) mod backlog;
 pub(crate) mod conn;
 pub(crate) mod http;
@@ -30,4 +31,6 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// The TLS server configuration, when `wss://` is on.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Verifies JWTs, when they are accepted.
+    pub jwt: Option<Arc<crate::access::jwt::Verifier>>,
 }

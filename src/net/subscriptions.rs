@@ -175,6 +175,11 @@ impl ExactSet {
         }
     }
 
+    /// The topics, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.0.iter()
+    }
+
     /// Empties the set, returning its topics.
     pub fn take_all(&mut self) -> Vec<Arc<str>> {
         std::mem::take(&mut self.0)

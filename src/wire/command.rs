@@ -51,6 +51,11 @@ pub enum Op {
     },
     /// Liveness check at the application level.
     Ping,
+    /// A fresh token for this connection (before the old one expires).
+    Auth {
+        /// The token, as it would be presented on the upgrade request.
+        token: String,
+    },
 }
 
 /// Why a command was refused, with the id to echo when the client sent one.
@@ -147,11 +152,22 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
             },
         },
         "ping" => Op::Ping,
+        "auth" => match obj.get("token") {
+            Some(Value::String(t)) => Op::Auth { token: t.clone() },
+            _ => {
+                return Err(fail(
+                    ErrorCode::BadRequest,
+                    "\"token\" must be a string".into(),
+                ))
+            }
+        },
         other => {
             let shown: String = other.chars().take(40).collect();
             return Err(fail(
                 ErrorCode::UnknownOp,
-                format!("unknown op {shown:?}; expected subscribe, unsubscribe, topics or ping"),
+                format!(
+                    "unknown op {shown:?}; expected subscribe, unsubscribe, topics, ping or auth"
+                ),
             ));
         }
     };

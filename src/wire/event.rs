@@ -28,6 +28,12 @@ pub enum ErrorCode {
     TooManyTopics,
     /// The snapshots a subscribe would send pass the connection's limit.
     SnapshotTooLarge,
+    /// The connection's token does not allow it (a topic outside its scope).
+    Forbidden,
+    /// More commands per second than `max_commands_per_sec`.
+    RateLimited,
+    /// The token presented with `auth` is not valid.
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -42,6 +48,9 @@ impl ErrorCode {
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::TooManyTopics => "too_many_topics",
             ErrorCode::SnapshotTooLarge => "snapshot_too_large",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }
@@ -250,6 +259,48 @@ pub fn encode_pong<'a>(fb: &'a mut FrameBuf, fmt: Format, id: Option<&Value>, ts
             ts,
         },
     )
+}
+
+#[derive(Serialize)]
+struct AuthEvent<'a> {
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    /// The token's expiry, seconds since the Unix epoch (none: no expiry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped: Option<&'a [String]>,
+}
+
+/// Encodes `authenticated` (the reply to `auth`: the new token's expiry and
+/// the subscriptions its scope no longer allows, which were dropped).
+pub fn encode_authenticated<'a>(
+    fb: &'a mut FrameBuf,
+    fmt: Format,
+    id: Option<&Value>,
+    exp: Option<u64>,
+    dropped: &[String],
+) -> &'a [u8] {
+    let ev = AuthEvent {
+        event: "authenticated",
+        id,
+        exp,
+        dropped: Some(dropped),
+    };
+    encode(fb, fmt, &ev)
+}
+
+/// Encodes `expired`: the token's `exp` has passed; the connection will be
+/// closed after the grace period unless it presents a fresh token.
+pub fn encode_expired(fb: &mut FrameBuf, fmt: Format, exp: Option<u64>) -> &[u8] {
+    let ev = AuthEvent {
+        event: "expired",
+        id: None,
+        exp,
+        dropped: None,
+    };
+    encode(fb, fmt, &ev)
 }
 
 #[derive(Serialize)]

@@ -1,13 +1,18 @@
 //! Access tokens on the upgrade request: where a token is presented
-//! (bearer header, or a percent-encoded `token` query parameter) and a
-//! comparison whose time does not tell how much of a token matched.
+//! (bearer header, or a percent-encoded `token` query parameter), a
+//! comparison whose time does not tell how much of a token matched, and
+//! which grant a token carries (a static token: everything; a JWT: its
+//! claims).
 
-/// Is a presented token (bearer header, else `token` query parameter) one of `allowed`?
-pub(super) fn token_ok<'h>(
+use super::{HttpContext, Role};
+use crate::access::jwt::{Kind, Verifier};
+use crate::access::Grant;
+
+/// The presented token: the bearer header, else the `token` query parameter.
+pub(crate) fn presented_token<'h>(
     header: &dyn Fn(&str) -> Option<&'h str>,
     full_path: &str,
-    allowed: &[String],
-) -> bool {
+) -> Option<String> {
     let from_header = header("Authorization").and_then(|v| {
         let v = v.trim();
         v.get(..7)
@@ -18,13 +23,63 @@ pub(super) fn token_ok<'h>(
         .split_once('?')
         .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
         .map(|t| percent_decode(t).unwrap_or_default());
-    match from_header.map(str::to_string).or(from_query) {
-        // Compare against every token in constant time per token, so timing
-        // reveals neither which token nor how much of one matched.
-        Some(t) => allowed
-            .iter()
-            .fold(false, |ok, a| ok | ct_eq(a.as_bytes(), t.as_bytes())),
-        None => false,
+    from_header.map(str::to_string).or(from_query)
+}
+
+/// Is `token` one of `allowed`? Compared against every token in constant
+/// time per token, so timing reveals neither which nor how much matched.
+pub(crate) fn static_match(token: &str, allowed: &[String]) -> bool {
+    allowed
+        .iter()
+        .fold(false, |ok, a| ok | ct_eq(a.as_bytes(), token.as_bytes()))
+}
+
+/// What the token on a request for `role`'s endpoint grants: `Ok(None)` for
+/// a static token, or a subscriber endpoint open to all (no limits of its
+/// own); `Ok(Some(grant))` for a JWT; `Err(why)` to answer 401 with.
+pub(super) fn authenticate<'h>(
+    header: &dyn Fn(&str) -> Option<&'h str>,
+    full_path: &str,
+    ctx: &HttpContext<'_>,
+    role: Role,
+) -> Result<Option<Box<Grant>>, String> {
+    let statics = match role {
+        Role::Subscriber => ctx.subscriber_tokens,
+        Role::Publisher => ctx.publisher_tokens,
+    };
+    if role == Role::Subscriber && statics.is_empty() && ctx.jwt.is_none() {
+        return Ok(None);
+    }
+    let required = match role {
+        Role::Subscriber => {
+            "a subscriber token is required (Authorization: Bearer <token>, or ?token=)"
+        }
+        Role::Publisher => {
+            "a publisher token is required (Authorization: Bearer <token>, or ?token=)"
+        }
+    };
+    let Some(token) = presented_token(header, full_path) else {
+        return Err(required.into());
+    };
+    if static_match(&token, statics) {
+        return Ok(None);
+    }
+    match ctx.jwt {
+        Some(v) if Verifier::looks_like(&token) => {
+            let (kind, grant) = v.verify(&token)?;
+            match (kind, role) {
+                (Kind::Subscriber, Role::Subscriber) | (Kind::Publisher, Role::Publisher) => {
+                    Ok(Some(Box::new(grant)))
+                }
+                (Kind::Publisher, _) => {
+                    Err("a token with a publish claim opens only /publish".into())
+                }
+                (Kind::Subscriber, _) => {
+                    Err("a token without a publish claim opens only /ws".into())
+                }
+            }
+        }
+        _ => Err(required.into()),
     }
 }
 

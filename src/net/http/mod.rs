@@ -6,10 +6,12 @@
 //! requests with real responses; tungstenite only refuses what is not an upgrade.
 //! The accept key is still derived by tungstenite.
 
-mod auth;
+pub(crate) mod auth;
 
+use crate::access::jwt::Verifier;
+use crate::access::Grant;
 use crate::wire::Format;
-use auth::token_ok;
+use auth::authenticate;
 use tungstenite::handshake::derive_accept_key;
 
 /// Most request headers we read; more get 431.
@@ -38,6 +40,8 @@ pub enum Route {
         format: Format,
         /// Subscriber or publisher.
         role: Role,
+        /// What its JWT allows; None: a static token or an open server.
+        grant: Option<Box<Grant>>,
         /// Length of the request head.
         consumed: usize,
     },
@@ -58,6 +62,8 @@ pub struct HttpContext<'a> {
     pub subscriber_tokens: &'a [String],
     /// `/publish` requires one of these; when empty, network publishing is off.
     pub publisher_tokens: &'a [String],
+    /// Verifies JWTs, when they are accepted.
+    pub jwt: Option<&'a Verifier>,
     /// Browser origins allowed to upgrade; empty: any.
     pub allowed_origins: &'a [String],
     /// Announced to publishers in the `101` response.
@@ -166,14 +172,16 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                     "server is shutting down\n",
                 ));
             }
-            if !ctx.subscriber_tokens.is_empty()
-                && !token_ok(&header, full_path, ctx.subscriber_tokens)
-            {
-                return unauthorized(
-                    "a subscriber token is required (Authorization: Bearer <token>, or ?token=)",
-                );
+            match authenticate(&header, full_path, &ctx, Role::Subscriber) {
+                Ok(grant) => upgrade(
+                    &header,
+                    consumed,
+                    Role::Subscriber,
+                    grant,
+                    ctx.max_topic_len,
+                ),
+                Err(why) => unauthorized(&why),
             }
-            upgrade(&header, consumed, Role::Subscriber, ctx.max_topic_len)
         }
         "/publish" => {
             if ctx.shutting_down {
@@ -183,19 +191,17 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                     "server is shutting down\n",
                 ));
             }
-            if ctx.publisher_tokens.is_empty() {
+            if ctx.publisher_tokens.is_empty() && ctx.jwt.is_none() {
                 return Route::Respond(response(
                     403,
                     "Forbidden",
                     "network publishing is disabled: no publisher tokens are configured\n",
                 ));
             }
-            if !token_ok(&header, full_path, ctx.publisher_tokens) {
-                return unauthorized(
-                    "a publisher token is required (Authorization: Bearer <token>, or ?token=)",
-                );
+            match authenticate(&header, full_path, &ctx, Role::Publisher) {
+                Ok(grant) => upgrade(&header, consumed, Role::Publisher, grant, ctx.max_topic_len),
+                Err(why) => unauthorized(&why),
             }
-            upgrade(&header, consumed, Role::Publisher, ctx.max_topic_len)
         }
         "/healthz" => {
             if ctx.shutting_down {
@@ -236,6 +242,7 @@ fn upgrade<'h>(
     header: &dyn Fn(&str) -> Option<&'h str>,
     consumed: usize,
     role: Role,
+    grant: Option<Box<Grant>>,
     max_topic_len: usize,
 ) -> Route {
     let has_token = |name: &str, token: &str| {
@@ -305,6 +312,7 @@ fn upgrade<'h>(
             Role::Publisher => Format::MsgPack,
         },
         role,
+        grant,
         consumed,
     }
 }
@@ -361,6 +369,7 @@ pub(super) mod tests {
         shutting_down: false,
         subscriber_tokens: &[],
         publisher_tokens: &[],
+        jwt: None,
         allowed_origins: &[],
         max_topic_len: 64,
         full: false,

@@ -4,6 +4,7 @@ use super::Shard;
 use crate::engine::epoch::Epoch;
 use crate::engine::selector::Selector;
 use crate::engine::update::now_ns;
+use crate::net::conn::Verdict;
 use crate::net::index::NewlyMatched;
 use crate::net::outbound::Outbound;
 use crate::wire::command::{Command, CommandError, Op, Subscribe};
@@ -33,13 +34,16 @@ impl Shard {
     /// Runs one command. Its cost is linear in its size and the size is
     /// checked before any work (`max_topics_per_command`); the work done is
     /// added to `self.spent`, which bounds what one connection gets per turn.
-    pub(super) fn on_command(&mut self, token: usize, cmd: Command) {
+    pub(super) fn on_command(&mut self, token: usize, cmd: Command) -> Verdict {
         let entries = match &cmd.op {
             Op::Subscribe(sub) => sub.topics.len() + sub.since.len(),
             Op::Unsubscribe(list) => list.len(),
-            Op::Topics { .. } | Op::Ping => 0,
+            Op::Topics { .. } | Op::Ping | Op::Auth { .. } => 0,
         };
         self.spent += 1 + entries;
+        if let Some(verdict) = self.rate_limit(token, &cmd.id) {
+            return verdict;
+        }
         let max = self.shared.config.max_topics_per_command;
         if entries > max {
             let message = format!(
@@ -47,14 +51,9 @@ impl Shard {
                  the limit per command is {max}: split it"
             );
             let code = ErrorCode::TooManyTopics;
-            return self.send_error(
-                token,
-                CommandError {
-                    id: cmd.id,
-                    code,
-                    message,
-                },
-            );
+            let id = cmd.id;
+            self.send_error(token, CommandError { id, code, message });
+            return Verdict::Continue;
         }
         let before = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
         let result = match cmd.op {
@@ -62,12 +61,13 @@ impl Shard {
             Op::Unsubscribe(list) => self.unsubscribe(token, &list, cmd.id),
             Op::Topics { prefix } => self.list_topics(token, &prefix, cmd.id),
             Op::Ping => self.pong(token, cmd.id),
+            Op::Auth { token: t } => self.auth(token, &t, cmd.id),
         };
         if let Err(e) = result {
             self.send_error(token, e);
         }
         let Some(conn) = self.conns.get_mut(token) else {
-            return;
+            return Verdict::Continue;
         };
         let after = conn.subs.len() as i64;
         // What the reply and snapshots queued counts at once, so the next
@@ -76,6 +76,7 @@ impl Shard {
         let m = self.metrics();
         m.queued_bytes.fetch_add(grown, Ordering::Relaxed);
         m.subscriptions.fetch_add(after - before, Ordering::Relaxed);
+        Verdict::Continue
     }
 
     /// Acknowledges with `subscribed` (with the epochs of its exact topics
@@ -84,11 +85,11 @@ impl Shard {
     /// it resumed with `since` and the history still holds them.
     fn subscribe(&mut self, token: usize, sub: &Subscribe, id: Id) -> Result<(), CommandError> {
         let max_len = self.shared.config.max_topic_len;
-        let max = self.shared.config.max_subscriptions;
+        let sels = parse_selectors(&sub.topics, max_len, &id)?;
+        let max = self.subscribe_allowed(token, &sels, &id)?;
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };
-        let sels = parse_selectors(&sub.topics, max_len, &id)?;
         let new = sels.iter().filter(|s| !conn.subs.contains(s)).count();
         if conn.subs.len() + new > max {
             let message = format!(
@@ -190,8 +191,24 @@ impl Shard {
             return Ok(());
         };
         let sels = parse_selectors(list, max_len, &id)?;
+        let fmt = conn.format;
+        self.withdraw(token, &sels);
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Ok(());
+        };
+        let names: Vec<String> = sels.iter().map(Selector::text).collect();
+        let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
+        conn.out.push(ack);
+        Ok(())
+    }
+
+    /// Ends these subscriptions of the connection (those it has).
+    pub(super) fn withdraw(&mut self, token: usize, sels: &[Selector]) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
         let (fmt, key, subs) = (conn.format, conn.key, &mut conn.subs);
-        for sel in &sels {
+        for sel in sels {
             subs.set_rate(sel, None);
             match sel {
                 Selector::Exact(t) => self.index.remove_exact(&self.table, key, fmt, subs, t),
@@ -200,10 +217,6 @@ impl Shard {
         }
         let subs = &conn.subs;
         conn.backlog.subscriptions_changed(|t| subs.covers(t));
-        let names: Vec<String> = sels.iter().map(Selector::text).collect();
-        let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
-        conn.out.push(ack);
-        Ok(())
     }
 
     fn list_topics(&mut self, token: usize, prefix: &str, id: Id) -> Result<(), CommandError> {

@@ -94,10 +94,15 @@ impl Shard {
                         continue;
                     }
                     // Rate caps: looked up once per connection and topic, and
-                    // only for connections that have one.
-                    let interval = if server_rate.is_some() || conn.subs.has_rates() {
+                    // only for connections that have one (the server's, their
+                    // token's, or their subscription's).
+                    let cap = match conn.access.as_ref().and_then(|a| a.grant.max_rate) {
+                        Some(own) => Some(server_rate.map_or(own, |s| s.min(own))),
+                        None => server_rate,
+                    };
+                    let interval = if cap.is_some() || conn.subs.has_rates() {
                         conn.backlog.interval(&enc.topic).unwrap_or_else(|| {
-                            let iv = conn.subs.interval_for(&enc.topic, server_rate);
+                            let iv = conn.subs.interval_for(&enc.topic, cap);
                             conn.backlog.set_interval(&enc.topic, iv);
                             iv
                         })

@@ -45,6 +45,7 @@ fn http_context(shared: &Shared) -> HttpContext<'_> {
         shutting_down: shared.shutting_down.load(Ordering::Relaxed),
         subscriber_tokens: &shared.config.subscriber_tokens,
         publisher_tokens: &shared.config.publisher_tokens,
+        jwt: shared.jwt.as_deref(),
         allowed_origins: &shared.config.allowed_origins,
         max_topic_len: shared.config.max_topic_len,
         // This socket is counted: past the limit means it is in the reserve.
@@ -229,11 +230,14 @@ impl Shard {
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
             _ => return Verdict::Continue,
         };
-        match parsed {
+        let verdict = match parsed {
             Ok(cmd) => self.on_command(token, cmd),
-            Err(e) => self.send_error(token, e),
-        }
+            Err(e) => {
+                self.send_error(token, e);
+                Verdict::Continue
+            }
+        };
         self.mark_dirty(token);
-        Verdict::Continue
+        verdict
     }
 }

@@ -14,6 +14,7 @@
 //! [`Verdict`]; [`Shard::settle`] is the one place that acts on it.
 
 mod accept;
+mod access;
 mod commands;
 mod fanout;
 mod input;

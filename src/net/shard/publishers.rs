@@ -44,6 +44,9 @@ impl Shard {
         let count = items.len();
         // Each update is work, like each topic of a command (`input`).
         self.spent += count;
+        if self.publish_forbidden(token, &items) {
+            return Verdict::Continue;
+        }
         let mut refused = Vec::new();
         if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
             for (index, item) in items.into_iter().enumerate() {
@@ -168,7 +171,7 @@ impl Shard {
         self.send_publisher_event(token, &ev);
     }
 
-    fn send_publisher_event(&mut self, token: usize, ev: &PublisherEvent) {
+    pub(super) fn send_publisher_event(&mut self, token: usize, ev: &PublisherEvent) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };

@@ -91,6 +91,7 @@ impl Shard {
             );
             self.settle(token, verdict);
         }
+        self.expire_tokens(now);
     }
 
     pub(super) fn begin_shutdown(&mut self) {
