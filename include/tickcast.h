@@ -126,6 +126,10 @@ typedef enum tickcast_result {
    * The server holds its `max_topics` topics; a new topic is refused.
    */
   TICKCAST_RESULT_TOO_MANY_TOPICS = 13,
+  /**
+   * The publisher's token does not allow the topic (its JWT's `publish` claim).
+   */
+  TICKCAST_RESULT_FORBIDDEN = 14,
 } tickcast_result;
 
 /**

@@ -36,6 +36,11 @@ pub enum Error {
         /// The server's `max_topics`.
         max: usize,
     },
+    /// The publisher's token does not allow this topic (its `publish` claim).
+    Forbidden {
+        /// The topic.
+        topic: String,
+    },
     /// A configuration value is out of range or inconsistent.
     InvalidConfig(ConfigError),
     /// A TLS certificate, key or trust store could not be used.
@@ -170,6 +175,10 @@ impl fmt::Display for Error {
             Error::TooManyTopics { max } => write!(
                 f,
                 "the server holds its limit of {max} topics; clear one or raise max_topics"
+            ),
+            Error::Forbidden { topic } => write!(
+                f,
+                "the publisher's token does not allow topic {topic:?} (its publish claim)"
             ),
         }
     }

@@ -260,6 +260,23 @@ fn a_publisher_token_writes_only_inside_its_publish_scope() {
         common::metric(&server, "tickcast_publish_refused_total"),
         2.0
     );
+
+    // The Rust remote publisher learns the scope at connect and refuses at
+    // the call what the server would refuse.
+    let remote = tickcast::RemotePublisher::connect(tickcast::RemoteConfig::new(
+        format!("ws://{addr}/publish"),
+        &token,
+    ))
+    .unwrap();
+    let refused = remote.publish(Update::new("EQ.MSFT").bid(1.0));
+    assert!(
+        matches!(&refused, Err(tickcast::Error::Forbidden { topic }) if topic == "EQ.MSFT"),
+        "{refused:?}"
+    );
+    remote.publish(Update::new("FX.USDJPY").bid(150.0)).unwrap();
+    remote.flush(TIMEOUT).unwrap();
+    assert_eq!(remote.lost(), 0);
+    assert!(server.snapshot("FX.USDJPY").is_some());
 }
 
 #[test]

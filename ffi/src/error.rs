@@ -40,6 +40,8 @@ pub enum tickcast_result {
     EmptyUpdate = 12,
     /// The server holds its `max_topics` topics; a new topic is refused.
     TooManyTopics = 13,
+    /// The publisher's token does not allow the topic (its JWT's `publish` claim).
+    Forbidden = 14,
 }
 
 impl From<&Error> for tickcast_result {
@@ -58,6 +60,7 @@ impl From<&Error> for tickcast_result {
             Error::Timeout => tickcast_result::Timeout,
             Error::EmptyUpdate => tickcast_result::EmptyUpdate,
             Error::TooManyTopics { .. } => tickcast_result::TooManyTopics,
+            Error::Forbidden { .. } => tickcast_result::Forbidden,
         }
     }
 }
@@ -90,6 +93,9 @@ impl tickcast_result {
             tickcast_result::EmptyUpdate => c"the update sets no price field",
             tickcast_result::TooManyTopics => {
                 c"the server holds its limit of topics (max_topics); clear one first"
+            }
+            tickcast_result::Forbidden => {
+                c"the publisher's token does not allow this topic (its publish claim)"
             }
         }
     }

@@ -245,6 +245,40 @@ fn c_api_errors_plain_and_static() {
     );
 }
 
+/// `tickcast_config_load_toml` with the JWT settings, and a C remote
+/// publisher whose JWT may write only `FX.*` (plain and under ASan).
+#[test]
+fn c_publisher_with_a_publish_scope_gets_forbidden_for_other_topics() {
+    let secret = "a shared secret for the C publish-scope test";
+    let secret_file = out_dir().join("jwt.secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"exp": exp, "sub": "c-feed", "publish": ["FX.*"]}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    for (exe, what) in [
+        (
+            Command::new(compile("publish_scope.c", "plain")),
+            "publish_scope",
+        ),
+        (
+            asan(&compile("publish_scope.c", "asan")),
+            "publish_scope under ASan",
+        ),
+    ] {
+        let mut cmd = exe;
+        cmd.arg(&secret_file).arg(&token);
+        run_to_end(cmd, what);
+    }
+}
+
 #[test]
 fn c_publishers_on_four_threads_deliver_every_update_in_order() {
     run_publisher(

@@ -35,6 +35,15 @@ impl Scope {
         })
     }
 
+    /// The patterns, comma-separated (topics cannot hold a comma).
+    pub fn to_list(&self) -> String {
+        self.0
+            .iter()
+            .map(Selector::text)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Does the scope allow one topic?
     pub fn allows_topic(&self, topic: &str) -> bool {
         self.0.iter().any(|s| match s {

@@ -26,20 +26,21 @@ pub fn connect_websocket(cfg: &RemoteConfig) -> Result<tungstenite::WebSocket<St
     stream::connect(cfg)
 }
 
+use crate::access::Scope;
 use crate::engine::update::{now_ns, Update};
 use crate::error::{Error, Result};
 use crate::wire::publish::{self, Item, PublisherEvent};
 use crossbeam_channel::{
     bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
 };
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use stream::{open, Ws};
+use stream::{open, ServerRules, Ws};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
@@ -62,6 +63,18 @@ struct Counters {
     /// updates are checked against it at the call, exactly as the server
     /// checks them, so the server never refuses what was accepted here.
     max_topic_len: AtomicUsize,
+    /// The token's publish scope, as the last `101` response said (None:
+    /// every topic): checked at the call too.
+    scope: RwLock<Option<Scope>>,
+}
+
+impl Counters {
+    fn learn(&self, rules: ServerRules) {
+        if let Some(n) = rules.max_topic_len {
+            self.max_topic_len.store(n, Ordering::SeqCst);
+        }
+        *self.scope.write() = rules.scope;
+    }
 }
 
 /// A handle that publishes into a remote tickcast server. Cloneable and `Send`:
@@ -79,12 +92,10 @@ impl RemotePublisher {
     /// Connects (once, synchronously, so a wrong URL or token fails here) and
     /// starts the background sender.
     pub fn connect(cfg: RemoteConfig) -> Result<RemotePublisher> {
-        let (ws, max_topic_len) = open(&cfg)?;
+        let (ws, rules) = open(&cfg)?;
         let (tx, rx) = bounded(cfg.queue_capacity);
         let counters = Arc::new(Counters::default());
-        counters
-            .max_topic_len
-            .store(max_topic_len, Ordering::SeqCst);
+        counters.learn(rules);
         counters.connected.store(true, Ordering::SeqCst);
         let publish_timeout = cfg.publish_timeout;
         let c = counters.clone();
@@ -99,9 +110,21 @@ impl RemotePublisher {
         })
     }
 
-    /// Checks an entry with the server's own rules and limit ([`publish::check_item`]).
+    /// Checks an entry with the server's own rules and limit
+    /// ([`publish::check_item`]), and against the token's publish scope.
     fn check(&self, item: Item) -> Result<Item> {
         publish::check_item(&item, self.counters.max_topic_len.load(Ordering::Relaxed))?;
+        if let Some(scope) = &*self.counters.scope.read() {
+            let topic = match &item {
+                Item::Update(u) => u.topic.as_str(),
+                Item::Clear(t) => &**t,
+            };
+            if !scope.allows_topic(topic) {
+                return Err(Error::Forbidden {
+                    topic: topic.to_string(),
+                });
+            }
+        }
         Ok(item)
     }
 
@@ -239,8 +262,8 @@ fn run(cfg: RemoteConfig, first: Ws, rx: Receiver<Item>, c: Arc<Counters>) {
         let Some(sock) = ws.as_mut() else {
             std::thread::sleep(backoff);
             match open(&cfg) {
-                Ok((s, max_topic_len)) => {
-                    c.max_topic_len.store(max_topic_len, Ordering::SeqCst);
+                Ok((s, rules)) => {
+                    c.learn(rules);
                     ws = Some(s);
                     backoff = cfg.min_backoff;
                     c.reconnects.fetch_add(1, Ordering::SeqCst);

@@ -2,7 +2,9 @@
 //! or the system bundle), the WebSocket upgrade with the token.
 
 use super::config::RemoteConfig;
+use crate::access::Scope;
 use crate::error::{ConfigError, Error, Result, TlsError};
+use crate::wire::publish;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::io;
@@ -86,16 +88,25 @@ fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
 /// Connects, upgrades and authenticates one publisher connection.
 /// Connects, upgrades and authenticates one publisher connection, reads
 /// polled every millisecond (the sender thread looks for acks between batches).
-/// Also returns the server's topic length limit from its `101` response
-/// (the server default when an older server does not send it).
-pub(super) fn open(cfg: &RemoteConfig) -> Result<(Ws, usize)> {
-    let (ws, max_topic_len) = connect_reading_limits(cfg)?;
+/// Also returns what the server's `101` response says the publisher must
+/// keep to: its topic length limit (the server default when an older
+/// server does not send it), and the token's publish scope, if any.
+pub(super) fn open(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
+    let (ws, mut rules) = connect_reading_limits(cfg)?;
     ws.get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_millis(1)))?;
-    let max_topic_len =
-        max_topic_len.unwrap_or_else(|| crate::config::Config::default().max_topic_len);
-    Ok((ws, max_topic_len))
+    rules.max_topic_len = rules
+        .max_topic_len
+        .or(Some(crate::config::Config::default().max_topic_len));
+    Ok((ws, rules))
+}
+
+/// What the server announced in its `101` response.
+#[derive(Default)]
+pub(super) struct ServerRules {
+    pub max_topic_len: Option<usize>,
+    pub scope: Option<Scope>,
 }
 
 /// Connects and upgrades to `cfg.url` (`ws://` or `wss://`), presenting
@@ -105,8 +116,9 @@ pub(super) fn connect(cfg: &RemoteConfig) -> Result<Ws> {
     connect_reading_limits(cfg).map(|(ws, _)| ws)
 }
 
-/// [`connect`], with the `Tickcast-Max-Topic-Len` the server announced.
-fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, Option<usize>)> {
+/// [`connect`], with the `Tickcast-Max-Topic-Len` and
+/// `Tickcast-Publish-Scope` the server announced.
+fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
     let bad_url = |why: String| Error::InvalidUrl {
         url: cfg.url.clone(),
         why,
@@ -158,10 +170,17 @@ fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, Option<usize>)> {
         }
         other => Error::Io(io::Error::other(other.to_string())),
     })?;
-    let max_topic_len = resp
-        .headers()
-        .get(crate::wire::publish::MAX_TOPIC_LEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    Ok((ws, max_topic_len))
+    let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let max_topic_len = header(publish::MAX_TOPIC_LEN_HEADER).and_then(|v| v.trim().parse().ok());
+    let scope = header(publish::PUBLISH_SCOPE_HEADER).and_then(|v| {
+        let patterns: Vec<String> = v.split(',').map(|p| p.trim().to_string()).collect();
+        Scope::parse(&patterns, 1024).ok()
+    });
+    Ok((
+        ws,
+        ServerRules {
+            max_topic_len,
+            scope,
+        },
+    ))
 }

@@ -212,6 +212,10 @@ pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
 /// The response header that tells a publisher the server's topic length limit.
 pub const MAX_TOPIC_LEN_HEADER: &str = "Tickcast-Max-Topic-Len";
 
+/// The response header that tells a publisher whose token has a `publish`
+/// claim which topics it may write (the patterns, comma-separated).
+pub const PUBLISH_SCOPE_HEADER: &str = "Tickcast-Publish-Scope";
+
 /// Checks one entry the way the server does: the topic against the server's
 /// length limit and syntax, and for an update at least one field, every one
 /// finite. Remote publishers call it before queueing, so the server never

@@ -292,11 +292,19 @@ fn upgrade<'h>(
         derive_accept_key(key.as_bytes())
     );
     if role == Role::Publisher {
-        // The remote publisher checks topics against this very limit.
+        // The remote publisher checks topics against this very limit, and
+        // against its token's scope.
         resp.push_str(&format!(
             "{}: {max_topic_len}\r\n",
             crate::wire::publish::MAX_TOPIC_LEN_HEADER
         ));
+        if let Some(scope) = grant.as_ref().and_then(|g| g.publish.as_ref()) {
+            resp.push_str(&format!(
+                "{}: {}\r\n",
+                crate::wire::publish::PUBLISH_SCOPE_HEADER,
+                scope.to_list()
+            ));
+        }
     }
     if let Some(f) = format {
         resp.push_str("Sec-WebSocket-Protocol: ");
