@@ -276,7 +276,10 @@ fn a_publisher_token_writes_only_inside_its_publish_scope() {
     remote.publish(Update::new("FX.USDJPY").bid(150.0)).unwrap();
     remote.flush(TIMEOUT).unwrap();
     assert_eq!(remote.lost(), 0);
-    assert!(server.snapshot("FX.USDJPY").is_some());
+    // Acknowledged means in the ingest queue; the router applies it next.
+    common::wait_until("the remote update", || {
+        server.snapshot("FX.USDJPY").is_some()
+    });
 }
 
 #[test]
