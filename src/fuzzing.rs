@@ -60,6 +60,8 @@ pub fn http_upgrade(data: &[u8]) {
             subscriber_tokens: &tokens,
             publisher_tokens: &publishers,
             jwt: Some(&verifier),
+            admin_tokens: &publishers,
+            protect_metrics: shutting_down,
             allowed_origins: &origins,
             max_topic_len: 64,
             full: false,
@@ -73,6 +75,7 @@ pub fn http_upgrade(data: &[u8]) {
                 assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
                 assert!(response.ends_with(b"\r\n\r\n"));
             }
+            Route::Admin(_) => assert!(data.windows(7).any(|w| w == b"/admin/")),
             Route::Respond(resp) => {
                 assert!(resp.starts_with(b"HTTP/1.1 "));
                 let text = String::from_utf8_lossy(&resp);

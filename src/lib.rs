@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod access;
+mod admin;
 pub mod config;
 pub mod daemon;
 mod engine;

@@ -98,6 +98,10 @@ section! {
         publisher_tokens: Vec<String> => |c, v| c.publisher_tokens = v;
         /// Browser origins allowed to connect; empty or absent: any.
         allowed_origins: Vec<String> => |c, v| c.allowed_origins = v;
+        /// Tokens of the operator endpoints (/admin/…); empty or absent: off.
+        admin_tokens: Vec<String> => |c, v| c.admin_tokens = v;
+        /// /metrics requires an admin token.
+        protect_metrics: bool => |c, v| c.protect_metrics = v;
         /// File holding the shared secret of HS256/384/512 JWTs.
         jwt_hmac_secret_file: PathBuf => |c, v| c.jwt_hmac_secret_file = Some(v);
         /// PEM public key (Ed25519, EC or RSA) of asymmetric JWTs.

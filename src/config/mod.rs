@@ -106,6 +106,11 @@ pub struct Config {
     /// Tokens that may publish over the network on `/publish`. Default: none,
     /// which turns network publishing off (unless JWTs are on).
     pub publisher_tokens: Vec<String>,
+    /// Tokens that open the operator endpoints (`/admin/…`). Default: none,
+    /// which turns them off.
+    pub admin_tokens: Vec<String>,
+    /// `/metrics` requires an admin token too. Default: false.
+    pub protect_metrics: bool,
     /// A file holding the shared secret JWTs are signed with (HS256/384/512).
     /// With this or `jwt_public_key_file` set, JWTs are accepted beside the
     /// static tokens, and `/ws` requires a token. Default: none.
@@ -164,6 +169,8 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),
+            admin_tokens: Vec::new(),
+            protect_metrics: false,
             jwt_hmac_secret_file: None,
             jwt_public_key_file: None,
             expiry_grace: Duration::from_secs(5),
@@ -311,6 +318,18 @@ impl Config {
     /// Sets the publisher tokens (empty: network publishing is off).
     pub fn publisher_tokens(mut self, tokens: Vec<String>) -> Self {
         self.publisher_tokens = tokens;
+        self
+    }
+
+    /// Sets the tokens of the operator endpoints (`/admin/…`).
+    pub fn admin_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.admin_tokens = tokens;
+        self
+    }
+
+    /// Requires an admin token on `/metrics`.
+    pub fn protect_metrics(mut self, on: bool) -> Self {
+        self.protect_metrics = on;
         self
     }
 

@@ -95,7 +95,8 @@ impl Config {
             });
         }
         at_least("read_buffer_size", self.read_buffer_size, 64, "at least 64")?;
-        for t in self.subscriber_tokens.iter().chain(&self.publisher_tokens) {
+        let tokens = self.subscriber_tokens.iter().chain(&self.publisher_tokens);
+        for t in tokens.chain(&self.admin_tokens) {
             if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(ConfigError::BadToken);
             }

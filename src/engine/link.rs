@@ -60,6 +60,11 @@ pub(crate) enum ShardMsg {
     Adopt(TcpStream, bool),
     /// Close every connection with 1001 and exit.
     Shutdown,
+    /// An operator's question (`/admin/…`), answered on the sender.
+    Admin(
+        crate::admin::AdminQuery,
+        crossbeam_channel::Sender<crate::admin::AdminReply>,
+    ),
 }
 
 /// How to reach a shard from another thread.

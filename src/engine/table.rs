@@ -110,6 +110,8 @@ struct SlotState {
     stale_after: Option<Duration>,
     /// Clears so far, wrapping (see `Joined::generation`).
     generation: u16,
+    /// Where the admin listing last measured the update rate from (`admin`).
+    rate_mark: (Instant, u64),
 }
 
 impl TopicSlot {
@@ -125,6 +127,7 @@ impl TopicSlot {
                 changed_at: Instant::now(),
                 stale_after: None,
                 generation: 0,
+                rate_mark: (Instant::now(), 0),
             }),
         }
     }
@@ -471,6 +474,7 @@ fn prefix_range<'a>(
         .map(|(_, slot)| slot)
 }
 
+mod admin;
 #[cfg(test)]
 #[path = "table_tests.rs"]
 mod tests;

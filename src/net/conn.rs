@@ -15,7 +15,7 @@
 
 use super::allowance::{Access, CommandBucket};
 use super::backlog::Backlog;
-use super::http::{self, HttpContext, Role, Route};
+use super::http::{self, AdminRequest, HttpContext, Role, Route};
 use super::outbound::{Flushed, Outbound, Tally};
 use super::subscriptions::Subscriptions;
 use super::transport::Transport;
@@ -42,6 +42,8 @@ pub(crate) enum Phase {
     /// Final bytes queued; the connection ends once they are written and the peer
     /// has closed, or at the close deadline.
     Closing,
+    /// An operator's request waits for the shards' answers (`/admin/…`).
+    Admin,
 }
 
 /// What a network publisher connection carries beyond a subscriber's.
@@ -154,6 +156,8 @@ pub(crate) struct Conn {
     pub access: Option<Box<Access>>,
     /// The command rate limit's bucket.
     pub commands: CommandBucket,
+    /// When it was accepted (for `/admin/connections`).
+    pub connected_at: std::time::SystemTime,
 }
 
 /// The tungstenite stream: reads come from the socket, writes go to the queue.
@@ -196,6 +200,8 @@ pub(crate) enum HandshakeStep {
     Gone,
     /// `GET /metrics`: the shard queues the rendered page, then the connection ends.
     Metrics,
+    /// An operator's request: the shard asks every shard, then answers.
+    Admin(AdminRequest),
 }
 
 impl Conn {
@@ -220,6 +226,7 @@ impl Conn {
             read_later: false,
             access: None,
             commands: CommandBucket::new(),
+            connected_at: std::time::SystemTime::now(),
         }
     }
 
@@ -254,6 +261,10 @@ impl Conn {
                 HandshakeStep::Responded
             }
             Route::Metrics => HandshakeStep::Metrics,
+            Route::Admin(request) => {
+                self.phase = Phase::Admin;
+                HandshakeStep::Admin(request)
+            }
             Route::Upgrade {
                 response,
                 format,

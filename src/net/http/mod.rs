@@ -6,11 +6,13 @@
 //! requests with real responses; tungstenite only refuses what is not an upgrade.
 //! The accept key is still derived by tungstenite.
 
+mod admin;
 pub(crate) mod auth;
 
 use crate::access::jwt::Verifier;
 use crate::access::Grant;
 use crate::wire::Format;
+pub(crate) use admin::AdminRequest;
 use auth::authenticate;
 use tungstenite::handshake::derive_accept_key;
 
@@ -47,6 +49,9 @@ pub enum Route {
     },
     /// Send this response and close the connection.
     Respond(Vec<u8>),
+    /// An operator's request, with a valid admin token: the shard asks
+    /// every shard, then answers.
+    Admin(AdminRequest),
     /// `GET /metrics`: the caller renders the metrics (it holds them), then closes.
     Metrics,
 }
@@ -64,6 +69,10 @@ pub struct HttpContext<'a> {
     pub publisher_tokens: &'a [String],
     /// Verifies JWTs, when they are accepted.
     pub jwt: Option<&'a Verifier>,
+    /// Tokens of the operator endpoints; empty: they are off.
+    pub admin_tokens: &'a [String],
+    /// `/metrics` needs an admin token.
+    pub protect_metrics: bool,
     /// Browser origins allowed to upgrade; empty: any.
     pub allowed_origins: &'a [String],
     /// Announced to publishers in the `101` response.
@@ -147,6 +156,9 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                 return Route::Respond(response(403, "Forbidden", "origin not allowed\n"));
             }
         }
+    }
+    if let Some(route) = admin::route(method, path, full_path, &header, &ctx) {
+        return route;
     }
     if method != "GET" {
         return Route::Respond(response_with(
@@ -369,119 +381,4 @@ pub fn metrics_response(body: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-
-    pub(super) const CTX: HttpContext<'static> = HttpContext {
-        max_head: 8192,
-        shutting_down: false,
-        subscriber_tokens: &[],
-        publisher_tokens: &[],
-        jwt: None,
-        allowed_origins: &[],
-        max_topic_len: 64,
-        full: false,
-    };
-    pub(super) fn status(r: &Route) -> String {
-        match r {
-            Route::Respond(b) => String::from_utf8_lossy(&b[..12]).into_owned(),
-            Route::Upgrade { .. } => "upgrade".into(),
-            Route::Metrics => "metrics".into(),
-            Route::Partial => "partial".into(),
-        }
-    }
-
-    #[test]
-    fn upgrade_picks_subprotocol_and_derives_accept() {
-        let req = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-Sec-WebSocket-Protocol: foo, tickcast.msgpack\r\n\r\nXX";
-        match route(req, CTX) {
-            Route::Upgrade {
-                response,
-                format,
-                consumed,
-                ..
-            } => {
-                let text = String::from_utf8(response).unwrap();
-                assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-                assert!(text.contains("Sec-WebSocket-Protocol: tickcast.msgpack"));
-                assert_eq!(format, Format::MsgPack);
-                assert_eq!(consumed, req.len() - 2);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn other_requests_get_clear_statuses() {
-        assert_eq!(status(&route(b"GET /ws HTT", CTX)), "partial");
-        assert_eq!(
-            status(&route(b"GET /ws HTTP/1.1\r\n\r\n", CTX)),
-            "HTTP/1.1 426"
-        );
-        assert_eq!(
-            status(&route(b"GET /nope HTTP/1.1\r\n\r\n", CTX)),
-            "HTTP/1.1 404"
-        );
-        assert_eq!(
-            status(&route(b"POST /ws HTTP/1.1\r\n\r\n", CTX)),
-            "HTTP/1.1 405"
-        );
-        assert_eq!(
-            status(&route(b"\x16\x03\x01garbage\r\n\r\n", CTX)),
-            "HTTP/1.1 400"
-        );
-        assert_eq!(
-            status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", CTX)),
-            "HTTP/1.1 200"
-        );
-        let down = HttpContext {
-            shutting_down: true,
-            ..CTX
-        };
-        assert_eq!(
-            status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", down)),
-            "HTTP/1.1 503"
-        );
-        // A head that never ends is cut off at the limit.
-        let big = vec![b'a'; 9000];
-        assert_eq!(status(&route(&big, CTX)), "HTTP/1.1 431");
-        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        long.extend(vec![b'a'; 9000]);
-        assert_eq!(status(&route(&long, CTX)), "HTTP/1.1 431");
-    }
-
-    pub(super) fn ws_request(extra: &[u8], path: &str) -> Vec<u8> {
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        )
-        .into_bytes();
-        req.extend_from_slice(extra);
-        req.extend_from_slice(b"\r\n");
-        req
-    }
-
-    #[test]
-    fn an_origin_allowlist_refuses_bad_and_doubled_origins() {
-        let allowed = ["https://ok.example".to_string()];
-        let ctx = HttpContext {
-            allowed_origins: &allowed,
-            ..CTX
-        };
-        let ok = ws_request(b"Origin: https://ok.example\r\n", "/ws");
-        assert_eq!(status(&route(&ok, ctx)), "upgrade");
-        let none = ws_request(b"", "/ws");
-        assert_eq!(status(&route(&none, ctx)), "upgrade", "non-browser clients");
-        let other = ws_request(b"Origin: https://evil.example\r\n", "/ws");
-        assert_eq!(status(&route(&other, ctx)), "HTTP/1.1 403");
-        let not_utf8 = ws_request(b"Origin: https://ok.example\xff\r\n", "/ws");
-        assert_eq!(status(&route(&not_utf8, ctx)), "HTTP/1.1 403");
-        let two = ws_request(
-            b"Origin: https://ok.example\r\nOrigin: https://evil.example\r\n",
-            "/ws",
-        );
-        assert_eq!(status(&route(&two, ctx)), "HTTP/1.1 400");
-    }
-}
+pub(super) mod tests;

@@ -170,6 +170,14 @@ impl ShardIndex {
         }
     }
 
+    /// Subscribers per topic on this shard (for `/admin/topics`).
+    pub fn subscriber_counts(&self) -> Vec<(Arc<str>, u32)> {
+        let topics = self.topics.iter();
+        topics
+            .map(|(t, lt)| (t.clone(), lt.members.len() as u32))
+            .collect()
+    }
+
     /// (topic entries, memberships): what the index holds, for `/metrics`.
     pub fn size(&self) -> (usize, usize) {
         (self.topics.len(), self.memberships)

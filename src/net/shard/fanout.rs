@@ -37,6 +37,7 @@ impl Shard {
                 }
                 Ok(ShardMsg::Adopt(sock, tls)) => self.adopt(sock, tls),
                 Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
+                Ok(ShardMsg::Admin(q, reply)) => self.answer_admin(q, reply),
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
             }
         }

@@ -46,6 +46,8 @@ fn http_context(shared: &Shared) -> HttpContext<'_> {
         subscriber_tokens: &shared.config.subscriber_tokens,
         publisher_tokens: &shared.config.publisher_tokens,
         jwt: shared.jwt.as_deref(),
+        admin_tokens: &shared.config.admin_tokens,
+        protect_metrics: shared.config.protect_metrics,
         allowed_origins: &shared.config.allowed_origins,
         max_topic_len: shared.config.max_topic_len,
         // This socket is counted: past the limit means it is in the reserve.
@@ -90,9 +92,12 @@ impl Shard {
                         Verdict::Finish(CloseReason::Http)
                     }
                     HandshakeStep::Gone => Verdict::Drop(CloseReason::Client),
+                    HandshakeStep::Admin(request) => self.start_admin(token, request),
                 }
             }
             Phase::Open { .. } => self.read_messages(token),
+            // Nothing more is read while the shards answer.
+            Phase::Admin => Verdict::Continue,
             // Discard input; once the peer has closed we are done (even if
             // our last bytes could not all be written: nobody reads them).
             Phase::Closing => match conn.drain() {

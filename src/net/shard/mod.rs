@@ -7,14 +7,15 @@
 //! locks taken are the topic table's, briefly, when a client subscribes.
 //!
 //! The loop is here; each job has its own file: `accept` (listeners, dealing
-//! connections to shards), `input` (reading, dispatching messages),
-//! `commands` (subscriber commands), `publishers` (network publishers and
-//! their back-pressure), `fanout` (delivering updates, flushing, the backlog
-//! rules) and `timers` (deadlines, heartbeats, shutdown). Handlers return a
-//! [`Verdict`]; [`Shard::settle`] is the one place that acts on it.
+//! connections), `input` (reading, dispatching), `commands` (subscriber
+//! commands), `publishers` (network publishers, back-pressure), `fanout`
+//! (delivery, flushing, backlog rules), `timers` (deadlines, heartbeats,
+//! shutdown), `access` (token scopes, expiry, command rate), `admin`
+//! (operator requests). Handlers return a [`Verdict`]; `settle` acts on it.
 
 mod accept;
 mod access;
+mod admin;
 mod commands;
 mod fanout;
 mod input;
@@ -38,8 +39,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use state::{Pending, Timers};
 use std::io;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{atomic::Ordering, Arc};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -199,8 +199,8 @@ impl Shard {
             // close): write it now, not at the next event.
             return Duration::ZERO;
         }
-        if !p.blocked.is_empty() || !p.stale_marks.is_empty() || p.index_work {
-            // Publishers wait for the router to make room; look again soon.
+        if p.waits() {
+            // Waiting on the router or other shards: look again soon.
             return Duration::from_millis(1);
         }
         let t = &self.timers;

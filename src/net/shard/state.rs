@@ -22,6 +22,31 @@ pub(super) struct Pending {
     /// Wildcard joins of connections that can take more, or withdrawals,
     /// left for the next turn.
     pub index_work: bool,
+    /// Operator requests waiting for the shards' answers.
+    pub admin: Vec<AdminWait>,
+}
+
+impl Pending {
+    /// Work that waits on other threads (the router, other shards): the
+    /// loop looks again within a millisecond.
+    pub fn waits(&self) -> bool {
+        !self.blocked.is_empty()
+            || !self.stale_marks.is_empty()
+            || self.index_work
+            || !self.admin.is_empty()
+    }
+}
+
+/// An operator request (`/admin/…`) on connection `token`, waiting for the
+/// answers of `expected` shards until `deadline`.
+pub(super) struct AdminWait {
+    pub token: usize,
+    pub conn_id: u64,
+    pub request: crate::net::http::AdminRequest,
+    pub rx: crossbeam_channel::Receiver<crate::admin::AdminReply>,
+    pub expected: usize,
+    pub replies: Vec<crate::admin::AdminReply>,
+    pub deadline: Instant,
 }
 
 /// A rate-capped update's slot: (when, slab key, connection id, topic).

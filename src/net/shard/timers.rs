@@ -15,6 +15,9 @@ impl Shard {
             self.heartbeat(now);
         }
         self.read_slow_readers(now);
+        if !self.pending.admin.is_empty() {
+            self.poll_admin(now);
+        }
         while let Some((token, id)) = self.timers.handshakes.pop_expired(now) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
@@ -105,7 +108,7 @@ impl Shard {
         for t in tokens {
             let verdict = match self.conns[t].phase {
                 Phase::Open { .. } => Verdict::shutting_down(),
-                Phase::Handshake { .. } => Verdict::Drop(CloseReason::Shutdown),
+                Phase::Handshake { .. } | Phase::Admin => Verdict::Drop(CloseReason::Shutdown),
                 Phase::Closing => continue,
             };
             self.settle(t, verdict);

@@ -1,0 +1,203 @@
+//! A shard's answers to the operator endpoints (`/admin/…`), asked over its
+//! channel by the admin thread (`net::admin`). One pass over the shard's
+//! connections or index per question: an operator's request, not the hot
+//! path, and the shard never waits on the asker (the reply channel has
+//! room for the one answer).
+
+use super::state::AdminWait;
+use super::{Shard, ShardMsg};
+use crate::admin::{AdminQuery, AdminReply, ConnInfo};
+use crate::metrics::CloseReason;
+use crate::net::conn::Verdict;
+use crate::net::http::{self, AdminRequest, Role};
+use crate::wire::Format;
+use crossbeam_channel::Sender;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
+
+/// Subscriptions listed per connection.
+const LISTED_SUBSCRIPTIONS: usize = 100;
+
+impl Shard {
+    pub(super) fn answer_admin(&mut self, q: AdminQuery, reply: Sender<AdminReply>) {
+        let answer = match q {
+            AdminQuery::Connections => AdminReply::Connections(self.connection_list()),
+            AdminQuery::Close { id } => {
+                let found = self
+                    .conns
+                    .iter()
+                    .find(|(_, c)| c.is_open() && self.global_id(c.id) == id)
+                    .map(|(t, _)| t);
+                if let Some(token) = found {
+                    let verdict = Verdict::policy("closed by an operator", CloseReason::Protocol);
+                    self.settle(token, verdict);
+                }
+                AdminReply::Closed(found.is_some())
+            }
+            AdminQuery::Topics => AdminReply::Topics(self.index.subscriber_counts()),
+        };
+        let _ = reply.try_send(answer);
+    }
+
+    /// A connection's id across the server: the shard in the top 16 bits.
+    fn global_id(&self, conn_id: u64) -> u64 {
+        ((self.id as u64) << 48) | (conn_id & ((1 << 48) - 1))
+    }
+
+    fn connection_list(&mut self) -> Vec<ConnInfo> {
+        let conflate_at = self.limits.conflate_at;
+        let shard = self.id as u64;
+        let mut out = Vec::new();
+        for (_, c) in self.conns.iter_mut() {
+            if !c.is_open() {
+                continue;
+            }
+            let exact = c.subs.exact.iter().map(|t| t.to_string());
+            let patterns = c.subs.prefixes().iter().map(|p| format!("{p}*"));
+            out.push(ConnInfo {
+                id: (shard << 48) | (c.id & ((1 << 48) - 1)),
+                peer: c.io.socket().peer_addr().ok().map(|a| a.to_string()),
+                sub: c.access.as_ref().and_then(|a| a.grant.sub.clone()),
+                role: match c.role {
+                    Role::Subscriber => "subscriber",
+                    Role::Publisher => "publisher",
+                },
+                format: match c.format {
+                    Format::Json => "json",
+                    Format::MsgPack => "msgpack",
+                },
+                subscriptions: exact.chain(patterns).take(LISTED_SUBSCRIPTIONS).collect(),
+                subscription_count: c.subs.len(),
+                queued_bytes: c.reported_pending,
+                conflating: c.out.pending() >= conflate_at || c.backlog.held_bytes() > 0,
+                connected_since: c
+                    .connected_at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            });
+        }
+        out
+    }
+}
+
+/// How long an operator request waits for the shards' answers.
+const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Shard {
+    /// An operator request came in on `token`: every shard (this one
+    /// directly) is asked; the answer goes out once all have replied, or
+    /// after `ADMIN_WAIT` with what came.
+    pub(super) fn start_admin(&mut self, token: usize, request: AdminRequest) -> Verdict {
+        let query = match request {
+            AdminRequest::Connections => AdminQuery::Connections,
+            AdminRequest::Topics => AdminQuery::Topics,
+            AdminRequest::Close(id) => AdminQuery::Close { id },
+        };
+        let (tx, rx) = crossbeam_channel::bounded(self.peers.len());
+        let mut expected = 0;
+        for i in 0..self.peers.len() {
+            if i == self.id {
+                self.answer_admin(query, tx.clone());
+                expected += 1;
+                continue;
+            }
+            let link = &self.peers[i];
+            if link.tx.try_send(ShardMsg::Admin(query, tx.clone())).is_ok() {
+                let _ = link.waker.wake();
+                expected += 1;
+            }
+        }
+        let Some(conn_id) = self.conns.get(token).map(|c| c.id) else {
+            return Verdict::Continue;
+        };
+        self.pending.admin.push(AdminWait {
+            token,
+            conn_id,
+            request,
+            rx,
+            expected,
+            replies: Vec::new(),
+            deadline: Instant::now() + ADMIN_WAIT,
+        });
+        Verdict::Continue
+    }
+
+    /// Answers the operator requests whose shards have all replied (or
+    /// whose wait is over).
+    pub(super) fn poll_admin(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending.admin.len() {
+            let w = &mut self.pending.admin[i];
+            while let Ok(r) = w.rx.try_recv() {
+                w.replies.push(r);
+            }
+            if w.replies.len() < w.expected && now < w.deadline {
+                i += 1;
+                continue;
+            }
+            let w = self.pending.admin.swap_remove(i);
+            let shards = self.peers.len();
+            let response = self.admin_response(w.request, w.replies, shards);
+            let Some(conn) = self.conns.get_mut(w.token).filter(|c| c.id == w.conn_id) else {
+                continue;
+            };
+            conn.out.push(&response);
+            self.settle(w.token, Verdict::Finish(CloseReason::Http));
+        }
+    }
+
+    fn admin_response(
+        &self,
+        request: AdminRequest,
+        replies: Vec<AdminReply>,
+        shards: usize,
+    ) -> Vec<u8> {
+        let answered = replies.len();
+        let json = |v: serde_json::Value| {
+            http::response_typed(200, "OK", "application/json", &format!("{v}\n"), "")
+        };
+        match request {
+            AdminRequest::Connections => {
+                let mut all: Vec<ConnInfo> = Vec::new();
+                for r in replies {
+                    if let AdminReply::Connections(list) = r {
+                        all.extend(list);
+                    }
+                }
+                all.sort_by_key(|c| c.id);
+                json(serde_json::json!({
+                    "connections": all,
+                    "shards": shards,
+                    "shards_answered": answered,
+                }))
+            }
+            AdminRequest::Topics => {
+                let mut subscribers: HashMap<Arc<str>, u64> = HashMap::new();
+                for r in replies {
+                    if let AdminReply::Topics(list) = r {
+                        for (t, n) in list {
+                            *subscribers.entry(t).or_default() += n as u64;
+                        }
+                    }
+                }
+                json(serde_json::json!({
+                    "topics": self.table.admin_list(&subscribers),
+                    "shards": shards,
+                    "shards_answered": answered,
+                }))
+            }
+            AdminRequest::Close(id) => {
+                if replies
+                    .iter()
+                    .any(|r| matches!(r, AdminReply::Closed(true)))
+                {
+                    json(serde_json::json!({ "closed": id }))
+                } else {
+                    let why = format!("no open connection with id {id}\n");
+                    http::response(404, "Not Found", &why)
+                }
+            }
+        }
+    }
+}
