@@ -29,10 +29,13 @@ pub enum CloseReason {
     Io,
     /// No data or pong within the idle timeout.
     IdleTimeout,
+    /// Its token expired, it flooded commands past the rate limit, or an
+    /// operator closed it.
+    Policy,
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 9] = [
+    const ALL: [CloseReason; 10] = [
         CloseReason::Client,
         CloseReason::Http,
         CloseReason::Protocol,
@@ -42,6 +45,7 @@ impl CloseReason {
         CloseReason::Shutdown,
         CloseReason::Io,
         CloseReason::IdleTimeout,
+        CloseReason::Policy,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -54,6 +58,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::Io => "io_error",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Policy => "policy",
         }
     }
 }
@@ -69,7 +74,7 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 #[derive(Default)]
 pub struct ShardMetrics {
     pub(crate) accepted: AtomicU64,
-    pub(crate) closed: [AtomicU64; 9],
+    pub(crate) closed: [AtomicU64; 10],
     pub(crate) open: AtomicI64,
     pub(crate) subscriptions: AtomicI64,
     pub(crate) frames: AtomicU64,

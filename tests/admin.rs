@@ -202,4 +202,9 @@ fn connections_and_topics_are_listed_across_shards_and_one_can_be_closed() {
         Some(ADMIN),
     );
     assert_eq!(status, 404, "already gone");
+    wait_until("counted as a policy close", || {
+        server
+            .metrics_text()
+            .contains("tickcast_connections_closed_total{reason=\"policy\"} 1")
+    });
 }

@@ -33,7 +33,7 @@ impl Shard {
         if conn.commands.refused as f64 > 2.0 * rate.max(1.0) {
             return Some(Verdict::policy(
                 "command rate limit exceeded",
-                CloseReason::Protocol,
+                CloseReason::Policy,
             ));
         }
         let message = format!("more than {rate} commands per second; slow down");
@@ -210,7 +210,7 @@ impl Shard {
             }
         }
         for token in ended {
-            let verdict = Verdict::policy("token expired", CloseReason::Protocol);
+            let verdict = Verdict::policy("token expired", CloseReason::Policy);
             self.settle(token, verdict);
         }
     }

@@ -30,7 +30,7 @@ impl Shard {
                     .find(|(_, c)| c.is_open() && self.global_id(c.id) == id)
                     .map(|(t, _)| t);
                 if let Some(token) = found {
-                    let verdict = Verdict::policy("closed by an operator", CloseReason::Protocol);
+                    let verdict = Verdict::policy("closed by an operator", CloseReason::Policy);
                     self.settle(token, verdict);
                 }
                 AdminReply::Closed(found.is_some())
