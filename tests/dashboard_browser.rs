@@ -68,7 +68,8 @@ fn dashboard_shows_live_prices_in_a_real_headless_browser() {
     let cfg = std::env::temp_dir().join(format!("tickcast-dashboard-{}.toml", std::process::id()));
     std::fs::write(
         &cfg,
-        "[auth]\npublisher_tokens = [\"dashboard-test-token\"]\n",
+        "[auth]\npublisher_tokens = [\"dashboard-test-token\"]\n\
+         admin_tokens = [\"dashboard-admin-token\"]\n",
     )
     .unwrap();
     let mut d = Daemon::start(&[
@@ -96,6 +97,7 @@ fn dashboard_shows_live_prices_in_a_real_headless_browser() {
         out.status.success(),
         "browser test failed:\n{stdout}\n{stderr}"
     );
+    eprint!("{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot missing or empty ({size} bytes)");

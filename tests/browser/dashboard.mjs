@@ -96,6 +96,34 @@ try {
   check(got.events[0] === "snapshot" && got.events.includes("update"), "JS client: snapshot, then updates: " + got.events);
   check(got.value.bid < got.value.ask && got.state.seq > 1, "JS client: merged value " + JSON.stringify(got.value));
   check(errors.length === 0, "no page errors: " + errors);
+
+  // The operator view, opened with the admin token: this page's own
+  // connection and the demo topics are listed; a wrong token shows the
+  // server's refusal.
+  const admin = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  admin.on("pageerror", (e) => errors.push(String(e)));
+  await admin.goto(base + "/?admin=dashboard-admin-token");
+  await admin.waitForFunction(() => document.querySelectorAll("#admin-conns tr").length >= 2, null, { timeout: 10000 });
+  const roles = await admin.$$eval("#admin-conns tr", (trs) => trs.map((t) => t.children[3].textContent));
+  check(roles.includes("subscriber"), "admin view lists subscribers: " + roles);
+  await admin.waitForSelector('#admin-topics tr[data-topic="BTC-USD"]', { timeout: 10000 });
+  const subs = await admin.textContent('#admin-topics tr[data-topic="BTC-USD"] td:nth-child(2)');
+  check(parseInt(subs, 10) >= 1, "BTC-USD has subscribers: " + subs);
+  // Close the other page's connection from here: it reconnects by itself.
+  const before = await admin.$$eval("#admin-conns tr", (trs) => trs.map((t) => t.dataset.id));
+  await admin.click("#admin-conns tr:first-child button.close");
+  await admin.waitForFunction((ids) => {
+    const now = [...document.querySelectorAll("#admin-conns tr")].map((t) => t.dataset.id);
+    return ids.some((id) => !now.includes(id));
+  }, before, { timeout: 10000 });
+  check(true, "a connection closed from the admin view");
+  const wrong = await browser.newPage();
+  await wrong.goto(base + "/?admin=not-the-admin-token");
+  await wrong.waitForFunction(() => document.querySelector("#admin-error").textContent.includes("401"), null, { timeout: 10000 });
+  check(true, "a wrong admin token shows the 401");
+  await admin.close();
+  await wrong.close();
+  check(errors.length === 0, "no page errors: " + errors);
   await page.fill("#subscribe", "*");
   await page.click("#apply");
   await page.waitForFunction(() => document.querySelectorAll("#rows tr").length >= 10, null, { timeout: 10000 });
