@@ -115,10 +115,7 @@ impl RemotePublisher {
     fn check(&self, item: Item) -> Result<Item> {
         publish::check_item(&item, self.counters.max_topic_len.load(Ordering::Relaxed))?;
         if let Some(scope) = &*self.counters.scope.read() {
-            let topic = match &item {
-                Item::Update(u) => u.topic.as_str(),
-                Item::Clear(t) => &**t,
-            };
+            let topic = item.topic();
             if !scope.allows_topic(topic) {
                 return Err(Error::Forbidden {
                     topic: topic.to_string(),

@@ -61,25 +61,37 @@ pub(super) fn authenticate<'h>(
     let Some(token) = presented_token(header, full_path) else {
         return Err(required.into());
     };
-    if static_match(&token, statics) {
+    grant_of(&token, statics, ctx.jwt, role).map_err(|why| why.unwrap_or(required.into()))
+}
+
+/// What `token` grants for `role`: `Ok(None)` for one of the static tokens
+/// `statics` (no limits of its own), `Ok(Some(grant))` for a valid JWT of
+/// that role. `Err(Some(why))`: a JWT that is not valid, or is for the
+/// other role; `Err(None)`: not a token of this server for `role` at all.
+/// The upgrade request and the `auth` command both ask this.
+pub(crate) fn grant_of(
+    token: &str,
+    statics: &[String],
+    jwt: Option<&Verifier>,
+    role: Role,
+) -> Result<Option<Box<Grant>>, Option<String>> {
+    if static_match(token, statics) {
         return Ok(None);
     }
-    match ctx.jwt {
-        Some(v) if Verifier::looks_like(&token) => {
-            let (kind, grant) = v.verify(&token)?;
-            match (kind, role) {
-                (Kind::Subscriber, Role::Subscriber) | (Kind::Publisher, Role::Publisher) => {
-                    Ok(Some(Box::new(grant)))
-                }
-                (Kind::Publisher, _) => {
-                    Err("a token with a publish claim opens only /publish".into())
-                }
-                (Kind::Subscriber, _) => {
-                    Err("a token without a publish claim opens only /ws".into())
-                }
-            }
+    let Some(v) = jwt.filter(|_| Verifier::looks_like(token)) else {
+        return Err(None);
+    };
+    let (kind, grant) = v.verify(token).map_err(Some)?;
+    match (kind, role) {
+        (Kind::Subscriber, Role::Subscriber) | (Kind::Publisher, Role::Publisher) => {
+            Ok(Some(Box::new(grant)))
         }
-        _ => Err(required.into()),
+        (Kind::Publisher, _) => Err(Some(
+            "a token with a publish claim opens only /publish".into(),
+        )),
+        (Kind::Subscriber, _) => Err(Some(
+            "a token without a publish claim opens only /ws".into(),
+        )),
     }
 }
 

@@ -54,7 +54,7 @@ impl Leaves {
     }
 
     pub fn has(&self, key: usize) -> bool {
-        !self.keys.is_empty() && self.keys.contains_key(&key)
+        self.keys.contains_key(&key)
     }
 
     /// Is `key`'s membership of `topic` still to be withdrawn?

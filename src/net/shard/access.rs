@@ -3,13 +3,12 @@
 //! token on the open connection), and expiry (on the heartbeat sweep).
 
 use super::Shard;
-use crate::access::jwt::Kind;
 use crate::access::Scope;
 use crate::engine::selector::Selector;
 use crate::metrics::CloseReason;
 use crate::net::allowance::Access;
 use crate::net::conn::Verdict;
-use crate::net::http::auth::static_match;
+use crate::net::http::auth::grant_of;
 use crate::net::http::Role;
 use crate::wire::command::CommandError;
 use crate::wire::event::{self, ErrorCode};
@@ -88,18 +87,14 @@ impl Shard {
         else {
             return false;
         };
-        let topic = |i: &Item| match i {
-            Item::Update(u) => u.topic.as_str().to_string(),
-            Item::Clear(t) => t.to_string(),
-        };
         let outside: Vec<u32> = (0..items.len())
-            .filter(|&i| !scope.allows_topic(&topic(&items[i])))
+            .filter(|&i| !scope.allows_topic(items[i].topic()))
             .map(|i| i as u32)
             .collect();
         if outside.is_empty() {
             return false;
         }
-        let first = topic(&items[outside[0] as usize]);
+        let first = items[outside[0] as usize].topic().to_string();
         let ev = PublisherEvent::Error {
             code: "forbidden".into(),
             message: format!(
@@ -136,21 +131,10 @@ impl Shard {
             message,
         };
         let statics = &self.shared.config.subscriber_tokens;
-        let access = if static_match(presented, statics) {
-            None
-        } else {
-            let Some(v) = self.shared.jwt.as_deref() else {
-                return Err(refuse("not a subscriber token of this server".into()));
-            };
-            match v.verify(presented).map_err(refuse)? {
-                (Kind::Subscriber, grant) => Some(Box::new(Access::new(grant))),
-                (Kind::Publisher, _) => {
-                    return Err(refuse(
-                        "a token with a publish claim opens only /publish".into(),
-                    ))
-                }
-            }
-        };
+        let jwt = self.shared.jwt.as_deref();
+        let access = grant_of(presented, statics, jwt, Role::Subscriber)
+            .map_err(|why| refuse(why.unwrap_or("not a subscriber token of this server".into())))?
+            .map(|g| Box::new(Access::new(*g)));
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };
@@ -185,7 +169,7 @@ impl Shard {
     /// Runs on the heartbeat sweep (at least once a second).
     pub(super) fn expire_tokens(&mut self, now: Instant) {
         let grace = self.shared.config.expiry_grace;
-        let mut ended = Vec::new();
+        let (mut ended, mut told) = (Vec::new(), Vec::new());
         for (token, conn) in self.conns.iter_mut() {
             if !conn.is_open() {
                 continue;
@@ -201,13 +185,13 @@ impl Shard {
                         let f = event::encode_expired(&mut self.fb, conn.format, a.grant.exp);
                         conn.out.push(f);
                     }
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.pending.dirty.push(token);
-                    }
+                    told.push(token);
                 }
                 _ => {}
             }
+        }
+        for token in told {
+            self.mark_dirty(token);
         }
         for token in ended {
             let verdict = Verdict::policy("token expired", CloseReason::Policy);

@@ -1,8 +1,9 @@
-//! A shard's answers to the operator endpoints (`/admin/…`), asked over its
-//! channel by the admin thread (`net::admin`). One pass over the shard's
+//! The operator endpoints (`/admin/…`): the shard that reads a request asks
+//! every shard over its channel (itself directly) and parks the HTTP
+//! connection until the answers are in. One pass over a shard's
 //! connections or index per question: an operator's request, not the hot
-//! path, and the shard never waits on the asker (the reply channel has
-//! room for the one answer).
+//! path; no shard waits on another (the reply channel has room for every
+//! answer).
 
 use super::state::AdminWait;
 use super::{Shard, ShardMsg};
@@ -27,7 +28,7 @@ impl Shard {
                 let found = self
                     .conns
                     .iter()
-                    .find(|(_, c)| c.is_open() && self.global_id(c.id) == id)
+                    .find(|(_, c)| c.is_open() && global_id(self.id, c.id) == id)
                     .map(|(t, _)| t);
                 if let Some(token) = found {
                     let verdict = Verdict::policy("closed by an operator", CloseReason::Policy);
@@ -40,14 +41,8 @@ impl Shard {
         let _ = reply.try_send(answer);
     }
 
-    /// A connection's id across the server: the shard in the top 16 bits.
-    fn global_id(&self, conn_id: u64) -> u64 {
-        ((self.id as u64) << 48) | (conn_id & ((1 << 48) - 1))
-    }
-
     fn connection_list(&mut self) -> Vec<ConnInfo> {
-        let conflate_at = self.limits.conflate_at;
-        let shard = self.id as u64;
+        let (conflate_at, shard) = (self.limits.conflate_at, self.id);
         let mut out = Vec::new();
         for (_, c) in self.conns.iter_mut() {
             if !c.is_open() {
@@ -56,7 +51,7 @@ impl Shard {
             let exact = c.subs.exact.iter().map(|t| t.to_string());
             let patterns = c.subs.prefixes().iter().map(|p| format!("{p}*"));
             out.push(ConnInfo {
-                id: (shard << 48) | (c.id & ((1 << 48) - 1)),
+                id: global_id(shard, c.id),
                 peer: c.io.socket().peer_addr().ok().map(|a| a.to_string()),
                 sub: c.access.as_ref().and_then(|a| a.grant.sub.clone()),
                 role: match c.role {
@@ -79,6 +74,11 @@ impl Shard {
         }
         out
     }
+}
+
+/// A connection's id across the server: the shard in the top 16 bits.
+fn global_id(shard: usize, conn_id: u64) -> u64 {
+    ((shard as u64) << 48) | (conn_id & ((1 << 48) - 1))
 }
 
 /// How long an operator request waits for the shards' answers.

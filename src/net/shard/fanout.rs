@@ -7,7 +7,7 @@ use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
 use crate::net::backlog::{Offer, Pressure};
 use crate::net::conn::Verdict;
-use crate::net::index::later;
+use crate::net::index::{later, token_of};
 use crate::net::outbound::{Flushed, Tally};
 use crate::wire::Format;
 use crossbeam_channel::TryRecvError;
@@ -176,11 +176,7 @@ impl Shard {
     pub(super) fn advance_index(&mut self) {
         let conns = &self.conns;
         // The connection a member key names, if it is still there.
-        let live = |key: usize| {
-            conns
-                .get(key & crate::net::index::TOKEN_MASK)
-                .filter(|c| c.key == key)
-        };
+        let live = |key: usize| conns.get(token_of(key)).filter(|c| c.key == key);
         if self.index.leaving() {
             let subs_of = |key| live(key).map(|c| &c.subs);
             self.index.advance_leaves(&self.table, JOIN_BUDGET, subs_of);
@@ -198,7 +194,7 @@ impl Shard {
         let (owed, more) = self.index.advance_joins(&self.table, JOIN_BUDGET, ready);
         self.pending.index_work |= more;
         for (key, fmt, fresh) in owed {
-            let token = key & crate::net::index::TOKEN_MASK;
+            let token = token_of(key);
             if let Some(conn) = self.conns.get_mut(token) {
                 super::commands::push_owed(&mut conn.out, &mut self.fb, fmt, &fresh);
                 self.mark_dirty(token);

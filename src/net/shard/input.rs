@@ -19,10 +19,10 @@ const READ_BUDGET: usize = 64;
 
 /// The same for a client that does not read what it is sent (bytes were
 /// left in its queue: its socket was full at the last write), per
-/// `SLOW_READ_PERIOD`: its pings, or anything
-/// else it floods, are read at most 400 a second, and the rest waits in
-/// its socket (TCP slows the client down), so it cannot buy shard time
-/// while making the server hold its backlog.
+/// `SLOW_READ_PERIOD`: its pings, or anything else it floods, are read at
+/// most 400 a second, and the rest waits in its socket (TCP slows the
+/// client down), so it cannot buy shard time while making the server hold
+/// its backlog.
 const READ_BUDGET_BEHIND: usize = 4;
 const SLOW_READ_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
 
