@@ -343,6 +343,24 @@ enum tickcast_result tickcast_server_start(const struct tickcast_config *config,
 enum tickcast_result tickcast_server_port(const struct tickcast_server *server, uint16_t *port_out);
 
 /**
+ * Applies a new configuration to the running server without a restart:
+ * tokens, JWT key files (read again), allowed origins, limits and the log
+ * level take effect for new connections at once; open connections stay,
+ * except those whose static token is no longer configured, which are
+ * closed with 1008. Settings that need a restart (listen address, shards,
+ * topic table sizes, history) keep their running values. A configuration
+ * that fails anywhere changes nothing: the result says why
+ * (`TICKCAST_RESULT_INVALID_ARGUMENT` for a bad value or an unreadable key
+ * file) and the reason is written to `message` as a NUL-terminated string,
+ * cut to `message_len` bytes (`message` may be NULL). The configuration is
+ * copied. Thread-safe; reloads run one at a time.
+ */
+enum tickcast_result tickcast_server_reload(const struct tickcast_server *server,
+                                            const struct tickcast_config *config,
+                                            char *message,
+                                            size_t message_len);
+
+/**
  * Shuts the server down and frees it: stops accepting, delivers updates
  * already queued, closes every WebSocket with 1001, joins every thread.
  * NULL is fine. No other call on this handle may run during or after it.

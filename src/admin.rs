@@ -21,6 +21,12 @@ pub(crate) enum AdminReply {
     Connections(Vec<ConnInfo>),
     Closed(bool),
     Topics(Vec<(Arc<str>, u32)>),
+    /// The outcome of `POST /admin/reload` (from the reload thread, not a
+    /// shard): the HTTP status and body to answer with.
+    Reloaded {
+        status: u16,
+        body: String,
+    },
 }
 
 /// One connection, as `GET /admin/connections` shows it.

@@ -133,6 +133,9 @@ pub enum ConfigError {
     /// A JWT secret or public-key file cannot be read or used (the message
     /// names the file, never its contents).
     JwtKey(String),
+    /// A reload was asked of a server that has nothing to reload from: it
+    /// was not given a config source (the daemon's is its file and flags).
+    NoSource,
 }
 
 /// Why TLS cannot be set up.
@@ -212,6 +215,9 @@ impl fmt::Display for ConfigError {
                 f.write_str("plain ws:// is off and TLS is not set up: nothing would listen")
             }
             ConfigError::JwtKey(why) => f.write_str(why),
+            ConfigError::NoSource => f.write_str(
+                "nothing to reload from: this server was not started from a config file",
+            ),
             ConfigError::TlsIncomplete => {
                 f.write_str("TLS needs a certificate chain, a key and a listen address")
             }

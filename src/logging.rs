@@ -10,7 +10,6 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 struct StderrLogger {
-    level: LevelFilter,
     journald: bool,
 }
 
@@ -26,7 +25,8 @@ fn priority(level: log::Level) -> u8 {
 
 impl Log for StderrLogger {
     fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= self.level
+        // The global maximum, so a reload's `log::set_max_level` takes effect.
+        m.level() <= log::max_level()
     }
 
     fn log(&self, r: &Record) {
@@ -48,7 +48,7 @@ impl Log for StderrLogger {
 /// form when stderr is connected to it (`JOURNAL_STREAM` is set).
 pub fn init(level: LevelFilter) {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    if log::set_boxed_logger(Box::new(StderrLogger { level, journald })).is_ok() {
+    if log::set_boxed_logger(Box::new(StderrLogger { journald })).is_ok() {
         log::set_max_level(level);
     }
 }

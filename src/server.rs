@@ -10,7 +10,6 @@ use crate::engine::table::{Snapshot, TopicTable};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::net::shard::Shard;
-use crate::net::transport::load_server_config;
 use crate::net::Shared;
 use crossbeam_channel::{bounded, Sender};
 use mio::{Poll, Waker};
@@ -49,6 +48,8 @@ impl Server {
     /// Binds the listener and starts the router and shard threads.
     pub fn start(config: Config) -> Result<Server> {
         config.validate()?;
+        // The JWT key and TLS files are read first: a bad one binds nothing.
+        let live = Arc::new(crate::reload::build(config.clone(), 0)?);
         let mut listeners = Vec::new();
         let mut local_addr = None;
         if config.plain {
@@ -58,23 +59,12 @@ impl Server {
         }
         // `validate` made sure TLS has its files and address, and that
         // something listens.
-        let mut tls = None;
         let mut tls_addr = None;
-        if let (Some(cert), Some(key), Some(addr)) =
-            (&config.tls_cert, &config.tls_key, config.tls_listen)
-        {
-            tls = Some(load_server_config(cert, key)?);
+        if let (true, Some(addr)) = (live.tls.is_some(), config.tls_listen) {
             let l = bind(addr)?;
             tls_addr = Some(l.local_addr()?);
             listeners.push((mio::net::TcpListener::from_std(l), true));
         }
-        let jwt = crate::access::jwt::Verifier::load(
-            config.jwt_hmac_secret_file.as_deref(),
-            config.jwt_public_key_file.as_deref(),
-            config.max_topic_len,
-        )
-        .map_err(crate::error::ConfigError::JwtKey)?
-        .map(Arc::new);
         let Some(local_addr) = local_addr.or(tls_addr) else {
             return Err(crate::error::ConfigError::NoListener.into());
         };
@@ -84,15 +74,6 @@ impl Server {
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let metrics = Arc::new(Metrics::new(config.shards));
-        let shared = Arc::new(Shared {
-            config: config.clone(),
-            shutting_down: AtomicBool::new(false),
-            connections: AtomicUsize::new(0),
-            metrics: metrics.clone(),
-            tls,
-            jwt,
-        });
-
         let mut polls = Vec::new();
         let mut links = Vec::new();
         let mut receivers = Vec::new();
@@ -105,6 +86,17 @@ impl Server {
             receivers.push(rx);
         }
 
+        if let Some(level) = config.log_level {
+            log::set_max_level(level);
+        }
+        let shared = Arc::new(Shared {
+            shutting_down: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+            metrics: metrics.clone(),
+            live: parking_lot::Mutex::new(live),
+            source: parking_lot::Mutex::new(None),
+            shards: links.clone(),
+        });
         let publisher = Publisher::new(ingest_tx, config.max_topic_len, table.clone());
         let mut shards = Vec::new();
         for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
@@ -161,7 +153,7 @@ impl Server {
     pub fn check_config(config: &Config) -> Result<()> {
         config.validate()?;
         if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-            load_server_config(cert, key)?;
+            crate::net::transport::load_server_config(cert, key)?;
         }
         Ok(())
     }
@@ -199,6 +191,37 @@ impl Server {
             self.table.live(),
             self.shared.shutting_down.load(Ordering::Relaxed),
         )
+    }
+
+    /// Applies a new configuration without a restart: tokens, JWT keys,
+    /// origins, limits, heartbeat, the TLS certificate (its files are read
+    /// again) and the log level. New connections get it whole; open ones
+    /// keep going, except those whose static token is no longer configured
+    /// (and open-access subscribers once a token is required), which are
+    /// closed with 1008. Keys in [`crate::reload::RESTART_ONLY`] keep their
+    /// running values and are listed in the answer. A configuration that
+    /// fails anywhere (a range, an unreadable key) changes nothing.
+    pub fn reload(&self, config: Config) -> Result<crate::reload::Reloaded> {
+        crate::reload::apply(&self.shared.live, &self.shared.shards, config)
+    }
+
+    /// Where [`Server::reload_from_source`] and `POST /admin/reload` read the
+    /// configuration: the daemon reads its file again and lays its flags
+    /// over it. Without a source, `POST /admin/reload` answers 404.
+    pub fn set_config_source(&self, source: impl Fn() -> Result<Config> + Send + Sync + 'static) {
+        *self.shared.source.lock() = Some(Arc::new(source));
+    }
+
+    /// Reads the configuration from the source and applies it as
+    /// [`Server::reload`] does (the daemon's SIGHUP).
+    pub fn reload_from_source(&self) -> Result<crate::reload::Reloaded> {
+        crate::reload::from_source(&self.shared)
+    }
+
+    /// The configuration in force: the last one loaded, with restart-only
+    /// keys as at start.
+    pub fn config(&self) -> Config {
+        self.shared.live.lock().config.clone()
     }
 
     /// Open client connections (including ones still in the handshake).

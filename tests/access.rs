@@ -5,15 +5,16 @@
 
 mod common;
 
-use common::{http_raw, next_publisher_event, raw_publisher, Client, TIMEOUT};
+use common::{
+    connect_with_token as connect, http_raw, next_publisher_event, raw_publisher, Client, TIMEOUT,
+};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::publish::{self, PublisherEvent};
 use tickcast::{Config, Server, Update};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 const SECRET: &str = "a shared secret of more than sixteen bytes";
@@ -53,30 +54,6 @@ fn hs256(claims: Value) -> String {
 fn jwt_server(cfg: Config) -> Server {
     let secret = temp_file("secret", format!("{SECRET}\n").as_bytes());
     Server::start(cfg.jwt_hmac_secret_file(secret)).expect("server starts")
-}
-
-/// Upgrades `/ws` with `token` as a bearer token.
-fn connect(addr: SocketAddr, token: &str) -> Result<Client, String> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    match tungstenite::client(req, stream) {
-        Ok((ws, _)) => Ok(Client::from_ws(ws)),
-        Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
-            let body = r
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned());
-            Err(format!(
-                "{} {}",
-                r.status().as_u16(),
-                body.unwrap_or_default()
-            ))
-        }
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn refused(addr: SocketAddr, token: &str) -> String {

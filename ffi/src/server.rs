@@ -2,7 +2,7 @@
 
 use crate::config::tickcast_config;
 use crate::error::{result, tickcast_result};
-use crate::handle::{free, into_handle, write_out, Handle};
+use crate::handle::{free, into_handle, write_message, write_out, Handle};
 use crate::panic::{ffi_panic_boundary, try_not_null, try_ref, try_str};
 use crate::update::{read_batch, read_update, tickcast_update};
 use std::ffi::c_char;
@@ -59,6 +59,40 @@ pub extern "C" fn tickcast_server_port(
         // SAFETY: the caller's non-NULL out-pointer.
         unsafe { write_out(port_out, server.server.local_addr().port()) };
         tickcast_result::Ok
+    }
+}
+
+/// Applies a new configuration to the running server without a restart:
+/// tokens, JWT key files (read again), allowed origins, limits and the log
+/// level take effect for new connections at once; open connections stay,
+/// except those whose static token is no longer configured, which are
+/// closed with 1008. Settings that need a restart (listen address, shards,
+/// topic table sizes, history) keep their running values. A configuration
+/// that fails anywhere changes nothing: the result says why
+/// (`TICKCAST_RESULT_INVALID_ARGUMENT` for a bad value or an unreadable key
+/// file) and the reason is written to `message` as a NUL-terminated string,
+/// cut to `message_len` bytes (`message` may be NULL). The configuration is
+/// copied. Thread-safe; reloads run one at a time.
+#[no_mangle]
+pub extern "C" fn tickcast_server_reload(
+    server: *const tickcast_server,
+    config: *const tickcast_config,
+    message: *mut c_char,
+    message_len: usize,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        let config = try_ref!(config).clone();
+        match server.server.reload(config) {
+            Ok(_) => {
+                write_message(message, message_len, "");
+                tickcast_result::Ok
+            }
+            Err(e) => {
+                write_message(message, message_len, &e.to_string());
+                tickcast_result::from(&e)
+            }
+        }
     }
 }
 

@@ -54,6 +54,28 @@ impl Scope {
 }
 
 /// What a connection's token lets it do.
+/// How a connection was let in.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Pass {
+    /// No token: subscribing is open.
+    Open,
+    /// A static token, by its fingerprint (see `fingerprint`): enough to
+    /// tell at a reload whether the token is still configured, without
+    /// keeping the token itself.
+    Static(u64),
+    /// A JWT, with what it grants.
+    Jwt(Box<Grant>),
+}
+
+/// A static token's fingerprint: a hash keyed at random once per process,
+/// never 0 (the connections' "no static token").
+pub(crate) fn fingerprint(token: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(Default::default).hash_one(token) | 1
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Grant {
     /// Who it is (a JWT's `sub`), for logs and operators.

@@ -6,9 +6,11 @@
 //! tickcastd --check-config /etc/tickcast/tickcastd.toml   # 0 and "ok", or 2 and why
 //! ```
 //! SIGINT or SIGTERM: stop accepting, close every WebSocket with 1001, exit 0.
+//! SIGHUP: read the config file again and apply it without a restart (a
+//! bad file is refused, with the reason logged, and the old one kept).
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,7 +99,7 @@ fn main() -> ExitCode {
     raise_fd_limit();
 
     // Register before starting threads so no signal is missed.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
@@ -143,7 +145,21 @@ fn main() -> ExitCode {
         DemoFeed::start(server.publisher(), rate)
     });
 
-    let signal = signals.forever().next();
+    // SIGHUP and `POST /admin/reload` read the file again, flags over it.
+    let (path, reload_flags) = (cli.config.clone(), flags.clone());
+    server.set_config_source(move || {
+        DaemonConfig::load(path.as_deref(), &reload_flags).map(|c| c.server)
+    });
+
+    let signal = signals.forever().find(|&s| {
+        if s != SIGHUP {
+            return true;
+        }
+        log::info!("SIGHUP received: reloading the configuration");
+        // The outcome, applied or refused, is logged by the reload.
+        let _ = server.reload_from_source();
+        false
+    });
     let name = match signal {
         Some(SIGINT) => "SIGINT",
         Some(SIGTERM) => "SIGTERM",

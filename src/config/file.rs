@@ -151,8 +151,8 @@ section! {
         auth: Auth => |c, v| v.apply(c)?;
         /// `wss://`.
         tls: Tls => |c, v| v.apply(c)?;
-        /// `error`, `warn`, `info`, `debug` or `trace`: the daemon's log, not a server setting.
-        log_level: String => |_c, v| daemon_only(&v);
+        /// `error`, `warn`, `info`, `debug` or `trace`.
+        log_level: String => |c, v| c.log_level = Some(parse_log_level(&v)?);
         /// The daemon's simulated feed, not a server setting.
         demo: Demo => |_c, v| daemon_only(&v);
     }
@@ -179,6 +179,12 @@ pub(crate) fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, Confi
         })
 }
 
-/// Keys of the daemon (its log, its demo feed): read by `tickcastd`, not
+/// A `log_level` value.
+pub(crate) fn parse_log_level(v: &str) -> Result<log::LevelFilter, ConfigError> {
+    v.parse()
+        .map_err(|_| ConfigError::BadLogLevel(v.to_string()))
+}
+
+/// Keys of the daemon (its demo feed): read by `tickcastd`, not
 /// server settings, so applying them to a `Config` does nothing.
 fn daemon_only<T>(_value: &T) {}

@@ -3,6 +3,7 @@
 //! the daemon and the C ABI, is [`file::FileConfig`].
 
 pub mod file;
+pub(crate) mod live;
 mod validate;
 
 use crate::error::Result;
@@ -16,7 +17,7 @@ pub const MAX_SHARDS: usize = 64;
 
 /// Configuration of an embedded server. Start from [`Config::default`] and
 /// change what you need with the builder methods.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (see `Server::local_addr`).
@@ -140,6 +141,10 @@ pub struct Config {
     /// `max_rate`, and the rate of those that do not ask. Default: none
     /// (every update).
     pub max_rate: Option<f64>,
+    /// The most verbose level logged (`log::set_max_level`), applied at
+    /// start and at every reload; the file's `log_level`. Default: none,
+    /// the level is the application's business.
+    pub log_level: Option<log::LevelFilter>,
 }
 
 impl Default for Config {
@@ -187,6 +192,7 @@ impl Default for Config {
             history_bytes: 64 * 1024 * 1024,
             stale_after: None,
             max_rate: None,
+            log_level: None,
         }
     }
 }
@@ -378,9 +384,15 @@ impl Config {
         self
     }
 
+    /// Sets the log level applied at start and at every reload.
+    pub fn log_level(mut self, level: Option<log::LevelFilter>) -> Self {
+        self.log_level = level;
+        self
+    }
+
     /// Reads the TOML of tickcastd's config file (docs/OPERATIONS.md) over
-    /// the defaults, then validates. The daemon-only keys (`log_level`,
-    /// `[demo]`) are accepted and ignored.
+    /// the defaults, then validates. The daemon-only `[demo]` is accepted
+    /// and ignored.
     pub fn from_toml(text: &str) -> Result<Config> {
         let mut c = Config::default();
         FileConfig::parse(text)?.apply(&mut c)?;

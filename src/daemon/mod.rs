@@ -7,7 +7,7 @@
 
 pub mod demo;
 
-use crate::config::file::{parse_addr, FileConfig};
+use crate::config::file::{parse_addr, parse_log_level, FileConfig};
 use crate::config::Config;
 use crate::error::{ConfigError, Error, Result};
 use std::path::Path;
@@ -104,14 +104,10 @@ impl DaemonConfig {
                 got: "0".into(),
             }));
         }
-        let level = flags
-            .log_level
-            .as_deref()
-            .or(file.log_level.as_deref())
-            .unwrap_or("info");
-        let log_level = level
-            .parse()
-            .map_err(|_| ConfigError::BadLogLevel(level.to_string()))?;
+        if let Some(level) = &flags.log_level {
+            c.log_level = Some(parse_log_level(level)?);
+        }
+        let log_level = *c.log_level.get_or_insert(log::LevelFilter::Info);
         Ok(DaemonConfig {
             server: c,
             demo_rate: demo_on.then_some(demo_rate),

@@ -65,6 +65,12 @@ pub(crate) enum ShardMsg {
         crate::admin::AdminQuery,
         crossbeam_channel::Sender<crate::admin::AdminReply>,
     ),
+    /// Reloaded settings, for new connections and limits from now on;
+    /// the shard answers on the sender once they are in force.
+    Reload(
+        Arc<crate::config::live::Live>,
+        crossbeam_channel::Sender<()>,
+    ),
 }
 
 /// How to reach a shard from another thread.

@@ -19,6 +19,7 @@ use super::http::{self, AdminRequest, HttpContext, Role, Route};
 use super::outbound::{Flushed, Outbound, Tally};
 use super::subscriptions::Subscriptions;
 use super::transport::Transport;
+use crate::access::Pass;
 use crate::engine::ingest::IngestOp;
 use crate::metrics::CloseReason;
 use crate::wire::Format;
@@ -154,6 +155,9 @@ pub(crate) struct Conn {
     /// What its JWT allows, and its expiry; None (most connections): a
     /// static token or an open server, no limits of its own.
     pub access: Option<Box<Access>>,
+    /// The fingerprint of the static token it presented (0: none), for a
+    /// reload to close it when the token is removed.
+    pub static_token: u64,
     /// The command rate limit's bucket.
     pub commands: CommandBucket,
     /// When it was accepted (for `/admin/connections`).
@@ -225,6 +229,7 @@ impl Conn {
             reported_pending: 0,
             read_later: false,
             access: None,
+            static_token: 0,
             commands: CommandBucket::new(),
             connected_at: std::time::SystemTime::now(),
         }
@@ -269,16 +274,11 @@ impl Conn {
                 response,
                 format,
                 role,
-                grant,
+                pass,
                 consumed,
             } => {
                 self.role = role;
-                if let Some(g) = grant {
-                    if let Some(sub) = &g.sub {
-                        log::debug!("connection {} is {sub:?}", self.id);
-                    }
-                    self.access = Some(Box::new(Access::new(*g)));
-                }
+                (self.access, self.static_token) = admission(pass, self.id);
                 if role == Role::Publisher {
                     self.publisher = Some(Box::default());
                 }
@@ -292,6 +292,11 @@ impl Conn {
                 HandshakeStep::Upgraded
             }
         }
+    }
+
+    /// Takes what a token (or an open server) lets this connection do.
+    pub fn admit(&mut self, pass: Pass) {
+        (self.access, self.static_token) = admission(pass, self.id);
     }
 
     /// Reads one message from an open connection. Automatic replies (pong,
@@ -425,6 +430,20 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => return true,
             }
+        }
+    }
+}
+
+/// A connection's access and static-token fingerprint from how it got in.
+fn admission(pass: Pass, id: u64) -> (Option<Box<Access>>, u64) {
+    match pass {
+        Pass::Open => (None, 0),
+        Pass::Static(print) => (None, print),
+        Pass::Jwt(g) => {
+            if let Some(sub) = &g.sub {
+                log::debug!("connection {id} is {sub:?}");
+            }
+            (Some(Box::new(Access::new(*g))), 0)
         }
     }
 }

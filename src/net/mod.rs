@@ -17,20 +17,24 @@ pub(crate) mod subscriptions;
 pub(crate) mod timer;
 pub(crate) mod transport;
 
-use crate::config::Config;
+use crate::config::live::{ConfigSource, Live};
+use crate::engine::link::ShardLink;
 use crate::metrics::Metrics;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 /// State every shard of one server reads.
 pub(crate) struct Shared {
-    pub config: Config,
     pub shutting_down: AtomicBool,
     /// Open connections across all shards (for the connection limit).
     pub connections: AtomicUsize,
     pub metrics: Arc<Metrics>,
-    /// The TLS server configuration, when `wss://` is on.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Verifies JWTs, when they are accepted.
-    pub jwt: Option<Arc<crate::access::jwt::Verifier>>,
+    /// The settings in force. A shard reads its own copy (sent at each
+    /// reload); this one is for the next reload to start from, and its lock
+    /// keeps two reloads from interleaving.
+    pub live: parking_lot::Mutex<Arc<Live>>,
+    /// Where `POST /admin/reload` reads the configuration (the daemon's file).
+    pub source: parking_lot::Mutex<Option<Arc<ConfigSource>>>,
+    /// Every shard, for handing out reloaded settings.
+    pub shards: Vec<ShardLink>,
 }

@@ -41,6 +41,7 @@ pub fn server() -> Server {
 }
 
 /// A subscriber speaking the documented protocol.
+#[derive(Debug)]
 pub struct Client {
     pub ws: WebSocket<TcpStream>,
     pub msgpack: bool,
@@ -181,6 +182,31 @@ pub fn http_raw(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Upgrades `/ws` with `token` as a bearer token.
+#[allow(dead_code)]
+pub fn connect_with_token(addr: SocketAddr, token: &str) -> Result<Client, String> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    match tungstenite::client(req, stream) {
+        Ok((ws, _)) => Ok(Client::from_ws(ws)),
+        Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            let body = r
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            Err(format!(
+                "{} {}",
+                r.status().as_u16(),
+                body.unwrap_or_default()
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Waits until `f` holds, polling; panics after the timeout.
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
@@ -295,6 +321,30 @@ impl Daemon {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return out,
                 Err(mpsc::RecvTimeoutError::Timeout) => panic!("the log did not end: {out:?}"),
             }
+        }
+    }
+
+    /// Reads the log until a line containing `needle`, and returns it.
+    #[allow(dead_code)]
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no log line with {needle:?} ({e}); seen: {seen:?}"),
+            }
+        }
+    }
+
+    /// Sends `signal` to the daemon.
+    #[allow(dead_code)]
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with a pid we own.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
         }
     }
 

@@ -2,7 +2,9 @@
  * JWT settings through tickcast_config_load_toml, and a remote publisher
  * whose token may write only FX.*: an in-scope topic publishes, an
  * out-of-scope one is refused at the call with TICKCAST_RESULT_FORBIDDEN
- * and a readable message, and nothing is lost. Driven by c_api.rs:
+ * and a readable message, and nothing is lost. Then tickcast_server_reload:
+ * a bad configuration is refused with the reason and changes nothing; a
+ * good one adds a static publisher token at once. Driven by c_api.rs:
  *   argv: secret_file publisher_jwt
  * Prints "N passed, 0 failed" when all checks pass.
  */
@@ -90,6 +92,38 @@ int main(int argc, char **argv) {
     check(tickcast_remote_publisher_connect(url, "not-a-publisher-token", &wrong) == TICKCAST_RESULT_IO_ERROR &&
               wrong == NULL,
           "a token that is not a publisher's is refused");
+
+    /* Reload: a key file that cannot be read is refused, naming it. */
+    tickcast_config *bad = tickcast_config_new();
+    tickcast_config_load_toml(bad, "listen = \"127.0.0.1:0\"\n[auth]\njwt_hmac_secret_file = \"/nonexistent/jwt.secret\"\n",
+                              message, sizeof message);
+    check(tickcast_server_reload(server, bad, message, sizeof message) == TICKCAST_RESULT_INVALID_ARGUMENT,
+          "a reload with a missing key file is refused");
+    check(strstr(message, "/nonexistent/jwt.secret") != NULL, "the reload's message names the file");
+    check(tickcast_server_reload(NULL, bad, message, sizeof message) == TICKCAST_RESULT_NULL_PARAMETER,
+          "reload of a NULL server");
+    check(tickcast_server_reload(server, NULL, message, sizeof message) == TICKCAST_RESULT_NULL_PARAMETER,
+          "reload with a NULL configuration");
+    tickcast_config_free(bad);
+    tickcast_remote_publisher *stat = NULL;
+    check(tickcast_remote_publisher_connect(url, "static-publisher-token", &stat) == TICKCAST_RESULT_IO_ERROR,
+          "the static token is not accepted before the reload");
+    /* A good reload adds a static publisher token beside the JWTs. */
+    tickcast_config *next = tickcast_config_new();
+    snprintf(toml, sizeof toml,
+             "listen = \"127.0.0.1:0\"\n"
+             "[auth]\njwt_hmac_secret_file = \"%s\"\npublisher_tokens = [\"static-publisher-token\"]\n",
+             argv[1]);
+    check(tickcast_config_load_toml(next, toml, message, sizeof message) == TICKCAST_RESULT_OK, message);
+    check(tickcast_server_reload(server, next, message, sizeof message) == TICKCAST_RESULT_OK, message);
+    tickcast_config_free(next);
+    check(tickcast_remote_publisher_connect(url, "static-publisher-token", &stat) == TICKCAST_RESULT_OK,
+          "the token the reload added publishes");
+    if (stat) {
+        check(tickcast_remote_publish(stat, "EQ.AAPL", &u) == TICKCAST_RESULT_OK, "a static token has no scope");
+        check(tickcast_remote_flush(stat, 5000) == TICKCAST_RESULT_OK, "flush after reload");
+        tickcast_remote_publisher_free(stat);
+    }
     tickcast_server_free(server);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -36,12 +36,14 @@ pub(super) fn route<'h>(
 }
 
 /// What an operator asks for: `GET /admin/connections`, `GET
-/// /admin/topics`, or `POST /admin/connections/{id}/close`.
+/// /admin/topics`, `POST /admin/connections/{id}/close`, or `POST
+/// /admin/reload`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AdminRequest {
     Connections,
     Topics,
     Close(u64),
+    Reload,
 }
 
 fn admin_route(method: &str, path: &str) -> Route {
@@ -51,6 +53,7 @@ fn admin_route(method: &str, path: &str) -> Route {
     let (want, request) = match (path, close) {
         ("/admin/connections", _) => ("GET", Some(AdminRequest::Connections)),
         ("/admin/topics", _) => ("GET", Some(AdminRequest::Topics)),
+        ("/admin/reload", _) => ("POST", Some(AdminRequest::Reload)),
         (_, Some(id)) => match id.parse() {
             Ok(id) => ("POST", Some(AdminRequest::Close(id))),
             Err(_) => {

@@ -6,7 +6,7 @@
 
 use super::{HttpContext, Role};
 use crate::access::jwt::{Kind, Verifier};
-use crate::access::Grant;
+use crate::access::{fingerprint, Pass};
 
 /// The presented token: the bearer header, else the `token` query parameter.
 pub(crate) fn presented_token<'h>(
@@ -34,21 +34,20 @@ pub(crate) fn static_match(token: &str, allowed: &[String]) -> bool {
         .fold(false, |ok, a| ok | ct_eq(a.as_bytes(), token.as_bytes()))
 }
 
-/// What the token on a request for `role`'s endpoint grants: `Ok(None)` for
-/// a static token, or a subscriber endpoint open to all (no limits of its
-/// own); `Ok(Some(grant))` for a JWT; `Err(why)` to answer 401 with.
+/// How the token on a request for `role`'s endpoint lets it in (`Open`: a
+/// subscriber endpoint open to all); `Err(why)` to answer 401 with.
 pub(super) fn authenticate<'h>(
     header: &dyn Fn(&str) -> Option<&'h str>,
     full_path: &str,
     ctx: &HttpContext<'_>,
     role: Role,
-) -> Result<Option<Box<Grant>>, String> {
+) -> Result<Pass, String> {
     let statics = match role {
         Role::Subscriber => ctx.subscriber_tokens,
         Role::Publisher => ctx.publisher_tokens,
     };
     if role == Role::Subscriber && statics.is_empty() && ctx.jwt.is_none() {
-        return Ok(None);
+        return Ok(Pass::Open);
     }
     let required = match role {
         Role::Subscriber => {
@@ -64,8 +63,8 @@ pub(super) fn authenticate<'h>(
     grant_of(&token, statics, ctx.jwt, role).map_err(|why| why.unwrap_or(required.into()))
 }
 
-/// What `token` grants for `role`: `Ok(None)` for one of the static tokens
-/// `statics` (no limits of its own), `Ok(Some(grant))` for a valid JWT of
+/// What `token` grants for `role`: `Pass::Static` for one of the static
+/// tokens `statics` (no limits of its own), `Pass::Jwt` for a valid JWT of
 /// that role. `Err(Some(why))`: a JWT that is not valid, or is for the
 /// other role; `Err(None)`: not a token of this server for `role` at all.
 /// The upgrade request and the `auth` command both ask this.
@@ -74,9 +73,9 @@ pub(crate) fn grant_of(
     statics: &[String],
     jwt: Option<&Verifier>,
     role: Role,
-) -> Result<Option<Box<Grant>>, Option<String>> {
+) -> Result<Pass, Option<String>> {
     if static_match(token, statics) {
-        return Ok(None);
+        return Ok(Pass::Static(fingerprint(token)));
     }
     let Some(v) = jwt.filter(|_| Verifier::looks_like(token)) else {
         return Err(None);
@@ -84,7 +83,7 @@ pub(crate) fn grant_of(
     let (kind, grant) = v.verify(token).map_err(Some)?;
     match (kind, role) {
         (Kind::Subscriber, Role::Subscriber) | (Kind::Publisher, Role::Publisher) => {
-            Ok(Some(Box::new(grant)))
+            Ok(Pass::Jwt(Box::new(grant)))
         }
         (Kind::Publisher, _) => Err(Some(
             "a token with a publish claim opens only /publish".into(),

@@ -10,7 +10,7 @@ mod admin;
 pub(crate) mod auth;
 
 use crate::access::jwt::Verifier;
-use crate::access::Grant;
+use crate::access::Pass;
 use crate::wire::Format;
 pub(crate) use admin::AdminRequest;
 use auth::authenticate;
@@ -42,8 +42,8 @@ pub enum Route {
         format: Format,
         /// Subscriber or publisher.
         role: Role,
-        /// What its JWT allows; None: a static token or an open server.
-        grant: Option<Box<Grant>>,
+        /// How it got in: what its JWT allows, or which static token.
+        pass: Pass,
         /// Length of the request head.
         consumed: usize,
     },
@@ -185,13 +185,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                 ));
             }
             match authenticate(&header, full_path, &ctx, Role::Subscriber) {
-                Ok(grant) => upgrade(
-                    &header,
-                    consumed,
-                    Role::Subscriber,
-                    grant,
-                    ctx.max_topic_len,
-                ),
+                Ok(pass) => upgrade(&header, consumed, Role::Subscriber, pass, ctx.max_topic_len),
                 Err(why) => unauthorized(&why),
             }
         }
@@ -211,7 +205,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                 ));
             }
             match authenticate(&header, full_path, &ctx, Role::Publisher) {
-                Ok(grant) => upgrade(&header, consumed, Role::Publisher, grant, ctx.max_topic_len),
+                Ok(pass) => upgrade(&header, consumed, Role::Publisher, pass, ctx.max_topic_len),
                 Err(why) => unauthorized(&why),
             }
         }
@@ -254,7 +248,7 @@ fn upgrade<'h>(
     header: &dyn Fn(&str) -> Option<&'h str>,
     consumed: usize,
     role: Role,
-    grant: Option<Box<Grant>>,
+    pass: Pass,
     max_topic_len: usize,
 ) -> Route {
     let has_token = |name: &str, token: &str| {
@@ -310,7 +304,11 @@ fn upgrade<'h>(
             "{}: {max_topic_len}\r\n",
             crate::wire::publish::MAX_TOPIC_LEN_HEADER
         ));
-        if let Some(scope) = grant.as_ref().and_then(|g| g.publish.as_ref()) {
+        let grant = match &pass {
+            Pass::Jwt(g) => Some(g),
+            _ => None,
+        };
+        if let Some(scope) = grant.and_then(|g| g.publish.as_ref()) {
             resp.push_str(&format!(
                 "{}: {}\r\n",
                 crate::wire::publish::PUBLISH_SCOPE_HEADER,
@@ -332,7 +330,7 @@ fn upgrade<'h>(
             Role::Publisher => Format::MsgPack,
         },
         role,
-        grant,
+        pass,
         consumed,
     }
 }

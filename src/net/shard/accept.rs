@@ -124,7 +124,7 @@ impl Shard {
         let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
         // A few sockets past the limit are let in for plain HTTP (health
         // checks, metrics); their upgrades are refused (`HttpContext::full`).
-        if open >= self.shared.config.max_connections + HTTP_RESERVE {
+        if open >= self.live.config.max_connections + HTTP_RESERVE {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             m.closed(CloseReason::Limit);
             // Best effort, plain only: the socket is fresh, so the
@@ -139,7 +139,7 @@ impl Shard {
             return;
         }
         let _ = sock.set_nodelay(true);
-        let sndbuf = self.shared.config.socket_send_buffer;
+        let sndbuf = self.live.config.socket_send_buffer;
         if sndbuf > 0 {
             let _ = socket2::SockRef::from(&sock).set_send_buffer_size(sndbuf);
         }
@@ -188,7 +188,7 @@ impl Shard {
         ) {
             return give_up("cannot register connection", &e);
         }
-        let io = match (tls, &shared.tls) {
+        let io = match (tls, &self.live.tls) {
             (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
                 Ok(session) => Transport::Tls(sock, Box::new(session)),
                 Err(e) => {

@@ -6,7 +6,6 @@ use super::Shard;
 use crate::access::Scope;
 use crate::engine::selector::Selector;
 use crate::metrics::CloseReason;
-use crate::net::allowance::Access;
 use crate::net::conn::Verdict;
 use crate::net::http::auth::grant_of;
 use crate::net::http::Role;
@@ -24,7 +23,7 @@ impl Shard {
     /// sending while refused (more than two seconds' worth in a row) is
     /// closed with 1008.
     pub(super) fn rate_limit(&mut self, token: usize, id: &Id) -> Option<Verdict> {
-        let rate = self.shared.config.max_commands_per_sec;
+        let rate = self.live.config.max_commands_per_sec;
         let conn = self.conns.get_mut(token)?;
         if conn.commands.take(rate, Instant::now()) {
             return None;
@@ -51,7 +50,7 @@ impl Shard {
         sels: &[Selector],
         id: &Id,
     ) -> Result<usize, CommandError> {
-        let max = self.shared.config.max_subscriptions;
+        let max = self.live.config.max_subscriptions;
         let Some(grant) = self.conns.get(token).and_then(|c| c.access.as_ref()) else {
             return Ok(max);
         };
@@ -130,18 +129,19 @@ impl Shard {
             code: ErrorCode::Unauthorized,
             message,
         };
-        let statics = &self.shared.config.subscriber_tokens;
-        let jwt = self.shared.jwt.as_deref();
-        let access = grant_of(presented, statics, jwt, Role::Subscriber)
-            .map_err(|why| refuse(why.unwrap_or("not a subscriber token of this server".into())))?
-            .map(|g| Box::new(Access::new(*g)));
+        let statics = &self.live.config.subscriber_tokens;
+        let jwt = self.live.jwt.as_deref();
+        let pass = grant_of(presented, statics, jwt, Role::Subscriber)
+            .map_err(|why| refuse(why.unwrap_or("not a subscriber token of this server".into())))?;
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };
         if conn.role != Role::Subscriber {
             return Err(refuse("auth is a subscriber command".into()));
         }
-        let scope: Option<&Scope> = access.as_ref().and_then(|a| a.grant.topics.as_ref());
+        conn.admit(pass);
+        let access = conn.access.as_ref();
+        let scope: Option<&Scope> = access.and_then(|a| a.grant.topics.as_ref());
         let mut dropped: Vec<Selector> = Vec::new();
         if let Some(scope) = scope {
             let exact = conn.subs.exact.iter().map(|t| Selector::Exact(t.clone()));
@@ -152,8 +152,7 @@ impl Shard {
                 .map(|p| Selector::Prefix(p.clone()));
             dropped = exact.chain(prefixes).filter(|s| !scope.allows(s)).collect();
         }
-        let exp = access.as_ref().and_then(|a| a.grant.exp);
-        conn.access = access;
+        let exp = access.and_then(|a| a.grant.exp);
         let names: Vec<String> = dropped.iter().map(Selector::text).collect();
         self.withdraw(token, &dropped);
         if let Some(conn) = self.conns.get_mut(token) {
@@ -168,7 +167,7 @@ impl Shard {
     /// `expiry_grace`, closed with 1008 unless it presented a fresh token.
     /// Runs on the heartbeat sweep (at least once a second).
     pub(super) fn expire_tokens(&mut self, now: Instant) {
-        let grace = self.shared.config.expiry_grace;
+        let grace = self.live.config.expiry_grace;
         let (mut ended, mut told) = (Vec::new(), Vec::new());
         for (token, conn) in self.conns.iter_mut() {
             if !conn.is_open() {

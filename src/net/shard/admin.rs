@@ -83,6 +83,8 @@ fn global_id(shard: usize, conn_id: u64) -> u64 {
 
 /// How long an operator request waits for the shards' answers.
 const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long `POST /admin/reload` waits for the reload (which reads files).
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Shard {
     /// An operator request came in on `token`: every shard (this one
@@ -93,6 +95,7 @@ impl Shard {
             AdminRequest::Connections => AdminQuery::Connections,
             AdminRequest::Topics => AdminQuery::Topics,
             AdminRequest::Close(id) => AdminQuery::Close { id },
+            AdminRequest::Reload => return self.start_reload(token),
         };
         let (tx, rx) = crossbeam_channel::bounded(self.peers.len());
         let mut expected = 0;
@@ -108,8 +111,29 @@ impl Shard {
                 expected += 1;
             }
         }
+        self.park_admin(token, request, rx, expected, ADMIN_WAIT);
+        Verdict::Continue
+    }
+
+    /// `POST /admin/reload`: the reload runs on its own thread (see
+    /// `reload::spawn_for_admin`); the request waits for its answer.
+    fn start_reload(&mut self, token: usize) -> Verdict {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        crate::reload::spawn_for_admin(self.shared.clone(), tx);
+        self.park_admin(token, AdminRequest::Reload, rx, 1, RELOAD_WAIT);
+        Verdict::Continue
+    }
+
+    fn park_admin(
+        &mut self,
+        token: usize,
+        request: AdminRequest,
+        rx: crossbeam_channel::Receiver<AdminReply>,
+        expected: usize,
+        wait: std::time::Duration,
+    ) {
         let Some(conn_id) = self.conns.get(token).map(|c| c.id) else {
-            return Verdict::Continue;
+            return;
         };
         self.pending.admin.push(AdminWait {
             token,
@@ -118,9 +142,8 @@ impl Shard {
             rx,
             expected,
             replies: Vec::new(),
-            deadline: Instant::now() + ADMIN_WAIT,
+            deadline: Instant::now() + wait,
         });
-        Verdict::Continue
     }
 
     /// Answers the operator requests whose shards have all replied (or
@@ -187,6 +210,20 @@ impl Shard {
                     "shards_answered": answered,
                 }))
             }
+            AdminRequest::Reload => match replies.into_iter().next() {
+                Some(AdminReply::Reloaded { status, body }) => {
+                    let reason = match status {
+                        200 => "OK",
+                        404 => "Not Found",
+                        _ => "Bad Request",
+                    };
+                    http::response_typed(status, reason, "application/json", &body, "")
+                }
+                _ => {
+                    let why = "the reload did not finish in time; see the log\n";
+                    http::response(503, "Service Unavailable", why)
+                }
+            },
             AdminRequest::Close(id) => {
                 if replies
                     .iter()

@@ -44,7 +44,7 @@ impl Shard {
         if let Some(verdict) = self.rate_limit(token, &cmd.id) {
             return verdict;
         }
-        let max = self.shared.config.max_topics_per_command;
+        let max = self.live.config.max_topics_per_command;
         if entries > max {
             let message = format!(
                 "the command lists {entries} topics, patterns and resume points; \
@@ -84,7 +84,7 @@ impl Shard {
     /// did not receive already, its snapshot, or the updates it missed when
     /// it resumed with `since` and the history still holds them.
     fn subscribe(&mut self, token: usize, sub: &Subscribe, id: Id) -> Result<(), CommandError> {
-        let max_len = self.shared.config.max_topic_len;
+        let max_len = self.live.config.max_topic_len;
         let sels = parse_selectors(&sub.topics, max_len, &id)?;
         let max = self.subscribe_allowed(token, &sels, &id)?;
         let Some(conn) = self.conns.get_mut(token) else {
@@ -108,7 +108,7 @@ impl Shard {
         // `ShardIndex::advance_joins`). A subscribe whose snapshots pass the
         // connection's limit is refused whole, so no client can make the
         // server queue more than `max_outbound_bytes` for it at once.
-        let hard = self.shared.config.max_outbound_bytes;
+        let hard = self.live.config.max_outbound_bytes;
         let mut topics = 0;
         let mut estimate = conn.reported_pending;
         let at_once = sels
@@ -131,7 +131,7 @@ impl Shard {
             return Err(CommandError { id, code, message });
         }
         // Nor may it take the server past its budget for all connections.
-        let budget = self.shared.config.max_total_outbound_bytes;
+        let budget = self.live.config.max_total_outbound_bytes;
         let held = self.shared.metrics.queued_total().max(0) as usize;
         let adds = estimate - conn.reported_pending;
         if held + adds > budget {
@@ -186,7 +186,7 @@ impl Shard {
     }
 
     fn unsubscribe(&mut self, token: usize, list: &[String], id: Id) -> Result<(), CommandError> {
-        let max_len = self.shared.config.max_topic_len;
+        let max_len = self.live.config.max_topic_len;
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };

@@ -38,6 +38,10 @@ impl Shard {
                 Ok(ShardMsg::Adopt(sock, tls)) => self.adopt(sock, tls),
                 Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
                 Ok(ShardMsg::Admin(q, reply)) => self.answer_admin(q, reply),
+                Ok(ShardMsg::Reload(live, done)) => {
+                    self.reload(live);
+                    let _ = done.try_send(());
+                }
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
             }
         }
@@ -54,7 +58,7 @@ impl Shard {
     /// instead (`Backlog::offer`) until its queue drains.
     fn deliver(&mut self, enc: &Arc<Encoded>) {
         let conflate_at = self.limits.conflate_at;
-        let server_rate = self.shared.config.max_rate;
+        let server_rate = self.live.config.max_rate;
         let now = Instant::now();
         let Some((lt, gate)) = self.index.members_for(&enc.topic, enc.generation) else {
             // Nobody here wants it any more (a wildcard left between the
@@ -296,7 +300,7 @@ impl Shard {
     /// Runs at most every `BUDGET_CHECK_PERIOD`; one pass over the shard's
     /// connections, and a sort only when over the budget.
     fn enforce_memory_budget(&mut self) {
-        let budget = self.shared.config.max_total_outbound_bytes as i64;
+        let budget = self.live.config.max_total_outbound_bytes as i64;
         let total = self.shared.metrics.queued_total();
         let mine = self.metrics().queued_bytes.load(Ordering::Relaxed);
         if total <= budget || mine <= 0 {

@@ -3,6 +3,7 @@
 //! test mode.
 
 use super::Shard;
+use crate::config::live::Live;
 use crate::metrics::CloseReason;
 use crate::net::conn::{HandshakeStep, Incoming, Phase, Verdict};
 use crate::net::http::{self, HttpContext, Role};
@@ -39,19 +40,20 @@ const WORK_BUDGET: usize = 2_048;
 /// topics) cannot hold deliveries back for longer than about one budget.
 const TURN_BUDGET: usize = 16_384;
 
-fn http_context(shared: &Shared) -> HttpContext<'_> {
+fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
+    let config = &live.config;
     HttpContext {
-        max_head: shared.config.max_handshake_bytes,
+        max_head: config.max_handshake_bytes,
         shutting_down: shared.shutting_down.load(Ordering::Relaxed),
-        subscriber_tokens: &shared.config.subscriber_tokens,
-        publisher_tokens: &shared.config.publisher_tokens,
-        jwt: shared.jwt.as_deref(),
-        admin_tokens: &shared.config.admin_tokens,
-        protect_metrics: shared.config.protect_metrics,
-        allowed_origins: &shared.config.allowed_origins,
-        max_topic_len: shared.config.max_topic_len,
+        subscriber_tokens: &config.subscriber_tokens,
+        publisher_tokens: &config.publisher_tokens,
+        jwt: live.jwt.as_deref(),
+        admin_tokens: &config.admin_tokens,
+        protect_metrics: config.protect_metrics,
+        allowed_origins: &config.allowed_origins,
+        max_topic_len: config.max_topic_len,
         // This socket is counted: past the limit means it is in the reserve.
-        full: shared.connections.load(Ordering::Relaxed) > shared.config.max_connections,
+        full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
     }
 }
 
@@ -76,7 +78,8 @@ impl Shard {
         };
         match conn.phase {
             Phase::Handshake { .. } => {
-                match conn.read_handshake(http_context(&self.shared), self.ws_config) {
+                let ws_config = super::reload::ws_config(&self.live.config);
+                match conn.read_handshake(http_context(&self.shared, &self.live), ws_config) {
                     HandshakeStep::More => Verdict::Continue,
                     HandshakeStep::Upgraded => {
                         self.mark_dirty(token);
@@ -208,7 +211,7 @@ impl Shard {
             self.mark_dirty(token);
             return verdict;
         }
-        if self.shared.config.echo {
+        if self.live.config.echo {
             // Transport test mode: send every message back unchanged.
             let (op, data): (u8, &[u8]) = match &msg {
                 Message::Text(t) => (OP_TEXT, t.as_bytes()),

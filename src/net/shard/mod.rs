@@ -11,7 +11,8 @@
 //! commands), `publishers` (network publishers, back-pressure), `fanout`
 //! (delivery, flushing, backlog rules), `timers` (deadlines, heartbeats,
 //! shutdown), `access` (token scopes, expiry, command rate), `admin`
-//! (operator requests). Handlers return a [`Verdict`]; `settle` acts on it.
+//! (operator requests), `reload` (new settings). Handlers return a
+//! [`Verdict`]; `settle` acts on it.
 
 mod accept;
 mod access;
@@ -20,6 +21,7 @@ mod commands;
 mod fanout;
 mod input;
 mod publishers;
+mod reload;
 mod state;
 mod timers;
 
@@ -28,6 +30,7 @@ use super::conn::{Conn, Phase, Verdict};
 use super::index::ShardIndex;
 use super::timer::DeadlineQueue;
 use super::Shared;
+use crate::config::live::Live;
 use crate::engine::ingest::Publisher;
 use crate::engine::link::{ShardLink, ShardMsg, WAKER};
 use crate::engine::table::TopicTable;
@@ -41,7 +44,6 @@ use state::{Pending, Timers};
 use std::io;
 use std::sync::{atomic::Ordering, Arc};
 use std::time::{Duration, Instant};
-use tungstenite::protocol::WebSocketConfig;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
@@ -60,7 +62,7 @@ pub(crate) struct Shard {
     index: ShardIndex,
     table: Arc<TopicTable>,
     shared: Arc<Shared>,
-    ws_config: WebSocketConfig,
+    live: Arc<Live>, // The settings in force, replaced at a reload.
     limits: BacklogLimits,
     fb: FrameBuf,
     pending: Pending,
@@ -87,13 +89,8 @@ impl Shard {
         shared: Arc<Shared>,
         ingest: Publisher,
     ) -> io::Result<Self> {
-        let cfg = &shared.config;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(cfg.read_buffer_size)
-            .write_buffer_size(0)
-            .max_message_size(Some(cfg.max_message_size))
-            .max_frame_size(Some(cfg.max_message_size))
-            .accept_unmasked_frames(false);
+        let live = shared.live.lock().clone();
+        let cfg = &live.config;
         let mut registered = Vec::new();
         for (mut l, tls) in listeners {
             let token = if tls { TLS_LISTENER } else { LISTENER };
@@ -126,8 +123,8 @@ impl Shard {
                 slow_read_at: None,
             },
             limits: BacklogLimits::new(cfg),
+            live: live.clone(),
             shared,
-            ws_config,
             fb: FrameBuf::default(),
             pending: Pending::default(),
             ingest,

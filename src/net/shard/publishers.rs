@@ -28,7 +28,7 @@ impl Shard {
     /// refused alone and named by its index in one `error` event, and the
     /// rest of its frame is published.
     pub(super) fn on_publish(&mut self, token: usize, msg: Message) -> Verdict {
-        let max_len = self.shared.config.max_topic_len;
+        let max_len = self.live.config.max_topic_len;
         let decoded = match msg {
             Message::Binary(bytes) => publish::decode(&bytes),
             Message::Text(_) => Err(PublishError::TextFrame),

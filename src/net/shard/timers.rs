@@ -61,7 +61,7 @@ impl Shard {
     /// for `idle_timeout`. One sweep per shard instead of a timer per
     /// connection; a deadline may be late by the sweep period.
     fn heartbeat(&mut self, now: Instant) {
-        let cfg = &self.shared.config;
+        let cfg = &self.live.config;
         let (ping, idle) = (cfg.ping_interval, cfg.idle_timeout);
         self.timers.next_sweep = now + (ping / 2).min(Duration::from_secs(1));
         let mut idle_ones = Vec::new();
@@ -103,7 +103,7 @@ impl Shard {
         }
         // The listener stays open while connections drain, so load balancers
         // polling /healthz see 503 (and new upgrades are refused with 503).
-        self.timers.shutdown = Some(Instant::now() + self.shared.config.close_timeout);
+        self.timers.shutdown = Some(Instant::now() + self.live.config.close_timeout);
         let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
         for t in tokens {
             let verdict = match self.conns[t].phase {

@@ -1,0 +1,26 @@
+//! The settings in force: the configuration as last (re)loaded, with what
+//! was built from its files (the JWT verifier, the TLS configuration).
+//! Each shard holds an `Arc` of it and gets a new one by message at a
+//! reload, so reading a setting in the shard loop takes no lock.
+
+use super::Config;
+use crate::access::jwt::Verifier;
+use crate::error::Result;
+use std::sync::Arc;
+
+/// One generation of settings (see the module comment).
+pub(crate) struct Live {
+    /// Restart-only keys keep their values from the start (see
+    /// `reload::RESTART_ONLY`), so every key here is the one in force.
+    pub config: Config,
+    /// Verifies JWTs, when they are accepted.
+    pub jwt: Option<Arc<Verifier>>,
+    /// The TLS server configuration, when `wss://` is on.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// 0 at start, then one more per applied reload.
+    pub generation: u64,
+}
+
+/// Where a reload reads the configuration from. The daemon's reads its
+/// file again and lays its command-line flags over it.
+pub type ConfigSource = dyn Fn() -> Result<Config> + Send + Sync;

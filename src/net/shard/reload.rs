@@ -1,0 +1,73 @@
+//! Reloaded settings reach a shard as a message (`ShardMsg::Reload`). New
+//! connections take them whole; open ones keep their subscriptions and
+//! queues, get the new queue limits and command rate, and are closed with
+//! 1008 only when the static token they came in with is gone (or, for
+//! open-access subscribers, when a token is now required).
+
+use super::Shard;
+use crate::access::fingerprint;
+use crate::config::live::Live;
+use crate::config::Config;
+use crate::metrics::CloseReason;
+use crate::net::backlog::BacklogLimits;
+use crate::net::conn::Verdict;
+use crate::net::http::Role;
+use std::sync::Arc;
+use tungstenite::protocol::WebSocketConfig;
+
+impl Shard {
+    /// Takes the settings of a reload. One pass over the shard's
+    /// connections: a reload is rare, and the pass compares one integer
+    /// per connection.
+    pub(super) fn reload(&mut self, live: Arc<Live>) {
+        let cfg = &live.config;
+        self.limits = BacklogLimits::new(cfg);
+        let prints =
+            |tokens: &[String]| -> Vec<u64> { tokens.iter().map(|t| fingerprint(t)).collect() };
+        let (subscribers, publishers) = (
+            prints(&cfg.subscriber_tokens),
+            prints(&cfg.publisher_tokens),
+        );
+        let token_required = !cfg.subscriber_tokens.is_empty() || live.jwt.is_some();
+        let mut ended = Vec::new();
+        for (token, conn) in self.conns.iter() {
+            if !conn.is_open() {
+                continue;
+            }
+            let why = match (conn.static_token, conn.role) {
+                (0, Role::Subscriber) if conn.access.is_none() && token_required => {
+                    Some("a token is now required")
+                }
+                (0, _) => None,
+                (print, Role::Subscriber) if !subscribers.contains(&print) => Some("token revoked"),
+                (print, Role::Publisher) if !publishers.contains(&print) => Some("token revoked"),
+                _ => None,
+            };
+            if let Some(why) = why {
+                ended.push((token, why));
+            }
+        }
+        if !ended.is_empty() {
+            log::info!(
+                "shard {}: settings generation {}: closing {} connections whose token is no longer accepted",
+                self.id,
+                live.generation,
+                ended.len()
+            );
+        }
+        self.live = live;
+        for (token, why) in ended {
+            self.settle(token, Verdict::policy(why, CloseReason::Policy));
+        }
+    }
+}
+
+/// The WebSocket settings of a new connection.
+pub(super) fn ws_config(cfg: &Config) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(cfg.read_buffer_size)
+        .write_buffer_size(0)
+        .max_message_size(Some(cfg.max_message_size))
+        .max_frame_size(Some(cfg.max_message_size))
+        .accept_unmasked_frames(false)
+}
