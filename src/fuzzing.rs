@@ -65,6 +65,7 @@ pub fn http_upgrade(data: &[u8]) {
             allowed_origins: &origins,
             max_topic_len: 64,
             full: false,
+            degraded: shutting_down,
         };
         match http::route(data, ctx) {
             Route::Upgrade {

@@ -16,6 +16,7 @@
 
 mod access;
 mod admin;
+mod cluster;
 pub mod config;
 pub mod daemon;
 mod engine;

@@ -160,13 +160,18 @@ pub struct RouterMetrics {
 pub struct Metrics {
     pub(crate) shards: Vec<ShardMetrics>,
     pub(crate) router: RouterMetrics,
+    pub(crate) cluster: ClusterMetrics,
 }
+
+mod cluster;
+pub(crate) use cluster::ClusterMetrics;
 
 impl Metrics {
     pub(crate) fn new(shards: usize) -> Self {
         Metrics {
             shards: (0..shards).map(|_| ShardMetrics::default()).collect(),
             router: RouterMetrics::default(),
+            cluster: ClusterMetrics::default(),
         }
     }
 
@@ -397,6 +402,7 @@ impl Metrics {
         let sum_ns = self.sum(|s| s.latency_sum_ns.load(Relaxed));
         let _ = writeln!(o, "{name}_sum {}", sum_ns as f64 / 1e9);
         let _ = writeln!(o, "{name}_count {cumulative}");
+        self.cluster.render(&mut o);
         o
     }
 }

@@ -42,6 +42,8 @@ pub struct Server {
     shards: Vec<(ShardLink, Option<JoinHandle<()>>)>,
     router: Option<JoinHandle<()>>,
     router_stop: Option<Sender<()>>,
+    /// Cluster mode: the link to Redis.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Server {
@@ -72,8 +74,28 @@ impl Server {
 
         let table = Arc::new(TopicTable::with_max_topics(config.max_topics));
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
-        let (stop_tx, stop_rx) = bounded::<()>(1);
         let metrics = Arc::new(Metrics::new(config.shards));
+        // Cluster mode: publishers feed the link's writer (Redis numbers
+        // every update), and the router is fed by the link's reader.
+        let mut published_tx = ingest_tx.clone();
+        let mut loads_tx = None;
+        let mut cluster = None;
+        if let Some(url) = &config.redis {
+            let (tx, published) = bounded(config.ingest_capacity);
+            let (ltx, loads) = bounded(4096);
+            published_tx = tx;
+            loads_tx = Some(ltx);
+            cluster = Some(crate::cluster::Cluster::start(crate::cluster::Wiring {
+                url: url.clone(),
+                table: table.clone(),
+                router: ingest_tx.clone(),
+                published,
+                loads,
+                history_len: config.history_len,
+                metrics: metrics.clone(),
+            })?);
+        }
+        let (stop_tx, stop_rx) = bounded::<()>(1);
         let mut polls = Vec::new();
         let mut links = Vec::new();
         let mut receivers = Vec::new();
@@ -96,8 +118,12 @@ impl Server {
             live: parking_lot::Mutex::new(live),
             source: parking_lot::Mutex::new(None),
             shards: links.clone(),
+            cluster: cluster
+                .as_ref()
+                .map(|c: &crate::cluster::Cluster| c.link.clone()),
         });
-        let publisher = Publisher::new(ingest_tx, config.max_topic_len, table.clone());
+        drop(ingest_tx);
+        let publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
         let mut shards = Vec::new();
         for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
             // Shard 0 accepts and deals connections round-robin to all shards:
@@ -130,6 +156,7 @@ impl Server {
             shards: links,
             config: RouterConfig::from(&config),
             metrics,
+            loads: loads_tx,
         };
         let router = std::thread::Builder::new()
             .name("tickcast-router".into())
@@ -144,6 +171,7 @@ impl Server {
             shards,
             router: Some(router),
             router_stop: Some(stop_tx),
+            cluster,
         })
     }
 
@@ -241,6 +269,11 @@ impl Server {
             return;
         }
         self.shared.shutting_down.store(true, Ordering::SeqCst);
+        // What publishers queued goes to Redis first, while the router
+        // still takes what the link feeds it.
+        if let Some(c) = self.cluster.as_mut() {
+            c.stop();
+        }
         drop(self.router_stop.take());
         if let Some(r) = self.router.take() {
             if r.join().is_err() {

@@ -125,6 +125,14 @@ section! {
     }
 }
 
+section! {
+    /// `[cluster]`: cluster mode on Redis (docs/CLUSTER.md).
+    Cluster {
+        /// `redis://HOST:PORT` (optionally `/DB`): turns cluster mode on.
+        redis: String => |c, v| c.redis = Some(v);
+    }
+}
+
 /// `[demo]`: the daemon's simulated feed (not a server setting).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +159,8 @@ section! {
         auth: Auth => |c, v| v.apply(c)?;
         /// `wss://`.
         tls: Tls => |c, v| v.apply(c)?;
+        /// Cluster mode.
+        cluster: Cluster => |c, v| v.apply(c)?;
         /// `error`, `warn`, `info`, `debug` or `trace`.
         log_level: String => |c, v| c.log_level = Some(parse_log_level(&v)?);
         /// The daemon's simulated feed, not a server setting.

@@ -145,6 +145,10 @@ pub struct Config {
     /// start and at every reload; the file's `log_level`. Default: none,
     /// the level is the application's business.
     pub log_level: Option<log::LevelFilter>,
+    /// Cluster mode: `redis://HOST:PORT` of the Redis that numbers, keeps
+    /// and spreads every topic's updates between tickcast nodes
+    /// (docs/CLUSTER.md). Default: none, a single node without Redis.
+    pub redis: Option<String>,
 }
 
 impl Default for Config {
@@ -193,6 +197,7 @@ impl Default for Config {
             stale_after: None,
             max_rate: None,
             log_level: None,
+            redis: None,
         }
     }
 }
@@ -381,6 +386,12 @@ impl Config {
     /// sets the rate of subscriptions that do not ask (None: no cap).
     pub fn max_rate(mut self, rate: Option<f64>) -> Self {
         self.max_rate = rate;
+        self
+    }
+
+    /// Turns cluster mode on with the Redis at `url` (`redis://HOST:PORT`).
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis = Some(url.into());
         self
     }
 

@@ -59,6 +59,15 @@ impl Config {
                 got: rate.to_string(),
             });
         }
+        if let Some(url) = &self.redis {
+            if !url.starts_with("redis://") || redis::Client::open(url.as_str()).is_err() {
+                return Err(ConfigError::OutOfRange {
+                    key: "redis",
+                    expected: "a redis://HOST:PORT URL",
+                    got: url.clone(),
+                });
+            }
+        }
         let per_command = self.max_topics_per_command;
         at_least("max_topics_per_command", per_command, 1, "at least 1")?;
         at_least("max_topics", self.max_topics, 1, "at least 1")?;

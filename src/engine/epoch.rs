@@ -24,6 +24,14 @@ impl Epoch {
         Epoch(text)
     }
 
+    /// An epoch as sent on the wire (eight lowercase hex digits), as read
+    /// back from the cluster's store.
+    pub fn parse(text: &str) -> Option<Epoch> {
+        let b = text.as_bytes();
+        let ok = b.len() == 8 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| Epoch(b.try_into().unwrap_or([b'0'; 8])))
+    }
+
     /// The epoch as sent on the wire.
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever stored.
@@ -52,6 +60,15 @@ impl fmt::Display for Epoch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_parse_back_and_nothing_else_does() {
+        let e = Epoch::new();
+        assert_eq!(Epoch::parse(e.as_str()), Some(e));
+        for bad in ["", "0123456", "0123456789", "0123456G", "ABCDEF01"] {
+            assert_eq!(Epoch::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn epochs_are_eight_hex_digits_and_differ() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a publisher asks of the router.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) enum IngestOp {
     /// Merge and sequence an update.
     Update(Update),
@@ -19,6 +19,32 @@ pub(crate) enum IngestOp {
     Stale(String, bool),
     /// Set a topic's own `stale_after` (None: the server's).
     StaleAfter(String, Option<Duration>),
+    /// Cluster mode: an update the cluster's store has numbered.
+    Numbered(Box<Numbered>),
+    /// Cluster mode: a topic's value and recent history as the store holds
+    /// them (no value: the store has none, the topic is empty).
+    Load(Box<Loaded>),
+    /// Cluster mode: the topic is no longer followed (no subscriber here).
+    Unfollow(String),
+    /// Cluster mode: answered once everything sent before it is applied.
+    Barrier(Sender<()>),
+}
+
+/// An update with its number in the cluster's store.
+#[derive(Debug, Clone)]
+pub(crate) struct Numbered {
+    pub update: Update,
+    pub epoch: super::epoch::Epoch,
+    pub seq: u64,
+}
+
+/// A topic as the cluster's store holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub topic: String,
+    pub value: Option<super::table::Snapshot>,
+    /// Consecutive, ending at the value's `seq`.
+    pub history: Vec<super::history::Past>,
 }
 
 /// An operation on its way to the router, stamped with when it entered the

@@ -31,6 +31,14 @@ pub(crate) enum Event {
     Status { stale: bool },
     /// The topic was cleared: its numbering restarts in a new epoch.
     Cleared,
+    /// Cluster mode: the topic's value was loaded from the cluster's store
+    /// after updates were missed; subscribers get it as a snapshot (`seq`
+    /// is its number), and it starts a new generation like a clear.
+    Resync {
+        ts: u64,
+        prices: Prices,
+        epoch: Epoch,
+    },
 }
 
 /// One sequenced event of a topic, encoded once, shared by every shard and

@@ -10,7 +10,7 @@ use super::ingest::{IngestOp, Ingested};
 use super::link::{Encoded, Event, ShardLink, ShardMsg};
 use super::table::{Heard, TopicSlot, TopicTable};
 use crate::metrics::Metrics;
-use crate::wire::event::{encode_cleared, encode_price, encode_status, Price};
+use crate::wire::event::{encode_cleared, encode_price, encode_status, Price, PriceKind};
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
 use crossbeam_channel::{select, Receiver};
@@ -49,6 +49,8 @@ pub(crate) struct Router {
     pub shards: Vec<ShardLink>,
     pub config: RouterConfig,
     pub metrics: Arc<Metrics>,
+    /// Cluster mode: where to ask for topics past a gap to be loaded.
+    pub loads: Option<crossbeam_channel::Sender<Arc<str>>>,
 }
 
 impl Router {
@@ -63,6 +65,9 @@ impl Router {
             self.config,
             self.metrics.clone(),
         );
+        if let Some(loads) = self.loads.clone() {
+            work.set_loads(loads);
+        }
         let mut batch: Vec<Ingested> = Vec::with_capacity(batch_max);
         loop {
             // Ok(None): time to sweep for quiet topics; Err: stop.
@@ -143,7 +148,11 @@ pub(crate) struct RouterWork {
     /// Frames encoded in this batch, added to the metric once per batch.
     encoded: u64,
     metrics: Arc<Metrics>,
+    /// Cluster mode: topics whose value must be loaded from the store.
+    loads: Option<crossbeam_channel::Sender<Arc<str>>>,
 }
+
+mod cluster;
 
 impl RouterWork {
     pub(crate) fn new(
@@ -175,6 +184,7 @@ impl RouterWork {
             encoded: 0,
             config,
             metrics,
+            loads: None,
         }
     }
 
@@ -262,41 +272,13 @@ impl RouterWork {
                         m.refused_topics.fetch_add(1, Relaxed);
                         continue;
                     };
-                    self.set_valued(id, true);
-                    let slot = self.list[id as usize].clone();
-                    let applied =
-                        slot.apply(u.timestamp_ns, &u.prices, self.config.history_len, at);
-                    self.history_kept -= applied.history_dropped;
-                    if self.config.history_len > 0 {
-                        self.history_kept += 1;
-                        let kept = &mut self.history_kept;
-                        let place = (id, applied.generation, applied.seq);
-                        self.budget.added(&self.list, place, kept);
-                    }
-                    let heard = Heard {
-                        seq: applied.seq,
-                        interest: applied.interest,
-                        generation: applied.generation,
-                    };
-                    if applied.went_live {
-                        self.emit(&slot, heard, Event::Status { stale: false }, at);
-                    }
-                    let update = Event::Update {
-                        ts: u.timestamp_ns,
-                        prices: u.prices,
-                        epoch: (applied.seq == 1).then_some(applied.epoch),
-                    };
-                    self.emit(&slot, heard, update, at);
+                    self.apply_update(id, &u, at);
                 }
                 IngestOp::Clear(topic) => {
                     // A topic never published has nothing to clear.
-                    let Some((id, slot)) = self.existing_slot(&topic, false) else {
-                        continue;
-                    };
-                    self.set_valued(id, false);
-                    let (heard, freed) = slot.clear();
-                    self.history_kept -= freed;
-                    self.emit(&slot, heard, Event::Cleared, at);
+                    if let Some((id, _)) = self.existing_slot(&topic, false) {
+                        self.clear_slot(id, at);
+                    }
                 }
                 IngestOp::Stale(topic, stale) => {
                     let Some((_, slot)) = self.existing_slot(&topic, false) else {
@@ -312,6 +294,19 @@ impl RouterWork {
                         slot.set_stale_after(after);
                     }
                     self.sweeping |= after.is_some();
+                }
+                IngestOp::Numbered(n) => {
+                    ingested += 1;
+                    self.numbered(*n, at);
+                }
+                IngestOp::Load(l) => self.load(*l, at),
+                IngestOp::Unfollow(topic) => {
+                    if let Some((_, slot)) = self.existing_slot(&topic, false) {
+                        slot.unfollow();
+                    }
+                }
+                IngestOp::Barrier(done) => {
+                    let _ = done.try_send(());
                 }
             }
         }
@@ -334,6 +329,43 @@ impl RouterWork {
                 }
             }
         }
+    }
+
+    /// Merges and sequences an update of the topic in slot `id`.
+    fn apply_update(&mut self, id: u32, u: &crate::engine::update::Update, at: Instant) {
+        self.set_valued(id, true);
+        let slot = self.list[id as usize].clone();
+        let applied = slot.apply(u.timestamp_ns, &u.prices, self.config.history_len, at);
+        self.history_kept -= applied.history_dropped;
+        if self.config.history_len > 0 {
+            self.history_kept += 1;
+            let kept = &mut self.history_kept;
+            let place = (id, applied.generation, applied.seq);
+            self.budget.added(&self.list, place, kept);
+        }
+        let heard = Heard {
+            seq: applied.seq,
+            interest: applied.interest,
+            generation: applied.generation,
+        };
+        if applied.went_live {
+            self.emit(&slot, heard, Event::Status { stale: false }, at);
+        }
+        let update = Event::Update {
+            ts: u.timestamp_ns,
+            prices: u.prices,
+            epoch: (applied.seq == 1).then_some(applied.epoch),
+        };
+        self.emit(&slot, heard, update, at);
+    }
+
+    /// Forgets the value and history of the topic in slot `id`.
+    fn clear_slot(&mut self, id: u32, at: Instant) {
+        let slot = self.list[id as usize].clone();
+        self.set_valued(id, false);
+        let (heard, freed) = slot.clear();
+        self.history_kept -= freed;
+        self.emit(&slot, heard, Event::Cleared, at);
     }
 
     /// Marks stale every topic quiet for longer than its `stale_after`.
@@ -379,6 +411,14 @@ impl RouterWork {
                 }
                 Event::Status { stale } => encode_status(fb, fmt, &slot.name, *stale),
                 Event::Cleared => encode_cleared(fb, fmt, &slot.name),
+                Event::Resync { ts, prices, epoch } => {
+                    let snapshot = Price {
+                        kind: PriceKind::Snapshot,
+                        epoch: Some(epoch.as_str()),
+                        ..Price::update(&slot.name, seq, *ts, prices)
+                    };
+                    encode_price(fb, fmt, &snapshot)
+                }
             };
             frames[fmt.index()] = Some(f.into());
             encoded += 1;

@@ -112,6 +112,9 @@ struct SlotState {
     generation: u16,
     /// Where the admin listing last measured the update rate from (`admin`).
     rate_mark: (Instant, u64),
+    /// Cluster mode: the value is the cluster's, kept up to date from it
+    /// (see `cluster`). Always false outside cluster mode.
+    synced: bool,
 }
 
 impl TopicSlot {
@@ -128,6 +131,7 @@ impl TopicSlot {
                 stale_after: None,
                 generation: 0,
                 rate_mark: (Instant::now(), 0),
+                synced: false,
             }),
         }
     }
@@ -475,6 +479,8 @@ fn prefix_range<'a>(
 }
 
 mod admin;
+mod cluster;
+pub(crate) use cluster::Fit;
 #[cfg(test)]
 #[path = "table_tests.rs"]
 mod tests;

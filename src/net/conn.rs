@@ -152,6 +152,9 @@ pub(crate) struct Conn {
     /// Not reading what it is sent, it had more input than its share: it
     /// is read again by the slow-read timer, not on socket events.
     pub read_later: bool,
+    /// Cluster mode: a subscribe of it waits for the node to follow its
+    /// topics; nothing more of it is read until it has run.
+    pub parked: bool,
     /// What its JWT allows, and its expiry; None (most connections): a
     /// static token or an open server, no limits of its own.
     pub access: Option<Box<Access>>,
@@ -228,6 +231,7 @@ impl Conn {
             ping_out: false,
             reported_pending: 0,
             read_later: false,
+            parked: false,
             access: None,
             static_token: 0,
             commands: CommandBucket::new(),

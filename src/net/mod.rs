@@ -37,4 +37,6 @@ pub(crate) struct Shared {
     pub source: parking_lot::Mutex<Option<Arc<ConfigSource>>>,
     /// Every shard, for handing out reloaded settings.
     pub shards: Vec<ShardLink>,
+    /// Cluster mode: the link to Redis.
+    pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
 }

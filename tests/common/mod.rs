@@ -17,6 +17,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Fails the test, naming the exact command that installs it, unless
 /// `program` runs (`scripts/test` installs every tool the tests use).
+#[allow(dead_code)]
+pub mod redis;
+
 pub fn require_tool(program: &str, version_arg: &str, install: &str) {
     let runs = Command::new(program)
         .arg(version_arg)

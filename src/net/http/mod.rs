@@ -80,6 +80,8 @@ pub struct HttpContext<'a> {
     /// The server is at `max_connections`: upgrades get 503, plain requests
     /// (`/healthz`, `/metrics`) are still answered.
     pub full: bool,
+    /// Cluster mode with the link to Redis down: `/healthz` says degraded.
+    pub degraded: bool,
 }
 
 /// Decides what a request head asks for. Never panics on any input.
@@ -212,6 +214,12 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         "/healthz" => {
             if ctx.shutting_down {
                 Route::Respond(response(503, "Service Unavailable", "shutting down\n"))
+            } else if ctx.degraded {
+                // Still serving the values it holds: a load balancer keeps
+                // it (every node is degraded alike when Redis is down).
+                let why =
+                    "degraded: the cluster link to Redis is down; serving the last values held\n";
+                Route::Respond(response(200, "OK", why))
             } else {
                 Route::Respond(response(200, "OK", "ok\n"))
             }

@@ -13,6 +13,7 @@ pub(super) const CTX: HttpContext<'static> = HttpContext {
     allowed_origins: &[],
     max_topic_len: 64,
     full: false,
+    degraded: false,
 };
 pub(super) fn status(r: &Route) -> String {
     match r {

@@ -55,6 +55,12 @@ impl Shard {
             self.send_error(token, CommandError { id, code, message });
             return Verdict::Continue;
         }
+        self.follow_then_run(token, cmd)
+    }
+
+    /// Runs a command whose size and rate were checked (in cluster mode,
+    /// once the node follows what it names: `cluster`).
+    pub(super) fn run_command(&mut self, token: usize, cmd: Command) -> Verdict {
         let before = self.conns.get(token).map_or(0, |c| c.subs.len() as i64);
         let result = match cmd.op {
             Op::Subscribe(sub) => self.subscribe(token, &sub, cmd.id),
@@ -270,7 +276,7 @@ type Id = Option<serde_json::Value>;
 
 /// Parses a command's topics and patterns (duplicates dropped, in linear
 /// time); the first bad one refuses the whole command with `bad_topic`.
-fn parse_selectors(
+pub(super) fn parse_selectors(
     list: &[String],
     max_len: usize,
     id: &Id,

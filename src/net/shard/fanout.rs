@@ -71,7 +71,8 @@ impl Shard {
             }
             return;
         };
-        if matches!(enc.event, Event::Cleared) && later(enc.generation, lt.generation) {
+        let new_generation = matches!(enc.event, Event::Cleared | Event::Resync { .. });
+        if new_generation && later(enc.generation, lt.generation) {
             lt.generation = enc.generation;
         }
         let mut frames = 0;
@@ -147,14 +148,19 @@ impl Shard {
                         .send_held(&mut conn.out, &mut self.fb, conn.format, topic);
                     conn.out.push(frame);
                 }
-                Event::Cleared => {
-                    // A member that joined after this clear is in the new
-                    // numbering already; every other starts it now.
+                Event::Cleared | Event::Resync { .. } => {
+                    // A member that joined after this clear (or load) is
+                    // in the new generation already; every other starts it
+                    // now: after a clear from nothing, after a load from
+                    // the snapshot this frame is.
                     if !later(enc.generation, m.generation) {
                         continue;
                     }
                     m.generation = enc.generation;
-                    m.skip_through = 0;
+                    m.skip_through = match enc.event {
+                        Event::Resync { .. } => enc.seq,
+                        _ => 0,
+                    };
                     conn.backlog.forget(&enc.topic);
                     conn.out.push(frame);
                 }

@@ -54,6 +54,7 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         max_topic_len: config.max_topic_len,
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
+        degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),
     }
 }
 
@@ -119,8 +120,9 @@ impl Shard {
         let Some(conn) = self.conns.get(token) else {
             return Verdict::Continue;
         };
-        if conn.read_later {
-            // Its turn comes with the slow-read timer, whatever arrives.
+        if conn.read_later || conn.parked {
+            // Its turn comes with the slow-read timer, whatever arrives,
+            // or once its parked subscribe has run.
             return Verdict::Continue;
         }
         // Reading happens before this turn's deliveries and writes, so

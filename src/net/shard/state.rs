@@ -24,6 +24,8 @@ pub(super) struct Pending {
     pub index_work: bool,
     /// Operator requests waiting for the shards' answers.
     pub admin: Vec<AdminWait>,
+    /// Cluster mode: subscribes waiting for the node to follow their topics.
+    pub follows: Vec<super::cluster::FollowWait>,
 }
 
 impl Pending {
@@ -34,6 +36,7 @@ impl Pending {
             || !self.stale_marks.is_empty()
             || self.index_work
             || !self.admin.is_empty()
+            || !self.follows.is_empty()
     }
 }
 

@@ -18,6 +18,9 @@ impl Shard {
         if !self.pending.admin.is_empty() {
             self.poll_admin(now);
         }
+        if !self.pending.follows.is_empty() {
+            self.poll_follows(now);
+        }
         while let Some((token, id)) = self.timers.handshakes.pop_expired(now) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;

@@ -1,0 +1,176 @@
+//! Cluster mode: many tickcastd nodes share their topics through Redis
+//! (docs/CLUSTER.md). Redis numbers every update (one `seq` and epoch per
+//! topic for the whole cluster), keeps each topic's value and recent
+//! history, and publishes every update to the nodes that follow the topic.
+//!
+//! Two threads per node make the link, each with its own connection:
+//! - the writer (`writer`) takes what this node's publishers publish and
+//!   sends it to Redis in pipelined batches; nothing is applied locally;
+//! - the reader (`reader`) follows the topics and patterns this node's
+//!   clients want (Redis pub/sub), loads a topic's value and history when
+//!   it is first wanted or after a gap, and feeds all of it to the router
+//!   as updates already numbered.
+//!
+//! So every node, the publishing one included, delivers the same update
+//! with the same `seq`. A shard that gets a subscribe for a topic the node
+//! does not follow yet asks the reader to follow it and waits (only that
+//! connection; see `net::shard::cluster`) until its value is here.
+
+mod reader;
+pub(crate) mod store;
+mod writer;
+
+use crate::engine::ingest::Ingested;
+use crate::engine::table::TopicTable;
+use crate::metrics::Metrics;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// What this node follows in Redis: exact topics and prefixes, each with
+/// when it was followed (a fresh one is not dropped before its subscriber
+/// has had time to join).
+#[derive(Debug, Default)]
+pub(crate) struct Following {
+    pub topics: HashMap<Arc<str>, Instant>,
+    pub prefixes: HashMap<Arc<str>, Instant>,
+}
+
+impl Following {
+    /// Is `topic` followed, by name or under a prefix?
+    pub fn covers_topic(&self, topic: &str) -> bool {
+        self.topics.contains_key(topic) || self.covers_prefix(topic)
+    }
+
+    /// Is every topic under `prefix` followed?
+    pub fn covers_prefix(&self, prefix: &str) -> bool {
+        self.prefixes.keys().any(|p| prefix.starts_with(&**p))
+    }
+}
+
+/// A shard's request to follow topics and prefixes before a subscribe runs;
+/// `done` is answered once their values are in the topic table.
+pub(crate) struct FollowRequest {
+    pub topics: Vec<Arc<str>>,
+    pub prefixes: Vec<Arc<str>>,
+    pub done: Sender<()>,
+}
+
+/// What the shards and the server see of the link.
+pub(crate) struct ClusterLink {
+    pub following: RwLock<Following>,
+    pub requests: Sender<FollowRequest>,
+    writer_up: AtomicBool,
+    reader_up: AtomicBool,
+    stop: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl ClusterLink {
+    /// Both connections to Redis are up.
+    pub fn up(&self) -> bool {
+        self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed)
+    }
+
+    fn set_up(&self, writer: bool, up: bool) {
+        let side = if writer {
+            &self.writer_up
+        } else {
+            &self.reader_up
+        };
+        side.store(up, Ordering::Relaxed);
+        self.metrics.cluster.up.store(self.up(), Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The running link: its shared state and its two threads.
+pub(crate) struct Cluster {
+    pub link: Arc<ClusterLink>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What the link needs from the server.
+pub(crate) struct Wiring {
+    pub url: String,
+    pub table: Arc<TopicTable>,
+    /// The router's ingest channel (numbered updates and loads go in here).
+    pub router: Sender<Ingested>,
+    /// What this node's publishers publish (the writer drains it).
+    pub published: Receiver<Ingested>,
+    /// Topics the router found a gap in.
+    pub loads: Receiver<Arc<str>>,
+    pub history_len: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Cluster {
+    /// Starts the writer and the reader. A Redis that cannot be reached
+    /// yet is not an error: both keep trying, and the node serves what it
+    /// holds meanwhile (`/healthz` says degraded).
+    pub fn start(w: Wiring) -> crate::error::Result<Cluster> {
+        let client = redis::Client::open(w.url.as_str()).map_err(|e| {
+            crate::error::ConfigError::OutOfRange {
+                key: "redis",
+                expected: "a redis:// URL",
+                got: format!("{} ({e})", w.url),
+            }
+        })?;
+        let (requests, request_rx) = bounded(1024);
+        w.metrics.cluster.on.store(true, Ordering::Relaxed);
+        let link = Arc::new(ClusterLink {
+            following: RwLock::default(),
+            requests,
+            writer_up: AtomicBool::new(false),
+            reader_up: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            metrics: w.metrics.clone(),
+        });
+        let writer = writer::Writer {
+            link: link.clone(),
+            client: client.clone(),
+            input: w.published,
+            router: w.router.clone(),
+            history_len: w.history_len,
+        };
+        let reader = reader::Reader {
+            link: link.clone(),
+            client,
+            table: w.table,
+            router: w.router,
+            requests: request_rx,
+            loads: w.loads,
+            history_len: w.history_len,
+        };
+        let threads = vec![
+            std::thread::Builder::new()
+                .name("tickcast-cluster-writer".into())
+                .spawn(move || writer.run())?,
+            std::thread::Builder::new()
+                .name("tickcast-cluster-reader".into())
+                .spawn(move || reader.run())?,
+        ];
+        Ok(Cluster { link, threads })
+    }
+
+    /// Sends what publishers queued (for a bounded time), then stops both
+    /// threads. The router must still run: the reader feeds it until then.
+    pub fn stop(&mut self) {
+        self.link.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Wall clock in ns since the Unix epoch (for the lag between nodes).
+fn wall_ns() -> u64 {
+    crate::engine::update::now_ns()
+}

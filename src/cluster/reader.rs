@@ -1,0 +1,359 @@
+//! The subscribing side of the cluster link: follows in Redis what this
+//! node's clients want, and feeds the router.
+//!
+//! - A follow request (from a shard, before a subscribe runs) subscribes
+//!   the topic's channel or the prefix's pattern first, then reads the
+//!   value and history (so nothing published in between is missed: what
+//!   the read already holds arrives again and is dropped as a duplicate),
+//!   then waits for the router to have applied it and answers the shard.
+//! - Every message becomes a numbered update, a clear or a status for the
+//!   router; the router asks for a load when it sees a gap.
+//! - Once a second, topics and prefixes no local client wants any more
+//!   (and followed for a while) are dropped.
+//! - When the connection is lost, every followed topic is marked stale
+//!   (subscribers see `status`), and on reconnecting everything is
+//!   followed and loaded again: a topic whose value moved on meanwhile
+//!   reaches its subscribers as a fresh snapshot, one whose store was
+//!   emptied (Redis restarted without its data) is cleared, and its next
+//!   update starts a new epoch.
+
+use super::store::{self, Message, TOPICS_KEY};
+use super::{wall_ns, ClusterLink, FollowRequest};
+use crate::engine::ingest::{IngestOp, Ingested, Loaded, Numbered};
+use crate::engine::table::TopicTable;
+use crossbeam_channel::{Receiver, Sender};
+use redis::Connection;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the pub/sub read waits before looking at requests again.
+const POLL: Duration = Duration::from_millis(10);
+/// How often unwanted topics are looked for, and how long a topic stays
+/// followed at least.
+const SWEEP: Duration = Duration::from_secs(1);
+const KEEP_AT_LEAST: Duration = Duration::from_secs(5);
+/// Most topics one prefix follow loads.
+const PREFIX_TOPICS: isize = 100_000;
+
+pub(super) struct Reader {
+    pub link: Arc<ClusterLink>,
+    pub client: redis::Client,
+    pub table: Arc<TopicTable>,
+    pub router: Sender<Ingested>,
+    pub requests: Receiver<FollowRequest>,
+    pub loads: Receiver<Arc<str>>,
+    pub history_len: usize,
+}
+
+impl Reader {
+    pub fn run(self) {
+        let mut backoff = Duration::from_millis(50);
+        let mut connected_before = false;
+        while !self.link.stopping() {
+            match self.connect() {
+                Ok((mut sub, mut cmd)) => {
+                    if connected_before {
+                        self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
+                    }
+                    connected_before = true;
+                    backoff = Duration::from_millis(50);
+                    if let Err(e) = self.serve(&mut sub, &mut cmd) {
+                        log::warn!("cluster: lost the subscription to Redis ({e}); reconnecting");
+                    }
+                    self.link.set_up(false, false);
+                    self.mark_all_stale();
+                }
+                Err(e) => {
+                    self.link.set_up(false, false);
+                    log::warn!(
+                        "cluster: cannot reach Redis to subscribe ({e}); retrying in {backoff:?}"
+                    );
+                    // Followers keep being admitted meanwhile: they get the
+                    // values this node holds, and the rest on reconnecting.
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until && !self.link.stopping() {
+                        self.admit_requests_offline();
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<(Connection, Connection)> {
+        let timeout = Duration::from_secs(1);
+        let sub = self.client.get_connection_with_timeout(timeout)?;
+        let cmd = self.client.get_connection_with_timeout(timeout)?;
+        cmd.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok((sub, cmd))
+    }
+
+    /// Serves one pair of connections until one fails or the server stops.
+    fn serve(&self, sub: &mut Connection, cmd: &mut Connection) -> redis::RedisResult<()> {
+        let mut ps = sub.as_pubsub();
+        ps.set_read_timeout(Some(POLL))?;
+        // Everything followed so far, again: subscribe first, then load.
+        let (topics, prefixes): (Vec<Arc<str>>, Vec<Arc<str>>) = {
+            let f = self.link.following.read();
+            (
+                f.topics.keys().cloned().collect(),
+                f.prefixes.keys().cloned().collect(),
+            )
+        };
+        for t in &topics {
+            ps.subscribe(store::channel(t))?;
+        }
+        for p in &prefixes {
+            ps.psubscribe(store::pattern(p))?;
+        }
+        let mut reload: Vec<Arc<str>> = topics;
+        for p in &prefixes {
+            reload.extend(self.table.names_under(p));
+            reload.extend(self.listed_under(cmd, p)?);
+        }
+        reload.sort();
+        reload.dedup();
+        for t in &reload {
+            self.load(cmd, t)?;
+        }
+        self.link.set_up(false, true);
+        log::info!(
+            "cluster: subscribed to Redis ({} topics, {} prefixes followed)",
+            reload.len(),
+            prefixes.len()
+        );
+        let mut next_sweep = Instant::now() + SWEEP;
+        while !self.link.stopping() {
+            while let Ok(req) = self.requests.try_recv() {
+                self.follow(&mut ps, cmd, req)?;
+            }
+            let mut wanted = HashSet::new();
+            while let Ok(t) = self.loads.try_recv() {
+                wanted.insert(t);
+            }
+            for t in wanted {
+                self.load(cmd, &t)?;
+            }
+            if Instant::now() >= next_sweep {
+                next_sweep = Instant::now() + SWEEP;
+                self.sweep(&mut ps)?;
+            }
+            match ps.get_message() {
+                Ok(msg) => self.on_message(msg.get_payload_bytes()),
+                Err(e) if e.is_timeout() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&self, payload: &[u8]) {
+        let Some(msg) = std::str::from_utf8(payload).ok().and_then(store::parse) else {
+            log::warn!("cluster: ignoring a message that is not tickcast's");
+            return;
+        };
+        let op = match msg {
+            Message::Update {
+                update,
+                epoch,
+                seq,
+                wall_ns: at,
+            } => {
+                self.link.metrics.cluster.lag(wall_ns().saturating_sub(at));
+                IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
+            }
+            Message::Clear(t) => IngestOp::Clear(t),
+            Message::Stale(t, stale) => IngestOp::Stale(t, stale),
+        };
+        self.send(op);
+    }
+
+    fn send(&self, op: IngestOp) {
+        let _ = self.router.send(Ingested {
+            op,
+            at: Instant::now(),
+        });
+    }
+
+    /// Follows what a shard asks for, then answers it once the router has
+    /// the values.
+    fn follow(
+        &self,
+        ps: &mut redis::PubSub<'_>,
+        cmd: &mut Connection,
+        req: FollowRequest,
+    ) -> redis::RedisResult<()> {
+        let now = Instant::now();
+        let mut load = Vec::new();
+        for p in &req.prefixes {
+            if self.link.following.read().covers_prefix(p) {
+                continue;
+            }
+            ps.psubscribe(store::pattern(p))?;
+            self.link.following.write().prefixes.insert(p.clone(), now);
+            load.extend(self.listed_under(cmd, p)?);
+        }
+        for t in &req.topics {
+            let mut f = self.link.following.write();
+            if f.covers_topic(t) {
+                // Refreshed, so a sweep does not drop it before the join.
+                if let Some(at) = f.topics.get_mut(t) {
+                    *at = now;
+                }
+                continue;
+            }
+            drop(f);
+            ps.subscribe(store::channel(t))?;
+            self.link.following.write().topics.insert(t.clone(), now);
+            load.push(t.clone());
+        }
+        for t in &load {
+            self.load(cmd, t)?;
+        }
+        self.barrier();
+        let _ = req.done.send(());
+        Ok(())
+    }
+
+    /// While Redis cannot be reached: requests are taken (subscribed and
+    /// loaded on reconnecting) and answered at once.
+    fn admit_requests_offline(&self) {
+        while let Ok(req) = self.requests.try_recv() {
+            let now = Instant::now();
+            let mut f = self.link.following.write();
+            for p in req.prefixes {
+                f.prefixes.entry(p).or_insert(now);
+            }
+            for t in req.topics {
+                f.topics.entry(t).or_insert(now);
+            }
+            drop(f);
+            let _ = req.done.send(());
+        }
+    }
+
+    /// Waits until the router has applied everything sent so far.
+    fn barrier(&self) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(IngestOp::Barrier(tx));
+        let _ = rx.recv_timeout(Duration::from_secs(5));
+    }
+
+    /// Reads a topic's value and history and hands them to the router.
+    fn load(&self, cmd: &mut Connection, topic: &str) -> redis::RedisResult<()> {
+        let (value, history) = store::read_topic(cmd, topic, self.history_len)?;
+        self.link.metrics.cluster.loads.fetch_add(1, Relaxed);
+        self.send(IngestOp::Load(Box::new(Loaded {
+            topic: topic.to_string(),
+            value,
+            history,
+        })));
+        Ok(())
+    }
+
+    /// Topics the cluster has published under `prefix`.
+    fn listed_under(
+        &self,
+        cmd: &mut Connection,
+        prefix: &str,
+    ) -> redis::RedisResult<Vec<Arc<str>>> {
+        let start = format!("[{prefix}");
+        // Every name under the prefix sorts before the prefix followed by
+        // the highest byte (names are ASCII).
+        let end = format!("({prefix}\u{7f}");
+        let names: Vec<String> = redis::cmd("ZRANGE")
+            .arg(TOPICS_KEY)
+            .arg(start)
+            .arg(end)
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(PREFIX_TOPICS)
+            .query(cmd)?;
+        Ok(names.into_iter().map(Arc::from).collect())
+    }
+
+    /// Drops what no local client wants any more. A prefix's topics that
+    /// are still wanted by name are followed by name from then on
+    /// (subscribed before the pattern goes, so nothing falls between).
+    fn sweep(&self, ps: &mut redis::PubSub<'_>) -> redis::RedisResult<()> {
+        let now = Instant::now();
+        let old = |at: &Instant| now.duration_since(*at) >= KEEP_AT_LEAST;
+        let (topics, prefixes): (Vec<Arc<str>>, Vec<Arc<str>>) = {
+            let f = self.link.following.read();
+            let t = f
+                .topics
+                .iter()
+                .filter(|(_, at)| old(at))
+                .map(|(t, _)| t.clone());
+            let p = f
+                .prefixes
+                .iter()
+                .filter(|(_, at)| old(at))
+                .map(|(p, _)| p.clone());
+            (t.collect(), p.collect())
+        };
+        for p in prefixes {
+            if self.table.prefix_wanted(&p) {
+                continue;
+            }
+            let under = self.table.names_under(&p);
+            let mut keep = Vec::new();
+            for t in &under {
+                if self.table.wanted(t) && !self.link.following.read().topics.contains_key(t) {
+                    ps.subscribe(store::channel(t))?;
+                    keep.push(t.clone());
+                }
+            }
+            ps.punsubscribe(store::pattern(&p))?;
+            let mut f = self.link.following.write();
+            f.prefixes.remove(&p);
+            for t in keep {
+                f.topics.insert(t, now);
+            }
+            let gone: Vec<Arc<str>> = under.into_iter().filter(|t| !f.covers_topic(t)).collect();
+            drop(f);
+            for t in gone {
+                self.send(IngestOp::Unfollow(t.to_string()));
+            }
+        }
+        for t in topics {
+            let mut f = self.link.following.write();
+            // Checked under the write lock: a shard checks and joins under
+            // the read lock, so no join falls between this check and the
+            // removal.
+            if self.table.wanted(&t) {
+                continue;
+            }
+            f.topics.remove(&t);
+            let still = f.covers_topic(&t);
+            drop(f);
+            ps.unsubscribe(store::channel(&t))?;
+            if !still {
+                self.send(IngestOp::Unfollow(t.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The link is down: every followed topic may be out of date.
+    fn mark_all_stale(&self) {
+        let (topics, prefixes): (Vec<Arc<str>>, Vec<Arc<str>>) = {
+            let f = self.link.following.read();
+            (
+                f.topics.keys().cloned().collect(),
+                f.prefixes.keys().cloned().collect(),
+            )
+        };
+        let mut all = topics;
+        for p in &prefixes {
+            all.extend(self.table.names_under(p));
+        }
+        for t in all {
+            self.send(IngestOp::Stale(t.to_string(), true));
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! What the cluster keeps in Redis, and how: key and channel names, the
+//! Lua script that numbers an update, the text form of an entry, and
+//! reading a topic back (value and history).
+//!
+//! Every key of a topic carries the topic in a hash tag (`{T}`), so they
+//! all live in one slot of a Redis Cluster and one script may touch them.
+//!
+//! | key / channel | what |
+//! |---|---|
+//! | `tc:{T}:v` | hash: `epoch`, `seq`, `ts`, and each field set so far |
+//! | `tc:{T}:h` | list: the last `history_len` entries, oldest first |
+//! | `tc:{T}` (channel) | every entry, as it is numbered; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
+//! | `tc:topics` | sorted set (all scores 0) of every topic published, for prefix listings |
+
+use crate::engine::epoch::Epoch;
+use crate::engine::history::Past;
+use crate::engine::table::Snapshot;
+use crate::engine::update::{Prices, Update};
+use redis::{ConnectionLike, RedisResult};
+
+/// The sorted set of every topic published.
+pub(crate) const TOPICS_KEY: &str = "tc:topics";
+
+/// The hash holding a topic's value.
+pub(crate) fn value_key(topic: &str) -> String {
+    format!("tc:{{{topic}}}:v")
+}
+
+/// The list holding a topic's recent entries.
+pub(crate) fn history_key(topic: &str) -> String {
+    format!("tc:{{{topic}}}:h")
+}
+
+/// The channel a topic's entries are published on.
+pub(crate) fn channel(topic: &str) -> String {
+    format!("tc:{{{topic}}}")
+}
+
+/// The channel pattern of every topic under `prefix` (topic names hold no
+/// glob character, so none needs escaping).
+pub(crate) fn pattern(prefix: &str) -> String {
+    format!("tc:{{{prefix}*")
+}
+
+/// Numbers one update atomically: takes the topic's epoch (the caller's
+/// candidate when it has none yet), increments `seq`, merges the fields
+/// into the value, appends the entry to the history (trimmed to the cap)
+/// and publishes it. KEYS: value, history. ARGV: topic, candidate epoch,
+/// ts, history cap, publish wall time (ns), then field name and value
+/// pairs, values as decimal text (Lua never turns them into numbers, so no
+/// precision is lost). Returns the `seq`.
+pub(crate) const PUBLISH_SCRIPT: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local parts = {'U', ARGV[1], epoch, string.format('%d', seq), ARGV[3], ARGV[5]}
+local set = {'ts', ARGV[3]}
+for i = 6, #ARGV, 2 do
+  parts[#parts + 1] = ARGV[i]
+  parts[#parts + 1] = ARGV[i + 1]
+  set[#set + 1] = ARGV[i]
+  set[#set + 1] = ARGV[i + 1]
+end
+redis.call('HSET', KEYS[1], unpack(set))
+local entry = table.concat(parts, ' ')
+local cap = tonumber(ARGV[4])
+if cap > 0 then
+  redis.call('RPUSH', KEYS[2], entry)
+  redis.call('LTRIM', KEYS[2], -cap, -1)
+end
+redis.call('PUBLISH', 'tc:{' .. ARGV[1] .. '}', entry)
+return seq
+"#;
+
+/// Adds the `EVALSHA` of one update to `pipe`.
+pub(crate) fn push_update(
+    pipe: &mut redis::Pipeline,
+    sha: &str,
+    u: &Update,
+    history_cap: usize,
+    wall_ns: u64,
+) {
+    let topic = u.topic.as_str();
+    pipe.cmd("EVALSHA")
+        .arg(sha)
+        .arg(2)
+        .arg(value_key(topic))
+        .arg(history_key(topic))
+        .arg(topic)
+        .arg(Epoch::new().as_str())
+        .arg(u.timestamp_ns)
+        .arg(history_cap)
+        .arg(wall_ns);
+    for (name, v) in Prices::NAMES.iter().zip(u.prices.fields()) {
+        if let Some(v) = v {
+            pipe.arg(*name).arg(format!("{v:?}"));
+        }
+    }
+}
+
+/// A message on a topic's channel.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Message {
+    /// A numbered update, with the wall time (ns) it was numbered at.
+    Update {
+        update: Update,
+        epoch: Epoch,
+        seq: u64,
+        wall_ns: u64,
+    },
+    /// The topic was cleared.
+    Clear(String),
+    /// The topic went stale (true) or live.
+    Stale(String, bool),
+}
+
+/// Parses a message (or a history entry, which is an update message).
+pub(crate) fn parse(text: &str) -> Option<Message> {
+    let mut it = text.split(' ');
+    match it.next()? {
+        "U" => {
+            let topic = it.next()?;
+            let epoch = Epoch::parse(it.next()?)?;
+            let seq = it.next()?.parse().ok()?;
+            let ts = it.next()?.parse().ok()?;
+            let wall_ns = it.next()?.parse().ok()?;
+            let mut fields = [None; 7];
+            while let Some(name) = it.next() {
+                let v: f64 = it.next()?.parse().ok()?;
+                let i = Prices::NAMES.iter().position(|n| *n == name)?;
+                fields[i] = Some(v);
+            }
+            let mut update = Update::new(topic).timestamp_ns(ts);
+            update.prices = Prices::from_array(fields);
+            Some(Message::Update {
+                update,
+                epoch,
+                seq,
+                wall_ns,
+            })
+        }
+        "C" => Some(Message::Clear(it.next()?.to_string())),
+        "S" => {
+            let topic = it.next()?.to_string();
+            Some(Message::Stale(topic, it.next()? == "1"))
+        }
+        _ => None,
+    }
+}
+
+/// A topic as the store holds it: its value (None when it has none) and
+/// its history, consecutive and ending at the value's `seq` (empty when
+/// the two were read across a write and do not line up).
+pub(crate) fn read_topic(
+    con: &mut dyn ConnectionLike,
+    topic: &str,
+    history_len: usize,
+) -> RedisResult<(Option<Snapshot>, Vec<Past>)> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("HGETALL")
+        .arg(value_key(topic))
+        .cmd("LRANGE")
+        .arg(history_key(topic))
+        .arg(-(history_len.max(1) as i64))
+        .arg(-1);
+    let (fields, entries): (Vec<(String, String)>, Vec<String>) = pipe.query(con)?;
+    let Some(value) = snapshot_of(&fields) else {
+        return Ok((None, Vec::new()));
+    };
+    let mut history: Vec<Past> = Vec::new();
+    if history_len > 0 {
+        for e in &entries {
+            if let Some(Message::Update {
+                update, epoch, seq, ..
+            }) = parse(e)
+            {
+                let follows = history.last().is_none_or(|p| p.seq + 1 == seq);
+                if epoch != value.epoch || !follows {
+                    history.clear();
+                    if epoch != value.epoch {
+                        continue;
+                    }
+                }
+                history.push(Past {
+                    seq,
+                    ts: update.timestamp_ns,
+                    prices: update.prices,
+                });
+            }
+        }
+        if history.last().map(|p| p.seq) != Some(value.seq) {
+            history.clear();
+        }
+    }
+    Ok((Some(value), history))
+}
+
+fn snapshot_of(fields: &[(String, String)]) -> Option<Snapshot> {
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let epoch = Epoch::parse(get("epoch")?)?;
+    let seq: u64 = get("seq")?.parse().ok()?;
+    let ts = get("ts").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let values = Prices::NAMES.map(|n| get(n).and_then(|v| v.parse().ok()));
+    Some(Snapshot {
+        seq,
+        ts,
+        prices: Prices::from_array(values),
+        epoch,
+        stale: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse_back_exactly() {
+        let e = Epoch::new();
+        let text = format!(
+            "U FX.EURUSD {e} 42 1700 99 bid {:?} volume 1e300",
+            0.1 + 0.2
+        );
+        let Some(Message::Update {
+            update,
+            epoch,
+            seq,
+            wall_ns,
+        }) = parse(&text)
+        else {
+            panic!("{text}");
+        };
+        assert_eq!((epoch, seq, wall_ns), (e, 42, 99));
+        assert_eq!(update.topic, "FX.EURUSD");
+        assert_eq!(update.timestamp_ns, 1700);
+        assert_eq!(update.prices.bid, Some(0.1 + 0.2));
+        assert_eq!(update.prices.volume, Some(1e300));
+        assert_eq!(parse("C X"), Some(Message::Clear("X".into())));
+        assert_eq!(parse("S X 1"), Some(Message::Stale("X".into(), true)));
+        for bad in ["", "U", "U X zz 1 1 1", "U X 00000000 1 1 1 nope 1", "Q X"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_of_a_topic_share_its_hash_tag() {
+        assert_eq!(value_key("A.B"), "tc:{A.B}:v");
+        assert_eq!(history_key("A.B"), "tc:{A.B}:h");
+        assert_eq!(channel("A.B"), "tc:{A.B}");
+        assert_eq!(pattern("FX."), "tc:{FX.*");
+    }
+}

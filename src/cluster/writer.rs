@@ -1,0 +1,198 @@
+//! The publishing side of the cluster link: what this node's publishers
+//! publish goes to Redis in pipelined batches (up to `BATCH` operations per
+//! round trip), numbered there by `store::PUBLISH_SCRIPT`. Nothing is
+//! applied locally: the update comes back through the reader like any
+//! other node's.
+//!
+//! While Redis cannot be reached the batch in hand is kept and sent again
+//! once it can; publishers meanwhile fill the bounded channel and then
+//! wait (`publish`), or get `Full` (`try_publish`) or `Timeout`
+//! (`publish_timeout`). Nothing is dropped. A batch cut off by a lost
+//! connection is sent again whole, so an update Redis applied just before
+//! the loss may be numbered twice (at least once, never lost).
+
+use super::store::{self, PUBLISH_SCRIPT, TOPICS_KEY};
+use super::{wall_ns, ClusterLink};
+use crate::engine::ingest::{IngestOp, Ingested};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most operations per pipeline.
+const BATCH: usize = 512;
+/// How long a stopping writer keeps trying to send what is queued.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+pub(super) struct Writer {
+    pub link: Arc<ClusterLink>,
+    pub client: redis::Client,
+    pub input: Receiver<Ingested>,
+    pub router: Sender<Ingested>,
+    pub history_len: usize,
+}
+
+/// A connection with the script loaded, and the topics it has listed in
+/// `tc:topics` already.
+struct Session {
+    con: redis::Connection,
+    sha: String,
+    listed: HashSet<String>,
+}
+
+impl Writer {
+    pub fn run(self) {
+        let mut session: Option<Session> = None;
+        let mut batch: Vec<Ingested> = Vec::with_capacity(BATCH);
+        let mut backoff = Duration::from_millis(50);
+        let mut stop_at: Option<Instant> = None;
+        let mut was_up = false;
+        loop {
+            if self.link.stopping() {
+                let at = *stop_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                if Instant::now() >= at || (batch.is_empty() && self.input.is_empty()) {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                match self.input.recv_timeout(Duration::from_millis(100)) {
+                    Ok(first) => batch.push(first),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                while batch.len() < BATCH {
+                    match self.input.try_recv() {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
+                    }
+                }
+                self.keep_local(&mut batch);
+                if batch.is_empty() {
+                    continue;
+                }
+            }
+            let s = match session.as_mut() {
+                Some(s) => s,
+                None => {
+                    match self.connect() {
+                        Ok(s) => {
+                            if was_up {
+                                self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
+                            }
+                            was_up = true;
+                            backoff = Duration::from_millis(50);
+                            self.link.set_up(true, true);
+                            session.insert(s)
+                        }
+                        Err(e) => {
+                            self.link.set_up(true, false);
+                            log::warn!("cluster: cannot reach Redis to publish ({e}); retrying in {backoff:?}");
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.send(s, &batch) {
+                Ok(()) => {
+                    let m = &self.link.metrics.cluster;
+                    m.round_trips.fetch_add(1, Relaxed);
+                    m.batched.fetch_add(batch.len() as u64, Relaxed);
+                    batch.clear();
+                }
+                Err(e) if e.code() == Some("NOSCRIPT") => {
+                    // Redis restarted (or its script cache was flushed).
+                    session = None;
+                }
+                Err(e) => {
+                    log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
+                    self.link.set_up(true, false);
+                    session = None;
+                }
+            }
+        }
+        if !batch.is_empty() || !self.input.is_empty() {
+            log::warn!(
+                "cluster: stopped with {} operations not sent to Redis",
+                batch.len() + self.input.len()
+            );
+        }
+    }
+
+    /// Takes out what only concerns this node (a topic's own
+    /// `stale_after`) and hands it to the router directly.
+    fn keep_local(&self, batch: &mut Vec<Ingested>) {
+        let mut i = 0;
+        while i < batch.len() {
+            if matches!(batch[i].op, IngestOp::StaleAfter(..)) {
+                let _ = self.router.send(batch.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<Session> {
+        let mut con = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(1))?;
+        con.set_read_timeout(Some(Duration::from_secs(5)))?;
+        con.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(PUBLISH_SCRIPT)
+            .query(&mut con)?;
+        Ok(Session {
+            con,
+            sha,
+            listed: HashSet::new(),
+        })
+    }
+
+    /// One pipeline for the whole batch: one round trip.
+    fn send(&self, s: &mut Session, batch: &[Ingested]) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        let wall = wall_ns();
+        let mut new_topics = Vec::new();
+        for i in batch {
+            match &i.op {
+                IngestOp::Update(u) => {
+                    if !s.listed.contains(&u.topic) {
+                        pipe.cmd("ZADD")
+                            .arg(TOPICS_KEY)
+                            .arg(0)
+                            .arg(&u.topic)
+                            .ignore();
+                        new_topics.push(u.topic.clone());
+                    }
+                    store::push_update(&mut pipe, &s.sha, u, self.history_len, wall);
+                    pipe.ignore();
+                }
+                IngestOp::Clear(t) => {
+                    pipe.cmd("DEL")
+                        .arg(store::value_key(t))
+                        .arg(store::history_key(t))
+                        .ignore();
+                    pipe.cmd("PUBLISH")
+                        .arg(store::channel(t))
+                        .arg(format!("C {t}"))
+                        .ignore();
+                }
+                IngestOp::Stale(t, stale) => {
+                    let text = format!("S {t} {}", u8::from(*stale));
+                    pipe.cmd("PUBLISH")
+                        .arg(store::channel(t))
+                        .arg(text)
+                        .ignore();
+                }
+                // Only ever fed by the reader, not by publishers.
+                _ => {}
+            }
+        }
+        pipe.exec(&mut s.con)?;
+        s.listed.extend(new_topics);
+        Ok(())
+    }
+}

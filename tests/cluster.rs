@@ -1,0 +1,159 @@
+//! Issue 13, cluster mode: tickcast nodes sharing topics through real
+//! `redis-server` processes started by the tests on free loopback ports.
+
+mod common;
+
+use common::redis::RedisServer;
+use common::{wait_until, Client};
+use serde_json::Value;
+use tickcast::{Server, Update};
+
+fn node(redis: &RedisServer) -> Server {
+    Server::start(common::config().redis(redis.url())).expect("node starts")
+}
+
+fn seq(v: &Value) -> u64 {
+    v["seq"].as_u64().unwrap()
+}
+
+/// Reads until an update (skipping status events), and returns it.
+fn next_update(c: &mut Client) -> Value {
+    loop {
+        let ev = c.next_event();
+        if ev["event"] == "update" || ev["event"] == "snapshot" {
+            return ev;
+        }
+        assert_ne!(ev["event"], "error", "{ev}");
+    }
+}
+
+#[test]
+fn an_update_published_on_one_node_reaches_every_node_with_the_same_seq_and_epoch() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut on_a = Client::connect(a.local_addr());
+    let mut on_b = Client::connect(b.local_addr());
+    on_a.subscribe(&["T.1"]);
+    on_b.subscribe(&["T.1"]);
+    let p = a.publisher();
+    for i in 1..=100u64 {
+        p.publish(Update::new("T.1").bid(i as f64)).unwrap();
+    }
+    let mut epochs = Vec::new();
+    for c in [&mut on_a, &mut on_b] {
+        for i in 1..=100u64 {
+            let ev = next_update(c);
+            assert_eq!(ev["event"], "update", "{ev}");
+            assert_eq!(seq(&ev), i, "{ev}");
+            assert_eq!(ev["bid"], i as f64);
+            if i == 1 {
+                epochs.push(ev["epoch"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(epochs[0], epochs[1], "one numbering for the cluster");
+    wait_until("both nodes hold seq 100", || {
+        [&a, &b]
+            .iter()
+            .all(|n| n.snapshot("T.1").is_some_and(|s| s.seq == 100))
+    });
+    // A subscriber that comes later, on either node, gets the cluster's value.
+    let mut late = Client::connect(b.local_addr());
+    late.subscribe(&["T.1"]);
+    let snap = next_update(&mut late);
+    assert_eq!(
+        (snap["event"].as_str(), seq(&snap)),
+        (Some("snapshot"), 100)
+    );
+    assert_eq!(snap["epoch"].as_str().unwrap(), epochs[0]);
+}
+
+#[test]
+fn a_subscriber_whose_node_dies_resumes_on_another_with_exactly_what_it_missed() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut on_a = Client::connect(a.local_addr());
+    on_a.subscribe(&["R.1"]);
+    let p = b.publisher();
+    for i in 1..=50u64 {
+        p.publish(Update::new("R.1").bid(i as f64)).unwrap();
+    }
+    let mut epoch = String::new();
+    for i in 1..=50u64 {
+        let ev = next_update(&mut on_a);
+        assert_eq!(seq(&ev), i);
+        if i == 1 {
+            epoch = ev["epoch"].as_str().unwrap().to_string();
+        }
+    }
+    // Node A goes away (with its subscriber); the feed goes on.
+    drop(on_a);
+    a.shutdown();
+    let mut watcher = Client::connect(b.local_addr());
+    watcher.subscribe(&["R.1"]);
+    for i in 51..=80u64 {
+        p.publish(Update::new("R.1").bid(i as f64).ask(i as f64 + 1.0))
+            .unwrap();
+    }
+    while seq(&next_update(&mut watcher)) < 80 {}
+    // A node that never followed the topic serves the resume from Redis.
+    let c = node(&redis);
+    let mut back = Client::connect(c.local_addr());
+    back.send(serde_json::json!({"op":"subscribe","id":1,"topics":["R.1"],
+        "since":{"R.1":{"seq":50,"epoch":epoch}}}));
+    let ack = back.next_event();
+    assert_eq!(ack["event"], "subscribed", "{ack}");
+    assert_eq!(ack["recovered"], serde_json::json!(["R.1"]), "{ack}");
+    for i in 51..=80u64 {
+        let ev = next_update(&mut back);
+        assert_eq!(
+            (ev["event"].as_str(), seq(&ev)),
+            (Some("update"), i),
+            "{ev}"
+        );
+        assert_eq!(ev["ask"], i as f64 + 1.0);
+    }
+    // And it goes on live.
+    p.publish(Update::new("R.1").bid(81.0)).unwrap();
+    assert_eq!(seq(&next_update(&mut back)), 81);
+}
+
+#[test]
+fn patterns_follow_topics_across_nodes_including_new_ones() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let p = a.publisher();
+    p.publish(Update::new("FX.EURUSD").bid(1.1)).unwrap();
+    p.publish(Update::new("FX.USDJPY").bid(150.0)).unwrap();
+    p.publish(Update::new("EQ.AAPL").bid(200.0)).unwrap();
+    // Nobody on A subscribes: A still sent them to Redis.
+    let mut on_b = Client::connect(b.local_addr());
+    on_b.subscribe(&["FX.*"]);
+    let mut snaps = Vec::new();
+    while snaps.len() < 2 {
+        let ev = next_update(&mut on_b);
+        assert_eq!(ev["event"], "snapshot", "{ev}");
+        snaps.push(ev["topic"].as_str().unwrap().to_string());
+    }
+    snaps.sort();
+    assert_eq!(snaps, ["FX.EURUSD", "FX.USDJPY"]);
+    p.publish(Update::new("FX.GBPUSD").bid(1.3)).unwrap();
+    p.publish(Update::new("EQ.MSFT").bid(400.0)).unwrap();
+    p.publish(Update::new("FX.EURUSD").bid(1.2)).unwrap();
+    let ev = next_update(&mut on_b);
+    assert_eq!(
+        (ev["topic"].as_str(), seq(&ev)),
+        (Some("FX.GBPUSD"), 1),
+        "{ev}"
+    );
+    let ev = next_update(&mut on_b);
+    assert_eq!(
+        (ev["topic"].as_str(), seq(&ev)),
+        (Some("FX.EURUSD"), 2),
+        "{ev}"
+    );
+    assert!(
+        b.snapshot("EQ.MSFT").is_none(),
+        "B follows only what its clients want"
+    );
+}
