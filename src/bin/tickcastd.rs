@@ -55,6 +55,10 @@ struct Cli {
     /// Serve only wss://: no plain ws:// listener.
     #[arg(long)]
     tls_only: bool,
+    /// Cluster mode: share topics with the other nodes on this Redis
+    /// (redis://HOST:PORT; docs/CLUSTER.md).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// Check FILE (with the other flags over it) as a start would, TLS files
     /// included, then exit: 0 and "ok", or 2 and the reason.
     #[arg(long, value_name = "FILE")]
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         tls_cert: cli.tls_cert,
         tls_key: cli.tls_key,
         tls_only: cli.tls_only,
+        redis: cli.redis,
     };
     if let Some(file) = &cli.check_config {
         let checked = DaemonConfig::load(Some(file), &flags)
@@ -137,6 +142,14 @@ fn main() -> ExitCode {
         n => format!("network publishing: on at ws://{addr}/publish ({n} tokens)"),
     };
     log::info!("access: {subs}; {pubs}");
+    if let Some(url) = &cfg.server.redis {
+        // Never the password a URL may carry.
+        let shown = match url.rsplit_once('@') {
+            Some((_, host)) => format!("redis://(credentials)@{host}"),
+            None => url.clone(),
+        };
+        log::info!("cluster mode: topics are shared through the Redis at {shown}");
+    }
     let demo = cfg.demo_rate.map(|rate| {
         log::info!(
             "demo feed: {} instruments at {rate} updates/s",

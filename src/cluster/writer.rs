@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// Most operations per pipeline.
 const BATCH: usize = 512;
+/// How often an idle writer checks that Redis still answers.
+const IDLE_PING: Duration = Duration::from_secs(1);
 /// How long a stopping writer keeps trying to send what is queued.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -46,8 +48,10 @@ impl Writer {
         let mut session: Option<Session> = None;
         let mut batch: Vec<Ingested> = Vec::with_capacity(BATCH);
         let mut backoff = Duration::from_millis(50);
+        let mut retry_at = Instant::now();
         let mut stop_at: Option<Instant> = None;
         let mut was_up = false;
+        let mut last_contact = Instant::now();
         loop {
             if self.link.stopping() {
                 let at = *stop_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
@@ -55,10 +59,43 @@ impl Writer {
                     break;
                 }
             }
+            // Connected even while idle, so the link's health is known.
+            if session.is_none() && Instant::now() >= retry_at {
+                match self.connect() {
+                    Ok(s) => {
+                        if was_up {
+                            self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
+                        }
+                        was_up = true;
+                        backoff = Duration::from_millis(50);
+                        self.link.set_up(true, true);
+                        last_contact = Instant::now();
+                        session = Some(s);
+                    }
+                    Err(e) => {
+                        self.link.set_up(true, false);
+                        log::warn!("cluster: cannot reach Redis to publish ({e}); retrying in {backoff:?}");
+                        retry_at = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
             if batch.is_empty() {
                 match self.input.recv_timeout(Duration::from_millis(100)) {
                     Ok(first) => batch.push(first),
-                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Some(s) = session.as_mut() {
+                            if last_contact.elapsed() >= IDLE_PING {
+                                last_contact = Instant::now();
+                                if let Err(e) = redis::cmd("PING").exec(&mut s.con) {
+                                    log::warn!("cluster: Redis stopped answering ({e}); reconnecting");
+                                    self.link.set_up(true, false);
+                                    session = None;
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
                 while batch.len() < BATCH {
@@ -72,34 +109,17 @@ impl Writer {
                     continue;
                 }
             }
-            let s = match session.as_mut() {
-                Some(s) => s,
-                None => {
-                    match self.connect() {
-                        Ok(s) => {
-                            if was_up {
-                                self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
-                            }
-                            was_up = true;
-                            backoff = Duration::from_millis(50);
-                            self.link.set_up(true, true);
-                            session.insert(s)
-                        }
-                        Err(e) => {
-                            self.link.set_up(true, false);
-                            log::warn!("cluster: cannot reach Redis to publish ({e}); retrying in {backoff:?}");
-                            std::thread::sleep(backoff);
-                            backoff = (backoff * 2).min(Duration::from_secs(1));
-                            continue;
-                        }
-                    }
-                }
+            let Some(s) = session.as_mut() else {
+                // Not connected: wait for the next attempt, batch in hand.
+                std::thread::sleep(retry_at.saturating_duration_since(Instant::now()));
+                continue;
             };
             match self.send(s, &batch) {
                 Ok(()) => {
                     let m = &self.link.metrics.cluster;
                     m.round_trips.fetch_add(1, Relaxed);
                     m.batched.fetch_add(batch.len() as u64, Relaxed);
+                    last_contact = Instant::now();
                     batch.clear();
                 }
                 Err(e) if e.code() == Some("NOSCRIPT") => {

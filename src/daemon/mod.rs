@@ -33,6 +33,8 @@ pub struct Flags {
     pub tls_key: Option<std::path::PathBuf>,
     /// `--tls-only`
     pub tls_only: bool,
+    /// `--redis`
+    pub redis: Option<String>,
 }
 
 /// Everything the daemon needs to start.
@@ -92,6 +94,9 @@ impl DaemonConfig {
         }
         if flags.tls_only {
             c.plain = false;
+        }
+        if let Some(url) = &flags.redis {
+            c.redis = Some(url.clone());
         }
         c.validate()?;
         let demo = file.demo.unwrap_or_default();

@@ -63,6 +63,7 @@ impl RouterWork {
             return;
         };
         let cap = self.config.history_len;
+        let was_stale = slot.snapshot().stale;
         match slot.load(value, &l.history, cap) {
             None => {
                 // Current already; it may have been marked stale while the
@@ -85,6 +86,10 @@ impl RouterWork {
                     epoch: value.epoch,
                 };
                 self.emit(&slot, heard, event, at);
+                if was_stale {
+                    // Said in so many words to whoever saw it go stale.
+                    self.emit(&slot, heard, Event::Status { stale: false }, at);
+                }
             }
         }
     }
