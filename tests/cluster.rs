@@ -229,7 +229,9 @@ fn redis_restarted_mid_stream_loses_nothing_and_subscribers_never_see_a_silent_g
     }
     let epoch = seen.epoch.clone();
     redis.kill();
-    wait_until("/healthz says degraded", || healthz(&b).contains("degraded"));
+    wait_until("/healthz says degraded", || {
+        healthz(&b).contains("degraded")
+    });
     // Published while Redis is down: kept, and sent once it is back.
     for i in 51..=60u64 {
         p.publish(Update::new("S.1").bid(i as f64)).unwrap();
@@ -272,11 +274,124 @@ fn redis_restarted_empty_starts_a_new_epoch_that_subscribers_are_told_of() {
     // Whatever the order the two sides reconnect in, the subscriber learns
     // the new numbering from a clear, a snapshot or a seq-1 update that
     // names it; `Continuity` fails on anything else.
-    while !(seen.epoch != old && seen.seq >= 1 && b.snapshot("E.1").is_some_and(|s| s.prices.ask == Some(30.0)))
+    while !(seen.epoch != old
+        && seen.seq >= 1
+        && b.snapshot("E.1")
+            .is_some_and(|s| s.prices.ask == Some(30.0)))
     {
         seen.take(&sub.next_event());
     }
     let snap = b.snapshot("E.1").unwrap();
     assert_ne!(snap.epoch.to_string(), old);
     assert_eq!(snap.seq, 30, "30 updates in the new numbering");
+}
+
+/// The `seq` Redis gave a topic last.
+fn redis_seq(redis: &RedisServer, topic: &str) -> u64 {
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("HGET")
+        .arg(format!("tc:{{{topic}}}:v"))
+        .arg("seq")
+        .query::<Option<u64>>(&mut con)
+        .unwrap()
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_daemons_one_killed_while_publishing_the_others_carry_on_and_lose_nothing_redis_took() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let args = |demo: bool| {
+        let mut a = vec!["--listen", "127.0.0.1:0", "--shards", "2", "--redis", &url];
+        if demo {
+            a.extend(["--demo", "--demo-rate", "2000"]);
+        }
+        a
+    };
+    let mut a = common::Daemon::start(&args(true));
+    let b = common::Daemon::start(&args(false));
+    let c = common::Daemon::start(&args(false));
+    let topic = tickcast::daemon::demo::topics().next().unwrap();
+    let mut on_b = Client::connect(b.addr);
+    let mut on_c = Client::connect(c.addr);
+    on_b.subscribe(&[topic]);
+    on_c.subscribe(&[topic]);
+    let (mut seen_b, mut seen_c) = (Continuity::default(), Continuity::default());
+    while seen_b.updates < 20 {
+        seen_b.take(&next_update(&mut on_b));
+    }
+    // SIGKILL: no close, no flush; whatever it had not sent to Redis is gone
+    // with it, but what Redis numbered must reach every other node.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let last = redis_seq(&redis, topic);
+    assert!(last >= 20);
+    while seen_b.seq < last {
+        seen_b.take(&next_update(&mut on_b));
+    }
+    while seen_c.seq < last {
+        seen_c.take(&next_update(&mut on_c));
+    }
+    assert_eq!((seen_b.seq, seen_c.seq), (last, last));
+    assert_eq!(seen_b.epoch, seen_c.epoch);
+    assert!(
+        on_b.try_next_event(std::time::Duration::from_millis(200))
+            .is_none(),
+        "nothing after what Redis numbered"
+    );
+    // B and C go on: a feed on another node reaches both, numbered on.
+    let d = node(&redis);
+    d.publisher().publish(Update::new(topic).last(1.0)).unwrap();
+    for (c, seen) in [(&mut on_b, &mut seen_b), (&mut on_c, &mut seen_c)] {
+        seen.take(&next_update(c));
+        assert_eq!(seen.seq, last + 1);
+    }
+}
+
+#[test]
+fn a_three_master_redis_cluster_spreads_the_topics_and_every_node_agrees() {
+    let cluster = common::redis::RedisCluster::start();
+    let cfg = || common::config().redis(cluster.url());
+    let a = Server::start(cfg()).unwrap();
+    let b = Server::start(cfg()).unwrap();
+    let mut on_b = Client::connect(b.local_addr());
+    on_b.subscribe(&["C.*"]);
+    let mut on_a = Client::connect(a.local_addr());
+    on_a.subscribe(&["C.7"]);
+    let p = a.publisher();
+    const TOPICS: u64 = 30;
+    for round in 1..=5u64 {
+        for t in 0..TOPICS {
+            p.publish(Update::new(format!("C.{t}")).bid((round * 100 + t) as f64))
+                .unwrap();
+        }
+    }
+    let mut seen: std::collections::HashMap<String, Continuity> = Default::default();
+    let mut done = 0;
+    while done < TOPICS {
+        let ev = next_update(&mut on_b);
+        let c = seen
+            .entry(ev["topic"].as_str().unwrap().to_string())
+            .or_default();
+        c.take(&ev);
+        if c.seq == 5 {
+            done += 1;
+        }
+    }
+    let mut a_seen = Continuity::default();
+    while a_seen.seq < 5 {
+        a_seen.take(&next_update(&mut on_a));
+    }
+    assert_eq!(
+        a_seen.epoch, seen["C.7"].epoch,
+        "one numbering on both nodes"
+    );
+    // Each topic's keys live in one slot; 30 topics land on every master.
+    let keys = cluster.keys_per_node();
+    assert!(keys.iter().all(|k| *k > 0), "keys per master: {keys:?}");
+    assert_eq!(b.snapshot("C.29").unwrap().prices.bid, Some(529.0));
 }

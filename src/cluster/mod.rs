@@ -16,6 +16,7 @@
 //! does not follow yet asks the reader to follow it and waits (only that
 //! connection; see `net::shard::cluster`) until its value is here.
 
+mod endpoint;
 mod reader;
 pub(crate) mod store;
 mod writer;
@@ -116,10 +117,10 @@ impl Cluster {
     /// yet is not an error: both keep trying, and the node serves what it
     /// holds meanwhile (`/healthz` says degraded).
     pub fn start(w: Wiring) -> crate::error::Result<Cluster> {
-        let client = redis::Client::open(w.url.as_str()).map_err(|e| {
+        let endpoint = endpoint::Endpoint::parse(&w.url).map_err(|e| {
             crate::error::ConfigError::OutOfRange {
                 key: "redis",
-                expected: "a redis:// URL",
+                expected: "redis://HOST:PORT, or redis+cluster://HOST:PORT,HOST:PORT,...",
                 got: format!("{} ({e})", w.url),
             }
         })?;
@@ -135,14 +136,14 @@ impl Cluster {
         });
         let writer = writer::Writer {
             link: link.clone(),
-            client: client.clone(),
+            endpoint: endpoint.clone(),
             input: w.published,
             router: w.router.clone(),
             history_len: w.history_len,
         };
         let reader = reader::Reader {
             link: link.clone(),
-            client,
+            endpoint,
             table: w.table,
             router: w.router,
             requests: request_rx,

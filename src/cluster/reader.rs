@@ -17,7 +17,9 @@
 //!   emptied (Redis restarted without its data) is cleared, and its next
 //!   update starts a new epoch.
 
+use super::endpoint::{Con, Endpoint};
 use super::store::{self, Message, TOPICS_KEY};
+use super::writer::Quiet;
 use super::{wall_ns, ClusterLink, FollowRequest};
 use crate::engine::ingest::{IngestOp, Ingested, Loaded, Numbered};
 use crate::engine::table::TopicTable;
@@ -39,7 +41,7 @@ const PREFIX_TOPICS: isize = 100_000;
 
 pub(super) struct Reader {
     pub link: Arc<ClusterLink>,
-    pub client: redis::Client,
+    pub endpoint: Endpoint,
     pub table: Arc<TopicTable>,
     pub router: Sender<Ingested>,
     pub requests: Receiver<FollowRequest>,
@@ -51,6 +53,7 @@ impl Reader {
     pub fn run(self) {
         let mut backoff = Duration::from_millis(50);
         let mut connected_before = false;
+        let mut quiet = Quiet::default();
         while !self.link.stopping() {
             match self.connect() {
                 Ok((mut sub, mut cmd)) => {
@@ -58,9 +61,14 @@ impl Reader {
                         self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
                     }
                     connected_before = true;
+                    quiet.reset();
                     backoff = Duration::from_millis(50);
                     if let Err(e) = self.serve(&mut sub, &mut cmd) {
-                        log::warn!("cluster: lost the subscription to Redis ({e}); reconnecting");
+                        if quiet.speak() {
+                            log::warn!(
+                                "cluster: lost the subscription to Redis ({e}); reconnecting"
+                            );
+                        }
                     }
                     self.link.set_up(false, false);
                     self.mark_all_stale();
@@ -83,16 +91,14 @@ impl Reader {
         }
     }
 
-    fn connect(&self) -> redis::RedisResult<(Connection, Connection)> {
-        let timeout = Duration::from_secs(1);
-        let sub = self.client.get_connection_with_timeout(timeout)?;
-        let cmd = self.client.get_connection_with_timeout(timeout)?;
-        cmd.set_read_timeout(Some(Duration::from_secs(5)))?;
+    fn connect(&self) -> redis::RedisResult<(Connection, Con)> {
+        let sub = self.endpoint.pubsub()?;
+        let cmd = self.endpoint.command()?;
         Ok((sub, cmd))
     }
 
     /// Serves one pair of connections until one fails or the server stops.
-    fn serve(&self, sub: &mut Connection, cmd: &mut Connection) -> redis::RedisResult<()> {
+    fn serve(&self, sub: &mut Connection, cmd: &mut Con) -> redis::RedisResult<()> {
         let mut ps = sub.as_pubsub();
         ps.set_read_timeout(Some(POLL))?;
         // Everything followed so far, again: subscribe first, then load.
@@ -183,7 +189,7 @@ impl Reader {
     fn follow(
         &self,
         ps: &mut redis::PubSub<'_>,
-        cmd: &mut Connection,
+        cmd: &mut Con,
         req: FollowRequest,
     ) -> redis::RedisResult<()> {
         let now = Instant::now();
@@ -243,8 +249,8 @@ impl Reader {
     }
 
     /// Reads a topic's value and history and hands them to the router.
-    fn load(&self, cmd: &mut Connection, topic: &str) -> redis::RedisResult<()> {
-        let (value, history) = store::read_topic(cmd, topic, self.history_len)?;
+    fn load(&self, cmd: &mut Con, topic: &str) -> redis::RedisResult<()> {
+        let (value, history) = store::read_topic(cmd.like(), topic, self.history_len)?;
         self.link.metrics.cluster.loads.fetch_add(1, Relaxed);
         self.send(IngestOp::Load(Box::new(Loaded {
             topic: topic.to_string(),
@@ -255,11 +261,7 @@ impl Reader {
     }
 
     /// Topics the cluster has published under `prefix`.
-    fn listed_under(
-        &self,
-        cmd: &mut Connection,
-        prefix: &str,
-    ) -> redis::RedisResult<Vec<Arc<str>>> {
+    fn listed_under(&self, cmd: &mut Con, prefix: &str) -> redis::RedisResult<Vec<Arc<str>>> {
         let start = format!("[{prefix}");
         // Every name under the prefix sorts before the prefix followed by
         // the highest byte (names are ASCII).
@@ -272,7 +274,7 @@ impl Reader {
             .arg("LIMIT")
             .arg(0)
             .arg(PREFIX_TOPICS)
-            .query(cmd)?;
+            .query(cmd.like())?;
         Ok(names.into_iter().map(Arc::from).collect())
     }
 

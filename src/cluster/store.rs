@@ -75,17 +75,11 @@ redis.call('PUBLISH', 'tc:{' .. ARGV[1] .. '}', entry)
 return seq
 "#;
 
-/// Adds the `EVALSHA` of one update to `pipe`.
-pub(crate) fn push_update(
-    pipe: &mut redis::Pipeline,
-    sha: &str,
-    u: &Update,
-    history_cap: usize,
-    wall_ns: u64,
-) {
+/// The `EVALSHA` of one update.
+pub(crate) fn update_cmd(sha: &str, u: &Update, history_cap: usize, wall_ns: u64) -> redis::Cmd {
     let topic = u.topic.as_str();
-    pipe.cmd("EVALSHA")
-        .arg(sha)
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha)
         .arg(2)
         .arg(value_key(topic))
         .arg(history_key(topic))
@@ -96,10 +90,17 @@ pub(crate) fn push_update(
         .arg(wall_ns);
     for (name, v) in Prices::NAMES.iter().zip(u.prices.fields()) {
         if let Some(v) = v {
-            pipe.arg(*name).arg(format!("{v:?}"));
+            cmd.arg(*name).arg(format!("{v:?}"));
         }
     }
+    cmd
 }
+
+/// Reads a topic's value and last entries in one step (so the two agree).
+/// KEYS: value, history. ARGV: how many entries.
+const READ_SCRIPT: &str = r#"
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)}
+"#;
 
 /// A message on a topic's channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,15 +160,17 @@ pub(crate) fn read_topic(
     topic: &str,
     history_len: usize,
 ) -> RedisResult<(Option<Snapshot>, Vec<Past>)> {
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .cmd("HGETALL")
+    let (flat, entries): (Vec<String>, Vec<String>) = redis::cmd("EVAL")
+        .arg(READ_SCRIPT)
+        .arg(2)
         .arg(value_key(topic))
-        .cmd("LRANGE")
         .arg(history_key(topic))
-        .arg(-(history_len.max(1) as i64))
-        .arg(-1);
-    let (fields, entries): (Vec<(String, String)>, Vec<String>) = pipe.query(con)?;
+        .arg(history_len.max(1))
+        .query(con)?;
+    let fields: Vec<(String, String)> = flat
+        .chunks_exact(2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect();
     let Some(value) = snapshot_of(&fields) else {
         return Ok((None, Vec::new()));
     };

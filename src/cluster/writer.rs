@@ -11,6 +11,7 @@
 //! connection is sent again whole, so an update Redis applied just before
 //! the loss may be numbered twice (at least once, never lost).
 
+use super::endpoint::{Con, Endpoint};
 use super::store::{self, PUBLISH_SCRIPT, TOPICS_KEY};
 use super::{wall_ns, ClusterLink};
 use crate::engine::ingest::{IngestOp, Ingested};
@@ -29,7 +30,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) struct Writer {
     pub link: Arc<ClusterLink>,
-    pub client: redis::Client,
+    pub endpoint: Endpoint,
     pub input: Receiver<Ingested>,
     pub router: Sender<Ingested>,
     pub history_len: usize,
@@ -38,7 +39,7 @@ pub(super) struct Writer {
 /// A connection with the script loaded, and the topics it has listed in
 /// `tc:topics` already.
 struct Session {
-    con: redis::Connection,
+    con: Con,
     sha: String,
     listed: HashSet<String>,
 }
@@ -52,6 +53,7 @@ impl Writer {
         let mut stop_at: Option<Instant> = None;
         let mut was_up = false;
         let mut last_contact = Instant::now();
+        let mut quiet = Quiet::default();
         loop {
             if self.link.stopping() {
                 let at = *stop_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
@@ -69,12 +71,17 @@ impl Writer {
                         was_up = true;
                         backoff = Duration::from_millis(50);
                         self.link.set_up(true, true);
+                        if quiet.reset() {
+                            log::info!("cluster: publishing to Redis again");
+                        }
                         last_contact = Instant::now();
                         session = Some(s);
                     }
                     Err(e) => {
                         self.link.set_up(true, false);
-                        log::warn!("cluster: cannot reach Redis to publish ({e}); retrying in {backoff:?}");
+                        if quiet.speak() {
+                            log::warn!("cluster: cannot reach Redis to publish ({e}); retrying every second at most");
+                        }
                         retry_at = Instant::now() + backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(1));
                     }
@@ -87,8 +94,12 @@ impl Writer {
                         if let Some(s) = session.as_mut() {
                             if last_contact.elapsed() >= IDLE_PING {
                                 last_contact = Instant::now();
-                                if let Err(e) = redis::cmd("PING").exec(&mut s.con) {
-                                    log::warn!("cluster: Redis stopped answering ({e}); reconnecting");
+                                if let Err(e) = redis::cmd("PING").exec(s.con.like()) {
+                                    if quiet.speak() {
+                                        log::warn!(
+                                            "cluster: Redis stopped answering ({e}); reconnecting"
+                                        );
+                                    }
                                     self.link.set_up(true, false);
                                     session = None;
                                 }
@@ -126,10 +137,23 @@ impl Writer {
                     // Redis restarted (or its script cache was flushed).
                     session = None;
                 }
-                Err(e) => {
-                    log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
+                Err(e) if lost_connection(&e) => {
+                    if quiet.speak() {
+                        log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
+                    }
                     self.link.set_up(true, false);
                     session = None;
+                }
+                Err(e) => {
+                    // Refused, not lost: sending it again would be refused
+                    // again. Said loudly and counted, never silently.
+                    log::error!(
+                        "cluster: Redis refused a batch of {} operations, which are dropped: {e}",
+                        batch.len()
+                    );
+                    let m = &self.link.metrics.cluster;
+                    m.refused.fetch_add(batch.len() as u64, Relaxed);
+                    batch.clear();
                 }
             }
         }
@@ -155,15 +179,12 @@ impl Writer {
     }
 
     fn connect(&self) -> redis::RedisResult<Session> {
-        let mut con = self
-            .client
-            .get_connection_with_timeout(Duration::from_secs(1))?;
-        con.set_read_timeout(Some(Duration::from_secs(5)))?;
-        con.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let mut con = self.endpoint.command()?;
+        // On every master of a cluster.
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(PUBLISH_SCRIPT)
-            .query(&mut con)?;
+            .query(con.like())?;
         Ok(Session {
             con,
             sha,
@@ -171,48 +192,81 @@ impl Writer {
         })
     }
 
-    /// One pipeline for the whole batch: one round trip.
+    /// One pipeline for the whole batch: one round trip (per node).
     fn send(&self, s: &mut Session, batch: &[Ingested]) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::with_capacity(batch.len() + 1);
         let wall = wall_ns();
         let mut new_topics = Vec::new();
         for i in batch {
             match &i.op {
                 IngestOp::Update(u) => {
                     if !s.listed.contains(&u.topic) {
-                        pipe.cmd("ZADD")
-                            .arg(TOPICS_KEY)
-                            .arg(0)
-                            .arg(&u.topic)
-                            .ignore();
+                        let mut add = redis::cmd("ZADD");
+                        add.arg(TOPICS_KEY).arg(0).arg(&u.topic);
+                        cmds.push(add);
                         new_topics.push(u.topic.clone());
                     }
-                    store::push_update(&mut pipe, &s.sha, u, self.history_len, wall);
-                    pipe.ignore();
+                    cmds.push(store::update_cmd(&s.sha, u, self.history_len, wall));
                 }
                 IngestOp::Clear(t) => {
-                    pipe.cmd("DEL")
-                        .arg(store::value_key(t))
-                        .arg(store::history_key(t))
-                        .ignore();
-                    pipe.cmd("PUBLISH")
-                        .arg(store::channel(t))
-                        .arg(format!("C {t}"))
-                        .ignore();
+                    let mut del = redis::cmd("DEL");
+                    del.arg(store::value_key(t)).arg(store::history_key(t));
+                    cmds.push(del);
+                    let mut publish = redis::cmd("PUBLISH");
+                    publish.arg(store::channel(t)).arg(format!("C {t}"));
+                    cmds.push(publish);
                 }
                 IngestOp::Stale(t, stale) => {
-                    let text = format!("S {t} {}", u8::from(*stale));
-                    pipe.cmd("PUBLISH")
+                    let mut publish = redis::cmd("PUBLISH");
+                    publish
                         .arg(store::channel(t))
-                        .arg(text)
-                        .ignore();
+                        .arg(format!("S {t} {}", u8::from(*stale)));
+                    cmds.push(publish);
                 }
                 // Only ever fed by the reader, not by publishers.
                 _ => {}
             }
         }
-        pipe.exec(&mut s.con)?;
+        s.con.run(cmds)?;
         s.listed.extend(new_topics);
         Ok(())
+    }
+}
+
+/// A lost or broken connection (send again once reconnected), as opposed
+/// to a command Redis refused.
+pub(super) fn lost_connection(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+/// Keeps an outage to a few log lines: the first failure, then one every
+/// `EVERY` while it lasts.
+#[derive(Default)]
+pub(super) struct Quiet {
+    since: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Quiet {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Should this failure be logged?
+    pub fn speak(&mut self) -> bool {
+        let now = Instant::now();
+        self.since.get_or_insert(now);
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < Self::EVERY)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+
+    /// The outage is over; true when there was one.
+    pub fn reset(&mut self) -> bool {
+        self.last = None;
+        self.since.take().is_some()
     }
 }

@@ -60,10 +60,18 @@ impl Config {
             });
         }
         if let Some(url) = &self.redis {
-            if !url.starts_with("redis://") || redis::Client::open(url.as_str()).is_err() {
+            let seeds = url.strip_prefix("redis+cluster://").map(|l| l.split(','));
+            let ok = match seeds {
+                Some(mut seeds) => seeds.all(|hp| {
+                    let u = format!("redis://{}", hp.trim());
+                    !hp.trim().is_empty() && redis::Client::open(u).is_ok()
+                }),
+                None => url.starts_with("redis://") && redis::Client::open(url.as_str()).is_ok(),
+            };
+            if !ok {
                 return Err(ConfigError::OutOfRange {
                     key: "redis",
-                    expected: "a redis://HOST:PORT URL",
+                    expected: "redis://HOST:PORT, or redis+cluster://HOST:PORT,HOST:PORT,... for a Redis Cluster",
                     got: url.clone(),
                 });
             }

@@ -23,6 +23,8 @@ pub(crate) struct ClusterMetrics {
     pub loads: AtomicU64,
     /// Updates received from Redis.
     pub received: AtomicU64,
+    /// Operations Redis refused (not a lost connection): dropped, logged.
+    pub refused: AtomicU64,
     /// Sum and count of the lag from numbering to receipt, in ns.
     pub lag_ns_sum: AtomicU64,
     pub lag_count: AtomicU64,
@@ -69,6 +71,12 @@ impl ClusterMetrics {
             "counter",
             "Topics read back from Redis (first subscriber, gap, reconnect).",
             get(&self.loads),
+        );
+        one(
+            "tickcast_cluster_refused_total",
+            "counter",
+            "Operations Redis refused outright (logged, dropped; a lost connection is retried instead).",
+            get(&self.refused),
         );
         one(
             "tickcast_cluster_received_total",

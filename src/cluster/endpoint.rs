@@ -1,0 +1,122 @@
+//! Where Redis is: one server (`redis://HOST:PORT`) or a Redis Cluster
+//! (`redis+cluster://HOST:PORT,HOST:PORT,...`, its seed nodes). Commands
+//! go through the cluster client, which routes each by the slot of its
+//! keys (all keys of a topic share one slot: `store`); pub/sub goes through
+//! a plain connection to one node, since Redis Cluster carries classic
+//! pub/sub messages to every node.
+
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, ConnectionLike, RedisResult};
+use std::time::Duration;
+
+/// How long connecting, and each command, may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The scheme of a Redis Cluster's seed list.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+#[derive(Clone)]
+pub(crate) enum Endpoint {
+    Single(redis::Client),
+    Cluster {
+        cluster: ClusterClient,
+        /// Seed nodes, tried in turn for the pub/sub connection.
+        seeds: Vec<redis::Client>,
+    },
+}
+
+/// A command connection to either.
+pub(crate) enum Con {
+    Single(redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Endpoint {
+    /// Parses the `redis` setting.
+    pub fn parse(url: &str) -> RedisResult<Endpoint> {
+        let Some(list) = url.strip_prefix(CLUSTER_SCHEME) else {
+            return Ok(Endpoint::Single(redis::Client::open(url)?));
+        };
+        let urls: Vec<String> = list
+            .split(',')
+            .map(|hp| format!("redis://{}", hp.trim()))
+            .collect();
+        let seeds = urls
+            .iter()
+            .map(|u| redis::Client::open(u.as_str()))
+            .collect::<RedisResult<Vec<_>>>()?;
+        let cluster = ClusterClient::builder(urls)
+            .connection_timeout(TIMEOUT)
+            .response_timeout(TIMEOUT)
+            .retries(2)
+            .build()?;
+        Ok(Endpoint::Cluster { cluster, seeds })
+    }
+
+    /// A connection for commands and pipelines.
+    pub fn command(&self) -> RedisResult<Con> {
+        match self {
+            Endpoint::Single(c) => {
+                let con = c.get_connection_with_timeout(Duration::from_secs(1))?;
+                con.set_read_timeout(Some(TIMEOUT))?;
+                con.set_write_timeout(Some(TIMEOUT))?;
+                Ok(Con::Single(con))
+            }
+            Endpoint::Cluster { cluster, .. } => {
+                Ok(Con::Cluster(Box::new(cluster.get_connection()?)))
+            }
+        }
+    }
+
+    /// A connection for pub/sub: to the server, or to the first seed node
+    /// that answers.
+    pub fn pubsub(&self) -> RedisResult<redis::Connection> {
+        let timeout = Duration::from_secs(1);
+        match self {
+            Endpoint::Single(c) => c.get_connection_with_timeout(timeout),
+            Endpoint::Cluster { seeds, .. } => {
+                let mut last = None;
+                for s in seeds {
+                    match s.get_connection_with_timeout(timeout) {
+                        Ok(c) => return Ok(c),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| {
+                    redis::RedisError::from((redis::ErrorKind::Client, "no seed node"))
+                }))
+            }
+        }
+    }
+}
+
+impl Con {
+    /// The connection as the commands' common interface.
+    pub fn like(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Con::Single(c) => c,
+            Con::Cluster(c) => &mut **c,
+        }
+    }
+
+    /// Sends `cmds` in one pipeline (per node, for a cluster), replies
+    /// ignored; the first error fails the whole.
+    pub fn run(&mut self, cmds: Vec<Cmd>) -> RedisResult<()> {
+        match self {
+            Con::Single(c) => {
+                let mut p = redis::pipe();
+                for cmd in cmds {
+                    p.add_command(cmd).ignore();
+                }
+                p.exec(c)
+            }
+            Con::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    p.add_command(cmd).ignore();
+                }
+                p.exec(c)
+            }
+        }
+    }
+}
