@@ -130,6 +130,11 @@ typedef enum tickcast_result {
    * The publisher's token does not allow the topic (its JWT's `publish` claim).
    */
   TICKCAST_RESULT_FORBIDDEN = 14,
+  /**
+   * Cluster mode: Redis cannot be reached and the queue for it is full;
+   * the update was not queued. Try again later.
+   */
+  TICKCAST_RESULT_UNAVAILABLE = 15,
 } tickcast_result;
 
 /**

@@ -41,6 +41,10 @@ pub enum Error {
         /// The topic.
         topic: String,
     },
+    /// Cluster mode: Redis cannot be reached and this node's queue for it
+    /// is full; the update was not queued (nothing was lost: the caller
+    /// still holds it). Try again once `/healthz` says `ok`.
+    Unavailable,
     /// A configuration value is out of range or inconsistent.
     InvalidConfig(ConfigError),
     /// A TLS certificate, key or trust store could not be used.
@@ -174,6 +178,9 @@ impl fmt::Display for Error {
             Error::InvalidUrl { url, why } => write!(f, "bad URL {url:?}: {why}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Timeout => f.write_str("timed out"),
+            Error::Unavailable => f.write_str(
+                "the cluster's Redis cannot be reached and the queue for it is full; the update was not queued",
+            ),
             Error::EmptyUpdate => f.write_str("the update sets no price field"),
             Error::TooManyTopics { max } => write!(
                 f,

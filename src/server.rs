@@ -123,7 +123,10 @@ impl Server {
                 .map(|c: &crate::cluster::Cluster| c.link.clone()),
         });
         drop(ingest_tx);
-        let publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
+        let mut publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
+        if let Some(c) = &cluster {
+            publisher = publisher.with_sink_state(c.link.writer_down.clone());
+        }
         let mut shards = Vec::new();
         for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
             // Shard 0 accepts and deals connections round-robin to all shards:

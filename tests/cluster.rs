@@ -395,3 +395,60 @@ fn a_three_master_redis_cluster_spreads_the_topics_and_every_node_agrees() {
     assert!(keys.iter().all(|k| *k > 0), "keys per master: {keys:?}");
     assert_eq!(b.snapshot("C.29").unwrap().prices.bid, Some(529.0));
 }
+
+#[test]
+fn with_redis_down_publishers_queue_then_get_a_clear_error_and_nothing_queued_is_lost() {
+    let mut redis = RedisServer::start();
+    let a = Server::start(common::config().redis(redis.url()).ingest_capacity(16)).unwrap();
+    let b = node(&redis);
+    let mut sub = Client::connect(b.local_addr());
+    sub.subscribe(&["Q.1"]);
+    let p = a.publisher();
+    p.publish(Update::new("Q.1").bid(1.0)).unwrap();
+    let mut seen = Continuity::default();
+    while seen.seq < 1 {
+        seen.take(&sub.next_event());
+    }
+    redis.kill();
+    // Queued while there is room (sent once Redis is back), then refused.
+    let mut queued = 1u64;
+    let refused = loop {
+        match p.publish(Update::new("Q.1").bid(queued as f64 + 1.0)) {
+            Ok(()) => queued += 1,
+            Err(e) => break e,
+        }
+        assert!(queued < 10_000, "never refused");
+    };
+    assert!(matches!(refused, tickcast::Error::Unavailable), "{refused}");
+    assert!(refused.to_string().contains("Redis cannot be reached"));
+    assert!(matches!(
+        p.try_publish(Update::new("Q.1").bid(0.0)),
+        Err(tickcast::Error::Unavailable)
+    ));
+    redis.restart();
+    while seen.seq < queued {
+        seen.take(&sub.next_event());
+    }
+    assert_eq!(seen.seq, queued, "every queued update arrived, in order");
+    assert_eq!(b.snapshot("Q.1").unwrap().prices.bid, Some(queued as f64));
+    wait_until("publishing works again", || {
+        p.try_publish(Update::new("Q.1").bid(-1.0)).is_ok()
+    });
+    // The link's metrics: batches, reconnects, lag, all on the page.
+    let text = a.metrics_text();
+    for name in [
+        "tickcast_cluster_up 1",
+        "tickcast_cluster_round_trips_total",
+        "tickcast_cluster_reconnects_total",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let round_trips = common::metric(&a, "tickcast_cluster_round_trips_total");
+    let batched = common::metric(&a, "tickcast_cluster_batched_total");
+    assert!(
+        batched > round_trips,
+        "pipelined: {batched} in {round_trips} round trips"
+    );
+    assert!(common::metric(&a, "tickcast_cluster_reconnects_total") >= 1.0);
+    assert!(common::metric(&b, "tickcast_cluster_lag_seconds_count") >= 1.0);
+}

@@ -42,6 +42,9 @@ pub enum tickcast_result {
     TooManyTopics = 13,
     /// The publisher's token does not allow the topic (its JWT's `publish` claim).
     Forbidden = 14,
+    /// Cluster mode: Redis cannot be reached and the queue for it is full;
+    /// the update was not queued. Try again later.
+    Unavailable = 15,
 }
 
 impl From<&Error> for tickcast_result {
@@ -61,6 +64,7 @@ impl From<&Error> for tickcast_result {
             Error::EmptyUpdate => tickcast_result::EmptyUpdate,
             Error::TooManyTopics { .. } => tickcast_result::TooManyTopics,
             Error::Forbidden { .. } => tickcast_result::Forbidden,
+            Error::Unavailable => tickcast_result::Unavailable,
         }
     }
 }
@@ -96,6 +100,9 @@ impl tickcast_result {
             }
             tickcast_result::Forbidden => {
                 c"the publisher's token does not allow this topic (its publish claim)"
+            }
+            tickcast_result::Unavailable => {
+                c"the cluster's Redis cannot be reached and the queue for it is full; not queued"
             }
         }
     }

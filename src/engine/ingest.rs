@@ -4,7 +4,8 @@ use super::table::TopicTable;
 use super::topic_name::validate_topic;
 use super::update::{now_ns, Update};
 use crate::error::{Error, Result};
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,7 +75,13 @@ pub struct Publisher {
     max_topic_len: usize,
     /// For the `max_topics` check: an atomic load until the table is full.
     table: Arc<TopicTable>,
+    /// Cluster mode: set while what drains `tx` cannot reach Redis. A full
+    /// channel then fails at once with `Unavailable` instead of waiting.
+    sink_down: Option<Arc<AtomicBool>>,
 }
+
+/// How often a publisher waiting for room looks whether the sink went down.
+const SINK_CHECK: Duration = Duration::from_millis(100);
 
 impl Publisher {
     pub(crate) fn new(tx: Sender<Ingested>, max_topic_len: usize, table: Arc<TopicTable>) -> Self {
@@ -82,6 +89,55 @@ impl Publisher {
             tx,
             max_topic_len,
             table,
+            sink_down: None,
+        }
+    }
+
+    /// Cluster mode: `down` says when the channel's reader cannot reach
+    /// Redis (see `sink_down`).
+    pub(crate) fn with_sink_state(mut self, down: Arc<AtomicBool>) -> Self {
+        self.sink_down = Some(down);
+        self
+    }
+
+    fn sink_is_down(&self) -> bool {
+        self.sink_down
+            .as_ref()
+            .is_some_and(|d| d.load(Ordering::Relaxed))
+    }
+
+    /// Sends, waiting while the channel is full, for at most `limit`
+    /// (`Full` then); while the sink is down a full channel is
+    /// `Unavailable` at once.
+    fn send_waiting(&self, op: Ingested, limit: Option<Duration>) -> Result<()> {
+        let deadline = limit.map(|l| Instant::now() + l);
+        let mut op = op;
+        loop {
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SINK_CHECK),
+                None => SINK_CHECK,
+            };
+            match self.tx.send_timeout(op, wait) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Disconnected(_)) => return Err(Error::Closed),
+                Err(SendTimeoutError::Timeout(back)) => {
+                    if self.sink_is_down() {
+                        return Err(Error::Unavailable);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Full);
+                    }
+                    op = back;
+                }
+            }
+        }
+    }
+
+    fn full(&self) -> Error {
+        if self.sink_is_down() {
+            Error::Unavailable
+        } else {
+            Error::Full
         }
     }
 
@@ -101,7 +157,7 @@ impl Publisher {
             op: op(topic.to_string()),
             at: Instant::now(),
         };
-        self.tx.send(op).map_err(|_| Error::Closed)
+        self.send_waiting(op, None)
     }
 
     /// Sends an operation if there is room now (shards must not block).
@@ -115,7 +171,7 @@ impl Publisher {
             },
         };
         self.tx.try_send(op).map_err(|e| match e {
-            TrySendError::Full(_) => Error::Full,
+            TrySendError::Full(_) => self.full(),
             TrySendError::Disconnected(_) => Error::Closed,
         })
     }
@@ -149,17 +205,22 @@ impl Publisher {
     /// Queues an update, waiting while the ingest channel is full.
     ///
     /// Fails with `InvalidTopic`/`InvalidValue` for a bad update and `Closed`
-    /// once the server has shut down.
+    /// once the server has shut down. In cluster mode, while Redis cannot be
+    /// reached, updates are queued (and sent once it can) until the queue
+    /// is full; then this fails with `Unavailable` instead of waiting.
     pub fn publish(&self, update: Update) -> Result<()> {
         let update = self.prepare(update)?;
-        self.tx.send(update).map_err(|_| Error::Closed)
+        if self.sink_down.is_none() {
+            return self.tx.send(update).map_err(|_| Error::Closed);
+        }
+        self.send_waiting(update, None)
     }
 
     /// Queues an update or fails at once with `Full` when the channel is full.
     pub fn try_publish(&self, update: Update) -> Result<()> {
         let update = self.prepare(update)?;
         self.tx.try_send(update).map_err(|e| match e {
-            TrySendError::Full(_) => Error::Full,
+            TrySendError::Full(_) => self.full(),
             TrySendError::Disconnected(_) => Error::Closed,
         })
     }
@@ -167,21 +228,19 @@ impl Publisher {
     /// Queues an update, waiting at most `timeout` for room; `Full` after that.
     pub fn publish_timeout(&self, update: Update, timeout: Duration) -> Result<()> {
         let update = self.prepare(update)?;
-        self.tx.send_timeout(update, timeout).map_err(|e| match e {
-            crossbeam_channel::SendTimeoutError::Timeout(_) => Error::Full,
-            crossbeam_channel::SendTimeoutError::Disconnected(_) => Error::Closed,
-        })
+        self.send_waiting(update, Some(timeout))
     }
 
     /// Queues several updates in order, waiting while the channel is full.
     /// Every update is checked before any is queued, so a bad one queues none.
+    /// (`Unavailable`, in cluster mode, may come after some were queued.)
     pub fn publish_batch(&self, updates: impl IntoIterator<Item = Update>) -> Result<()> {
         let ready = updates
             .into_iter()
             .map(|u| self.prepare(u))
             .collect::<Result<Vec<_>>>()?;
         for u in ready {
-            self.tx.send(u).map_err(|_| Error::Closed)?;
+            self.send_waiting(u, None)?;
         }
         Ok(())
     }

@@ -232,6 +232,7 @@ pub fn check_item(item: &Item, max_topic_len: usize) -> crate::error::Result<()>
 pub fn refusal_code(why: &crate::error::Error) -> &'static str {
     match why {
         crate::error::Error::TooManyTopics { .. } => "too_many_topics",
+        crate::error::Error::Unavailable => "unavailable",
         _ => "bad_update",
     }
 }

@@ -105,6 +105,9 @@ impl Shard {
                     p.pending.clear();
                     break Push::ShutDown;
                 }
+                // Cluster mode, Redis unreachable and its queue full: each
+                // waiting update is refused by name, never dropped quietly.
+                Err(Error::Unavailable) => refused.push(Error::Unavailable),
                 // Checked when it arrived; only a new topic that lost the
                 // race for the last place under `max_topics` gets here.
                 Err(why) => refused.push(why),
