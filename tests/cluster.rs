@@ -452,3 +452,41 @@ fn with_redis_down_publishers_queue_then_get_a_clear_error_and_nothing_queued_is
     assert!(common::metric(&a, "tickcast_cluster_reconnects_total") >= 1.0);
     assert!(common::metric(&b, "tickcast_cluster_lag_seconds_count") >= 1.0);
 }
+
+/// How many connections subscribe to a channel, by Redis.
+fn subscribers_of(redis: &RedisServer, channel: &str) -> u64 {
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (_, n): (String, u64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query(&mut con)
+        .unwrap();
+    n
+}
+
+#[test]
+fn a_node_follows_a_topic_only_while_its_clients_want_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let p = a.publisher();
+    p.publish(Update::new("U.1").bid(1.0)).unwrap();
+    assert_eq!(subscribers_of(&redis, "tc:{U.1}"), 0, "nobody wants it yet");
+    let mut c = Client::connect(b.local_addr());
+    c.subscribe(&["U.1"]);
+    assert_eq!(next_update(&mut c)["event"], "snapshot");
+    assert_eq!(subscribers_of(&redis, "tc:{U.1}"), 1, "B follows it");
+    c.command(serde_json::json!({"op":"unsubscribe","topics":["U.1"]}));
+    wait_until("B drops it (a few seconds after its last subscriber)", || {
+        subscribers_of(&redis, "tc:{U.1}") == 0
+    });
+    // Published while B did not follow it; a new subscriber on B gets it.
+    p.publish(Update::new("U.1").bid(2.0)).unwrap();
+    let mut again = Client::connect(b.local_addr());
+    again.subscribe(&["U.1"]);
+    let snap = next_update(&mut again);
+    assert_eq!((snap["event"].as_str(), seq(&snap)), (Some("snapshot"), 2), "{snap}");
+    assert_eq!(snap["bid"], 2.0);
+}
