@@ -30,7 +30,14 @@ fn redis() -> (Redis, String) {
         .unwrap()
         .port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .args(["--appendonly", "no"])
         .stdout(Stdio::null())
         .spawn()
@@ -51,8 +58,7 @@ fn config() -> Config {
 /// Publishes on `publish_on`, counts on `count_on`; returns updates per
 /// second end to end.
 fn run(publish_on: &Server, count_on: &Server) -> f64 {
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{}/ws", count_on.local_addr())).unwrap();
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", count_on.local_addr())).unwrap();
     ws.send(Message::text(r#"{"op":"subscribe","id":1,"topics":["*"]}"#))
         .unwrap();
     // The subscribe is acknowledged before the feed starts.
@@ -119,7 +125,10 @@ fn main() {
     let lag_count = b_metric("tickcast_cluster_lag_seconds_count");
     println!("{UPDATES} updates over {TOPICS} topics, one subscriber of *");
     println!("single node, no Redis:   {alone:>10.0} updates/s");
-    println!("two nodes on one Redis:  {clustered:>10.0} updates/s ({:.2} of single)", clustered / alone);
+    println!(
+        "two nodes on one Redis:  {clustered:>10.0} updates/s ({:.2} of single)",
+        clustered / alone
+    );
     println!(
         "writer: {trips} round trips, {:.1} updates per pipeline",
         batched / trips.max(1.0)

@@ -479,14 +479,19 @@ fn a_node_follows_a_topic_only_while_its_clients_want_it() {
     assert_eq!(next_update(&mut c)["event"], "snapshot");
     assert_eq!(subscribers_of(&redis, "tc:{U.1}"), 1, "B follows it");
     c.command(serde_json::json!({"op":"unsubscribe","topics":["U.1"]}));
-    wait_until("B drops it (a few seconds after its last subscriber)", || {
-        subscribers_of(&redis, "tc:{U.1}") == 0
-    });
+    wait_until(
+        "B drops it (a few seconds after its last subscriber)",
+        || subscribers_of(&redis, "tc:{U.1}") == 0,
+    );
     // Published while B did not follow it; a new subscriber on B gets it.
     p.publish(Update::new("U.1").bid(2.0)).unwrap();
     let mut again = Client::connect(b.local_addr());
     again.subscribe(&["U.1"]);
     let snap = next_update(&mut again);
-    assert_eq!((snap["event"].as_str(), seq(&snap)), (Some("snapshot"), 2), "{snap}");
+    assert_eq!(
+        (snap["event"].as_str(), seq(&snap)),
+        (Some("snapshot"), 2),
+        "{snap}"
+    );
     assert_eq!(snap["bid"], 2.0);
 }

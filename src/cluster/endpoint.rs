@@ -99,6 +99,27 @@ impl Con {
         }
     }
 
+    /// Sends `cmds` in one pipeline (per node, for a cluster) and returns
+    /// their replies in order.
+    pub fn query_all<T: redis::FromRedisValue>(&mut self, cmds: Vec<Cmd>) -> RedisResult<Vec<T>> {
+        match self {
+            Con::Single(c) => {
+                let mut p = redis::pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                p.query(c)
+            }
+            Con::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                p.query(c)
+            }
+        }
+    }
+
     /// Sends `cmds` in one pipeline (per node, for a cluster), replies
     /// ignored; the first error fails the whole.
     pub fn run(&mut self, cmds: Vec<Cmd>) -> RedisResult<()> {

@@ -36,6 +36,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// followed at least.
 const SWEEP: Duration = Duration::from_secs(1);
 const KEEP_AT_LEAST: Duration = Duration::from_secs(5);
+/// Most topics read back per round trip.
+const LOAD_BATCH: usize = 256;
 /// Most topics one prefix follow loads.
 const PREFIX_TOPICS: isize = 100_000;
 
@@ -122,9 +124,7 @@ impl Reader {
         }
         reload.sort();
         reload.dedup();
-        for t in &reload {
-            self.load(cmd, t)?;
-        }
+        self.load_all(cmd, &reload)?;
         self.link.set_up(false, true);
         log::info!(
             "cluster: subscribed to Redis ({} topics, {} prefixes followed)",
@@ -140,8 +140,9 @@ impl Reader {
             while let Ok(t) = self.loads.try_recv() {
                 wanted.insert(t);
             }
-            for t in wanted {
-                self.load(cmd, &t)?;
+            if !wanted.is_empty() {
+                let wanted: Vec<Arc<str>> = wanted.into_iter().collect();
+                self.load_all(cmd, &wanted)?;
             }
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + SWEEP;
@@ -216,9 +217,7 @@ impl Reader {
             self.link.following.write().topics.insert(t.clone(), now);
             load.push(t.clone());
         }
-        for t in &load {
-            self.load(cmd, t)?;
-        }
+        self.load_all(cmd, &load)?;
         self.barrier();
         let _ = req.done.send(());
         Ok(())
@@ -248,15 +247,26 @@ impl Reader {
         let _ = rx.recv_timeout(Duration::from_secs(5));
     }
 
-    /// Reads a topic's value and history and hands them to the router.
-    fn load(&self, cmd: &mut Con, topic: &str) -> redis::RedisResult<()> {
-        let (value, history) = store::read_topic(cmd.like(), topic, self.history_len)?;
-        self.link.metrics.cluster.loads.fetch_add(1, Relaxed);
-        self.send(IngestOp::Load(Box::new(Loaded {
-            topic: topic.to_string(),
-            value,
-            history,
-        })));
+    /// Reads topics' values and histories, `LOAD_BATCH` per round trip, and
+    /// hands them to the router in order.
+    fn load_all(&self, cmd: &mut Con, topics: &[Arc<str>]) -> redis::RedisResult<()> {
+        for chunk in topics.chunks(LOAD_BATCH) {
+            let cmds = chunk.iter().map(|t| store::read_cmd(t, self.history_len));
+            let replies: Vec<store::ReadReply> = cmd.query_all(cmds.collect())?;
+            self.link
+                .metrics
+                .cluster
+                .loads
+                .fetch_add(chunk.len() as u64, Relaxed);
+            for (topic, reply) in chunk.iter().zip(replies) {
+                let (value, history) = store::topic_of(reply, self.history_len);
+                self.send(IngestOp::Load(Box::new(Loaded {
+                    topic: topic.to_string(),
+                    value,
+                    history,
+                })));
+            }
+        }
         Ok(())
     }
 

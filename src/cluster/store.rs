@@ -16,7 +16,6 @@ use crate::engine::epoch::Epoch;
 use crate::engine::history::Past;
 use crate::engine::table::Snapshot;
 use crate::engine::update::{Prices, Update};
-use redis::{ConnectionLike, RedisResult};
 
 /// The sorted set of every topic published.
 pub(crate) const TOPICS_KEY: &str = "tc:topics";
@@ -152,27 +151,33 @@ pub(crate) fn parse(text: &str) -> Option<Message> {
     }
 }
 
-/// A topic as the store holds it: its value (None when it has none) and
-/// its history, consecutive and ending at the value's `seq` (empty when
-/// the two were read across a write and do not line up).
-pub(crate) fn read_topic(
-    con: &mut dyn ConnectionLike,
-    topic: &str,
-    history_len: usize,
-) -> RedisResult<(Option<Snapshot>, Vec<Past>)> {
-    let (flat, entries): (Vec<String>, Vec<String>) = redis::cmd("EVAL")
-        .arg(READ_SCRIPT)
+/// The command that reads a topic back (see `topic_of`).
+pub(crate) fn read_cmd(topic: &str, history_len: usize) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(READ_SCRIPT)
         .arg(2)
         .arg(value_key(topic))
         .arg(history_key(topic))
-        .arg(history_len.max(1))
-        .query(con)?;
+        .arg(history_len.max(1));
+    cmd
+}
+
+/// What `read_cmd` returns: the value's fields (flat) and the entries.
+pub(crate) type ReadReply = (Vec<String>, Vec<String>);
+
+/// A topic as the store holds it, from `read_cmd`'s reply: its value (None
+/// when it has none) and its history, consecutive and ending at the
+/// value's `seq` (empty when they do not line up).
+pub(crate) fn topic_of(
+    (flat, entries): ReadReply,
+    history_len: usize,
+) -> (Option<Snapshot>, Vec<Past>) {
     let fields: Vec<(String, String)> = flat
         .chunks_exact(2)
         .map(|kv| (kv[0].clone(), kv[1].clone()))
         .collect();
     let Some(value) = snapshot_of(&fields) else {
-        return Ok((None, Vec::new()));
+        return (None, Vec::new());
     };
     let mut history: Vec<Past> = Vec::new();
     if history_len > 0 {
@@ -199,7 +204,7 @@ pub(crate) fn read_topic(
             history.clear();
         }
     }
-    Ok((Some(value), history))
+    (Some(value), history)
 }
 
 fn snapshot_of(fields: &[(String, String)]) -> Option<Snapshot> {
