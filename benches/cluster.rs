@@ -94,6 +94,17 @@ fn run(publish_on: &Server, count_on: &Server) -> f64 {
     UPDATES as f64 / start.elapsed().as_secs_f64()
 }
 
+/// One unlabelled sample of a server's `/metrics` page (0 when absent).
+fn metric(server: &Server, name: &str) -> f64 {
+    server
+        .metrics_text()
+        .lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn main() {
     let single = Server::start(config()).unwrap();
     let alone = run(&single, &single);
@@ -102,27 +113,10 @@ fn main() {
     let a = Server::start(config().redis(url.clone())).unwrap();
     let b = Server::start(config().redis(url)).unwrap();
     let clustered = run(&a, &b);
-    let text = a.metrics_text();
-    let metric = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let trips = metric("tickcast_cluster_round_trips_total");
-    let batched = metric("tickcast_cluster_batched_total");
-    let b_text = b.metrics_text();
-    let b_metric = |name: &str| -> f64 {
-        b_text
-            .lines()
-            .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let lag_sum = b_metric("tickcast_cluster_lag_seconds_sum");
-    let lag_count = b_metric("tickcast_cluster_lag_seconds_count");
+    let trips = metric(&a, "tickcast_cluster_round_trips_total");
+    let batched = metric(&a, "tickcast_cluster_batched_total");
+    let lag_sum = metric(&b, "tickcast_cluster_lag_seconds_sum");
+    let lag_count = metric(&b, "tickcast_cluster_lag_seconds_count");
     println!("{UPDATES} updates over {TOPICS} topics, one subscriber of *");
     println!("single node, no Redis:   {alone:>10.0} updates/s");
     println!(
