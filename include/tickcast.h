@@ -17,6 +17,7 @@
 #ifndef TICKCAST_H
 #define TICKCAST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -202,6 +203,17 @@ typedef struct tickcast_update {
   uint64_t timestamp_ns;
 } tickcast_update;
 
+/**
+ * Called when a topic (`pattern` false) or a pattern such as `"FX.*"`
+ * (`pattern` true) gains its first subscriber on the server (`active`
+ * true) or loses its last. `selector` is NUL-terminated and valid only
+ * during the call.
+ */
+typedef void (*tickcast_interest_fn)(const char *selector,
+                                     bool pattern,
+                                     bool active,
+                                     void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -364,6 +376,25 @@ enum tickcast_result tickcast_server_reload(const struct tickcast_server *server
                                             const struct tickcast_config *config,
                                             char *message,
                                             size_t message_len);
+
+/**
+ * Sets the function called when a topic or a pattern gains its first
+ * subscriber anywhere on the server or loses its last (unsubscribe, close,
+ * or a connection that drops), so a feed handler can subscribe upstream
+ * only to what is wanted. `callback` is first called once for each topic
+ * and pattern wanted at the time. NULL stops the calls. A later call
+ * replaces the function and its `user_data`.
+ *
+ * The callback runs on tickcast's `tickcast-interest` thread, one event at
+ * a time, in order, never on the caller's thread and never while tickcast
+ * holds a lock, so it may call `tickcast_publish` (or block: later events
+ * wait). `user_data` is passed back untouched and must be usable from that
+ * thread until the callback is replaced or the server is freed. After
+ * `tickcast_server_free` returns, it is not called again.
+ */
+enum tickcast_result tickcast_set_interest_callback(const struct tickcast_server *server,
+                                                    tickcast_interest_fn callback,
+                                                    void *user_data);
 
 /**
  * Shuts the server down and frees it: stops accepting, delivers updates

@@ -23,6 +23,7 @@ mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod interest;
 #[doc(hidden)]
 pub mod internals;
 pub mod logging;
@@ -38,6 +39,7 @@ pub use engine::ingest::Publisher;
 pub use engine::table::Snapshot;
 pub use engine::update::{now_ns, Prices, Update};
 pub use error::{ConfigError, Error, Result, TlsError, TopicError};
+pub use interest::Interest;
 pub use reload::Reloaded;
 pub use remote::{RemoteConfig, RemotePublisher};
 pub use server::Server;

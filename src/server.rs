@@ -44,6 +44,8 @@ pub struct Server {
     router_stop: Option<Sender<()>>,
     /// Cluster mode: the link to Redis.
     cluster: Option<crate::cluster::Cluster>,
+    /// Calls the interest callbacks.
+    interest: crate::interest::Dispatcher,
 }
 
 impl Server {
@@ -111,6 +113,8 @@ impl Server {
         if let Some(level) = config.log_level {
             log::set_max_level(level);
         }
+        let (interest_tx, interest_rx) = crossbeam_channel::unbounded();
+        let interest = crate::interest::Dispatcher::start(interest_rx, links.clone())?;
         let shared = Arc::new(Shared {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
@@ -121,6 +125,8 @@ impl Server {
             cluster: cluster
                 .as_ref()
                 .map(|c: &crate::cluster::Cluster| c.link.clone()),
+            interest: Arc::new(crate::engine::interest::InterestBook::new(interest_tx)),
+            wanted: interest.active.clone(),
         });
         drop(ingest_tx);
         let mut publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
@@ -175,6 +181,7 @@ impl Server {
             router: Some(router),
             router_stop: Some(stop_tx),
             cluster,
+            interest,
         })
     }
 
@@ -255,6 +262,27 @@ impl Server {
         self.shared.live.lock().config.clone()
     }
 
+    /// Calls `callback` each time a topic or a pattern gains its first
+    /// subscriber anywhere on the server (`active`) or loses its last
+    /// (unsubscribe, close, or a connection that just drops), first once
+    /// for each that is wanted already. A feed handler that pays per
+    /// upstream symbol subscribes upstream on the first and drops it on the
+    /// last. Exact topics and patterns are counted apart: `FX.*` and
+    /// `FX.EURUSD` are two selectors.
+    ///
+    /// Called on the `tickcast-interest` thread, one event at a time, in
+    /// the order the counts changed, never while tickcast holds a lock: the
+    /// callback may publish or block (later events wait for it, nothing
+    /// else does).
+    pub fn on_interest(
+        &self,
+        callback: impl Fn(&crate::interest::Interest) + Send + Sync + 'static,
+    ) {
+        if let Some(r) = &self.interest.register {
+            let _ = r.send(Box::new(callback));
+        }
+    }
+
     /// Open client connections (including ones still in the handshake).
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::Relaxed)
@@ -294,6 +322,8 @@ impl Server {
                 }
             }
         }
+        // After the shards: the last subscribers' leaving is told too.
+        self.interest.stop();
     }
 }
 

@@ -5,7 +5,8 @@ use crate::error::{result, tickcast_result};
 use crate::handle::{free, into_handle, write_message, write_out, Handle};
 use crate::panic::{ffi_panic_boundary, try_not_null, try_ref, try_str};
 use crate::update::{read_batch, read_update, tickcast_update};
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void, CString};
+use std::sync::{Arc, Mutex};
 use tickcast::{Publisher, Server};
 
 /// A running embedded server. Publishing functions may be called on one
@@ -17,7 +18,35 @@ pub struct tickcast_server {
 pub(crate) struct ServerBox {
     server: Server,
     publisher: Publisher,
+    /// The C interest callback in force (`tickcast_set_interest_callback`)
+    /// and its generation: each call registers a new Rust callback that
+    /// acts only while its generation is the current one.
+    interest: Arc<Mutex<(u64, Option<CInterest>)>>,
 }
+
+/// Called when a topic (`pattern` false) or a pattern such as `"FX.*"`
+/// (`pattern` true) gains its first subscriber on the server (`active`
+/// true) or loses its last. `selector` is NUL-terminated and valid only
+/// during the call.
+pub type tickcast_interest_fn = Option<
+    unsafe extern "C" fn(
+        selector: *const c_char,
+        pattern: bool,
+        active: bool,
+        user_data: *mut c_void,
+    ),
+>;
+
+/// A C callback and its `user_data`.
+#[derive(Clone, Copy)]
+struct CInterest {
+    f: unsafe extern "C" fn(*const c_char, bool, bool, *mut c_void),
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller of tickcast_set_interest_callback promises that
+// `user_data` may be used from the tickcast-interest thread (documented).
+unsafe impl Send for CInterest {}
 
 impl Handle for tickcast_server {
     type Rust = ServerBox;
@@ -37,7 +66,12 @@ pub extern "C" fn tickcast_server_start(
         match Server::start(config) {
             Ok(server) => {
                 let publisher = server.publisher();
-                let handle = into_handle::<tickcast_server>(ServerBox { server, publisher });
+                let interest = Arc::default();
+                let handle = into_handle::<tickcast_server>(ServerBox {
+                    server,
+                    publisher,
+                    interest,
+                });
                 // SAFETY: non-NULL out-pointer supplied by the caller.
                 unsafe { write_out(server_out, handle) };
                 tickcast_result::Ok
@@ -93,6 +127,56 @@ pub extern "C" fn tickcast_server_reload(
                 tickcast_result::from(&e)
             }
         }
+    }
+}
+
+/// Sets the function called when a topic or a pattern gains its first
+/// subscriber anywhere on the server or loses its last (unsubscribe, close,
+/// or a connection that drops), so a feed handler can subscribe upstream
+/// only to what is wanted. `callback` is first called once for each topic
+/// and pattern wanted at the time. NULL stops the calls. A later call
+/// replaces the function and its `user_data`.
+///
+/// The callback runs on tickcast's `tickcast-interest` thread, one event at
+/// a time, in order, never on the caller's thread and never while tickcast
+/// holds a lock, so it may call `tickcast_publish` (or block: later events
+/// wait). `user_data` is passed back untouched and must be usable from that
+/// thread until the callback is replaced or the server is freed. After
+/// `tickcast_server_free` returns, it is not called again.
+#[no_mangle]
+pub extern "C" fn tickcast_set_interest_callback(
+    server: *const tickcast_server,
+    callback: tickcast_interest_fn,
+    user_data: *mut c_void,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        let next = callback.map(|f| CInterest { f, user_data });
+        let generation = {
+            let mut slot = server.interest.lock().unwrap_or_else(|p| p.into_inner());
+            slot.0 += 1;
+            slot.1 = next;
+            slot.0
+        };
+        if next.is_some() {
+            // Registered anew, so it first hears what is wanted now.
+            let seen = server.interest.clone();
+            server.server.on_interest(move |i| {
+                // Copied out, so no lock is held during the call.
+                let cb = match *seen.lock().unwrap_or_else(|p| p.into_inner()) {
+                    (g, Some(cb)) if g == generation => cb,
+                    _ => return,
+                };
+                // A selector never holds a NUL (topic names are checked).
+                let Ok(text) = CString::new(i.selector.as_str()) else {
+                    return;
+                };
+                // SAFETY: a function pointer the caller registered, with
+                // its own user_data, and a string valid for the call.
+                unsafe { (cb.f)(text.as_ptr(), i.pattern, i.active, cb.user_data) };
+            });
+        }
+        tickcast_result::Ok
     }
 }
 

@@ -717,3 +717,154 @@ fn installed_library_builds_with_pkg_config_and_cmake() {
         "find_package(tickcast 0.2) accepted 0.1"
     );
 }
+
+/// Runs interest.c under the driver protocol: a WebSocket subscriber
+/// subscribes to a topic and a pattern, gets the price the C callback
+/// published for the topic, then drops its socket; the program must print
+/// each event, in order, and exit cleanly.
+fn run_interest(mut cmd: Command, what: &str) {
+    let mut child = own_library(&mut cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut line = || lines.next().expect("a line").unwrap();
+    let port: u16 = line()
+        .strip_prefix("PORT ")
+        .expect("PORT n")
+        .parse()
+        .unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(
+        format!("ws://127.0.0.1:{port}/ws"),
+        stream.try_clone().unwrap(),
+    )
+    .unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["IN.1"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(line(), "INTEREST IN.1 0 1", "{what}");
+    // The callback answered with a price: the subscriber gets it.
+    let update = loop {
+        if let Message::Text(t) = ws.read().unwrap() {
+            let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if ev["event"] == "update" {
+                break ev;
+            }
+        }
+    };
+    assert_eq!(update["bid"], 42.0, "{what}: {update}");
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":2,"topics":["IN.*"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(line(), "INTEREST IN.* 1 1", "{what}");
+    // Dropped without a close frame.
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(ws);
+    let mut gone = vec![line(), line()];
+    gone.sort();
+    assert_eq!(gone, ["INTEREST IN.* 1 0", "INTEREST IN.1 0 0"], "{what}");
+    writeln!(stdin, "QUIT").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} exited with {}:\n{rest:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
+        "{what}: {rest:?}"
+    );
+}
+
+#[test]
+fn c_interest_callback_hears_first_and_last_subscribers_plain_asan_and_valgrind() {
+    run_interest(Command::new(compile("interest.c", "plain")), "interest");
+    run_interest(asan(&compile("interest.c", "asan")), "interest under ASan");
+    require_tool("valgrind", "sudo apt-get install -y valgrind");
+    run_interest(
+        valgrind(&compile("interest.c", "plain")),
+        "interest under valgrind",
+    );
+}
+
+/// The on-demand example publishes only what a subscriber asked for, and
+/// says so as it subscribes and unsubscribes upstream.
+#[test]
+fn c_example_on_demand_feed_publishes_only_what_is_wanted() {
+    let out = compile_example("on_demand_feed.c", "cc", "-std=c11");
+    let mut child = own_library(&mut Command::new(&out))
+        .args(["3", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["OD.SYM3"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "upstream: subscribe OD.SYM3"
+    );
+    fn next_event(ws: &mut tungstenite::WebSocket<TcpStream>) -> serde_json::Value {
+        loop {
+            if let Message::Text(t) = ws.read().unwrap() {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    }
+    let mut prices = 0;
+    while prices < 5 {
+        let ev = next_event(&mut ws);
+        if ev["event"] == "update" {
+            assert_eq!(ev["topic"], "OD.SYM3", "{ev}");
+            prices += 1;
+        }
+    }
+    ws.send(Message::text(r#"{"op":"topics","id":2}"#)).unwrap();
+    let listed = loop {
+        let ev = next_event(&mut ws);
+        if ev["event"] == "topics" {
+            break ev;
+        }
+    };
+    assert_eq!(
+        listed["topics"],
+        serde_json::json!(["OD.SYM3"]),
+        "only what was wanted"
+    );
+    ws.send(Message::text(
+        r#"{"op":"unsubscribe","id":3,"topics":["OD.SYM3"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "upstream: unsubscribe OD.SYM3"
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "on_demand_feed exited with {status}");
+}

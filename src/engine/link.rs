@@ -73,6 +73,9 @@ pub(crate) enum ShardMsg {
         crate::admin::AdminQuery,
         crossbeam_channel::Sender<crate::admin::AdminReply>,
     ),
+    /// A topic or pattern gained its first subscriber or lost its last:
+    /// for this shard's `/publish` connections.
+    Interest(Arc<crate::engine::interest::Interest>),
     /// Reloaded settings, for new connections and limits from now on;
     /// the shard answers on the sender once they are in force.
     Reload(

@@ -9,6 +9,7 @@ pub(crate) mod budget;
 pub(crate) mod epoch;
 pub(crate) mod history;
 pub(crate) mod ingest;
+pub(crate) mod interest;
 pub(crate) mod link;
 pub(crate) mod router;
 pub(crate) mod selector;

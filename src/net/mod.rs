@@ -39,4 +39,8 @@ pub(crate) struct Shared {
     pub shards: Vec<ShardLink>,
     /// Cluster mode: the link to Redis.
     pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
+    /// Who subscribes to what, server-wide (interest events).
+    pub interest: Arc<crate::engine::interest::InterestBook>,
+    /// The selectors wanted now (told to a `/publish` connection that opens).
+    pub wanted: crate::interest::Active,
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::interest::InterestCallback;
+
 /// A callback told how many updates a dropped connection may have lost.
 pub type LossCallback = Box<dyn Fn(u64) + Send + Sync>;
 
@@ -31,6 +33,10 @@ pub struct RemoteConfig {
     /// Called (on the background thread) with the number of updates a dropped
     /// connection may have lost.
     pub on_loss: Option<LossCallback>,
+    /// Called (on the background thread) when a topic or pattern gains its
+    /// first subscriber on the server or loses its last; on each
+    /// (re)connection, once for each wanted then.
+    pub on_interest: Option<InterestCallback>,
 }
 
 impl RemoteConfig {
@@ -47,7 +53,17 @@ impl RemoteConfig {
             batch_max: 512,
             tls_ca_file: None,
             on_loss: None,
+            on_interest: None,
         }
+    }
+
+    /// Sets the interest callback (see `on_interest`).
+    pub fn on_interest(
+        mut self,
+        f: impl Fn(&crate::interest::Interest) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_interest = Some(Box::new(f));
+        self
     }
 
     /// Sets the loss callback.

@@ -371,6 +371,19 @@ fn pump(
                             f(refused);
                         }
                     }
+                    Ok(PublisherEvent::Interest {
+                        selector,
+                        pattern,
+                        active,
+                    }) => {
+                        if let Some(f) = &cfg.on_interest {
+                            f(&crate::interest::Interest {
+                                selector,
+                                pattern,
+                                active,
+                            });
+                        }
+                    }
                     Err(_) => {}
                 },
                 Ok(Message::Close(f)) => return Err(Dropped::ClosedByServer(f)),

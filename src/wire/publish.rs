@@ -313,6 +313,18 @@ pub enum PublisherEvent {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         indexes: Vec<u32>,
     },
+    /// A topic or pattern gained its first subscriber on the server
+    /// (`active`) or lost its last; on connecting, one per selector
+    /// wanted then. Each event is the selector's new state (the same state
+    /// may come twice).
+    Interest {
+        /// The topic, or the pattern (`FX.*`).
+        selector: String,
+        /// A pattern, not one topic.
+        pattern: bool,
+        /// Wanted now, or no longer.
+        active: bool,
+    },
 }
 
 impl PublisherEvent {

@@ -388,8 +388,22 @@ pub fn raw_publisher(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
         .0
 }
 
-/// The next event a raw publisher receives.
+/// The next event a raw publisher receives, `interest` events left out
+/// (a subscriber's subscriptions make them; `next_any_publisher_event`
+/// reads those too).
 pub fn next_publisher_event(ws: &mut WebSocket<TcpStream>) -> tickcast::publish::PublisherEvent {
+    loop {
+        let e = next_any_publisher_event(ws);
+        if !matches!(e, tickcast::publish::PublisherEvent::Interest { .. }) {
+            return e;
+        }
+    }
+}
+
+/// The next event a raw publisher receives, whatever it is.
+pub fn next_any_publisher_event(
+    ws: &mut WebSocket<TcpStream>,
+) -> tickcast::publish::PublisherEvent {
     loop {
         if let Message::Binary(b) = ws.read().unwrap() {
             return rmp_serde::from_slice(&b).unwrap();

@@ -23,6 +23,8 @@ pub(crate) use member::{member_key, token_of, Member};
 
 use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;
+use crate::engine::interest::InterestBook;
+use crate::engine::selector::Selector;
 use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
 use crate::wire::Format;
 use std::collections::{BTreeSet, HashMap};
@@ -84,6 +86,8 @@ pub(crate) struct ShardIndex {
     prefixes: HashMap<Arc<str>, LocalPrefix>,
     /// Members of all topics together (for the memory estimate in `/metrics`).
     memberships: usize,
+    /// The server's count of who subscribes to what (interest events).
+    interest: Option<Arc<InterestBook>>,
 }
 
 /// The names in `names` that start with `prefix`.
@@ -116,7 +120,14 @@ impl ShardIndex {
             names: BTreeSet::new(),
             prefixes: HashMap::new(),
             memberships: 0,
+            interest: None,
         }
+    }
+
+    /// Counts this shard's subscriptions in the server's interest book.
+    pub fn with_interest(mut self, book: Arc<InterestBook>) -> Self {
+        self.interest = Some(book);
+        self
     }
 
     /// Subscribers per topic on this shard (for `/admin/topics`).
@@ -150,7 +161,11 @@ impl ShardIndex {
         // Share the table's copy of the name: thousands of subscribers of one
         // topic then hold one allocation, not one each.
         let topic = joined.as_ref().map_or(topic, |(slot, _)| slot.name.clone());
-        subs.exact.insert(topic.clone());
+        if subs.exact.insert(topic.clone()) {
+            if let Some(book) = &self.interest {
+                book.add(&Selector::Exact(topic.clone()));
+            }
+        }
         if covered {
             // Already receiving it (exactly or through a wildcard): no
             // snapshot. Not a member yet only for a topic created after the
@@ -235,6 +250,9 @@ impl ShardIndex {
             self.enrol(name, member);
         }
         subs.add_prefix(prefix.clone());
+        if let Some(book) = &self.interest {
+            book.add(&Selector::Prefix(prefix.clone()));
+        }
         let lp = self.prefixes.entry(prefix.clone()).or_default();
         lp.members.push((token, fmt));
         lp.counts[fmt.index()] += 1;
@@ -259,6 +277,9 @@ impl ShardIndex {
         if !subs.exact.remove(topic) {
             return;
         }
+        if let Some(book) = &self.interest {
+            book.remove([&Selector::Exact(topic.into())]);
+        }
         if !subs.covers(topic) {
             self.detach(table, topic, token, fmt);
         }
@@ -280,6 +301,9 @@ impl ShardIndex {
     ) {
         if !subs.remove_prefix(prefix) {
             return;
+        }
+        if let Some(book) = &self.interest {
+            book.remove([&Selector::Prefix(prefix.into())]);
         }
         self.joining
             .retain(|j| !(j.token == token && &*j.prefix == prefix));
@@ -325,6 +349,10 @@ impl ShardIndex {
             self.remove_prefix(table, token, fmt, subs, &p);
         }
         let exact = subs.exact.take_all();
+        if let Some(book) = &self.interest {
+            let sels: Vec<Selector> = exact.iter().cloned().map(Selector::Exact).collect();
+            book.remove(&sels);
+        }
         if !exact.is_empty() {
             self.leaves.push(token, fmt, leaves::Scope::Exact(exact));
         }

@@ -38,6 +38,7 @@ impl Shard {
                 Ok(ShardMsg::Adopt(sock, tls)) => self.adopt(sock, tls),
                 Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
                 Ok(ShardMsg::Admin(q, reply)) => self.answer_admin(q, reply),
+                Ok(ShardMsg::Interest(e)) => self.tell_publishers(&e),
                 Ok(ShardMsg::Reload(live, done)) => {
                     self.reload(live);
                     let _ = done.try_send(());

@@ -84,6 +84,7 @@ impl Shard {
                     HandshakeStep::More => Verdict::Continue,
                     HandshakeStep::Upgraded => {
                         self.mark_dirty(token);
+                        self.tell_wanted(token);
                         self.read_messages(token)
                     }
                     HandshakeStep::Responded => Verdict::Finish(CloseReason::Http),

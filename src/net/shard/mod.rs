@@ -110,7 +110,7 @@ impl Shard {
             // slab never reallocates (and copies every connection) as it grows.
             conns: Slab::with_capacity((cfg.max_connections / cfg.shards.max(1)).min(1 << 16) + 1),
             next_conn_id: 0,
-            index: ShardIndex::new(id),
+            index: ShardIndex::new(id).with_interest(shared.interest.clone()),
             table,
             timers: Timers {
                 handshakes: DeadlineQueue::new(cfg.handshake_timeout),

@@ -6,6 +6,7 @@ use super::Shard;
 use crate::engine::ingest::IngestOp;
 use crate::error::Error;
 use crate::net::conn::Verdict;
+use crate::net::http::Role;
 use crate::wire::frame::OP_BINARY;
 use crate::wire::publish::{self, Item, PublishError, PublisherEvent};
 use std::sync::atomic::Ordering;
@@ -181,5 +182,51 @@ impl Shard {
         self.fb.payload().extend_from_slice(&ev.to_msgpack());
         conn.out.push(self.fb.finish(OP_BINARY));
         self.mark_dirty(token);
+    }
+}
+
+impl Shard {
+    /// Tells every `/publish` connection here that a topic or pattern
+    /// gained its first subscriber or lost its last.
+    pub(super) fn tell_publishers(&mut self, e: &crate::interest::Interest) {
+        let event = interest_event(e.selector.clone(), e.pattern, e.active);
+        let tokens: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_open() && c.role == Role::Publisher)
+            .map(|(t, _)| t)
+            .collect();
+        for token in tokens {
+            self.send_publisher_event(token, &event);
+        }
+    }
+
+    /// A `/publish` connection just opened: what is wanted now.
+    pub(super) fn tell_wanted(&mut self, token: usize) {
+        if self
+            .conns
+            .get(token)
+            .is_none_or(|c| c.role != Role::Publisher)
+        {
+            return;
+        }
+        let wanted: Vec<(String, bool)> = self
+            .shared
+            .wanted
+            .lock()
+            .iter()
+            .map(|(s, p)| (s.clone(), *p))
+            .collect();
+        for (selector, pattern) in wanted {
+            self.send_publisher_event(token, &interest_event(selector, pattern, true));
+        }
+    }
+}
+
+fn interest_event(selector: String, pattern: bool, active: bool) -> PublisherEvent {
+    PublisherEvent::Interest {
+        selector,
+        pattern,
+        active,
     }
 }
