@@ -495,3 +495,39 @@ fn a_node_follows_a_topic_only_while_its_clients_want_it() {
     );
     assert_eq!(snap["bid"], 2.0);
 }
+
+#[test]
+fn a_network_publisher_on_one_node_reaches_subscribers_on_another() {
+    const PUB: &str = "publisher-token-1";
+    let redis = RedisServer::start();
+    let a = Server::start(
+        common::config()
+            .redis(redis.url())
+            .publisher_tokens(vec![PUB.into()]),
+    )
+    .unwrap();
+    let b = node(&redis);
+    let mut sub = Client::connect(b.local_addr());
+    sub.subscribe(&["N.*"]);
+    let url = format!("ws://{}/publish", a.local_addr());
+    let remote = tickcast::RemotePublisher::connect(tickcast::RemoteConfig::new(url, PUB)).unwrap();
+    for i in 1..=200u64 {
+        remote
+            .publish(Update::new(format!("N.{}", i % 2)).bid(i as f64))
+            .unwrap();
+    }
+    remote.flush(std::time::Duration::from_secs(10)).unwrap();
+    let mut seen: std::collections::HashMap<String, Continuity> = Default::default();
+    let mut total = 0;
+    while total < 200 {
+        let ev = next_update(&mut sub);
+        seen.entry(ev["topic"].as_str().unwrap().into())
+            .or_default()
+            .take(&ev);
+        total += 1;
+    }
+    // In order per topic, as the one publisher connection sent them.
+    assert_eq!((seen["N.0"].seq, seen["N.1"].seq), (100, 100));
+    assert_eq!(b.snapshot("N.0").unwrap().prices.bid, Some(200.0));
+    assert_eq!(remote.lost(), 0);
+}
