@@ -75,6 +75,7 @@ impl Server {
         let mut listeners = Some(listeners);
 
         let table = Arc::new(TopicTable::with_max_topics(config.max_topics));
+        table.set_trades_snapshot(config.trades_snapshot);
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
         let metrics = Arc::new(Metrics::new(config.shards));
         // Cluster mode: publishers feed the link's writer (Redis numbers

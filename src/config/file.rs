@@ -84,6 +84,8 @@ section! {
         stale_after_ms: u64 => |c, v| c.stale_after = Some(Duration::from_millis(v));
         /// Most events per second per topic per subscription, and the default rate.
         max_rate: f64 => |c, v| c.max_rate = Some(v);
+        /// Trades a trade topic's snapshot lists.
+        trades_snapshot: usize => |c, v| c.trades_snapshot = v;
         /// Commands per second per connection (a token bucket; 0: no limit).
         max_commands_per_sec: f64 => |c, v| c.max_commands_per_sec = v;
     }

@@ -145,6 +145,9 @@ pub struct Config {
     /// start and at every reload; the file's `log_level`. Default: none,
     /// the level is the application's business.
     pub log_level: Option<log::LevelFilter>,
+    /// Trades a trade topic's snapshot lists (a topic named `….trades`:
+    /// every update is one trade, delivered, never merged). Default 50.
+    pub trades_snapshot: usize,
     /// Cluster mode: `redis://HOST:PORT` of the Redis that numbers, keeps
     /// and spreads every topic's updates between tickcast nodes
     /// (docs/CLUSTER.md). Default: none, a single node without Redis.
@@ -197,6 +200,7 @@ impl Default for Config {
             stale_after: None,
             max_rate: None,
             log_level: None,
+            trades_snapshot: 50,
             redis: None,
         }
     }
@@ -386,6 +390,12 @@ impl Config {
     /// sets the rate of subscriptions that do not ask (None: no cap).
     pub fn max_rate(mut self, rate: Option<f64>) -> Self {
         self.max_rate = rate;
+        self
+    }
+
+    /// Sets how many trades a trade topic's snapshot lists.
+    pub fn trades_snapshot(mut self, n: usize) -> Self {
+        self.trades_snapshot = n;
         self
     }
 

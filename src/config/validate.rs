@@ -76,6 +76,13 @@ impl Config {
                 });
             }
         }
+        if self.trades_snapshot == 0 || self.trades_snapshot > 10_000 {
+            return Err(ConfigError::OutOfRange {
+                key: "trades_snapshot",
+                expected: "1..=10000",
+                got: self.trades_snapshot.to_string(),
+            });
+        }
         let per_command = self.max_topics_per_command;
         at_least("max_topics_per_command", per_command, 1, "at least 1")?;
         at_least("max_topics", self.max_topics, 1, "at least 1")?;

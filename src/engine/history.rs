@@ -127,6 +127,17 @@ impl History {
         (out.len() as u64 == latest - seq).then_some(out)
     }
 
+    /// The last `n` entries kept, oldest first.
+    pub fn last(&self, n: usize) -> Vec<Past> {
+        let skip = self.entries.len().saturating_sub(n);
+        self.entries
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, s)| s.past(self.first + i as u64))
+            .collect()
+    }
+
     /// Frees every entry; returns how many there were.
     pub fn clear(&mut self) -> usize {
         let n = self.entries.len();

@@ -57,6 +57,8 @@ pub(crate) struct Encoded {
     pub frames: [Option<Box<[u8]>>; Format::COUNT],
     /// When the update entered the ingest channel.
     pub ingested_at: Instant,
+    /// Of a trade topic: delivered always, never merged or paced.
+    pub trades: bool,
 }
 
 /// What other threads send a shard.
@@ -112,6 +114,7 @@ impl Encoded {
             },
             frames: [json.map(Into::into), None],
             ingested_at: Instant::now(),
+            trades: crate::engine::table::is_trades(topic),
         })
     }
 }

@@ -335,9 +335,11 @@ impl RouterWork {
     fn apply_update(&mut self, id: u32, u: &crate::engine::update::Update, at: Instant) {
         self.set_valued(id, true);
         let slot = self.list[id as usize].clone();
-        let applied = slot.apply(u.timestamp_ns, &u.prices, self.config.history_len, at);
+        // A trade topic keeps at least the trades its snapshot lists.
+        let cap = self.config.history_len.max(slot.trades_keep);
+        let applied = slot.apply(u.timestamp_ns, &u.prices, cap, at);
         self.history_kept -= applied.history_dropped;
-        if self.config.history_len > 0 {
+        if cap > 0 {
             self.history_kept += 1;
             let kept = &mut self.history_kept;
             let place = (id, applied.generation, applied.seq);
@@ -431,6 +433,7 @@ impl RouterWork {
             event,
             frames,
             ingested_at: at,
+            trades: slot.trades_keep > 0,
         });
         let mut bits = any;
         while bits != 0 {

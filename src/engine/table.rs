@@ -8,7 +8,7 @@
 //! lock, which orders the snapshot exactly against the router's updates.
 
 use super::epoch::Epoch;
-use super::history::{History, Past};
+use super::history::History;
 use super::update::Prices;
 use crate::wire::Format;
 use parking_lot::{Mutex, RwLock};
@@ -42,50 +42,7 @@ pub type ShardMask = [u64; Format::COUNT];
 
 pub(crate) use crate::wire::command::{ResumeFrom, SinceMap};
 
-/// What a shard learns when it joins a topic, taken under the slot lock that
-/// also sets its interest: the value, and for a resume that history can
-/// serve, exactly the updates the client missed.
-#[derive(Debug)]
-pub(crate) struct Joined {
-    pub snapshot: Snapshot,
-    pub replay: Option<Vec<Past>>,
-    /// How many times the topic was cleared (wrapping): which numbering the
-    /// snapshot's `seq` belongs to, for the shard's bookkeeping.
-    pub generation: u16,
-}
-
-/// What the router did to a topic, and who must hear of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Applied {
-    pub seq: u64,
-    pub interest: ShardMask,
-    pub generation: u16,
-    /// The topic was stale: a `live` status goes out ahead of this update.
-    pub went_live: bool,
-    /// The topic's epoch (an update with `seq` 1 names it: a client that
-    /// subscribed to a pattern before the topic existed learns it there).
-    pub epoch: Epoch,
-    /// History entries this topic dropped to stay within its own cap.
-    pub history_dropped: usize,
-}
-
-/// Who must hear of a change to a topic, and in which numbering it happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Heard {
-    pub seq: u64,
-    pub interest: ShardMask,
-    pub generation: u16,
-}
-
-impl Heard {
-    fn of(st: &SlotState) -> Heard {
-        Heard {
-            seq: st.value.seq,
-            interest: st.interest,
-            generation: st.generation,
-        }
-    }
-}
+pub(crate) use outcome::{Applied, Heard, Joined};
 
 /// One topic's shared state.
 #[derive(Debug)]
@@ -97,6 +54,9 @@ pub struct TopicSlot {
     /// the router under the lock, read without it by the history budget.
     history_first: AtomicU64,
     generation: AtomicU16,
+    /// A trade topic (`trades`): how many trades its snapshot lists; 0 for
+    /// any other topic.
+    pub trades_keep: usize,
 }
 
 #[derive(Debug)]
@@ -118,8 +78,9 @@ struct SlotState {
 }
 
 impl TopicSlot {
-    fn new(name: Arc<str>, interest: ShardMask) -> TopicSlot {
+    fn new(name: Arc<str>, interest: ShardMask, trades_keep: usize) -> TopicSlot {
         TopicSlot {
+            trades_keep,
             name,
             history_first: AtomicU64::new(u64::MAX),
             generation: AtomicU16::new(0),
@@ -235,10 +196,13 @@ impl TopicSlot {
         let replay = since
             .filter(|r| st.value.seq > 0 && r.epoch == st.value.epoch.as_str())
             .and_then(|r| st.history.since(r.seq, st.value.seq));
+        let trades =
+            (self.trades_keep > 0 && replay.is_none()).then(|| st.history.last(self.trades_keep));
         Joined {
             snapshot: st.value,
             replay,
             generation: st.generation,
+            trades,
         }
     }
 
@@ -272,6 +236,8 @@ pub struct TopicTable {
     live: AtomicUsize,
     /// The server's `max_topics` (unbounded until the server sets it).
     max_topics: AtomicUsize,
+    /// Trades a trade topic's snapshot lists (`trades`).
+    trades_snapshot: AtomicUsize,
 }
 
 impl std::fmt::Debug for TopicTable {
@@ -288,6 +254,7 @@ impl Default for TopicTable {
             inner: RwLock::default(),
             live: AtomicUsize::new(0),
             max_topics: AtomicUsize::new(usize::MAX),
+            trades_snapshot: AtomicUsize::new(trades::DEFAULT_SNAPSHOT),
         }
     }
 }
@@ -341,7 +308,11 @@ impl TopicTable {
                 }
             }
         }
-        let slot = Arc::new(TopicSlot::new(name.clone(), interest));
+        let keep = match is_trades(&name) {
+            true => self.trades_snapshot.load(Relaxed).max(1),
+            false => 0,
+        };
+        let slot = Arc::new(TopicSlot::new(name.clone(), interest, keep));
         inner.topics.insert(name, slot.clone());
         slot
     }
@@ -480,7 +451,10 @@ fn prefix_range<'a>(
 
 mod admin;
 mod cluster;
+mod outcome;
+mod trades;
 pub(crate) use cluster::Fit;
+pub(crate) use trades::is_trades;
 #[cfg(test)]
 #[path = "table_tests.rs"]
 mod tests;

@@ -116,6 +116,14 @@ impl Backlog {
             out.push(frame);
             return Offer::Queued;
         };
+        if enc.trades {
+            // Every trade is delivered, never merged into the next or
+            // paced: a subscriber that cannot keep up with them meets the
+            // hard limit, not a silent loss.
+            self.note_queued_at(out, enc.ingested_at);
+            out.push(frame);
+            return Offer::Queued;
+        }
         if let Some(interval) = interval {
             let held = self.held.get_or_insert_with(Default::default);
             if let Some(due) = held.paced.offer(enc, *ts, prices, interval, now) {

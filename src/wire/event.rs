@@ -81,7 +81,34 @@ struct PriceEvent<'a> {
     stale: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     conflated: Option<u32>,
+    /// Trade topics' snapshots: the last trades, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trades: Option<Vec<TradeEvent>>,
 }
+
+/// One trade in a trade topic's snapshot: its `seq`, `ts` and fields.
+#[derive(Serialize)]
+struct TradeEvent {
+    seq: u64,
+    ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bid: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bid_size: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask_size: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_size: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume: Option<f64>,
+}
+
+/// A trade as the snapshot lists it: (`seq`, `ts`, fields).
+pub type Trade = (u64, u64, Prices);
 
 /// Which price event to encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +138,8 @@ pub struct Price<'a> {
     pub stale: bool,
     /// Updates: how many published updates this one stands for (sent when above 1).
     pub conflated: u32,
+    /// Trade topics' snapshots: the last trades, oldest first.
+    pub trades: Option<&'a [Trade]>,
 }
 
 impl<'a> Price<'a> {
@@ -125,6 +154,7 @@ impl<'a> Price<'a> {
             epoch: None,
             stale: false,
             conflated: 1,
+            trades: None,
         }
     }
 }
@@ -150,6 +180,22 @@ pub fn encode_price<'a>(fb: &'a mut FrameBuf, fmt: Format, price: &Price<'_>) ->
         epoch: price.epoch,
         stale: price.stale,
         conflated: (price.conflated > 1).then_some(price.conflated),
+        // Not the hot path: only a trade topic's snapshot has them.
+        trades: price.trades.map(|list| {
+            list.iter()
+                .map(|(seq, ts, p)| TradeEvent {
+                    seq: *seq,
+                    ts: *ts,
+                    bid: p.bid,
+                    ask: p.ask,
+                    last: p.last,
+                    bid_size: p.bid_size,
+                    ask_size: p.ask_size,
+                    last_size: p.last_size,
+                    volume: p.volume,
+                })
+                .collect()
+        }),
     };
     encode(fb, fmt, &ev)
 }

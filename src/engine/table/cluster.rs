@@ -134,7 +134,7 @@ mod tests {
     use crate::engine::update::Prices;
 
     fn slot() -> TopicSlot {
-        TopicSlot::new("T".into(), Default::default())
+        TopicSlot::new("T".into(), Default::default(), 0)
     }
 
     fn bid(v: f64) -> Prices {

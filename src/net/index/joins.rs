@@ -35,6 +35,7 @@ impl ShardIndex {
             topic: name.clone(),
             snapshot,
             replay: joined.replay,
+            trades: joined.trades,
         })
     }
 

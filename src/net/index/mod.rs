@@ -59,6 +59,8 @@ pub(crate) struct NewlyMatched {
     pub topic: Arc<str>,
     pub snapshot: Snapshot,
     pub replay: Option<Vec<Past>>,
+    /// A trade topic's snapshot: its last trades.
+    pub trades: Option<Vec<Past>>,
 }
 
 /// A wildcard subscription still joining the topics that existed when it
@@ -196,6 +198,7 @@ impl ShardIndex {
                 topic,
                 snapshot: j.snapshot,
                 replay: j.replay,
+                trades: j.trades,
             })
     }
 

@@ -259,10 +259,15 @@ pub(super) fn push_owed(out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, owed
                 }
             }
             None => {
+                let trades: Option<Vec<event::Trade>> = nm
+                    .trades
+                    .as_ref()
+                    .map(|l| l.iter().map(|p| (p.seq, p.ts, p.prices)).collect());
                 let snapshot = Price {
                     kind: PriceKind::Snapshot,
                     epoch: Some(s.epoch.as_str()),
                     stale: s.stale,
+                    trades: trades.as_deref(),
                     ..Price::update(&nm.topic, s.seq, s.ts, &s.prices)
                 };
                 out.push(event::encode_price(fb, fmt, &snapshot));
