@@ -95,6 +95,7 @@ impl Server {
                 published,
                 loads,
                 history_len: config.history_len,
+                trades_snapshot: config.trades_snapshot,
                 metrics: metrics.clone(),
             })?);
         }

@@ -531,3 +531,36 @@ fn a_network_publisher_on_one_node_reaches_subscribers_on_another() {
     assert_eq!(b.snapshot("N.0").unwrap().prices.bid, Some(200.0));
     assert_eq!(remote.lost(), 0);
 }
+
+#[test]
+fn a_trade_topic_subscribed_on_another_node_lists_its_last_trades_from_redis() {
+    let redis = RedisServer::start();
+    let cfg = || {
+        common::config()
+            .redis(redis.url())
+            .history(10, 1 << 20)
+            .trades_snapshot(30)
+    };
+    let (a, b) = (Server::start(cfg()).unwrap(), Server::start(cfg()).unwrap());
+    let mut watcher = Client::connect(a.local_addr());
+    watcher.subscribe(&["X.trades"]);
+    let p = a.publisher();
+    for i in 1..=40u64 {
+        p.publish(Update::new("X.trades").last(i as f64).last_size(1.0))
+            .unwrap();
+    }
+    while seq(&next_update(&mut watcher)) < 40 {}
+    // Node B has never followed it: its snapshot comes from Redis, which
+    // kept 30 trades although history_len is 10.
+    let mut c = Client::connect(b.local_addr());
+    c.subscribe(&["X.trades"]);
+    let snap = next_update(&mut c);
+    assert_eq!((snap["event"].as_str(), seq(&snap)), (Some("snapshot"), 40));
+    let seqs: Vec<u64> = snap["trades"]
+        .as_array()
+        .expect("trades listed")
+        .iter()
+        .map(|t| t["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (11..=40).collect::<Vec<u64>>());
+}

@@ -115,6 +115,8 @@ pub(crate) struct Wiring {
     /// Topics the router found a gap in.
     pub loads: Receiver<Arc<str>>,
     pub history_len: usize,
+    /// Trades a trade topic's snapshot lists (its history keeps as many).
+    pub trades_snapshot: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -149,6 +151,7 @@ impl Cluster {
             input: w.published,
             router: w.router.clone(),
             history_len: w.history_len,
+            trades_snapshot: w.trades_snapshot,
         };
         let reader = reader::Reader {
             link: link.clone(),
@@ -158,6 +161,7 @@ impl Cluster {
             requests: request_rx,
             loads: w.loads,
             history_len: w.history_len,
+            trades_snapshot: w.trades_snapshot,
         };
         let threads = vec![
             std::thread::Builder::new()

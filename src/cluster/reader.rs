@@ -49,6 +49,7 @@ pub(super) struct Reader {
     pub requests: Receiver<FollowRequest>,
     pub loads: Receiver<Arc<str>>,
     pub history_len: usize,
+    pub trades_snapshot: usize,
 }
 
 impl Reader {
@@ -251,7 +252,8 @@ impl Reader {
     /// hands them to the router in order.
     fn load_all(&self, cmd: &mut Con, topics: &[Arc<str>]) -> redis::RedisResult<()> {
         for chunk in topics.chunks(LOAD_BATCH) {
-            let cmds = chunk.iter().map(|t| store::read_cmd(t, self.history_len));
+            let cap = |t: &str| store::history_cap(t, self.history_len, self.trades_snapshot);
+            let cmds = chunk.iter().map(|t| store::read_cmd(t, cap(t)));
             let replies: Vec<store::ReadReply> = cmd.query_all(cmds.collect())?;
             self.link
                 .metrics
@@ -259,7 +261,7 @@ impl Reader {
                 .loads
                 .fetch_add(chunk.len() as u64, Relaxed);
             for (topic, reply) in chunk.iter().zip(replies) {
-                let (value, history) = store::topic_of(reply, self.history_len);
+                let (value, history) = store::topic_of(reply, cap(topic));
                 self.send(IngestOp::Load(Box::new(Loaded {
                     topic: topic.to_string(),
                     value,

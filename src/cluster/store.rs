@@ -74,6 +74,16 @@ redis.call('PUBLISH', 'tc:{' .. ARGV[1] .. '}', entry)
 return seq
 "#;
 
+/// How many entries a topic's history keeps in Redis: `history_len`, and
+/// for a trade topic at least the trades its snapshot lists.
+pub(crate) fn history_cap(topic: &str, history_len: usize, trades_snapshot: usize) -> usize {
+    if crate::engine::table::is_trades(topic) {
+        history_len.max(trades_snapshot)
+    } else {
+        history_len
+    }
+}
+
 /// The `EVALSHA` of one update.
 pub(crate) fn update_cmd(sha: &str, u: &Update, history_cap: usize, wall_ns: u64) -> redis::Cmd {
     let topic = u.topic.as_str();

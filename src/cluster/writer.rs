@@ -34,6 +34,7 @@ pub(super) struct Writer {
     pub input: Receiver<Ingested>,
     pub router: Sender<Ingested>,
     pub history_len: usize,
+    pub trades_snapshot: usize,
 }
 
 /// A connection with the script loaded, and the topics it has listed in
@@ -206,7 +207,8 @@ impl Writer {
                         cmds.push(add);
                         new_topics.push(u.topic.clone());
                     }
-                    cmds.push(store::update_cmd(&s.sha, u, self.history_len, wall));
+                    let cap = store::history_cap(&u.topic, self.history_len, self.trades_snapshot);
+                    cmds.push(store::update_cmd(&s.sha, u, cap, wall));
                 }
                 IngestOp::Clear(t) => {
                     let mut del = redis::cmd("DEL");

@@ -62,7 +62,7 @@ impl RouterWork {
             }
             return;
         };
-        let cap = self.config.history_len;
+        let cap = self.config.history_len.max(slot.trades_keep);
         let was_stale = slot.snapshot().stale;
         match slot.load(value, &l.history, cap) {
             None => {
