@@ -133,7 +133,7 @@ impl Server {
         drop(ingest_tx);
         let mut publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
         if let Some(c) = &cluster {
-            publisher = publisher.with_sink_state(c.link.writer_down.clone());
+            publisher = publisher.with_sink_state(c.link.writer_up.clone());
         }
         let mut shards = Vec::new();
         for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {

@@ -356,11 +356,22 @@ fn run_example(source: &str, compiler: &str, std: &str, topic: &str) {
     check_example_serves(&out, source, topic);
 }
 
-/// Runs a built feed-handler example and checks with a real subscriber that
-/// it serves consistent prices on `topic`.
-fn check_example_serves(out: &Path, source: &str, topic: &str) {
+/// An example's standard output, a line at a time.
+type ExampleLines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts a built example for `seconds` on a free port, reads the port
+/// from its first line (`…127.0.0.1:PORT/…`), and connects a WebSocket
+/// subscriber to it. The rest of its output is in the returned lines.
+fn start_example(
+    out: &Path,
+    seconds: &str,
+) -> (
+    std::process::Child,
+    ExampleLines,
+    tungstenite::WebSocket<TcpStream>,
+) {
     let mut child = own_library(&mut Command::new(out))
-        .args(["2", "127.0.0.1:0"])
+        .args([seconds, "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -376,7 +387,15 @@ fn check_example_serves(out: &Path, source: &str, topic: &str) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    (child, lines, ws)
+}
+
+/// Runs a built feed-handler example and checks with a real subscriber that
+/// it serves consistent prices on `topic`.
+fn check_example_serves(out: &Path, source: &str, topic: &str) {
+    // Its output is kept open until it exits: a closed pipe would kill it.
+    let (mut child, _lines, mut ws) = start_example(out, "2");
     ws.send(Message::text(format!(
         r#"{{"op":"subscribe","id":1,"topics":["{topic}"]}}"#
     )))
@@ -804,24 +823,7 @@ fn c_interest_callback_hears_first_and_last_subscribers_plain_asan_and_valgrind(
 #[test]
 fn c_example_on_demand_feed_publishes_only_what_is_wanted() {
     let out = compile_example("on_demand_feed.c", "cc", "-std=c11");
-    let mut child = own_library(&mut Command::new(&out))
-        .args(["3", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let port: u16 = first
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    let (mut child, mut lines, mut ws) = start_example(&out, "3");
     ws.send(Message::text(
         r#"{"op":"subscribe","id":1,"topics":["OD.SYM3"]}"#,
     ))

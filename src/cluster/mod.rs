@@ -65,10 +65,11 @@ pub(crate) struct FollowRequest {
 pub(crate) struct ClusterLink {
     pub following: RwLock<Following>,
     pub requests: Sender<FollowRequest>,
-    /// Set while the writer cannot reach Redis (publishers then get
-    /// `Unavailable` instead of waiting on a full queue).
-    pub writer_down: Arc<AtomicBool>,
-    writer_up: AtomicBool,
+    /// The writer's connection to Redis is up. Shared with the publishers:
+    /// while it is down they get `Unavailable` instead of waiting on a
+    /// full queue. False until the first connection, so a node started
+    /// while Redis is unreachable refuses rather than blocks.
+    pub writer_up: Arc<AtomicBool>,
     reader_up: AtomicBool,
     stop: AtomicBool,
     metrics: Arc<Metrics>,
@@ -87,9 +88,6 @@ impl ClusterLink {
             &self.reader_up
         };
         side.store(up, Ordering::Relaxed);
-        if writer {
-            self.writer_down.store(!up, Ordering::Relaxed);
-        }
         self.metrics.cluster.up.store(self.up(), Ordering::Relaxed);
     }
 
@@ -137,10 +135,7 @@ impl Cluster {
         let link = Arc::new(ClusterLink {
             following: RwLock::default(),
             requests,
-            // Down until the first connection: a node started while Redis
-            // is unreachable refuses rather than blocks once its queue fills.
-            writer_down: Arc::new(AtomicBool::new(true)),
-            writer_up: AtomicBool::new(false),
+            writer_up: Arc::new(AtomicBool::new(false)),
             reader_up: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             metrics: w.metrics.clone(),

@@ -75,9 +75,10 @@ pub struct Publisher {
     max_topic_len: usize,
     /// For the `max_topics` check: an atomic load until the table is full.
     table: Arc<TopicTable>,
-    /// Cluster mode: set while what drains `tx` cannot reach Redis. A full
-    /// channel then fails at once with `Unavailable` instead of waiting.
-    sink_down: Option<Arc<AtomicBool>>,
+    /// Cluster mode: set while what drains `tx` reaches Redis. When it is
+    /// not, a full channel fails at once with `Unavailable` instead of
+    /// waiting.
+    sink_up: Option<Arc<AtomicBool>>,
 }
 
 /// How often a publisher waiting for room looks whether the sink went down.
@@ -89,21 +90,21 @@ impl Publisher {
             tx,
             max_topic_len,
             table,
-            sink_down: None,
+            sink_up: None,
         }
     }
 
-    /// Cluster mode: `down` says when the channel's reader cannot reach
-    /// Redis (see `sink_down`).
-    pub(crate) fn with_sink_state(mut self, down: Arc<AtomicBool>) -> Self {
-        self.sink_down = Some(down);
+    /// Cluster mode: `up` says when the channel's reader reaches Redis
+    /// (see `sink_up`).
+    pub(crate) fn with_sink_state(mut self, up: Arc<AtomicBool>) -> Self {
+        self.sink_up = Some(up);
         self
     }
 
     fn sink_is_down(&self) -> bool {
-        self.sink_down
+        self.sink_up
             .as_ref()
-            .is_some_and(|d| d.load(Ordering::Relaxed))
+            .is_some_and(|u| !u.load(Ordering::Relaxed))
     }
 
     /// Sends, waiting while the channel is full, for at most `limit`
@@ -210,7 +211,7 @@ impl Publisher {
     /// is full; then this fails with `Unavailable` instead of waiting.
     pub fn publish(&self, update: Update) -> Result<()> {
         let update = self.prepare(update)?;
-        if self.sink_down.is_none() {
+        if self.sink_up.is_none() {
             return self.tx.send(update).map_err(|_| Error::Closed);
         }
         self.send_waiting(update, None)

@@ -82,29 +82,34 @@ struct PriceEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     conflated: Option<u32>,
     /// Trade topics' snapshots: the last trades, oldest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trades: Option<Vec<TradeEvent>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "trades_ser")]
+    trades: Option<&'a [Trade]>,
 }
 
-/// One trade in a trade topic's snapshot: its `seq`, `ts` and fields.
-#[derive(Serialize)]
-struct TradeEvent {
-    seq: u64,
-    ts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bid: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ask: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bid_size: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ask_size: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_size: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    volume: Option<f64>,
+/// One trade in a trade topic's snapshot, as a map: `seq`, `ts` and the
+/// fields it carried, by their names in `Prices::NAMES`.
+struct TradeEvent<'a>(&'a Trade);
+
+impl Serialize for TradeEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (seq, ts, prices) = self.0;
+        let fields = prices.fields();
+        let mut map = s.serialize_map(Some(2 + fields.iter().flatten().count()))?;
+        map.serialize_entry("seq", seq)?;
+        map.serialize_entry("ts", ts)?;
+        for (name, v) in Prices::NAMES.iter().zip(fields) {
+            if let Some(v) = v {
+                map.serialize_entry(name, &v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Serializes the trades of a snapshot, each as a `TradeEvent`.
+fn trades_ser<S: serde::Serializer>(list: &Option<&[Trade]>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().flat_map(|l| l.iter()).map(TradeEvent))
 }
 
 /// A trade as the snapshot lists it: (`seq`, `ts`, fields).
@@ -180,22 +185,7 @@ pub fn encode_price<'a>(fb: &'a mut FrameBuf, fmt: Format, price: &Price<'_>) ->
         epoch: price.epoch,
         stale: price.stale,
         conflated: (price.conflated > 1).then_some(price.conflated),
-        // Not the hot path: only a trade topic's snapshot has them.
-        trades: price.trades.map(|list| {
-            list.iter()
-                .map(|(seq, ts, p)| TradeEvent {
-                    seq: *seq,
-                    ts: *ts,
-                    bid: p.bid,
-                    ask: p.ask,
-                    last: p.last,
-                    bid_size: p.bid_size,
-                    ask_size: p.ask_size,
-                    last_size: p.last_size,
-                    volume: p.volume,
-                })
-                .collect()
-        }),
+        trades: price.trades,
     };
     encode(fb, fmt, &ev)
 }
