@@ -154,7 +154,13 @@ impl Shard {
                     // in the new generation already; every other starts it
                     // now: after a clear from nothing, after a load from
                     // the snapshot this frame is.
-                    if !later(enc.generation, m.generation) {
+                    // A member already in the load's generation that holds
+                    // nothing of it (a wildcard's member made as this very
+                    // event reached the shard) takes its snapshot too.
+                    let unseen = matches!(enc.event, Event::Resync { .. })
+                        && m.generation == enc.generation
+                        && m.skip_through < enc.seq;
+                    if !later(enc.generation, m.generation) && !unseen {
                         continue;
                     }
                     m.generation = enc.generation;
