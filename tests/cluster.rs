@@ -495,6 +495,7 @@ fn a_node_follows_a_topic_only_while_its_clients_want_it() {
     );
     // Published while B did not follow it; a new subscriber on B gets it.
     p.publish(Update::new("U.1").bid(2.0)).unwrap();
+    wait_until("in Redis", || redis_seq(&redis, "U.1") == 2);
     let mut again = Client::connect(b.local_addr());
     again.subscribe(&["U.1"]);
     let snap = next_update(&mut again);
