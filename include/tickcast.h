@@ -136,6 +136,12 @@ typedef enum tickcast_result {
    * the update was not queued. Try again later.
    */
   TICKCAST_RESULT_UNAVAILABLE = 15,
+  /**
+   * An order-book change is malformed (NaN price, negative size), would
+   * cross the book, or is for a topic whose name does not end with `.book`
+   * (or price fields for one that does).
+   */
+  TICKCAST_RESULT_INVALID_BOOK = 16,
 } tickcast_result;
 
 /**

@@ -30,6 +30,9 @@ pub enum Error {
     /// The update sets no field: it would use up a sequence number and tell
     /// subscribers nothing.
     EmptyUpdate,
+    /// An order-book change is malformed or does not fit the topic or the
+    /// book (a `.book` topic takes levels only; see `BookError`).
+    InvalidBook(crate::engine::book::BookError),
     /// The server holds `max_topics` topics already; an update of a new
     /// topic is refused until one is cleared.
     TooManyTopics {
@@ -182,6 +185,7 @@ impl fmt::Display for Error {
                 "the cluster's Redis cannot be reached and the queue for it is full; the update was not queued",
             ),
             Error::EmptyUpdate => f.write_str("the update sets no price field"),
+            Error::InvalidBook(why) => write!(f, "invalid book update: {why}"),
             Error::TooManyTopics { max } => write!(
                 f,
                 "the server holds its limit of {max} topics; clear one or raise max_topics"

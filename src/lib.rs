@@ -35,6 +35,7 @@ mod server;
 mod wire;
 
 pub use config::Config;
+pub use engine::book::{checksum as book_checksum, BookError, Level, Levels, Side, DEPTHS};
 pub use engine::ingest::Publisher;
 pub use engine::table::Snapshot;
 pub use engine::update::{now_ns, Prices, Update};

@@ -147,6 +147,9 @@ pub struct RouterMetrics {
     pub(crate) ingested: AtomicU64,
     /// Updates of a new topic dropped because the server held `max_topics`.
     pub(crate) refused_topics: AtomicU64,
+    /// Book changes refused because they would cross the book (or make a
+    /// side too deep); the publisher learns only from this and the log.
+    pub(crate) refused_books: AtomicU64,
     pub(crate) encoded: AtomicU64,
     pub(crate) queue_depth: AtomicU64,
     pub(crate) history_entries: AtomicU64,
@@ -246,11 +249,18 @@ impl Metrics {
             "tickcast_updates_refused_total",
             "counter",
             "Updates the router dropped, by reason (too_many_topics: a new topic \
-             in flight when max_topics was reached; publishers are told first).",
-            &[(
-                "{reason=\"too_many_topics\"}".to_string(),
-                self.router.refused_topics.load(Relaxed).to_string(),
-            )],
+             in flight when max_topics was reached; publishers are told first; \
+             book: a book change that would cross the book or make it too deep).",
+            &[
+                (
+                    "{reason=\"too_many_topics\"}".to_string(),
+                    self.router.refused_topics.load(Relaxed).to_string(),
+                ),
+                (
+                    "{reason=\"book\"}".to_string(),
+                    self.router.refused_books.load(Relaxed).to_string(),
+                ),
+            ],
         );
         metric(
             "tickcast_connections_refused_fd_limit_total",

@@ -174,6 +174,7 @@ fn the_engine_never_reaches_the_network_side() {
             assert!(
                 d.starts_with("wire")
                     || d == "engine::update"
+                    || d == "engine::book"
                     || d == "engine::topic_name"
                     || d == "error",
                 "{m} imports {d}"

@@ -45,6 +45,10 @@ pub enum tickcast_result {
     /// Cluster mode: Redis cannot be reached and the queue for it is full;
     /// the update was not queued. Try again later.
     Unavailable = 15,
+    /// An order-book change is malformed (NaN price, negative size), would
+    /// cross the book, or is for a topic whose name does not end with `.book`
+    /// (or price fields for one that does).
+    InvalidBook = 16,
 }
 
 impl From<&Error> for tickcast_result {
@@ -65,6 +69,7 @@ impl From<&Error> for tickcast_result {
             Error::TooManyTopics { .. } => tickcast_result::TooManyTopics,
             Error::Forbidden { .. } => tickcast_result::Forbidden,
             Error::Unavailable => tickcast_result::Unavailable,
+            Error::InvalidBook(_) => tickcast_result::InvalidBook,
         }
     }
 }
@@ -103,6 +108,9 @@ impl tickcast_result {
             }
             tickcast_result::Unavailable => {
                 c"the cluster's Redis cannot be reached and the queue for it is full; not queued"
+            }
+            tickcast_result::InvalidBook => {
+                c"invalid book update: bad level, crossed book, or levels for a non-book topic"
             }
         }
     }

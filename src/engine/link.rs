@@ -4,6 +4,7 @@
 //! It lives in the engine, below both sides, so the router never imports the
 //! network code and the shards import only this from the router's side.
 
+use super::book::DEPTHS;
 use super::epoch::Epoch;
 use super::update::Prices;
 use crate::wire::Format;
@@ -57,8 +58,34 @@ pub(crate) struct Encoded {
     pub frames: [Option<Box<[u8]>>; Format::COUNT],
     /// When the update entered the ingest channel.
     pub ingested_at: Instant,
-    /// Of a trade topic: delivered always, never merged or paced.
-    pub trades: bool,
+    /// Of a trade or book topic: delivered always, never merged or paced.
+    pub unmerged: bool,
+    /// Of a book topic: the frames by depth class (`book::DEPTHS`) and
+    /// format, for the classes in use; `frames` is then empty.
+    pub book: Option<Box<BookFrames>>,
+}
+
+/// A book update's frames: `[class][Format::index]`.
+pub(crate) type BookFrames = [[Option<Box<[u8]>>; Format::COUNT]; DEPTHS.len()];
+
+impl Encoded {
+    /// The frame for a subscriber using `fmt` (and, for a book, depth
+    /// class `class`); None when no frame was made for it.
+    #[inline]
+    pub(crate) fn frame(&self, fmt: Format, class: usize) -> Option<&[u8]> {
+        match &self.book {
+            Some(b) => b.get(class)?[fmt.index()].as_deref(),
+            None => self.frames[fmt.index()].as_deref(),
+        }
+    }
+
+    /// Was a frame made for subscribers using `fmt`?
+    pub(crate) fn has_format(&self, fmt: Format) -> bool {
+        match &self.book {
+            Some(b) => b.iter().any(|c| c[fmt.index()].is_some()),
+            None => self.frames[fmt.index()].is_some(),
+        }
+    }
 }
 
 /// What other threads send a shard.
@@ -114,7 +141,8 @@ impl Encoded {
             },
             frames: [json.map(Into::into), None],
             ingested_at: Instant::now(),
-            trades: crate::engine::table::is_trades(topic),
+            unmerged: crate::engine::table::is_trades(topic),
+            book: None,
         })
     }
 }

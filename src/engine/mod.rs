@@ -5,6 +5,7 @@
 //! Nothing here imports `net`: the router hands shards [`link::ShardMsg`]s
 //! through [`link::ShardLink`]s and never knows what a connection is.
 
+pub(crate) mod book;
 pub(crate) mod budget;
 pub(crate) mod epoch;
 pub(crate) mod history;

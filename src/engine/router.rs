@@ -152,6 +152,7 @@ pub(crate) struct RouterWork {
     loads: Option<crossbeam_channel::Sender<Arc<str>>>,
 }
 
+mod book;
 mod cluster;
 
 impl RouterWork {
@@ -333,8 +334,11 @@ impl RouterWork {
 
     /// Merges and sequences an update of the topic in slot `id`.
     fn apply_update(&mut self, id: u32, u: &crate::engine::update::Update, at: Instant) {
-        self.set_valued(id, true);
         let slot = self.list[id as usize].clone();
+        if let Some(levels) = &u.levels {
+            return self.apply_levels(id, &slot, u.timestamp_ns, levels, at);
+        }
+        self.set_valued(id, true);
         // A trade topic keeps at least the trades its snapshot lists.
         let cap = self.config.history_len.max(slot.trades_keep);
         let applied = slot.apply(u.timestamp_ns, &u.prices, cap, at);
@@ -426,16 +430,23 @@ impl RouterWork {
             encoded += 1;
         }
         self.encoded += encoded;
-        let enc = Arc::new(Encoded {
+        let enc = Encoded {
             topic: slot.name.clone(),
             seq,
             generation,
             event,
             frames,
             ingested_at: at,
-            trades: slot.trades_keep > 0,
-        });
-        let mut bits = any;
+            unmerged: slot.trades_keep > 0 || slot.book,
+            book: None,
+        };
+        self.send_out(enc, any);
+    }
+
+    /// Queues an encoded event for every shard in `shards` (bit `s`: shard `s`).
+    fn send_out(&mut self, enc: Encoded, shards: u64) {
+        let enc = Arc::new(enc);
+        let mut bits = shards;
         while bits != 0 {
             let s = bits.trailing_zeros() as usize;
             bits &= bits - 1;

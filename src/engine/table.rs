@@ -7,6 +7,7 @@
 //! subscribes: they set their interest bit and copy the snapshot under the same
 //! lock, which orders the snapshot exactly against the router's updates.
 
+use super::book::{is_book, Book};
 use super::epoch::Epoch;
 use super::history::History;
 use super::update::Prices;
@@ -15,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,7 @@ pub type ShardMask = [u64; Format::COUNT];
 
 pub(crate) use crate::wire::command::{ResumeFrom, SinceMap};
 
+pub(crate) use book::{BookMove, BookView};
 pub(crate) use outcome::{Applied, Heard, Joined};
 
 /// One topic's shared state.
@@ -57,6 +59,8 @@ pub struct TopicSlot {
     /// A trade topic (`trades`): how many trades its snapshot lists; 0 for
     /// any other topic.
     pub trades_keep: usize,
+    /// An order-book topic (`book`).
+    pub book: bool,
 }
 
 #[derive(Debug)]
@@ -75,12 +79,16 @@ struct SlotState {
     /// Cluster mode: the value is the cluster's, kept up to date from it
     /// (see `cluster`). Always false outside cluster mode.
     synced: bool,
+    /// An order-book topic's book (`book`); None for any other topic.
+    book: Option<Box<Book>>,
 }
 
 impl TopicSlot {
     fn new(name: Arc<str>, interest: ShardMask, trades_keep: usize) -> TopicSlot {
+        let book = is_book(&name);
         TopicSlot {
             trades_keep,
+            book,
             name,
             history_first: AtomicU64::new(u64::MAX),
             generation: AtomicU16::new(0),
@@ -93,6 +101,7 @@ impl TopicSlot {
                 generation: 0,
                 rate_mark: (Instant::now(), 0),
                 synced: false,
+                book: book.then(Box::default),
             }),
         }
     }
@@ -133,6 +142,9 @@ impl TopicSlot {
     pub(crate) fn clear(&self) -> (Heard, usize) {
         let mut st = self.state.lock();
         st.value = Snapshot::default();
+        if let Some(b) = &mut st.book {
+            **b = Book::default();
+        }
         st.stale_after = None;
         st.generation = st.generation.wrapping_add(1);
         let freed = st.history.clear();
@@ -193,8 +205,9 @@ impl TopicSlot {
     pub(crate) fn join(&self, shard: usize, fmt: Format, since: Option<&ResumeFrom>) -> Joined {
         let mut st = self.state.lock();
         st.interest[fmt.index()] |= 1 << shard;
+        // A book is always sent whole: its history keeps nothing.
         let replay = since
-            .filter(|r| st.value.seq > 0 && r.epoch == st.value.epoch.as_str())
+            .filter(|r| st.value.seq > 0 && r.epoch == st.value.epoch.as_str() && !self.book)
             .and_then(|r| st.history.since(r.seq, st.value.seq));
         let trades =
             (self.trades_keep > 0 && replay.is_none()).then(|| st.history.last(self.trades_keep));
@@ -203,6 +216,7 @@ impl TopicSlot {
             replay,
             generation: st.generation,
             trades,
+            book: st.book.as_deref().map(BookView::of),
         }
     }
 
@@ -238,6 +252,9 @@ pub struct TopicTable {
     max_topics: AtomicUsize,
     /// Trades a trade topic's snapshot lists (`trades`).
     trades_snapshot: AtomicUsize,
+    /// The book depth classes subscribers have asked for (bit `c`: class
+    /// `c` of `book::DEPTHS`), so the router encodes those only (`book`).
+    book_classes: AtomicU8,
 }
 
 impl std::fmt::Debug for TopicTable {
@@ -255,6 +272,7 @@ impl Default for TopicTable {
             live: AtomicUsize::new(0),
             max_topics: AtomicUsize::new(usize::MAX),
             trades_snapshot: AtomicUsize::new(trades::DEFAULT_SNAPSHOT),
+            book_classes: AtomicU8::new(0),
         }
     }
 }
@@ -450,6 +468,7 @@ fn prefix_range<'a>(
 }
 
 mod admin;
+mod book;
 mod cluster;
 mod outcome;
 mod trades;

@@ -1,5 +1,6 @@
 //! What a publisher sends: a topic, a timestamp and the price fields it changes.
 
+use super::book::{is_book, BookError, Level, Levels, Side};
 use super::topic_name::validate_topic;
 use crate::error::{Error, Result};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -115,6 +116,9 @@ pub struct Update {
     pub timestamp_ns: u64,
     /// The fields this update changes.
     pub prices: Prices,
+    /// Of an order-book topic (`….book`): the levels it changes, instead of
+    /// price fields.
+    pub levels: Option<Box<Levels>>,
 }
 
 macro_rules! setter {
@@ -134,6 +138,7 @@ impl Update {
             topic: topic.into(),
             timestamp_ns: 0,
             prices: Prices::default(),
+            levels: None,
         }
     }
 
@@ -145,6 +150,29 @@ impl Update {
     setter!(last_size, "Sets the quantity of the last trade.");
     setter!(volume, "Sets the cumulative volume.");
 
+    /// Sets one level of an order-book topic's book (size 0 removes it);
+    /// levels apply in the order they are set.
+    ///
+    /// ```
+    /// use tickcast::{Side, Update};
+    /// let u = Update::new("BTC-USD.book")
+    ///     .level(Side::Bid, 64000.0, 1.5)
+    ///     .level(Side::Ask, 64001.0, 0.0);
+    /// assert_eq!(u.levels.unwrap().levels.len(), 2);
+    /// ```
+    pub fn level(mut self, side: Side, price: f64, size: f64) -> Self {
+        let l = self.levels.get_or_insert_with(Default::default);
+        l.levels.push(Level { side, price, size });
+        self
+    }
+
+    /// Makes this update's levels the whole book: every level it does not
+    /// set is removed (with no levels: the book is emptied).
+    pub fn replace_book(mut self) -> Self {
+        self.levels.get_or_insert_with(Default::default).replace = true;
+        self
+    }
+
     /// Sets the publisher timestamp (nanoseconds since the Unix epoch).
     pub fn timestamp_ns(mut self, ts: u64) -> Self {
         self.timestamp_ns = ts;
@@ -155,8 +183,20 @@ impl Update {
     /// update is refused to its sender instead of reaching the router.
     pub(crate) fn validate(&self, max_topic_len: usize) -> Result<()> {
         validate_topic(&self.topic, max_topic_len)?;
-        if self.prices.is_empty() {
-            return Err(crate::error::Error::EmptyUpdate);
+        let book = is_book(&self.topic);
+        if let Some(levels) = &self.levels {
+            if !book {
+                return Err(Error::InvalidBook(BookError::NotABook));
+            }
+            if levels.is_empty() {
+                return Err(Error::EmptyUpdate);
+            }
+            levels.check().map_err(Error::InvalidBook)?;
+        } else if self.prices.is_empty() {
+            return Err(Error::EmptyUpdate);
+        }
+        if book && !self.prices.is_empty() {
+            return Err(Error::InvalidBook(BookError::PricesOnBook));
         }
         self.prices.check_finite()
     }

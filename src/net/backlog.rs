@@ -116,10 +116,10 @@ impl Backlog {
             out.push(frame);
             return Offer::Queued;
         };
-        if enc.trades {
-            // Every trade is delivered, never merged into the next or
-            // paced: a subscriber that cannot keep up with them meets the
-            // hard limit, not a silent loss.
+        if enc.unmerged {
+            // Every trade and every book change is delivered, never
+            // merged into the next or paced: a subscriber that cannot keep
+            // up with them meets the hard limit, not a silent loss.
             self.note_queued_at(out, enc.ingested_at);
             out.push(frame);
             return Offer::Queued;

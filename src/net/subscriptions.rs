@@ -19,6 +19,10 @@ pub(crate) struct Subscriptions {
     /// connections without one pay 8 bytes.
     #[allow(clippy::box_collection)]
     rates: Option<Box<Vec<(Selector, f64)>>>,
+    /// The book depth class (`book::DEPTHS`) of each subscription that
+    /// asked for other than the default, likewise boxed.
+    #[allow(clippy::box_collection)]
+    depths: Option<Box<Vec<(Selector, u8)>>>,
 }
 
 impl Subscriptions {
@@ -76,6 +80,45 @@ impl Subscriptions {
         if rates.is_empty() {
             self.rates = None;
         }
+    }
+
+    /// Records the book depth class a subscription asked for (0: the default).
+    pub fn set_depth(&mut self, sel: &Selector, class: usize) {
+        let depths = self.depths.get_or_insert_with(Default::default);
+        depths.retain(|(s, _)| s != sel);
+        if class > 0 {
+            depths.push((sel.clone(), class as u8));
+        }
+        if depths.is_empty() {
+            self.depths = None;
+        }
+    }
+
+    /// The depth class a book topic is sent at: its exact subscription's,
+    /// else its longest covering pattern's (0 when none asked for another).
+    ///
+    /// Hot path for book updates: no allocation; a binary search and a pass
+    /// over the patterns, only for connections that asked for a depth.
+    pub fn depth_class_for(&self, topic: &str) -> usize {
+        let Some(depths) = &self.depths else {
+            return 0;
+        };
+        let find = |exact: bool, name: &str| {
+            let hit = depths.iter().find(|(s, _)| match s {
+                Selector::Exact(t) => exact && &**t == name,
+                Selector::Prefix(p) => !exact && &**p == name,
+            });
+            hit.map_or(0, |(_, c)| *c as usize)
+        };
+        if self.exact.contains(topic) {
+            return find(true, topic);
+        }
+        let longest = self
+            .prefixes
+            .iter()
+            .filter(|p| topic.starts_with(&***p))
+            .max_by_key(|p| p.len());
+        longest.map_or(0, |p| find(false, p))
     }
 
     /// Did any subscription ask for a rate?

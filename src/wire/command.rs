@@ -35,6 +35,8 @@ pub struct Subscribe {
     pub max_rate: Option<f64>,
     /// Where the client left each topic, to resume from history.
     pub since: SinceMap,
+    /// Order-book topics: levels per side (one of `book::DEPTHS`; absent: 10).
+    pub depth: Option<usize>,
 }
 
 /// The commands of the protocol (docs/PROTOCOL.md).
@@ -134,6 +136,7 @@ pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
                 topics: topic_list(&obj).map_err(bad)?,
                 max_rate: max_rate(&obj).map_err(bad)?,
                 since: since(&obj).map_err(bad)?,
+                depth: depth(&obj).map_err(bad)?,
             })
         }
         "unsubscribe" => {
@@ -182,6 +185,18 @@ fn max_rate(obj: &Map<String, Value>) -> Result<Option<f64>, &'static str> {
             _ => Err("\"max_rate\" must be a positive number of events per second"),
         },
         Some(_) => Err("\"max_rate\" must be a positive number of events per second"),
+    }
+}
+
+fn depth(obj: &Map<String, Value>) -> Result<Option<usize>, &'static str> {
+    const WHICH: &str = "\"depth\" must be one of 10, 25, 100, 500 or 1000 levels per side";
+    match obj.get("depth") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64().map(|d| d as usize) {
+            Some(d) if crate::engine::book::class_of(d).is_some() => Ok(Some(d)),
+            _ => Err(WHICH),
+        },
+        Some(_) => Err(WHICH),
     }
 }
 
@@ -293,6 +308,8 @@ mod tests {
         );
         for bad in [
             r#"{"op":"subscribe","topics":["A"],"max_rate":0}"#,
+            r#"{"op":"subscribe","topics":["A.book"],"depth":11}"#,
+            r#"{"op":"subscribe","topics":["A.book"],"depth":"deep"}"#,
             r#"{"op":"subscribe","topics":["A"],"max_rate":"fast"}"#,
             r#"{"op":"subscribe","topics":["A"],"since":[]}"#,
             r#"{"op":"subscribe","topics":["A"],"since":{"A":{"seq":-1,"epoch":"x"}}}"#,

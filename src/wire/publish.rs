@@ -18,6 +18,7 @@
 //! the number of updates from this connection accepted into the ingest queue so
 //! far, after each burst of frames it has read.
 
+use crate::engine::book::{Level, Levels, Side};
 use crate::engine::topic_name::validate_topic;
 use crate::engine::update::{Prices, Update};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,15 @@ struct WireUpdate {
     /// `true`: clear the topic (no other field may be set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clear: Option<bool>,
+    /// Order-book topics: bid levels to set, `[price, size]` (size 0 removes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bids: Option<Vec<(f64, f64)>>,
+    /// Order-book topics: ask levels to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    asks: Option<Vec<(f64, f64)>>,
+    /// Order-book topics: the levels are the whole book.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replace: Option<bool>,
 }
 
 /// One entry of a publish frame.
@@ -80,7 +90,21 @@ impl From<WireUpdate> for Item {
             // `check` refuses a clear that also carries fields.
             return Item::Clear(w.topic);
         }
+        let is_book = w.bids.is_some() || w.asks.is_some() || w.replace.is_some();
+        let levels = is_book.then(|| {
+            let side = |side: Side, list: Option<Vec<(f64, f64)>>| {
+                let list = list.unwrap_or_default().into_iter();
+                list.map(move |(price, size)| Level { side, price, size })
+            };
+            let mut levels: Vec<Level> = side(Side::Bid, w.bids).collect();
+            levels.extend(side(Side::Ask, w.asks));
+            Box::new(Levels {
+                levels,
+                replace: w.replace == Some(true),
+            })
+        });
         Item::Update(Update {
+            levels,
             topic: w.topic,
             timestamp_ns: w.ts.unwrap_or(0),
             prices: Prices {
@@ -99,7 +123,7 @@ impl From<WireUpdate> for Item {
 impl From<&Update> for WireUpdate {
     fn from(u: &Update) -> WireUpdate {
         let p = &u.prices;
-        WireUpdate {
+        let mut w = WireUpdate {
             topic: u.topic.clone(),
             ts: (u.timestamp_ns != 0).then_some(u.timestamp_ns),
             bid: p.bid,
@@ -110,7 +134,21 @@ impl From<&Update> for WireUpdate {
             last_size: p.last_size,
             volume: p.volume,
             clear: None,
+            bids: None,
+            asks: None,
+            replace: None,
+        };
+        if let Some(l) = &u.levels {
+            let side = |side: Side| {
+                let on_side = l.levels.iter().filter(|v| v.side == side);
+                Some(on_side.map(|v| (v.price, v.size)).collect::<Vec<_>>())
+                    .filter(|v| !v.is_empty())
+            };
+            w.bids = side(Side::Bid);
+            w.asks = side(Side::Ask);
+            w.replace = l.replace.then_some(true);
         }
+        w
     }
 }
 
@@ -198,7 +236,9 @@ pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
             w.volume,
         ]
         .iter()
-        .any(Option::is_some);
+        .any(Option::is_some)
+            || w.bids.is_some()
+            || w.asks.is_some();
         if w.clear == Some(true) && has_fields {
             return Err(PublishError::ClearWithFields {
                 index,

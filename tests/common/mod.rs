@@ -374,6 +374,18 @@ pub fn metric(server: &Server, name: &str) -> f64 {
         .unwrap()
 }
 
+/// The sample of a metric labelled `{reason="<reason>"}`.
+#[allow(dead_code)]
+pub fn metric_labeled(server: &Server, name: &str, reason: &str) -> f64 {
+    let prefix = format!("{name}{{reason=\"{reason}\"}} ");
+    let text = server.metrics_text();
+    let line = text.lines().find(|l| l.starts_with(&prefix));
+    line.and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no {prefix}"))
+        .parse()
+        .unwrap()
+}
+
 /// A network publisher's raw WebSocket on `/publish`, authenticated with `token`.
 pub fn raw_publisher(addr: SocketAddr, token: &str) -> WebSocket<TcpStream> {
     let stream = TcpStream::connect(addr).unwrap();

@@ -18,6 +18,8 @@ pub(crate) struct Joined {
     pub generation: u16,
     /// A trade topic's snapshot: its last trades (`trades`).
     pub trades: Option<Vec<Past>>,
+    /// An order-book topic's snapshot: its top levels (`book`).
+    pub book: Option<Box<super::BookView>>,
 }
 
 /// What the router did to a topic, and who must hear of it.

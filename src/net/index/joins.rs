@@ -36,6 +36,7 @@ impl ShardIndex {
             snapshot,
             replay: joined.replay,
             trades: joined.trades,
+            book: joined.book,
         })
     }
 

@@ -13,6 +13,7 @@
 //! The shard's interest bit in the topic table follows the member counts: it is
 //! set while any member wants that format.
 
+mod books;
 mod joins;
 mod leaves;
 mod member;
@@ -61,6 +62,8 @@ pub(crate) struct NewlyMatched {
     pub replay: Option<Vec<Past>>,
     /// A trade topic's snapshot: its last trades.
     pub trades: Option<Vec<Past>>,
+    /// A book topic's snapshot: its top levels.
+    pub book: Option<Box<crate::engine::table::BookView>>,
 }
 
 /// A wildcard subscription still joining the topics that existed when it
@@ -199,6 +202,7 @@ impl ShardIndex {
                 snapshot: j.snapshot,
                 replay: j.replay,
                 trades: j.trades,
+                book: j.book,
             })
     }
 

@@ -1,12 +1,14 @@
 //! Subscriber commands: subscribe (with snapshots), unsubscribe, topics, ping.
 
 use super::Shard;
+use crate::engine::book::is_book;
 use crate::engine::epoch::Epoch;
 use crate::engine::selector::Selector;
 use crate::engine::update::now_ns;
 use crate::net::conn::Verdict;
 use crate::net::index::NewlyMatched;
 use crate::net::outbound::Outbound;
+use crate::net::subscriptions::Subscriptions;
 use crate::wire::command::{Command, CommandError, Op, Subscribe};
 use crate::wire::event::{self, ErrorCode, Price, PriceKind};
 use crate::wire::frame::FrameBuf;
@@ -21,6 +23,9 @@ const TOPICS_LIMIT: usize = 10_000;
 /// A snapshot event's size without its topic name, by estimate (JSON with a
 /// few fields; MessagePack is smaller), for the check before a subscribe.
 const SNAPSHOT_BYTES: usize = 96;
+
+/// One `[price, size]` level of a book snapshot, by estimate.
+const LEVEL_BYTES: usize = 40;
 
 impl Shard {
     pub(super) fn send_error(&mut self, token: usize, e: CommandError) {
@@ -128,6 +133,12 @@ impl Shard {
             topics += 1;
             estimate += SNAPSHOT_BYTES + name_len;
         }
+        // A book's snapshot lists up to `depth` levels a side.
+        let depth = sub.depth.unwrap_or(crate::engine::book::DEFAULT_DEPTH);
+        let books = sels
+            .iter()
+            .filter(|s| matches!(s, Selector::Exact(t) if is_book(t)));
+        estimate += books.count() * depth * 2 * LEVEL_BYTES;
         if estimate > hard {
             let message = format!(
                 "the snapshots of {topics} topics (about {estimate} bytes with what is queued) \
@@ -148,6 +159,11 @@ impl Shard {
             let code = ErrorCode::SnapshotTooLarge;
             return Err(CommandError { id, code, message });
         }
+        let before = self.book_depths(token, &sels);
+        self.set_depths(token, &sels, sub.depth);
+        let Some(conn) = self.conns.get_mut(token) else {
+            return Ok(());
+        };
         let (fmt, key) = (conn.format, conn.key);
         let mut fresh: Vec<NewlyMatched> = Vec::new();
         for sel in &sels {
@@ -187,7 +203,8 @@ impl Shard {
         let ack =
             event::encode_subscribed(&mut self.fb, fmt, id.as_ref(), &names, &epochs, &recovered);
         conn.out.push(ack);
-        push_owed(&mut conn.out, &mut self.fb, fmt, &fresh);
+        push_owed(&mut conn.out, &mut self.fb, fmt, &conn.subs, &fresh);
+        self.restate_books(token, before);
         Ok(())
     }
 
@@ -198,6 +215,7 @@ impl Shard {
         };
         let sels = parse_selectors(list, max_len, &id)?;
         let fmt = conn.format;
+        let before = self.book_depths(token, &sels);
         self.withdraw(token, &sels);
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
@@ -205,6 +223,7 @@ impl Shard {
         let names: Vec<String> = sels.iter().map(Selector::text).collect();
         let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
         conn.out.push(ack);
+        self.restate_books(token, before);
         Ok(())
     }
 
@@ -216,6 +235,7 @@ impl Shard {
         let (fmt, key, subs) = (conn.format, conn.key, &mut conn.subs);
         for sel in sels {
             subs.set_rate(sel, None);
+            subs.set_depth(sel, 0);
             match sel {
                 Selector::Exact(t) => self.index.remove_exact(&self.table, key, fmt, subs, t),
                 Selector::Prefix(p) => self.index.remove_prefix(&self.table, key, fmt, subs, p),
@@ -248,9 +268,19 @@ impl Shard {
 /// Queues what a connection that just started to receive topics is owed:
 /// for each, its snapshot, or the updates it missed when it resumed and the
 /// history still held them.
-pub(super) fn push_owed(out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, owed: &[NewlyMatched]) {
+pub(super) fn push_owed(
+    out: &mut Outbound,
+    fb: &mut FrameBuf,
+    fmt: Format,
+    subs: &Subscriptions,
+    owed: &[NewlyMatched],
+) {
     for nm in owed {
         let s = &nm.snapshot;
+        if let Some(view) = &nm.book {
+            super::books::push_book_snapshot(out, fb, fmt, subs, &nm.topic, s, view);
+            continue;
+        }
         match &nm.replay {
             Some(missed) => {
                 for past in missed {

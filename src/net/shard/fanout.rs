@@ -66,7 +66,7 @@ impl Shard {
             // topic's creation and its first delivery): withdraw the interest
             // it inherited, or the router would keep sending it.
             for fmt in Format::ALL {
-                if enc.frames[fmt.index()].is_some() {
+                if enc.has_format(fmt) {
                     self.table.leave_exact(&enc.topic, self.id, fmt);
                 }
             }
@@ -79,10 +79,16 @@ impl Shard {
         let mut frames = 0;
         let mut conflated = 0;
         for m in lt.members.iter_mut() {
-            let Some(frame) = enc.frames[m.fmt.index()].as_deref() else {
+            let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
-            let Some(conn) = self.conns.get_mut(m.token()) else {
+            // A book update has a frame per depth class: the one this
+            // connection receives the topic at.
+            let class = match &enc.book {
+                Some(_) => conn.subs.depth_class_for(&enc.topic),
+                None => 0,
+            };
+            let Some(frame) = enc.frame(m.fmt, class) else {
                 continue;
             };
             // A membership of a connection that is closing or gone, or of
@@ -213,7 +219,8 @@ impl Shard {
         for (key, fmt, fresh) in owed {
             let token = token_of(key);
             if let Some(conn) = self.conns.get_mut(token) {
-                super::commands::push_owed(&mut conn.out, &mut self.fb, fmt, &fresh);
+                let (out, subs) = (&mut conn.out, &conn.subs);
+                super::commands::push_owed(out, &mut self.fb, fmt, subs, &fresh);
                 self.mark_dirty(token);
             }
         }

@@ -17,6 +17,7 @@
 mod accept;
 mod access;
 mod admin;
+mod books;
 mod cluster;
 mod commands;
 mod fanout;

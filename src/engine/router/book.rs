@@ -1,0 +1,118 @@
+//! The router for order-book topics: applies a level change to the topic's
+//! book and encodes, once per depth class and format in use, the levels
+//! that changed inside that class's window (see `engine::book`).
+
+use super::RouterWork;
+use crate::engine::book::{window_diff, Levels, Side, DEPTHS};
+use crate::engine::link::{BookFrames, Encoded, Event};
+use crate::engine::table::{BookMove, Heard, TopicSlot};
+use crate::wire::event::{encode_book, BookMsg, PriceKind};
+use crate::wire::Format;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl RouterWork {
+    /// Applies and numbers a book change of the topic in slot `id`, or
+    /// counts it refused (it would cross the book): publishers check
+    /// everything else before it is queued.
+    ///
+    /// Hot path: one diff and one encode per depth class and format in
+    /// use, never per subscriber or shard.
+    pub(super) fn apply_levels(
+        &mut self,
+        id: u32,
+        slot: &Arc<TopicSlot>,
+        ts: u64,
+        levels: &Levels,
+        at: Instant,
+    ) {
+        let classes = self.table.book_classes();
+        let deepest = (0..DEPTHS.len())
+            .filter(|c| classes & (1 << c) != 0)
+            .map(|c| DEPTHS[c])
+            .max()
+            .unwrap_or(0);
+        let (applied, mv) = match slot.apply_levels(ts, levels, deepest, at) {
+            Ok(done) => done,
+            Err(why) => {
+                self.metrics.router.refused_books.fetch_add(1, Relaxed);
+                log::debug!("book change for {} refused: {why}", slot.name);
+                return;
+            }
+        };
+        self.set_valued(id, true);
+        let heard = Heard {
+            seq: applied.seq,
+            interest: applied.interest,
+            generation: applied.generation,
+        };
+        if applied.went_live {
+            self.emit(slot, heard, Event::Status { stale: false }, at);
+        }
+        let any = heard.interest.iter().fold(0u64, |a, m| a | m);
+        if any == 0 {
+            return;
+        }
+        let epoch = (applied.seq == 1).then_some(applied.epoch);
+        let frames = self.encode_book_move(slot, &heard, ts, &mv, classes, epoch);
+        let enc = Encoded {
+            topic: slot.name.clone(),
+            seq: applied.seq,
+            generation: applied.generation,
+            event: Event::Update {
+                ts,
+                prices: Default::default(),
+                epoch,
+            },
+            frames: Default::default(),
+            ingested_at: at,
+            unmerged: true,
+            book: Some(frames),
+        };
+        self.send_out(enc, any);
+    }
+
+    /// The `book_update` frames of one change, by depth class and format.
+    fn encode_book_move(
+        &mut self,
+        slot: &TopicSlot,
+        heard: &Heard,
+        ts: u64,
+        mv: &BookMove,
+        classes: u8,
+        epoch: Option<crate::engine::epoch::Epoch>,
+    ) -> Box<BookFrames> {
+        let mut frames: Box<BookFrames> = Box::default();
+        for (class, &depth) in DEPTHS.iter().enumerate() {
+            if classes & (1 << class) == 0 {
+                continue;
+            }
+            let (bids_before, asks_before) = mv.before.cut(depth);
+            let (bids_after, asks_after) = mv.after.cut(depth);
+            let bids = window_diff(Side::Bid, bids_before, bids_after);
+            let asks = window_diff(Side::Ask, asks_before, asks_after);
+            let msg = BookMsg {
+                kind: PriceKind::Update,
+                topic: &slot.name,
+                seq: heard.seq,
+                ts,
+                depth,
+                bids: &bids,
+                asks: &asks,
+                checksum: mv.checksum,
+                epoch: epoch.as_ref().map(|e| e.as_str()),
+                stale: false,
+            };
+            for fmt in Format::ALL {
+                if heard.interest[fmt.index()] == 0 {
+                    continue;
+                }
+                let f = encode_book(&mut self.fb, fmt, &msg);
+                frames[class][fmt.index()] = Some(f.into());
+                self.encoded += 1;
+            }
+        }
+        frames
+    }
+}

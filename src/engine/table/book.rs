@@ -1,0 +1,155 @@
+//! Order-book topics in the table: the router applies level changes to a
+//! slot's book under its lock and takes, in the same step, the top levels
+//! before and after (so each depth class's change can be encoded once); a
+//! shard that joins copies the top levels as the snapshot.
+
+use super::{Applied, TopicSlot, TopicTable};
+use crate::engine::book::{checksum, Book, BookError, Ladder, Levels, Side, DEPTHS};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// One level: (price, size).
+type Pair = (f64, f64);
+
+/// A book's top levels, copied for a snapshot: as deep as the deepest class.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct BookView {
+    pub bids: Ladder,
+    pub asks: Ladder,
+}
+
+impl BookView {
+    pub(crate) fn of(book: &Book) -> Box<BookView> {
+        let deepest = DEPTHS[DEPTHS.len() - 1];
+        Box::new(BookView {
+            bids: book.top(Side::Bid, deepest),
+            asks: book.top(Side::Ask, deepest),
+        })
+    }
+
+    /// The levels a subscriber of `depth` holds.
+    pub(crate) fn cut(&self, depth: usize) -> (&[Pair], &[Pair]) {
+        fn cut(l: &Ladder, depth: usize) -> &[Pair] {
+            &l[..l.len().min(depth)]
+        }
+        (cut(&self.bids, depth), cut(&self.asks, depth))
+    }
+
+    /// The checksum of the top levels.
+    pub(crate) fn checksum(&self) -> u32 {
+        checksum(&self.bids, &self.asks)
+    }
+}
+
+/// What one applied change did to a book: the top levels before and after,
+/// as deep as the deepest class in use, and the new checksum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct BookMove {
+    pub before: BookView,
+    pub after: BookView,
+    pub checksum: u32,
+}
+
+impl TopicSlot {
+    /// Router only: applies a checked change to the topic's book, assigns
+    /// the next sequence number, and returns what moved in the top `deepest`
+    /// levels. A change that would cross the book (or a change to a topic
+    /// that holds no book) is refused and nothing is numbered.
+    ///
+    /// Cost: O(change × log levels + deepest), once per update (never per
+    /// subscriber).
+    pub(crate) fn apply_levels(
+        &self,
+        ts: u64,
+        change: &Levels,
+        deepest: usize,
+        at: Instant,
+    ) -> Result<(Applied, BookMove), BookError> {
+        let mut st = self.state.lock();
+        let book = st.book.as_deref_mut().ok_or(BookError::NotABook)?;
+        let before = BookView {
+            bids: book.top(Side::Bid, deepest),
+            asks: book.top(Side::Ask, deepest),
+        };
+        book.apply(change)?;
+        let after = BookView {
+            bids: book.top(Side::Bid, deepest),
+            asks: book.top(Side::Ask, deepest),
+        };
+        let checksum = book.checksum();
+        st.value.seq += 1;
+        st.value.ts = ts;
+        st.changed_at = at;
+        let went_live = std::mem::replace(&mut st.value.stale, false);
+        let applied = Applied {
+            seq: st.value.seq,
+            interest: st.interest,
+            generation: st.generation,
+            went_live,
+            epoch: st.value.epoch,
+            history_dropped: 0,
+        };
+        let mv = BookMove {
+            before,
+            after,
+            checksum,
+        };
+        Ok((applied, mv))
+    }
+}
+
+impl TopicTable {
+    /// Shard only, before it joins a book topic for a subscriber of depth
+    /// class `class`: from now on the router encodes that class. (Set before
+    /// the join's slot lock, so every update numbered after the join has it.)
+    pub(crate) fn want_book_class(&self, class: usize) {
+        self.book_classes.fetch_or(1 << class, Relaxed);
+    }
+
+    /// Router: the depth classes in use (bit `c`: class `c`).
+    pub(crate) fn book_classes(&self) -> u8 {
+        self.book_classes.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::book::Level;
+    use crate::wire::Format;
+
+    #[test]
+    fn a_change_is_numbered_and_a_join_copies_the_book() {
+        let table = TopicTable::default();
+        let slot = table.get_or_create("X.book");
+        assert!(slot.book && !table.get_or_create("X").book);
+        let change = Levels {
+            levels: vec![
+                Level {
+                    side: Side::Bid,
+                    price: 10.0,
+                    size: 1.0,
+                },
+                Level {
+                    side: Side::Ask,
+                    price: 11.0,
+                    size: 2.0,
+                },
+            ],
+            replace: false,
+        };
+        let (a, mv) = slot.apply_levels(5, &change, 10, Instant::now()).unwrap();
+        assert_eq!(a.seq, 1);
+        assert!(mv.before.bids.is_empty());
+        assert_eq!(mv.after.bids, vec![(10.0, 1.0)]);
+        let j = slot.join(0, Format::Json, None);
+        let view = j.book.unwrap();
+        assert_eq!(view.asks, vec![(11.0, 2.0)]);
+        assert_eq!(view.checksum(), mv.checksum);
+        let plain = table.get_or_create("Y");
+        assert_eq!(
+            plain.apply_levels(5, &change, 10, Instant::now()),
+            Err(BookError::NotABook)
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! Issue 14, order books (`….book`): subscribers of random depths follow
+//! random level changes and end with exactly the server's top levels, every
+//! checksum verifying on the way; full replacement; levels entering the
+//! window; refusals.
+
+mod common;
+
+use common::Client;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tickcast::{book_checksum, Error, Side, Update, DEPTHS};
+
+/// A client's copy of a book: price (in half units, so keys are exact) → size.
+#[derive(Default, Clone, PartialEq, Debug)]
+struct Copy {
+    bids: BTreeMap<i64, f64>,
+    asks: BTreeMap<i64, f64>,
+}
+
+/// Levels of one side, best first: (price, size).
+type Ladder = Vec<(f64, f64)>;
+
+fn key(p: f64) -> i64 {
+    (p * 2.0).round() as i64
+}
+
+impl Copy {
+    fn set(&mut self, side: Side, price: f64, size: f64) {
+        let map = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        if size == 0.0 {
+            map.remove(&key(price));
+        } else {
+            map.insert(key(price), size);
+        }
+    }
+
+    /// The best `n` levels of each side, best first.
+    fn top(&self, n: usize) -> (Ladder, Ladder) {
+        let pair = |(k, s): (&i64, &f64)| (*k as f64 / 2.0, *s);
+        (
+            self.bids.iter().rev().take(n).map(pair).collect(),
+            self.asks.iter().take(n).map(pair).collect(),
+        )
+    }
+
+    fn apply_event(&mut self, ev: &Value) {
+        if ev["event"] == "book" {
+            *self = Copy::default();
+        }
+        for (side, name) in [(Side::Bid, "bids"), (Side::Ask, "asks")] {
+            for l in ev[name].as_array().unwrap_or_else(|| panic!("{ev}")) {
+                self.set(side, l[0].as_f64().unwrap(), l[1].as_f64().unwrap());
+            }
+        }
+    }
+
+    fn checksum(&self) -> u32 {
+        let (b, a) = self.top(10);
+        book_checksum(&b, &a)
+    }
+}
+
+/// Reads a subscriber's book events until it holds `target`'s seq,
+/// checking order, depth and every checksum on the way.
+fn follow(mut c: Client, topic: &str, depth: usize, target: Arc<AtomicU64>) -> (Copy, u64) {
+    let mut copy = Copy::default();
+    let mut seq = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = target.load(Ordering::SeqCst);
+        if t > 0 && seq == t {
+            return (copy, seq);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "depth {depth}: stuck at seq {seq}, target {t}"
+        );
+        let Some(ev) = c.try_next_event(Duration::from_millis(100)) else {
+            continue;
+        };
+        assert_eq!(ev["topic"], topic, "{ev}");
+        let s = ev["seq"].as_u64().unwrap();
+        match ev["event"].as_str().unwrap() {
+            "book" => assert!(s >= seq, "a snapshot never goes back: {s} after {seq}"),
+            "book_update" => assert_eq!(s, seq + 1, "no gap, no repeat (depth {depth})"),
+            other => panic!("unexpected {other}: {ev}"),
+        }
+        assert_eq!(ev["depth"], depth, "{ev}");
+        seq = s;
+        copy.apply_event(&ev);
+        assert!(
+            copy.bids.len() <= depth && copy.asks.len() <= depth,
+            "window kept"
+        );
+        assert_eq!(
+            copy.checksum() as u64,
+            ev["checksum"].as_u64().unwrap(),
+            "checksum after seq {seq} at depth {depth}"
+        );
+    }
+}
+
+/// Waits until the router has numbered `seq` updates of `topic`.
+fn numbered(server: &tickcast::Server, topic: &str, seq: u64) {
+    common::wait_until("numbered", || {
+        server.snapshot(topic).is_some_and(|s| s.seq == seq)
+    });
+}
+
+fn subscriber(addr: std::net::SocketAddr, sel: &str, depth: usize, msgpack: bool) -> Client {
+    let mut c = match msgpack {
+        true => Client::connect_msgpack(addr),
+        false => Client::connect(addr),
+    };
+    let id = c.command(json!({"op":"subscribe","topics":[sel],"depth":depth}));
+    let ack = c.next_event();
+    assert_eq!(
+        (ack["event"].as_str(), ack["id"].as_u64()),
+        (Some("subscribed"), Some(id))
+    );
+    c
+}
+
+#[test]
+fn subscribers_of_random_depths_end_with_the_servers_top_levels() {
+    let server = common::server();
+    let p = server.publisher();
+    let addr = server.local_addr();
+    let topic = "R.book";
+    let mut rng = SmallRng::seed_from_u64(14);
+    let target = Arc::new(AtomicU64::new(0));
+    let mut model = Copy::default();
+    let mut followers = Vec::new();
+    let spawn = |rng: &mut SmallRng, followers: &mut Vec<_>| {
+        let depth = DEPTHS[rng.random_range(0..DEPTHS.len())];
+        let msgpack = rng.random_bool(0.5);
+        let sel = if rng.random_bool(0.3) { "R.*" } else { topic };
+        let c = subscriber(addr, sel, depth, msgpack);
+        let t = target.clone();
+        followers.push((
+            depth,
+            std::thread::spawn(move || follow(c, topic, depth, t)),
+        ));
+    };
+    // Some follow from before the book exists.
+    for _ in 0..3 {
+        spawn(&mut rng, &mut followers);
+    }
+    let mut seq = 0u64;
+    let publish = |u: Update, model: &mut Copy, seq: &mut u64| {
+        for l in &u.levels.as_ref().unwrap().levels {
+            model.set(l.side, l.price, l.size);
+        }
+        p.publish(u).unwrap();
+        *seq += 1;
+    };
+    // A first full book: 150 levels a side around 1000.
+    let mut first = Update::new(topic).replace_book();
+    for i in 0..150 {
+        first = first.level(Side::Bid, 999.5 - i as f64 * 0.5, 1.0 + i as f64);
+        first = first.level(Side::Ask, 1000.5 + i as f64 * 0.5, 2.0 + i as f64);
+    }
+    publish(first, &mut model, &mut seq);
+    for round in 0..3000 {
+        if round % 600 == 300 {
+            // More subscribers join mid-stream, from a snapshot.
+            spawn(&mut rng, &mut followers);
+        }
+        if round == 1500 {
+            // A full replacement: every level not in it goes.
+            let mut u = Update::new(topic).replace_book();
+            model = Copy::default();
+            for i in 0..40 {
+                u = u.level(Side::Bid, 990.0 - i as f64, 5.0);
+                u = u.level(Side::Ask, 1010.0 + i as f64, 5.0);
+            }
+            publish(u, &mut model, &mut seq);
+            continue;
+        }
+        let mut u = Update::new(topic);
+        for _ in 0..rng.random_range(1..=5) {
+            let (side, price) = if rng.random_bool(0.5) {
+                (Side::Bid, 900.0 + rng.random_range(0..200) as f64 * 0.5)
+            } else {
+                (Side::Ask, 1000.5 + rng.random_range(0..200) as f64 * 0.5)
+            };
+            let size = match rng.random_bool(0.35) {
+                true => 0.0,
+                false => rng.random_range(1..100) as f64 / 4.0,
+            };
+            u = u.level(side, price, size);
+        }
+        publish(u, &mut model, &mut seq);
+    }
+    numbered(&server, topic, seq);
+    target.store(seq, Ordering::SeqCst);
+    assert!(followers.len() >= 7);
+    for (depth, f) in followers {
+        let (copy, got) = f.join().expect("follower");
+        assert_eq!(got, seq);
+        let (bids, asks) = model.top(depth);
+        assert_eq!(
+            copy.top(depth),
+            (bids, asks),
+            "depth {depth} holds the top levels"
+        );
+    }
+}
+
+#[test]
+fn levels_enter_the_window_as_others_leave_it() {
+    let server = common::server();
+    let p = server.publisher();
+    let mut u = Update::new("E.book");
+    for i in 0..12 {
+        u = u.level(Side::Ask, 100.0 + i as f64, 1.0);
+    }
+    p.publish(u).unwrap();
+    numbered(&server, "E.book", 1);
+    let mut c = subscriber(server.local_addr(), "E.book", 10, false);
+    let snap = c.next_event();
+    assert_eq!(snap["event"], "book");
+    assert_eq!(snap["asks"].as_array().unwrap().len(), 10);
+    assert_eq!(snap["asks"][9], json!([109.0, 1.0]));
+    // Two levels inside the window go: 110 and 111 move in from below.
+    p.publish(
+        Update::new("E.book")
+            .level(Side::Ask, 100.0, 0.0)
+            .level(Side::Ask, 103.0, 0.0),
+    )
+    .unwrap();
+    let ev = c.next_event();
+    assert_eq!(ev["event"], "book_update");
+    assert_eq!(
+        ev["asks"],
+        json!([[100.0, 0.0], [103.0, 0.0], [110.0, 1.0], [111.0, 1.0]])
+    );
+    // A better level pushes the worst one out of the window.
+    p.publish(Update::new("E.book").level(Side::Ask, 99.0, 3.0))
+        .unwrap();
+    let ev = c.next_event();
+    assert_eq!(ev["asks"], json!([[99.0, 3.0], [111.0, 0.0]]));
+    // A change beyond the window changes nothing in it, and still comes
+    // (empty), so the sequence has no gap.
+    p.publish(Update::new("E.book").level(Side::Ask, 150.0, 1.0))
+        .unwrap();
+    let ev = c.next_event();
+    assert_eq!(
+        (ev["asks"].clone(), ev["bids"].clone()),
+        (json!([]), json!([]))
+    );
+    assert_eq!(ev["seq"], 4);
+}
+
+#[test]
+fn a_changed_depth_sends_a_fresh_snapshot_at_the_new_depth() {
+    let server = common::server();
+    let p = server.publisher();
+    let mut u = Update::new("D.book");
+    for i in 0..60 {
+        u = u.level(Side::Bid, 100.0 - i as f64, 1.0);
+    }
+    p.publish(u).unwrap();
+    numbered(&server, "D.book", 1);
+    let mut c = Client::connect(server.local_addr());
+    c.subscribe(&["D.*"]);
+    let snap = c.next_event();
+    assert_eq!(
+        (snap["event"].as_str(), snap["depth"].as_u64()),
+        (Some("book"), Some(10))
+    );
+    assert_eq!(snap["bids"].as_array().unwrap().len(), 10, "10 by default");
+    c.command(json!({"op":"subscribe","topics":["D.book"],"depth":25}));
+    assert_eq!(c.next_event()["event"], "subscribed");
+    let snap = c.next_event();
+    assert_eq!(
+        (snap["event"].as_str(), snap["depth"].as_u64()),
+        (Some("book"), Some(25))
+    );
+    assert_eq!(snap["bids"].as_array().unwrap().len(), 25);
+    p.publish(Update::new("D.book").level(Side::Bid, 80.0, 9.0))
+        .unwrap();
+    let ev = c.next_event();
+    assert_eq!(ev["depth"], 25);
+    assert_eq!(
+        ev["bids"],
+        json!([[80.0, 9.0]]),
+        "level 21 is in the window now"
+    );
+    // Dropping the exact subscription returns the topic to the pattern's depth.
+    c.command(json!({"op":"unsubscribe","topics":["D.book"]}));
+    assert_eq!(c.next_event()["event"], "unsubscribed");
+    let snap = c.next_event();
+    assert_eq!(
+        (snap["event"].as_str(), snap["depth"].as_u64()),
+        (Some("book"), Some(10))
+    );
+    assert_eq!(snap["seq"], 2);
+}
+
+#[test]
+fn bad_book_input_is_refused_with_a_clear_error() {
+    let server = common::server();
+    let p = server.publisher();
+    let bad = |u: Update| match p.publish(u) {
+        Err(Error::InvalidBook(why)) => why.to_string(),
+        other => panic!("expected InvalidBook, got {other:?}"),
+    };
+    assert!(bad(Update::new("X").level(Side::Bid, 1.0, 1.0)).contains(".book"));
+    assert!(bad(Update::new("X.book").bid(1.0)).contains("takes levels"));
+    assert!(bad(Update::new("X.book").level(Side::Bid, f64::NAN, 1.0)).contains("price"));
+    assert!(bad(Update::new("X.book").level(Side::Ask, 1.0, -1.0)).contains("size"));
+    assert!(bad(Update::new("X.book").level(Side::Ask, 1.0, f64::INFINITY)).contains("size"));
+    // A change that would cross the book is refused by the router, counted,
+    // and the book is unchanged; the next good change is seq 2.
+    p.publish(
+        Update::new("X.book")
+            .level(Side::Bid, 10.0, 1.0)
+            .level(Side::Ask, 11.0, 1.0),
+    )
+    .unwrap();
+    p.publish(Update::new("X.book").level(Side::Bid, 11.0, 1.0))
+        .unwrap();
+    p.publish(Update::new("X.book").level(Side::Bid, 10.5, 1.0))
+        .unwrap();
+    numbered(&server, "X.book", 2);
+    let refused = common::metric_labeled(&server, "tickcast_updates_refused_total", "book");
+    assert_eq!(refused, 1.0);
+    let mut c = subscriber(server.local_addr(), "X.book", 10, false);
+    let snap = c.next_event();
+    assert_eq!(snap["bids"], json!([[10.5, 1.0], [10.0, 1.0]]));
+    assert_eq!(snap["asks"], json!([[11.0, 1.0]]));
+    // A subscribe with a depth that is not offered.
+    let id = c.command(json!({"op":"subscribe","topics":["X.book"],"depth":7}));
+    let err = c.next_event();
+    assert_eq!(
+        (err["code"].as_str(), err["id"].as_u64()),
+        (Some("bad_request"), Some(id))
+    );
+    assert!(err["message"].as_str().unwrap().contains("depth"));
+}
