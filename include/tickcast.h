@@ -29,6 +29,22 @@
 
 
 /**
+ * `tickcast_level.side`: a bid (buyers; best is the highest price).
+ */
+#define TICKCAST_SIDE_BID 0
+
+/**
+ * `tickcast_level.side`: an ask (sellers; best is the lowest price).
+ */
+#define TICKCAST_SIDE_ASK 1
+
+/**
+ * `flags` of `tickcast_publish_levels`: the levels are the whole book;
+ * every level not among them is removed (none: the book is emptied).
+ */
+#define TICKCAST_LEVELS_REPLACE 1
+
+/**
  * `fields` bit: `bid` is set.
  */
 #define TICKCAST_FIELD_BID (1 << 0)
@@ -210,6 +226,26 @@ typedef struct tickcast_update {
 } tickcast_update;
 
 /**
+ * One price level of an order book. `size` is the absolute quantity at
+ * `price` (not a change); 0 removes the level. Price and size must be
+ * finite, size not negative.
+ */
+typedef struct tickcast_level {
+  /**
+   * `TICKCAST_SIDE_BID` or `TICKCAST_SIDE_ASK`.
+   */
+  uint32_t side;
+  /**
+   * The level's price.
+   */
+  double price;
+  /**
+   * The quantity at that price; 0 removes the level.
+   */
+  double size;
+} tickcast_level;
+
+/**
  * Called when a topic (`pattern` false) or a pattern such as `"FX.*"`
  * (`pattern` true) gains its first subscriber on the server (`active`
  * true) or loses its last. `selector` is NUL-terminated and valid only
@@ -315,6 +351,17 @@ enum tickcast_result tickcast_remote_publish(struct tickcast_remote_publisher *p
                                              const struct tickcast_update *update);
 
 /**
+ * Queues a change to the order book of `topic` on the server, as
+ * `tickcast_publish_levels` does in process (same levels, flags and
+ * checks), waiting up to 5 s for room in the send queue. Thread-safe.
+ */
+enum tickcast_result tickcast_remote_publish_levels(struct tickcast_remote_publisher *publisher,
+                                                    const char *topic,
+                                                    const struct tickcast_level *levels,
+                                                    size_t count,
+                                                    uint32_t flags);
+
+/**
  * Queues `count` updates in order (`updates[i]` for `topics[i]`); checks them
  * all first, so an invalid one queues none. Thread-safe.
  */
@@ -416,6 +463,22 @@ void tickcast_server_free(struct tickcast_server *server);
 enum tickcast_result tickcast_publish(struct tickcast_server *server,
                                       const char *topic,
                                       const struct tickcast_update *update);
+
+/**
+ * Queues a change to the order book of `topic` (its name must end with
+ * `.book`): `count` levels, applied in order (size 0 removes a level), or
+ * with `TICKCAST_LEVELS_REPLACE` in `flags` the whole book. Waits while the
+ * ingest queue is full. A NaN or infinite price, a negative size, or a topic
+ * that is not a book returns `TICKCAST_RESULT_INVALID_BOOK` and queues
+ * nothing; a change that would cross the book is refused when applied (the
+ * book is left as it was; `/metrics` counts it). Thread-safe. The levels
+ * are copied.
+ */
+enum tickcast_result tickcast_publish_levels(struct tickcast_server *server,
+                                             const char *topic,
+                                             const struct tickcast_level *levels,
+                                             size_t count,
+                                             uint32_t flags);
 
 /**
  * Like `tickcast_publish`, but returns `TICKCAST_RESULT_QUEUE_FULL` at once

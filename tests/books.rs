@@ -347,3 +347,66 @@ fn bad_book_input_is_refused_with_a_clear_error() {
     );
     assert!(err["message"].as_str().unwrap().contains("depth"));
 }
+
+#[test]
+fn network_publishers_send_books_and_bad_levels_are_refused_by_index() {
+    const PUB: &str = "pub-token-books";
+    let config = common::config().publisher_tokens(vec![PUB.into()]);
+    let server = tickcast::Server::start(config).unwrap();
+    let addr = server.local_addr();
+    // The Rust remote publisher checks as the server does, at the call.
+    let remote = tickcast::RemotePublisher::connect(tickcast::RemoteConfig::new(
+        format!("ws://{addr}/publish"),
+        PUB,
+    ))
+    .unwrap();
+    let bad = remote.publish(Update::new("N.book").level(Side::Ask, f64::NAN, 1.0));
+    assert!(matches!(bad, Err(Error::InvalidBook(_))), "{bad:?}");
+    remote
+        .publish(
+            Update::new("N.book")
+                .replace_book()
+                .level(Side::Bid, 9.0, 1.0)
+                .level(Side::Ask, 10.0, 2.0),
+        )
+        .unwrap();
+    numbered(&server, "N.book", 1);
+    let mut c = subscriber(addr, "N.book", 25, true);
+    let snap = c.next_event();
+    assert_eq!(
+        (snap["bids"].clone(), snap["asks"].clone()),
+        (json!([[9.0, 1.0]]), json!([[10.0, 2.0]]))
+    );
+    // A raw frame: a bad level refuses its update only; the other is published.
+    let mut ws = common::raw_publisher(addr, PUB);
+    let frame = json!([
+        {"topic": "N.book", "bids": [[8.0, -1.0]]},
+        {"topic": "N.book", "asks": [[11.0, 3.0]], "bids": [[9.0, 0.0]]},
+    ]);
+    ws.send(tungstenite::Message::binary(
+        rmp_serde::to_vec_named(&frame).unwrap(),
+    ))
+    .unwrap();
+    match common::next_error(&mut ws) {
+        tickcast::publish::PublisherEvent::Error {
+            code,
+            indexes,
+            message,
+            ..
+        } => {
+            assert_eq!((code.as_str(), indexes), ("bad_update", vec![0]));
+            assert!(message.contains("size"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let ev = c.next_event();
+    assert_eq!(ev["event"], "book_update");
+    assert_eq!(
+        (ev["seq"].as_u64(), ev["depth"].as_u64()),
+        (Some(2), Some(25))
+    );
+    assert_eq!(
+        (ev["bids"].clone(), ev["asks"].clone()),
+        (json!([[9.0, 0.0]]), json!([[11.0, 3.0]]))
+    );
+}

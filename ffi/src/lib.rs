@@ -16,6 +16,7 @@
 //! update struct both publish paths read.
 #![allow(non_camel_case_types)]
 
+mod book;
 mod config;
 mod error;
 mod handle;
@@ -27,6 +28,7 @@ mod update;
 #[cfg(test)]
 mod tests;
 
+pub use book::{tickcast_level, TICKCAST_LEVELS_REPLACE, TICKCAST_SIDE_ASK, TICKCAST_SIDE_BID};
 pub use config::*;
 pub use error::{tickcast_result, tickcast_result_str, tickcast_version};
 pub use remote::*;

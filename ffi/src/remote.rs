@@ -1,5 +1,6 @@
 //! `tickcast_remote_publisher`: publishing into a daemon in another process.
 
+use crate::book::{read_levels, tickcast_level};
 use crate::error::{result, tickcast_result};
 use crate::handle::{free, into_handle, write_out, Handle};
 use crate::panic::{ffi_panic_boundary, try_not_null, try_ref, try_str};
@@ -74,6 +75,26 @@ pub extern "C" fn tickcast_remote_publish(
     ffi_panic_boundary! {
         let publisher = try_ref!(publisher);
         match read_update(topic, update) {
+            Ok(u) => result(publisher.publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Queues a change to the order book of `topic` on the server, as
+/// `tickcast_publish_levels` does in process (same levels, flags and
+/// checks), waiting up to 5 s for room in the send queue. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_publish_levels(
+    publisher: *mut tickcast_remote_publisher,
+    topic: *const c_char,
+    levels: *const tickcast_level,
+    count: usize,
+    flags: u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_ref!(publisher);
+        match read_levels(topic, levels, count, flags) {
             Ok(u) => result(publisher.publish(u)),
             Err(r) => r,
         }

@@ -1,5 +1,6 @@
 //! `tickcast_server`: an embedded server and publishing into it.
 
+use crate::book::{read_levels, tickcast_level};
 use crate::config::tickcast_config;
 use crate::error::{result, tickcast_result};
 use crate::handle::{free, into_handle, write_message, write_out, Handle};
@@ -204,6 +205,31 @@ pub extern "C" fn tickcast_publish(
     ffi_panic_boundary! {
         let server = try_ref!(server);
         match read_update(topic, update) {
+            Ok(u) => result(server.publisher.publish(u)),
+            Err(r) => r,
+        }
+    }
+}
+
+/// Queues a change to the order book of `topic` (its name must end with
+/// `.book`): `count` levels, applied in order (size 0 removes a level), or
+/// with `TICKCAST_LEVELS_REPLACE` in `flags` the whole book. Waits while the
+/// ingest queue is full. A NaN or infinite price, a negative size, or a topic
+/// that is not a book returns `TICKCAST_RESULT_INVALID_BOOK` and queues
+/// nothing; a change that would cross the book is refused when applied (the
+/// book is left as it was; `/metrics` counts it). Thread-safe. The levels
+/// are copied.
+#[no_mangle]
+pub extern "C" fn tickcast_publish_levels(
+    server: *mut tickcast_server,
+    topic: *const c_char,
+    levels: *const tickcast_level,
+    count: usize,
+    flags: u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        match read_levels(topic, levels, count, flags) {
             Ok(u) => result(server.publisher.publish(u)),
             Err(r) => r,
         }

@@ -870,3 +870,104 @@ fn c_example_on_demand_feed_publishes_only_what_is_wanted() {
     let status = child.wait().unwrap();
     assert!(status.success(), "on_demand_feed exited with {status}");
 }
+
+/// Runs book.c under the driver protocol: a WebSocket subscriber at depth
+/// 10 gets the book the C program published (its checksum computed here
+/// from the levels), then the change as a book_update.
+fn run_book(mut cmd: Command, what: &str) {
+    let mut child = own_library(&mut cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().expect("PORT line").unwrap()["PORT ".len()..]
+        .parse()
+        .unwrap();
+    let pairs = |v: &serde_json::Value| -> Vec<(f64, f64)> {
+        let list = v.as_array().unwrap().iter();
+        list.map(|l| (l[0].as_f64().unwrap(), l[1].as_f64().unwrap()))
+            .collect()
+    };
+    // Subscribe once the book is numbered (it is listed by `topics`).
+    let mut sub = None;
+    for _ in 0..100 {
+        let (mut probe, _) = tungstenite::client(
+            format!("ws://127.0.0.1:{port}/ws"),
+            TcpStream::connect(("127.0.0.1", port)).unwrap(),
+        )
+        .unwrap();
+        probe
+            .send(Message::text(r#"{"op":"topics","id":9}"#))
+            .unwrap();
+        if let Message::Text(t) = probe.read().unwrap() {
+            if t.contains("C.book") {
+                sub = Some(());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sub.is_some(), "{what}: the book was never published");
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["C.book"],"depth":10}"#,
+    ))
+    .unwrap();
+    let mut next = || loop {
+        if let Message::Text(t) = ws.read().unwrap() {
+            let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if ev["event"] != "subscribed" {
+                return ev;
+            }
+        }
+    };
+    let book = next();
+    assert_eq!(book["event"], "book", "{what}: {book}");
+    let (bids, asks) = (pairs(&book["bids"]), pairs(&book["asks"]));
+    assert_eq!(bids.len(), 10, "{what}: cut to the depth");
+    assert_eq!((bids[0], asks[0]), ((99.0, 1.0), (101.0, 2.0)), "{what}");
+    assert_eq!(bids[9], (90.0, 10.0), "{what}");
+    assert_eq!(
+        book["checksum"].as_u64().unwrap(),
+        tickcast::book_checksum(&bids, &asks) as u64,
+        "{what}"
+    );
+    writeln!(stdin, "CHANGE").unwrap();
+    let ev = next();
+    assert_eq!(ev["event"], "book_update", "{what}: {ev}");
+    // 99 goes and 89 enters the window from below; 100.5 is the new best
+    // ask and pushes 110 out.
+    assert_eq!(
+        ev["bids"],
+        serde_json::json!([[99.0, 0.0], [89.0, 11.0]]),
+        "{what}"
+    );
+    assert_eq!(
+        ev["asks"],
+        serde_json::json!([[100.5, 4.0], [110.0, 0.0]]),
+        "{what}"
+    );
+    writeln!(stdin, "QUIT").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {rest:?}\n{stderr}");
+    assert!(
+        rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
+        "{what}: {rest:?}"
+    );
+}
+
+#[test]
+fn c_publishes_an_order_book_plain_and_asan() {
+    run_book(Command::new(compile("book.c", "plain")), "book");
+    run_book(asan(&compile("book.c", "asan")), "book under ASan");
+}
