@@ -16,8 +16,9 @@ fn demo_daemon_serves_live_updates_and_exits_cleanly_on_sigterm() {
     while updates < 20 {
         let ev = c.next_event();
         match ev["event"].as_str() {
-            Some("snapshot") => snapshots += 1,
-            Some("update") => {
+            // The demo's order books (`….book`) come as these.
+            Some("snapshot") | Some("book") => snapshots += 1,
+            Some("update") | Some("book_update") => {
                 updates += 1;
                 assert!(ev["topic"].as_str().is_some() && ev["seq"].as_u64().is_some());
             }

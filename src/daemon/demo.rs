@@ -4,7 +4,11 @@
 //! each a random walk around a realistic price with a realistic spread. Every
 //! tick moves bid and ask; about one tick in three is also a trade (last,
 //! last_size, volume), so partial updates and snapshot merging are exercised.
+//! A few instruments (`BOOKS`) also have an order book (`BTC-USD.book`, 25
+//! levels a side around the walk's bid and ask) and a trade topic
+//! (`BTC-USD.trades`, one update per trade).
 
+use crate::engine::book::Side;
 use crate::engine::ingest::Publisher;
 use crate::engine::update::Update;
 use rand::rngs::SmallRng;
@@ -54,6 +58,12 @@ const INSTRUMENTS: &[(&str, f64, f64, f64)] = &[
     ("IDX.VIX", 14.2, 0.01, 1.0),
 ];
 
+/// Instruments that also publish a book (`….book`) and trades (`….trades`).
+const BOOKS: &[&str] = &["BTC-USD", "ETH-USD", "AAPL"];
+
+/// Levels per side of a demo book.
+const BOOK_LEVELS: usize = 25;
+
 /// The names of the demo's topics.
 pub fn topics() -> impl Iterator<Item = &'static str> {
     INSTRUMENTS.iter().map(|i| i.0)
@@ -94,6 +104,35 @@ impl Walk {
             u = u.last(px).last_size(qty).volume(self.volume);
         }
         u
+    }
+
+    /// For instruments in `BOOKS`: the book around the tick's bid and ask
+    /// (a full replacement, sizes random), and the trade if it was one.
+    fn book_and_trade(&self, u: &Update, rng: &mut SmallRng) -> Vec<Update> {
+        if !BOOKS.contains(&self.topic) {
+            return Vec::new();
+        }
+        let (Some(bid), Some(ask)) = (u.prices.bid, u.prices.ask) else {
+            return Vec::new();
+        };
+        let scale = 10f64.powi(tick_decimals(self.tick));
+        let round = |p: f64| (p * scale).round() / scale;
+        let mut book = Update::new(format!("{}.book", self.topic)).replace_book();
+        for i in 0..BOOK_LEVELS {
+            let away = self.tick * i as f64;
+            let mut size = || (self.size * rng.random_range(0.1..8.0f64) * scale).round() / scale;
+            book = book
+                .level(Side::Bid, round(bid - away), size().max(self.tick))
+                .level(Side::Ask, round(ask + away), size().max(self.tick));
+        }
+        let mut out = vec![book];
+        if let (Some(px), Some(qty)) = (u.prices.last, u.prices.last_size) {
+            let trade = Update::new(format!("{}.trades", self.topic))
+                .last(px)
+                .last_size(qty);
+            out.push(trade);
+        }
+        out
     }
 }
 
@@ -151,7 +190,15 @@ fn run(publisher: Publisher, rate: u32, stop: &AtomicBool) {
         })
         .collect();
     for w in &mut walks {
-        if publisher.publish(w.step(&mut rng)).is_err() {
+        let u = w.step(&mut rng);
+        for extra in w.book_and_trade(&u, &mut rng) {
+            // Cluster mode carries no books: those are refused, the rest goes on.
+            match publisher.publish(extra) {
+                Ok(()) | Err(crate::error::Error::InvalidBook(_)) => {}
+                Err(_) => return,
+            }
+        }
+        if publisher.publish(u).is_err() {
             return;
         }
     }
@@ -174,10 +221,14 @@ fn run(publisher: Publisher, rate: u32, stop: &AtomicBool) {
             owed -= 1.0;
             let i = rng.random_range(0..walks.len());
             let u = walks[i].step(&mut rng);
+            let extras = walks[i].book_and_trade(&u, &mut rng);
             // A full queue drops a demo tick rather than stalling the clock.
-            match publisher.try_publish(u) {
-                Ok(()) | Err(crate::error::Error::Full) => {}
-                Err(_) => return,
+            for u in std::iter::once(u).chain(extras) {
+                match publisher.try_publish(u) {
+                    Ok(())
+                    | Err(crate::error::Error::Full | crate::error::Error::InvalidBook(_)) => {}
+                    Err(_) => return,
+                }
             }
         }
     }
@@ -202,6 +253,15 @@ mod tests {
         };
         for _ in 0..1000 {
             let u = w.step(&mut rng);
+            let extras = w.book_and_trade(&u, &mut rng);
+            let book = extras[0].levels.as_ref().expect("AAPL has a book");
+            assert!(book.replace && book.levels.len() == 2 * BOOK_LEVELS);
+            assert!(book.levels.iter().all(|l| l.size > 0.0));
+            assert_eq!(
+                extras.len() == 2,
+                u.prices.last.is_some(),
+                "a trade per trade"
+            );
             let (bid, ask) = (u.prices.bid.unwrap(), u.prices.ask.unwrap());
             assert!(bid < ask, "{bid} < {ask}");
             for p in [bid, ask] {
