@@ -30,7 +30,7 @@ fn encode(c: &mut Criterion) {
         g.bench_function(format!("{fmt:?}"), |b| {
             b.iter(|| {
                 let update = Price::update("BTC-USD", 123_456, 1_795_315_911_425_217_275, &p);
-                let f = encode_price(&mut fb, fmt, &update);
+                let f = encode_price(&mut fb, fmt, &update, &[]);
                 black_box(f.len())
             })
         });
@@ -65,7 +65,13 @@ fn router(c: &mut Criterion) {
 fn fanout_append(c: &mut Criterion) {
     let mut fb = FrameBuf::default();
     let p = prices();
-    let frame = encode_price(&mut fb, Format::Json, &Price::update("BTC-USD", 1, 1, &p)).to_vec();
+    let frame = encode_price(
+        &mut fb,
+        Format::Json,
+        &Price::update("BTC-USD", 1, 1, &p),
+        &[],
+    )
+    .to_vec();
     let mut queues: Vec<Outbound> = (0..1000).map(|_| Outbound::default()).collect();
     let mut sink = std::io::sink();
     let mut g = c.benchmark_group("shard");

@@ -80,6 +80,11 @@
 #define TICKCAST_FIELD_VOLUME (1 << 6)
 
 /**
+ * How many extra fields a server may declare (`tickcast_update.extra`).
+ */
+#define TICKCAST_MAX_EXTRA 8
+
+/**
  * The result of every fallible tickcast function.
  *
  * Numbers are part of the ABI: a code keeps its number forever and a retired
@@ -223,6 +228,16 @@ typedef struct tickcast_update {
    * Publisher timestamp, ns since the Unix epoch; 0 = now.
    */
   uint64_t timestamp_ns;
+  /**
+   * Bit `i` set: `extra[i]` is published, as the server's extra field of
+   * index `i` (`[fields] extra`; `tickcast_server_field` or
+   * `tickcast_remote_field` give the index of a name).
+   */
+  uint32_t extra_fields;
+  /**
+   * Values of the server's extra fields, by index.
+   */
+  double extra[TICKCAST_MAX_EXTRA];
 } tickcast_update;
 
 /**
@@ -351,6 +366,16 @@ enum tickcast_result tickcast_remote_publish(struct tickcast_remote_publisher *p
                                              const struct tickcast_update *update);
 
 /**
+ * Writes to `*index_out` the index of the server's extra field `name`, as
+ * the server announced its fields when this publisher connected (see
+ * `tickcast_server_field`). An unknown name returns
+ * `TICKCAST_RESULT_INVALID_ARGUMENT`.
+ */
+enum tickcast_result tickcast_remote_field(struct tickcast_remote_publisher *publisher,
+                                           const char *name,
+                                           uint32_t *index_out);
+
+/**
  * Queues a change to the order book of `topic` on the server, as
  * `tickcast_publish_levels` does in process (same levels, flags and
  * checks), waiting up to 5 s for room in the send queue. Thread-safe.
@@ -463,6 +488,17 @@ void tickcast_server_free(struct tickcast_server *server);
 enum tickcast_result tickcast_publish(struct tickcast_server *server,
                                       const char *topic,
                                       const struct tickcast_update *update);
+
+/**
+ * Writes to `*index_out` the index of the server's extra field `name`
+ * (`[fields] extra`): set `extra[index]` and bit `index` of
+ * `extra_fields` in a `tickcast_update` to publish it. An unknown name
+ * returns `TICKCAST_RESULT_INVALID_ARGUMENT`. Look names up once, not per
+ * update.
+ */
+enum tickcast_result tickcast_server_field(struct tickcast_server *server,
+                                           const char *name,
+                                           uint32_t *index_out);
 
 /**
  * Queues a change to the order book of `topic` (its name must end with

@@ -51,6 +51,7 @@ pub fn http_upgrade(data: &[u8]) {
     let tokens = ["subscriber-token".to_string()];
     let publishers = ["publisher-token".to_string()];
     let origins = ["https://ok.example".to_string()];
+    let fields = ["open_interest".to_string()];
     // Tokens of JWT shape in the input reach the JWT decoder.
     let verifier = crate::access::jwt::Verifier::with_secret(b"fuzzing secret, 16+ bytes", 64);
     for shutting_down in [false, true] {
@@ -64,6 +65,7 @@ pub fn http_upgrade(data: &[u8]) {
             protect_metrics: shutting_down,
             allowed_origins: &origins,
             max_topic_len: 64,
+            fields: &fields,
             full: false,
             degraded: shutting_down,
         };

@@ -38,7 +38,7 @@ pub use config::Config;
 pub use engine::book::{checksum as book_checksum, BookError, Level, Levels, Side, DEPTHS};
 pub use engine::ingest::Publisher;
 pub use engine::table::Snapshot;
-pub use engine::update::{now_ns, Prices, Update};
+pub use engine::update::{now_ns, Extra, Field, Prices, Update, MAX_EXTRA};
 pub use error::{ConfigError, Error, Result, TlsError, TopicError};
 pub use interest::Interest;
 pub use reload::Reloaded;

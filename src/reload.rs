@@ -50,6 +50,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "history_bytes",
     "stale_after",
     "trades_snapshot",
+    "extra_fields",
     "redis",
 ];
 
@@ -101,7 +102,7 @@ pub(crate) fn next(current: &Live, new: Config) -> Result<(Live, Reloaded)> {
     each_changed!(old, pinned, |name| need_restart.push(name);
         listen, shards, ingest_capacity, router_batch, max_topic_len, max_topics,
         handshake_timeout, close_timeout, tls_listen, plain, echo, history_len,
-        history_bytes, stale_after, trades_snapshot, redis);
+        history_bytes, stale_after, trades_snapshot, extra_fields, redis);
     if current.tls.is_none() {
         // TLS on or off is a listener: a restart.
         each_changed!(old, pinned, |name| need_restart.push(name); tls_cert, tls_key);
@@ -265,6 +266,7 @@ mod tests {
         new.history_bytes += 1;
         new.stale_after = Some(std::time::Duration::from_secs(1));
         new.trades_snapshot += 1;
+        new.extra_fields = vec!["iv".into()];
         new.redis = Some("redis://127.0.0.1:1".into());
         let (_, report) = next(&cur, new).unwrap();
         let mut listed = report.need_restart.clone();

@@ -76,6 +76,7 @@ impl Server {
 
         let table = Arc::new(TopicTable::with_max_topics(config.max_topics));
         table.set_trades_snapshot(config.trades_snapshot);
+        table.set_field_names(&config.extra_fields);
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
         let metrics = Arc::new(Metrics::new(config.shards));
         // Cluster mode: publishers feed the link's writer (Redis numbers
@@ -212,6 +213,23 @@ impl Server {
     /// A new publisher handle; clone it freely across threads.
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
+    }
+
+    /// One of the server's extra fields (`[fields] extra`), by name, to
+    /// set with `Update::field`; None when there is no such field.
+    ///
+    /// ```
+    /// use tickcast::{Config, Server, Update};
+    /// let config = Config::default()
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .extra_fields(["open_interest", "iv"]);
+    /// let server = Server::start(config).unwrap();
+    /// let iv = server.field("iv").unwrap();
+    /// server.publisher().publish(Update::new("OPT.X").field(iv, 0.31)).unwrap();
+    /// assert!(server.field("delta").is_none());
+    /// ```
+    pub fn field(&self, name: &str) -> Option<crate::engine::update::Field> {
+        self.publisher.field(name)
     }
 
     /// The latest merged value of a topic, if it has been published.

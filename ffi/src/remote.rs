@@ -81,6 +81,31 @@ pub extern "C" fn tickcast_remote_publish(
     }
 }
 
+/// Writes to `*index_out` the index of the server's extra field `name`, as
+/// the server announced its fields when this publisher connected (see
+/// `tickcast_server_field`). An unknown name returns
+/// `TICKCAST_RESULT_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn tickcast_remote_field(
+    publisher: *mut tickcast_remote_publisher,
+    name: *const c_char,
+    index_out: *mut u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let publisher = try_ref!(publisher);
+        let name = try_str!(name);
+        let out = try_not_null!(index_out);
+        match publisher.field(name) {
+            Some(f) => {
+                // SAFETY: non-NULL, and the caller provides a writable u32.
+                unsafe { *out = f.index() as u32 };
+                tickcast_result::Ok
+            }
+            None => tickcast_result::InvalidArgument,
+        }
+    }
+}
+
 /// Queues a change to the order book of `topic` on the server, as
 /// `tickcast_publish_levels` does in process (same levels, flags and
 /// checks), waiting up to 5 s for room in the send queue. Thread-safe.

@@ -211,6 +211,32 @@ pub extern "C" fn tickcast_publish(
     }
 }
 
+/// Writes to `*index_out` the index of the server's extra field `name`
+/// (`[fields] extra`): set `extra[index]` and bit `index` of
+/// `extra_fields` in a `tickcast_update` to publish it. An unknown name
+/// returns `TICKCAST_RESULT_INVALID_ARGUMENT`. Look names up once, not per
+/// update.
+#[no_mangle]
+pub extern "C" fn tickcast_server_field(
+    server: *mut tickcast_server,
+    name: *const c_char,
+    index_out: *mut u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let server = try_ref!(server);
+        let name = try_str!(name);
+        let out = try_not_null!(index_out);
+        match server.server.field(name) {
+            Some(f) => {
+                // SAFETY: non-NULL, and the caller provides a writable u32.
+                unsafe { *out = f.index() as u32 };
+                tickcast_result::Ok
+            }
+            None => tickcast_result::InvalidArgument,
+        }
+    }
+}
+
 /// Queues a change to the order book of `topic` (its name must end with
 /// `.book`): `count` levels, applied in order (size 0 removes a level), or
 /// with `TICKCAST_LEVELS_REPLACE` in `flags` the whole book. Waits while the

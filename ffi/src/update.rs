@@ -47,7 +47,16 @@ pub struct tickcast_update {
     pub volume: f64,
     /// Publisher timestamp, ns since the Unix epoch; 0 = now.
     pub timestamp_ns: u64,
+    /// Bit `i` set: `extra[i]` is published, as the server's extra field of
+    /// index `i` (`[fields] extra`; `tickcast_server_field` or
+    /// `tickcast_remote_field` give the index of a name).
+    pub extra_fields: u32,
+    /// Values of the server's extra fields, by index.
+    pub extra: [f64; TICKCAST_MAX_EXTRA],
 }
+
+/// How many extra fields a server may declare (`tickcast_update.extra`).
+pub const TICKCAST_MAX_EXTRA: usize = 8;
 
 /// Reads one topic and update from the caller into an `Update`.
 pub(crate) fn read_update(
@@ -90,7 +99,7 @@ pub(crate) fn read_batch(
 }
 
 fn to_update(topic: &str, u: &tickcast_update) -> Result<Update, tickcast_result> {
-    if u.fields & !ALL_FIELDS != 0 {
+    if u.fields & !ALL_FIELDS != 0 || u.extra_fields >> TICKCAST_MAX_EXTRA != 0 {
         return Err(tickcast_result::InvalidArgument);
     }
     let pick = |bit: u32, v: f64| (u.fields & bit != 0).then_some(v);
@@ -103,6 +112,12 @@ fn to_update(topic: &str, u: &tickcast_update) -> Result<Update, tickcast_result
         ask_size: pick(TICKCAST_FIELD_ASK_SIZE, u.ask_size),
         last_size: pick(TICKCAST_FIELD_LAST_SIZE, u.last_size),
         volume: pick(TICKCAST_FIELD_VOLUME, u.volume),
+        ..Default::default()
     };
+    for (i, v) in u.extra.iter().enumerate() {
+        if u.extra_fields & (1 << i) != 0 {
+            out.prices.extra.set(i, *v);
+        }
+    }
     Ok(out)
 }

@@ -971,3 +971,70 @@ fn c_publishes_an_order_book_plain_and_asan() {
     run_book(Command::new(compile("book.c", "plain")), "book");
     run_book(asan(&compile("book.c", "asan")), "book under ASan");
 }
+
+/// Runs extra_fields.c: a subscriber (JSON) gets the fields the C program
+/// set by index, by their names, from both publish paths.
+fn run_extra_fields(mut cmd: Command, what: &str) {
+    let mut child = own_library(&mut cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().expect("PORT line").unwrap()["PORT ".len()..]
+        .parse()
+        .unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["OPT.*"]}"#,
+    ))
+    .unwrap();
+    let mut seen = HashMap::new();
+    while seen.len() < 2 {
+        if let Message::Text(t) = ws.read().unwrap() {
+            let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if ev["event"] == "snapshot" || ev["event"] == "update" {
+                seen.insert(ev["topic"].as_str().unwrap().to_string(), ev);
+            }
+        }
+    }
+    let c = &seen["OPT.C"];
+    assert_eq!(
+        (c["last"].as_f64(), c["iv"].as_f64(), c["delta"].as_f64()),
+        (Some(12.5), Some(0.31), Some(-0.42)),
+        "{what}: {c}"
+    );
+    assert!(
+        c.get("open_interest").is_none(),
+        "{what}: unset fields are absent"
+    );
+    assert_eq!(seen["OPT.R"]["open_interest"], 1500.0, "{what}");
+    writeln!(stdin, "QUIT").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {rest:?}\n{stderr}");
+    assert!(
+        rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
+        "{what}: {rest:?}"
+    );
+}
+
+#[test]
+fn c_publishes_extra_fields_in_process_and_remotely_plain_and_asan() {
+    run_extra_fields(
+        Command::new(compile("extra_fields.c", "plain")),
+        "extra_fields",
+    );
+    run_extra_fields(
+        asan(&compile("extra_fields.c", "asan")),
+        "extra_fields under ASan",
+    );
+}

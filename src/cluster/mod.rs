@@ -147,6 +147,7 @@ impl Cluster {
             router: w.router.clone(),
             history_len: w.history_len,
             trades_snapshot: w.trades_snapshot,
+            fields: w.table.field_names().into(),
         };
         let reader = reader::Reader {
             link: link.clone(),

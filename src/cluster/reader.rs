@@ -159,7 +159,9 @@ impl Reader {
     }
 
     fn on_message(&self, payload: &[u8]) {
-        let Some(msg) = std::str::from_utf8(payload).ok().and_then(store::parse) else {
+        let names = self.table.field_names();
+        let parsed = std::str::from_utf8(payload).ok();
+        let Some(msg) = parsed.and_then(|text| store::parse(text, names)) else {
             log::warn!("cluster: ignoring a message that is not tickcast's");
             return;
         };
@@ -261,7 +263,7 @@ impl Reader {
                 .loads
                 .fetch_add(chunk.len() as u64, Relaxed);
             for (topic, reply) in chunk.iter().zip(replies) {
-                let (value, history) = store::topic_of(reply, cap(topic));
+                let (value, history) = store::topic_of(reply, cap(topic), self.table.field_names());
                 self.send(IngestOp::Load(Box::new(Loaded {
                     topic: topic.to_string(),
                     value,

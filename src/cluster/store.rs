@@ -85,7 +85,13 @@ pub(crate) fn history_cap(topic: &str, history_len: usize, trades_snapshot: usiz
 }
 
 /// The `EVALSHA` of one update.
-pub(crate) fn update_cmd(sha: &str, u: &Update, history_cap: usize, wall_ns: u64) -> redis::Cmd {
+pub(crate) fn update_cmd(
+    sha: &str,
+    u: &Update,
+    history_cap: usize,
+    wall_ns: u64,
+    names: &[Box<str>],
+) -> redis::Cmd {
     let topic = u.topic.as_str();
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(sha)
@@ -102,7 +108,34 @@ pub(crate) fn update_cmd(sha: &str, u: &Update, history_cap: usize, wall_ns: u64
             cmd.arg(*name).arg(format!("{v:?}"));
         }
     }
+    // Extra fields by name too (a name never clashes with a price field's
+    // or the value's own keys: `validate`).
+    for (i, v) in u.prices.extra.iter() {
+        if let Some(name) = names.get(i) {
+            cmd.arg(&**name).arg(format!("{v:?}"));
+        }
+    }
     cmd
+}
+
+/// Sets on `prices` the field `name`: a price field, else one of the
+/// server's extra fields. False when it is neither.
+fn set_named(prices: &mut Prices, name: &str, v: f64, names: &[Box<str>]) -> bool {
+    let mut all = prices.fields();
+    if let Some(i) = Prices::NAMES.iter().position(|n| *n == name) {
+        all[i] = Some(v);
+        let extra = prices.extra;
+        *prices = Prices::from_array(all);
+        prices.extra = extra;
+        return true;
+    }
+    match names.iter().position(|n| &**n == name) {
+        Some(i) => {
+            prices.extra.set(i, v);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Reads a topic's value and last entries in one step (so the two agree).
@@ -113,6 +146,9 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], -tonumber(
 
 /// A message on a topic's channel.
 #[derive(Debug, Clone, PartialEq)]
+// A message lives for one step of the reader: boxing its update would
+// only add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Message {
     /// A numbered update, with the wall time (ns) it was numbered at.
     Update {
@@ -128,7 +164,7 @@ pub(crate) enum Message {
 }
 
 /// Parses a message (or a history entry, which is an update message).
-pub(crate) fn parse(text: &str) -> Option<Message> {
+pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
     let mut it = text.split(' ');
     match it.next()? {
         "U" => {
@@ -137,14 +173,15 @@ pub(crate) fn parse(text: &str) -> Option<Message> {
             let seq = it.next()?.parse().ok()?;
             let ts = it.next()?.parse().ok()?;
             let wall_ns = it.next()?.parse().ok()?;
-            let mut fields = [None; 7];
+            let mut update = Update::new(topic).timestamp_ns(ts);
             while let Some(name) = it.next() {
                 let v: f64 = it.next()?.parse().ok()?;
-                let i = Prices::NAMES.iter().position(|n| *n == name)?;
-                fields[i] = Some(v);
+                // A field this node does not know (another node's extra
+                // field) makes the message not ours to apply.
+                if !set_named(&mut update.prices, name, v, names) {
+                    return None;
+                }
             }
-            let mut update = Update::new(topic).timestamp_ns(ts);
-            update.prices = Prices::from_array(fields);
             Some(Message::Update {
                 update,
                 epoch,
@@ -181,12 +218,13 @@ pub(crate) type ReadReply = (Vec<String>, Vec<String>);
 pub(crate) fn topic_of(
     (flat, entries): ReadReply,
     history_len: usize,
+    names: &[Box<str>],
 ) -> (Option<Snapshot>, Vec<Past>) {
     let fields: Vec<(String, String)> = flat
         .chunks_exact(2)
         .map(|kv| (kv[0].clone(), kv[1].clone()))
         .collect();
-    let Some(value) = snapshot_of(&fields) else {
+    let Some(value) = snapshot_of(&fields, names) else {
         return (None, Vec::new());
     };
     let mut history: Vec<Past> = Vec::new();
@@ -194,7 +232,7 @@ pub(crate) fn topic_of(
         for e in &entries {
             if let Some(Message::Update {
                 update, epoch, seq, ..
-            }) = parse(e)
+            }) = parse(e, names)
             {
                 let follows = history.last().is_none_or(|p| p.seq + 1 == seq);
                 if epoch != value.epoch || !follows {
@@ -217,16 +255,22 @@ pub(crate) fn topic_of(
     (Some(value), history)
 }
 
-fn snapshot_of(fields: &[(String, String)]) -> Option<Snapshot> {
+fn snapshot_of(fields: &[(String, String)], names: &[Box<str>]) -> Option<Snapshot> {
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let epoch = Epoch::parse(get("epoch")?)?;
     let seq: u64 = get("seq")?.parse().ok()?;
     let ts = get("ts").and_then(|v| v.parse().ok()).unwrap_or(0);
     let values = Prices::NAMES.map(|n| get(n).and_then(|v| v.parse().ok()));
+    let mut prices = Prices::from_array(values);
+    for (i, name) in names.iter().enumerate() {
+        if let Some(v) = get(name).and_then(|v| v.parse().ok()) {
+            prices.extra.set(i, v);
+        }
+    }
     Some(Snapshot {
         seq,
         ts,
-        prices: Prices::from_array(values),
+        prices,
         epoch,
         stale: false,
     })
@@ -240,15 +284,16 @@ mod tests {
     fn entries_parse_back_exactly() {
         let e = Epoch::new();
         let text = format!(
-            "U FX.EURUSD {e} 42 1700 99 bid {:?} volume 1e300",
+            "U FX.EURUSD {e} 42 1700 99 bid {:?} volume 1e300 iv 0.25",
             0.1 + 0.2
         );
+        let names: Vec<Box<str>> = vec!["oi".into(), "iv".into()];
         let Some(Message::Update {
             update,
             epoch,
             seq,
             wall_ns,
-        }) = parse(&text)
+        }) = parse(&text, &names)
         else {
             panic!("{text}");
         };
@@ -257,10 +302,16 @@ mod tests {
         assert_eq!(update.timestamp_ns, 1700);
         assert_eq!(update.prices.bid, Some(0.1 + 0.2));
         assert_eq!(update.prices.volume, Some(1e300));
-        assert_eq!(parse("C X"), Some(Message::Clear("X".into())));
-        assert_eq!(parse("S X 1"), Some(Message::Stale("X".into(), true)));
+        assert_eq!(
+            update.prices.extra.get(1),
+            Some(0.25),
+            "an extra field by name"
+        );
+        assert_eq!(parse(&text, &[]), None, "a field this node does not know");
+        assert_eq!(parse("C X", &[]), Some(Message::Clear("X".into())));
+        assert_eq!(parse("S X 1", &[]), Some(Message::Stale("X".into(), true)));
         for bad in ["", "U", "U X zz 1 1 1", "U X 00000000 1 1 1 nope 1", "Q X"] {
-            assert_eq!(parse(bad), None, "{bad}");
+            assert_eq!(parse(bad, &[]), None, "{bad}");
         }
     }
 

@@ -35,6 +35,8 @@ pub(super) struct Writer {
     pub router: Sender<Ingested>,
     pub history_len: usize,
     pub trades_snapshot: usize,
+    /// The server's extra fields: stored in Redis by name.
+    pub fields: Box<[Box<str>]>,
 }
 
 /// A connection with the script loaded, and the topics it has listed in
@@ -208,7 +210,7 @@ impl Writer {
                         new_topics.push(u.topic.clone());
                     }
                     let cap = store::history_cap(&u.topic, self.history_len, self.trades_snapshot);
-                    cmds.push(store::update_cmd(&s.sha, u, cap, wall));
+                    cmds.push(store::update_cmd(&s.sha, u, cap, wall, &self.fields));
                 }
                 IngestOp::Clear(t) => {
                     let mut del = redis::cmd("DEL");

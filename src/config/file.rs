@@ -128,6 +128,14 @@ section! {
 }
 
 section! {
+    /// `[fields]`: the server's extra numeric fields.
+    Fields {
+        /// Their names, in index order (the C ABI's index).
+        extra: Vec<String> => |c, v| c.extra_fields = v;
+    }
+}
+
+section! {
     /// `[cluster]`: cluster mode on Redis (docs/CLUSTER.md).
     Cluster {
         /// `redis://HOST:PORT` (optionally `/DB`): turns cluster mode on.
@@ -163,6 +171,8 @@ section! {
         tls: Tls => |c, v| v.apply(c)?;
         /// Cluster mode.
         cluster: Cluster => |c, v| v.apply(c)?;
+        /// Extra numeric fields.
+        fields: Fields => |c, v| v.apply(c)?;
         /// `error`, `warn`, `info`, `debug` or `trace`.
         log_level: String => |c, v| c.log_level = Some(parse_log_level(&v)?);
         /// The daemon's simulated feed, not a server setting.

@@ -148,6 +148,10 @@ pub struct Config {
     /// Trades a trade topic's snapshot lists (a topic named `….trades`:
     /// every update is one trade, delivered, never merged). Default 50.
     pub trades_snapshot: usize,
+    /// Named numeric fields beyond the seven price fields (`[fields]
+    /// extra`, at most 8: e.g. `open_interest`, `iv`, `delta`), carried
+    /// and merged like them and sent by name. Default: none.
+    pub extra_fields: Vec<String>,
     /// Cluster mode: `redis://HOST:PORT` of the Redis that numbers, keeps
     /// and spreads every topic's updates between tickcast nodes
     /// (docs/CLUSTER.md). Default: none, a single node without Redis.
@@ -201,6 +205,7 @@ impl Default for Config {
             max_rate: None,
             log_level: None,
             trades_snapshot: 50,
+            extra_fields: Vec::new(),
             redis: None,
         }
     }
@@ -394,6 +399,12 @@ impl Config {
     }
 
     /// Sets how many trades a trade topic's snapshot lists.
+    pub fn extra_fields<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.extra_fields = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets `trades_snapshot`.
     pub fn trades_snapshot(mut self, n: usize) -> Self {
         self.trades_snapshot = n;
         self

@@ -76,6 +76,7 @@ impl Config {
                 });
             }
         }
+        check_extra_fields(&self.extra_fields)?;
         if self.trades_snapshot == 0 || self.trades_snapshot > 10_000 {
             return Err(ConfigError::OutOfRange {
                 key: "trades_snapshot",
@@ -163,4 +164,62 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Keys events and publish frames use already: no extra field may take one.
+const RESERVED: &[&str] = &[
+    "event",
+    "topic",
+    "seq",
+    "ts",
+    "epoch",
+    "stale",
+    "conflated",
+    "trades",
+    "bids",
+    "asks",
+    "depth",
+    "checksum",
+    "clear",
+    "replace",
+    "id",
+    "code",
+    "message",
+    "state",
+];
+
+/// `[fields] extra`: at most `MAX_EXTRA` names, each 1-32 of `a-z 0-9 _`
+/// starting with a letter, none twice, none a key of the protocol.
+fn check_extra_fields(names: &[String]) -> Result<(), ConfigError> {
+    use crate::engine::update::{Prices, MAX_EXTRA};
+    let bad = |got: String, expected: &'static str| ConfigError::OutOfRange {
+        key: "fields.extra",
+        expected,
+        got,
+    };
+    if names.len() > MAX_EXTRA {
+        return Err(bad(format!("{} names", names.len()), "at most 8 names"));
+    }
+    for (i, n) in names.iter().enumerate() {
+        let shape = n.len() <= 32
+            && n.starts_with(|c: char| c.is_ascii_lowercase())
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !shape {
+            return Err(bad(
+                n.clone(),
+                "names of 1-32 characters a-z 0-9 _, starting with a letter",
+            ));
+        }
+        if RESERVED.contains(&n.as_str()) || Prices::NAMES.contains(&n.as_str()) {
+            return Err(bad(
+                n.clone(),
+                "a name that is not a key of the protocol (bid, seq, topic, ...)",
+            ));
+        }
+        if names[..i].contains(n) {
+            return Err(bad(n.clone(), "each name once"));
+        }
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! `since` instead of a blind re-snapshot; bounded per topic (`history_len`)
 //! and server-wide (`history_bytes`, oldest first: see `budget`).
 
-use super::update::Prices;
+use super::update::{Extra, Prices};
 use std::collections::VecDeque;
 
 /// One sequenced update as it was published (the fields it carried).
@@ -24,6 +24,10 @@ struct Stored {
     ts: u64,
     values: [f64; 7],
     present: u8,
+    /// The update carried extra fields: they are at the same place in
+    /// `History::extras` (kept only by topics that ever had any, so the
+    /// others pay nothing for them).
+    extra: bool,
 }
 
 impl Stored {
@@ -41,15 +45,20 @@ impl Stored {
             ts,
             values,
             present,
+            extra: !p.extra.is_empty(),
         }
     }
 
-    fn past(&self, seq: u64) -> Past {
+    fn past(&self, seq: u64, extra: Option<&Extra>) -> Past {
         let get = |i: usize| (self.present & (1 << i) != 0).then_some(self.values[i]);
+        let mut prices = Prices::from_array(std::array::from_fn(get));
+        if let Some(e) = extra.filter(|_| self.extra) {
+            prices.extra = *e;
+        }
         Past {
             seq,
             ts: self.ts,
-            prices: Prices::from_array(std::array::from_fn(get)),
+            prices,
         }
     }
 }
@@ -61,6 +70,9 @@ pub(crate) const STORED_BYTES: usize = std::mem::size_of::<Stored>();
 #[derive(Debug, Default)]
 pub(crate) struct History {
     entries: VecDeque<Stored>,
+    /// The extra fields of each entry, in step with `entries`; empty until
+    /// an update of the topic carries one.
+    extras: VecDeque<Extra>,
     /// The `seq` of the oldest entry.
     first: u64,
 }
@@ -74,15 +86,31 @@ impl History {
         }
         if self.entries.is_empty() {
             self.first = seq;
+            self.extras.clear();
+        }
+        if !prices.extra.is_empty() && self.extras.len() < self.entries.len() {
+            self.extras.resize(self.entries.len(), Extra::default());
         }
         self.entries.push_back(Stored::new(ts, prices));
+        if !self.extras.is_empty() || !prices.extra.is_empty() {
+            self.extras.push_back(prices.extra);
+        }
         let mut dropped = 0;
         while self.entries.len() > cap {
-            self.entries.pop_front();
-            self.first += 1;
+            self.pop_front();
             dropped += 1;
         }
         dropped
+    }
+
+    fn pop_front(&mut self) {
+        self.entries.pop_front();
+        self.extras.pop_front();
+        self.first += 1;
+    }
+
+    fn past(&self, i: usize) -> Past {
+        self.entries[i].past(self.first + i as u64, self.extras.get(i))
     }
 
     /// Drops entries up to and including `seq` (server-wide eviction).
@@ -90,8 +118,7 @@ impl History {
     pub fn evict_through(&mut self, seq: u64) -> usize {
         let mut dropped = 0;
         while !self.entries.is_empty() && self.first <= seq {
-            self.entries.pop_front();
-            self.first += 1;
+            self.pop_front();
             dropped += 1;
         }
         dropped
@@ -117,31 +144,21 @@ impl History {
             return None;
         }
         let skip = (seq + 1 - self.first) as usize;
-        let out: Vec<Past> = self
-            .entries
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .map(|(i, s)| s.past(self.first + i as u64))
-            .collect();
+        let out: Vec<Past> = (skip..self.entries.len()).map(|i| self.past(i)).collect();
         (out.len() as u64 == latest - seq).then_some(out)
     }
 
     /// The last `n` entries kept, oldest first.
     pub fn last(&self, n: usize) -> Vec<Past> {
         let skip = self.entries.len().saturating_sub(n);
-        self.entries
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .map(|(i, s)| s.past(self.first + i as u64))
-            .collect()
+        (skip..self.entries.len()).map(|i| self.past(i)).collect()
     }
 
     /// Frees every entry; returns how many there were.
     pub fn clear(&mut self) -> usize {
         let n = self.entries.len();
         self.entries = VecDeque::new();
+        self.extras = VecDeque::new();
         n
     }
 }
@@ -188,5 +205,26 @@ mod tests {
         assert!(h.since(7, 10).is_none());
         assert_eq!(h.first(), 9);
         assert_eq!(h.clear(), 2);
+    }
+
+    #[test]
+    fn extra_fields_are_kept_in_step_with_their_entries() {
+        let mut h = History::default();
+        let plain = Prices {
+            bid: Some(1.0),
+            ..Prices::default()
+        };
+        let mut with = plain;
+        with.extra.set(2, 0.25);
+        h.push(1, 1, &plain, 3);
+        h.push(2, 2, &with, 3);
+        h.push(3, 3, &plain, 3);
+        h.push(4, 4, &with, 3);
+        let kept = h.since(1, 4).unwrap();
+        let extras: Vec<Option<f64>> = kept.iter().map(|p| p.prices.extra.get(2)).collect();
+        assert_eq!(extras, [Some(0.25), None, Some(0.25)]);
+        assert_eq!(kept[0].prices, with);
+        assert_eq!(h.evict_through(3), 2);
+        assert_eq!(h.last(5)[0].prices, with);
     }
 }

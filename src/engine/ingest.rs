@@ -94,6 +94,12 @@ impl Publisher {
         }
     }
 
+    /// One of the server's extra fields (`[fields] extra`), by name; None
+    /// when the server has no field of that name.
+    pub fn field(&self, name: &str) -> Option<crate::engine::update::Field> {
+        crate::engine::update::Field::named(name, self.table.field_names())
+    }
+
     /// Cluster mode: `up` says when the channel's reader reaches Redis
     /// (see `sink_up`).
     pub(crate) fn with_sink_state(mut self, up: Arc<AtomicBool>) -> Self {

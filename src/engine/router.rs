@@ -413,7 +413,7 @@ impl RouterWork {
                         epoch: epoch.as_ref().map(Epoch::as_str),
                         ..Price::update(&slot.name, seq, *ts, prices)
                     };
-                    encode_price(fb, fmt, &update)
+                    encode_price(fb, fmt, &update, self.table.field_names())
                 }
                 Event::Status { stale } => encode_status(fb, fmt, &slot.name, *stale),
                 Event::Cleared => encode_cleared(fb, fmt, &slot.name),
@@ -423,7 +423,7 @@ impl RouterWork {
                         epoch: Some(epoch.as_str()),
                         ..Price::update(&slot.name, seq, *ts, prices)
                     };
-                    encode_price(fb, fmt, &snapshot)
+                    encode_price(fb, fmt, &snapshot, self.table.field_names())
                 }
             };
             frames[fmt.index()] = Some(f.into());

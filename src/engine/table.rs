@@ -252,6 +252,9 @@ pub struct TopicTable {
     max_topics: AtomicUsize,
     /// Trades a trade topic's snapshot lists (`trades`).
     trades_snapshot: AtomicUsize,
+    /// The server's extra fields (`[fields] extra`), set once at start:
+    /// encoders name them, publishers look them up.
+    field_names: std::sync::OnceLock<Box<[Box<str>]>>,
     /// The book depth classes subscribers have asked for (bit `c`: class
     /// `c` of `book::DEPTHS`), so the router encodes those only (`book`).
     book_classes: AtomicU8,
@@ -273,6 +276,7 @@ impl Default for TopicTable {
             max_topics: AtomicUsize::new(usize::MAX),
             trades_snapshot: AtomicUsize::new(trades::DEFAULT_SNAPSHOT),
             book_classes: AtomicU8::new(0),
+            field_names: std::sync::OnceLock::new(),
         }
     }
 }
@@ -283,6 +287,17 @@ impl TopicTable {
         let t = TopicTable::default();
         t.max_topics.store(max, Relaxed);
         t
+    }
+
+    /// Sets the names of the server's extra fields (once, at start).
+    pub(crate) fn set_field_names(&self, names: &[String]) {
+        let names: Box<[Box<str>]> = names.iter().map(|n| n.as_str().into()).collect();
+        let _ = self.field_names.set(names);
+    }
+
+    /// The names of the server's extra fields, in index order.
+    pub(crate) fn field_names(&self) -> &[Box<str>] {
+        self.field_names.get().map_or(&[], |n| n)
     }
 
     /// Router only: the number of topics holding a value.

@@ -23,6 +23,77 @@ pub struct Prices {
     pub last_size: Option<f64>,
     /// Cumulative traded volume.
     pub volume: Option<f64>,
+    /// The server's extra numeric fields (`[fields] extra`), by index.
+    pub extra: Extra,
+}
+
+/// Most extra fields a server may declare (`[fields] extra`).
+pub const MAX_EXTRA: usize = 8;
+
+/// Values of a server's extra numeric fields, by their index in
+/// `[fields] extra`: fixed-size, so an update carrying them needs no
+/// allocation and merges field by field like the seven price fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Extra {
+    /// Bit `i`: field `i` is set. Unset values stay 0.0, so `==` compares
+    /// only what is set.
+    set: u8,
+    values: [f64; MAX_EXTRA],
+}
+
+impl Extra {
+    /// Field `i`'s value, if set.
+    pub fn get(&self, i: usize) -> Option<f64> {
+        (i < MAX_EXTRA && self.set & (1 << i) != 0).then(|| self.values[i])
+    }
+
+    /// Sets field `i` (ignored past `MAX_EXTRA`; a `Field` is always below).
+    pub fn set(&mut self, i: usize, v: f64) {
+        if i < MAX_EXTRA {
+            self.set |= 1 << i;
+            self.values[i] = v;
+        }
+    }
+
+    /// True when no extra field is set.
+    pub fn is_empty(&self) -> bool {
+        self.set == 0
+    }
+
+    /// The fields set, as (index, value), in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, f64)> + Clone + '_ {
+        (0..MAX_EXTRA).filter_map(|i| Some((i, self.get(i)?)))
+    }
+
+    fn merge(&mut self, newer: &Extra) {
+        for (i, v) in newer.iter() {
+            self.set(i, v);
+        }
+    }
+}
+
+/// An extra field of a server (`[fields] extra`), from `Server::field`,
+/// `Publisher::field` or `RemotePublisher::field`: its index, so setting it
+/// costs no lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Field(pub(crate) u8);
+
+impl Field {
+    /// Its position in `[fields] extra` (the C ABI's index).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The field at `index` of `names`, if there is one.
+    pub(crate) fn at(index: usize, names: &[Box<str>]) -> Option<Field> {
+        (index < names.len() && index < MAX_EXTRA).then_some(Field(index as u8))
+    }
+
+    /// The field named `name` in `names`.
+    pub(crate) fn named(name: &str, names: &[Box<str>]) -> Option<Field> {
+        let i = names.iter().position(|n| &**n == name)?;
+        Field::at(i, names)
+    }
 }
 
 impl Prices {
@@ -41,6 +112,7 @@ impl Prices {
         take(&mut self.ask_size, newer.ask_size);
         take(&mut self.last_size, newer.last_size);
         take(&mut self.volume, newer.volume);
+        self.extra.merge(&newer.extra);
     }
 
     /// Fails on the first NaN or infinite field: JSON has no way to carry them and
@@ -52,6 +124,9 @@ impl Prices {
                     return Err(Error::InvalidValue(name));
                 }
             }
+        }
+        if self.extra.iter().any(|(_, v)| !v.is_finite()) {
+            return Err(Error::InvalidValue("an extra field"));
         }
         Ok(())
     }
@@ -92,6 +167,7 @@ impl Prices {
             ask_size,
             last_size,
             volume,
+            extra: Extra::default(),
         }
     }
 
@@ -149,6 +225,13 @@ impl Update {
     setter!(ask_size, "Sets the quantity at the best ask.");
     setter!(last_size, "Sets the quantity of the last trade.");
     setter!(volume, "Sets the cumulative volume.");
+
+    /// Sets one of the server's extra fields (`[fields] extra`; the
+    /// `Field` comes from `Server::field` or a publisher's `field`).
+    pub fn field(mut self, field: Field, value: f64) -> Self {
+        self.prices.extra.set(field.index(), value);
+        self
+    }
 
     /// Sets one level of an order-book topic's book (size 0 removes it);
     /// levels apply in the order they are set.

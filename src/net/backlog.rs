@@ -12,13 +12,11 @@
 //! any time) ends the connection: memory never grows without bound because of
 //! one slow client.
 
-use super::merged::Merged;
+use super::merged::{Encoding, Merged};
 use super::outbound::{Flushed, Outbound};
 use super::pacing::Pacer;
 use crate::config::Config;
 use crate::engine::link::{Encoded, Event};
-use crate::wire::frame::FrameBuf;
-use crate::wire::Format;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,14 +155,7 @@ impl Backlog {
     }
 
     /// Sends (or, conflating, parks) a held-back update.
-    fn emit(
-        &mut self,
-        out: &mut Outbound,
-        fb: &mut FrameBuf,
-        fmt: Format,
-        topic: &Arc<str>,
-        m: Merged,
-    ) {
+    fn emit(&mut self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &Arc<str>, m: Merged) {
         if let Some(parked) = self.held.as_mut().and_then(|h| h.parked.as_mut()) {
             match parked.get_mut(topic) {
                 Some(earlier) => earlier.absorb_merged(m),
@@ -175,7 +166,7 @@ impl Backlog {
             return;
         }
         self.note_queued_at(out, m.ingested_at);
-        m.send(out, fb, fmt, topic);
+        m.send(out, enc, topic);
     }
 
     /// The rate cap's slot for `topic` has come: its held-back update goes
@@ -183,8 +174,7 @@ impl Backlog {
     pub fn release_paced(
         &mut self,
         out: &mut Outbound,
-        fb: &mut FrameBuf,
-        fmt: Format,
+        enc: &mut Encoding<'_>,
         topic: &Arc<str>,
         now: Instant,
     ) -> bool {
@@ -195,7 +185,7 @@ impl Backlog {
         else {
             return false;
         };
-        self.emit(out, fb, fmt, topic, m);
+        self.emit(out, enc, topic, m);
         true
     }
 
@@ -208,8 +198,7 @@ impl Backlog {
     pub fn release(
         &mut self,
         out: &mut Outbound,
-        fb: &mut FrameBuf,
-        fmt: Format,
+        enc: &mut Encoding<'_>,
         conflate_at: usize,
     ) -> bool {
         let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
@@ -219,7 +208,7 @@ impl Backlog {
         let parked = self.held.as_mut().and_then(|h| h.parked.take());
         for (topic, merged) in parked.unwrap_or_default() {
             self.note_queued_at(out, merged.ingested_at);
-            merged.send(out, fb, fmt, &topic);
+            merged.send(out, enc, &topic);
         }
         self.shrink();
         true
@@ -227,13 +216,7 @@ impl Backlog {
 
     /// Sends what is held back of `topic` now (rate cap or conflation), so an
     /// event that must follow it (a status) keeps the topic's order.
-    pub fn send_held(
-        &mut self,
-        out: &mut Outbound,
-        fb: &mut FrameBuf,
-        fmt: Format,
-        topic: &Arc<str>,
-    ) {
+    pub fn send_held(&mut self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &Arc<str>) {
         let Some(held) = self.held.as_mut() else {
             return;
         };
@@ -248,7 +231,7 @@ impl Backlog {
         };
         if let Some(m) = merged {
             self.note_queued_at(out, m.ingested_at);
-            m.send(out, fb, fmt, topic);
+            m.send(out, enc, topic);
         }
     }
 
@@ -374,7 +357,17 @@ mod tests {
     }
 
     fn release(b: &mut Backlog, out: &mut Outbound, mark: usize) -> bool {
-        b.release(out, &mut FrameBuf::default(), Format::Json, mark)
+        let fb = &mut crate::wire::frame::FrameBuf::default();
+        let fmt = crate::wire::Format::Json;
+        b.release(
+            out,
+            &mut Encoding {
+                fb,
+                fmt,
+                names: &[],
+            },
+            mark,
+        )
     }
 
     #[test]

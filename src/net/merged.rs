@@ -72,7 +72,8 @@ impl Merged {
 
     /// Queues this as one event: the shared frame when it stands for one
     /// update, else an `update` encoded for this connection.
-    pub(crate) fn send(self, out: &mut Outbound, fb: &mut FrameBuf, fmt: Format, topic: &str) {
+    pub(crate) fn send(self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &str) {
+        let fmt = enc.fmt;
         if let Some(frame) = self
             .only
             .as_ref()
@@ -86,6 +87,14 @@ impl Merged {
             epoch: self.epoch.as_ref().map(Epoch::as_str),
             ..Price::update(topic, self.seq, self.ts, &self.prices)
         };
-        out.push(encode_price(fb, fmt, &update));
+        out.push(encode_price(enc.fb, fmt, &update, enc.names));
     }
+}
+
+/// Where a connection's own events are encoded (merged updates): the
+/// shard's buffer, the connection's format and the server's extra fields.
+pub(crate) struct Encoding<'a> {
+    pub fb: &'a mut FrameBuf,
+    pub fmt: Format,
+    pub names: &'a [Box<str>],
 }

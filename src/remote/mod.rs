@@ -66,6 +66,8 @@ struct Counters {
     /// The token's publish scope, as the last `101` response said (None:
     /// every topic): checked at the call too.
     scope: RwLock<Option<Scope>>,
+    /// The server's extra fields, as the last `101` response named them.
+    fields: RwLock<Box<[Box<str>]>>,
 }
 
 impl Counters {
@@ -74,6 +76,7 @@ impl Counters {
             self.max_topic_len.store(n, Ordering::SeqCst);
         }
         *self.scope.write() = rules.scope;
+        *self.fields.write() = rules.fields;
     }
 }
 
@@ -108,6 +111,12 @@ impl RemotePublisher {
             thread: Arc::new(Mutex::new(Some(thread))),
             publish_timeout,
         })
+    }
+
+    /// One of the server's extra fields (`[fields] extra`, as its `101`
+    /// response names them), to set with `Update::field`.
+    pub fn field(&self, name: &str) -> Option<crate::engine::update::Field> {
+        crate::engine::update::Field::named(name, &self.counters.fields.read())
     }
 
     /// Checks an entry with the server's own rules and limit
@@ -335,7 +344,7 @@ fn pump(
                         Err(_) => break,
                     }
                 }
-                let frame = publish::encode_items(batch);
+                let frame = publish::encode_items(batch, &c.fields.read());
                 let n = batch.len() as u64;
                 batch.clear();
                 ws.send(Message::binary(frame)).map_err(Dropped::Send)?;

@@ -107,6 +107,8 @@ pub(super) fn open(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
 pub(super) struct ServerRules {
     pub max_topic_len: Option<usize>,
     pub scope: Option<Scope>,
+    /// The server's extra fields, in index order.
+    pub fields: Box<[Box<str>]>,
 }
 
 /// Connects and upgrades to `cfg.url` (`ws://` or `wss://`), presenting
@@ -176,11 +178,16 @@ fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
         let patterns: Vec<String> = v.split(',').map(|p| p.trim().to_string()).collect();
         Scope::parse(&patterns, 1024).ok()
     });
+    let fields = header(publish::FIELDS_HEADER).map_or_else(Default::default, |v| {
+        let names = v.split(',').map(str::trim).filter(|n| !n.is_empty());
+        names.map(Into::into).collect()
+    });
     Ok((
         ws,
         ServerRules {
             max_topic_len,
             scope,
+            fields,
         },
     ))
 }

@@ -77,6 +77,8 @@ pub struct HttpContext<'a> {
     pub allowed_origins: &'a [String],
     /// Announced to publishers in the `101` response.
     pub max_topic_len: usize,
+    /// The server's extra fields, announced to publishers likewise.
+    pub fields: &'a [String],
     /// The server is at `max_connections`: upgrades get 503, plain requests
     /// (`/healthz`, `/metrics`) are still answered.
     pub full: bool,
@@ -187,7 +189,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                 ));
             }
             match authenticate(&header, full_path, &ctx, Role::Subscriber) {
-                Ok(pass) => upgrade(&header, consumed, Role::Subscriber, pass, ctx.max_topic_len),
+                Ok(pass) => upgrade(&header, consumed, Role::Subscriber, pass, &ctx),
                 Err(why) => unauthorized(&why),
             }
         }
@@ -207,7 +209,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                 ));
             }
             match authenticate(&header, full_path, &ctx, Role::Publisher) {
-                Ok(pass) => upgrade(&header, consumed, Role::Publisher, pass, ctx.max_topic_len),
+                Ok(pass) => upgrade(&header, consumed, Role::Publisher, pass, &ctx),
                 Err(why) => unauthorized(&why),
             }
         }
@@ -257,8 +259,9 @@ fn upgrade<'h>(
     consumed: usize,
     role: Role,
     pass: Pass,
-    max_topic_len: usize,
+    ctx: &HttpContext<'_>,
 ) -> Route {
+    let max_topic_len = ctx.max_topic_len;
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -312,6 +315,13 @@ fn upgrade<'h>(
             "{}: {max_topic_len}\r\n",
             crate::wire::publish::MAX_TOPIC_LEN_HEADER
         ));
+        if !ctx.fields.is_empty() {
+            resp.push_str(&format!(
+                "{}: {}\r\n",
+                crate::wire::publish::FIELDS_HEADER,
+                ctx.fields.join(",")
+            ));
+        }
         let grant = match &pass {
             Pass::Jwt(g) => Some(g),
             _ => None,

@@ -3,6 +3,7 @@
 use super::*;
 
 pub(super) const CTX: HttpContext<'static> = HttpContext {
+    fields: &[],
     max_head: 8192,
     shutting_down: false,
     subscriber_tokens: &[],

@@ -7,12 +7,11 @@ use crate::engine::selector::Selector;
 use crate::engine::update::now_ns;
 use crate::net::conn::Verdict;
 use crate::net::index::NewlyMatched;
+use crate::net::merged::Encoding;
 use crate::net::outbound::Outbound;
 use crate::net::subscriptions::Subscriptions;
 use crate::wire::command::{Command, CommandError, Op, Subscribe};
 use crate::wire::event::{self, ErrorCode, Price, PriceKind};
-use crate::wire::frame::FrameBuf;
-use crate::wire::Format;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -203,7 +202,13 @@ impl Shard {
         let ack =
             event::encode_subscribed(&mut self.fb, fmt, id.as_ref(), &names, &epochs, &recovered);
         conn.out.push(ack);
-        push_owed(&mut conn.out, &mut self.fb, fmt, &conn.subs, &fresh);
+        let names = self.table.field_names();
+        let enc = &mut Encoding {
+            fb: &mut self.fb,
+            fmt,
+            names,
+        };
+        push_owed(&mut conn.out, enc, &conn.subs, &fresh);
         self.restate_books(token, before);
         Ok(())
     }
@@ -270,12 +275,13 @@ impl Shard {
 /// history still held them.
 pub(super) fn push_owed(
     out: &mut Outbound,
-    fb: &mut FrameBuf,
-    fmt: Format,
+    enc: &mut Encoding<'_>,
     subs: &Subscriptions,
     owed: &[NewlyMatched],
 ) {
+    let (fmt, names) = (enc.fmt, enc.names);
     for nm in owed {
+        let fb = &mut *enc.fb;
         let s = &nm.snapshot;
         if let Some(view) = &nm.book {
             super::books::push_book_snapshot(out, fb, fmt, subs, &nm.topic, s, view);
@@ -285,7 +291,7 @@ pub(super) fn push_owed(
             Some(missed) => {
                 for past in missed {
                     let update = Price::update(&nm.topic, past.seq, past.ts, &past.prices);
-                    out.push(event::encode_price(fb, fmt, &update));
+                    out.push(event::encode_price(fb, fmt, &update, names));
                 }
             }
             None => {
@@ -300,7 +306,7 @@ pub(super) fn push_owed(
                     trades: trades.as_deref(),
                     ..Price::update(&nm.topic, s.seq, s.ts, &s.prices)
                 };
-                out.push(event::encode_price(fb, fmt, &snapshot));
+                out.push(event::encode_price(fb, fmt, &snapshot, names));
             }
         }
     }

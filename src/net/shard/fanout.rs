@@ -8,6 +8,7 @@ use crate::metrics::CloseReason;
 use crate::net::backlog::{Offer, Pressure};
 use crate::net::conn::Verdict;
 use crate::net::index::{later, token_of};
+use crate::net::merged::Encoding;
 use crate::net::outbound::{Flushed, Tally};
 use crate::wire::Format;
 use crossbeam_channel::TryRecvError;
@@ -151,8 +152,13 @@ impl Shard {
                     }
                     // After the topic's held-back update, if any: in order.
                     let topic = &enc.topic;
-                    conn.backlog
-                        .send_held(&mut conn.out, &mut self.fb, conn.format, topic);
+                    let names = self.table.field_names();
+                    let enc = &mut Encoding {
+                        fb: &mut self.fb,
+                        fmt: conn.format,
+                        names,
+                    };
+                    conn.backlog.send_held(&mut conn.out, enc, topic);
                     conn.out.push(frame);
                 }
                 Event::Cleared | Event::Resync { .. } => {
@@ -220,7 +226,13 @@ impl Shard {
             let token = token_of(key);
             if let Some(conn) = self.conns.get_mut(token) {
                 let (out, subs) = (&mut conn.out, &conn.subs);
-                super::commands::push_owed(out, &mut self.fb, fmt, subs, &fresh);
+                let names = self.table.field_names();
+                let enc = &mut Encoding {
+                    fb: &mut self.fb,
+                    fmt,
+                    names,
+                };
+                super::commands::push_owed(out, enc, subs, &fresh);
                 self.mark_dirty(token);
             }
         }
@@ -242,14 +254,13 @@ impl Shard {
             };
             conn.dirty = false;
             let mut res = conn.flush(&mut tally);
-            if res.is_ok()
-                && conn.backlog.release(
-                    &mut conn.out,
-                    &mut self.fb,
-                    conn.format,
-                    limits.conflate_at,
-                )
-            {
+            let names = self.table.field_names();
+            let enc = &mut Encoding {
+                fb: &mut self.fb,
+                fmt: conn.format,
+                names,
+            };
+            if res.is_ok() && conn.backlog.release(&mut conn.out, enc, limits.conflate_at) {
                 res = conn.flush(&mut tally);
             }
             // Everything the connection holds counts, not only its queue.

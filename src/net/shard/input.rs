@@ -52,6 +52,7 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         protect_metrics: config.protect_metrics,
         allowed_origins: &config.allowed_origins,
         max_topic_len: config.max_topic_len,
+        fields: &config.extra_fields,
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
         degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),

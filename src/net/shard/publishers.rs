@@ -31,7 +31,7 @@ impl Shard {
     pub(super) fn on_publish(&mut self, token: usize, msg: Message) -> Verdict {
         let max_len = self.live.config.max_topic_len;
         let decoded = match msg {
-            Message::Binary(bytes) => publish::decode(&bytes),
+            Message::Binary(bytes) => publish::decode_with(&bytes, self.table.field_names()),
             Message::Text(_) => Err(PublishError::TextFrame),
             _ => return Verdict::Continue,
         };

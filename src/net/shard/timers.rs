@@ -44,11 +44,14 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(token).filter(|c| c.id == id) else {
                 continue;
             };
+            let names = self.table.field_names();
             let (out, fmt) = (&mut conn.out, conn.format);
-            if conn
-                .backlog
-                .release_paced(out, &mut self.fb, fmt, &topic, now)
-            {
+            let enc = &mut crate::net::merged::Encoding {
+                fb: &mut self.fb,
+                fmt,
+                names,
+            };
+            if conn.backlog.release_paced(out, enc, &topic, now) {
                 self.mark_dirty(token);
             }
         }

@@ -1,5 +1,7 @@
 //! Server events, serialized once into ready WebSocket frames.
 
+pub mod book;
+
 use super::frame::FrameBuf;
 use super::Format;
 use crate::engine::update::Prices;
@@ -55,61 +57,103 @@ impl ErrorCode {
     }
 }
 
-#[derive(Serialize)]
+/// A `snapshot` or `update` event: a map of exactly the keys it carries
+/// (absent fields are left out), the extra fields by their names.
 struct PriceEvent<'a> {
-    event: &'static str,
-    topic: &'a str,
-    seq: u64,
-    ts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bid: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ask: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bid_size: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ask_size: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_size: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    volume: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epoch: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stale: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conflated: Option<u32>,
-    /// Trade topics' snapshots: the last trades, oldest first.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "trades_ser")]
-    trades: Option<&'a [Trade]>,
+    price: &'a Price<'a>,
+    names: &'a [Box<str>],
 }
 
-/// One trade in a trade topic's snapshot, as a map: `seq`, `ts` and the
-/// fields it carried, by their names in `Prices::NAMES`.
-struct TradeEvent<'a>(&'a Trade);
+impl Serialize for PriceEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let p = self.price;
+        let fields = p.prices.fields();
+        let extras = p.prices.extra.iter().filter(|(i, _)| *i < self.names.len());
+        let conflated = (p.conflated > 1).then_some(p.conflated);
+        let count = 4
+            + fields.iter().flatten().count()
+            + extras.clone().count()
+            + usize::from(p.epoch.is_some())
+            + usize::from(p.stale)
+            + usize::from(conflated.is_some())
+            + usize::from(p.trades.is_some());
+        let mut m = s.serialize_map(Some(count))?;
+        let event = match p.kind {
+            PriceKind::Snapshot => "snapshot",
+            PriceKind::Update => "update",
+        };
+        m.serialize_entry("event", event)?;
+        m.serialize_entry("topic", p.topic)?;
+        m.serialize_entry("seq", &p.seq)?;
+        m.serialize_entry("ts", &p.ts)?;
+        for (name, v) in Prices::NAMES.iter().zip(fields) {
+            if let Some(v) = v {
+                m.serialize_entry(name, &v)?;
+            }
+        }
+        for (i, v) in extras {
+            m.serialize_entry(&*self.names[i], &v)?;
+        }
+        if let Some(e) = p.epoch {
+            m.serialize_entry("epoch", e)?;
+        }
+        if p.stale {
+            m.serialize_entry("stale", &true)?;
+        }
+        if let Some(c) = conflated {
+            m.serialize_entry("conflated", &c)?;
+        }
+        if let Some(list) = p.trades {
+            let names = self.names;
+            m.serialize_entry("trades", &Trades { list, names })?;
+        }
+        m.end()
+    }
+}
+
+/// A trade topic snapshot's trades, oldest first, each a map: `seq`, `ts`
+/// and the fields it carried, by name.
+struct Trades<'a> {
+    list: &'a [Trade],
+    names: &'a [Box<str>],
+}
+
+impl Serialize for Trades<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.list.iter().map(|(seq, ts, prices)| {
+            let trade = Price {
+                kind: PriceKind::Update,
+                ..Price::update("", *seq, *ts, prices)
+            };
+            TradeEvent(trade, self.names)
+        }))
+    }
+}
+
+/// One trade: its `seq`, `ts` and fields.
+struct TradeEvent<'a>(Price<'a>, &'a [Box<str>]);
 
 impl Serialize for TradeEvent<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (seq, ts, prices) = self.0;
-        let fields = prices.fields();
-        let mut map = s.serialize_map(Some(2 + fields.iter().flatten().count()))?;
-        map.serialize_entry("seq", seq)?;
-        map.serialize_entry("ts", ts)?;
+        let (p, names) = (&self.0, self.1);
+        let fields = p.prices.fields();
+        let extras = p.prices.extra.iter().filter(|(i, _)| *i < names.len());
+        let count = 2 + fields.iter().flatten().count() + extras.clone().count();
+        let mut map = s.serialize_map(Some(count))?;
+        map.serialize_entry("seq", &p.seq)?;
+        map.serialize_entry("ts", &p.ts)?;
         for (name, v) in Prices::NAMES.iter().zip(fields) {
             if let Some(v) = v {
                 map.serialize_entry(name, &v)?;
             }
         }
+        for (i, v) in extras {
+            map.serialize_entry(&*names[i], &v)?;
+        }
         map.end()
     }
-}
-
-/// Serializes the trades of a snapshot, each as a `TradeEvent`.
-fn trades_ser<S: serde::Serializer>(list: &Option<&[Trade]>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(list.iter().flat_map(|l| l.iter()).map(TradeEvent))
 }
 
 /// A trade as the snapshot lists it: (`seq`, `ts`, fields).
@@ -164,93 +208,15 @@ impl<'a> Price<'a> {
     }
 }
 
-/// Encodes a `snapshot` or `update` event as a complete frame in `fb`.
-pub fn encode_price<'a>(fb: &'a mut FrameBuf, fmt: Format, price: &Price<'_>) -> &'a [u8] {
-    let p = price.prices;
-    let ev = PriceEvent {
-        event: match price.kind {
-            PriceKind::Snapshot => "snapshot",
-            PriceKind::Update => "update",
-        },
-        topic: price.topic,
-        seq: price.seq,
-        ts: price.ts,
-        bid: p.bid,
-        ask: p.ask,
-        last: p.last,
-        bid_size: p.bid_size,
-        ask_size: p.ask_size,
-        last_size: p.last_size,
-        volume: p.volume,
-        epoch: price.epoch,
-        stale: price.stale,
-        conflated: (price.conflated > 1).then_some(price.conflated),
-        trades: price.trades,
-    };
-    encode(fb, fmt, &ev)
-}
-
-/// A `book` snapshot or a `book_update` event of an order-book topic: the
-/// levels as `[price, size]` pairs, best first (a `book_update` lists only
-/// the levels that changed in the subscriber's window, size 0 = gone).
-#[derive(Debug, Clone, Copy)]
-pub struct BookMsg<'a> {
-    /// Snapshot (`book`) or update (`book_update`).
-    pub kind: PriceKind,
-    /// The topic.
-    pub topic: &'a str,
-    /// Its sequence number.
-    pub seq: u64,
-    /// Publisher timestamp, ns since the Unix epoch.
-    pub ts: u64,
-    /// The subscriber's depth: how many levels per side its window holds.
-    pub depth: usize,
-    /// Bid levels, best (highest) first.
-    pub bids: &'a [(f64, f64)],
-    /// Ask levels, best (lowest) first.
-    pub asks: &'a [(f64, f64)],
-    /// CRC-32 of the top levels after this event (`engine::book::checksum`).
-    pub checksum: u32,
-    /// Snapshots, and an update with `seq` 1: the topic's epoch.
-    pub epoch: Option<&'a str>,
-    /// Snapshots: the topic is stale.
-    pub stale: bool,
-}
-
-#[derive(Serialize)]
-struct BookEvent<'a> {
-    event: &'static str,
-    topic: &'a str,
-    seq: u64,
-    ts: u64,
-    depth: usize,
-    bids: &'a [(f64, f64)],
-    asks: &'a [(f64, f64)],
-    checksum: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epoch: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stale: bool,
-}
-
-/// Encodes a `book` or `book_update` event as a complete frame in `fb`.
-pub fn encode_book<'a>(fb: &'a mut FrameBuf, fmt: Format, m: &BookMsg<'_>) -> &'a [u8] {
-    let ev = BookEvent {
-        event: match m.kind {
-            PriceKind::Snapshot => "book",
-            PriceKind::Update => "book_update",
-        },
-        topic: m.topic,
-        seq: m.seq,
-        ts: m.ts,
-        depth: m.depth,
-        bids: m.bids,
-        asks: m.asks,
-        checksum: m.checksum,
-        epoch: m.epoch,
-        stale: m.stale,
-    };
-    encode(fb, fmt, &ev)
+/// Encodes a `snapshot` or `update` event as a complete frame in `fb`,
+/// the server's extra fields (`names`, in index order) by name.
+pub fn encode_price<'a>(
+    fb: &'a mut FrameBuf,
+    fmt: Format,
+    price: &Price<'_>,
+    names: &[Box<str>],
+) -> &'a [u8] {
+    encode(fb, fmt, &PriceEvent { price, names })
 }
 
 #[derive(Serialize)]
@@ -431,7 +397,7 @@ pub fn encode_error<'a>(
     )
 }
 
-fn encode<'a, T: Serialize>(fb: &'a mut FrameBuf, fmt: Format, value: &T) -> &'a [u8] {
+pub(crate) fn encode<'a, T: Serialize>(fb: &'a mut FrameBuf, fmt: Format, value: &T) -> &'a [u8] {
     let out = fb.payload();
     // Serializing plain structs of numbers and strings into a Vec cannot fail;
     // if it ever did, an empty payload is safer than a panic in a shard.
@@ -457,7 +423,7 @@ mod tests {
             bid: Some(1.5),
             ..Prices::default()
         };
-        let f = encode_price(&mut fb, Format::Json, &Price::update("AAPL", 7, 9, &p));
+        let f = encode_price(&mut fb, Format::Json, &Price::update("AAPL", 7, 9, &p), &[]);
         assert_eq!(
             std::str::from_utf8(&f[2..]).unwrap(),
             r#"{"event":"update","topic":"AAPL","seq":7,"ts":9,"bid":1.5}"#
@@ -467,7 +433,7 @@ mod tests {
             epoch: Some("9f3a0001"),
             ..Price::update("AAPL", 7, 9, &p)
         };
-        let f = encode_price(&mut fb, Format::MsgPack, &snap).to_vec();
+        let f = encode_price(&mut fb, Format::MsgPack, &snap, &[]).to_vec();
         assert_eq!(f[0], 0x82);
         let v: serde_json::Value = rmp_serde::from_slice(&f[2..]).unwrap();
         assert_eq!(v["event"], "snapshot");
@@ -479,7 +445,7 @@ mod tests {
             conflated: 3,
             ..Price::update("AAPL", 9, 9, &p)
         };
-        let f = encode_price(&mut fb, Format::Json, &merged);
+        let f = encode_price(&mut fb, Format::Json, &merged, &[]);
         assert_eq!(
             std::str::from_utf8(&f[2..]).unwrap(),
             r#"{"event":"update","topic":"AAPL","seq":9,"ts":9,"bid":1.5,"conflated":3}"#

@@ -20,12 +20,14 @@
 
 use crate::engine::book::{Level, Levels, Side};
 use crate::engine::topic_name::validate_topic;
-use crate::engine::update::{Prices, Update};
+use crate::engine::update::{Extra, Field, Prices, Update};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Deserialize, Serialize, Default, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
+mod out;
+
+#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 struct WireUpdate {
     topic: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +58,10 @@ struct WireUpdate {
     /// Order-book topics: the levels are the whole book.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replace: Option<bool>,
+    /// Every other key: the server's extra fields by name (`[fields]
+    /// extra`); any other key refuses the frame.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
 }
 
 /// One entry of a publish frame.
@@ -79,9 +85,37 @@ impl Item {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
+// Decoded and taken apart at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Frame {
     One(WireUpdate),
     Batch(Vec<WireUpdate>),
+}
+
+impl WireUpdate {
+    /// The entry, its extra fields looked up in `names`; `index` is its
+    /// place in the frame, for the error.
+    fn into_item(self, index: usize, names: &[Box<str>]) -> Result<Item, PublishError> {
+        let mut extra = Extra::default();
+        for (key, v) in &self.other {
+            let Some(field) = Field::named(key, names) else {
+                let key = key.chars().take(40).collect();
+                return Err(PublishError::UnknownKey { index, key });
+            };
+            match v.as_f64() {
+                Some(v) => extra.set(field.index(), v),
+                None => {
+                    let key = key.clone();
+                    return Err(PublishError::NotANumber { index, key });
+                }
+            }
+        }
+        let mut item = Item::from(self);
+        if let Item::Update(u) = &mut item {
+            u.prices.extra = extra;
+        }
+        Ok(item)
+    }
 }
 
 impl From<WireUpdate> for Item {
@@ -115,40 +149,9 @@ impl From<WireUpdate> for Item {
                 ask_size: w.ask_size,
                 last_size: w.last_size,
                 volume: w.volume,
+                extra: Extra::default(),
             },
         })
-    }
-}
-
-impl From<&Update> for WireUpdate {
-    fn from(u: &Update) -> WireUpdate {
-        let p = &u.prices;
-        let mut w = WireUpdate {
-            topic: u.topic.clone(),
-            ts: (u.timestamp_ns != 0).then_some(u.timestamp_ns),
-            bid: p.bid,
-            ask: p.ask,
-            last: p.last,
-            bid_size: p.bid_size,
-            ask_size: p.ask_size,
-            last_size: p.last_size,
-            volume: p.volume,
-            clear: None,
-            bids: None,
-            asks: None,
-            replace: None,
-        };
-        if let Some(l) = &u.levels {
-            let side = |side: Side| {
-                let on_side = l.levels.iter().filter(|v| v.side == side);
-                Some(on_side.map(|v| (v.price, v.size)).collect::<Vec<_>>())
-                    .filter(|v| !v.is_empty())
-            };
-            w.bids = side(Side::Bid);
-            w.asks = side(Side::Ask);
-            w.replace = l.replace.then_some(true);
-        }
-        w
     }
 }
 
@@ -162,6 +165,21 @@ pub enum PublishError {
     TextFrame,
     /// Not a MessagePack update or array of updates.
     Undecodable(rmp_serde::decode::Error),
+    /// An entry has a key that is neither the protocol's nor one of the
+    /// server's extra fields.
+    UnknownKey {
+        /// Its position in the frame.
+        index: usize,
+        /// The key (cut to 40 characters).
+        key: String,
+    },
+    /// An extra field's value is not a number.
+    NotANumber {
+        /// Its position in the frame.
+        index: usize,
+        /// The field.
+        key: String,
+    },
     /// An entry has `"clear": true` and price fields too.
     ClearWithFields {
         /// Its position in the frame.
@@ -175,7 +193,10 @@ impl PublishError {
     /// The stable code of the `error` event: `bad_frame` or `bad_update`.
     pub fn code(&self) -> &'static str {
         match self {
-            PublishError::TextFrame | PublishError::Undecodable(_) => "bad_frame",
+            PublishError::TextFrame
+            | PublishError::Undecodable(_)
+            | PublishError::UnknownKey { .. }
+            | PublishError::NotANumber { .. } => "bad_frame",
             PublishError::ClearWithFields { .. } => "bad_update",
         }
     }
@@ -206,6 +227,16 @@ impl fmt::Display for PublishError {
             PublishError::Undecodable(e) => {
                 write!(f, "not a MessagePack update or array of updates: {e}")
             }
+            PublishError::UnknownKey { index, key } => write!(
+                f,
+                "update {index} of the frame has key {key:?}, which is not a field of this \
+                 server (see [fields] extra); nothing in this frame was published"
+            ),
+            PublishError::NotANumber { index, key } => write!(
+                f,
+                "update {index} of the frame: {key:?} must be a number; nothing in this \
+                 frame was published"
+            ),
             PublishError::ClearWithFields { index, .. } => write!(
                 f,
                 "update {index} of the frame clears its topic and sets fields too; \
@@ -218,8 +249,15 @@ impl fmt::Display for PublishError {
 impl std::error::Error for PublishError {}
 
 /// Decodes one publish frame into its updates and clears (not yet
-/// validated: see [`check`]).
+/// validated: see [`check_item`]), for a server with no extra fields.
 pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
+    decode_with(payload, &[])
+}
+
+/// Decodes one publish frame for a server whose extra fields are `names`
+/// (`[fields] extra`): those keys set them, any other unknown key refuses
+/// the frame.
+pub fn decode_with(payload: &[u8], names: &[Box<str>]) -> Result<Vec<Item>, PublishError> {
     let frame: Frame = rmp_serde::from_slice(payload).map_err(PublishError::Undecodable)?;
     let wire = match frame {
         Frame::One(u) => vec![u],
@@ -238,7 +276,8 @@ pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
         .iter()
         .any(Option::is_some)
             || w.bids.is_some()
-            || w.asks.is_some();
+            || w.asks.is_some()
+            || !w.other.is_empty();
         if w.clear == Some(true) && has_fields {
             return Err(PublishError::ClearWithFields {
                 index,
@@ -246,11 +285,16 @@ pub fn decode(payload: &[u8]) -> Result<Vec<Item>, PublishError> {
             });
         }
     }
-    Ok(wire.into_iter().map(Item::from).collect())
+    let items = wire.into_iter().enumerate();
+    items.map(|(i, w)| w.into_item(i, names)).collect()
 }
 
 /// The response header that tells a publisher the server's topic length limit.
 pub const MAX_TOPIC_LEN_HEADER: &str = "Tickcast-Max-Topic-Len";
+
+/// The response header that names the server's extra fields
+/// (`[fields] extra`, comma-separated, in index order).
+pub const FIELDS_HEADER: &str = "Tickcast-Fields";
 
 /// The response header that tells a publisher whose token has a `publish`
 /// claim which topics it may write (the patterns, comma-separated).
@@ -296,35 +340,17 @@ pub fn refused_event(refused: &[(usize, crate::error::Error)], count: usize) -> 
     }
 }
 
-/// Encodes updates as one publish frame payload (a batch, or a single map).
+/// Encodes updates as one publish frame payload (a batch, or a single
+/// map), for a server with no extra fields.
 pub fn encode(updates: &[Update]) -> Vec<u8> {
-    frame_of(updates.iter().map(WireUpdate::from).collect())
+    let items: Vec<Item> = updates.iter().cloned().map(Item::Update).collect();
+    encode_items(&items, &[])
 }
 
-/// Encodes updates and clears as one publish frame payload.
-pub fn encode_items(items: &[Item]) -> Vec<u8> {
-    let wire: Vec<WireUpdate> = items
-        .iter()
-        .map(|i| match i {
-            Item::Update(u) => WireUpdate::from(u),
-            Item::Clear(topic) => WireUpdate {
-                topic: topic.clone(),
-                clear: Some(true),
-                ..WireUpdate::default()
-            },
-        })
-        .collect();
-    frame_of(wire)
-}
-
-/// One map for one entry, an array for a batch.
-fn frame_of(wire: Vec<WireUpdate>) -> Vec<u8> {
-    let res = if wire.len() == 1 {
-        rmp_serde::to_vec_named(&wire[0])
-    } else {
-        rmp_serde::to_vec_named(&wire)
-    };
-    res.unwrap_or_default()
+/// Encodes updates and clears as one publish frame payload, extra fields
+/// by their names in `names` (the server's `[fields] extra`).
+pub fn encode_items(items: &[Item], names: &[Box<str>]) -> Vec<u8> {
+    out::frame(items, names)
 }
 
 /// What a publisher receives.
