@@ -71,6 +71,17 @@ impl Copy {
 /// Reads a subscriber's book events until it holds `target`'s seq,
 /// checking order, depth and every checksum on the way.
 fn follow(mut c: Client, topic: &str, depth: usize, target: Arc<AtomicU64>) -> (Copy, u64) {
+    follow_counting(&mut c, topic, depth, target, &AtomicU64::new(0))
+}
+
+/// `follow`, counting in `merged` the events that stood for several changes.
+fn follow_counting(
+    c: &mut Client,
+    topic: &str,
+    depth: usize,
+    target: Arc<AtomicU64>,
+    merged: &AtomicU64,
+) -> (Copy, u64) {
     let mut copy = Copy::default();
     let mut seq = 0u64;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -90,7 +101,13 @@ fn follow(mut c: Client, topic: &str, depth: usize, target: Arc<AtomicU64>) -> (
         let s = ev["seq"].as_u64().unwrap();
         match ev["event"].as_str().unwrap() {
             "book" => assert!(s >= seq, "a snapshot never goes back: {s} after {seq}"),
-            "book_update" => assert_eq!(s, seq + 1, "no gap, no repeat (depth {depth})"),
+            "book_update" => {
+                // One event may stand for several changes (conflation,
+                // max_rate): it says how many, and the seq moves by that.
+                let n = ev["conflated"].as_u64().unwrap_or(1);
+                assert_eq!(s, seq + n, "no gap, no repeat (depth {depth}): {ev}");
+                merged.fetch_add((n > 1) as u64, Ordering::SeqCst);
+            }
             other => panic!("unexpected {other}: {ev}"),
         }
         assert_eq!(ev["depth"], depth, "{ev}");
@@ -409,4 +426,94 @@ fn network_publishers_send_books_and_bad_levels_are_refused_by_index() {
         (ev["bids"].clone(), ev["asks"].clone()),
         (json!([[9.0, 0.0]]), json!([[11.0, 3.0]]))
     );
+}
+
+/// Random changes around 1000 (never crossed), applied to `model` too.
+fn random_change(rng: &mut SmallRng, topic: &str, model: &mut Copy) -> Update {
+    let mut u = Update::new(topic);
+    for _ in 0..rng.random_range(1..=6) {
+        let (side, price) = if rng.random_bool(0.5) {
+            (Side::Bid, 900.0 + rng.random_range(0..200) as f64 * 0.5)
+        } else {
+            (Side::Ask, 1000.5 + rng.random_range(0..200) as f64 * 0.5)
+        };
+        let size = match rng.random_bool(0.35) {
+            true => 0.0,
+            false => rng.random_range(1..100) as f64 / 4.0,
+        };
+        model.set(side, price, size);
+        u = u.level(side, price, size);
+    }
+    u
+}
+
+#[test]
+fn a_subscriber_that_falls_behind_gets_merged_book_changes_that_stay_exact() {
+    let config = common::config()
+        .shards(1)
+        .conflate_bytes(4096)
+        .socket_send_buffer(4096);
+    let server = tickcast::Server::start(config).unwrap();
+    let p = server.publisher();
+    let topic = "S.book";
+    let mut rng = SmallRng::seed_from_u64(15);
+    let mut model = Copy::default();
+    p.publish(
+        Update::new(topic)
+            .level(Side::Bid, 999.5, 1.0)
+            .level(Side::Ask, 1000.5, 1.0),
+    )
+    .unwrap();
+    model.set(Side::Bid, 999.5, 1.0);
+    model.set(Side::Ask, 1000.5, 1.0);
+    numbered(&server, topic, 1);
+    let mut c = subscriber(server.local_addr(), topic, 100, false);
+    // It reads nothing while 6,000 changes (megabytes at depth 100) go by.
+    for _ in 0..6000 {
+        p.publish(random_change(&mut rng, topic, &mut model))
+            .unwrap();
+    }
+    numbered(&server, topic, 6001);
+    let merged = AtomicU64::new(0);
+    let target = Arc::new(AtomicU64::new(6001));
+    let (copy, _) = follow_counting(&mut c, topic, 100, target, &merged);
+    assert!(
+        merged.load(Ordering::SeqCst) > 0,
+        "it fell behind: some events were merged"
+    );
+    assert_eq!(
+        copy.top(100),
+        model.top(100),
+        "and it holds the server's top 100"
+    );
+}
+
+#[test]
+fn max_rate_merges_book_changes_per_level() {
+    let server = common::server();
+    let p = server.publisher();
+    let topic = "M.book";
+    let mut rng = SmallRng::seed_from_u64(16);
+    let mut model = Copy::default();
+    let mut c = Client::connect(server.local_addr());
+    c.command(json!({"op":"subscribe","topics":[topic],"depth":25,"max_rate":5}));
+    assert_eq!(c.next_event()["event"], "subscribed");
+    let target = Arc::new(AtomicU64::new(0));
+    let t = target.clone();
+    let reader = std::thread::spawn(move || {
+        let merged = AtomicU64::new(0);
+        let (copy, _) = follow_counting(&mut c, topic, 25, t, &merged);
+        (copy, merged.load(Ordering::SeqCst))
+    });
+    let n = 600;
+    for _ in 0..n {
+        p.publish(random_change(&mut rng, topic, &mut model))
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    numbered(&server, topic, n);
+    target.store(n, Ordering::SeqCst);
+    let (copy, merged) = reader.join().unwrap();
+    assert!(merged > 0, "5 a second: changes were merged");
+    assert_eq!(copy.top(25), model.top(25));
 }

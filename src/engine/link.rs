@@ -6,6 +6,7 @@
 
 use super::book::DEPTHS;
 use super::epoch::Epoch;
+use super::table::BookMove;
 use super::update::Prices;
 use crate::wire::Format;
 use crossbeam_channel::Sender;
@@ -60,9 +61,19 @@ pub(crate) struct Encoded {
     pub ingested_at: Instant,
     /// Of a trade or book topic: delivered always, never merged or paced.
     pub unmerged: bool,
-    /// Of a book topic: the frames by depth class (`book::DEPTHS`) and
-    /// format, for the classes in use; `frames` is then empty.
-    pub book: Option<Box<BookFrames>>,
+    /// Of a book topic: its frames by depth class, and the book's top
+    /// levels before and after the change; `frames` is then empty.
+    pub book: Option<Box<BookEvent>>,
+}
+
+/// What a book update carries beside its frames: the top levels before
+/// and after it (as deep as the deepest class in use), so a connection
+/// that holds updates back (conflation, `max_rate`) sends one exact change
+/// from the window it had to the window now, bounded by its depth.
+#[derive(Debug)]
+pub(crate) struct BookEvent {
+    pub frames: BookFrames,
+    pub moved: Arc<BookMove>,
 }
 
 /// A book update's frames: `[class][Format::index]`.
@@ -74,7 +85,7 @@ impl Encoded {
     #[inline]
     pub(crate) fn frame(&self, fmt: Format, class: usize) -> Option<&[u8]> {
         match &self.book {
-            Some(b) => b.get(class)?[fmt.index()].as_deref(),
+            Some(b) => b.frames.get(class)?[fmt.index()].as_deref(),
             None => self.frames[fmt.index()].as_deref(),
         }
     }
@@ -82,7 +93,7 @@ impl Encoded {
     /// Was a frame made for subscribers using `fmt`?
     pub(crate) fn has_format(&self, fmt: Format) -> bool {
         match &self.book {
-            Some(b) => b.iter().any(|c| c[fmt.index()].is_some()),
+            Some(b) => b.frames.iter().any(|c| c[fmt.index()].is_some()),
             None => self.frames[fmt.index()].is_some(),
         }
     }

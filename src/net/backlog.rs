@@ -105,6 +105,7 @@ impl Backlog {
         out: &mut Outbound,
         enc: &Arc<Encoded>,
         frame: &[u8],
+        class: usize,
         conflate_at: usize,
         interval: Option<Duration>,
         now: Instant,
@@ -115,16 +116,16 @@ impl Backlog {
             return Offer::Queued;
         };
         if enc.unmerged {
-            // Every trade and every book change is delivered, never
-            // merged into the next or paced: a subscriber that cannot keep
-            // up with them meets the hard limit, not a silent loss.
+            // Every trade is delivered, never merged into the next or
+            // paced: a subscriber that cannot keep up with them meets the
+            // hard limit, not a silent loss.
             self.note_queued_at(out, enc.ingested_at);
             out.push(frame);
             return Offer::Queued;
         }
         if let Some(interval) = interval {
             let held = self.held.get_or_insert_with(Default::default);
-            if let Some(due) = held.paced.offer(enc, *ts, prices, interval, now) {
+            if let Some(due) = held.paced.offer(enc, *ts, prices, class, interval, now) {
                 return Offer::Paced { due };
             }
         }
@@ -138,7 +139,7 @@ impl Backlog {
                     Offer::Parked { merged: true }
                 }
                 None => {
-                    parked.insert(enc.topic.clone(), Merged::new(enc, *ts, prices));
+                    parked.insert(enc.topic.clone(), Merged::new(enc, *ts, prices, class));
                     Offer::Parked { merged: false }
                 }
             };
@@ -353,7 +354,7 @@ mod tests {
 
     fn offer(b: &mut Backlog, out: &mut Outbound, e: &Arc<Encoded>, mark: usize) -> Offer {
         let frame = e.frames[0].clone().unwrap();
-        b.offer(out, e, &frame, mark, None, Instant::now())
+        b.offer(out, e, &frame, 0, mark, None, Instant::now())
     }
 
     fn release(b: &mut Backlog, out: &mut Outbound, mark: usize) -> bool {

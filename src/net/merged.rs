@@ -4,9 +4,13 @@
 //! published updates it stands for.
 
 use super::outbound::Outbound;
+use crate::engine::book::{window_diff, Side, DEPTHS};
 use crate::engine::epoch::Epoch;
 use crate::engine::link::{Encoded, Event};
+use crate::engine::table::BookMove;
 use crate::engine::update::Prices;
+use crate::wire::event::book::{encode_book, BookMsg};
+use crate::wire::event::PriceKind;
 use crate::wire::event::{encode_price, Price};
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
@@ -29,6 +33,20 @@ pub(crate) struct Merged {
     /// them: the merged update names it as that one did.
     epoch: Option<Epoch>,
     pub(crate) ingested_at: Instant,
+    /// Of a book topic: what it held back, as book windows.
+    book: Option<Box<HeldBook>>,
+}
+
+/// Book changes held back: the book before the first and after the last.
+/// The change sent is the difference of the connection's two windows, so
+/// it is exact and never more than its depth a side, however many changes
+/// it stands for.
+#[derive(Debug)]
+struct HeldBook {
+    first: Arc<BookMove>,
+    last: Arc<BookMove>,
+    /// The depth class the connection receives the topic at.
+    class: usize,
 }
 
 fn epoch_of(enc: &Encoded) -> Option<Epoch> {
@@ -39,8 +57,14 @@ fn epoch_of(enc: &Encoded) -> Option<Epoch> {
 }
 
 impl Merged {
-    pub(crate) fn new(enc: &Arc<Encoded>, ts: u64, prices: &Prices) -> Merged {
+    /// `class`: the depth class the connection receives a book topic at.
+    pub(crate) fn new(enc: &Arc<Encoded>, ts: u64, prices: &Prices, class: usize) -> Merged {
+        let book = enc.book.as_ref().map(|b| {
+            let (first, last) = (b.moved.clone(), b.moved.clone());
+            Box::new(HeldBook { first, last, class })
+        });
         Merged {
+            book,
             seq: enc.seq,
             ts,
             prices: *prices,
@@ -58,6 +82,9 @@ impl Merged {
         self.count += 1;
         self.only = None;
         self.epoch = self.epoch.or(epoch_of(enc));
+        if let (Some(held), Some(b)) = (self.book.as_mut(), enc.book.as_ref()) {
+            held.last = b.moved.clone();
+        }
     }
 
     /// Merges a later run of held-back updates into this one.
@@ -68,18 +95,40 @@ impl Merged {
         self.count += later.count;
         self.only = None;
         self.epoch = self.epoch.or(later.epoch);
+        if let (Some(held), Some(l)) = (self.book.as_mut(), later.book) {
+            held.last = l.last;
+        }
     }
 
     /// Queues this as one event: the shared frame when it stands for one
     /// update, else an `update` encoded for this connection.
     pub(crate) fn send(self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &str) {
         let fmt = enc.fmt;
-        if let Some(frame) = self
-            .only
-            .as_ref()
-            .and_then(|e| e.frames[fmt.index()].as_deref())
-        {
+        let class = self.book.as_ref().map_or(0, |b| b.class);
+        if let Some(frame) = self.only.as_ref().and_then(|e| e.frame(fmt, class)) {
             out.push(frame);
+            return;
+        }
+        if let Some(held) = &self.book {
+            let depth = DEPTHS[held.class];
+            let (bids_before, asks_before) = held.first.before.cut(depth);
+            let (bids_after, asks_after) = held.last.after.cut(depth);
+            let bids = window_diff(Side::Bid, bids_before, bids_after);
+            let asks = window_diff(Side::Ask, asks_before, asks_after);
+            let msg = BookMsg {
+                kind: PriceKind::Update,
+                topic,
+                seq: self.seq,
+                ts: self.ts,
+                depth,
+                bids: &bids,
+                asks: &asks,
+                checksum: held.last.checksum,
+                epoch: self.epoch.as_ref().map(Epoch::as_str),
+                stale: false,
+                conflated: self.count,
+            };
+            out.push(encode_book(enc.fb, fmt, &msg));
             return;
         }
         let update = Price {

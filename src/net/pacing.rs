@@ -40,6 +40,7 @@ impl Pacer {
         enc: &Arc<Encoded>,
         ts: u64,
         prices: &Prices,
+        class: usize,
         interval: Duration,
         now: Instant,
     ) -> Option<Option<Instant>> {
@@ -51,7 +52,7 @@ impl Pacer {
         if let Some(last) = pace.last_sent {
             let due = last + interval;
             if now < due {
-                pace.held = Some(Box::new(Merged::new(enc, ts, prices)));
+                pace.held = Some(Box::new(Merged::new(enc, ts, prices, class)));
                 self.held += 1;
                 pace.due = Some(due);
                 return Some(Some(due));
@@ -136,7 +137,7 @@ mod tests {
         let Event::Update { ts, prices, .. } = e.event else {
             unreachable!()
         };
-        p.offer(&e, ts, &prices, Duration::from_millis(200), now)
+        p.offer(&e, ts, &prices, 0, Duration::from_millis(200), now)
     }
 
     #[test]

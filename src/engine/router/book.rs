@@ -4,7 +4,7 @@
 
 use super::RouterWork;
 use crate::engine::book::{window_diff, Levels, Side, DEPTHS};
-use crate::engine::link::{BookFrames, Encoded, Event};
+use crate::engine::link::{BookEvent, BookFrames, Encoded, Event};
 use crate::engine::table::{BookMove, Heard, TopicSlot};
 use crate::wire::event::book::{encode_book, BookMsg};
 use crate::wire::event::PriceKind;
@@ -68,8 +68,11 @@ impl RouterWork {
             },
             frames: Default::default(),
             ingested_at: at,
-            unmerged: true,
-            book: Some(frames),
+            unmerged: false,
+            book: Some(Box::new(BookEvent {
+                frames: *frames,
+                moved: Arc::new(mv),
+            })),
         };
         self.send_out(enc, any);
     }
@@ -104,6 +107,7 @@ impl RouterWork {
                 checksum: mv.checksum,
                 epoch: epoch.as_ref().map(|e| e.as_str()),
                 stale: false,
+                conflated: 1,
             };
             for fmt in Format::ALL {
                 if heard.interest[fmt.index()] == 0 {

@@ -87,6 +87,8 @@ impl Shard {
             let s = &joined.snapshot;
             self.index
                 .restart_member(&topic, conn.key, s.seq, joined.generation);
+            // What it held back of the topic was for the old window.
+            conn.backlog.forget(&topic);
             let (out, fb, fmt) = (&mut conn.out, &mut self.fb, conn.format);
             push_book_snapshot(out, fb, fmt, &conn.subs, &topic, s, view);
         }
@@ -117,6 +119,7 @@ pub(super) fn push_book_snapshot(
         checksum: view.checksum(),
         epoch: Some(snapshot.epoch.as_str()),
         stale: snapshot.stale,
+        conflated: 1,
     };
     out.push(encode_book(fb, fmt, &msg));
 }

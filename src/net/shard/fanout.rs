@@ -126,7 +126,7 @@ impl Shard {
                     let out = &mut conn.out;
                     match conn
                         .backlog
-                        .offer(out, enc, frame, conflate_at, interval, now)
+                        .offer(out, enc, frame, class, conflate_at, interval, now)
                     {
                         Offer::Parked { merged: true } => {
                             conflated += 1;

@@ -31,6 +31,9 @@ pub struct BookMsg<'a> {
     pub epoch: Option<&'a str>,
     /// Snapshots: the topic is stale.
     pub stale: bool,
+    /// Updates: how many published changes this one stands for (sent when
+    /// above 1: a connection that fell behind, or a `max_rate`).
+    pub conflated: u32,
 }
 
 #[derive(Serialize)]
@@ -47,6 +50,8 @@ struct BookEvent<'a> {
     epoch: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflated: Option<u32>,
 }
 
 /// Encodes a `book` or `book_update` event as a complete frame in `fb`.
@@ -65,6 +70,7 @@ pub fn encode_book<'a>(fb: &'a mut FrameBuf, fmt: Format, m: &BookMsg<'_>) -> &'
         checksum: m.checksum,
         epoch: m.epoch,
         stale: m.stale,
+        conflated: (m.conflated > 1).then_some(m.conflated),
     };
     encode(fb, fmt, &ev)
 }
