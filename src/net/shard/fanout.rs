@@ -5,7 +5,7 @@
 use super::{Shard, ShardMsg};
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
-use crate::net::backlog::{Offer, Pressure};
+use crate::net::backlog::{Offer, Pressure, Rules};
 use crate::net::conn::Verdict;
 use crate::net::index::{later, token_of};
 use crate::net::merged::Encoding;
@@ -124,10 +124,17 @@ impl Shard {
                         None
                     };
                     let out = &mut conn.out;
-                    match conn
-                        .backlog
-                        .offer(out, enc, frame, class, conflate_at, interval, now)
-                    {
+                    match conn.backlog.offer(
+                        out,
+                        enc,
+                        frame,
+                        &Rules {
+                            class,
+                            conflate_at,
+                            interval,
+                            now,
+                        },
+                    ) {
                         Offer::Parked { merged: true } => {
                             conflated += 1;
                             continue;
