@@ -367,6 +367,12 @@ mod tests {
         let mut c = Crc32::default();
         c.update(b"123456789");
         assert_eq!(c.finish(), 0xCBF4_3926);
+        // docs/PROTOCOL.md's example, as Python's zlib.crc32 computes it.
+        let asks = [(64001.0, 0.7), (64002.5, 2.0)];
+        assert_eq!(
+            checksum(&[(64000.5, 1.2), (64000.0, 3.0)], &asks),
+            936_822_193
+        );
     }
 
     #[test]

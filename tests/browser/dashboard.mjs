@@ -78,6 +78,27 @@ try {
 
   check((await page.textContent("#gaps")) === "0", "no sequence gaps");
 
+  // The demo's order books: a card per book topic, 10 levels a side, asks
+  // above bids, bars of cumulative size growing away from the spread.
+  const card = '.book-card[data-topic="BTC-USD.book"]';
+  await page.waitForSelector(card + " .lvl.bid", { timeout: 10000 });
+  const book = await page.$eval(card, (c) => {
+    const side = (cls) => [...c.querySelectorAll(".lvl." + cls)].map((l) =>
+      [parseFloat(l.querySelector(".px").textContent), parseFloat(l.querySelector(".bar").style.width)]);
+    return { bids: side("bid"), asks: side("ask") };
+  });
+  check(book.bids.length === 10 && book.asks.length === 10, "book card: 10 levels a side: " + JSON.stringify(book));
+  const bestAsk = book.asks[book.asks.length - 1][0], bestBid = book.bids[0][0];
+  check(bestBid < bestAsk, `book card: best bid ${bestBid} under best ask ${bestAsk}`);
+  check(book.bids.every(([p], i) => i === 0 || p < book.bids[i - 1][0]), "bids best first");
+  check(book.asks.every(([p], i) => i === 0 || p < book.asks[i - 1][0]), "asks best (lowest) at the bottom");
+  check(book.asks.every(([, w], i) => i === 0 || w <= book.asks[i - 1][1]), "ask bars cumulative from the bottom");
+  const bars = [...book.bids.map((l) => l[1]), ...book.asks.map((l) => l[1])];
+  check(bars.every((w) => w > 0 && w <= 100) && Math.max(...bars) === 100, "depth bars: " + bars);
+  check(book.bids.every(([, w], i) => i === 0 || w >= book.bids[i - 1][1]), "bid bars cumulative");
+  const cards = await page.$$eval(".book-card", (cs) => cs.map((c) => c.dataset.topic));
+  check(cards.includes("ETH-USD.book") && cards.includes("AAPL.book"), "a card per book topic: " + cards);
+
   // The JS client itself, in the browser, as any page would import it.
   const got = await page.evaluate(async () => {
     const { Client } = await import("/tickcast-client.js");

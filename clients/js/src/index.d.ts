@@ -4,6 +4,9 @@ export declare const FIELDS: readonly ["bid", "ask", "last", "bid_size", "ask_si
 export type Field = (typeof FIELDS)[number];
 export type Fields = Partial<Record<Field, number>>;
 
+/** The checksum of a book's top levels (docs/PROTOCOL.md), for [price, size] pairs best first. */
+export declare function bookChecksum(bids: [number, number][], asks: [number, number][]): number;
+
 export declare class TickcastError extends Error {
   /** The protocol's error code: bad_json, bad_request, bad_topic, too_many_subscriptions, ... */
   code: string;
@@ -34,9 +37,10 @@ export interface TopicState { seq: number; epoch?: string; stale: boolean }
 export type ClientEvent =
   | { type: "snapshot"; topic: string; seq: number; epoch: string; stale: boolean; fields: Fields }
   | { type: "update"; topic: string; seq: number; fields: Fields; conflated: number; epoch?: string }
+  | { type: "book" | "book_update"; topic: string; seq: number; conflated: number; depth: number; bids: [number, number][]; asks: [number, number][] }
   | { type: "status"; topic: string; stale: boolean }
   | { type: "cleared"; topic: string }
-  | { type: "gap"; topic: string; expected: number; got: number }
+  | { type: "gap"; topic: string; expected: number; got: number | "checksum" }
   | { type: "disconnected"; reason: string }
   | { type: "reconnected"; recovered: string[] }
   | { type: "closed" };
@@ -58,7 +62,12 @@ export declare class Client {
   readonly topics: Map<string, TopicState>;
   connect(): Promise<void>;
   close(): void;
-  subscribe(topics: string[], options?: { maxRate?: number }): Promise<SubscribedReply>;
+  /** `depth`: levels per side of `….book` topics (10, 25, 100, 500 or 1000; default 10). */
+  subscribe(topics: string[], options?: { maxRate?: number; depth?: number }): Promise<SubscribedReply>;
+  /** A book topic's levels, best first, as [price, size] pairs. */
+  book(topic: string): { bids: [number, number][]; asks: [number, number][]; depth: number } | undefined;
+  /** Books of the `….book` topics received, price -> size per side. */
+  books: Map<string, { bids: Map<number, number>; asks: Map<number, number>; depth: number }>;
   unsubscribe(topics: string[]): Promise<{ event: "unsubscribed"; id: number; topics: string[] }>;
   listTopics(prefix?: string): Promise<string[]>;
   /** Server clock, ns since the epoch (beyond 2^53: rounded by JSON.parse). */

@@ -10,6 +10,40 @@
 
 export const FIELDS = ["bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume"];
 
+// Keys of snapshot/update events that are not fields: every other number is
+// one (the seven above, and the server's extra fields by name).
+const NOT_FIELDS = new Set(["seq", "ts", "conflated"]);
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/**
+ * The checksum of a book (docs/PROTOCOL.md, "Order books"): CRC-32 over the
+ * best 10 asks then the best 10 bids, each price and size as little-endian
+ * doubles. `bids` and `asks` are [price, size] pairs, best first.
+ */
+export function bookChecksum(bids, asks) {
+  const view = new DataView(new ArrayBuffer(16));
+  const bytes = new Uint8Array(view.buffer);
+  let crc = 0xffffffff;
+  for (const [p, s] of [...asks.slice(0, 10), ...bids.slice(0, 10)]) {
+    view.setFloat64(0, p, true);
+    view.setFloat64(8, s, true);
+    for (const b of bytes) crc = CRC_TABLE[(crc ^ b) & 0xff] ^ (crc >>> 8);
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** A book side kept as price -> size, listed best first. */
+const ladder = (side, desc) => [...side.entries()].sort((a, b) => (desc ? b[0] - a[0] : a[0] - b[0]));
+
 /** The server refused a command; `code` is the protocol's error code. */
 export class TickcastError extends Error {
   constructor(code, message) {
@@ -46,7 +80,9 @@ export class Client {
     this.values = new Map();
     /** @type {Map<string, {seq: number, epoch?: string, stale: boolean}>} */
     this.topics = new Map();
-    this._subs = new Map(); // pattern -> maxRate (undefined: none)
+    /** @type {Map<string, {bids: Map<number, number>, asks: Map<number, number>, depth: number}>} books of `….book` topics */
+    this.books = new Map();
+    this._subs = new Map(); // pattern -> {maxRate, depth} (undefined: none)
     this._pending = new Map(); // id -> {resolve, reject, timer}
     this._listeners = new Map(); // type -> Set
     this._nextId = 1;
@@ -74,17 +110,27 @@ export class Client {
   }
 
   /** Subscribes (remembered across reconnects); resolves to the `subscribed` reply. */
-  async subscribe(topics, { maxRate } = {}) {
+  async subscribe(topics, { maxRate, depth } = {}) {
     const since = {};
     for (const [t, s] of this.topics) {
-      if (s.epoch && s.seq && topics.some((p) => covers(p, t))) since[t] = { seq: s.seq, epoch: s.epoch };
+      // A book is always sent whole (it has no history).
+      if (s.epoch && s.seq && !this.books.has(t) && topics.some((p) => covers(p, t))) {
+        since[t] = { seq: s.seq, epoch: s.epoch };
+      }
     }
     const cmd = { op: "subscribe", topics };
     if (maxRate !== undefined) cmd.max_rate = maxRate;
+    if (depth !== undefined) cmd.depth = depth;
     if (Object.keys(since).length) cmd.since = since;
     const reply = await this._command(cmd);
-    for (const t of topics) this._subs.set(t, maxRate);
+    for (const t of topics) this._subs.set(t, { maxRate, depth });
     return reply;
+  }
+
+  /** A book topic's levels, best first: {bids: [[price, size]], asks}. */
+  book(topic) {
+    const b = this.books.get(topic);
+    return b && { bids: ladder(b.bids, true), asks: ladder(b.asks, false), depth: b.depth };
   }
 
   async unsubscribe(topics) {
@@ -94,6 +140,7 @@ export class Client {
       if (![...this._subs.keys()].some((p) => covers(p, t))) {
         this.values.delete(t);
         this.topics.delete(t);
+        this.books.delete(t);
       }
     }
     return reply;
@@ -167,15 +214,16 @@ export class Client {
       } catch {
         return; // onclose schedules the next attempt
       }
-      const byRate = new Map();
-      for (const [p, r] of this._subs) {
-        if (!byRate.has(r)) byRate.set(r, []);
-        byRate.get(r).push(p);
+      const byOptions = new Map();
+      for (const [p, o] of this._subs) {
+        const key = JSON.stringify(o);
+        if (!byOptions.has(key)) byOptions.set(key, { options: o, patterns: [] });
+        byOptions.get(key).patterns.push(p);
       }
       const recovered = [];
       try {
-        for (const [rate, patterns] of byRate) {
-          const reply = await this.subscribe(patterns, rate === undefined ? {} : { maxRate: rate });
+        for (const { options, patterns } of byOptions.values()) {
+          const reply = await this.subscribe(patterns, options);
           recovered.push(...(reply.recovered ?? []));
         }
       } catch {
@@ -214,8 +262,37 @@ export class Client {
     }
     const topic = ev.topic;
     const fields = {};
-    for (const f of FIELDS) if (f in ev) fields[f] = ev[f];
+    for (const [k, v] of Object.entries(ev)) if (typeof v === "number" && !NOT_FIELDS.has(k)) fields[k] = v;
     switch (ev.event) {
+      case "book":
+      case "book_update": {
+        const state = this.topics.get(topic) ?? { seq: 0, stale: false };
+        const n = ev.conflated ?? 1;
+        if (ev.event === "book_update" && state.seq && ev.epoch === undefined && ev.seq !== state.seq + n) {
+          this._emit({ type: "gap", topic, expected: state.seq + n, got: ev.seq });
+          return false;
+        }
+        let b = this.books.get(topic);
+        if (ev.event === "book" || !b) {
+          b = { bids: new Map(), asks: new Map(), depth: ev.depth };
+          this.books.set(topic, b);
+        }
+        for (const [name, side] of [["bids", b.bids], ["asks", b.asks]]) {
+          for (const [p, sz] of ev[name]) sz === 0 ? side.delete(p) : side.set(p, sz);
+        }
+        const view = this.book(topic);
+        if (bookChecksum(view.bids, view.asks) !== ev.checksum) {
+          // Our copy is wrong: reconnecting subscribes again, for a fresh book.
+          this._emit({ type: "gap", topic, expected: ev.checksum, got: "checksum" });
+          return false;
+        }
+        state.seq = ev.seq;
+        if (ev.epoch !== undefined) state.epoch = ev.epoch;
+        if (ev.stale !== undefined) state.stale = !!ev.stale;
+        this.topics.set(topic, state);
+        this._emit({ type: ev.event, topic, seq: ev.seq, conflated: n, ...view });
+        break;
+      }
       case "snapshot":
         this.values.set(topic, { ...fields });
         this.topics.set(topic, { seq: ev.seq, epoch: ev.epoch, stale: !!ev.stale });
@@ -246,6 +323,7 @@ export class Client {
       }
       case "cleared":
         this.values.delete(topic);
+        this.books.delete(topic);
         this.topics.set(topic, { seq: 0, stale: false });
         this._emit({ type: "cleared", topic });
         break;

@@ -10,7 +10,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { encode, decode } from "@msgpack/msgpack";
-import { Client, TickcastError } from "../src/index.js";
+import { Client, TickcastError, bookChecksum } from "../src/index.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const TOKEN = "js-client-token";
@@ -224,5 +224,53 @@ test("a gap is detected and recovered from the server's history", async () => {
   } finally {
     proxy.close();
     await d.stop();
+  }
+});
+
+test("bookChecksum is the documented CRC-32 (docs/PROTOCOL.md's example)", () => {
+  const asks = [[64001.0, 0.7], [64002.5, 2.0]];
+  assert.equal(bookChecksum([[64000.5, 1.2], [64000.0, 3.0]], asks), 936822193);
+  assert.equal(bookChecksum([[64000.0, 3.0], [63990.0, 4.0]], asks), 3127965468);
+});
+
+test("order books: depth, book then book_update, every checksum verified", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tickcast-js-book-"));
+  const proc = spawn(binary("TICKCASTD", "tickcastd"), ["--listen", "127.0.0.1:0", "--demo", "--demo-rate", "400"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    cwd: dir,
+  });
+  const lines = createInterface({ input: proc.stderr });
+  const port = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("tickcastd did not start")), 10000);
+    lines.on("line", (l) => {
+      const m = l.match(/ listening on 127\.0\.0\.1:(\d+)/);
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+  });
+  try {
+    const c = new Client(`ws://127.0.0.1:${port}/ws`, { WebSocket });
+    await c.connect();
+    let gaps = 0;
+    c.on("gap", () => { gaps += 1; });
+    const first = next(c, "book", "BTC-USD.book");
+    await c.subscribe(["BTC-USD.book"], { depth: 10 });
+    const b = await first;
+    assert.equal(b.depth, 10);
+    assert.equal(b.bids.length, 10, "cut to the depth (the demo book has 25 a side)");
+    assert.ok(b.bids[0][0] < b.asks[0][0], "not crossed");
+    for (let i = 0; i < 5; i++) {
+      const u = await next(c, "book_update", "BTC-USD.book");
+      assert.equal(u.bids.length, 10);
+      assert.ok(u.bids.every(([p], k) => k === 0 || p < u.bids[k - 1][0]), "best first");
+    }
+    assert.equal(gaps, 0, "every checksum matched the copy");
+    assert.deepEqual(c.book("BTC-USD.book").asks.length, 10);
+    c.close();
+  } finally {
+    await new Promise((resolve) => {
+      if (proc.exitCode !== null) return resolve();
+      proc.on("exit", resolve);
+      proc.kill("SIGTERM");
+    });
   }
 });
