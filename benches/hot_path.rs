@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the hot path's pieces. Run: `cargo bench --bench hot_path`.
 //!
 //! - encoding an update event to JSON and MessagePack, each into a ready frame;
-//! - the router's per-update work (sequence, merge, encode, hand to a shard);
+//! - the router's per-update work (sequence, merge, encode, hand to a shard),
+//!   for price updates and for order-book changes at depth 10 and 100;
 //! - a shard appending one ready frame to 1,000 subscribers' outbound queues;
 //! - parsing a client's subscribe command.
 
@@ -10,7 +11,7 @@ use std::hint::black_box;
 use tickcast::internals::{
     encode_price, parse_command as parse, Encoding, FrameBuf, Outbound, Price, RouterBench, Tally,
 };
-use tickcast::{Format, Prices, Update};
+use tickcast::{Format, Prices, Side, Update};
 
 fn prices() -> Prices {
     Prices {
@@ -58,6 +59,25 @@ fn router(c: &mut Criterion) {
     ] {
         let mut r = RouterBench::with_history(&topics, history);
         g.bench_function(name, |b| b.iter(|| r.route(black_box(&batch))));
+    }
+    // Order books of 200 levels a side: each change sets a level among the
+    // top 5 bids and one among the top 5 asks; the router diffs and encodes
+    // the window of the depth subscribed.
+    let books: Vec<String> = topics.iter().map(|t| format!("{t}.book")).collect();
+    let changes: Vec<Update> = (0..256)
+        .map(|i| {
+            let k = (i % 5) as f64 * 0.01;
+            let size = 1.0 + (i % 7) as f64;
+            Update::new(books[i % books.len()].clone())
+                .level(Side::Bid, 100.0 - k, size)
+                .level(Side::Ask, 100.01 + k, size)
+                .timestamp_ns(1_795_315_911_425_217_275)
+        })
+        .collect();
+    for depth in [10, 100] {
+        let mut r = RouterBench::with_books(&books, depth, 200);
+        let name = format!("route_batch_of_256_book_changes_depth_{depth}");
+        g.bench_function(name, |b| b.iter(|| r.route(black_box(&changes))));
     }
     g.finish();
 }

@@ -10,7 +10,7 @@
 //! schedule never waits for the subscribers. About 110 bytes on the wire.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tickcast::{Config, Server, Update};
+use tickcast::{Config, Server, Side, Update};
 
 fn main() {
     let mut listen = "127.0.0.1:9000".to_string();
@@ -18,6 +18,9 @@ fn main() {
     let mut topics: usize = 100;
     let mut shards: usize = 1;
     let mut start_after: usize = 0;
+    // `--books L`: the topics are order books (`B.0000.book`) of L levels a
+    // side, and each publish changes two levels near the top of one.
+    let mut books: usize = 0;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let val = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -27,6 +30,7 @@ fn main() {
             "--topics" => topics = val.parse().unwrap(),
             "--shards" => shards = val.parse().unwrap(),
             "--start-after" => start_after = val.parse().unwrap(),
+            "--books" => books = val.parse().unwrap(),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -42,7 +46,19 @@ fn main() {
     let server = Server::start(cfg).expect("start");
     println!("listening on {}", server.local_addr());
     let publisher = server.publisher();
-    let names: Vec<String> = (0..topics).map(|i| format!("B.{i:04}")).collect();
+    let suffix = if books > 0 { ".book" } else { "" };
+    let names: Vec<String> = (0..topics).map(|i| format!("B.{i:04}{suffix}")).collect();
+    for name in names.iter().filter(|_| books > 0) {
+        let mut full = Update::new(name.as_str()).replace_book();
+        for l in 0..books {
+            full = full.level(Side::Bid, 100.0 - l as f64 * 0.01, 5.0).level(
+                Side::Ask,
+                100.01 + l as f64 * 0.01,
+                5.0,
+            );
+        }
+        publisher.publish(full).expect("book");
+    }
     if rate <= 0.0 {
         // Idle mode, for memory per connection.
         loop {
@@ -70,12 +86,23 @@ fn main() {
             let topic = &names[(sent as usize) % topics];
             seq += 1;
             let px = 100.0 + (seq % 1000) as f64 * 0.01;
-            let u = Update::new(topic.as_str())
-                .bid(px)
-                .ask(px + 0.01)
-                .bid_size(5.0)
-                .ask_size(7.0)
-                .timestamp_ns(scheduled);
+            let u = if books > 0 {
+                // A size change at one of the top 5 bids and one of the top
+                // 5 asks: inside every subscriber's window.
+                let k = (seq % 5) as f64 * 0.01;
+                let size = 1.0 + (seq % 7) as f64;
+                Update::new(topic.as_str())
+                    .level(Side::Bid, 100.0 - k, size)
+                    .level(Side::Ask, 100.01 + k, size)
+                    .timestamp_ns(scheduled)
+            } else {
+                Update::new(topic.as_str())
+                    .bid(px)
+                    .ask(px + 0.01)
+                    .bid_size(5.0)
+                    .ask_size(7.0)
+                    .timestamp_ns(scheduled)
+            };
             if publisher.publish(u).is_err() {
                 return;
             }

@@ -13,7 +13,9 @@
 //! loadgen --addr 127.0.0.1:9000 --conns 1000 --topics 100 --per-conn 10 \
 //!         --warmup 2 --duration 5 [--sources 4] [--hold] [--max-rate 10]
 //! ```
-//! `--max-rate R` adds `"max_rate": R` to every subscribe (tickcast only).
+//! `--max-rate R` adds `"max_rate": R` to every subscribe (tickcast only);
+//! `--suffix .book --depth D` subscribes to order-book topics at depth D and
+//! counts `book_update` events instead (tickcast only).
 //! Prints one JSON line. `--hold` only connects, subscribes, prints `READY`,
 //! and stays idle for `--duration` seconds (for memory per idle connection).
 
@@ -36,6 +38,8 @@ struct Args {
     sources: u8,
     hold: bool,
     max_rate: Option<f64>,
+    suffix: String,
+    depth: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -50,6 +54,8 @@ fn parse_args() -> Args {
         sources: 4,
         hold: false,
         max_rate: None,
+        suffix: String::new(),
+        depth: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +71,8 @@ fn parse_args() -> Args {
             "--sources" => a.sources = val().parse().unwrap(),
             "--hold" => a.hold = true,
             "--max-rate" => a.max_rate = Some(val().parse().expect("--max-rate events/s")),
+            "--suffix" => a.suffix = val(),
+            "--depth" => a.depth = Some(val().parse().expect("--depth levels")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -156,7 +164,9 @@ fn parse_frames(
             return pos;
         }
         let payload = &b[hdr..hdr + len];
-        if payload.starts_with(b"{\"event\":\"update\"") {
+        if payload.starts_with(b"{\"event\":\"update\"")
+            || payload.starts_with(b"{\"event\":\"book_update\"")
+        {
             tally.updates += 1;
             tally.bytes += (hdr + len) as u64;
             if measuring {
@@ -204,11 +214,17 @@ fn main() {
             .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
             .unwrap();
         let topics: Vec<String> = (0..a.per_conn)
-            .map(|k| format!("\"{}{:04}\"", a.prefix, (i * a.per_conn + k) % a.topics))
+            .map(|k| {
+                let n = (i * a.per_conn + k) % a.topics;
+                format!("\"{}{n:04}{}\"", a.prefix, a.suffix)
+            })
             .collect();
-        let rate = a
+        let mut rate = a
             .max_rate
             .map_or(String::new(), |r| format!(",\"max_rate\":{r}"));
+        if let Some(d) = a.depth {
+            rate.push_str(&format!(",\"depth\":{d}"));
+        }
         let cmd = format!(
             "{{\"op\":\"subscribe\",\"id\":1,\"topics\":[{}]{rate}}}",
             topics.join(",")

@@ -60,6 +60,29 @@ impl RouterBench {
         }
     }
 
+    /// The same for order-book topics, subscribed at `depth`, each filled
+    /// with `levels` levels a side around 100.
+    pub fn with_books(topics: &[String], depth: usize, levels: usize) -> Self {
+        let mut bench = Self::with_history(topics, 0);
+        let class = crate::engine::book::class_of(depth).expect("one of book::DEPTHS");
+        bench.work.table().want_book_class(class);
+        let full: Vec<crate::engine::update::Update> = topics
+            .iter()
+            .map(|t| {
+                let mut u = crate::engine::update::Update::new(t.as_str()).replace_book();
+                for l in 0..levels {
+                    let away = l as f64 * 0.01;
+                    u = u
+                        .level(crate::engine::book::Side::Bid, 100.0 - away, 5.0)
+                        .level(crate::engine::book::Side::Ask, 100.01 + away, 5.0);
+                }
+                u
+            })
+            .collect();
+        bench.route(&full);
+        bench
+    }
+
     /// Routes one batch (sequence, merge, encode once, hand to the shard, wake it).
     pub fn route(&mut self, updates: &[crate::engine::update::Update]) {
         let now = Instant::now();

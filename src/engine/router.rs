@@ -189,6 +189,11 @@ impl RouterWork {
         }
     }
 
+    /// The topic table (for the benchmarks' setup).
+    pub(crate) fn table(&self) -> &TopicTable {
+        &self.table
+    }
+
     /// How long the router may wait for publishers before it must sweep.
     fn sweep_period(&self) -> Duration {
         if self.sweeping {

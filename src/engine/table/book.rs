@@ -4,7 +4,9 @@
 //! shard that joins copies the top levels as the snapshot.
 
 use super::{Applied, TopicSlot, TopicTable};
-use crate::engine::book::{checksum, Book, BookError, Ladder, Levels, Side, DEPTHS};
+use crate::engine::book::{
+    checksum, Book, BookError, Ladder, Levels, Side, CHECKSUM_LEVELS, DEPTHS,
+};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -76,7 +78,11 @@ impl TopicSlot {
             bids: book.top(Side::Bid, deepest),
             asks: book.top(Side::Ask, deepest),
         };
-        let checksum = book.checksum();
+        // The window already holds the top levels when it is deep enough.
+        let checksum = match deepest >= CHECKSUM_LEVELS {
+            true => after.checksum(),
+            false => book.checksum(),
+        };
         st.value.seq += 1;
         st.value.ts = ts;
         st.changed_at = at;

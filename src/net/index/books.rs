@@ -25,6 +25,7 @@ impl ShardIndex {
             for m in lt.members.iter_mut().filter(|m| m.key() == key) {
                 m.skip_through = seq;
                 m.generation = generation;
+                m.class = super::UNRESOLVED;
             }
         }
     }

@@ -17,7 +17,14 @@ pub(crate) struct Member {
     /// new numbering, and the old one's events are not for it.
     pub generation: u16,
     pub fmt: Format,
+    /// Of a book topic: the depth class the connection receives it at,
+    /// looked up at its first book update (`UNRESOLVED` until then, and
+    /// again after its depth changes), so deliveries do not look it up.
+    pub class: u8,
 }
+
+/// `Member::class` not looked up yet.
+pub(crate) const UNRESOLVED: u8 = u8::MAX;
 
 impl Member {
     pub(super) fn new(key: usize, fmt: Format, skip_through: u64, generation: u16) -> Member {
@@ -26,6 +33,7 @@ impl Member {
             key: key as u32,
             generation,
             fmt,
+            class: UNRESOLVED,
         }
     }
 
@@ -60,4 +68,13 @@ const TOKEN_MASK: usize = (1 << TOKEN_BITS) - 1;
 /// ([`ShardIndex::finish_leaves`]). None: a slab key too large to be one.
 pub(crate) fn member_key(token: usize, conn_id: u64) -> Option<usize> {
     (token <= TOKEN_MASK).then_some(token | ((conn_id as usize & 0xff) << TOKEN_BITS))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_member_stays_16_bytes() {
+        // One per subscriber per topic: most of a busy server's index.
+        assert_eq!(std::mem::size_of::<super::Member>(), 16);
+    }
 }

@@ -20,7 +20,7 @@ mod member;
 
 use joins::receives;
 pub(crate) use leaves::Gate;
-pub(crate) use member::{member_key, token_of, Member};
+pub(crate) use member::{member_key, token_of, Member, UNRESOLVED};
 
 use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;

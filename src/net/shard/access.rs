@@ -154,12 +154,15 @@ impl Shard {
         }
         let exp = access.and_then(|a| a.grant.exp);
         let names: Vec<String> = dropped.iter().map(Selector::text).collect();
+        let before = self.book_depths(token, &dropped);
         self.withdraw(token, &dropped);
         if let Some(conn) = self.conns.get_mut(token) {
             let f =
                 event::encode_authenticated(&mut self.fb, conn.format, id.as_ref(), exp, &names);
             conn.out.push(f);
         }
+        // A book still received through another subscription, at another depth.
+        self.restate_books(token, before);
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
 use crate::net::backlog::{Offer, Pressure, Rules};
 use crate::net::conn::Verdict;
-use crate::net::index::{later, token_of};
+use crate::net::index::{later, token_of, UNRESOLVED};
 use crate::net::merged::Encoding;
 use crate::net::outbound::{Flushed, Tally};
 use crate::wire::Format;
@@ -84,9 +84,14 @@ impl Shard {
                 continue;
             };
             // A book update has a frame per depth class: the one this
-            // connection receives the topic at.
+            // connection receives the topic at (looked up once per member).
             let class = match &enc.book {
-                Some(_) => conn.subs.depth_class_for(&enc.topic),
+                Some(_) => {
+                    if m.class == UNRESOLVED {
+                        m.class = conn.subs.depth_class_for(&enc.topic) as u8;
+                    }
+                    m.class as usize
+                }
                 None => 0,
             };
             let Some(frame) = enc.frame(m.fmt, class) else {
