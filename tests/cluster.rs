@@ -575,3 +575,61 @@ fn a_trade_topic_subscribed_on_another_node_lists_its_last_trades_from_redis() {
         .collect();
     assert_eq!(seqs, (11..=40).collect::<Vec<u64>>());
 }
+
+#[test]
+fn extra_fields_cross_nodes_by_name_and_a_node_that_loads_a_topic_has_them() {
+    let redis = RedisServer::start();
+    let cfg = || {
+        common::config()
+            .redis(redis.url())
+            .extra_fields(["open_interest", "iv"])
+    };
+    let (a, b) = (Server::start(cfg()).unwrap(), Server::start(cfg()).unwrap());
+    for n in [&a, &b] {
+        wait_until("the node's link to Redis is up", || {
+            n.metrics_text().contains("tickcast_cluster_up 1")
+        });
+    }
+    let mut on_b = Client::connect(b.local_addr());
+    on_b.subscribe(&["OPT.1"]);
+    let iv = a.field("iv").unwrap();
+    let oi = a.field("open_interest").unwrap();
+    let p = a.publisher();
+    p.publish(Update::new("OPT.1").last(5.0).field(iv, 0.42))
+        .unwrap();
+    p.publish(Update::new("OPT.1").field(oi, 900.0)).unwrap();
+    let first = next_update(&mut on_b);
+    assert_eq!(
+        (first["last"].as_f64(), first["iv"].as_f64()),
+        (Some(5.0), Some(0.42)),
+        "{first}"
+    );
+    assert_eq!(next_update(&mut on_b)["open_interest"], 900.0);
+    // Node C never followed it: its snapshot is loaded from Redis's value.
+    let c_node = Server::start(cfg()).unwrap();
+    wait_until("node C's link to Redis is up", || {
+        c_node.metrics_text().contains("tickcast_cluster_up 1")
+    });
+    let mut on_c = Client::connect(c_node.local_addr());
+    on_c.subscribe(&["OPT.1"]);
+    let snap = next_update(&mut on_c);
+    assert_eq!(snap["event"], "snapshot", "{snap}");
+    assert_eq!(
+        (
+            snap["last"].as_f64(),
+            snap["iv"].as_f64(),
+            snap["open_interest"].as_f64()
+        ),
+        (Some(5.0), Some(0.42), Some(900.0)),
+        "{snap}"
+    );
+    // Book changes are refused in cluster mode, with a clear reason.
+    let refused = p.publish(Update::new("OPT.1.book").level(tickcast::Side::Bid, 1.0, 1.0));
+    assert!(
+        matches!(
+            refused,
+            Err(tickcast::Error::InvalidBook(tickcast::BookError::InCluster))
+        ),
+        "{refused:?}"
+    );
+}

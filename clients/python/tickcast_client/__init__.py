@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 FIELDS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume")
+_NOT_FIELDS = frozenset(("seq", "ts", "conflated", "id"))
 
 
 class TickcastError(Exception):
@@ -297,7 +298,11 @@ class Client:
             return True
         kind = ev.get("event")
         topic = ev.get("topic")
-        fields = {f: ev[f] for f in FIELDS if f in ev}
+        # Every number but seq, ts and conflated is a field: the seven price
+        # fields and the server's extra fields ([fields] extra), by name.
+        fields = {k: v for k, v in ev.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and k not in _NOT_FIELDS}
         if kind == "snapshot":
             self.values[topic] = dict(fields)
             self.topics[topic] = TopicState(ev["seq"], ev.get("epoch"), bool(ev.get("stale")))
