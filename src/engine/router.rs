@@ -150,6 +150,9 @@ pub(crate) struct RouterWork {
     metrics: Arc<Metrics>,
     /// Cluster mode: topics whose value must be loaded from the store.
     loads: Option<crossbeam_channel::Sender<Arc<str>>>,
+    /// When a refused book change was last logged (at most one line a
+    /// second: a feed that crosses its book must not flood the log).
+    book_logged: Option<Instant>,
 }
 
 mod book;
@@ -186,6 +189,7 @@ impl RouterWork {
             config,
             metrics,
             loads: None,
+            book_logged: None,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::wire::event::PriceKind;
 use crate::wire::Format;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl RouterWork {
     /// Applies and numbers a book change of the topic in slot `id`, or
@@ -37,8 +37,18 @@ impl RouterWork {
         let (applied, mv) = match slot.apply_levels(ts, levels, deepest, at) {
             Ok(done) => done,
             Err(why) => {
-                self.metrics.router.refused_books.fetch_add(1, Relaxed);
-                log::debug!("book change for {} refused: {why}", slot.name);
+                let total = self.metrics.router.refused_books.fetch_add(1, Relaxed) + 1;
+                if self
+                    .book_logged
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+                {
+                    self.book_logged = Some(Instant::now());
+                    log::warn!(
+                        "book change for {} refused: {why} ({total} refused so far, \
+                         tickcast_updates_refused_total{{reason=\"book\"}})",
+                        slot.name
+                    );
+                }
                 return;
             }
         };
