@@ -4,7 +4,7 @@ use crate::book::{read_levels, tickcast_level};
 use crate::error::{result, tickcast_result};
 use crate::handle::{free, into_handle, write_out, Handle};
 use crate::panic::{ffi_panic_boundary, try_not_null, try_ref, try_str};
-use crate::update::{read_batch, read_update, tickcast_update};
+use crate::update::{read_batch, read_update, tickcast_update, write_field};
 use std::ffi::c_char;
 use std::time::Duration;
 use tickcast::{RemoteConfig, RemotePublisher};
@@ -95,14 +95,7 @@ pub extern "C" fn tickcast_remote_field(
         let publisher = try_ref!(publisher);
         let name = try_str!(name);
         let out = try_not_null!(index_out);
-        match publisher.field(name) {
-            Some(f) => {
-                // SAFETY: non-NULL, and the caller provides a writable u32.
-                unsafe { *out = f.index() as u32 };
-                tickcast_result::Ok
-            }
-            None => tickcast_result::InvalidArgument,
-        }
+        write_field(publisher.field(name), out)
     }
 }
 

@@ -5,7 +5,7 @@ use crate::config::tickcast_config;
 use crate::error::{result, tickcast_result};
 use crate::handle::{free, into_handle, write_message, write_out, Handle};
 use crate::panic::{ffi_panic_boundary, try_not_null, try_ref, try_str};
-use crate::update::{read_batch, read_update, tickcast_update};
+use crate::update::{read_batch, read_update, tickcast_update, write_field};
 use std::ffi::{c_char, c_void, CString};
 use std::sync::{Arc, Mutex};
 use tickcast::{Publisher, Server};
@@ -226,14 +226,7 @@ pub extern "C" fn tickcast_server_field(
         let server = try_ref!(server);
         let name = try_str!(name);
         let out = try_not_null!(index_out);
-        match server.server.field(name) {
-            Some(f) => {
-                // SAFETY: non-NULL, and the caller provides a writable u32.
-                unsafe { *out = f.index() as u32 };
-                tickcast_result::Ok
-            }
-            None => tickcast_result::InvalidArgument,
-        }
+        write_field(server.server.field(name), out)
     }
 }
 

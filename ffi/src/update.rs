@@ -121,3 +121,17 @@ fn to_update(topic: &str, u: &tickcast_update) -> Result<Update, tickcast_result
     }
     Ok(out)
 }
+
+/// Writes a field's index to `out` (the `tickcast_*_field` lookups), or
+/// says the name is unknown.
+pub(crate) fn write_field(field: Option<tickcast::Field>, out: *mut u32) -> tickcast_result {
+    match field {
+        Some(f) => {
+            // SAFETY: the caller checked `out` is not NULL, and provides a
+            // writable u32.
+            unsafe { *out = f.index() as u32 };
+            tickcast_result::Ok
+        }
+        None => tickcast_result::InvalidArgument,
+    }
+}

@@ -874,48 +874,22 @@ fn c_example_on_demand_feed_publishes_only_what_is_wanted() {
 /// Runs book.c under the driver protocol: a WebSocket subscriber at depth
 /// 10 gets the book the C program published (its checksum computed here
 /// from the levels), then the change as a book_update.
-fn run_book(mut cmd: Command, what: &str) {
-    let mut child = own_library(&mut cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port: u16 = lines.next().expect("PORT line").unwrap()["PORT ".len()..]
-        .parse()
-        .unwrap();
+fn run_book(cmd: Command, what: &str) {
+    let mut c = Driven::start(cmd, what);
     let pairs = |v: &serde_json::Value| -> Vec<(f64, f64)> {
         let list = v.as_array().unwrap().iter();
         list.map(|l| (l[0].as_f64().unwrap(), l[1].as_f64().unwrap()))
             .collect()
     };
     // Subscribe once the book is numbered (it is listed by `topics`).
-    let mut sub = None;
-    for _ in 0..100 {
-        let (mut probe, _) = tungstenite::client(
-            format!("ws://127.0.0.1:{port}/ws"),
-            TcpStream::connect(("127.0.0.1", port)).unwrap(),
-        )
-        .unwrap();
-        probe
-            .send(Message::text(r#"{"op":"topics","id":9}"#))
-            .unwrap();
-        if let Message::Text(t) = probe.read().unwrap() {
-            if t.contains("C.book") {
-                sub = Some(());
-                break;
-            }
-        }
+    let mut ws = c.subscriber();
+    let listed = (0..100).any(|_| {
+        ws.send(Message::text(r#"{"op":"topics","id":9}"#)).unwrap();
+        let reply = ws.read().unwrap().into_text().unwrap();
         std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(sub.is_some(), "{what}: the book was never published");
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+        reply.contains("C.book")
+    });
+    assert!(listed, "{what}: the book was never published");
     ws.send(Message::text(
         r#"{"op":"subscribe","id":1,"topics":["C.book"],"depth":10}"#,
     ))
@@ -939,7 +913,7 @@ fn run_book(mut cmd: Command, what: &str) {
         tickcast::book_checksum(&bids, &asks) as u64,
         "{what}"
     );
-    writeln!(stdin, "CHANGE").unwrap();
+    c.say("CHANGE");
     let ev = next();
     assert_eq!(ev["event"], "book_update", "{what}: {ev}");
     // 99 goes and 89 enters the window from below; 100.5 is the new best
@@ -954,16 +928,7 @@ fn run_book(mut cmd: Command, what: &str) {
         serde_json::json!([[100.5, 4.0], [110.0, 0.0]]),
         "{what}"
     );
-    writeln!(stdin, "QUIT").unwrap();
-    drop(stdin);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{what}: {rest:?}\n{stderr}");
-    assert!(
-        rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
-        "{what}: {rest:?}"
-    );
+    c.quit(what);
 }
 
 #[test]
@@ -974,23 +939,9 @@ fn c_publishes_an_order_book_plain_and_asan() {
 
 /// Runs extra_fields.c: a subscriber (JSON) gets the fields the C program
 /// set by index, by their names, from both publish paths.
-fn run_extra_fields(mut cmd: Command, what: &str) {
-    let mut child = own_library(&mut cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port: u16 = lines.next().expect("PORT line").unwrap()["PORT ".len()..]
-        .parse()
-        .unwrap();
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).unwrap();
+fn run_extra_fields(cmd: Command, what: &str) {
+    let c = Driven::start(cmd, what);
+    let mut ws = c.subscriber();
     ws.send(Message::text(
         r#"{"op":"subscribe","id":1,"topics":["OPT.*"]}"#,
     ))
@@ -1004,27 +955,22 @@ fn run_extra_fields(mut cmd: Command, what: &str) {
             }
         }
     }
-    let c = &seen["OPT.C"];
+    let opt = &seen["OPT.C"];
     assert_eq!(
-        (c["last"].as_f64(), c["iv"].as_f64(), c["delta"].as_f64()),
+        (
+            opt["last"].as_f64(),
+            opt["iv"].as_f64(),
+            opt["delta"].as_f64()
+        ),
         (Some(12.5), Some(0.31), Some(-0.42)),
-        "{what}: {c}"
+        "{what}: {opt}"
     );
     assert!(
-        c.get("open_interest").is_none(),
+        opt.get("open_interest").is_none(),
         "{what}: unset fields are absent"
     );
     assert_eq!(seen["OPT.R"]["open_interest"], 1500.0, "{what}");
-    writeln!(stdin, "QUIT").unwrap();
-    drop(stdin);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{what}: {rest:?}\n{stderr}");
-    assert!(
-        rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
-        "{what}: {rest:?}"
-    );
+    c.quit(what);
 }
 
 #[test]
@@ -1037,4 +983,66 @@ fn c_publishes_extra_fields_in_process_and_remotely_plain_and_asan() {
         asan(&compile("extra_fields.c", "asan")),
         "extra_fields under ASan",
     );
+}
+
+/// A C test program run under the driver protocol: stdin and stdout piped,
+/// its first line `PORT <n>` read.
+struct Driven {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    port: u16,
+}
+
+impl Driven {
+    fn start(mut cmd: Command, what: &str) -> Driven {
+        let mut child = own_library(&mut cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("a PORT line").unwrap();
+        let port = first
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("{what}: {first}"))
+            .parse()
+            .unwrap();
+        Driven {
+            child,
+            stdin,
+            lines,
+            port,
+        }
+    }
+
+    /// A WebSocket subscriber on the program's server.
+    fn subscriber(&self) -> tungstenite::WebSocket<TcpStream> {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let url = format!("ws://127.0.0.1:{}/ws", self.port);
+        tungstenite::client(url, stream).unwrap().0
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+
+    /// Says QUIT; the program must exit 0 with every check passed.
+    fn quit(mut self, what: &str) {
+        self.say("QUIT");
+        drop(self.stdin);
+        let rest: Vec<String> = self.lines.map_while(Result::ok).collect();
+        let out = self.child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {rest:?}\n{stderr}");
+        assert!(
+            rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
+            "{what}: {rest:?}"
+        );
+    }
 }

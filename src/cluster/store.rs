@@ -103,17 +103,10 @@ pub(crate) fn update_cmd(
         .arg(u.timestamp_ns)
         .arg(history_cap)
         .arg(wall_ns);
-    for (name, v) in Prices::NAMES.iter().zip(u.prices.fields()) {
-        if let Some(v) = v {
-            cmd.arg(*name).arg(format!("{v:?}"));
-        }
-    }
     // Extra fields by name too (a name never clashes with a price field's
     // or the value's own keys: `validate`).
-    for (i, v) in u.prices.extra.iter() {
-        if let Some(name) = names.get(i) {
-            cmd.arg(&**name).arg(format!("{v:?}"));
-        }
+    for (name, v) in u.prices.named(names) {
+        cmd.arg(name).arg(format!("{v:?}"));
     }
     cmd
 }

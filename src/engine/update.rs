@@ -171,6 +171,22 @@ impl Prices {
         }
     }
 
+    /// Every field set, by name: the price fields (`NAMES` order), then the
+    /// extra fields that `names` (the server's `[fields] extra`) names.
+    /// What every encoder of an update writes, in that order.
+    pub fn named<'a>(
+        &'a self,
+        names: &'a [Box<str>],
+    ) -> impl Iterator<Item = (&'a str, f64)> + Clone + 'a {
+        let base = Prices::NAMES.into_iter().zip(self.fields());
+        let base = base.filter_map(|(n, v)| Some((n, v?)));
+        let extra = self
+            .extra
+            .iter()
+            .filter_map(move |(i, v)| Some((names.get(i)?.as_ref(), v)));
+        base.chain(extra)
+    }
+
     /// True when no field is set.
     pub fn is_empty(&self) -> bool {
         *self == Prices::default()

@@ -15,17 +15,7 @@
 #include <string.h>
 
 #include "tickcast.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAILED: %s\n", what);
-    }
-}
+#include "check.h"
 
 int main(void) {
     tickcast_config *cfg = tickcast_config_new();
@@ -92,6 +82,5 @@ int main(void) {
         }
     }
     tickcast_server_free(server);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return report();
 }

@@ -16,17 +16,7 @@
 #include <string.h>
 
 #include "tickcast.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAILED: %s\n", what);
-    }
-}
+#include "check.h"
 
 struct feed {
     tickcast_server *server;
@@ -88,6 +78,5 @@ int main(void) {
     check(feed.events >= 4, "the driver's four events were seen");
     pthread_mutex_unlock(&feed.lock);
     check(feed.bad_user_data == 0, "user_data passed back untouched");
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return report();
 }

@@ -13,17 +13,7 @@
 #include <string.h>
 
 #include "tickcast.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAILED: %s\n", what);
-    }
-}
+#include "check.h"
 
 static tickcast_update bid(double v) {
     tickcast_update u;
@@ -125,6 +115,5 @@ int main(int argc, char **argv) {
         tickcast_remote_publisher_free(stat);
     }
     tickcast_server_free(server);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return report();
 }

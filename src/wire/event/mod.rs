@@ -68,12 +68,10 @@ impl Serialize for PriceEvent<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let p = self.price;
-        let fields = p.prices.fields();
-        let extras = p.prices.extra.iter().filter(|(i, _)| *i < self.names.len());
+        let fields = p.prices.named(self.names);
         let conflated = (p.conflated > 1).then_some(p.conflated);
         let count = 4
-            + fields.iter().flatten().count()
-            + extras.clone().count()
+            + fields.clone().count()
             + usize::from(p.epoch.is_some())
             + usize::from(p.stale)
             + usize::from(conflated.is_some())
@@ -87,13 +85,8 @@ impl Serialize for PriceEvent<'_> {
         m.serialize_entry("topic", p.topic)?;
         m.serialize_entry("seq", &p.seq)?;
         m.serialize_entry("ts", &p.ts)?;
-        for (name, v) in Prices::NAMES.iter().zip(fields) {
-            if let Some(v) = v {
-                m.serialize_entry(name, &v)?;
-            }
-        }
-        for (i, v) in extras {
-            m.serialize_entry(&*self.names[i], &v)?;
+        for (name, v) in fields {
+            m.serialize_entry(name, &v)?;
         }
         if let Some(e) = p.epoch {
             m.serialize_entry("epoch", e)?;
@@ -137,20 +130,13 @@ struct TradeEvent<'a>(Price<'a>, &'a [Box<str>]);
 impl Serialize for TradeEvent<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (p, names) = (&self.0, self.1);
-        let fields = p.prices.fields();
-        let extras = p.prices.extra.iter().filter(|(i, _)| *i < names.len());
-        let count = 2 + fields.iter().flatten().count() + extras.clone().count();
-        let mut map = s.serialize_map(Some(count))?;
+        let p = &self.0;
+        let fields = p.prices.named(self.1);
+        let mut map = s.serialize_map(Some(2 + fields.clone().count()))?;
         map.serialize_entry("seq", &p.seq)?;
         map.serialize_entry("ts", &p.ts)?;
-        for (name, v) in Prices::NAMES.iter().zip(fields) {
-            if let Some(v) = v {
-                map.serialize_entry(name, &v)?;
-            }
-        }
-        for (i, v) in extras {
-            map.serialize_entry(&*names[i], &v)?;
+        for (name, v) in fields {
+            map.serialize_entry(name, &v)?;
         }
         map.end()
     }

@@ -3,7 +3,7 @@
 
 use super::Item;
 use crate::engine::book::Side;
-use crate::engine::update::{Prices, Update};
+use crate::engine::update::Update;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// One entry of a frame, with the names of the server's extra fields.
@@ -27,10 +27,9 @@ impl Serialize for Out<'_> {
 }
 
 fn update<S: Serializer>(u: &Update, names: &[Box<str>], s: S) -> Result<S::Ok, S::Error> {
-    let fields = u.prices.fields();
-    // An extra field the server has no name for cannot be sent (the
-    // remote publisher refuses it at the call: `RemotePublisher::field`).
-    let extras = u.prices.extra.iter().filter(|(i, _)| *i < names.len());
+    // An extra field the server has no name for cannot be sent (a remote
+    // publisher's fields come from the server's names: `RemotePublisher::field`).
+    let fields = u.prices.named(names);
     let side = |side: Side| -> Option<Vec<(f64, f64)>> {
         let levels = u.levels.as_ref()?.levels.iter().filter(|l| l.side == side);
         Some(levels.map(|l| (l.price, l.size)).collect::<Vec<_>>()).filter(|v| !v.is_empty())
@@ -39,8 +38,7 @@ fn update<S: Serializer>(u: &Update, names: &[Box<str>], s: S) -> Result<S::Ok, 
     let replace = u.levels.as_ref().is_some_and(|l| l.replace);
     let count = 1
         + usize::from(u.timestamp_ns != 0)
-        + fields.iter().flatten().count()
-        + extras.clone().count()
+        + fields.clone().count()
         + usize::from(bids.is_some())
         + usize::from(asks.is_some())
         + usize::from(replace);
@@ -49,13 +47,8 @@ fn update<S: Serializer>(u: &Update, names: &[Box<str>], s: S) -> Result<S::Ok, 
     if u.timestamp_ns != 0 {
         m.serialize_entry("ts", &u.timestamp_ns)?;
     }
-    for (name, v) in Prices::NAMES.iter().zip(fields) {
-        if let Some(v) = v {
-            m.serialize_entry(name, &v)?;
-        }
-    }
-    for (i, v) in extras {
-        m.serialize_entry(&*names[i], &v)?;
+    for (name, v) in fields {
+        m.serialize_entry(name, &v)?;
     }
     if let Some(b) = &bids {
         m.serialize_entry("bids", b)?;
