@@ -3,6 +3,7 @@
 //! shard's index.
 
 use crate::engine::selector::Selector;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +18,54 @@ pub(crate) struct Subscriptions {
     prefixes: Vec<Arc<str>>,
     /// The `max_rate` each subscription asked for, when any did; boxed so
     /// connections without one pay 8 bytes.
-    #[allow(clippy::box_collection)]
-    rates: Option<Box<Vec<(Selector, f64)>>>,
+    rates: Option<Box<PerSelector<f64>>>,
     /// The book depth class (`book::DEPTHS`) of each subscription that
     /// asked for other than the default, likewise boxed.
-    #[allow(clippy::box_collection)]
-    depths: Option<Box<Vec<(Selector, u8)>>>,
+    depths: Option<Box<PerSelector<u8>>>,
+}
+
+/// A value per subscription, looked up by name in O(1): a command setting
+/// it for a thousand topics costs a thousand steps, not a million.
+#[derive(Default)]
+struct PerSelector<T> {
+    exact: HashMap<Arc<str>, T>,
+    prefix: HashMap<Arc<str>, T>,
+}
+
+impl<T: Copy + Default> PerSelector<T> {
+    fn side(&mut self, sel: &Selector) -> (&mut HashMap<Arc<str>, T>, Arc<str>) {
+        match sel {
+            Selector::Exact(t) => (&mut self.exact, t.clone()),
+            Selector::Prefix(p) => (&mut self.prefix, p.clone()),
+        }
+    }
+
+    fn get(&self, sel: &Selector) -> Option<T> {
+        match sel {
+            Selector::Exact(t) => self.exact.get(&**t).copied(),
+            Selector::Prefix(p) => self.prefix.get(&**p).copied(),
+        }
+    }
+
+    /// Sets (Some) or clears (None) the value of `sel`, in an optional
+    /// boxed map that exists only while it holds something.
+    fn set(this: &mut Option<Box<Self>>, sel: &Selector, value: Option<T>) {
+        match value {
+            Some(v) => {
+                let (map, key) = this.get_or_insert_with(Default::default).side(sel);
+                map.insert(key, v);
+            }
+            None => {
+                if let Some(m) = this.as_mut() {
+                    let (map, key) = m.side(sel);
+                    map.remove(&*key);
+                    if m.exact.is_empty() && m.prefix.is_empty() {
+                        *this = None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Subscriptions {
@@ -72,53 +115,33 @@ impl Subscriptions {
 
     /// Records the `max_rate` a subscription asked for (None: no rate of its own).
     pub fn set_rate(&mut self, sel: &Selector, rate: Option<f64>) {
-        let rates = self.rates.get_or_insert_with(Default::default);
-        rates.retain(|(s, _)| s != sel);
-        if let Some(r) = rate {
-            rates.push((sel.clone(), r));
-        }
-        if rates.is_empty() {
-            self.rates = None;
-        }
+        PerSelector::set(&mut self.rates, sel, rate);
     }
 
     /// Records the book depth class a subscription asked for (0: the default).
     pub fn set_depth(&mut self, sel: &Selector, class: usize) {
-        let depths = self.depths.get_or_insert_with(Default::default);
-        depths.retain(|(s, _)| s != sel);
-        if class > 0 {
-            depths.push((sel.clone(), class as u8));
-        }
-        if depths.is_empty() {
-            self.depths = None;
-        }
+        PerSelector::set(&mut self.depths, sel, (class > 0).then_some(class as u8));
     }
 
     /// The depth class a book topic is sent at: its exact subscription's,
     /// else its longest covering pattern's (0 when none asked for another).
     ///
-    /// Hot path for book updates: no allocation; a binary search and a pass
-    /// over the patterns, only for connections that asked for a depth.
+    /// No allocation; a binary search, a pass over the patterns and a
+    /// lookup, only for connections that asked for a depth (the shard keeps
+    /// the result in the index member, so it runs once per member).
     pub fn depth_class_for(&self, topic: &str) -> usize {
         let Some(depths) = &self.depths else {
             return 0;
         };
-        let find = |exact: bool, name: &str| {
-            let hit = depths.iter().find(|(s, _)| match s {
-                Selector::Exact(t) => exact && &**t == name,
-                Selector::Prefix(p) => !exact && &**p == name,
-            });
-            hit.map_or(0, |(_, c)| *c as usize)
-        };
         if self.exact.contains(topic) {
-            return find(true, topic);
+            return depths.exact.get(topic).map_or(0, |c| *c as usize);
         }
         let longest = self
             .prefixes
             .iter()
             .filter(|p| topic.starts_with(&***p))
             .max_by_key(|p| p.len());
-        longest.map_or(0, |p| find(false, p))
+        longest.map_or(0, |p| depths.prefix.get(&**p).map_or(0, |c| *c as usize))
     }
 
     /// Did any subscription ask for a rate?
@@ -132,10 +155,7 @@ impl Subscriptions {
     /// ask). None: not capped.
     pub fn interval_for(&self, topic: &str, server_max: Option<f64>) -> Option<Duration> {
         let asked = |sel: &Selector| {
-            let own = self
-                .rates
-                .as_ref()
-                .and_then(|r| r.iter().find(|(s, _)| s == sel).map(|(_, r)| *r));
+            let own = self.rates.as_ref().and_then(|r| r.get(sel));
             match (own, server_max) {
                 (Some(r), Some(m)) => Some(r.min(m)),
                 (r, m) => r.or(m),
@@ -261,5 +281,29 @@ mod tests {
         assert_eq!(subs.interval_for("FX.USDJPY", Some(10.0)), ms(100));
         subs.set_rate(&exact, None);
         assert!(!subs.has_rates());
+    }
+
+    #[test]
+    fn a_book_is_sent_at_its_exact_subscriptions_depth_else_the_longest_patterns() {
+        let mut subs = Subscriptions::default();
+        subs.add_prefix("".into());
+        subs.add_prefix("BTC".into());
+        subs.exact.insert("BTC-USD.book".into());
+        let exact = Selector::Exact("BTC-USD.book".into());
+        let btc = Selector::Prefix("BTC".into());
+        assert_eq!(subs.depth_class_for("BTC-USD.book"), 0, "none asked");
+        subs.set_depth(&btc, 2);
+        assert_eq!(subs.depth_class_for("BTC-EUR.book"), 2, "longest pattern");
+        assert_eq!(subs.depth_class_for("ETH-USD.book"), 0, "only * covers it");
+        assert_eq!(
+            subs.depth_class_for("BTC-USD.book"),
+            0,
+            "the exact one's default"
+        );
+        subs.set_depth(&exact, 1);
+        assert_eq!(subs.depth_class_for("BTC-USD.book"), 1);
+        subs.set_depth(&exact, 0);
+        subs.set_depth(&btc, 0);
+        assert!(subs.depths.is_none(), "nothing kept once all are default");
     }
 }
