@@ -8,8 +8,7 @@ use std::sync::Arc;
 impl ShardIndex {
     /// The book topics under `prefix` that connection `key` is a member of.
     pub fn books_under(&self, prefix: &str, key: usize) -> Vec<Arc<str>> {
-        names_under(&self.names, prefix)
-            .filter(|n| crate::engine::book::is_book(n))
+        names_under(&self.book_names, prefix)
             .filter(|n| {
                 let lt = self.topics.get(*n);
                 lt.is_some_and(|lt| lt.members.iter().any(|m| m.key() == key))

@@ -88,6 +88,9 @@ pub(crate) struct ShardIndex {
     /// The names of `topics`, ordered, so the topics under a pattern are a
     /// range scan, not a pass over every topic of the shard.
     names: BTreeSet<Arc<str>>,
+    /// The book topics among `names`, so a depth change under a pattern
+    /// looks at books only, not every topic under it.
+    book_names: BTreeSet<Arc<str>>,
     prefixes: HashMap<Arc<str>, LocalPrefix>,
     /// Members of all topics together (for the memory estimate in `/metrics`).
     memberships: usize,
@@ -123,6 +126,7 @@ impl ShardIndex {
             leaves: Default::default(),
             topics: HashMap::new(),
             names: BTreeSet::new(),
+            book_names: BTreeSet::new(),
             prefixes: HashMap::new(),
             memberships: 0,
             interest: None,
@@ -420,6 +424,9 @@ impl ShardIndex {
             };
             self.topics.insert(topic.clone(), lt);
             self.names.insert(topic.clone());
+            if crate::engine::book::is_book(topic) {
+                self.book_names.insert(topic.clone());
+            }
             self.attach_prefix_members(topic);
         }
         self.topics.get_mut(topic).expect("inserted above")
@@ -471,6 +478,7 @@ impl ShardIndex {
         if lt.members.is_empty() {
             self.topics.remove(topic);
             self.names.remove(topic);
+            self.book_names.remove(topic);
         }
     }
 }
