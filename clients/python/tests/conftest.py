@@ -22,13 +22,14 @@ def _binary(env: str, name: str) -> str:
 
 
 class Daemon:
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, args=()):
         cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         cfg.write(f'[auth]\npublisher_tokens = ["{TOKEN}"]\n[limits]\nhistory_len = 64\n')
         cfg.close()
         self.cfg = cfg.name
         self.proc = subprocess.Popen(
-            [_binary("TICKCASTD", "tickcastd"), "--listen", f"127.0.0.1:{port}", "--config", cfg.name],
+            [_binary("TICKCASTD", "tickcastd"), "--listen", f"127.0.0.1:{port}", "--config", cfg.name,
+             *args],
             stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
         self.port = None

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Daemon, ROOT
-from tickcast_client import (Client, Cleared, Disconnected, Gap, Reconnected, Snapshot, Status,
-                             TickcastError, Update)
+from tickcast_client import (Book, BookUpdate, Client, Cleared, Disconnected, Gap, Reconnected,
+                             Snapshot, Status, TickcastError, Update, book_checksum)
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -198,3 +198,37 @@ def test_live_view_command(daemon):
     table = subprocess.run([sys.executable, "-m", "tickcast_client", daemon.ws, "PY.*", "--for", "1"],
                            capture_output=True, text=True, timeout=30, env=env)
     assert "PY.V" in table.stdout and "2.0" in table.stdout, table.stdout
+
+
+def test_book_checksum_is_the_documented_crc32():
+    asks = [(64001.0, 0.7), (64002.5, 2.0)]
+    assert book_checksum([(64000.5, 1.2), (64000.0, 3.0)], asks) == 936822193
+    assert book_checksum([(64000.0, 3.0), (63990.0, 4.0)], asks) == 3127965468
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_order_books_at_a_depth_with_every_checksum_verified(fmt):
+    d = Daemon(args=("--demo", "--demo-rate", "400"))
+    try:
+        async def go():
+            async with Client(d.ws, format=fmt) as c:
+                await c.subscribe(["ETH-USD.book"], depth=10)
+                updates = 0
+                book = None
+                while updates < 5:
+                    ev = await c.next_event(timeout=10)
+                    # A checksum that did not match the copy would be a Gap.
+                    assert not isinstance(ev, Gap), ev
+                    if isinstance(ev, BookUpdate):
+                        assert book is not None, "the book comes first"
+                        assert [p for p, _ in ev.bids] == sorted((p for p, _ in ev.bids), reverse=True)
+                        updates += 1
+                    elif isinstance(ev, Book):
+                        book = ev
+                        assert book.depth == 10
+                        assert len(book.bids) == 10 and len(book.asks) == 10, "cut to the depth"
+                        assert book.bids[0][0] < book.asks[0][0]
+                assert c.book("ETH-USD.book").asks == ev.asks
+        run(go())
+    finally:
+        d.stop()

@@ -17,6 +17,8 @@ import asyncio
 import itertools
 import json
 import random
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Dict, List, Optional
 
@@ -25,11 +27,20 @@ from websockets.asyncio.client import connect as _ws_connect
 
 __all__ = [
     "Client", "TickcastError", "Event", "Snapshot", "Update", "Status", "Cleared",
-    "Gap", "Disconnected", "Reconnected", "TopicState", "FIELDS",
+    "Gap", "Disconnected", "Reconnected", "TopicState", "FIELDS", "Book", "BookUpdate",
+    "book_checksum",
 ]
 
 FIELDS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume")
 _NOT_FIELDS = frozenset(("seq", "ts", "conflated", "id"))
+
+
+def book_checksum(bids, asks) -> int:
+    """The checksum of a book's top levels (docs/PROTOCOL.md, "Order books"):
+    CRC-32 over the best 10 asks then the best 10 bids, each level's price and
+    size as little-endian doubles. ``bids``/``asks``: (price, size), best first."""
+    data = b"".join(struct.pack("<dd", p, s) for p, s in list(asks[:10]) + list(bids[:10]))
+    return zlib.crc32(data)
 
 
 class TickcastError(Exception):
@@ -63,6 +74,22 @@ class Update(Event):
     fields: Dict[str, float] = field(default_factory=dict)
     conflated: int = 1
     epoch: Optional[str] = None
+
+
+@dataclass
+class Book(Event):
+    """A book topic's levels (a ``….book`` topic), best first, after a
+    ``book`` snapshot (``conflated`` 1) or a ``book_update``."""
+    seq: int = 0
+    depth: int = 10
+    bids: List[tuple] = field(default_factory=list)
+    asks: List[tuple] = field(default_factory=list)
+    conflated: int = 1
+
+
+@dataclass
+class BookUpdate(Book):
+    """The levels after a ``book_update`` (the event's changes applied)."""
 
 
 @dataclass
@@ -125,7 +152,9 @@ class Client:
         self.command_timeout = command_timeout
         self.values: Dict[str, Dict[str, float]] = {}
         self.topics: Dict[str, TopicState] = {}
-        self._subscriptions: Dict[str, Optional[float]] = {}
+        # Books of ….book topics: topic -> {"bids": {price: size}, "asks": {...}, "depth": n}
+        self.books: Dict[str, Dict[str, Any]] = {}
+        self._subscriptions: Dict[str, Dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._pending: Dict[int, asyncio.Future] = {}
         self._events: asyncio.Queue = asyncio.Queue()
@@ -158,22 +187,35 @@ class Client:
             except (asyncio.CancelledError, Exception):
                 pass
 
-    async def subscribe(self, topics: List[str], *, max_rate: Optional[float] = None) -> Dict[str, Any]:
+    async def subscribe(self, topics: List[str], *, max_rate: Optional[float] = None,
+                        depth: Optional[int] = None) -> Dict[str, Any]:
         """Subscribes (remembered for reconnects); returns the ``subscribed`` reply.
+        ``depth``: levels a side of order-book topics (10, 25, 100, 500 or 1000).
 
         Raises ``TickcastError`` when the server refuses it.
         """
+        # A book is always sent whole (it has no history).
         since = {t: {"seq": s.seq, "epoch": s.epoch} for t, s in self.topics.items()
-                 if s.epoch and s.seq and any(_covers(p, t) for p in topics)}
+                 if s.epoch and s.seq and t not in self.books and any(_covers(p, t) for p in topics)}
         cmd: Dict[str, Any] = {"op": "subscribe", "topics": list(topics)}
         if max_rate is not None:
             cmd["max_rate"] = max_rate
+        if depth is not None:
+            cmd["depth"] = depth
         if since:
             cmd["since"] = since
         reply = await self._command(cmd)
         for t in topics:
-            self._subscriptions[t] = max_rate
+            self._subscriptions[t] = {"max_rate": max_rate, "depth": depth}
         return reply
+
+    def book(self, topic: str) -> Optional[Book]:
+        """A book topic's levels, best first."""
+        b = self.books.get(topic)
+        if b is None:
+            return None
+        bids, asks = _ladders(b)
+        return Book(topic, self.topics.get(topic, TopicState()).seq, b["depth"], bids, asks)
 
     async def unsubscribe(self, topics: List[str]) -> Dict[str, Any]:
         reply = await self._command({"op": "unsubscribe", "topics": list(topics)})
@@ -182,6 +224,10 @@ class Client:
         for t in list(self.values):
             if not any(_covers(p, t) for p in self._subscriptions):
                 self.values.pop(t, None)
+                self.topics.pop(t, None)
+        for t in list(self.books):
+            if not any(_covers(p, t) for p in self._subscriptions):
+                self.books.pop(t, None)
                 self.topics.pop(t, None)
         return reply
 
@@ -277,12 +323,12 @@ class Client:
 
     async def _resubscribe(self) -> None:
         recovered: List[str] = []
-        by_rate: Dict[Optional[float], List[str]] = {}
-        for pattern, rate in self._subscriptions.items():
-            by_rate.setdefault(rate, []).append(pattern)
+        by_options: Dict[tuple, List[str]] = {}
+        for pattern, o in self._subscriptions.items():
+            by_options.setdefault((o["max_rate"], o["depth"]), []).append(pattern)
         try:
-            for rate, patterns in by_rate.items():
-                reply = await self.subscribe(patterns, max_rate=rate)
+            for (rate, depth), patterns in by_options.items():
+                reply = await self.subscribe(patterns, max_rate=rate, depth=depth)
                 recovered += reply.get("recovered", [])
         except (ConnectionError, asyncio.TimeoutError):
             return  # the reader reconnects again
@@ -320,15 +366,46 @@ class Client:
             state.seq = ev["seq"]
             self.values.setdefault(topic, {}).update(fields)
             self._events.put_nowait(Update(topic, ev["seq"], fields, conflated, ev.get("epoch")))
+        elif kind in ("book", "book_update"):
+            state = self.topics.setdefault(topic, TopicState())
+            n = ev.get("conflated", 1)
+            if kind == "book_update" and state.seq and "epoch" not in ev and ev["seq"] != state.seq + n:
+                self._events.put_nowait(Gap(topic, state.seq + n, ev["seq"]))
+                return False
+            b = self.books.get(topic)
+            if kind == "book" or b is None:
+                b = self.books[topic] = {"bids": {}, "asks": {}, "depth": ev["depth"]}
+            for side in ("bids", "asks"):
+                for price, size in ev[side]:
+                    if size == 0:
+                        b[side].pop(price, None)
+                    else:
+                        b[side][price] = size
+            bids, asks = _ladders(b)
+            if book_checksum(bids, asks) != ev["checksum"]:
+                # Our copy is wrong: reconnecting subscribes again, for a fresh book.
+                self._events.put_nowait(Gap(topic, ev["checksum"], "checksum"))
+                return False
+            state.seq = ev["seq"]
+            if "epoch" in ev:
+                state.epoch = ev["epoch"]
+            cls = Book if kind == "book" else BookUpdate
+            self._events.put_nowait(cls(topic, ev["seq"], b["depth"], bids, asks, n))
         elif kind == "status":
             stale = ev.get("state") == "stale"
             self.topics.setdefault(topic, TopicState()).stale = stale
             self._events.put_nowait(Status(topic, stale))
         elif kind == "cleared":
             self.values.pop(topic, None)
+            self.books.pop(topic, None)
             self.topics[topic] = TopicState()
             self._events.put_nowait(Cleared(topic))
         return True
+
+
+def _ladders(b: Dict[str, Any]):
+    """A book's sides as (price, size) lists, best first."""
+    return (sorted(b["bids"].items(), reverse=True), sorted(b["asks"].items()))
 
 
 def _covers(pattern: str, topic: str) -> bool:
