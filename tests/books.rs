@@ -202,19 +202,9 @@ fn subscribers_of_random_depths_end_with_the_servers_top_levels() {
             publish(u, &mut model, &mut seq);
             continue;
         }
-        let mut u = Update::new(topic);
-        for _ in 0..rng.random_range(1..=5) {
-            let (side, price) = if rng.random_bool(0.5) {
-                (Side::Bid, 900.0 + rng.random_range(0..200) as f64 * 0.5)
-            } else {
-                (Side::Ask, 1000.5 + rng.random_range(0..200) as f64 * 0.5)
-            };
-            let size = match rng.random_bool(0.35) {
-                true => 0.0,
-                false => rng.random_range(1..100) as f64 / 4.0,
-            };
-            u = u.level(side, price, size);
-        }
+        // (random_change keeps the model; publish's own setting of the
+        // same levels again changes nothing.)
+        let u = random_change(&mut rng, topic, &mut model);
         publish(u, &mut model, &mut seq);
     }
     numbered(&server, topic, seq);

@@ -741,35 +741,14 @@ fn installed_library_builds_with_pkg_config_and_cmake() {
 /// subscribes to a topic and a pattern, gets the price the C callback
 /// published for the topic, then drops its socket; the program must print
 /// each event, in order, and exit cleanly.
-fn run_interest(mut cmd: Command, what: &str) {
-    let mut child = own_library(&mut cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut line = || lines.next().expect("a line").unwrap();
-    let port: u16 = line()
-        .strip_prefix("PORT ")
-        .expect("PORT n")
-        .parse()
-        .unwrap();
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let (mut ws, _) = tungstenite::client(
-        format!("ws://127.0.0.1:{port}/ws"),
-        stream.try_clone().unwrap(),
-    )
-    .unwrap();
+fn run_interest(cmd: Command, what: &str) {
+    let mut c = Driven::start(cmd, what);
+    let mut ws = c.subscriber();
     ws.send(Message::text(
         r#"{"op":"subscribe","id":1,"topics":["IN.1"]}"#,
     ))
     .unwrap();
-    assert_eq!(line(), "INTEREST IN.1 0 1", "{what}");
+    assert_eq!(c.line(), "INTEREST IN.1 0 1", "{what}");
     // The callback answered with a price: the subscriber gets it.
     let update = loop {
         if let Message::Text(t) = ws.read().unwrap() {
@@ -784,27 +763,14 @@ fn run_interest(mut cmd: Command, what: &str) {
         r#"{"op":"subscribe","id":2,"topics":["IN.*"]}"#,
     ))
     .unwrap();
-    assert_eq!(line(), "INTEREST IN.* 1 1", "{what}");
+    assert_eq!(c.line(), "INTEREST IN.* 1 1", "{what}");
     // Dropped without a close frame.
-    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    ws.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
     drop(ws);
-    let mut gone = vec![line(), line()];
+    let mut gone = vec![c.line(), c.line()];
     gone.sort();
     assert_eq!(gone, ["INTEREST IN.* 1 0", "INTEREST IN.1 0 0"], "{what}");
-    writeln!(stdin, "QUIT").unwrap();
-    drop(stdin);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{what} exited with {}:\n{rest:?}\n{stderr}",
-        out.status
-    );
-    assert!(
-        rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
-        "{what}: {rest:?}"
-    );
+    c.quit(what);
 }
 
 #[test]
@@ -1028,6 +994,11 @@ impl Driven {
         tungstenite::client(url, stream).unwrap().0
     }
 
+    /// The program's next line on stdout.
+    fn line(&mut self) -> String {
+        self.lines.next().expect("a line").unwrap()
+    }
+
     fn say(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").unwrap();
     }
@@ -1039,7 +1010,11 @@ impl Driven {
         let rest: Vec<String> = self.lines.map_while(Result::ok).collect();
         let out = self.child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{what}: {rest:?}\n{stderr}");
+        assert!(
+            out.status.success(),
+            "{what} exited with {}:\n{rest:?}\n{stderr}",
+            out.status
+        );
         assert!(
             rest.iter().any(|l| l.ends_with(" passed, 0 failed")),
             "{what}: {rest:?}"

@@ -111,26 +111,6 @@ pub(crate) fn update_cmd(
     cmd
 }
 
-/// Sets on `prices` the field `name`: a price field, else one of the
-/// server's extra fields. False when it is neither.
-fn set_named(prices: &mut Prices, name: &str, v: f64, names: &[Box<str>]) -> bool {
-    let mut all = prices.fields();
-    if let Some(i) = Prices::NAMES.iter().position(|n| *n == name) {
-        all[i] = Some(v);
-        let extra = prices.extra;
-        *prices = Prices::from_array(all);
-        prices.extra = extra;
-        return true;
-    }
-    match names.iter().position(|n| &**n == name) {
-        Some(i) => {
-            prices.extra.set(i, v);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Reads a topic's value and last entries in one step (so the two agree).
 /// KEYS: value, history. ARGV: how many entries.
 const READ_SCRIPT: &str = r#"
@@ -171,7 +151,7 @@ pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
                 let v: f64 = it.next()?.parse().ok()?;
                 // A field this node does not know (another node's extra
                 // field) makes the message not ours to apply.
-                if !set_named(&mut update.prices, name, v, names) {
+                if !update.prices.set_named(name, v, names) {
                     return None;
                 }
             }
@@ -253,11 +233,12 @@ fn snapshot_of(fields: &[(String, String)], names: &[Box<str>]) -> Option<Snapsh
     let epoch = Epoch::parse(get("epoch")?)?;
     let seq: u64 = get("seq")?.parse().ok()?;
     let ts = get("ts").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let values = Prices::NAMES.map(|n| get(n).and_then(|v| v.parse().ok()));
-    let mut prices = Prices::from_array(values);
-    for (i, name) in names.iter().enumerate() {
-        if let Some(v) = get(name).and_then(|v| v.parse().ok()) {
-            prices.extra.set(i, v);
+    // Every other key of the hash is a field, by name (a key this node
+    // does not know is left out).
+    let mut prices = Prices::default();
+    for (k, v) in fields {
+        if let Ok(v) = v.parse() {
+            prices.set_named(k, v, names);
         }
     }
     Some(Snapshot {

@@ -187,6 +187,28 @@ impl Prices {
         base.chain(extra)
     }
 
+    /// Sets the field called `name`, a price field or one of the extra
+    /// fields `names` lists: the inverse of `named`. False when it is
+    /// neither.
+    pub(crate) fn set_named(&mut self, name: &str, v: f64, names: &[Box<str>]) -> bool {
+        if let Some(i) = Prices::NAMES.iter().position(|n| *n == name) {
+            let mut all = self.fields();
+            all[i] = Some(v);
+            *self = Prices {
+                extra: self.extra,
+                ..Prices::from_array(all)
+            };
+            return true;
+        }
+        match Field::named(name, names) {
+            Some(f) => {
+                self.extra.set(f.index(), v);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// True when no field is set.
     pub fn is_empty(&self) -> bool {
         *self == Prices::default()

@@ -4,7 +4,7 @@
 //! published updates it stands for.
 
 use super::outbound::Outbound;
-use crate::engine::book::{window_diff, Side, DEPTHS};
+use crate::engine::book::DEPTHS;
 use crate::engine::epoch::Epoch;
 use crate::engine::link::{Encoded, Event};
 use crate::engine::table::BookMove;
@@ -111,10 +111,7 @@ impl Merged {
         }
         if let Some(held) = &self.book {
             let depth = DEPTHS[held.class];
-            let (bids_before, asks_before) = held.first.before.cut(depth);
-            let (bids_after, asks_after) = held.last.after.cut(depth);
-            let bids = window_diff(Side::Bid, bids_before, bids_after);
-            let asks = window_diff(Side::Ask, asks_before, asks_after);
+            let (bids, asks) = held.last.after.change_since(&held.first.before, depth);
             let msg = BookMsg {
                 kind: PriceKind::Update,
                 topic,

@@ -3,7 +3,7 @@
 //! that changed inside that class's window (see `engine::book`).
 
 use super::RouterWork;
-use crate::engine::book::{window_diff, Levels, Side, DEPTHS};
+use crate::engine::book::{Levels, DEPTHS};
 use crate::engine::link::{BookEvent, BookFrames, Encoded, Event};
 use crate::engine::table::{BookMove, Heard, TopicSlot};
 use crate::wire::event::book::{encode_book, BookMsg};
@@ -102,10 +102,7 @@ impl RouterWork {
             if classes & (1 << class) == 0 {
                 continue;
             }
-            let (bids_before, asks_before) = mv.before.cut(depth);
-            let (bids_after, asks_after) = mv.after.cut(depth);
-            let bids = window_diff(Side::Bid, bids_before, bids_after);
-            let asks = window_diff(Side::Ask, asks_before, asks_after);
+            let (bids, asks) = mv.after.change_since(&mv.before, depth);
             let msg = BookMsg {
                 kind: PriceKind::Update,
                 topic: &slot.name,

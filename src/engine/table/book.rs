@@ -5,7 +5,7 @@
 
 use super::{Applied, TopicSlot, TopicTable};
 use crate::engine::book::{
-    checksum, Book, BookError, Ladder, Levels, Side, CHECKSUM_LEVELS, DEPTHS,
+    checksum, window_diff, Book, BookError, Ladder, Levels, Side, CHECKSUM_LEVELS, DEPTHS,
 };
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -21,12 +21,17 @@ pub(crate) struct BookView {
 }
 
 impl BookView {
+    /// A snapshot's copy: as deep as the deepest class.
     pub(crate) fn of(book: &Book) -> Box<BookView> {
-        let deepest = DEPTHS[DEPTHS.len() - 1];
-        Box::new(BookView {
-            bids: book.top(Side::Bid, deepest),
-            asks: book.top(Side::Ask, deepest),
-        })
+        Box::new(BookView::top(book, DEPTHS[DEPTHS.len() - 1]))
+    }
+
+    /// The best `depth` levels of each side of `book`.
+    fn top(book: &Book, depth: usize) -> BookView {
+        BookView {
+            bids: book.top(Side::Bid, depth),
+            asks: book.top(Side::Ask, depth),
+        }
     }
 
     /// The levels a subscriber of `depth` holds.
@@ -40,6 +45,17 @@ impl BookView {
     /// The checksum of the top levels.
     pub(crate) fn checksum(&self) -> u32 {
         checksum(&self.bids, &self.asks)
+    }
+
+    /// What a subscriber of `depth` whose window was `before` must apply to
+    /// hold `self`'s window (bids, asks; see `window_diff`).
+    pub(crate) fn change_since(&self, before: &BookView, depth: usize) -> (Ladder, Ladder) {
+        let (bids_before, asks_before) = before.cut(depth);
+        let (bids_after, asks_after) = self.cut(depth);
+        (
+            window_diff(Side::Bid, bids_before, bids_after),
+            window_diff(Side::Ask, asks_before, asks_after),
+        )
     }
 }
 
@@ -69,15 +85,9 @@ impl TopicSlot {
     ) -> Result<(Applied, BookMove), BookError> {
         let mut st = self.state.lock();
         let book = st.book.as_deref_mut().ok_or(BookError::NotABook)?;
-        let before = BookView {
-            bids: book.top(Side::Bid, deepest),
-            asks: book.top(Side::Ask, deepest),
-        };
+        let before = BookView::top(book, deepest);
         book.apply(change)?;
-        let after = BookView {
-            bids: book.top(Side::Bid, deepest),
-            asks: book.top(Side::Ask, deepest),
-        };
+        let after = BookView::top(book, deepest);
         // The window already holds the top levels when it is deep enough.
         let checksum = match deepest >= CHECKSUM_LEVELS {
             true => after.checksum(),

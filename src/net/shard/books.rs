@@ -12,6 +12,7 @@ use crate::wire::event::book::{encode_book, BookMsg};
 use crate::wire::event::PriceKind;
 use crate::wire::frame::FrameBuf;
 use crate::wire::Format;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Book topics a change of these subscriptions may give another depth,
@@ -25,6 +26,8 @@ impl Shard {
         let Some(conn) = self.conns.get(token) else {
             return Vec::new();
         };
+        // Linear in the books named: a set, not a search of `out` per book.
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
         for sel in sels {
             let names = match sel {
@@ -33,7 +36,7 @@ impl Shard {
                 Selector::Prefix(p) => self.index.books_under(p, conn.key),
             };
             for t in names {
-                if conn.subs.covers(&t) && !out.iter().any(|(n, _)| *n == t) {
+                if conn.subs.covers(&t) && seen.insert(t.clone()) {
                     let class = conn.subs.depth_class_for(&t);
                     out.push((t, class));
                 }
@@ -72,11 +75,11 @@ impl Shard {
             return;
         };
         for (topic, old) in before {
-            if !conn.subs.covers(&topic) || conn.subs.depth_class_for(&topic) == old {
+            let class = conn.subs.depth_class_for(&topic);
+            if !conn.subs.covers(&topic) || class == old {
                 continue;
             }
-            self.table
-                .want_book_class(conn.subs.depth_class_for(&topic));
+            self.table.want_book_class(class);
             let Some((_, joined)) = self.table.join_exact(&topic, self.id, conn.format, None)
             else {
                 continue;
