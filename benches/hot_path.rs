@@ -9,7 +9,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use tickcast::internals::{
-    encode_price, parse_command as parse, Encoding, FrameBuf, Outbound, Price, RouterBench, Tally,
+    encode_price, parse_command as parse, FrameBuf, Outbound, Price, RouterBench, Tally,
 };
 use tickcast::{Format, Prices, Side, Update};
 
@@ -114,7 +114,7 @@ fn fanout_append(c: &mut Criterion) {
 fn parse_subscribe(c: &mut Criterion) {
     let cmd = br#"{"op":"subscribe","id":42,"topics":["BTC-USD","ETH-USD","FX.*","AAPL","MSFT"]}"#;
     c.bench_function("parse_subscribe_command", |b| {
-        b.iter(|| parse(black_box(cmd), Encoding::Json).unwrap())
+        b.iter(|| parse(black_box(cmd), Format::Json).unwrap())
     });
 }
 

@@ -1,6 +1,6 @@
 //! What the operator endpoints (`/admin/…`) ask the shards and the topic
-//! table, and what they answer: plain data, so the engine's link can carry
-//! a question without knowing the network side that asks it.
+//! table, and what they answer: plain data, so a shard's mailbox can carry
+//! a question and a reload thread its answer.
 
 use serde::Serialize;
 use std::sync::Arc;
@@ -22,11 +22,8 @@ pub(crate) enum AdminReply {
     Closed(bool),
     Topics(Vec<(Arc<str>, u32)>),
     /// The outcome of `POST /admin/reload` (from the reload thread, not a
-    /// shard): the HTTP status and body to answer with.
-    Reloaded {
-        status: u16,
-        body: String,
-    },
+    /// shard); the shard renders the HTTP answer.
+    Reloaded(crate::error::Result<crate::config::source::Reloaded>),
 }
 
 /// One connection, as `GET /admin/connections` shows it.

@@ -2,6 +2,9 @@
 //! causes ([`ConfigError`], [`TlsError`], [`TopicError`]) that callers (the C
 //! ABI among them) can match on instead of reading messages.
 
+use crate::model::book::BookError;
+pub use crate::model::topic_name::TopicError;
+use crate::model::update::Invalid;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -32,7 +35,7 @@ pub enum Error {
     EmptyUpdate,
     /// An order-book change is malformed or does not fit the topic or the
     /// book (a `.book` topic takes levels only; see `BookError`).
-    InvalidBook(crate::engine::book::BookError),
+    InvalidBook(BookError),
     /// The server holds `max_topics` topics already; an update of a new
     /// topic is refused until one is cleared.
     TooManyTopics {
@@ -63,34 +66,6 @@ pub enum Error {
     Io(io::Error),
     /// An operation did not finish within its timeout (e.g. a remote flush).
     Timeout,
-}
-
-/// Why a topic name or subscription pattern is refused. The text is what a
-/// client or publisher reads in its `error` event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TopicError {
-    /// The name is empty.
-    Empty,
-    /// The name is longer than `max_topic_len`.
-    TooLong {
-        /// Its length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The name holds a character outside `A-Z a-z 0-9 . _ - : /`.
-    BadCharacter {
-        /// The name (cut to 80 characters).
-        topic: String,
-        /// The first character that is not allowed.
-        found: char,
-    },
-    /// A pattern holds `*` somewhere other than at its end.
-    StarNotAtEnd {
-        /// The pattern (cut to 80 characters).
-        pattern: String,
-    },
 }
 
 /// Which configuration rule a value breaks.
@@ -198,24 +173,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl fmt::Display for TopicError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TopicError::Empty => f.write_str("topic is empty"),
-            TopicError::TooLong { len, max } => {
-                write!(f, "topic is {len} bytes, longer than the limit of {max}")
-            }
-            TopicError::BadCharacter { topic, found } => write!(
-                f,
-                "topic {topic:?} has character {found:?}; allowed are A-Z a-z 0-9 . _ - : /"
-            ),
-            TopicError::StarNotAtEnd { pattern } => {
-                write!(f, "pattern {pattern:?} may hold '*' only at its end")
-            }
-        }
-    }
-}
-
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -280,7 +237,6 @@ impl std::error::Error for Error {
     }
 }
 
-impl std::error::Error for TopicError {}
 impl std::error::Error for ConfigError {}
 impl std::error::Error for TlsError {}
 
@@ -305,5 +261,16 @@ impl From<TlsError> for Error {
 impl From<TopicError> for Error {
     fn from(e: TopicError) -> Self {
         Error::InvalidTopic(e)
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        match e {
+            Invalid::Topic(t) => Error::InvalidTopic(t),
+            Invalid::Value(name) => Error::InvalidValue(name),
+            Invalid::Empty => Error::EmptyUpdate,
+            Invalid::Book(b) => Error::InvalidBook(b),
+        }
     }
 }

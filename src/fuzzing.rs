@@ -4,14 +4,15 @@
 //! the invariants the server relies on.
 
 use crate::engine::selector::Selector;
+use crate::model::format::Format;
 use crate::net::http::{self, HttpContext, Route};
-use crate::wire::command::{self, Encoding, Op};
+use crate::wire::command::{self, Op};
 use crate::wire::publish;
 
 /// Client command parsing (JSON and MessagePack), publish-frame decoding, and
 /// topic selector parsing.
 pub fn command_parser(data: &[u8]) {
-    for enc in [Encoding::Json, Encoding::MsgPack] {
+    for enc in [Format::Json, Format::MsgPack] {
         if let Ok(cmd) = command::parse(data, enc) {
             let list = match &cmd.op {
                 Op::Subscribe(sub) => Some(&sub.topics),

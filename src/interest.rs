@@ -8,19 +8,18 @@
 //! then wait for it; nothing else does).
 
 pub use crate::engine::interest::Interest;
-use crate::engine::link::{ShardLink, ShardMsg};
 use crossbeam_channel::{select, Receiver, Sender};
-use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// A callback told of interest changes.
 pub type InterestCallback = Box<dyn Fn(&Interest) + Send + Sync>;
 
-/// What is wanted now: selector → is a pattern. Read by a shard to tell a
-/// `/publish` connection that just opened.
-pub(crate) type Active = Arc<Mutex<BTreeMap<String, bool>>>;
+use crate::engine::interest::Active;
+
+/// Hands one event to every shard (for their `/publish` connections);
+/// `server` builds it from the shards' mailboxes.
+pub(crate) type ToShards = Box<dyn Fn(Arc<Interest>) + Send>;
 
 /// The running dispatcher.
 pub(crate) struct Dispatcher {
@@ -31,7 +30,7 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn start(events: Receiver<Interest>, shards: Vec<ShardLink>) -> std::io::Result<Self> {
+    pub fn start(events: Receiver<Interest>, shards: ToShards) -> std::io::Result<Self> {
         let (register, registrations) = crossbeam_channel::unbounded::<InterestCallback>();
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let active: Active = Arc::default();
@@ -63,7 +62,7 @@ impl Dispatcher {
                         recv(stopped) -> _ => {
                             // The shards are gone: what they counted last.
                             for e in events.try_iter() {
-                                deliver(&e, &mirror, &callbacks, &[]);
+                                deliver(&e, &mirror, &callbacks, &(Box::new(|_| {}) as ToShards));
                             }
                             return;
                         }
@@ -90,7 +89,7 @@ impl Dispatcher {
     }
 }
 
-fn deliver(e: &Interest, mirror: &Active, callbacks: &[InterestCallback], shards: &[ShardLink]) {
+fn deliver(e: &Interest, mirror: &Active, callbacks: &[InterestCallback], shards: &ToShards) {
     {
         let mut m = mirror.lock();
         if e.active {
@@ -102,10 +101,5 @@ fn deliver(e: &Interest, mirror: &Active, callbacks: &[InterestCallback], shards
     for cb in callbacks {
         cb(e);
     }
-    let shared = Arc::new(e.clone());
-    for link in shards {
-        if link.tx.try_send(ShardMsg::Interest(shared.clone())).is_ok() {
-            let _ = link.waker.wake();
-        }
-    }
+    shards(Arc::new(e.clone()));
 }

@@ -4,25 +4,27 @@
 
 use crate::config::Config;
 use crate::engine::ingest::Ingested;
-use crate::engine::link::{ShardLink, ShardMsg};
+use crate::engine::link::Outlet;
 use crate::engine::router::{RouterConfig, RouterWork};
 use crate::engine::table::TopicTable;
 use crate::metrics::Metrics;
-use crate::wire::Format;
+use crate::model::format::Format;
+use crate::net::mailbox::{ShardLink, ShardMsg};
 use crossbeam_channel::{bounded, Receiver};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use crate::model::event::{Price, PriceKind};
 pub use crate::net::outbound::{Outbound, Tally};
-pub use crate::wire::command::{parse as parse_command, Encoding};
-pub use crate::wire::event::{encode_price, Price, PriceKind};
+pub use crate::wire::command::parse as parse_command;
+pub use crate::wire::event::encode_price;
 pub use crate::wire::frame::FrameBuf;
 
 /// The router's real per-batch work outside its thread, with one shard (a
 /// channel nobody serves) that wants every topic in JSON.
 pub struct RouterBench {
     work: RouterWork,
-    links: Vec<ShardLink>,
+    links: Vec<Arc<dyn Outlet>>,
     rx: Receiver<ShardMsg>,
     _poll: mio::Poll,
 }
@@ -53,8 +55,9 @@ impl RouterBench {
                     ..RouterConfig::from(&Config::default())
                 },
                 metrics,
+                Box::new(crate::wire::event::Encoder::default()),
             ),
-            links: vec![ShardLink { tx, waker }],
+            links: vec![Arc::new(ShardLink { tx, waker })],
             rx,
             _poll: poll,
         }
@@ -64,17 +67,17 @@ impl RouterBench {
     /// with `levels` levels a side around 100.
     pub fn with_books(topics: &[String], depth: usize, levels: usize) -> Self {
         let mut bench = Self::with_history(topics, 0);
-        let class = crate::engine::book::class_of(depth).expect("one of book::DEPTHS");
+        let class = crate::model::book::class_of(depth).expect("one of book::DEPTHS");
         bench.work.table().want_book_class(class);
-        let full: Vec<crate::engine::update::Update> = topics
+        let full: Vec<crate::model::update::Update> = topics
             .iter()
             .map(|t| {
-                let mut u = crate::engine::update::Update::new(t.as_str()).replace_book();
+                let mut u = crate::model::update::Update::new(t.as_str()).replace_book();
                 for l in 0..levels {
                     let away = l as f64 * 0.01;
                     u = u
-                        .level(crate::engine::book::Side::Bid, 100.0 - away, 5.0)
-                        .level(crate::engine::book::Side::Ask, 100.01 + away, 5.0);
+                        .level(crate::model::book::Side::Bid, 100.0 - away, 5.0)
+                        .level(crate::model::book::Side::Ask, 100.01 + away, 5.0);
                 }
                 u
             })
@@ -84,7 +87,7 @@ impl RouterBench {
     }
 
     /// Routes one batch (sequence, merge, encode once, hand to the shard, wake it).
-    pub fn route(&mut self, updates: &[crate::engine::update::Update]) {
+    pub fn route(&mut self, updates: &[crate::model::update::Update]) {
         let now = Instant::now();
         let mut batch: Vec<Ingested> = updates
             .iter()

@@ -13,6 +13,7 @@
 //! types, and [`publish`], the network publisher protocol. See
 //! `docs/PROTOCOL.md` for the subscriber protocol.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod access;
 mod admin;
@@ -28,6 +29,7 @@ pub mod interest;
 pub mod internals;
 pub mod logging;
 mod metrics;
+mod model;
 mod net;
 pub mod reload;
 pub mod remote;
@@ -35,13 +37,14 @@ mod server;
 mod wire;
 
 pub use config::Config;
-pub use engine::book::{checksum as book_checksum, BookError, Level, Levels, Side, DEPTHS};
 pub use engine::ingest::Publisher;
 pub use engine::table::Snapshot;
-pub use engine::update::{now_ns, Extra, Field, Prices, Update, MAX_EXTRA};
 pub use error::{ConfigError, Error, Result, TlsError, TopicError};
 pub use interest::Interest;
+pub use model::book::{checksum as book_checksum, BookError, Level, Levels, Side, DEPTHS};
+pub use model::format::Format;
+pub use model::update::{now_ns, Extra, Field, Prices, Update, MAX_EXTRA};
 pub use reload::Reloaded;
 pub use remote::{RemoteConfig, RemotePublisher};
 pub use server::Server;
-pub use wire::{publish, Format};
+pub use wire::publish;

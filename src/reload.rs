@@ -8,28 +8,14 @@
 //! `net::shard::reload`.
 
 use crate::access::jwt::Verifier;
-use crate::config::live::Live;
 use crate::config::Config;
-use crate::engine::link::{ShardLink, ShardMsg};
 use crate::error::{ConfigError, Result};
+use crate::net::live::Live;
+use crate::net::mailbox::{ShardLink, ShardMsg};
 use crate::net::transport::load_server_config;
 use std::sync::Arc;
 
-/// What a reload did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct Reloaded {
-    /// The generation now in force: 0 at start, one more per reload.
-    pub generation: u64,
-    /// Keys whose new values are now in force. Names only: the values may
-    /// be secrets.
-    pub applied: Vec<&'static str>,
-    /// Keys that changed but take effect only at a restart (listeners,
-    /// threads, the topic table); they keep their running values.
-    pub need_restart: Vec<&'static str>,
-}
-
-pub use crate::config::live::ConfigSource;
+pub use crate::config::source::{ConfigSource, Reloaded};
 
 /// Keys a running server cannot change: they shape its listeners, its
 /// threads, the router's tables and deadline queues that need one fixed
@@ -183,38 +169,6 @@ pub(crate) fn from_source(shared: &crate::net::Shared) -> Result<Reloaded> {
         log::warn!("reload refused, the running configuration is kept: {e}");
     })?;
     apply(&shared.live, &shared.shards, config)
-}
-
-/// `POST /admin/reload`: reloads from the source on a thread of its own
-/// (reading a file and handing settings to every shard may block, which a
-/// shard must not), and answers on `reply` with the HTTP status and body.
-pub(crate) fn spawn_for_admin(
-    shared: Arc<crate::net::Shared>,
-    reply: crossbeam_channel::Sender<crate::admin::AdminReply>,
-) {
-    let run = move || {
-        let (status, body) = match from_source(&shared) {
-            Ok(report) => (200, serde_json::json!({ "reloaded": report })),
-            Err(crate::error::Error::InvalidConfig(ConfigError::NoSource)) => (
-                404,
-                serde_json::json!({ "error": ConfigError::NoSource.to_string() }),
-            ),
-            Err(e) => (
-                400,
-                serde_json::json!({
-                    "error": format!("reload refused, the running configuration is kept: {e}")
-                }),
-            ),
-        };
-        let body = format!("{body}\n");
-        let _ = reply.send(crate::admin::AdminReply::Reloaded { status, body });
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("tickcast-reload".into())
-        .spawn(run)
-    {
-        log::error!("cannot start a reload thread: {e}");
-    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 
 use crate::config::Config;
 use crate::engine::ingest::Publisher;
-use crate::engine::link::{ShardLink, ShardMsg, WAKER};
 use crate::engine::router::{Router, RouterConfig};
 use crate::engine::table::{Snapshot, TopicTable};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::net::mailbox::{Listener, ShardLink, ShardMsg, WAKER};
 use crate::net::shard::Shard;
 use crate::net::Shared;
 use crossbeam_channel::{bounded, Sender};
@@ -59,7 +59,7 @@ impl Server {
         if config.plain {
             let listener = bind(config.listen)?;
             local_addr = Some(listener.local_addr()?);
-            listeners.push((mio::net::TcpListener::from_std(listener), false));
+            listeners.push((mio::net::TcpListener::from_std(listener), Listener::Plain));
         }
         // `validate` made sure TLS has its files and address, and that
         // something listens.
@@ -67,7 +67,7 @@ impl Server {
         if let (true, Some(addr)) = (live.tls.is_some(), config.tls_listen) {
             let l = bind(addr)?;
             tls_addr = Some(l.local_addr()?);
-            listeners.push((mio::net::TcpListener::from_std(l), true));
+            listeners.push((mio::net::TcpListener::from_std(l), Listener::Tls));
         }
         let Some(local_addr) = local_addr.or(tls_addr) else {
             return Err(crate::error::ConfigError::NoListener.into());
@@ -117,7 +117,17 @@ impl Server {
             log::set_max_level(level);
         }
         let (interest_tx, interest_rx) = crossbeam_channel::unbounded();
-        let interest = crate::interest::Dispatcher::start(interest_rx, links.clone())?;
+        let to_shards = links.clone();
+        let interest = crate::interest::Dispatcher::start(
+            interest_rx,
+            Box::new(move |e| {
+                for link in &to_shards {
+                    if link.tx.try_send(ShardMsg::Interest(e.clone())).is_ok() {
+                        let _ = link.waker.wake();
+                    }
+                }
+            }),
+        )?;
         let shared = Arc::new(Shared {
             shutting_down: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
@@ -130,6 +140,7 @@ impl Server {
                 .map(|c: &crate::cluster::Cluster| c.link.clone()),
             interest: Arc::new(crate::engine::interest::InterestBook::new(interest_tx)),
             wanted: interest.active.clone(),
+            reload: crate::reload::from_source,
         });
         drop(ingest_tx);
         let mut publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
@@ -165,10 +176,14 @@ impl Server {
             table: table.clone(),
             ingest: ingest_rx,
             stop: stop_rx,
-            shards: links,
+            shards: links
+                .iter()
+                .map(|l| Arc::new(l.clone()) as Arc<dyn crate::engine::link::Outlet>)
+                .collect(),
             config: RouterConfig::from(&config),
             metrics,
             loads: loads_tx,
+            encoder: Box::new(crate::wire::event::Encoder::default()),
         };
         let router = std::thread::Builder::new()
             .name("tickcast-router".into())
@@ -228,7 +243,7 @@ impl Server {
     /// server.publisher().publish(Update::new("OPT.X").field(iv, 0.31)).unwrap();
     /// assert!(server.field("delta").is_none());
     /// ```
-    pub fn field(&self, name: &str) -> Option<crate::engine::update::Field> {
+    pub fn field(&self, name: &str) -> Option<crate::model::update::Field> {
         self.publisher.field(name)
     }
 

@@ -116,12 +116,55 @@ impl tickcast_result {
     }
 }
 
-/// A static, NUL-terminated English description of `result`. Never NULL; the
-/// string must not be freed. `result` must be one of the `tickcast_result` values.
+/// Every code, for turning a number from C back into one.
+const ALL: [tickcast_result; 17] = [
+    tickcast_result::Ok,
+    tickcast_result::NullParameter,
+    tickcast_result::InvalidArgument,
+    tickcast_result::InvalidUtf8,
+    tickcast_result::InvalidTopic,
+    tickcast_result::InvalidValue,
+    tickcast_result::InvalidAddress,
+    tickcast_result::QueueFull,
+    tickcast_result::ServerClosed,
+    tickcast_result::IoError,
+    tickcast_result::Panic,
+    tickcast_result::Timeout,
+    tickcast_result::EmptyUpdate,
+    tickcast_result::TooManyTopics,
+    tickcast_result::Forbidden,
+    tickcast_result::Unavailable,
+    tickcast_result::InvalidBook,
+];
+
+impl tickcast_result {
+    /// The code with this number, if there is one. C may pass any integer
+    /// where a `tickcast_result` is expected; turning an unknown one into the
+    /// enum would be undefined behaviour, so entry points take the number.
+    pub(crate) fn from_number(n: u32) -> Option<tickcast_result> {
+        ALL.into_iter().find(|r| *r as u32 == n)
+    }
+}
+
+/// A static, NUL-terminated English description of `result` (a
+/// `tickcast_result` value; any other number gets "unknown result code").
+/// Never NULL; the string must not be freed.
 #[no_mangle]
-pub extern "C" fn tickcast_result_str(result: tickcast_result) -> *const std::ffi::c_char {
+pub extern "C" fn tickcast_result_str(result: u32) -> *const std::ffi::c_char {
     ffi_panic_boundary! {
-        result.message().as_ptr()
+        match tickcast_result::from_number(result) {
+            Some(r) => r.message().as_ptr(),
+            None => c"unknown result code".as_ptr(),
+        }
+    }
+}
+
+impl crate::panic::Fallback for tickcast_result {
+    fn on_panic() -> Self {
+        tickcast_result::Panic
+    }
+    fn on_null() -> Self {
+        tickcast_result::NullParameter
     }
 }
 

@@ -7,23 +7,12 @@
 //! return no result code return NULL or nothing instead: [`Fallback`] says
 //! which, per return type, so one set of macros serves every entry point.
 
-use crate::error::tickcast_result;
-
 /// What an entry point returns when it cannot do its work.
 pub(crate) trait Fallback {
     /// Its body panicked.
     fn on_panic() -> Self;
     /// A required pointer argument was NULL.
     fn on_null() -> Self;
-}
-
-impl Fallback for tickcast_result {
-    fn on_panic() -> Self {
-        tickcast_result::Panic
-    }
-    fn on_null() -> Self {
-        tickcast_result::NullParameter
-    }
 }
 
 impl<T> Fallback for *mut T {

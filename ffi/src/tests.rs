@@ -119,3 +119,34 @@ fn every_exported_function_runs_inside_the_panic_boundary() {
     }
     assert!(checked >= 10, "found only {checked} entry points");
 }
+
+#[test]
+fn result_str_names_every_code_and_survives_any_number() {
+    use crate::error::tickcast_result_str;
+    let text = |n: u32| {
+        let p = tickcast_result_str(n);
+        assert!(!p.is_null());
+        // SAFETY: the function returns a static NUL-terminated string.
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        text(tickcast_result::QueueFull as u32),
+        "ingest queue is full"
+    );
+    assert_eq!(
+        text(tickcast_result::InvalidBook as u32),
+        tickcast_result::InvalidBook.message().to_str().unwrap()
+    );
+    // Every number from 0 to 16 is a code with its own message; the
+    // numbers around them (C may pass any integer) are not, and say so.
+    for n in 0..=16 {
+        assert_ne!(text(n), "unknown result code", "code {n}");
+        assert_eq!(tickcast_result::from_number(n).map(|r| r as u32), Some(n));
+    }
+    for n in [17, 100, 6999, u32::MAX] {
+        assert_eq!(text(n), "unknown result code");
+    }
+}

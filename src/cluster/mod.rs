@@ -182,5 +182,5 @@ impl Cluster {
 
 /// Wall clock in ns since the Unix epoch (for the lag between nodes).
 fn wall_ns() -> u64 {
-    crate::engine::update::now_ns()
+    crate::model::update::now_ns()
 }

@@ -15,7 +15,7 @@
 use crate::engine::epoch::Epoch;
 use crate::engine::history::Past;
 use crate::engine::table::Snapshot;
-use crate::engine::update::{Prices, Update};
+use crate::model::update::{Prices, Update};
 
 /// The sorted set of every topic published.
 pub(crate) const TOPICS_KEY: &str = "tc:topics";

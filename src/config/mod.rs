@@ -3,7 +3,7 @@
 //! the daemon and the C ABI, is [`file::FileConfig`].
 
 pub mod file;
-pub(crate) mod live;
+pub mod source;
 mod validate;
 
 use crate::error::Result;

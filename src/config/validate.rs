@@ -191,7 +191,7 @@ const RESERVED: &[&str] = &[
 /// `[fields] extra`: at most `MAX_EXTRA` names, each 1-32 of `a-z 0-9 _`
 /// starting with a letter, none twice, none a key of the protocol.
 fn check_extra_fields(names: &[String]) -> Result<(), ConfigError> {
-    use crate::engine::update::{Prices, MAX_EXTRA};
+    use crate::model::update::{Prices, MAX_EXTRA};
     let bad = |got: String, expected: &'static str| ConfigError::OutOfRange {
         key: "fields.extra",
         expected,

@@ -8,9 +8,9 @@
 //! levels a side around the walk's bid and ask) and a trade topic
 //! (`BTC-USD.trades`, one update per trade).
 
-use crate::engine::book::Side;
 use crate::engine::ingest::Publisher;
-use crate::engine::update::Update;
+use crate::model::book::Side;
+use crate::model::update::Update;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};

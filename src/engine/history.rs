@@ -2,7 +2,7 @@
 //! `since` instead of a blind re-snapshot; bounded per topic (`history_len`)
 //! and server-wide (`history_bytes`, oldest first: see `budget`).
 
-use super::update::{Extra, Prices};
+use crate::model::update::{Extra, Prices};
 use std::collections::VecDeque;
 
 /// One sequenced update as it was published (the fields it carried).

@@ -1,9 +1,9 @@
 //! The way in: publisher handles feeding the bounded ingest channel.
 
 use super::table::TopicTable;
-use super::topic_name::validate_topic;
-use super::update::{now_ns, Update};
 use crate::error::{Error, Result};
+use crate::model::topic_name::validate_topic;
+use crate::model::update::{now_ns, Update};
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -96,8 +96,8 @@ impl Publisher {
 
     /// One of the server's extra fields (`[fields] extra`), by name; None
     /// when the server has no field of that name.
-    pub fn field(&self, name: &str) -> Option<crate::engine::update::Field> {
-        crate::engine::update::Field::named(name, self.table.field_names())
+    pub fn field(&self, name: &str) -> Option<crate::model::update::Field> {
+        crate::model::update::Field::named(name, self.table.field_names())
     }
 
     /// Cluster mode: `up` says when the channel's reader reaches Redis
@@ -152,9 +152,7 @@ impl Publisher {
         update.validate(self.max_topic_len)?;
         if self.sink_up.is_some() && update.levels.is_some() {
             // The cluster's store numbers prices only (see docs/CLUSTER.md).
-            return Err(Error::InvalidBook(
-                crate::engine::book::BookError::InCluster,
-            ));
+            return Err(Error::InvalidBook(crate::model::book::BookError::InCluster));
         }
         self.table.admits(&update.topic)?;
         if update.timestamp_ns == 0 {

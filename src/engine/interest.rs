@@ -79,6 +79,11 @@ fn event(sel: &Selector, active: bool) -> Interest {
     }
 }
 
+/// What is wanted now: selector → is a pattern. Kept by the interest
+/// thread; read by a shard to tell a `/publish` connection that just opened.
+pub(crate) type Active =
+    std::sync::Arc<parking_lot::Mutex<std::collections::BTreeMap<String, bool>>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,22 +1,16 @@
 //! What links the router to the shards: the sequenced, encoded update they
-//! share, the messages a shard receives, and the handle that reaches one.
+//! share, and the [`Outlet`] a batch of them goes out through.
 //!
 //! It lives in the engine, below both sides, so the router never imports the
-//! network code and the shards import only this from the router's side.
+//! network code; the shards' mailbox (`net::mailbox`) implements `Outlet`.
 
-use super::book::DEPTHS;
 use super::epoch::Epoch;
 use super::table::BookMove;
-use super::update::Prices;
-use crate::wire::Format;
-use crossbeam_channel::Sender;
-use mio::net::TcpStream;
-use mio::{Token, Waker};
+use crate::model::book::DEPTHS;
+use crate::model::format::Format;
+use crate::model::update::Prices;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The token of every shard's `mio::Waker`.
-pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// What happened to a topic.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,36 +93,14 @@ impl Encoded {
     }
 }
 
-/// What other threads send a shard.
-pub(crate) enum ShardMsg {
-    /// Sequenced, encoded updates for topics this shard has subscribers for.
-    Deliver(Vec<Arc<Encoded>>),
-    /// A connection accepted by the accepting shard, for this shard to serve.
-    /// (`true`: it came in on the TLS listener.)
-    Adopt(TcpStream, bool),
-    /// Close every connection with 1001 and exit.
-    Shutdown,
-    /// An operator's question (`/admin/…`), answered on the sender.
-    Admin(
-        crate::admin::AdminQuery,
-        crossbeam_channel::Sender<crate::admin::AdminReply>,
-    ),
-    /// A topic or pattern gained its first subscriber or lost its last:
-    /// for this shard's `/publish` connections.
-    Interest(Arc<crate::engine::interest::Interest>),
-    /// Reloaded settings, for new connections and limits from now on;
-    /// the shard answers on the sender once they are in force.
-    Reload(
-        Arc<crate::config::live::Live>,
-        crossbeam_channel::Sender<()>,
-    ),
-}
-
-/// How to reach a shard from another thread.
-#[derive(Clone)]
-pub(crate) struct ShardLink {
-    pub tx: Sender<ShardMsg>,
-    pub waker: Arc<Waker>,
+/// Where the router hands a shard its batch: `net`'s shard mailbox
+/// implements it (a channel and a waker), so the engine never names the
+/// network side's message type.
+pub(crate) trait Outlet: Send + Sync {
+    /// Queues one batch for the shard and wakes it. Blocks while the shard
+    /// is far behind: back-pressure then reaches the ingest channel and so
+    /// the publishers, instead of memory growing.
+    fn deliver(&self, batch: Vec<Arc<Encoded>>);
 }
 
 #[cfg(test)]

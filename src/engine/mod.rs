@@ -5,7 +5,6 @@
 //! Nothing here imports `net`: the router hands shards [`link::ShardMsg`]s
 //! through [`link::ShardLink`]s and never knows what a connection is.
 
-pub(crate) mod book;
 pub(crate) mod budget;
 pub(crate) mod epoch;
 pub(crate) mod history;
@@ -15,5 +14,3 @@ pub(crate) mod link;
 pub(crate) mod router;
 pub(crate) mod selector;
 pub(crate) mod table;
-pub(crate) mod topic_name;
-pub(crate) mod update;

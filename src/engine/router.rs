@@ -7,12 +7,11 @@
 use super::budget::{HistoryBudget, ENTRY_BYTES};
 use super::epoch::Epoch;
 use super::ingest::{IngestOp, Ingested};
-use super::link::{Encoded, Event, ShardLink, ShardMsg};
+use super::link::{Encoded, Event, Outlet};
 use super::table::{Heard, TopicSlot, TopicTable};
 use crate::metrics::Metrics;
-use crate::wire::event::{encode_cleared, encode_price, encode_status, Price, PriceKind};
-use crate::wire::frame::FrameBuf;
-use crate::wire::Format;
+use crate::model::event::{Encode, Price, PriceKind};
+use crate::model::format::Format;
 use crossbeam_channel::{select, Receiver};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,11 +45,13 @@ pub(crate) struct Router {
     pub ingest: Receiver<Ingested>,
     /// Disconnected (never sent on) when the server shuts down.
     pub stop: Receiver<()>,
-    pub shards: Vec<ShardLink>,
+    pub shards: Vec<Arc<dyn Outlet>>,
     pub config: RouterConfig,
     pub metrics: Arc<Metrics>,
     /// Cluster mode: where to ask for topics past a gap to be loaded.
     pub loads: Option<crossbeam_channel::Sender<Arc<str>>>,
+    /// The event encoders (`wire::event::Encoder`; `server` chooses).
+    pub encoder: Box<dyn Encode>,
 }
 
 impl Router {
@@ -64,6 +65,7 @@ impl Router {
             self.shards.len(),
             self.config,
             self.metrics.clone(),
+            self.encoder,
         );
         if let Some(loads) = self.loads.clone() {
             work.set_loads(loads);
@@ -136,7 +138,8 @@ pub(crate) struct RouterWork {
     valued: Vec<bool>,
     /// Topics that hold a value: what `max_topics` bounds.
     live: usize,
-    fb: FrameBuf,
+    /// Writes each event's frame (see `model::event::Encode`).
+    enc: Box<dyn Encode>,
     outboxes: Vec<Vec<Arc<Encoded>>>,
     config: RouterConfig,
     budget: HistoryBudget,
@@ -164,6 +167,7 @@ impl RouterWork {
         shards: usize,
         config: RouterConfig,
         metrics: Arc<Metrics>,
+        enc: Box<dyn Encode>,
     ) -> Self {
         metrics
             .router
@@ -179,7 +183,7 @@ impl RouterWork {
             list: Vec::new(),
             valued: Vec::new(),
             live: 0,
-            fb: FrameBuf::default(),
+            enc,
             outboxes: (0..shards).map(|_| Vec::new()).collect(),
             budget: HistoryBudget::new(config.history_bytes),
             history_kept: 0,
@@ -268,7 +272,7 @@ impl RouterWork {
     /// Hot path: one encode per update per wanted format, never per subscriber
     /// or per shard; no lock but the topic's own slot mutex; the history
     /// append reuses the topic's ring once it is full.
-    pub(crate) fn route(&mut self, batch: &mut Vec<Ingested>, shards: &[ShardLink]) {
+    pub(crate) fn route(&mut self, batch: &mut Vec<Ingested>, shards: &[Arc<dyn Outlet>]) {
         let metrics = self.metrics.clone();
         let m = &metrics.router;
         let mut ingested = 0;
@@ -331,18 +335,14 @@ impl RouterWork {
             .store((self.history_kept * ENTRY_BYTES) as u64, Relaxed);
         for (outbox, link) in self.outboxes.iter_mut().zip(shards) {
             if !outbox.is_empty() {
-                let msgs = std::mem::take(outbox);
-                // Blocks when a shard is far behind: back-pressure reaches the
-                // ingest channel and so the publishers, instead of memory growing.
-                if link.tx.send(ShardMsg::Deliver(msgs)).is_ok() {
-                    let _ = link.waker.wake();
-                }
+                // Blocks when a shard is far behind (see `Outlet::deliver`).
+                link.deliver(std::mem::take(outbox));
             }
         }
     }
 
     /// Merges and sequences an update of the topic in slot `id`.
-    fn apply_update(&mut self, id: u32, u: &crate::engine::update::Update, at: Instant) {
+    fn apply_update(&mut self, id: u32, u: &crate::model::update::Update, at: Instant) {
         let slot = self.list[id as usize].clone();
         if let Some(levels) = &u.levels {
             return self.apply_levels(id, &slot, u.timestamp_ns, levels, at);
@@ -415,24 +415,24 @@ impl RouterWork {
             if interest[fmt.index()] == 0 {
                 continue;
             }
-            let fb = &mut self.fb;
+            let enc = &mut self.enc;
             let f = match &event {
                 Event::Update { ts, prices, epoch } => {
                     let update = Price {
                         epoch: epoch.as_ref().map(Epoch::as_str),
                         ..Price::update(&slot.name, seq, *ts, prices)
                     };
-                    encode_price(fb, fmt, &update, self.table.field_names())
+                    enc.price(fmt, &update, self.table.field_names())
                 }
-                Event::Status { stale } => encode_status(fb, fmt, &slot.name, *stale),
-                Event::Cleared => encode_cleared(fb, fmt, &slot.name),
+                Event::Status { stale } => enc.status(fmt, &slot.name, *stale),
+                Event::Cleared => enc.cleared(fmt, &slot.name),
                 Event::Resync { ts, prices, epoch } => {
                     let snapshot = Price {
                         kind: PriceKind::Snapshot,
                         epoch: Some(epoch.as_str()),
                         ..Price::update(&slot.name, seq, *ts, prices)
                     };
-                    encode_price(fb, fmt, &snapshot, self.table.field_names())
+                    enc.price(fmt, &snapshot, self.table.field_names())
                 }
             };
             frames[fmt.index()] = Some(f.into());

@@ -1,7 +1,7 @@
 //! What a client subscribes to: one topic, or every topic under a prefix.
 
-use super::topic_name::{shown, validate_topic};
 use crate::error::TopicError;
+use crate::model::topic_name::{shown, validate_topic};
 use std::sync::Arc;
 
 /// One topic, or every topic under a prefix (`FX.*`, or `*` for all),

@@ -7,11 +7,11 @@
 //! subscribes: they set their interest bit and copy the snapshot under the same
 //! lock, which orders the snapshot exactly against the router's updates.
 
-use super::book::{is_book, Book};
 use super::epoch::Epoch;
 use super::history::History;
-use super::update::Prices;
-use crate::wire::Format;
+use crate::model::book::{is_book, Book};
+use crate::model::format::Format;
+use crate::model::update::Prices;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -41,7 +41,7 @@ pub struct Snapshot {
 /// subscribers that want wire format `f`.
 pub type ShardMask = [u64; Format::COUNT];
 
-pub(crate) use crate::wire::command::{ResumeFrom, SinceMap};
+pub(crate) use crate::model::resume::{ResumeFrom, SinceMap};
 
 pub(crate) use book::{BookMove, BookView};
 pub(crate) use outcome::{Applied, Heard, Joined};

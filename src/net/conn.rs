@@ -22,7 +22,7 @@ use super::transport::Transport;
 use crate::access::Pass;
 use crate::engine::ingest::IngestOp;
 use crate::metrics::CloseReason;
-use crate::wire::Format;
+use crate::model::format::Format;
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};

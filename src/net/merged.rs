@@ -4,16 +4,18 @@
 //! published updates it stands for.
 
 use super::outbound::Outbound;
-use crate::engine::book::DEPTHS;
 use crate::engine::epoch::Epoch;
 use crate::engine::link::{Encoded, Event};
 use crate::engine::table::BookMove;
-use crate::engine::update::Prices;
-use crate::wire::event::book::{encode_book, BookMsg};
-use crate::wire::event::PriceKind;
-use crate::wire::event::{encode_price, Price};
+use crate::model::book::DEPTHS;
+use crate::model::event::BookMsg;
+use crate::model::event::Price;
+use crate::model::event::PriceKind;
+use crate::model::format::Format;
+use crate::model::update::Prices;
+use crate::wire::event::book::encode_book;
+use crate::wire::event::encode_price;
 use crate::wire::frame::FrameBuf;
-use crate::wire::Format;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -102,7 +104,7 @@ impl Merged {
 
     /// Queues this as one event: the shared frame when it stands for one
     /// update, else an `update` encoded for this connection.
-    pub(crate) fn send(self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &str) {
+    pub(crate) fn send(self, out: &mut Outbound, enc: &mut EventWriter<'_>, topic: &str) {
         let fmt = enc.fmt;
         let class = self.book.as_ref().map_or(0, |b| b.class);
         if let Some(frame) = self.only.as_ref().and_then(|e| e.frame(fmt, class)) {
@@ -139,7 +141,7 @@ impl Merged {
 
 /// Where a connection's own events are encoded (merged updates): the
 /// shard's buffer, the connection's format and the server's extra fields.
-pub(crate) struct Encoding<'a> {
+pub(crate) struct EventWriter<'a> {
     pub fb: &'a mut FrameBuf,
     pub fmt: Format,
     pub names: &'a [Box<str>],

@@ -9,6 +9,8 @@ pub(crate) mod backlog;
 pub(crate) mod conn;
 pub(crate) mod http;
 pub(crate) mod index;
+pub(crate) mod live;
+pub(crate) mod mailbox;
 pub(crate) mod merged;
 pub mod outbound;
 pub(crate) mod pacing;
@@ -17,9 +19,10 @@ pub(crate) mod subscriptions;
 pub(crate) mod timer;
 pub(crate) mod transport;
 
-use crate::config::live::{ConfigSource, Live};
-use crate::engine::link::ShardLink;
+use crate::config::source::ConfigSource;
 use crate::metrics::Metrics;
+use live::Live;
+use mailbox::ShardLink;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
@@ -42,5 +45,8 @@ pub(crate) struct Shared {
     /// Who subscribes to what, server-wide (interest events).
     pub interest: Arc<crate::engine::interest::InterestBook>,
     /// The selectors wanted now (told to a `/publish` connection that opens).
-    pub wanted: crate::interest::Active,
+    pub wanted: crate::engine::interest::Active,
+    /// Reloads the settings from `source` (`reload::from_source`; `server`
+    /// sets it, so the network side never imports the reload code).
+    pub reload: fn(&Shared) -> crate::error::Result<crate::config::source::Reloaded>,
 }

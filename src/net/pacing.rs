@@ -5,7 +5,7 @@
 
 use super::merged::Merged;
 use crate::engine::link::Encoded;
-use crate::engine::update::Prices;
+use crate::model::update::Prices;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

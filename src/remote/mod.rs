@@ -27,8 +27,8 @@ pub fn connect_websocket(cfg: &RemoteConfig) -> Result<tungstenite::WebSocket<St
 }
 
 use crate::access::Scope;
-use crate::engine::update::{now_ns, Update};
 use crate::error::{Error, Result};
+use crate::model::update::{now_ns, Update};
 use crate::wire::publish::{self, Item, PublisherEvent};
 use crossbeam_channel::{
     bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
@@ -115,8 +115,8 @@ impl RemotePublisher {
 
     /// One of the server's extra fields (`[fields] extra`, as its `101`
     /// response names them), to set with `Update::field`.
-    pub fn field(&self, name: &str) -> Option<crate::engine::update::Field> {
-        crate::engine::update::Field::named(name, &self.counters.fields.read())
+    pub fn field(&self, name: &str) -> Option<crate::model::update::Field> {
+        crate::model::update::Field::named(name, &self.counters.fields.read())
     }
 
     /// Checks an entry with the server's own rules and limit

@@ -1,8 +1,9 @@
 //! Client commands: parsing and validation of what a subscriber sends.
 
 use super::event::ErrorCode;
+use crate::model::format::Format;
+use crate::model::resume::{ResumeFrom, SinceMap};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 /// One parsed client command.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,19 +13,6 @@ pub struct Command {
     /// What the client asks for.
     pub op: Op,
 }
-
-/// Where a reconnecting client left a topic: the last `seq` it has, and the
-/// epoch that `seq` belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResumeFrom {
-    /// The last sequence number the client applied.
-    pub seq: u64,
-    /// The epoch it belongs to.
-    pub epoch: String,
-}
-
-/// Resume points by topic name, as a subscribe's `since` gives them.
-pub type SinceMap = HashMap<String, ResumeFrom>;
 
 /// A `subscribe` command.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -71,25 +59,17 @@ pub struct CommandError {
     pub message: String,
 }
 
-/// How the client encoded a command: text frames are JSON, binary frames are
-/// MessagePack (accepted only on `tickcast.msgpack` connections).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// A JSON text frame.
-    Json,
-    /// A MessagePack binary frame.
-    MsgPack,
-}
-
 /// Parses one command. Never panics, whatever the bytes.
-pub fn parse(payload: &[u8], enc: Encoding) -> Result<Command, CommandError> {
-    let value: Value = match enc {
-        Encoding::Json => serde_json::from_slice(payload).map_err(|e| CommandError {
+/// `fmt` is how the frame came: a text frame is JSON, a binary frame
+/// MessagePack (accepted only on `tickcast.msgpack` connections).
+pub fn parse(payload: &[u8], fmt: Format) -> Result<Command, CommandError> {
+    let value: Value = match fmt {
+        Format::Json => serde_json::from_slice(payload).map_err(|e| CommandError {
             id: None,
             code: ErrorCode::BadJson,
             message: format!("not valid JSON: {e}"),
         })?,
-        Encoding::MsgPack => rmp_serde::from_slice(payload).map_err(|e| CommandError {
+        Format::MsgPack => rmp_serde::from_slice(payload).map_err(|e| CommandError {
             id: None,
             code: ErrorCode::BadMsgpack,
             message: format!("not valid MessagePack: {e}"),
@@ -193,7 +173,7 @@ fn depth(obj: &Map<String, Value>) -> Result<Option<usize>, &'static str> {
     match obj.get("depth") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64().map(|d| d as usize) {
-            Some(d) if crate::engine::book::class_of(d).is_some() => Ok(Some(d)),
+            Some(d) if crate::model::book::class_of(d).is_some() => Ok(Some(d)),
             _ => Err(WHICH),
         },
         Some(_) => Err(WHICH),
@@ -245,7 +225,7 @@ mod tests {
     use serde_json::json;
 
     fn p(s: &str) -> Result<Command, CommandError> {
-        parse(s.as_bytes(), Encoding::Json)
+        parse(s.as_bytes(), Format::Json)
     }
 
     #[test]
@@ -318,7 +298,7 @@ mod tests {
             assert_eq!(p(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
         }
         assert_eq!(
-            parse(&[0xc1], Encoding::MsgPack).unwrap_err().code,
+            parse(&[0xc1], Format::MsgPack).unwrap_err().code,
             ErrorCode::BadMsgpack
         );
     }
@@ -328,7 +308,7 @@ mod tests {
         let bytes =
             rmp_serde::to_vec_named(&json!({"op":"subscribe","id":3,"topics":["A"]})).unwrap();
         assert_eq!(
-            parse(&bytes, Encoding::MsgPack).unwrap().op,
+            parse(&bytes, Format::MsgPack).unwrap().op,
             Op::Subscribe(Subscribe {
                 topics: vec!["A".into()],
                 ..Subscribe::default()

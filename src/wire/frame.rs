@@ -4,10 +4,7 @@
 //! is byte-for-byte the same for every subscriber that uses its format. That is
 //! what lets the router encode an update once and the shards copy bytes.
 
-/// Opcode of a text frame.
-pub const OP_TEXT: u8 = 0x1;
-/// Opcode of a binary frame.
-pub const OP_BINARY: u8 = 0x2;
+pub use crate::model::format::{OP_BINARY, OP_TEXT};
 
 /// Longest frame header a server writes (no mask): 2 + 8 bytes.
 pub const MAX_HEADER: usize = 10;

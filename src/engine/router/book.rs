@@ -3,12 +3,12 @@
 //! that changed inside that class's window (see `engine::book`).
 
 use super::RouterWork;
-use crate::engine::book::{Levels, DEPTHS};
 use crate::engine::link::{BookEvent, BookFrames, Encoded, Event};
 use crate::engine::table::{BookMove, Heard, TopicSlot};
-use crate::wire::event::book::{encode_book, BookMsg};
-use crate::wire::event::PriceKind;
-use crate::wire::Format;
+use crate::model::book::{Levels, DEPTHS};
+use crate::model::event::BookMsg;
+use crate::model::event::PriceKind;
+use crate::model::format::Format;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,7 +120,7 @@ impl RouterWork {
                 if heard.interest[fmt.index()] == 0 {
                     continue;
                 }
-                let f = encode_book(&mut self.fb, fmt, &msg);
+                let f = self.enc.book(fmt, &msg);
                 frames[class][fmt.index()] = Some(f.into());
                 self.encoded += 1;
             }

@@ -4,7 +4,7 @@
 //! shard that joins copies the top levels as the snapshot.
 
 use super::{Applied, TopicSlot, TopicTable};
-use crate::engine::book::{
+use crate::model::book::{
     checksum, window_diff, Book, BookError, Ladder, Levels, Side, CHECKSUM_LEVELS, DEPTHS,
 };
 use std::sync::atomic::Ordering::Relaxed;
@@ -131,8 +131,8 @@ impl TopicTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::book::Level;
-    use crate::wire::Format;
+    use crate::model::book::Level;
+    use crate::model::format::Format;
 
     #[test]
     fn a_change_is_numbered_and_a_join_copies_the_book() {

@@ -131,7 +131,7 @@ impl TopicTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::update::Prices;
+    use crate::model::update::Prices;
 
     fn slot() -> TopicSlot {
         TopicSlot::new("T".into(), Default::default(), 0)
@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(s.snapshot(), value);
         assert_eq!(s.fit(e, 11), Fit::Next);
         assert!(s.load(value, &history, 2).is_none(), "already current");
-        let joined = s.join(0, crate::wire::Format::Json, None);
+        let joined = s.join(0, crate::model::format::Format::Json, None);
         assert_eq!(joined.generation, heard.generation);
     }
 }

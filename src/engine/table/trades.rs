@@ -27,8 +27,8 @@ impl TopicTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::update::Prices;
-    use crate::wire::Format;
+    use crate::model::format::Format;
+    use crate::model::update::Prices;
     use std::time::Instant;
 
     #[test]

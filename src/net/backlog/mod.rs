@@ -12,7 +12,7 @@
 //! any time) ends the connection: memory never grows without bound because of
 //! one slow client.
 
-use super::merged::{Encoding, Merged};
+use super::merged::{EventWriter, Merged};
 use super::outbound::{Flushed, Outbound};
 use super::pacing::Pacer;
 use crate::config::Config;
@@ -171,7 +171,7 @@ impl Backlog {
     }
 
     /// Sends (or, conflating, parks) a held-back update.
-    fn emit(&mut self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &Arc<str>, m: Merged) {
+    fn emit(&mut self, out: &mut Outbound, enc: &mut EventWriter<'_>, topic: &Arc<str>, m: Merged) {
         if let Some(parked) = self.held.as_mut().and_then(|h| h.parked.as_mut()) {
             match parked.get_mut(topic) {
                 Some(earlier) => earlier.absorb_merged(m),
@@ -190,7 +190,7 @@ impl Backlog {
     pub fn release_paced(
         &mut self,
         out: &mut Outbound,
-        enc: &mut Encoding<'_>,
+        enc: &mut EventWriter<'_>,
         topic: &Arc<str>,
         now: Instant,
     ) -> bool {
@@ -214,7 +214,7 @@ impl Backlog {
     pub fn release(
         &mut self,
         out: &mut Outbound,
-        enc: &mut Encoding<'_>,
+        enc: &mut EventWriter<'_>,
         conflate_at: usize,
     ) -> bool {
         let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
@@ -232,7 +232,7 @@ impl Backlog {
 
     /// Sends what is held back of `topic` now (rate cap or conflation), so an
     /// event that must follow it (a status) keeps the topic's order.
-    pub fn send_held(&mut self, out: &mut Outbound, enc: &mut Encoding<'_>, topic: &Arc<str>) {
+    pub fn send_held(&mut self, out: &mut Outbound, enc: &mut EventWriter<'_>, topic: &Arc<str>) {
         let Some(held) = self.held.as_mut() else {
             return;
         };

@@ -1,7 +1,7 @@
 //! Unit tests of the backlog rules.
 
 use super::*;
-use crate::engine::update::Prices;
+use crate::model::update::Prices;
 
 /// An update of `topic` carrying one field, with a recognizable frame.
 fn enc(topic: &str, seq: u64, frame: &[u8]) -> Arc<Encoded> {
@@ -29,10 +29,10 @@ fn offer(b: &mut Backlog, out: &mut Outbound, e: &Arc<Encoded>, mark: usize) -> 
 
 fn release(b: &mut Backlog, out: &mut Outbound, mark: usize) -> bool {
     let fb = &mut crate::wire::frame::FrameBuf::default();
-    let fmt = crate::wire::Format::Json;
+    let fmt = crate::model::format::Format::Json;
     b.release(
         out,
-        &mut Encoding {
+        &mut EventWriter {
             fb,
             fmt,
             names: &[],

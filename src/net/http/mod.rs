@@ -11,7 +11,7 @@ pub(crate) mod auth;
 
 use crate::access::jwt::Verifier;
 use crate::access::Pass;
-use crate::wire::Format;
+use crate::model::format::Format;
 pub(crate) use admin::AdminRequest;
 use auth::authenticate;
 use tungstenite::handshake::derive_accept_key;

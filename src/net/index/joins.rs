@@ -4,8 +4,8 @@
 
 use super::{Member, NewlyMatched, PrefixJoin, ShardIndex, JOIN_CHUNK};
 use crate::engine::table::{Joined, TopicTable};
+use crate::model::format::Format;
 use crate::net::subscriptions::Subscriptions;
-use crate::wire::Format;
 use std::sync::Arc;
 
 impl ShardIndex {

@@ -13,8 +13,8 @@
 
 use super::{names_after, receives, PrefixJoin, ShardIndex, JOIN_CHUNK};
 use crate::engine::table::TopicTable;
+use crate::model::format::Format;
 use crate::net::subscriptions::Subscriptions;
-use crate::wire::Format;
 use std::collections::HashMap;
 use std::sync::Arc;
 

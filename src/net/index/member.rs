@@ -1,7 +1,7 @@
 //! One subscriber of a topic on a shard, and the key its connection is
 //! known by in the index.
 
-use crate::wire::Format;
+use crate::model::format::Format;
 
 /// One subscriber of a topic on this shard.
 #[derive(Debug, Clone, Copy)]

@@ -27,7 +27,7 @@ use crate::engine::history::Past;
 use crate::engine::interest::InterestBook;
 use crate::engine::selector::Selector;
 use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
-use crate::wire::Format;
+use crate::model::format::Format;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -424,7 +424,7 @@ impl ShardIndex {
             };
             self.topics.insert(topic.clone(), lt);
             self.names.insert(topic.clone());
-            if crate::engine::book::is_book(topic) {
+            if crate::model::book::is_book(topic) {
                 self.book_names.insert(topic.clone());
             }
             self.attach_prefix_members(topic);

@@ -6,6 +6,7 @@ use crate::metrics::CloseReason;
 use crate::net::conn::Conn;
 use crate::net::http;
 use crate::net::index::member_key;
+use crate::net::mailbox::Listener;
 use crate::net::transport::Transport;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -86,7 +87,7 @@ impl Shard {
         drop(spare);
         let (_, listener, tls) = &self.listeners[which];
         if let Ok((sock, _)) = listener.accept() {
-            if !tls {
+            if *tls == Listener::Plain {
                 let _ = (&sock).write(&http::response(
                     503,
                     "Service Unavailable",
@@ -117,7 +118,7 @@ impl Shard {
     }
 
     /// Counts a new connection against the limit and gives it to the next shard.
-    fn deal(&mut self, sock: TcpStream, tls: bool) {
+    fn deal(&mut self, sock: TcpStream, tls: Listener) {
         let m = self.metrics();
         m.accepted.fetch_add(1, Ordering::Relaxed);
         m.open.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +130,7 @@ impl Shard {
             m.closed(CloseReason::Limit);
             // Best effort, plain only: the socket is fresh, so the
             // response fits (a TLS client just sees the close).
-            if !tls {
+            if tls == Listener::Plain {
                 let _ = (&sock).write(&http::response(
                     503,
                     "Service Unavailable",
@@ -163,7 +164,7 @@ impl Shard {
     }
 
     /// Starts serving a connection on this shard.
-    pub(super) fn adopt(&mut self, mut sock: TcpStream, tls: bool) {
+    pub(super) fn adopt(&mut self, mut sock: TcpStream, tls: Listener) {
         let entry = self.conns.vacant_entry();
         let token = entry.key();
         let (id, shared) = (self.id, &self.shared);
@@ -189,7 +190,7 @@ impl Shard {
             return give_up("cannot register connection", &e);
         }
         let io = match (tls, &self.live.tls) {
-            (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
+            (Listener::Tls, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
                 Ok(session) => Transport::Tls(sock, Box::new(session)),
                 Err(e) => {
                     let _ = self.poll.registry().deregister(&mut sock);

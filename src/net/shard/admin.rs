@@ -9,9 +9,9 @@ use super::state::AdminWait;
 use super::{Shard, ShardMsg};
 use crate::admin::{AdminQuery, AdminReply, ConnInfo};
 use crate::metrics::CloseReason;
+use crate::model::format::Format;
 use crate::net::conn::Verdict;
 use crate::net::http::{self, AdminRequest, Role};
-use crate::wire::Format;
 use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,11 +115,21 @@ impl Shard {
         Verdict::Continue
     }
 
-    /// `POST /admin/reload`: the reload runs on its own thread (see
-    /// `reload::spawn_for_admin`); the request waits for its answer.
+    /// `POST /admin/reload`: the reload runs on a thread of its own (reading
+    /// a file and handing settings to every shard may block, which a shard
+    /// must not); the request waits for its answer.
     fn start_reload(&mut self, token: usize) -> Verdict {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        crate::reload::spawn_for_admin(self.shared.clone(), tx);
+        let shared = self.shared.clone();
+        let run = move || {
+            let _ = tx.send(AdminReply::Reloaded((shared.reload)(&shared)));
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("tickcast-reload".into())
+            .spawn(run)
+        {
+            log::error!("cannot start a reload thread: {e}");
+        }
         self.park_admin(token, AdminRequest::Reload, rx, 1, RELOAD_WAIT);
         Verdict::Continue
     }
@@ -211,14 +221,7 @@ impl Shard {
                 }))
             }
             AdminRequest::Reload => match replies.into_iter().next() {
-                Some(AdminReply::Reloaded { status, body }) => {
-                    let reason = match status {
-                        200 => "OK",
-                        404 => "Not Found",
-                        _ => "Bad Request",
-                    };
-                    http::response_typed(status, reason, "application/json", &body, "")
-                }
+                Some(AdminReply::Reloaded(outcome)) => reload_answer(outcome),
                 _ => {
                     let why = "the reload did not finish in time; see the log\n";
                     http::response(503, "Service Unavailable", why)
@@ -237,4 +240,27 @@ impl Shard {
             }
         }
     }
+}
+
+/// The HTTP answer to `POST /admin/reload`: 200 with what was applied, 404
+/// when the server has no configuration source, 400 when the new settings
+/// were refused (the running ones are kept).
+fn reload_answer(outcome: crate::error::Result<crate::config::source::Reloaded>) -> Vec<u8> {
+    use crate::error::{ConfigError, Error};
+    let (status, reason, body) = match outcome {
+        Ok(report) => (200, "OK", serde_json::json!({ "reloaded": report })),
+        Err(Error::InvalidConfig(ConfigError::NoSource)) => (
+            404,
+            "Not Found",
+            serde_json::json!({ "error": ConfigError::NoSource.to_string() }),
+        ),
+        Err(e) => (
+            400,
+            "Bad Request",
+            serde_json::json!({
+                "error": format!("reload refused, the running configuration is kept: {e}")
+            }),
+        ),
+    };
+    http::response_typed(status, reason, "application/json", &format!("{body}\n"), "")
 }

@@ -4,14 +4,15 @@
 //! book the connection already receives (its copy is of the old depth).
 
 use super::Shard;
-use crate::engine::book::{class_of, is_book, DEFAULT_DEPTH, DEPTHS};
 use crate::engine::selector::Selector;
+use crate::model::book::{class_of, is_book, DEFAULT_DEPTH, DEPTHS};
+use crate::model::event::BookMsg;
+use crate::model::event::PriceKind;
+use crate::model::format::Format;
 use crate::net::outbound::Outbound;
 use crate::net::subscriptions::Subscriptions;
-use crate::wire::event::book::{encode_book, BookMsg};
-use crate::wire::event::PriceKind;
+use crate::wire::event::book::encode_book;
 use crate::wire::frame::FrameBuf;
-use crate::wire::Format;
 use std::collections::HashSet;
 use std::sync::Arc;
 

@@ -1,17 +1,18 @@
 //! Subscriber commands: subscribe (with snapshots), unsubscribe, topics, ping.
 
 use super::Shard;
-use crate::engine::book::is_book;
 use crate::engine::epoch::Epoch;
 use crate::engine::selector::Selector;
-use crate::engine::update::now_ns;
+use crate::model::book::is_book;
+use crate::model::event::{Price, PriceKind};
+use crate::model::update::now_ns;
 use crate::net::conn::Verdict;
 use crate::net::index::NewlyMatched;
-use crate::net::merged::Encoding;
+use crate::net::merged::EventWriter;
 use crate::net::outbound::Outbound;
 use crate::net::subscriptions::Subscriptions;
 use crate::wire::command::{Command, CommandError, Op, Subscribe};
-use crate::wire::event::{self, ErrorCode, Price, PriceKind};
+use crate::wire::event::{self, ErrorCode};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -133,7 +134,7 @@ impl Shard {
             estimate += SNAPSHOT_BYTES + name_len;
         }
         // A book's snapshot lists up to `depth` levels a side.
-        let depth = sub.depth.unwrap_or(crate::engine::book::DEFAULT_DEPTH);
+        let depth = sub.depth.unwrap_or(crate::model::book::DEFAULT_DEPTH);
         let books = sels
             .iter()
             .filter(|s| matches!(s, Selector::Exact(t) if is_book(t)));
@@ -203,7 +204,7 @@ impl Shard {
             event::encode_subscribed(&mut self.fb, fmt, id.as_ref(), &names, &epochs, &recovered);
         conn.out.push(ack);
         let names = self.table.field_names();
-        let enc = &mut Encoding {
+        let enc = &mut EventWriter {
             fb: &mut self.fb,
             fmt,
             names,
@@ -275,7 +276,7 @@ impl Shard {
 /// history still held them.
 pub(super) fn push_owed(
     out: &mut Outbound,
-    enc: &mut Encoding<'_>,
+    enc: &mut EventWriter<'_>,
     subs: &Subscriptions,
     owed: &[NewlyMatched],
 ) {
@@ -295,7 +296,7 @@ pub(super) fn push_owed(
                 }
             }
             None => {
-                let trades: Option<Vec<event::Trade>> = nm
+                let trades: Option<Vec<crate::model::event::Trade>> = nm
                     .trades
                     .as_ref()
                     .map(|l| l.iter().map(|p| (p.seq, p.ts, p.prices)).collect());

@@ -5,12 +5,12 @@
 use super::{Shard, ShardMsg};
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
+use crate::model::format::Format;
 use crate::net::backlog::{Offer, Pressure, Rules};
 use crate::net::conn::Verdict;
 use crate::net::index::{later, token_of, UNRESOLVED};
-use crate::net::merged::Encoding;
+use crate::net::merged::EventWriter;
 use crate::net::outbound::{Flushed, Tally};
-use crate::wire::Format;
 use crossbeam_channel::TryRecvError;
 use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
@@ -165,7 +165,7 @@ impl Shard {
                     // After the topic's held-back update, if any: in order.
                     let topic = &enc.topic;
                     let names = self.table.field_names();
-                    let enc = &mut Encoding {
+                    let enc = &mut EventWriter {
                         fb: &mut self.fb,
                         fmt: conn.format,
                         names,
@@ -239,7 +239,7 @@ impl Shard {
             if let Some(conn) = self.conns.get_mut(token) {
                 let (out, subs) = (&mut conn.out, &conn.subs);
                 let names = self.table.field_names();
-                let enc = &mut Encoding {
+                let enc = &mut EventWriter {
                     fb: &mut self.fb,
                     fmt,
                     names,
@@ -267,7 +267,7 @@ impl Shard {
             conn.dirty = false;
             let mut res = conn.flush(&mut tally);
             let names = self.table.field_names();
-            let enc = &mut Encoding {
+            let enc = &mut EventWriter {
                 fb: &mut self.fb,
                 fmt: conn.format,
                 names,

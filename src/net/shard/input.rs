@@ -3,14 +3,14 @@
 //! test mode.
 
 use super::Shard;
-use crate::config::live::Live;
 use crate::metrics::CloseReason;
+use crate::model::format::Format;
 use crate::net::conn::{HandshakeStep, Incoming, Phase, Verdict};
 use crate::net::http::{self, HttpContext, Role};
+use crate::net::live::Live;
 use crate::net::Shared;
-use crate::wire::command::{self, Encoding};
+use crate::wire::command;
 use crate::wire::frame::{OP_BINARY, OP_TEXT};
-use crate::wire::Format;
 use std::sync::atomic::Ordering;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
@@ -228,9 +228,9 @@ impl Shard {
             return Verdict::Continue;
         }
         let parsed = match msg {
-            Message::Text(text) => command::parse(text.as_bytes(), Encoding::Json),
+            Message::Text(text) => command::parse(text.as_bytes(), Format::Json),
             Message::Binary(bytes) if conn.format == Format::MsgPack => {
-                command::parse(&bytes, Encoding::MsgPack)
+                command::parse(&bytes, Format::MsgPack)
             }
             Message::Binary(_) => {
                 return Verdict::close(

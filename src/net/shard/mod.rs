@@ -32,11 +32,11 @@ use super::conn::{Conn, Phase, Verdict};
 use super::index::ShardIndex;
 use super::timer::DeadlineQueue;
 use super::Shared;
-use crate::config::live::Live;
 use crate::engine::ingest::Publisher;
-use crate::engine::link::{ShardLink, ShardMsg, WAKER};
 use crate::engine::table::TopicTable;
 use crate::metrics::{CloseReason, ShardMetrics};
+use crate::net::live::Live;
+use crate::net::mailbox::{Listener, ShardLink, ShardMsg, WAKER};
 use crate::wire::frame::FrameBuf;
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
@@ -53,8 +53,8 @@ const TLS_LISTENER: Token = Token(usize::MAX - 3);
 pub(crate) struct Shard {
     id: usize,
     poll: Poll,
-    /// Only the accepting shard holds listeners: (token, listener, is TLS).
-    listeners: Vec<(Token, TcpListener, bool)>,
+    /// Only the accepting shard holds listeners.
+    listeners: Vec<(Token, TcpListener, Listener)>,
     /// Every shard, self included, for handing out accepted connections.
     peers: Vec<ShardLink>,
     next_peer: usize,
@@ -84,7 +84,7 @@ impl Shard {
     pub fn new(
         id: usize,
         poll: Poll,
-        listeners: Vec<(TcpListener, bool)>,
+        listeners: Vec<(TcpListener, Listener)>,
         peers: Vec<ShardLink>,
         rx: Receiver<ShardMsg>,
         table: Arc<TopicTable>,
@@ -95,7 +95,10 @@ impl Shard {
         let cfg = &live.config;
         let mut registered = Vec::new();
         for (mut l, tls) in listeners {
-            let token = if tls { TLS_LISTENER } else { LISTENER };
+            let token = match tls {
+                Listener::Plain => LISTENER,
+                Listener::Tls => TLS_LISTENER,
+            };
             poll.registry()
                 .register(&mut l, token, Interest::READABLE)?;
             registered.push((token, l, tls));

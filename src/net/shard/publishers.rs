@@ -188,7 +188,7 @@ impl Shard {
 impl Shard {
     /// Tells every `/publish` connection here that a topic or pattern
     /// gained its first subscriber or lost its last.
-    pub(super) fn tell_publishers(&mut self, e: &crate::interest::Interest) {
+    pub(super) fn tell_publishers(&mut self, e: &crate::engine::interest::Interest) {
         let event = interest_event(e.selector.clone(), e.pattern, e.active);
         let tokens: Vec<usize> = self
             .conns

@@ -6,12 +6,12 @@
 
 use super::Shard;
 use crate::access::fingerprint;
-use crate::config::live::Live;
 use crate::config::Config;
 use crate::metrics::CloseReason;
 use crate::net::backlog::BacklogLimits;
 use crate::net::conn::Verdict;
 use crate::net::http::Role;
+use crate::net::live::Live;
 use std::sync::Arc;
 use tungstenite::protocol::WebSocketConfig;
 

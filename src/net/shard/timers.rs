@@ -46,7 +46,7 @@ impl Shard {
             };
             let names = self.table.field_names();
             let (out, fmt) = (&mut conn.out, conn.format);
-            let enc = &mut crate::net::merged::Encoding {
+            let enc = &mut crate::net::merged::EventWriter {
                 fb: &mut self.fb,
                 fmt,
                 names,

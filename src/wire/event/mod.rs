@@ -3,8 +3,8 @@
 pub mod book;
 
 use super::frame::FrameBuf;
-use super::Format;
-use crate::engine::update::Prices;
+use crate::model::event::{BookMsg, Encode, Price, PriceKind, Trade};
+use crate::model::format::Format;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -142,55 +142,25 @@ impl Serialize for TradeEvent<'_> {
     }
 }
 
-/// A trade as the snapshot lists it: (`seq`, `ts`, fields).
-pub type Trade = (u64, u64, Prices);
-
-/// Which price event to encode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PriceKind {
-    /// The latest merged value, sent first when a subscription starts.
-    Snapshot,
-    /// One published update: only the fields it carried.
-    Update,
+/// The router's encoders ([`Encode`]): one frame buffer, reused for every
+/// event, so encoding allocates nothing once the buffer has grown.
+#[derive(Default)]
+pub struct Encoder {
+    fb: FrameBuf,
 }
 
-/// A `snapshot` or `update` event to encode.
-#[derive(Debug, Clone, Copy)]
-pub struct Price<'a> {
-    /// Snapshot or update.
-    pub kind: PriceKind,
-    /// The topic.
-    pub topic: &'a str,
-    /// Its sequence number.
-    pub seq: u64,
-    /// Publisher timestamp, ns since the Unix epoch.
-    pub ts: u64,
-    /// The fields to send (absent ones are left out).
-    pub prices: &'a Prices,
-    /// Snapshots: the topic's epoch.
-    pub epoch: Option<&'a str>,
-    /// Snapshots: the topic is stale.
-    pub stale: bool,
-    /// Updates: how many published updates this one stands for (sent when above 1).
-    pub conflated: u32,
-    /// Trade topics' snapshots: the last trades, oldest first.
-    pub trades: Option<&'a [Trade]>,
-}
-
-impl<'a> Price<'a> {
-    /// A plain `update` event: one published update.
-    pub fn update(topic: &'a str, seq: u64, ts: u64, prices: &'a Prices) -> Self {
-        Price {
-            kind: PriceKind::Update,
-            topic,
-            seq,
-            ts,
-            prices,
-            epoch: None,
-            stale: false,
-            conflated: 1,
-            trades: None,
-        }
+impl Encode for Encoder {
+    fn price(&mut self, fmt: Format, price: &Price<'_>, names: &[Box<str>]) -> &[u8] {
+        encode_price(&mut self.fb, fmt, price, names)
+    }
+    fn book(&mut self, fmt: Format, msg: &BookMsg<'_>) -> &[u8] {
+        book::encode_book(&mut self.fb, fmt, msg)
+    }
+    fn status(&mut self, fmt: Format, topic: &str, stale: bool) -> &[u8] {
+        encode_status(&mut self.fb, fmt, topic, stale)
+    }
+    fn cleared(&mut self, fmt: Format, topic: &str) -> &[u8] {
+        encode_cleared(&mut self.fb, fmt, topic)
     }
 }
 
@@ -401,6 +371,7 @@ pub(crate) fn encode<'a, T: Serialize>(fb: &'a mut FrameBuf, fmt: Format, value:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::update::Prices;
 
     #[test]
     fn updates_carry_only_present_fields() {

@@ -18,9 +18,9 @@
 //! the number of updates from this connection accepted into the ingest queue so
 //! far, after each burst of frames it has read.
 
-use crate::engine::book::{Level, Levels, Side};
-use crate::engine::topic_name::validate_topic;
-use crate::engine::update::{Extra, Field, Prices, Update};
+use crate::model::book::{Level, Levels, Side};
+use crate::model::topic_name::validate_topic;
+use crate::model::update::{Extra, Field, Prices, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -306,7 +306,7 @@ pub const PUBLISH_SCOPE_HEADER: &str = "Tickcast-Publish-Scope";
 /// refuses what they accepted.
 pub fn check_item(item: &Item, max_topic_len: usize) -> crate::error::Result<()> {
     match item {
-        Item::Update(u) => u.validate(max_topic_len),
+        Item::Update(u) => u.validate(max_topic_len).map_err(Into::into),
         Item::Clear(t) => validate_topic(t, max_topic_len).map_err(Into::into),
     }
 }

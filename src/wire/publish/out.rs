@@ -2,8 +2,8 @@
 //! MessagePack map with exactly the keys it sets, extra fields by name.
 
 use super::Item;
-use crate::engine::book::Side;
-use crate::engine::update::Update;
+use crate::model::book::Side;
+use crate::model::update::Update;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// One entry of a frame, with the names of the server's extra fields.

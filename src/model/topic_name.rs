@@ -1,6 +1,6 @@
 //! Topic names: what a publisher may name a topic and a client may ask for.
 
-use crate::error::TopicError;
+use std::fmt;
 
 /// Checks a topic name: 1..=`max_len` bytes of `A-Z a-z 0-9 . _ - : /`.
 /// The error's text is what a client or publisher sees.
@@ -34,6 +34,54 @@ pub(crate) fn shown(s: &str) -> String {
         None => s.to_string(),
     }
 }
+
+/// Why a topic name or subscription pattern is refused. The text is what a
+/// client or publisher reads in its `error` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than `max_topic_len`.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The name holds a character outside `A-Z a-z 0-9 . _ - : /`.
+    BadCharacter {
+        /// The name (cut to 80 characters).
+        topic: String,
+        /// The first character that is not allowed.
+        found: char,
+    },
+    /// A pattern holds `*` somewhere other than at its end.
+    StarNotAtEnd {
+        /// The pattern (cut to 80 characters).
+        pattern: String,
+    },
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicError::Empty => f.write_str("topic is empty"),
+            TopicError::TooLong { len, max } => {
+                write!(f, "topic is {len} bytes, longer than the limit of {max}")
+            }
+            TopicError::BadCharacter { topic, found } => write!(
+                f,
+                "topic {topic:?} has character {found:?}; allowed are A-Z a-z 0-9 . _ - : /"
+            ),
+            TopicError::StarNotAtEnd { pattern } => {
+                write!(f, "pattern {pattern:?} may hold '*' only at its end")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TopicError {}
 
 #[cfg(test)]
 mod tests {

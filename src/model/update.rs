@@ -2,8 +2,29 @@
 
 use super::book::{is_book, BookError, Level, Levels, Side};
 use super::topic_name::validate_topic;
-use crate::error::{Error, Result};
+use super::topic_name::TopicError;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why an update is refused before it is queued. `crate::error::Error` has
+/// a variant for each; this type keeps the model free of the crate's
+/// error type, which sits above it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invalid {
+    /// The topic name breaks the syntax or the length limit.
+    Topic(TopicError),
+    /// A field (named) is NaN or infinite.
+    Value(&'static str),
+    /// The update sets no field.
+    Empty,
+    /// An order-book change is malformed or does not fit the topic.
+    Book(BookError),
+}
+
+impl From<TopicError> for Invalid {
+    fn from(e: TopicError) -> Self {
+        Invalid::Topic(e)
+    }
+}
 
 /// Price fields of a topic. `None` means "not carried by this update" (or, in a
 /// last value, "never published"). Absent fields are not sent on the wire.
@@ -117,16 +138,16 @@ impl Prices {
 
     /// Fails on the first NaN or infinite field: JSON has no way to carry them and
     /// a dashboard would show garbage.
-    pub fn check_finite(&self) -> Result<()> {
+    pub fn check_finite(&self) -> Result<(), Invalid> {
         for (name, v) in Prices::NAMES.into_iter().zip(self.fields()) {
             if let Some(v) = v {
                 if !v.is_finite() {
-                    return Err(Error::InvalidValue(name));
+                    return Err(Invalid::Value(name));
                 }
             }
         }
         if self.extra.iter().any(|(_, v)| !v.is_finite()) {
-            return Err(Error::InvalidValue("an extra field"));
+            return Err(Invalid::Value("an extra field"));
         }
         Ok(())
     }
@@ -302,22 +323,22 @@ impl Update {
 
     /// Checks the topic and the values; done on the publisher's thread so a bad
     /// update is refused to its sender instead of reaching the router.
-    pub(crate) fn validate(&self, max_topic_len: usize) -> Result<()> {
+    pub(crate) fn validate(&self, max_topic_len: usize) -> Result<(), Invalid> {
         validate_topic(&self.topic, max_topic_len)?;
         let book = is_book(&self.topic);
         if let Some(levels) = &self.levels {
             if !book {
-                return Err(Error::InvalidBook(BookError::NotABook));
+                return Err(Invalid::Book(BookError::NotABook));
             }
             if levels.is_empty() {
-                return Err(Error::EmptyUpdate);
+                return Err(Invalid::Empty);
             }
-            levels.check().map_err(Error::InvalidBook)?;
+            levels.check().map_err(Invalid::Book)?;
         } else if self.prices.is_empty() {
-            return Err(Error::EmptyUpdate);
+            return Err(Invalid::Empty);
         }
         if book && !self.prices.is_empty() {
-            return Err(Error::InvalidBook(BookError::PricesOnBook));
+            return Err(Invalid::Book(BookError::PricesOnBook));
         }
         self.prices.check_finite()
     }

@@ -3,9 +3,8 @@
 //! Each shard holds an `Arc` of it and gets a new one by message at a
 //! reload, so reading a setting in the shard loop takes no lock.
 
-use super::Config;
 use crate::access::jwt::Verifier;
-use crate::error::Result;
+use crate::config::Config;
 use std::sync::Arc;
 
 /// One generation of settings (see the module comment).
@@ -20,7 +19,3 @@ pub(crate) struct Live {
     /// 0 at start, then one more per applied reload.
     pub generation: u64,
 }
-
-/// Where a reload reads the configuration from. The daemon's reads its
-/// file again and lays its command-line flags over it.
-pub type ConfigSource = dyn Fn() -> Result<Config> + Send + Sync;
