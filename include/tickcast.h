@@ -322,10 +322,11 @@ enum tickcast_result tickcast_config_set_ingest_capacity(struct tickcast_config 
                                                          size_t capacity);
 
 /**
- * A static, NUL-terminated English description of `result`. Never NULL; the
- * string must not be freed. `result` must be one of the `tickcast_result` values.
+ * A static, NUL-terminated English description of `result` (a
+ * `tickcast_result` value; any other number gets "unknown result code").
+ * Never NULL; the string must not be freed.
  */
-const char *tickcast_result_str(enum tickcast_result result);
+const char *tickcast_result_str(uint32_t result);
 
 /**
  * The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL, not to
