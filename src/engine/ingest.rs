@@ -172,18 +172,23 @@ impl Publisher {
     }
 
     /// Sends an operation if there is room now (shards must not block).
-    /// Updates are checked and stamped as `try_publish` does.
-    pub(crate) fn try_send_op(&self, op: IngestOp) -> Result<()> {
+    /// Updates are checked and stamped as `try_publish` does. When the
+    /// channel is full the operation comes back with `Full`, to be tried
+    /// again without a copy.
+    pub(crate) fn try_send_op(&self, op: IngestOp) -> Result<(), (Error, Option<IngestOp>)> {
         let op = match op {
-            IngestOp::Update(u) => self.prepare(u)?,
+            IngestOp::Update(u) => self.prepare(u).map_err(|e| (e, None))?,
             op => Ingested {
                 op,
                 at: Instant::now(),
             },
         };
         self.tx.try_send(op).map_err(|e| match e {
-            TrySendError::Full(_) => self.full(),
-            TrySendError::Disconnected(_) => Error::Closed,
+            TrySendError::Full(back) => match self.full() {
+                Error::Full => (Error::Full, Some(back.op)),
+                other => (other, None),
+            },
+            TrySendError::Disconnected(_) => (Error::Closed, None),
         })
     }
 

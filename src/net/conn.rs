@@ -20,13 +20,10 @@ use super::outbound::{Flushed, Outbound, Tally};
 use super::subscriptions::Subscriptions;
 use super::transport::Transport;
 use crate::access::Pass;
-use crate::engine::ingest::IngestOp;
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -45,20 +42,6 @@ pub(crate) enum Phase {
     Closing,
     /// An operator's request waits for the shards' answers (`/admin/…`).
     Admin,
-}
-
-/// What a network publisher connection carries beyond a subscriber's.
-#[derive(Default)]
-pub(crate) struct PublisherState {
-    /// Decoded updates waiting for room in the ingest queue. While any wait,
-    /// nothing more is read from this connection.
-    pub pending: VecDeque<IngestOp>,
-    /// Updates accepted into the ingest queue.
-    pub accepted: u64,
-    /// The count last acknowledged to the publisher.
-    pub acked: u64,
-    /// Topics it published: marked stale when it goes away.
-    pub topics: HashSet<Arc<str>>,
 }
 
 /// What a connection's handler decided. Only the shard loop acts on it: it
@@ -142,7 +125,7 @@ pub(crate) struct Conn {
     pub role: Role,
     /// Network publishers' state, boxed: subscribers, by far the most
     /// connections, should not pay for it.
-    pub publisher: Option<Box<PublisherState>>,
+    pub publisher: Option<Box<crate::net::publishing::PublisherState>>,
     /// When the peer last sent anything (for heartbeats).
     pub last_rx: Instant,
     /// A ping is out and unanswered since `last_rx`.

@@ -14,6 +14,7 @@ pub(crate) mod mailbox;
 pub(crate) mod merged;
 pub mod outbound;
 pub(crate) mod pacing;
+pub(crate) mod publishing;
 pub(crate) mod shard;
 pub(crate) mod subscriptions;
 pub(crate) mod timer;

@@ -1,6 +1,7 @@
 //! The operator endpoints' routing: the admin token (also on `/metrics`
 //! when it is protected) and which request an `/admin/…` path is.
 
+use crate::net::http::status::Status;
 use super::{auth, response, response_with, unauthorized, HttpContext, Route};
 
 /// For `/admin/…` (and `/metrics` when protected): the refusal, or the
@@ -18,8 +19,7 @@ pub(super) fn route<'h>(
     }
     if ctx.admin_tokens.is_empty() {
         return Some(Route::Respond(response(
-            403,
-            "Forbidden",
+            Status::Forbidden,
             "the admin API is off: no admin tokens are configured\n",
         )));
     }
@@ -58,15 +58,15 @@ fn admin_route(method: &str, path: &str) -> Route {
             Ok(id) => ("POST", Some(AdminRequest::Close(id))),
             Err(_) => {
                 let why = "a connection id is a number (see GET /admin/connections)\n";
-                return Route::Respond(response(400, "Bad Request", why));
+                return Route::Respond(response(Status::BadRequest, why));
             }
         },
-        _ => return Route::Respond(response(404, "Not Found", "no such admin endpoint\n")),
+        _ => return Route::Respond(response(Status::NotFound, "no such admin endpoint\n")),
     };
     if method != want {
         let allow = format!("Allow: {want}\r\n");
         let why = format!("use {want} here\n");
-        return Route::Respond(response_with(405, "Method Not Allowed", &why, &allow));
+        return Route::Respond(response_with(Status::MethodNotAllowed, &why, &allow));
     }
     request.map_or(Route::Metrics, Route::Admin)
 }

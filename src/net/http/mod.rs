@@ -8,12 +8,14 @@
 
 mod admin;
 pub(crate) mod auth;
+pub(crate) mod status;
 
 use crate::access::jwt::Verifier;
 use crate::access::Pass;
 use crate::model::format::Format;
 pub(crate) use admin::AdminRequest;
 use auth::authenticate;
+use status::Status;
 use tungstenite::handshake::derive_accept_key;
 
 /// Most request headers we read; more get 431.
@@ -95,8 +97,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         Ok(httparse::Status::Partial) => {
             if buf.len() >= ctx.max_head {
                 return Route::Respond(response(
-                    431,
-                    "Request Header Fields Too Large",
+                    Status::HeadersTooLarge,
                     "request head too large\n",
                 ));
             }
@@ -104,23 +105,20 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         }
         Err(httparse::Error::TooManyHeaders) => {
             return Route::Respond(response(
-                431,
-                "Request Header Fields Too Large",
+                Status::HeadersTooLarge,
                 "too many request headers\n",
             ))
         }
         Err(e) => {
             return Route::Respond(response(
-                400,
-                "Bad Request",
+                Status::BadRequest,
                 &format!("malformed HTTP request: {e}\n"),
             ))
         }
     };
     if consumed > ctx.max_head {
         return Route::Respond(response(
-            431,
-            "Request Header Fields Too Large",
+            Status::HeadersTooLarge,
             "request head too large\n",
         ));
     }
@@ -146,8 +144,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         if let Some(first) = origins.next() {
             if origins.next().is_some() {
                 return Route::Respond(response(
-                    400,
-                    "Bad Request",
+                    Status::BadRequest,
                     "more than one Origin header\n",
                 ));
             }
@@ -157,7 +154,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
                     .any(|o| o.eq_ignore_ascii_case(origin.trim()))
             });
             if !allowed {
-                return Route::Respond(response(403, "Forbidden", "origin not allowed\n"));
+                return Route::Respond(response(Status::Forbidden, "origin not allowed\n"));
             }
         }
     }
@@ -166,16 +163,14 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
     }
     if method != "GET" {
         return Route::Respond(response_with(
-            405,
-            "Method Not Allowed",
+            Status::MethodNotAllowed,
             "only GET is supported\n",
             "Allow: GET\r\n",
         ));
     }
     if ctx.full && matches!(path, "/ws" | "/publish") {
         return Route::Respond(response(
-            503,
-            "Service Unavailable",
+            Status::ServiceUnavailable,
             "connection limit reached\n",
         ));
     }
@@ -183,8 +178,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         "/ws" => {
             if ctx.shutting_down {
                 return Route::Respond(response(
-                    503,
-                    "Service Unavailable",
+                    Status::ServiceUnavailable,
                     "server is shutting down\n",
                 ));
             }
@@ -196,15 +190,13 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         "/publish" => {
             if ctx.shutting_down {
                 return Route::Respond(response(
-                    503,
-                    "Service Unavailable",
+                    Status::ServiceUnavailable,
                     "server is shutting down\n",
                 ));
             }
             if ctx.publisher_tokens.is_empty() && ctx.jwt.is_none() {
                 return Route::Respond(response(
-                    403,
-                    "Forbidden",
+                    Status::Forbidden,
                     "network publishing is disabled: no publisher tokens are configured\n",
                 ));
             }
@@ -215,40 +207,37 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         }
         "/healthz" => {
             if ctx.shutting_down {
-                Route::Respond(response(503, "Service Unavailable", "shutting down\n"))
+                Route::Respond(response(Status::ServiceUnavailable, "shutting down\n"))
             } else if ctx.degraded {
                 // Still serving the values it holds: a load balancer keeps
                 // it (every node is degraded alike when Redis is down).
                 let why =
                     "degraded: the cluster link to Redis is down; serving the last values held\n";
-                Route::Respond(response(200, "OK", why))
+                Route::Respond(response(Status::Ok, why))
             } else {
-                Route::Respond(response(200, "OK", "ok\n"))
+                Route::Respond(response(Status::Ok, "ok\n"))
             }
         }
         "/metrics" => Route::Metrics,
         "/" | "/index.html" => Route::Respond(response_typed(
-            200,
-            "OK",
+            Status::Ok,
             "text/html; charset=utf-8",
             DASHBOARD,
             "",
         )),
         "/tickcast-client.js" => Route::Respond(response_typed(
-            200,
-            "OK",
+            Status::Ok,
             "text/javascript; charset=utf-8",
             CLIENT_JS,
             "",
         )),
-        _ => Route::Respond(response(404, "Not Found", "not found\n")),
+        _ => Route::Respond(response(Status::NotFound, "not found\n")),
     }
 }
 
 fn unauthorized(why: &str) -> Route {
     Route::Respond(response_with(
-        401,
-        "Unauthorized",
+        Status::Unauthorized,
         &format!("{why}\n"),
         "WWW-Authenticate: Bearer realm=\"tickcast\"\r\n",
     ))
@@ -267,16 +256,14 @@ fn upgrade<'h>(
     };
     if !has_token("Upgrade", "websocket") || !has_token("Connection", "upgrade") {
         return Route::Respond(response_with(
-            426,
-            "Upgrade Required",
+            Status::UpgradeRequired,
             "this endpoint speaks WebSocket only (Upgrade: websocket)\n",
             "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
         ));
     }
     if header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
         return Route::Respond(response_with(
-            426,
-            "Upgrade Required",
+            Status::UpgradeRequired,
             "unsupported WebSocket version; use 13\n",
             "Sec-WebSocket-Version: 13\r\n",
         ));
@@ -285,7 +272,7 @@ fn upgrade<'h>(
         .map(str::trim)
         .filter(|k| !k.is_empty())
     else {
-        return Route::Respond(response(400, "Bad Request", "missing Sec-WebSocket-Key\n"));
+        return Route::Respond(response(Status::BadRequest, "missing Sec-WebSocket-Key\n"));
     };
     let format = match header("Sec-WebSocket-Protocol") {
         None => None,
@@ -296,8 +283,7 @@ fn upgrade<'h>(
                 .find_map(Format::from_subprotocol);
             if chosen.is_none() {
                 return Route::Respond(response(
-                    400,
-                    "Bad Request",
+                    Status::BadRequest,
                     "no supported subprotocol offered; use tickcast.json or tickcast.msgpack\n",
                 ));
             }
@@ -354,24 +340,19 @@ fn upgrade<'h>(
 }
 
 /// A complete plain-text response that closes the connection.
-pub fn response(status: u16, reason: &str, body: &str) -> Vec<u8> {
-    response_typed(status, reason, "text/plain; charset=utf-8", body, "")
+pub fn response(status: Status, body: &str) -> Vec<u8> {
+    response_typed(status, "text/plain; charset=utf-8", body, "")
 }
 
-fn response_with(status: u16, reason: &str, body: &str, extra: &str) -> Vec<u8> {
-    response_typed(status, reason, "text/plain; charset=utf-8", body, extra)
+fn response_with(status: Status, body: &str, extra: &str) -> Vec<u8> {
+    response_typed(status, "text/plain; charset=utf-8", body, extra)
 }
 
 /// A complete response with a content type and extra header lines (each ending in CRLF).
-pub fn response_typed(
-    status: u16,
-    reason: &str,
-    content_type: &str,
-    body: &str,
-    extra: &str,
-) -> Vec<u8> {
+pub fn response_typed(status: Status, content_type: &str, body: &str, extra: &str) -> Vec<u8> {
+    let (code, reason) = (status.code(), status.reason());
     format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -388,8 +369,7 @@ const CLIENT_JS: &str = include_str!("../../../clients/js/src/index.js");
 /// The response to `GET /metrics`.
 pub fn metrics_response(body: &str) -> Vec<u8> {
     response_typed(
-        200,
-        "OK",
+        Status::Ok,
         "text/plain; version=0.0.4; charset=utf-8",
         body,
         "",

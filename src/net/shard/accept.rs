@@ -1,6 +1,7 @@
 //! Accepting connections and dealing them out: the accepting shard holds the
 //! listeners and hands each new socket to the shards round-robin.
 
+use crate::net::http::status::Status;
 use super::{Shard, ShardMsg};
 use crate::metrics::CloseReason;
 use crate::net::conn::Conn;
@@ -89,8 +90,7 @@ impl Shard {
         if let Ok((sock, _)) = listener.accept() {
             if *tls == Listener::Plain {
                 let _ = (&sock).write(&http::response(
-                    503,
-                    "Service Unavailable",
+                    Status::ServiceUnavailable,
                     "server out of file descriptors\n",
                 ));
             }
@@ -132,8 +132,7 @@ impl Shard {
             // response fits (a TLS client just sees the close).
             if tls == Listener::Plain {
                 let _ = (&sock).write(&http::response(
-                    503,
-                    "Service Unavailable",
+                    Status::ServiceUnavailable,
                     "connection limit reached\n",
                 ));
             }

@@ -95,7 +95,7 @@ impl Shard {
         }
         let first = items[outside[0] as usize].topic().to_string();
         let ev = PublisherEvent::Error {
-            code: "forbidden".into(),
+            code: crate::wire::publish::PublishCode::Forbidden,
             message: format!(
                 "your token does not allow publishing {first:?} (update {}{}); \
                  nothing in this frame was published",

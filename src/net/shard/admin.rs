@@ -5,6 +5,7 @@
 //! path; no shard waits on another (the reply channel has room for every
 //! answer).
 
+use crate::net::http::status::Status;
 use super::state::AdminWait;
 use super::{Shard, ShardMsg};
 use crate::admin::{AdminQuery, AdminReply, ConnInfo};
@@ -188,7 +189,7 @@ impl Shard {
     ) -> Vec<u8> {
         let answered = replies.len();
         let json = |v: serde_json::Value| {
-            http::response_typed(200, "OK", "application/json", &format!("{v}\n"), "")
+            http::response_typed(Status::Ok, "application/json", &format!("{v}\n"), "")
         };
         match request {
             AdminRequest::Connections => {
@@ -224,7 +225,7 @@ impl Shard {
                 Some(AdminReply::Reloaded(outcome)) => reload_answer(outcome),
                 _ => {
                     let why = "the reload did not finish in time; see the log\n";
-                    http::response(503, "Service Unavailable", why)
+                    http::response(Status::ServiceUnavailable, why)
                 }
             },
             AdminRequest::Close(id) => {
@@ -235,7 +236,7 @@ impl Shard {
                     json(serde_json::json!({ "closed": id }))
                 } else {
                     let why = format!("no open connection with id {id}\n");
-                    http::response(404, "Not Found", &why)
+                    http::response(Status::NotFound, &why)
                 }
             }
         }
@@ -247,20 +248,18 @@ impl Shard {
 /// were refused (the running ones are kept).
 fn reload_answer(outcome: crate::error::Result<crate::config::source::Reloaded>) -> Vec<u8> {
     use crate::error::{ConfigError, Error};
-    let (status, reason, body) = match outcome {
-        Ok(report) => (200, "OK", serde_json::json!({ "reloaded": report })),
+    let (status, body) = match outcome {
+        Ok(report) => (Status::Ok, serde_json::json!({ "reloaded": report })),
         Err(Error::InvalidConfig(ConfigError::NoSource)) => (
-            404,
-            "Not Found",
+            Status::NotFound,
             serde_json::json!({ "error": ConfigError::NoSource.to_string() }),
         ),
         Err(e) => (
-            400,
-            "Bad Request",
+            Status::BadRequest,
             serde_json::json!({
                 "error": format!("reload refused, the running configuration is kept: {e}")
             }),
         ),
     };
-    http::response_typed(status, reason, "application/json", &format!("{body}\n"), "")
+    http::response_typed(status, "application/json", &format!("{body}\n"), "")
 }

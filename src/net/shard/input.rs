@@ -145,7 +145,7 @@ impl Shard {
             if conn
                 .publisher
                 .as_ref()
-                .is_some_and(|p| !p.pending.is_empty())
+                .is_some_and(|p| p.is_blocked())
             {
                 // Back-pressure: a publisher whose updates wait for room in the
                 // ingest queue is not read until they are in.

@@ -7,20 +7,11 @@ use crate::engine::ingest::IngestOp;
 use crate::error::Error;
 use crate::net::conn::Verdict;
 use crate::net::http::Role;
+use crate::net::publishing::Push;
 use crate::wire::frame::OP_BINARY;
 use crate::wire::publish::{self, Item, PublishError, PublisherEvent};
 use std::sync::atomic::Ordering;
 use tungstenite::Message;
-
-/// Where a publisher's waiting updates stand.
-enum Push {
-    /// All are in the ingest queue.
-    All,
-    /// The queue is full; the rest wait.
-    Blocked,
-    /// The server is shutting down and takes no more.
-    ShutDown,
-}
 
 impl Shard {
     /// A network publisher's frame: decode, check each update, queue the
@@ -48,34 +39,24 @@ impl Shard {
         if self.publish_forbidden(token, &items) {
             return Verdict::Continue;
         }
-        let mut refused = Vec::new();
-        if let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) {
-            for (index, item) in items.into_iter().enumerate() {
-                let checked = publish::check_item(&item, max_len).and_then(|()| match &item {
-                    Item::Update(u) => self.table.admits(&u.topic),
-                    Item::Clear(_) => Ok(()),
-                });
-                if let Err(why) = checked {
-                    refused.push((index, why));
-                    continue;
-                }
-                let op = match item {
-                    Item::Update(u) => {
-                        if !p.topics.contains(u.topic.as_str()) {
-                            p.topics.insert(u.topic.as_str().into());
-                        }
-                        IngestOp::Update(u)
-                    }
-                    Item::Clear(t) => IngestOp::Clear(t),
-                };
-                p.pending.push_back(op);
-            }
-        }
-        if !refused.is_empty() {
+        let table = &self.table;
+        let refused = self
+            .conns
+            .get_mut(token)
+            .and_then(|c| c.publisher.as_mut())
+            .and_then(|p| {
+                p.take_frame(items, |item| {
+                    publish::check_item(item, max_len).and_then(|()| match item {
+                        Item::Update(u) => table.admits(&u.topic),
+                        Item::Clear(_) => Ok(()),
+                    })
+                })
+            });
+        if let Some(r) = refused {
             self.metrics()
                 .publish_refused
-                .fetch_add(refused.len() as u64, Ordering::Relaxed);
-            self.send_publisher_event(token, &publish::refused_event(&refused, count));
+                .fetch_add(r.refused.len() as u64, Ordering::Relaxed);
+            self.send_publisher_event(token, &publish::refused_event(&r.refused, r.of));
         }
         match self.push_pending(token) {
             Push::ShutDown => Verdict::shutting_down(),
@@ -83,40 +64,19 @@ impl Shard {
         }
     }
 
-    /// Moves a publisher's waiting updates into the ingest queue until it is full.
+    /// Moves a publisher's waiting updates into the ingest queue until it
+    /// is full; a refused one is told by its index in its own frame.
     fn push_pending(&mut self, token: usize) -> Push {
         let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
             return Push::All;
         };
-        let mut refused = Vec::new();
-        let outcome = loop {
-            let Some(op) = p.pending.pop_front() else {
-                break Push::All;
-            };
-            match self.ingest.try_send_op(op.clone()) {
-                Ok(()) => p.accepted += 1,
-                Err(Error::Full) => {
-                    p.pending.push_front(op);
-                    if !self.pending.blocked.contains(&token) {
-                        self.pending.blocked.push(token);
-                    }
-                    break Push::Blocked;
-                }
-                Err(Error::Closed) => {
-                    p.pending.clear();
-                    break Push::ShutDown;
-                }
-                // Cluster mode, Redis unreachable and its queue full: each
-                // waiting update is refused by name, never dropped quietly.
-                Err(Error::Unavailable) => refused.push(Error::Unavailable),
-                // Checked when it arrived; only a new topic that lost the
-                // race for the last place under `max_topics` gets here.
-                Err(why) => refused.push(why),
-            }
-        };
-        for why in refused {
-            let event = publish::refused_event(&[(0, why)], 1);
-            self.send_publisher_event(token, &event);
+        let ingest = &self.ingest;
+        let (outcome, refusals) = p.push(|op| ingest.try_send_op(op));
+        if outcome == Push::Blocked && !self.pending.blocked.contains(&token) {
+            self.pending.blocked.push(token);
+        }
+        for r in refusals {
+            self.send_publisher_event(token, &publish::refused_event(&r.refused, r.of));
         }
         outcome
     }
@@ -128,7 +88,7 @@ impl Shard {
         let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
             return;
         };
-        for topic in std::mem::take(&mut p.topics) {
+        for topic in p.take_topics() {
             self.pending.stale_marks.push(topic);
         }
         self.mark_stale_topics();
@@ -140,7 +100,7 @@ impl Shard {
             // Sent, or the server is shutting down and nobody will hear:
             // either way done; full: try again next turn.
             let op = IngestOp::Stale(topic.to_string(), true);
-            if let Err(Error::Full) = self.ingest.try_send_op(op) {
+            if let Err((Error::Full, _)) = self.ingest.try_send_op(op) {
                 self.pending.stale_marks.push(topic);
                 return;
             }
@@ -167,11 +127,10 @@ impl Shard {
         let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
             return;
         };
-        if p.acked == p.accepted {
+        let Some(count) = p.ack() else {
             return;
-        }
-        p.acked = p.accepted;
-        let ev = PublisherEvent::Ack { count: p.accepted };
+        };
+        let ev = PublisherEvent::Ack { count };
         self.send_publisher_event(token, &ev);
     }
 

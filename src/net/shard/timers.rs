@@ -1,6 +1,7 @@
 //! Deadlines and heartbeats: handshake and close timeouts, pings and idle
 //! closes, and the orderly shutdown of every connection.
 
+use crate::net::http::status::Status;
 use super::Shard;
 use crate::metrics::CloseReason;
 use crate::net::conn::{Phase, Verdict};
@@ -27,8 +28,7 @@ impl Shard {
             };
             if conn.id == id && matches!(conn.phase, Phase::Handshake { .. }) {
                 conn.out.push(&http::response(
-                    408,
-                    "Request Timeout",
+                    Status::RequestTimeout,
                     "handshake timed out\n",
                 ));
                 self.settle(token, Verdict::Finish(CloseReason::HandshakeTimeout));

@@ -191,13 +191,13 @@ pub enum PublishError {
 
 impl PublishError {
     /// The stable code of the `error` event: `bad_frame` or `bad_update`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> PublishCode {
         match self {
             PublishError::TextFrame
             | PublishError::Undecodable(_)
             | PublishError::UnknownKey { .. }
-            | PublishError::NotANumber { .. } => "bad_frame",
-            PublishError::ClearWithFields { .. } => "bad_update",
+            | PublishError::NotANumber { .. } => PublishCode::BadFrame,
+            PublishError::ClearWithFields { .. } => PublishCode::BadUpdate,
         }
     }
 
@@ -212,7 +212,7 @@ impl PublishError {
     /// The event that tells the publisher.
     pub fn to_event(&self) -> PublisherEvent {
         PublisherEvent::Error {
-            code: self.code().into(),
+            code: self.code(),
             message: self.to_string(),
             refused: self.refused(),
             indexes: Vec::new(),
@@ -312,12 +312,61 @@ pub fn check_item(item: &Item, max_topic_len: usize) -> crate::error::Result<()>
 }
 
 /// The stable code of a refused update: `too_many_topics` when the server
-/// is at `max_topics`, else `bad_update`.
-pub fn refusal_code(why: &crate::error::Error) -> &'static str {
+/// is at `max_topics`, `unavailable` when the cluster's Redis is away, else
+/// `bad_update`.
+pub fn refusal_code(why: &crate::error::Error) -> PublishCode {
     match why {
-        crate::error::Error::TooManyTopics { .. } => "too_many_topics",
-        crate::error::Error::Unavailable => "unavailable",
-        _ => "bad_update",
+        crate::error::Error::TooManyTopics { .. } => PublishCode::TooManyTopics,
+        crate::error::Error::Unavailable => PublishCode::Unavailable,
+        _ => PublishCode::BadUpdate,
+    }
+}
+
+/// The stable codes of a publisher's `error` event (docs/PROTOCOL.md).
+/// Serialized in snake case; a code this client does not know reads as
+/// `Other`, so a newer server never breaks an older publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PublishCode {
+    /// The frame could not be decoded; nothing of it was published.
+    BadFrame,
+    /// An update has an invalid topic or value.
+    BadUpdate,
+    /// The server holds `max_topics` topics; an update of a new one is refused.
+    TooManyTopics,
+    /// Cluster mode: Redis is unreachable and the queue for it is full.
+    Unavailable,
+    /// The publisher's token does not allow a topic of the frame.
+    Forbidden,
+    /// A code this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl PublishCode {
+    /// The code as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishCode::BadFrame => "bad_frame",
+            PublishCode::BadUpdate => "bad_update",
+            PublishCode::TooManyTopics => "too_many_topics",
+            PublishCode::Unavailable => "unavailable",
+            PublishCode::Forbidden => "forbidden",
+            PublishCode::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for PublishCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for PublishCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -330,7 +379,7 @@ pub fn refused_event(refused: &[(usize, crate::error::Error)], count: usize) -> 
         n => format!(" (and {} more, listed in indexes)", n - 1),
     };
     PublisherEvent::Error {
-        code: refusal_code(why).into(),
+        code: refusal_code(why),
         message: format!(
             "update {first} of the frame: {why}{others}; the other {} updates of the frame were published",
             count - refused.len()
@@ -366,9 +415,10 @@ pub enum PublisherEvent {
     /// (`bad_frame`), or single updates of a frame whose others were
     /// published (`bad_update`, `too_many_topics`; their `indexes`).
     Error {
-        /// `bad_frame`, `bad_update` (invalid topic or value) or
-        /// `too_many_topics` (the server is at `max_topics`).
-        code: String,
+        /// `bad_frame`, `bad_update` (invalid topic or value),
+        /// `too_many_topics` (the server is at `max_topics`), `unavailable`
+        /// or `forbidden`.
+        code: PublishCode,
         /// Readable explanation.
         message: String,
         /// How many updates were refused (0 if the frame could not be decoded).
@@ -433,5 +483,29 @@ mod tests {
         assert!(decode(&extra).is_err());
         let no_topic = rmp_serde::to_vec_named(&serde_json::json!({"bid":1.0})).unwrap();
         assert!(decode(&no_topic).is_err());
+    }
+
+    #[test]
+    fn publisher_error_codes_round_trip_and_an_unknown_one_reads_as_other() {
+        for code in [
+            PublishCode::BadFrame,
+            PublishCode::BadUpdate,
+            PublishCode::TooManyTopics,
+            PublishCode::Unavailable,
+            PublishCode::Forbidden,
+        ] {
+            let ev = PublisherEvent::Error {
+                code,
+                message: String::new(),
+                refused: 0,
+                indexes: Vec::new(),
+            };
+            let back: PublisherEvent = rmp_serde::from_slice(&ev.to_msgpack()).unwrap();
+            assert_eq!(back, ev);
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        let newer: PublishCode = serde_json::from_str("\"a_code_from_the_future\"").unwrap();
+        assert_eq!(newer, PublishCode::Other);
     }
 }
