@@ -69,6 +69,7 @@ pub fn http_upgrade(data: &[u8]) {
             fields: &fields,
             full: false,
             degraded: shutting_down,
+            failed: false,
         };
         match http::route(data, ctx) {
             Route::Upgrade {

@@ -23,6 +23,8 @@ pub mod daemon;
 mod engine;
 pub mod error;
 #[doc(hidden)]
+pub mod faults;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod interest;
 #[doc(hidden)]

@@ -32,10 +32,14 @@ pub enum CloseReason {
     /// Its token expired, it flooded commands past the rate limit, or an
     /// operator closed it.
     Policy,
+    /// Handling it hit a bug in tickcast (a caught panic): closed with 1011.
+    Internal,
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 10] = [
+    /// How many reasons there are: the length of the per-reason counters.
+    pub(crate) const COUNT: usize = 11;
+    const ALL: [CloseReason; Self::COUNT] = [
         CloseReason::Client,
         CloseReason::Http,
         CloseReason::Protocol,
@@ -46,7 +50,14 @@ impl CloseReason {
         CloseReason::Io,
         CloseReason::IdleTimeout,
         CloseReason::Policy,
+        CloseReason::Internal,
     ];
+
+    /// Its place in the per-reason counters.
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn label(self) -> &'static str {
         match self {
             CloseReason::Client => "client",
@@ -59,6 +70,7 @@ impl CloseReason {
             CloseReason::Io => "io_error",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::Policy => "policy",
+            CloseReason::Internal => "internal_error",
         }
     }
 }
@@ -74,7 +86,7 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 #[derive(Default)]
 pub struct ShardMetrics {
     pub(crate) accepted: AtomicU64,
-    pub(crate) closed: [AtomicU64; 10],
+    pub(crate) closed: [AtomicU64; CloseReason::COUNT],
     pub(crate) open: AtomicI64,
     pub(crate) subscriptions: AtomicI64,
     pub(crate) frames: AtomicU64,
@@ -121,11 +133,7 @@ impl Metrics {
 
 impl ShardMetrics {
     pub(crate) fn closed(&self, reason: CloseReason) {
-        let i = CloseReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        self.closed[i].fetch_add(1, Relaxed);
+        self.closed[reason.index()].fetch_add(1, Relaxed);
         self.open.fetch_sub(1, Relaxed);
     }
 
@@ -208,11 +216,10 @@ impl Metrics {
         );
         let closed: Vec<(String, String)> = CloseReason::ALL
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
+            .map(|r| {
                 (
                     format!("{{reason=\"{}\"}}", r.label()),
-                    self.sum(|s| s.closed[i].load(Relaxed)).to_string(),
+                    self.sum(|s| s.closed[r.index()].load(Relaxed)).to_string(),
                 )
             })
             .collect();
@@ -387,7 +394,7 @@ impl Metrics {
             "tickcast_slow_consumer_closes_total",
             "counter",
             "Connections closed for falling too far behind.",
-            &one(self.sum(|s| s.closed[4].load(Relaxed))),
+            &one(self.sum(|s| s.closed[CloseReason::SlowConsumer.index()].load(Relaxed))),
         );
         metric(
             "tickcast_shutting_down",
@@ -414,5 +421,24 @@ impl Metrics {
         let _ = writeln!(o, "{name}_count {cumulative}");
         self.cluster.render(&mut o);
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_close_reason_counts_in_its_own_slot_under_its_own_label() {
+        let m = ShardMetrics::default();
+        for (i, r) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+            m.closed(*r);
+            assert_eq!(m.closed[i].load(Relaxed), 1, "{r:?}");
+        }
+        let mut labels: Vec<&str> = CloseReason::ALL.iter().map(|r| r.label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), CloseReason::COUNT);
     }
 }

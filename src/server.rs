@@ -130,6 +130,7 @@ impl Server {
         )?;
         let shared = Arc::new(Shared {
             shutting_down: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             metrics: metrics.clone(),
             live: parking_lot::Mutex::new(live),
@@ -168,7 +169,9 @@ impl Server {
             )?;
             let thread = std::thread::Builder::new()
                 .name(format!("tickcast-shard-{id}"))
-                .spawn(move || shard.run())?;
+                .spawn(guarded(format!("shard {id}"), shared.clone(), move || {
+                    shard.run()
+                }))?;
             shards.push((links[id].clone(), Some(thread)));
         }
 
@@ -187,7 +190,9 @@ impl Server {
         };
         let router = std::thread::Builder::new()
             .name("tickcast-router".into())
-            .spawn(move || router.run())?;
+            .spawn(guarded("router".into(), shared.clone(), move || {
+                router.run()
+            }))?;
 
         Ok(Server {
             local_addr,
@@ -318,6 +323,21 @@ impl Server {
         }
     }
 
+    /// A shard or the router died of a bug (a panic outside any one
+    /// connection's handling; the log says which). The server keeps what
+    /// it can running, but `/healthz` says 503: a process embedding it
+    /// should restart it, as `tickcastd` does by exiting with status 70.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// The same question as [`Server::failed`], askable from another
+    /// thread (a supervisor's watch) without holding the server.
+    pub fn failure_watch(&self) -> impl Fn() -> bool + Send + 'static {
+        let shared = self.shared.clone();
+        move || shared.failed.load(Ordering::SeqCst)
+    }
+
     /// Open client connections (including ones still in the handshake).
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::Relaxed)
@@ -381,4 +401,19 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     })?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+/// A thread body that, if it panics, marks the server failed (see
+/// `Shared::failed`) and says so in the log, instead of ending silently.
+fn guarded(
+    name: String,
+    shared: Arc<Shared>,
+    body: impl FnOnce() + Send + 'static,
+) -> impl FnOnce() + Send + 'static {
+    move || {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+            shared.failed.store(true, Ordering::SeqCst);
+            log::error!("the {name} thread died of a bug; the server is failed (/healthz: 503)");
+        }
+    }
 }

@@ -111,6 +111,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tickcast::faults::arm_from_env();
     let server = match Server::start(cfg.server.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -163,6 +164,22 @@ fn main() -> ExitCode {
     server.set_config_source(move || {
         DaemonConfig::load(path.as_deref(), &reload_flags).map(|c| c.server)
     });
+
+    // A server thread that died of a bug leaves a server that cannot serve
+    // all its clients: exit non-zero so the supervisor starts a fresh one.
+    let watched = server.failure_watch();
+    std::thread::Builder::new()
+        .name("tickcastd-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if watched() {
+                log::error!(
+                    "a server thread failed; exiting with status 70 so tickcastd is restarted"
+                );
+                std::process::exit(70);
+            }
+        })
+        .expect("a watch thread");
 
     let signal = signals.forever().find(|&s| {
         if s != SIGHUP {

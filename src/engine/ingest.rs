@@ -84,6 +84,16 @@ pub struct Publisher {
 /// How often a publisher waiting for room looks whether the sink went down.
 const SINK_CHECK: Duration = Duration::from_millis(100);
 
+/// What `Publisher::try_send_op` did with an operation.
+pub(crate) enum TrySend {
+    /// It is in the ingest channel.
+    Sent,
+    /// The channel is full: here it is back, to try again without a copy.
+    Full(IngestOp),
+    /// Refused for good (invalid, `max_topics`, Redis away, shut down).
+    Refused(Error),
+}
+
 impl Publisher {
     pub(crate) fn new(tx: Sender<Ingested>, max_topic_len: usize, table: Arc<TopicTable>) -> Self {
         Publisher {
@@ -175,21 +185,25 @@ impl Publisher {
     /// Updates are checked and stamped as `try_publish` does. When the
     /// channel is full the operation comes back with `Full`, to be tried
     /// again without a copy.
-    pub(crate) fn try_send_op(&self, op: IngestOp) -> Result<(), (Error, Option<IngestOp>)> {
+    pub(crate) fn try_send_op(&self, op: IngestOp) -> TrySend {
         let op = match op {
-            IngestOp::Update(u) => self.prepare(u).map_err(|e| (e, None))?,
+            IngestOp::Update(u) => match self.prepare(u) {
+                Ok(op) => op,
+                Err(e) => return TrySend::Refused(e),
+            },
             op => Ingested {
                 op,
                 at: Instant::now(),
             },
         };
-        self.tx.try_send(op).map_err(|e| match e {
-            TrySendError::Full(back) => match self.full() {
-                Error::Full => (Error::Full, Some(back.op)),
-                other => (other, None),
+        match self.tx.try_send(op) {
+            Ok(()) => TrySend::Sent,
+            Err(TrySendError::Full(back)) => match self.full() {
+                Error::Full => TrySend::Full(back.op),
+                other => TrySend::Refused(other),
             },
-            TrySendError::Disconnected(_) => (Error::Closed, None),
-        })
+            Err(TrySendError::Disconnected(_)) => TrySend::Refused(Error::Closed),
+        }
     }
 
     /// Clears a topic: subscribers get a `cleared` event, the topic leaves

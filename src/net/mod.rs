@@ -30,6 +30,10 @@ use std::sync::Arc;
 /// State every shard of one server reads.
 pub(crate) struct Shared {
     pub shutting_down: AtomicBool,
+    /// A shard or router thread died of a bug (a panic outside any one
+    /// connection's handling): `/healthz` says 503 and `tickcastd` exits
+    /// non-zero so its supervisor restarts it. Never a silent dead shard.
+    pub failed: AtomicBool,
     /// Open connections across all shards (for the connection limit).
     pub connections: AtomicUsize,
     pub metrics: Arc<Metrics>,

@@ -5,7 +5,7 @@
 //! The shard hands it decoded frames and a way to send; it answers with
 //! what to tell the publisher.
 
-use crate::engine::ingest::IngestOp;
+use crate::engine::ingest::{IngestOp, TrySend};
 use crate::error::Error;
 use crate::wire::publish::Item;
 use std::collections::{HashSet, VecDeque};
@@ -40,10 +40,6 @@ pub(crate) struct Refusal {
     pub refused: Vec<(usize, Error)>,
     pub of: usize,
 }
-
-/// What `send` says of one operation: taken, or refused with the reason
-/// (and the operation back when it may be tried again: the queue was full).
-pub(crate) type Sent = Result<(), (Error, Option<IngestOp>)>;
 
 /// What a network publisher connection carries beyond a subscriber's.
 #[derive(Default)]
@@ -102,23 +98,23 @@ impl PublisherState {
     /// the race for the last place under `max_topics`) are returned per
     /// frame, each naming its update's index in that frame: never a silent
     /// drop. No operation is cloned: a full queue hands it back.
-    pub fn push(&mut self, mut send: impl FnMut(IngestOp) -> Sent) -> (Push, Vec<Refusal>) {
+    pub fn push(&mut self, mut send: impl FnMut(IngestOp) -> TrySend) -> (Push, Vec<Refusal>) {
         let mut refusals: Vec<(u64, Refusal)> = Vec::new();
         let outcome = loop {
             let Some(w) = self.waiting.pop_front() else {
                 break Push::All;
             };
             match send(w.op) {
-                Ok(()) => self.accepted += 1,
-                Err((Error::Full, Some(op))) => {
+                TrySend::Sent => self.accepted += 1,
+                TrySend::Full(op) => {
                     self.waiting.push_front(Waiting { op, ..w });
                     break Push::Blocked;
                 }
-                Err((Error::Closed, _)) => {
+                TrySend::Refused(Error::Closed) => {
                     self.waiting.clear();
                     break Push::ShutDown;
                 }
-                Err((why, _)) => match refusals.last_mut() {
+                TrySend::Refused(why) => match refusals.last_mut() {
                     Some((frame, r)) if *frame == w.frame => {
                         r.refused.push((w.index as usize, why))
                     }
@@ -182,8 +178,8 @@ mod tests {
         assert!(p.take_frame(frame(&["D", "E"]), |_| Ok(())).is_none());
         // The queue refuses B and E (say, Redis is away); the rest go in.
         let (push, refusals) = p.push(|op| match topic(&op) {
-            "B" | "E" => Err((Error::Unavailable, None)),
-            _ => Ok(()),
+            "B" | "E" => TrySend::Refused(Error::Unavailable),
+            _ => TrySend::Sent,
         });
         assert_eq!(push, Push::All);
         let got: Vec<(Vec<usize>, usize)> = refusals
@@ -203,11 +199,11 @@ mod tests {
         let room = std::cell::Cell::new(2);
         let mut send = |op: IngestOp| {
             if room.get() == 0 {
-                return Err((Error::Full, Some(op)));
+                return TrySend::Full(op);
             }
             room.set(room.get() - 1);
             sent.push(topic(&op).to_string());
-            Ok(())
+            TrySend::Sent
         };
         assert_eq!(p.push(&mut send).0, Push::Blocked);
         assert!(p.is_blocked());
@@ -239,7 +235,7 @@ mod tests {
     fn shutdown_drops_what_waits() {
         let mut p = PublisherState::default();
         let _ = p.take_frame(frame(&["A", "B"]), |_| Ok(()));
-        let (push, refusals) = p.push(|_| Err((Error::Closed, None)));
+        let (push, refusals) = p.push(|_| TrySend::Refused(Error::Closed));
         assert_eq!(push, Push::ShutDown);
         assert!(refusals.is_empty());
         assert!(!p.is_blocked());

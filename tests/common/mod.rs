@@ -272,6 +272,12 @@ impl Daemon {
         )
     }
 
+    /// Starts a daemon from a prepared command (its own environment, say).
+    #[allow(dead_code)]
+    pub fn spawn_command(cmd: &mut Command) -> Daemon {
+        Self::spawn(cmd)
+    }
+
     fn spawn(cmd: &mut Command) -> Daemon {
         let child = cmd
             .stderr(Stdio::piped())

@@ -1,8 +1,8 @@
 //! The operator endpoints' routing: the admin token (also on `/metrics`
 //! when it is protected) and which request an `/admin/…` path is.
 
-use crate::net::http::status::Status;
 use super::{auth, response, response_with, unauthorized, HttpContext, Route};
+use crate::net::http::status::Status;
 
 /// For `/admin/…` (and `/metrics` when protected): the refusal, or the
 /// admin request. None: not an admin path, route as usual (a protected

@@ -86,6 +86,8 @@ pub struct HttpContext<'a> {
     pub full: bool,
     /// Cluster mode with the link to Redis down: `/healthz` says degraded.
     pub degraded: bool,
+    /// A shard or the router died of a bug: `/healthz` says 503.
+    pub failed: bool,
 }
 
 /// Decides what a request head asks for. Never panics on any input.
@@ -206,7 +208,10 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             }
         }
         "/healthz" => {
-            if ctx.shutting_down {
+            if ctx.failed {
+                let why = "failed: a server thread died of a bug (see the log); restart it\n";
+                Route::Respond(response(Status::ServiceUnavailable, why))
+            } else if ctx.shutting_down {
                 Route::Respond(response(Status::ServiceUnavailable, "shutting down\n"))
             } else if ctx.degraded {
                 // Still serving the values it holds: a load balancer keeps

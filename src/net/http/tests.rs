@@ -15,6 +15,7 @@ pub(super) const CTX: HttpContext<'static> = HttpContext {
     max_topic_len: 64,
     full: false,
     degraded: false,
+    failed: false,
 };
 pub(super) fn status(r: &Route) -> String {
     match r {
@@ -78,6 +79,14 @@ fn other_requests_get_clear_statuses() {
     };
     assert_eq!(
         status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", down)),
+        "HTTP/1.1 503"
+    );
+    let failed = HttpContext {
+        failed: true,
+        ..CTX
+    };
+    assert_eq!(
+        status(&route(b"GET /healthz HTTP/1.1\r\n\r\n", failed)),
         "HTTP/1.1 503"
     );
     // A head that never ends is cut off at the limit.

@@ -1,11 +1,11 @@
 //! Accepting connections and dealing them out: the accepting shard holds the
 //! listeners and hands each new socket to the shards round-robin.
 
-use crate::net::http::status::Status;
 use super::{Shard, ShardMsg};
 use crate::metrics::CloseReason;
 use crate::net::conn::Conn;
 use crate::net::http;
+use crate::net::http::status::Status;
 use crate::net::index::member_key;
 use crate::net::mailbox::Listener;
 use crate::net::transport::Transport;

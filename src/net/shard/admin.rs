@@ -5,13 +5,13 @@
 //! path; no shard waits on another (the reply channel has room for every
 //! answer).
 
-use crate::net::http::status::Status;
 use super::state::AdminWait;
 use super::{Shard, ShardMsg};
 use crate::admin::{AdminQuery, AdminReply, ConnInfo};
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
 use crate::net::conn::Verdict;
+use crate::net::http::status::Status;
 use crate::net::http::{self, AdminRequest, Role};
 use crossbeam_channel::Sender;
 use std::collections::HashMap;

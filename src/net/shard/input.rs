@@ -56,12 +56,30 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
         degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),
+        failed: shared.failed.load(Ordering::Relaxed),
     }
 }
 
 impl Shard {
+    /// Reads what connection `token` sent and acts on it. A panic in its
+    /// handling (a bug of ours) closes that connection alone with 1011,
+    /// counted as `internal_error`; the shard and its other connections go
+    /// on. Unwinding is caught here, per connection, because the state it
+    /// may leave half-changed is that connection's.
     pub(super) fn read_conn(&mut self, token: usize) {
-        let verdict = self.read_phase(token);
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.read_phase(token)));
+        let verdict = read.unwrap_or_else(|_| {
+            log::error!(
+                "shard {}: a bug while handling connection {token}: closing it with 1011",
+                self.id
+            );
+            Verdict::Close {
+                code: CloseCode::Error,
+                reason: "internal error".into(),
+                why: CloseReason::Internal,
+            }
+        });
         self.settle(token, verdict);
         // Reading may have queued bytes (tungstenite's pongs and close
         // replies, TLS handshake messages and alerts): flush them this turn.
@@ -142,11 +160,7 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(token) else {
                 return Verdict::Continue;
             };
-            if conn
-                .publisher
-                .as_ref()
-                .is_some_and(|p| p.is_blocked())
-            {
+            if conn.publisher.as_ref().is_some_and(|p| p.is_blocked()) {
                 // Back-pressure: a publisher whose updates wait for room in the
                 // ingest queue is not read until they are in.
                 self.send_ack(token);

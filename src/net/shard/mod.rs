@@ -152,6 +152,10 @@ impl Shard {
                 }
             }
             self.turn_spent = 0;
+            if self.id > 0 {
+                // Not the accepting shard, so `/healthz` can still answer.
+                crate::faults::hit(crate::faults::Fault::ShardLoop);
+            }
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER | TLS_LISTENER => self.pending.accept = true,

@@ -3,8 +3,7 @@
 //! whose updates wait for room is not read until they are in.
 
 use super::Shard;
-use crate::engine::ingest::IngestOp;
-use crate::error::Error;
+use crate::engine::ingest::{IngestOp, TrySend};
 use crate::net::conn::Verdict;
 use crate::net::http::Role;
 use crate::net::publishing::Push;
@@ -100,7 +99,7 @@ impl Shard {
             // Sent, or the server is shutting down and nobody will hear:
             // either way done; full: try again next turn.
             let op = IngestOp::Stale(topic.to_string(), true);
-            if let Err((Error::Full, _)) = self.ingest.try_send_op(op) {
+            if let TrySend::Full(_) = self.ingest.try_send_op(op) {
                 self.pending.stale_marks.push(topic);
                 return;
             }

@@ -1,11 +1,11 @@
 //! Deadlines and heartbeats: handshake and close timeouts, pings and idle
 //! closes, and the orderly shutdown of every connection.
 
-use crate::net::http::status::Status;
 use super::Shard;
 use crate::metrics::CloseReason;
 use crate::net::conn::{Phase, Verdict};
 use crate::net::http;
+use crate::net::http::status::Status;
 use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -1,0 +1,55 @@
+//! Fault injection for the tests of what a bug costs: a panic while one
+//! connection is handled must close that connection alone (1011), and a
+//! panic in a shard's loop must fail `/healthz` and end `tickcastd` with a
+//! non-zero status. Production code reads one relaxed atomic where a fault
+//! can be injected; nothing is armed unless a test arms it (or sets
+//! `TICKCAST_FAULT` for a daemon it starts).
+
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+/// Where to panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    /// Nothing armed.
+    None = 0,
+    /// The next `subscribe` to the topic `tickcast-test-panic` panics
+    /// inside its connection's handling.
+    Subscribe = 1,
+    /// The next loop turn of a shard other than the accepting one (shard
+    /// 0, which then still answers `/healthz`) panics outside any
+    /// connection's handling.
+    ShardLoop = 2,
+}
+
+static ARMED: AtomicU8 = AtomicU8::new(Fault::None as u8);
+
+/// The topic whose subscribe panics while `Fault::Subscribe` is armed.
+pub const PANIC_TOPIC: &str = "tickcast-test-panic";
+
+/// Arms a fault (for tests only).
+pub fn arm(f: Fault) {
+    ARMED.store(f as u8, Relaxed);
+}
+
+/// Arms the fault `TICKCAST_FAULT` names (`subscribe` or `shard_loop`),
+/// if it is set: how a test arms a daemon it starts.
+pub fn arm_from_env() {
+    match std::env::var("TICKCAST_FAULT").as_deref() {
+        Ok("subscribe") => arm(Fault::Subscribe),
+        Ok("shard_loop") => arm(Fault::ShardLoop),
+        _ => {}
+    }
+}
+
+/// Panics once if `f` is armed (and disarms it).
+#[inline]
+pub(crate) fn hit(f: Fault) {
+    if ARMED.load(Relaxed) == f as u8
+        && ARMED
+            .compare_exchange(f as u8, Fault::None as u8, Relaxed, Relaxed)
+            .is_ok()
+    {
+        panic!("injected fault: {f:?}");
+    }
+}
