@@ -9,9 +9,21 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 #[test]
 fn port_zero_binds_a_real_port() {
-    let server = server();
-    assert_ne!(server.local_addr().port(), 0);
-    let _c = Client::connect(server.local_addr());
+    // Two servers asked for port 0 get two real, different ports, each
+    // serving its own subscribers.
+    let (a, b) = (server(), server());
+    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+    assert_ne!(pa, 0);
+    assert_ne!(pb, 0);
+    assert_ne!(pa, pb);
+    let mut c = Client::connect(a.local_addr());
+    a.publisher()
+        .publish(Update::new("PORT").last(1.0))
+        .unwrap();
+    wait_until("PORT exists", || a.snapshot("PORT").is_some());
+    c.subscribe(&["PORT"]);
+    assert_eq!(c.next_event()["event"], "snapshot");
+    assert!(b.snapshot("PORT").is_none(), "the other server is its own");
 }
 
 #[test]

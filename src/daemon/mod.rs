@@ -183,6 +183,19 @@ mod tests {
     fn the_example_file_in_the_repo_parses() {
         let text = include_str!("../../tickcastd.example.toml");
         let file = parse_file(text).unwrap();
-        DaemonConfig::merge(file, &Flags::default()).unwrap();
+        let cfg = DaemonConfig::merge(file, &Flags::default()).unwrap();
+        // Its values are the ones in force, not defaults that happen to
+        // validate: the file sets these away from nothing.
+        assert_eq!(cfg.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(cfg.server.ingest_capacity, 65536);
+        assert_eq!(cfg.server.max_connections, 100_000);
+        assert_eq!(cfg.server.max_subscriptions, 1024);
+        assert_eq!(cfg.server.max_topic_len, 64);
+        assert_eq!(cfg.server.history_len, 256);
+        assert_eq!(
+            cfg.server.slow_consumer_timeout,
+            std::time::Duration::from_millis(10_000)
+        );
+        assert_eq!(cfg.log_level, log::LevelFilter::Info);
     }
 }

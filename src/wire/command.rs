@@ -305,14 +305,40 @@ mod tests {
 
     #[test]
     fn msgpack_commands_parse_like_json() {
-        let bytes =
-            rmp_serde::to_vec_named(&json!({"op":"subscribe","id":3,"topics":["A"]})).unwrap();
+        // The same commands as JSON text and as MessagePack parse to the
+        // same command, id included; and a bad one fails the same way.
+        for cmd in [
+            json!({"op":"subscribe","id":3,"topics":["A","FX.*"],"max_rate":5.0,"depth":25}),
+            json!({"op":"unsubscribe","id":"u-1","topics":["A"]}),
+            json!({"op":"topics","id":4,"prefix":"FX."}),
+            json!({"op":"ping"}),
+            json!({"op":"subscribe","id":5,"topics":["A"],"since":{"A":{"seq":7,"epoch":"e1"}}}),
+        ] {
+            let text = serde_json::to_vec(&cmd).unwrap();
+            let packed = rmp_serde::to_vec_named(&cmd).unwrap();
+            let from_json = parse(&text, Format::Json).unwrap();
+            let from_msgpack = parse(&packed, Format::MsgPack).unwrap();
+            assert_eq!(from_json, from_msgpack, "{cmd}");
+            assert_eq!(from_json.id, cmd.get("id").cloned(), "{cmd}");
+        }
+        let first = parse(
+            &rmp_serde::to_vec_named(&json!({"op":"subscribe","id":3,"topics":["A"]})).unwrap(),
+            Format::MsgPack,
+        )
+        .unwrap();
         assert_eq!(
-            parse(&bytes, Format::MsgPack).unwrap().op,
+            first.op,
             Op::Subscribe(Subscribe {
                 topics: vec!["A".into()],
                 ..Subscribe::default()
             })
         );
+        let bad = json!({"op":"fly","id":9});
+        let (j, m) = (
+            parse(&serde_json::to_vec(&bad).unwrap(), Format::Json).unwrap_err(),
+            parse(&rmp_serde::to_vec_named(&bad).unwrap(), Format::MsgPack).unwrap_err(),
+        );
+        assert_eq!((j.code, j.id.clone()), (m.code, m.id.clone()));
+        assert_eq!(j.id, Some(json!(9)));
     }
 }
