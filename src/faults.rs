@@ -45,7 +45,16 @@ pub fn arm_from_env() {
 /// Panics once if `f` is armed (and disarms it).
 #[inline]
 pub(crate) fn hit(f: Fault) {
+    hit_if(f, || true);
+}
+
+/// Panics once if `f` is armed and `here` says this is the place (and
+/// disarms it). `here` runs only while `f` is armed, so an unarmed fault
+/// costs one relaxed load, whatever `here` would cost.
+#[inline]
+pub(crate) fn hit_if(f: Fault, here: impl FnOnce() -> bool) {
     if ARMED.load(Relaxed) == f as u8
+        && here()
         && ARMED
             .compare_exchange(f as u8, Fault::None as u8, Relaxed, Relaxed)
             .is_ok()

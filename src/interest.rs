@@ -7,6 +7,7 @@
 //! a callback may publish, subscribe upstream or block for a while (events
 //! then wait for it; nothing else does).
 
+use crate::engine::interest::Active;
 pub use crate::engine::interest::Interest;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::sync::Arc;
@@ -14,8 +15,6 @@ use std::thread::JoinHandle;
 
 /// A callback told of interest changes.
 pub type InterestCallback = Box<dyn Fn(&Interest) + Send + Sync>;
-
-use crate::engine::interest::Active;
 
 /// Hands one event to every shard (for their `/publish` connections);
 /// `server` builds it from the shards' mailboxes.
@@ -62,7 +61,7 @@ impl Dispatcher {
                         recv(stopped) -> _ => {
                             // The shards are gone: what they counted last.
                             for e in events.try_iter() {
-                                deliver(&e, &mirror, &callbacks, &(Box::new(|_| {}) as ToShards));
+                                deliver(&e, &mirror, &callbacks, &|_| {});
                             }
                             return;
                         }
@@ -89,7 +88,12 @@ impl Dispatcher {
     }
 }
 
-fn deliver(e: &Interest, mirror: &Active, callbacks: &[InterestCallback], shards: &ToShards) {
+fn deliver(
+    e: &Interest,
+    mirror: &Active,
+    callbacks: &[InterestCallback],
+    shards: &dyn Fn(Arc<Interest>),
+) {
     {
         let mut m = mirror.lock();
         if e.active {

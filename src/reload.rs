@@ -145,9 +145,7 @@ pub(crate) fn apply(
     let mut told = 0;
     for link in shards {
         // A shard that has shut down has dropped its receiver: nothing to tell.
-        let msg = ShardMsg::Reload(live.clone(), done_tx.clone());
-        if link.tx.send(msg).is_ok() {
-            let _ = link.waker.wake();
+        if link.send(ShardMsg::Reload(live.clone(), done_tx.clone())) {
             told += 1;
         }
     }

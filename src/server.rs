@@ -122,9 +122,7 @@ impl Server {
             interest_rx,
             Box::new(move |e| {
                 for link in &to_shards {
-                    if link.tx.try_send(ShardMsg::Interest(e.clone())).is_ok() {
-                        let _ = link.waker.wake();
-                    }
+                    let _ = link.try_send(ShardMsg::Interest(e.clone()));
                 }
             }),
         )?;
@@ -367,8 +365,7 @@ impl Server {
             }
         }
         for (link, _) in &self.shards {
-            let _ = link.tx.send(ShardMsg::Shutdown);
-            let _ = link.waker.wake();
+            link.send(ShardMsg::Shutdown);
         }
         for (i, (_, thread)) in self.shards.iter_mut().enumerate() {
             if let Some(t) = thread.take() {

@@ -50,10 +50,33 @@ pub(crate) struct ShardLink {
     pub waker: Arc<Waker>,
 }
 
-impl Outlet for ShardLink {
-    fn deliver(&self, batch: Vec<Arc<Encoded>>) {
-        if self.tx.send(ShardMsg::Deliver(batch)).is_ok() {
+impl ShardLink {
+    /// Sends `msg`, waiting while the mailbox is full, and wakes the shard.
+    /// False when the shard is gone (it dropped its mailbox).
+    pub fn send(&self, msg: ShardMsg) -> bool {
+        let sent = self.tx.send(msg).is_ok();
+        if sent {
             let _ = self.waker.wake();
         }
+        sent
+    }
+
+    /// Sends `msg` if there is room now and wakes the shard; otherwise
+    /// (full, or the shard is gone) hands it back. For shards and other
+    /// threads that must not wait.
+    pub fn try_send(&self, msg: ShardMsg) -> Result<(), ShardMsg> {
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                let _ = self.waker.wake();
+                Ok(())
+            }
+            Err(e) => Err(e.into_inner()),
+        }
+    }
+}
+
+impl Outlet for ShardLink {
+    fn deliver(&self, batch: Vec<Arc<Encoded>>) {
+        self.send(ShardMsg::Deliver(batch));
     }
 }

@@ -79,6 +79,7 @@ mod tests {
             Status::ServiceUnavailable,
         ];
         let mut codes: Vec<u16> = all.iter().map(|s| s.code()).collect();
+        codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert_eq!(Status::HeadersTooLarge.code(), 431);

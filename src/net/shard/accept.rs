@@ -148,17 +148,11 @@ impl Shard {
         if target == self.id {
             return self.adopt(sock, tls);
         }
-        let link = &self.peers[target];
-        match link.tx.try_send(ShardMsg::Adopt(sock, tls)) {
-            Ok(()) => {
-                let _ = link.waker.wake();
-            }
-            Err(e) => {
-                // That shard is swamped or gone: serve it here.
-                if let ShardMsg::Adopt(sock, tls) = e.into_inner() {
-                    self.adopt(sock, tls);
-                }
-            }
+        // That shard is swamped or gone: serve it here.
+        if let Err(ShardMsg::Adopt(sock, tls)) =
+            self.peers[target].try_send(ShardMsg::Adopt(sock, tls))
+        {
+            self.adopt(sock, tls);
         }
     }
 

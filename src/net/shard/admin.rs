@@ -106,9 +106,10 @@ impl Shard {
                 expected += 1;
                 continue;
             }
-            let link = &self.peers[i];
-            if link.tx.try_send(ShardMsg::Admin(query, tx.clone())).is_ok() {
-                let _ = link.waker.wake();
+            if self.peers[i]
+                .try_send(ShardMsg::Admin(query, tx.clone()))
+                .is_ok()
+            {
                 expected += 1;
             }
         }

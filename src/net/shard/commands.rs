@@ -96,9 +96,9 @@ impl Shard {
     /// did not receive already, its snapshot, or the updates it missed when
     /// it resumed with `since` and the history still holds them.
     fn subscribe(&mut self, token: usize, sub: &Subscribe, id: Id) -> Result<(), CommandError> {
-        if sub.topics.iter().any(|t| t == faults::PANIC_TOPIC) {
-            faults::hit(Fault::Subscribe);
-        }
+        faults::hit_if(Fault::Subscribe, || {
+            sub.topics.iter().any(|t| t == faults::PANIC_TOPIC)
+        });
         let max_len = self.live.config.max_topic_len;
         let sels = parse_selectors(&sub.topics, max_len, &id)?;
         let max = self.subscribe_allowed(token, &sels, &id)?;
