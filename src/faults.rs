@@ -20,6 +20,8 @@ pub enum Fault {
     /// 0, which then still answers `/healthz`) panics outside any
     /// connection's handling.
     ShardLoop = 2,
+    /// `Server::start` fails after its shard threads have started.
+    Start = 3,
 }
 
 static ARMED: AtomicU8 = AtomicU8::new(Fault::None as u8);
@@ -43,6 +45,15 @@ pub fn arm_from_env() {
 }
 
 /// Panics once if `f` is armed (and disarms it).
+/// True once when `f` is armed (and disarms it): for a fault that is an
+/// error returned, not a panic.
+pub(crate) fn fails(f: Fault) -> bool {
+    ARMED.load(Relaxed) == f as u8
+        && ARMED
+            .compare_exchange(f as u8, Fault::None as u8, Relaxed, Relaxed)
+            .is_ok()
+}
+
 #[inline]
 pub(crate) fn hit(f: Fault) {
     hit_if(f, || true);

@@ -76,7 +76,7 @@ impl Dispatcher {
         })
     }
 
-    /// Ends the thread once the shards have stopped.
+    /// Ends the thread once the shards have stopped (again: nothing).
     pub fn stop(&mut self) {
         drop(self.register.take());
         drop(self.stop.take());
@@ -85,6 +85,13 @@ impl Dispatcher {
                 log::error!("an interest callback panicked");
             }
         }
+    }
+}
+
+/// A server that failed to start drops its dispatcher: the thread ends.
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -3,7 +3,7 @@
 //! `net`) and the channels between them.
 
 use crate::config::Config;
-use crate::engine::ingest::Publisher;
+use crate::engine::ingest::{Ingested, Publisher};
 use crate::engine::router::{Router, RouterConfig};
 use crate::engine::table::{Snapshot, TopicTable};
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ use crate::net::mailbox::{Listener, ShardLink, ShardMsg, WAKER};
 use crate::net::shard::Shard;
 use crate::net::Shared;
 use crossbeam_channel::{bounded, Sender};
+use mio::net::TcpListener;
 use mio::{Poll, Waker};
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
@@ -50,82 +51,29 @@ pub struct Server {
 
 impl Server {
     /// Binds the listener and starts the router and shard threads.
+    ///
+    /// A step that fails undoes the ones before it: the server under
+    /// construction is a `Server` from the moment it owns a thread, so its
+    /// `Drop` stops and joins whatever was started, and the listeners close
+    /// with the shard that would have owned them.
     pub fn start(config: Config) -> Result<Server> {
         config.validate()?;
         // The JWT key and TLS files are read first: a bad one binds nothing.
         let live = Arc::new(crate::reload::build(config.clone(), 0)?);
-        let mut listeners = Vec::new();
-        let mut local_addr = None;
-        if config.plain {
-            let listener = bind(config.listen)?;
-            local_addr = Some(listener.local_addr()?);
-            listeners.push((mio::net::TcpListener::from_std(listener), Listener::Plain));
+        let bound = Bound::bind(&config, live.tls.is_some())?;
+        if let Some(level) = config.log_level {
+            log::set_max_level(level);
         }
-        // `validate` made sure TLS has its files and address, and that
-        // something listens.
-        let mut tls_addr = None;
-        if let (true, Some(addr)) = (live.tls.is_some(), config.tls_listen) {
-            let l = bind(addr)?;
-            tls_addr = Some(l.local_addr()?);
-            listeners.push((mio::net::TcpListener::from_std(l), Listener::Tls));
-        }
-        let Some(local_addr) = local_addr.or(tls_addr) else {
-            return Err(crate::error::ConfigError::NoListener.into());
-        };
-        let mut listeners = Some(listeners);
-
         let table = Arc::new(TopicTable::with_max_topics(config.max_topics));
         table.set_trades_snapshot(config.trades_snapshot);
         table.set_field_names(&config.extra_fields);
         let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
         let metrics = Arc::new(Metrics::new(config.shards));
-        // Cluster mode: publishers feed the link's writer (Redis numbers
-        // every update), and the router is fed by the link's reader.
-        let mut published_tx = ingest_tx.clone();
-        let mut loads_tx = None;
-        let mut cluster = None;
-        if let Some(url) = &config.redis {
-            let (tx, published) = bounded(config.ingest_capacity);
-            let (ltx, loads) = bounded(4096);
-            published_tx = tx;
-            loads_tx = Some(ltx);
-            cluster = Some(crate::cluster::Cluster::start(crate::cluster::Wiring {
-                url: url.clone(),
-                table: table.clone(),
-                router: ingest_tx.clone(),
-                published,
-                loads,
-                history_len: config.history_len,
-                trades_snapshot: config.trades_snapshot,
-                metrics: metrics.clone(),
-            })?);
-        }
-        let (stop_tx, stop_rx) = bounded::<()>(1);
-        let mut polls = Vec::new();
-        let mut links = Vec::new();
-        let mut receivers = Vec::new();
-        for _ in 0..config.shards {
-            let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-            let (tx, rx) = bounded(SHARD_CHANNEL_BATCHES);
-            polls.push(poll);
-            links.push(ShardLink { tx, waker });
-            receivers.push(rx);
-        }
-
-        if let Some(level) = config.log_level {
-            log::set_max_level(level);
-        }
+        let mailboxes = Mailboxes::new(config.shards)?;
         let (interest_tx, interest_rx) = crossbeam_channel::unbounded();
-        let to_shards = links.clone();
-        let interest = crate::interest::Dispatcher::start(
-            interest_rx,
-            Box::new(move |e| {
-                for link in &to_shards {
-                    let _ = link.try_send(ShardMsg::Interest(e.clone()));
-                }
-            }),
-        )?;
+        let interest = start_interest(interest_rx, &mailboxes.links)?;
+        let (published_tx, loads_tx, cluster) =
+            start_cluster(&config, &table, &ingest_tx, &metrics)?;
         let shared = Arc::new(Shared {
             shutting_down: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -133,10 +81,8 @@ impl Server {
             metrics: metrics.clone(),
             live: parking_lot::Mutex::new(live),
             source: parking_lot::Mutex::new(None),
-            shards: links.clone(),
-            cluster: cluster
-                .as_ref()
-                .map(|c: &crate::cluster::Cluster| c.link.clone()),
+            shards: mailboxes.links.clone(),
+            cluster: cluster.as_ref().map(|c| c.link.clone()),
             interest: Arc::new(crate::engine::interest::InterestBook::new(interest_tx)),
             wanted: interest.active.clone(),
             reload: crate::reload::from_source,
@@ -146,35 +92,26 @@ impl Server {
         if let Some(c) = &cluster {
             publisher = publisher.with_sink_state(c.link.writer_up.clone());
         }
-        let mut shards = Vec::new();
-        for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
-            // Shard 0 accepts and deals connections round-robin to all shards:
-            // even spread, and no SO_REUSEPORT, which would let a second daemon
-            // silently share the port.
-            let shard = Shard::new(
-                id,
-                poll,
-                if id == 0 {
-                    listeners.take().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-                links.clone(),
-                rx,
-                table.clone(),
-                shared.clone(),
-                publisher.clone(),
-            )?;
-            let thread = std::thread::Builder::new()
-                .name(format!("tickcast-shard-{id}"))
-                .spawn(guarded(format!("shard {id}"), shared.clone(), move || {
-                    shard.run()
-                }))?;
-            shards.push((links[id].clone(), Some(thread)));
+        let (stop_tx, stop_rx) = bounded::<()>(1);
+        let mut server = Server {
+            local_addr: bound.local_addr,
+            tls_addr: bound.tls_addr,
+            publisher,
+            table,
+            shared,
+            shards: Vec::new(),
+            router: None,
+            router_stop: Some(stop_tx),
+            cluster,
+            interest,
+        };
+        let links = mailboxes.links.clone();
+        server.spawn_shards(mailboxes, bound.listeners)?;
+        if crate::faults::fails(crate::faults::Fault::Start) {
+            return Err(Error::Io(std::io::Error::other("injected fault: start")));
         }
-
         let router = Router {
-            table: table.clone(),
+            table: server.table.clone(),
             ingest: ingest_rx,
             stop: stop_rx,
             shards: links
@@ -186,24 +123,52 @@ impl Server {
             loads: loads_tx,
             encoder: Box::new(crate::wire::event::Encoder::default()),
         };
-        let router = std::thread::Builder::new()
-            .name("tickcast-router".into())
-            .spawn(guarded("router".into(), shared.clone(), move || {
-                router.run()
-            }))?;
+        let shared = server.shared.clone();
+        server.router = Some(
+            std::thread::Builder::new()
+                .name("tickcast-router".into())
+                .spawn(guarded("router".into(), shared, move || router.run()))?,
+        );
+        Ok(server)
+    }
 
-        Ok(Server {
-            local_addr,
-            tls_addr,
-            publisher,
-            table,
-            shared,
-            shards,
-            router: Some(router),
-            router_stop: Some(stop_tx),
-            cluster,
-            interest,
-        })
+    /// Starts a thread per shard; shard 0 gets the listeners. Each started
+    /// shard is in `self.shards` at once, so a later failure stops it.
+    fn spawn_shards(
+        &mut self,
+        mailboxes: Mailboxes,
+        listeners: Vec<(TcpListener, Listener)>,
+    ) -> Result<()> {
+        let Mailboxes {
+            polls,
+            links,
+            receivers,
+        } = mailboxes;
+        let mut listeners = Some(listeners);
+        for (id, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
+            // Shard 0 accepts and deals connections round-robin to all shards:
+            // even spread, and no SO_REUSEPORT, which would let a second daemon
+            // silently share the port.
+            let mine = if id == 0 { listeners.take() } else { None };
+            let shard = Shard::new(
+                id,
+                poll,
+                mine.unwrap_or_default(),
+                links.clone(),
+                rx,
+                self.table.clone(),
+                self.shared.clone(),
+                self.publisher.clone(),
+            )?;
+            let guard = guarded(format!("shard {id}"), self.shared.clone(), move || {
+                shard.run()
+            });
+            let thread = std::thread::Builder::new()
+                .name(format!("tickcast-shard-{id}"))
+                .spawn(guard)?;
+            self.shards.push((links[id].clone(), Some(thread)));
+        }
+        Ok(())
     }
 
     /// Checks a configuration as `start` would, without binding or starting
@@ -382,6 +347,115 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The interest dispatcher, handing each event to every shard.
+fn start_interest(
+    events: crossbeam_channel::Receiver<crate::interest::Interest>,
+    links: &[ShardLink],
+) -> Result<crate::interest::Dispatcher> {
+    let to_shards = links.to_vec();
+    let give = move |e: Arc<crate::interest::Interest>| {
+        for link in &to_shards {
+            let _ = link.try_send(ShardMsg::Interest(e.clone()));
+        }
+    };
+    Ok(crate::interest::Dispatcher::start(events, Box::new(give))?)
+}
+
+/// What publishers send into, and, in cluster mode, the link to Redis:
+/// publishers then feed the link's writer (Redis numbers every update),
+/// and the router is fed by the link's reader; without it, they feed the
+/// router directly.
+type Ingress = (
+    Sender<Ingested>,
+    Option<Sender<Arc<str>>>,
+    Option<crate::cluster::Cluster>,
+);
+
+fn start_cluster(
+    config: &Config,
+    table: &Arc<TopicTable>,
+    ingest: &Sender<Ingested>,
+    metrics: &Arc<Metrics>,
+) -> Result<Ingress> {
+    let Some(url) = &config.redis else {
+        return Ok((ingest.clone(), None, None));
+    };
+    let (tx, published) = bounded(config.ingest_capacity);
+    let (ltx, loads) = bounded(4096);
+    let cluster = crate::cluster::Cluster::start(crate::cluster::Wiring {
+        url: url.clone(),
+        table: table.clone(),
+        router: ingest.clone(),
+        published,
+        loads,
+        history_len: config.history_len,
+        trades_snapshot: config.trades_snapshot,
+        metrics: metrics.clone(),
+    })?;
+    Ok((tx, Some(ltx), Some(cluster)))
+}
+
+/// The listeners `start` binds, with their real addresses.
+struct Bound {
+    listeners: Vec<(TcpListener, Listener)>,
+    local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+}
+
+impl Bound {
+    fn bind(config: &Config, tls: bool) -> Result<Bound> {
+        let mut listeners = Vec::new();
+        let mut local_addr = None;
+        if config.plain {
+            let listener = bind(config.listen)?;
+            local_addr = Some(listener.local_addr()?);
+            listeners.push((TcpListener::from_std(listener), Listener::Plain));
+        }
+        // `validate` made sure TLS has its files and address, and that
+        // something listens.
+        let mut tls_addr = None;
+        if let (true, Some(addr)) = (tls, config.tls_listen) {
+            let l = bind(addr)?;
+            tls_addr = Some(l.local_addr()?);
+            listeners.push((TcpListener::from_std(l), Listener::Tls));
+        }
+        let Some(local_addr) = local_addr.or(tls_addr) else {
+            return Err(crate::error::ConfigError::NoListener.into());
+        };
+        Ok(Bound {
+            listeners,
+            local_addr,
+            tls_addr,
+        })
+    }
+}
+
+/// Each shard's poll, mailbox link and mailbox, made before any thread.
+struct Mailboxes {
+    polls: Vec<Poll>,
+    links: Vec<ShardLink>,
+    receivers: Vec<crossbeam_channel::Receiver<ShardMsg>>,
+}
+
+impl Mailboxes {
+    fn new(shards: usize) -> Result<Mailboxes> {
+        let mut m = Mailboxes {
+            polls: Vec::new(),
+            links: Vec::new(),
+            receivers: Vec::new(),
+        };
+        for _ in 0..shards {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (tx, rx) = bounded(SHARD_CHANNEL_BATCHES);
+            m.polls.push(poll);
+            m.links.push(ShardLink { tx, waker });
+            m.receivers.push(rx);
+        }
+        Ok(m)
     }
 }
 

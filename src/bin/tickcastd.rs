@@ -80,18 +80,7 @@ fn main() -> ExitCode {
         redis: cli.redis,
     };
     if let Some(file) = &cli.check_config {
-        let checked = DaemonConfig::load(Some(file), &flags)
-            .and_then(|cfg| Server::check_config(&cfg.server));
-        return match checked {
-            Ok(()) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("tickcastd: {}: {e}", file.display());
-                ExitCode::from(2)
-            }
-        };
+        return check_config(file, &flags);
     }
     let cfg = match DaemonConfig::load(cli.config.as_deref(), &flags) {
         Ok(c) => c,
@@ -119,38 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = server.local_addr();
-    let (ws, http, only) = if cfg.server.plain {
-        ("ws", "http", "")
-    } else {
-        ("wss", "https", "TLS only, ")
-    };
-    log::info!(
-        "tickcastd {} listening on {addr}: {only}subscribe at {ws}://{addr}/ws, health at {http}://{addr}/healthz ({} shards)",
-        env!("CARGO_PKG_VERSION"),
-        cfg.server.shards
-    );
-    if let Some(tls) = server.tls_addr().filter(|_| cfg.server.plain) {
-        log::info!("TLS: wss://{tls}/ws");
-    }
-    // Say how access is set up, never the tokens themselves.
-    let subs = match cfg.server.subscriber_tokens.len() {
-        0 => "subscribers: open (no subscriber tokens)".to_string(),
-        n => format!("subscribers: token required ({n} tokens)"),
-    };
-    let pubs = match cfg.server.publisher_tokens.len() {
-        0 => "network publishing: off (no publisher tokens)".to_string(),
-        n => format!("network publishing: on at ws://{addr}/publish ({n} tokens)"),
-    };
-    log::info!("access: {subs}; {pubs}");
-    if let Some(url) = &cfg.server.redis {
-        // Never the password a URL may carry.
-        let shown = match url.rsplit_once('@') {
-            Some((_, host)) => format!("redis://(credentials)@{host}"),
-            None => url.clone(),
-        };
-        log::info!("cluster mode: topics are shared through the Redis at {shown}");
-    }
+    announce(&server, &cfg);
     let demo = cfg.demo_rate.map(|rate| {
         log::info!(
             "demo feed: {} instruments at {rate} updates/s",
@@ -165,22 +123,7 @@ fn main() -> ExitCode {
         DaemonConfig::load(path.as_deref(), &reload_flags).map(|c| c.server)
     });
 
-    // A server thread that died of a bug leaves a server that cannot serve
-    // all its clients: exit non-zero so the supervisor starts a fresh one.
-    let watched = server.failure_watch();
-    std::thread::Builder::new()
-        .name("tickcastd-watch".into())
-        .spawn(move || loop {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            if watched() {
-                log::error!(
-                    "a server thread failed; exiting with status 70 so tickcastd is restarted"
-                );
-                std::process::exit(70);
-            }
-        })
-        .expect("a watch thread");
-
+    watch_for_failure(&server);
     let signal = signals.forever().find(|&s| {
         if s != SIGHUP {
             return true;
@@ -201,6 +144,75 @@ fn main() -> ExitCode {
     server.shutdown();
     log::info!("shutdown complete ({open} connections closed)");
     ExitCode::SUCCESS
+}
+
+/// `--check-config FILE`: 0 and "ok", or 2 and the reason.
+fn check_config(file: &std::path::Path, flags: &Flags) -> ExitCode {
+    let checked =
+        DaemonConfig::load(Some(file), flags).and_then(|cfg| Server::check_config(&cfg.server));
+    match checked {
+        Ok(()) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tickcastd: {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs where the daemon listens, how access is set up (never the tokens
+/// themselves) and, in cluster mode, which Redis (never its password).
+fn announce(server: &Server, cfg: &DaemonConfig) {
+    let addr = server.local_addr();
+    let (ws, http, only) = if cfg.server.plain {
+        ("ws", "http", "")
+    } else {
+        ("wss", "https", "TLS only, ")
+    };
+    log::info!(
+        "tickcastd {} listening on {addr}: {only}subscribe at {ws}://{addr}/ws, health at {http}://{addr}/healthz ({} shards)",
+        env!("CARGO_PKG_VERSION"),
+        cfg.server.shards
+    );
+    if let Some(tls) = server.tls_addr().filter(|_| cfg.server.plain) {
+        log::info!("TLS: wss://{tls}/ws");
+    }
+    let subs = match cfg.server.subscriber_tokens.len() {
+        0 => "subscribers: open (no subscriber tokens)".to_string(),
+        n => format!("subscribers: token required ({n} tokens)"),
+    };
+    let pubs = match cfg.server.publisher_tokens.len() {
+        0 => "network publishing: off (no publisher tokens)".to_string(),
+        n => format!("network publishing: on at ws://{addr}/publish ({n} tokens)"),
+    };
+    log::info!("access: {subs}; {pubs}");
+    if let Some(url) = &cfg.server.redis {
+        let shown = match url.rsplit_once('@') {
+            Some((_, host)) => format!("redis://(credentials)@{host}"),
+            None => url.clone(),
+        };
+        log::info!("cluster mode: topics are shared through the Redis at {shown}");
+    }
+}
+
+/// A server thread that died of a bug leaves a server that cannot serve
+/// all its clients: exit non-zero (70) so the supervisor starts a fresh one.
+fn watch_for_failure(server: &Server) {
+    let watched = server.failure_watch();
+    std::thread::Builder::new()
+        .name("tickcastd-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if watched() {
+                log::error!(
+                    "a server thread failed; exiting with status 70 so tickcastd is restarted"
+                );
+                std::process::exit(70);
+            }
+        })
+        .expect("a watch thread");
 }
 
 /// A fan-out server holds one descriptor per subscriber; the usual soft limit

@@ -81,19 +81,34 @@ impl ClusterLink {
         self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed)
     }
 
-    fn set_up(&self, writer: bool, up: bool) {
-        let side = if writer {
-            &self.writer_up
-        } else {
-            &self.reader_up
+    fn set(&self, side: Side, health: Health) {
+        let side = match side {
+            Side::Writer => &self.writer_up,
+            Side::Reader => &self.reader_up,
         };
-        side.store(up, Ordering::Relaxed);
+        side.store(health == Health::Up, Ordering::Relaxed);
         self.metrics.cluster.up.store(self.up(), Ordering::Relaxed);
     }
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+}
+
+/// One of the link's two connections to Redis.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    /// Publishes this node's updates.
+    Writer,
+    /// Follows every node's updates.
+    Reader,
+}
+
+/// Whether a side reaches Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Up,
+    Down,
 }
 
 /// The running link: its shared state and its two threads.
@@ -177,6 +192,13 @@ impl Cluster {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// A server that failed to start drops its link: both threads end.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -20,9 +20,10 @@
 use super::endpoint::{Con, Endpoint};
 use super::store::{self, Message, TOPICS_KEY};
 use super::writer::Quiet;
-use super::{wall_ns, ClusterLink, FollowRequest};
+use super::{wall_ns, ClusterLink, FollowRequest, Health, Side};
 use crate::engine::ingest::{IngestOp, Ingested, Loaded, Numbered};
 use crate::engine::table::TopicTable;
+use crate::model::liveness::Liveness;
 use crossbeam_channel::{Receiver, Sender};
 use redis::Connection;
 use std::collections::HashSet;
@@ -73,11 +74,11 @@ impl Reader {
                             );
                         }
                     }
-                    self.link.set_up(false, false);
+                    self.link.set(Side::Reader, Health::Down);
                     self.mark_all_stale();
                 }
                 Err(e) => {
-                    self.link.set_up(false, false);
+                    self.link.set(Side::Reader, Health::Down);
                     log::warn!(
                         "cluster: cannot reach Redis to subscribe ({e}); retrying in {backoff:?}"
                     );
@@ -126,7 +127,7 @@ impl Reader {
         reload.sort();
         reload.dedup();
         self.load_all(cmd, &reload)?;
-        self.link.set_up(false, true);
+        self.link.set(Side::Reader, Health::Up);
         log::info!(
             "cluster: subscribed to Redis ({} topics, {} prefixes followed)",
             reload.len(),
@@ -369,7 +370,7 @@ impl Reader {
             all.extend(self.table.names_under(p));
         }
         for t in all {
-            self.send(IngestOp::Stale(t.to_string(), true));
+            self.send(IngestOp::Stale(t.to_string(), Liveness::Stale));
         }
     }
 }

@@ -15,6 +15,7 @@
 use crate::engine::epoch::Epoch;
 use crate::engine::history::Past;
 use crate::engine::table::Snapshot;
+use crate::model::liveness::Liveness;
 use crate::model::update::{Prices, Update};
 
 /// The sorted set of every topic published.
@@ -133,7 +134,7 @@ pub(crate) enum Message {
     /// The topic was cleared.
     Clear(String),
     /// The topic went stale (true) or live.
-    Stale(String, bool),
+    Stale(String, Liveness),
 }
 
 /// Parses a message (or a history entry, which is an update message).
@@ -165,7 +166,10 @@ pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
         "C" => Some(Message::Clear(it.next()?.to_string())),
         "S" => {
             let topic = it.next()?.to_string();
-            Some(Message::Stale(topic, it.next()? == "1"))
+            Some(Message::Stale(
+                topic,
+                Liveness::from_stale(it.next()? == "1"),
+            ))
         }
         _ => None,
     }
@@ -283,7 +287,10 @@ mod tests {
         );
         assert_eq!(parse(&text, &[]), None, "a field this node does not know");
         assert_eq!(parse("C X", &[]), Some(Message::Clear("X".into())));
-        assert_eq!(parse("S X 1", &[]), Some(Message::Stale("X".into(), true)));
+        assert_eq!(
+            parse("S X 1", &[]),
+            Some(Message::Stale("X".into(), Liveness::Stale))
+        );
         for bad in ["", "U", "U X zz 1 1 1", "U X 00000000 1 1 1 nope 1", "Q X"] {
             assert_eq!(parse(bad, &[]), None, "{bad}");
         }

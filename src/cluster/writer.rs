@@ -13,7 +13,7 @@
 
 use super::endpoint::{Con, Endpoint};
 use super::store::{self, PUBLISH_SCRIPT, TOPICS_KEY};
-use super::{wall_ns, ClusterLink};
+use super::{wall_ns, ClusterLink, Health, Side};
 use crate::engine::ingest::{IngestOp, Ingested};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashSet;
@@ -47,124 +47,231 @@ struct Session {
     listed: HashSet<String>,
 }
 
+/// The writer's connection to Redis: the state its loop moves through.
+///
+/// `Down` → `Up` when a connection is made and the script loaded; `Up` →
+/// `Down` when a ping or a send finds the connection lost, or Redis no
+/// longer knows the script. The batch in hand survives both: it is sent
+/// whole once the writer is up again.
+enum Conn {
+    /// Not connected: try again at `retry_at`.
+    Down { retry_at: Instant },
+    /// Connected; Redis last answered at `last_contact`.
+    Up {
+        session: Box<Session>,
+        last_contact: Instant,
+    },
+}
+
+/// Everything the writer's loop carries between turns.
+struct Machine {
+    conn: Conn,
+    /// Operations taken from publishers, not yet accepted by Redis.
+    batch: Vec<Ingested>,
+    /// The wait before the next connection attempt, doubled per failure.
+    backoff: Duration,
+    /// Stopping: the grace for what is queued ends then.
+    stop_at: Option<Instant>,
+    /// Connected once already: the next connection is a reconnect.
+    was_up: bool,
+    quiet: Quiet,
+}
+
+/// What filling an empty batch found.
+enum Fill {
+    /// Operations to send.
+    Batch,
+    /// Nothing came within the wait.
+    Idle,
+    /// Every publisher handle is gone.
+    Closed,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
 impl Writer {
+    /// The loop: connect when down, take a batch when empty, send it. Ends
+    /// when the link stops (after a bounded grace for what is queued) or
+    /// every publisher is gone.
     pub fn run(self) {
-        let mut session: Option<Session> = None;
-        let mut batch: Vec<Ingested> = Vec::with_capacity(BATCH);
-        let mut backoff = Duration::from_millis(50);
-        let mut retry_at = Instant::now();
-        let mut stop_at: Option<Instant> = None;
-        let mut was_up = false;
-        let mut last_contact = Instant::now();
-        let mut quiet = Quiet::default();
+        let mut m = Machine {
+            conn: Conn::Down {
+                retry_at: Instant::now(),
+            },
+            batch: Vec::with_capacity(BATCH),
+            backoff: FIRST_BACKOFF,
+            stop_at: None,
+            was_up: false,
+            quiet: Quiet::default(),
+        };
         loop {
-            if self.link.stopping() {
-                let at = *stop_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
-                if Instant::now() >= at || (batch.is_empty() && self.input.is_empty()) {
-                    break;
-                }
+            if self.done_stopping(&mut m) {
+                break;
             }
             // Connected even while idle, so the link's health is known.
-            if session.is_none() && Instant::now() >= retry_at {
-                match self.connect() {
-                    Ok(s) => {
-                        if was_up {
-                            self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
-                        }
-                        was_up = true;
-                        backoff = Duration::from_millis(50);
-                        self.link.set_up(true, true);
-                        if quiet.reset() {
-                            log::info!("cluster: publishing to Redis again");
-                        }
-                        last_contact = Instant::now();
-                        session = Some(s);
-                    }
-                    Err(e) => {
-                        self.link.set_up(true, false);
-                        if quiet.speak() {
-                            log::warn!("cluster: cannot reach Redis to publish ({e}); retrying every second at most");
-                        }
-                        retry_at = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    }
-                }
+            if matches!(m.conn, Conn::Down { retry_at } if Instant::now() >= retry_at) {
+                self.connect_step(&mut m);
             }
-            if batch.is_empty() {
-                match self.input.recv_timeout(Duration::from_millis(100)) {
-                    Ok(first) => batch.push(first),
-                    Err(RecvTimeoutError::Timeout) => {
-                        if let Some(s) = session.as_mut() {
-                            if last_contact.elapsed() >= IDLE_PING {
-                                last_contact = Instant::now();
-                                if let Err(e) = redis::cmd("PING").exec(s.con.like()) {
-                                    if quiet.speak() {
-                                        log::warn!(
-                                            "cluster: Redis stopped answering ({e}); reconnecting"
-                                        );
-                                    }
-                                    self.link.set_up(true, false);
-                                    session = None;
-                                }
-                            }
-                        }
+            if m.batch.is_empty() {
+                match self.fill(&mut m.batch) {
+                    Fill::Batch => {}
+                    Fill::Idle => {
+                        self.keep_alive(&mut m);
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                while batch.len() < BATCH {
-                    match self.input.try_recv() {
-                        Ok(op) => batch.push(op),
-                        Err(_) => break,
-                    }
-                }
-                self.keep_local(&mut batch);
-                if batch.is_empty() {
-                    continue;
+                    Fill::Closed => break,
                 }
             }
-            let Some(s) = session.as_mut() else {
-                // Not connected: wait for the next attempt, batch in hand.
-                std::thread::sleep(retry_at.saturating_duration_since(Instant::now()));
-                continue;
-            };
-            match self.send(s, &batch) {
-                Ok(()) => {
-                    let m = &self.link.metrics.cluster;
-                    m.round_trips.fetch_add(1, Relaxed);
-                    m.batched.fetch_add(batch.len() as u64, Relaxed);
-                    last_contact = Instant::now();
-                    batch.clear();
-                }
-                Err(e) if e.code() == Some("NOSCRIPT") => {
-                    // Redis restarted (or its script cache was flushed).
-                    session = None;
-                }
-                Err(e) if lost_connection(&e) => {
-                    if quiet.speak() {
-                        log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
-                    }
-                    self.link.set_up(true, false);
-                    session = None;
-                }
-                Err(e) => {
-                    // Refused, not lost: sending it again would be refused
-                    // again. Said loudly and counted, never silently.
-                    log::error!(
-                        "cluster: Redis refused a batch of {} operations, which are dropped: {e}",
-                        batch.len()
-                    );
-                    let m = &self.link.metrics.cluster;
-                    m.refused.fetch_add(batch.len() as u64, Relaxed);
-                    batch.clear();
-                }
-            }
+            self.send_step(&mut m);
         }
-        if !batch.is_empty() || !self.input.is_empty() {
+        if !m.batch.is_empty() || !self.input.is_empty() {
             log::warn!(
                 "cluster: stopped with {} operations not sent to Redis",
-                batch.len() + self.input.len()
+                m.batch.len() + self.input.len()
             );
+        }
+    }
+
+    /// The link is stopping and the writer is done: nothing left to send,
+    /// or the grace is over.
+    fn done_stopping(&self, m: &mut Machine) -> bool {
+        if !self.link.stopping() {
+            return false;
+        }
+        let at = *m.stop_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+        Instant::now() >= at || (m.batch.is_empty() && self.input.is_empty())
+    }
+
+    /// `Down` → `Up`, or `Down` again with a longer wait.
+    fn connect_step(&self, m: &mut Machine) {
+        match self.connect() {
+            Ok(session) => {
+                if m.was_up {
+                    self.link.metrics.cluster.reconnects.fetch_add(1, Relaxed);
+                }
+                m.was_up = true;
+                m.backoff = FIRST_BACKOFF;
+                self.link.set(Side::Writer, Health::Up);
+                if m.quiet.reset() {
+                    log::info!("cluster: publishing to Redis again");
+                }
+                m.conn = Conn::Up {
+                    session: Box::new(session),
+                    last_contact: Instant::now(),
+                };
+            }
+            Err(e) => {
+                self.link.set(Side::Writer, Health::Down);
+                if m.quiet.speak() {
+                    log::warn!(
+                        "cluster: cannot reach Redis to publish ({e}); retrying every second at most"
+                    );
+                }
+                m.conn = Conn::Down {
+                    retry_at: Instant::now() + m.backoff,
+                };
+                m.backoff = (m.backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Takes up to `BATCH` operations, waiting briefly for the first; what
+    /// concerns this node only goes to the router directly.
+    fn fill(&self, batch: &mut Vec<Ingested>) -> Fill {
+        match self.input.recv_timeout(Duration::from_millis(100)) {
+            Ok(first) => batch.push(first),
+            Err(RecvTimeoutError::Timeout) => return Fill::Idle,
+            Err(RecvTimeoutError::Disconnected) => return Fill::Closed,
+        }
+        while batch.len() < BATCH {
+            match self.input.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        self.keep_local(batch);
+        match batch.is_empty() {
+            true => Fill::Idle,
+            false => Fill::Batch,
+        }
+    }
+
+    /// Idle and up: a ping now and then, so a dead Redis is noticed (and
+    /// said) without waiting for the next publish.
+    fn keep_alive(&self, m: &mut Machine) {
+        let Conn::Up {
+            session,
+            last_contact,
+        } = &mut m.conn
+        else {
+            return;
+        };
+        if last_contact.elapsed() < IDLE_PING {
+            return;
+        }
+        *last_contact = Instant::now();
+        if let Err(e) = redis::cmd("PING").exec(session.con.like()) {
+            if m.quiet.speak() {
+                log::warn!("cluster: Redis stopped answering ({e}); reconnecting");
+            }
+            self.lost(m);
+        }
+    }
+
+    /// `Up` → `Down`: try again at once (the backoff applies from the next
+    /// failure on).
+    fn lost(&self, m: &mut Machine) {
+        self.link.set(Side::Writer, Health::Down);
+        m.conn = Conn::Down {
+            retry_at: Instant::now(),
+        };
+    }
+
+    /// Sends the batch in hand: cleared once Redis took it (or refused it);
+    /// kept for the next connection when the connection was lost.
+    fn send_step(&self, m: &mut Machine) {
+        let Conn::Up {
+            session,
+            last_contact,
+        } = &mut m.conn
+        else {
+            // Not connected: wait for the next attempt, batch in hand.
+            if let Conn::Down { retry_at } = m.conn {
+                std::thread::sleep(retry_at.saturating_duration_since(Instant::now()));
+            }
+            return;
+        };
+        let cluster = &self.link.metrics.cluster;
+        match self.send(session, &m.batch) {
+            Ok(()) => {
+                cluster.round_trips.fetch_add(1, Relaxed);
+                cluster.batched.fetch_add(m.batch.len() as u64, Relaxed);
+                *last_contact = Instant::now();
+                m.batch.clear();
+            }
+            // Redis restarted (or its script cache was flushed): connect
+            // again, which loads the script.
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                m.conn = Conn::Down {
+                    retry_at: Instant::now(),
+                };
+            }
+            Err(e) if lost_connection(&e) => {
+                if m.quiet.speak() {
+                    log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
+                }
+                self.lost(m);
+            }
+            Err(e) => {
+                // Refused, not lost: sending it again would be refused
+                // again. Said loudly and counted, never silently.
+                log::error!(
+                    "cluster: Redis refused a batch of {} operations, which are dropped: {e}",
+                    m.batch.len()
+                );
+                cluster.refused.fetch_add(m.batch.len() as u64, Relaxed);
+                m.batch.clear();
+            }
         }
     }
 
@@ -224,7 +331,7 @@ impl Writer {
                     let mut publish = redis::cmd("PUBLISH");
                     publish
                         .arg(store::channel(t))
-                        .arg(format!("S {t} {}", u8::from(*stale)));
+                        .arg(format!("S {t} {}", u8::from(stale.is_stale())));
                     cmds.push(publish);
                 }
                 // Only ever fed by the reader, not by publishers.

@@ -13,156 +13,263 @@ impl Config {
         self.check().map_err(Error::InvalidConfig)
     }
 
-    fn check(&self) -> std::result::Result<(), ConfigError> {
-        fn at_least(key: &'static str, got: usize, min: usize, expected: &'static str) -> Check {
-            if got < min {
+    /// The listeners first (nothing else matters without one), then every
+    /// integer range in [`RANGES`], then the rules in [`RULES`]; the first
+    /// failure is the answer.
+    fn check(&self) -> Check {
+        listeners(self)?;
+        for r in RANGES {
+            let got = (r.get)(self);
+            if got < r.min || got > r.max {
                 return Err(ConfigError::OutOfRange {
-                    key,
-                    expected,
+                    key: r.key,
+                    expected: r.expected,
                     got: got.to_string(),
                 });
             }
-            Ok(())
         }
-        type Check = std::result::Result<(), ConfigError>;
-        if self.shards == 0 || self.shards > MAX_SHARDS {
-            return Err(ConfigError::OutOfRange {
-                key: "shards",
-                expected: "1..=64",
-                got: self.shards.to_string(),
-            });
+        RULES.iter().try_for_each(|rule| rule(self))
+    }
+}
+
+type Check = std::result::Result<(), ConfigError>;
+
+/// An integer setting and its range.
+struct Range {
+    key: &'static str,
+    get: fn(&Config) -> usize,
+    min: usize,
+    max: usize,
+    expected: &'static str,
+}
+
+const ANY: usize = usize::MAX;
+
+/// Every integer setting with a range of its own, in the order checked.
+const RANGES: &[Range] = &[
+    Range {
+        key: "shards",
+        get: |c| c.shards,
+        min: 1,
+        max: MAX_SHARDS,
+        expected: "1..=64",
+    },
+    Range {
+        key: "ingest_capacity",
+        get: |c| c.ingest_capacity,
+        min: 1,
+        max: ANY,
+        expected: "at least 1",
+    },
+    Range {
+        key: "router_batch",
+        get: |c| c.router_batch,
+        min: 1,
+        max: ANY,
+        expected: "at least 1",
+    },
+    Range {
+        key: "max_topic_len",
+        get: |c| c.max_topic_len,
+        min: 1,
+        max: 1024,
+        expected: "1..=1024",
+    },
+    Range {
+        key: "max_subscriptions",
+        get: |c| c.max_subscriptions,
+        min: 1,
+        max: ANY,
+        expected: "at least 1",
+    },
+    Range {
+        key: "trades_snapshot",
+        get: |c| c.trades_snapshot,
+        min: 1,
+        max: 10_000,
+        expected: "1..=10000",
+    },
+    Range {
+        key: "max_topics_per_command",
+        get: |c| c.max_topics_per_command,
+        min: 1,
+        max: ANY,
+        expected: "at least 1",
+    },
+    Range {
+        key: "max_topics",
+        get: |c| c.max_topics,
+        min: 1,
+        max: ANY,
+        expected: "at least 1",
+    },
+    Range {
+        key: "max_message_size",
+        get: |c| c.max_message_size,
+        min: 128,
+        max: ANY,
+        expected: "at least 128",
+    },
+    Range {
+        key: "max_handshake_bytes",
+        get: |c| c.max_handshake_bytes,
+        min: 512,
+        max: ANY,
+        expected: "at least 512",
+    },
+    Range {
+        key: "max_connections",
+        get: |c| c.max_connections,
+        min: 1,
+        max: ANY,
+        expected: "at least 1",
+    },
+    Range {
+        key: "max_outbound_bytes",
+        get: |c| c.max_outbound_bytes,
+        min: 64 * 1024,
+        max: ANY,
+        expected: "at least 65536",
+    },
+    Range {
+        key: "read_buffer_size",
+        get: |c| c.read_buffer_size,
+        min: 64,
+        max: ANY,
+        expected: "at least 64",
+    },
+];
+
+/// The rules that are not one integer's range, in the order checked.
+const RULES: &[fn(&Config) -> Check] = &[
+    command_rate,
+    redis_url,
+    |c| check_extra_fields(&c.extra_fields),
+    handshake_timeout,
+    outbound_limits,
+    tokens,
+    heartbeat,
+    max_rate,
+    stale_after,
+];
+
+fn out_of_range(key: &'static str, expected: &'static str, got: impl ToString) -> Check {
+    Err(ConfigError::OutOfRange {
+        key,
+        expected,
+        got: got.to_string(),
+    })
+}
+
+/// TLS has all it needs, and something listens.
+fn listeners(c: &Config) -> Check {
+    let tls_files = c.tls_cert.is_some() || c.tls_key.is_some();
+    if tls_files && (c.tls_cert.is_none() || c.tls_key.is_none() || c.tls_listen.is_none()) {
+        return Err(ConfigError::TlsIncomplete);
+    }
+    if !c.plain && !tls_files {
+        return Err(ConfigError::NoListener);
+    }
+    Ok(())
+}
+
+fn command_rate(c: &Config) -> Check {
+    let rate = c.max_commands_per_sec;
+    if !(rate.is_finite() && rate >= 0.0) {
+        let expected = "a number of commands per second, 0 for no limit";
+        return out_of_range("max_commands_per_sec", expected, rate);
+    }
+    Ok(())
+}
+
+fn redis_url(c: &Config) -> Check {
+    let Some(url) = &c.redis else {
+        return Ok(());
+    };
+    let seeds = url.strip_prefix("redis+cluster://").map(|l| l.split(','));
+    let ok = match seeds {
+        Some(mut seeds) => seeds.all(|hp| {
+            let u = format!("redis://{}", hp.trim());
+            !hp.trim().is_empty() && redis::Client::open(u).is_ok()
+        }),
+        None => url.starts_with("redis://") && redis::Client::open(url.as_str()).is_ok(),
+    };
+    if !ok {
+        let expected =
+            "redis://HOST:PORT, or redis+cluster://HOST:PORT,HOST:PORT,... for a Redis Cluster";
+        return out_of_range("redis", expected, url);
+    }
+    Ok(())
+}
+
+fn handshake_timeout(c: &Config) -> Check {
+    if c.handshake_timeout.is_zero() {
+        return out_of_range("handshake_timeout", "positive", "0");
+    }
+    Ok(())
+}
+
+/// The conflation mark sits below the per-connection limit, which fits in
+/// the server's budget.
+fn outbound_limits(c: &Config) -> Check {
+    let hard = c.max_outbound_bytes;
+    if c.conflate_bytes < 4096 || c.conflate_bytes >= hard {
+        let expected = "at least 4096 and below max_outbound_bytes";
+        return out_of_range("conflate_bytes", expected, c.conflate_bytes);
+    }
+    if c.max_total_outbound_bytes < hard {
+        let expected = "at least max_outbound_bytes";
+        return out_of_range(
+            "max_total_outbound_bytes",
+            expected,
+            c.max_total_outbound_bytes,
+        );
+    }
+    Ok(())
+}
+
+/// Static tokens are long enough, printable, and each in one role.
+fn tokens(c: &Config) -> Check {
+    let all = c.subscriber_tokens.iter().chain(&c.publisher_tokens);
+    for t in all.chain(&c.admin_tokens) {
+        if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::BadToken);
         }
-        let tls_files = self.tls_cert.is_some() || self.tls_key.is_some();
-        if tls_files
-            && (self.tls_cert.is_none() || self.tls_key.is_none() || self.tls_listen.is_none())
-        {
-            return Err(ConfigError::TlsIncomplete);
+    }
+    if c.subscriber_tokens
+        .iter()
+        .any(|t| c.publisher_tokens.contains(t))
+    {
+        return Err(ConfigError::TokenInBothRoles);
+    }
+    Ok(())
+}
+
+fn heartbeat(c: &Config) -> Check {
+    if c.ping_interval.is_zero() || c.idle_timeout <= c.ping_interval {
+        let got = format!("{:?} (ping_interval {:?})", c.idle_timeout, c.ping_interval);
+        let expected = "longer than ping_interval, and both positive";
+        return out_of_range("idle_timeout", expected, got);
+    }
+    Ok(())
+}
+
+fn max_rate(c: &Config) -> Check {
+    match c.max_rate {
+        Some(rate) if !(rate.is_finite() && rate > 0.0 && rate <= 1000.0) => {
+            let expected = "a number of events per second above 0, at most 1000";
+            out_of_range("max_rate", expected, rate)
         }
-        if !self.plain && !tls_files {
-            return Err(ConfigError::NoListener);
+        _ => Ok(()),
+    }
+}
+
+fn stale_after(c: &Config) -> Check {
+    match c.stale_after {
+        Some(d) if d < Duration::from_millis(100) => {
+            out_of_range("stale_after", "at least 100 ms", format!("{d:?}"))
         }
-        at_least("ingest_capacity", self.ingest_capacity, 1, "at least 1")?;
-        at_least("router_batch", self.router_batch, 1, "at least 1")?;
-        if self.max_topic_len == 0 || self.max_topic_len > 1024 {
-            return Err(ConfigError::OutOfRange {
-                key: "max_topic_len",
-                expected: "1..=1024",
-                got: self.max_topic_len.to_string(),
-            });
-        }
-        at_least("max_subscriptions", self.max_subscriptions, 1, "at least 1")?;
-        let rate = self.max_commands_per_sec;
-        if !(rate.is_finite() && rate >= 0.0) {
-            return Err(ConfigError::OutOfRange {
-                key: "max_commands_per_sec",
-                expected: "a number of commands per second, 0 for no limit",
-                got: rate.to_string(),
-            });
-        }
-        if let Some(url) = &self.redis {
-            let seeds = url.strip_prefix("redis+cluster://").map(|l| l.split(','));
-            let ok = match seeds {
-                Some(mut seeds) => seeds.all(|hp| {
-                    let u = format!("redis://{}", hp.trim());
-                    !hp.trim().is_empty() && redis::Client::open(u).is_ok()
-                }),
-                None => url.starts_with("redis://") && redis::Client::open(url.as_str()).is_ok(),
-            };
-            if !ok {
-                return Err(ConfigError::OutOfRange {
-                    key: "redis",
-                    expected: "redis://HOST:PORT, or redis+cluster://HOST:PORT,HOST:PORT,... for a Redis Cluster",
-                    got: url.clone(),
-                });
-            }
-        }
-        check_extra_fields(&self.extra_fields)?;
-        if self.trades_snapshot == 0 || self.trades_snapshot > 10_000 {
-            return Err(ConfigError::OutOfRange {
-                key: "trades_snapshot",
-                expected: "1..=10000",
-                got: self.trades_snapshot.to_string(),
-            });
-        }
-        let per_command = self.max_topics_per_command;
-        at_least("max_topics_per_command", per_command, 1, "at least 1")?;
-        at_least("max_topics", self.max_topics, 1, "at least 1")?;
-        at_least(
-            "max_message_size",
-            self.max_message_size,
-            128,
-            "at least 128",
-        )?;
-        let head = self.max_handshake_bytes;
-        at_least("max_handshake_bytes", head, 512, "at least 512")?;
-        if self.handshake_timeout.is_zero() {
-            return Err(ConfigError::OutOfRange {
-                key: "handshake_timeout",
-                expected: "positive",
-                got: "0".into(),
-            });
-        }
-        at_least("max_connections", self.max_connections, 1, "at least 1")?;
-        let hard = self.max_outbound_bytes;
-        at_least("max_outbound_bytes", hard, 64 * 1024, "at least 65536")?;
-        if self.conflate_bytes < 4096 || self.conflate_bytes >= hard {
-            return Err(ConfigError::OutOfRange {
-                key: "conflate_bytes",
-                expected: "at least 4096 and below max_outbound_bytes",
-                got: self.conflate_bytes.to_string(),
-            });
-        }
-        if self.max_total_outbound_bytes < hard {
-            return Err(ConfigError::OutOfRange {
-                key: "max_total_outbound_bytes",
-                expected: "at least max_outbound_bytes",
-                got: self.max_total_outbound_bytes.to_string(),
-            });
-        }
-        at_least("read_buffer_size", self.read_buffer_size, 64, "at least 64")?;
-        let tokens = self.subscriber_tokens.iter().chain(&self.publisher_tokens);
-        for t in tokens.chain(&self.admin_tokens) {
-            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(ConfigError::BadToken);
-            }
-        }
-        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
-            return Err(ConfigError::OutOfRange {
-                key: "idle_timeout",
-                expected: "longer than ping_interval, and both positive",
-                got: format!(
-                    "{:?} (ping_interval {:?})",
-                    self.idle_timeout, self.ping_interval
-                ),
-            });
-        }
-        if let Some(rate) = self.max_rate {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 1000.0) {
-                return Err(ConfigError::OutOfRange {
-                    key: "max_rate",
-                    expected: "a number of events per second above 0, at most 1000",
-                    got: rate.to_string(),
-                });
-            }
-        }
-        if self
-            .stale_after
-            .is_some_and(|d| d < Duration::from_millis(100))
-        {
-            return Err(ConfigError::OutOfRange {
-                key: "stale_after",
-                expected: "at least 100 ms",
-                got: format!("{:?}", self.stale_after.unwrap_or_default()),
-            });
-        }
-        if self
-            .subscriber_tokens
-            .iter()
-            .any(|t| self.publisher_tokens.contains(t))
-        {
-            return Err(ConfigError::TokenInBothRoles);
-        }
-        Ok(())
+        _ => Ok(()),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::table::TopicTable;
 use crate::error::{Error, Result};
+use crate::model::liveness::Liveness;
 use crate::model::topic_name::validate_topic;
 use crate::model::update::{now_ns, Update};
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
@@ -16,8 +17,8 @@ pub(crate) enum IngestOp {
     Update(Update),
     /// Forget a topic's value and history; its next update starts a new epoch.
     Clear(String),
-    /// Mark a topic stale (true) or live (false).
-    Stale(String, bool),
+    /// Mark a topic stale or live again.
+    Stale(String, Liveness),
     /// Set a topic's own `stale_after` (None: the server's).
     StaleAfter(String, Option<Duration>),
     /// Cluster mode: an update the cluster's store has numbered.
@@ -218,12 +219,12 @@ impl Publisher {
     /// `stale`, and snapshots say `"stale": true`, until its next update or
     /// [`Publisher::mark_live`].
     pub fn mark_stale(&self, topic: &str) -> Result<()> {
-        self.control(topic, |t| IngestOp::Stale(t, true))
+        self.control(topic, |t| IngestOp::Stale(t, Liveness::Stale))
     }
 
     /// Marks a stale topic live again without an update.
     pub fn mark_live(&self, topic: &str) -> Result<()> {
-        self.control(topic, |t| IngestOp::Stale(t, false))
+        self.control(topic, |t| IngestOp::Stale(t, Liveness::Live))
     }
 
     /// Sets how long this topic may go without an update before it is marked

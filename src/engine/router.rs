@@ -40,6 +40,15 @@ impl From<&crate::config::Config> for RouterConfig {
     }
 }
 
+/// Whether a lookup may make a slot for a topic that has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Only a slot the topic has already.
+    Existing,
+    /// Made when missing, if the slot cap leaves room.
+    MakeIfRoom,
+}
+
 pub(crate) struct Router {
     pub table: Arc<TopicTable>,
     pub ingest: Receiver<Ingested>,
@@ -242,11 +251,13 @@ impl RouterWork {
     }
 
     /// The topic's slot when it has one; made for a topic that has none
-    /// only when `make` and under the slot cap.
-    fn existing_slot(&mut self, topic: &str, make: bool) -> Option<(u32, Arc<TopicSlot>)> {
+    /// only with `Slot::MakeIfRoom` and under the slot cap.
+    fn existing_slot(&mut self, topic: &str, make: Slot) -> Option<(u32, Arc<TopicSlot>)> {
         let id = match self.slots.get(topic) {
             Some(&id) => id,
-            None if make && self.list.len() < self.slot_cap() => self.slot_id(topic),
+            None if make == Slot::MakeIfRoom && self.list.len() < self.slot_cap() => {
+                self.slot_id(topic)
+            }
             None => return None,
         };
         Some((id, self.list[id as usize].clone()))
@@ -290,21 +301,22 @@ impl RouterWork {
                 }
                 IngestOp::Clear(topic) => {
                     // A topic never published has nothing to clear.
-                    if let Some((id, _)) = self.existing_slot(&topic, false) {
+                    if let Some((id, _)) = self.existing_slot(&topic, Slot::Existing) {
                         self.clear_slot(id, at);
                     }
                 }
                 IngestOp::Stale(topic, stale) => {
-                    let Some((_, slot)) = self.existing_slot(&topic, false) else {
+                    let Some((_, slot)) = self.existing_slot(&topic, Slot::Existing) else {
                         continue;
                     };
+                    let stale = stale.is_stale();
                     if let Some(heard) = slot.set_stale(stale) {
                         self.emit(&slot, heard, Event::Status { stale }, at);
                     }
                 }
                 IngestOp::StaleAfter(topic, after) => {
                     // Set ahead of the first update, so it may make the slot.
-                    if let Some((_, slot)) = self.existing_slot(&topic, true) {
+                    if let Some((_, slot)) = self.existing_slot(&topic, Slot::MakeIfRoom) {
                         slot.set_stale_after(after);
                     }
                     self.sweeping |= after.is_some();
@@ -315,7 +327,7 @@ impl RouterWork {
                 }
                 IngestOp::Load(l) => self.load(*l, at),
                 IngestOp::Unfollow(topic) => {
-                    if let Some((_, slot)) = self.existing_slot(&topic, false) {
+                    if let Some((_, slot)) = self.existing_slot(&topic, Slot::Existing) {
                         slot.unfollow();
                     }
                 }

@@ -6,6 +6,7 @@
 pub mod book;
 pub mod event;
 pub mod format;
+pub mod liveness;
 pub mod resume;
 pub mod topic_name;
 pub mod update;

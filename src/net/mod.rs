@@ -4,21 +4,26 @@
 //! It uses the engine (the topic table, the link types, the publisher handle)
 //! and the wire formats; the engine never uses it.
 
+pub(crate) mod admit;
 pub(crate) mod allowance;
 pub(crate) mod backlog;
 pub(crate) mod conn;
+pub(crate) mod heartbeat;
 pub(crate) mod http;
 pub(crate) mod index;
 pub(crate) mod live;
 pub(crate) mod mailbox;
+pub(crate) mod memory_budget;
 pub(crate) mod merged;
 pub mod outbound;
 pub(crate) mod pacing;
 pub(crate) mod publishing;
 pub(crate) mod shard;
+pub(crate) mod snapshot_room;
 pub(crate) mod subscriptions;
 pub(crate) mod timer;
 pub(crate) mod transport;
+pub(crate) mod work;
 
 use crate::config::source::ConfigSource;
 use crate::metrics::Metrics;

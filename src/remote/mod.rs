@@ -324,6 +324,13 @@ impl fmt::Display for Dropped {
     }
 }
 
+/// What one connection has sent and had acknowledged.
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    acked: u64,
+}
+
 /// Runs one connection until it fails or the publisher stops.
 fn pump(
     ws: &mut Ws,
@@ -332,8 +339,7 @@ fn pump(
     cfg: &RemoteConfig,
     batch: &mut Vec<Item>,
 ) -> std::result::Result<(), Dropped> {
-    let mut conn_sent: u64 = 0;
-    let mut conn_acked: u64 = 0;
+    let mut tally = Tally::default();
     while !c.stop.load(Ordering::SeqCst) {
         match rx.recv_timeout(Duration::from_millis(5)) {
             Ok(u) => {
@@ -348,7 +354,7 @@ fn pump(
                 let n = batch.len() as u64;
                 batch.clear();
                 ws.send(Message::binary(frame)).map_err(Dropped::Send)?;
-                conn_sent += n;
+                tally.sent += n;
                 c.sent.fetch_add(n, Ordering::SeqCst);
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -357,44 +363,11 @@ fn pump(
         // Read every ack that has arrived.
         loop {
             match ws.read() {
-                Ok(Message::Binary(b)) => match rmp_serde::from_slice::<PublisherEvent>(&b) {
-                    Ok(PublisherEvent::Ack { count }) => {
-                        let count = count.min(conn_sent);
-                        if count > conn_acked {
-                            c.acked.fetch_add(count - conn_acked, Ordering::SeqCst);
-                            conn_acked = count;
-                        }
+                Ok(Message::Binary(b)) => {
+                    if let Ok(event) = rmp_serde::from_slice::<PublisherEvent>(&b) {
+                        on_event(event, &mut tally, c, cfg);
                     }
-                    Ok(PublisherEvent::Error {
-                        code,
-                        message,
-                        refused,
-                        ..
-                    }) => {
-                        // Refused updates will never be acknowledged: count them
-                        // as lost now so `flush` does not wait for them.
-                        log::warn!("server refused a publish frame: {code}: {message}");
-                        conn_sent = conn_sent.saturating_sub(refused);
-                        c.lost.fetch_add(refused, Ordering::SeqCst);
-                        if let Some(f) = &cfg.on_loss {
-                            f(refused);
-                        }
-                    }
-                    Ok(PublisherEvent::Interest {
-                        selector,
-                        pattern,
-                        active,
-                    }) => {
-                        if let Some(f) = &cfg.on_interest {
-                            f(&crate::interest::Interest {
-                                selector,
-                                pattern,
-                                active,
-                            });
-                        }
-                    }
-                    Err(_) => {}
-                },
+                }
                 Ok(Message::Close(f)) => return Err(Dropped::ClosedByServer(f)),
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
@@ -410,4 +383,45 @@ fn pump(
         }
     }
     Ok(())
+}
+
+/// What the server told the publisher: an ack, a refusal, interest.
+fn on_event(event: PublisherEvent, tally: &mut Tally, c: &Counters, cfg: &RemoteConfig) {
+    match event {
+        PublisherEvent::Ack { count } => {
+            let count = count.min(tally.sent);
+            if count > tally.acked {
+                c.acked.fetch_add(count - tally.acked, Ordering::SeqCst);
+                tally.acked = count;
+            }
+        }
+        PublisherEvent::Error {
+            code,
+            message,
+            refused,
+            ..
+        } => {
+            // Refused updates will never be acknowledged: count them as
+            // lost now so `flush` does not wait for them.
+            log::warn!("server refused a publish frame: {code}: {message}");
+            tally.sent = tally.sent.saturating_sub(refused);
+            c.lost.fetch_add(refused, Ordering::SeqCst);
+            if let Some(f) = &cfg.on_loss {
+                f(refused);
+            }
+        }
+        PublisherEvent::Interest {
+            selector,
+            pattern,
+            active,
+        } => {
+            if let Some(f) = &cfg.on_interest {
+                f(&crate::interest::Interest {
+                    selector,
+                    pattern,
+                    active,
+                });
+            }
+        }
+    }
 }

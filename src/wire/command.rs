@@ -63,98 +63,71 @@ pub struct CommandError {
 /// `fmt` is how the frame came: a text frame is JSON, a binary frame
 /// MessagePack (accepted only on `tickcast.msgpack` connections).
 pub fn parse(payload: &[u8], fmt: Format) -> Result<Command, CommandError> {
+    let anonymous = |code, message: String| CommandError {
+        id: None,
+        code,
+        message,
+    };
     let value: Value = match fmt {
-        Format::Json => serde_json::from_slice(payload).map_err(|e| CommandError {
-            id: None,
-            code: ErrorCode::BadJson,
-            message: format!("not valid JSON: {e}"),
-        })?,
-        Format::MsgPack => rmp_serde::from_slice(payload).map_err(|e| CommandError {
-            id: None,
-            code: ErrorCode::BadMsgpack,
-            message: format!("not valid MessagePack: {e}"),
-        })?,
+        Format::Json => serde_json::from_slice(payload)
+            .map_err(|e| anonymous(ErrorCode::BadJson, format!("not valid JSON: {e}")))?,
+        Format::MsgPack => rmp_serde::from_slice(payload)
+            .map_err(|e| anonymous(ErrorCode::BadMsgpack, format!("not valid MessagePack: {e}")))?,
     };
     let Value::Object(obj) = value else {
-        return Err(CommandError {
-            id: None,
-            code: ErrorCode::BadRequest,
-            message: "a command must be an object like {\"op\":\"subscribe\",\"id\":1,\"topics\":[\"AAPL\"]}"
-                .into(),
-        });
+        let message = "a command must be an object like {\"op\":\"subscribe\",\"id\":1,\"topics\":[\"AAPL\"]}";
+        return Err(anonymous(ErrorCode::BadRequest, message.into()));
     };
     let id = match obj.get("id") {
         None | Some(Value::Null) => None,
         Some(v @ (Value::Number(_) | Value::String(_))) => Some(v.clone()),
         Some(_) => {
-            return Err(CommandError {
-                id: None,
-                code: ErrorCode::BadRequest,
-                message: "\"id\" must be a number or a string".into(),
-            })
+            let message = "\"id\" must be a number or a string";
+            return Err(anonymous(ErrorCode::BadRequest, message.into()));
         }
     };
-    let fail = |code, message: String| CommandError {
-        id: id.clone(),
-        code,
-        message,
-    };
+    match operation(&obj) {
+        Ok(op) => Ok(Command { id, op }),
+        Err((code, message)) => Err(CommandError { id, code, message }),
+    }
+}
+
+/// The operation a command object names, with its arguments checked.
+fn operation(obj: &Map<String, Value>) -> Result<Op, (ErrorCode, String)> {
+    let bad = |m: &str| (ErrorCode::BadRequest, m.to_string());
     let op = match obj.get("op") {
         Some(Value::String(op)) => op.as_str(),
-        Some(_) => {
-            return Err(fail(
-                ErrorCode::BadRequest,
-                "\"op\" must be a string".into(),
-            ))
-        }
-        None => return Err(fail(ErrorCode::BadRequest, "missing \"op\"".into())),
+        Some(_) => return Err(bad("\"op\" must be a string")),
+        None => return Err(bad("missing \"op\"")),
     };
-    let op = match op {
-        "subscribe" => {
-            let bad = |m: &str| fail(ErrorCode::BadRequest, m.into());
-            Op::Subscribe(Subscribe {
-                topics: topic_list(&obj).map_err(bad)?,
-                max_rate: max_rate(&obj).map_err(bad)?,
-                since: since(&obj).map_err(bad)?,
-                depth: depth(&obj).map_err(bad)?,
-            })
-        }
-        "unsubscribe" => {
-            Op::Unsubscribe(topic_list(&obj).map_err(|m| fail(ErrorCode::BadRequest, m.into()))?)
-        }
+    Ok(match op {
+        "subscribe" => Op::Subscribe(Subscribe {
+            topics: topic_list(obj).map_err(bad)?,
+            max_rate: max_rate(obj).map_err(bad)?,
+            since: since(obj).map_err(bad)?,
+            depth: depth(obj).map_err(bad)?,
+        }),
+        "unsubscribe" => Op::Unsubscribe(topic_list(obj).map_err(bad)?),
         "topics" => Op::Topics {
             prefix: match obj.get("prefix") {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(p)) => p.clone(),
-                Some(_) => {
-                    return Err(fail(
-                        ErrorCode::BadRequest,
-                        "\"prefix\" must be a string".into(),
-                    ))
-                }
+                Some(_) => return Err(bad("\"prefix\" must be a string")),
             },
         },
         "ping" => Op::Ping,
         "auth" => match obj.get("token") {
             Some(Value::String(t)) => Op::Auth { token: t.clone() },
-            _ => {
-                return Err(fail(
-                    ErrorCode::BadRequest,
-                    "\"token\" must be a string".into(),
-                ))
-            }
+            _ => return Err(bad("\"token\" must be a string")),
         },
         other => {
             let shown: String = other.chars().take(40).collect();
-            return Err(fail(
-                ErrorCode::UnknownOp,
-                format!(
-                    "unknown op {shown:?}; expected subscribe, unsubscribe, topics, ping or auth"
-                ),
-            ));
+            let message = format!(
+                "unknown op {shown:?}; expected subscribe, unsubscribe, topics, ping or auth"
+            );
+            return Err((ErrorCode::UnknownOp, message));
         }
-    };
-    Ok(Command { id, op })
+    })
 }
 
 fn max_rate(obj: &Map<String, Value>) -> Result<Option<f64>, &'static str> {

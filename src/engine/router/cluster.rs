@@ -3,7 +3,7 @@
 //! `table::cluster`). The cluster link (`crate::cluster`) feeds both in
 //! through the ingest channel, in the order the store gave them.
 
-use super::RouterWork;
+use super::{RouterWork, Slot};
 use crate::engine::ingest::{Loaded, Numbered};
 use crate::engine::link::Event;
 use crate::engine::table::Fit;
@@ -53,7 +53,7 @@ impl RouterWork {
     /// (with its history) and goes to subscribers as a snapshot; no value
     /// in the store clears the topic here.
     pub(super) fn load(&mut self, l: Loaded, at: Instant) {
-        let Some((id, slot)) = self.existing_slot(&l.topic, true) else {
+        let Some((id, slot)) = self.existing_slot(&l.topic, Slot::MakeIfRoom) else {
             return;
         };
         let Some(value) = l.value else {

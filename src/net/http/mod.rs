@@ -94,36 +94,20 @@ pub struct HttpContext<'a> {
 pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
+    let too_large = || respond(Status::HeadersTooLarge, "request head too large\n");
     let consumed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > ctx.max_head => return too_large(),
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() >= ctx.max_head {
-                return Route::Respond(response(
-                    Status::HeadersTooLarge,
-                    "request head too large\n",
-                ));
-            }
-            return Route::Partial;
-        }
+        Ok(httparse::Status::Partial) if buf.len() >= ctx.max_head => return too_large(),
+        Ok(httparse::Status::Partial) => return Route::Partial,
         Err(httparse::Error::TooManyHeaders) => {
-            return Route::Respond(response(
-                Status::HeadersTooLarge,
-                "too many request headers\n",
-            ))
+            return respond(Status::HeadersTooLarge, "too many request headers\n")
         }
         Err(e) => {
-            return Route::Respond(response(
-                Status::BadRequest,
-                &format!("malformed HTTP request: {e}\n"),
-            ))
+            let why = format!("malformed HTTP request: {e}\n");
+            return respond(Status::BadRequest, &why);
         }
     };
-    if consumed > ctx.max_head {
-        return Route::Respond(response(
-            Status::HeadersTooLarge,
-            "request head too large\n",
-        ));
-    }
     let method = req.method.unwrap_or("");
     let full_path = req.path.unwrap_or("/");
     let path = full_path.split('?').next().unwrap_or("/");
@@ -134,31 +118,8 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
 
-    // Cross-site WebSocket hijacking: a page on another site must not ride on
-    // a user's access. Only browsers send Origin; other clients are not
-    // affected. An Origin that is not UTF-8 is not allowed (it is not absent),
-    // and two of them are refused: which one a proxy would act on is unclear.
-    if !ctx.allowed_origins.is_empty() && matches!(path, "/ws" | "/publish") {
-        let mut origins = req
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("Origin"));
-        if let Some(first) = origins.next() {
-            if origins.next().is_some() {
-                return Route::Respond(response(
-                    Status::BadRequest,
-                    "more than one Origin header\n",
-                ));
-            }
-            let allowed = std::str::from_utf8(first.value).is_ok_and(|origin| {
-                ctx.allowed_origins
-                    .iter()
-                    .any(|o| o.eq_ignore_ascii_case(origin.trim()))
-            });
-            if !allowed {
-                return Route::Respond(response(Status::Forbidden, "origin not allowed\n"));
-            }
-        }
+    if let Some(refused) = check_origin(&req.headers[..], path, &ctx) {
+        return refused;
     }
     if let Some(route) = admin::route(method, path, full_path, &header, &ctx) {
         return route;
@@ -171,58 +132,12 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
         ));
     }
     if ctx.full && matches!(path, "/ws" | "/publish") {
-        return Route::Respond(response(
-            Status::ServiceUnavailable,
-            "connection limit reached\n",
-        ));
+        return respond(Status::ServiceUnavailable, "connection limit reached\n");
     }
     match path {
-        "/ws" => {
-            if ctx.shutting_down {
-                return Route::Respond(response(
-                    Status::ServiceUnavailable,
-                    "server is shutting down\n",
-                ));
-            }
-            match authenticate(&header, full_path, &ctx, Role::Subscriber) {
-                Ok(pass) => upgrade(&header, consumed, Role::Subscriber, pass, &ctx),
-                Err(why) => unauthorized(&why),
-            }
-        }
-        "/publish" => {
-            if ctx.shutting_down {
-                return Route::Respond(response(
-                    Status::ServiceUnavailable,
-                    "server is shutting down\n",
-                ));
-            }
-            if ctx.publisher_tokens.is_empty() && ctx.jwt.is_none() {
-                return Route::Respond(response(
-                    Status::Forbidden,
-                    "network publishing is disabled: no publisher tokens are configured\n",
-                ));
-            }
-            match authenticate(&header, full_path, &ctx, Role::Publisher) {
-                Ok(pass) => upgrade(&header, consumed, Role::Publisher, pass, &ctx),
-                Err(why) => unauthorized(&why),
-            }
-        }
-        "/healthz" => {
-            if ctx.failed {
-                let why = "failed: a server thread died of a bug (see the log); restart it\n";
-                Route::Respond(response(Status::ServiceUnavailable, why))
-            } else if ctx.shutting_down {
-                Route::Respond(response(Status::ServiceUnavailable, "shutting down\n"))
-            } else if ctx.degraded {
-                // Still serving the values it holds: a load balancer keeps
-                // it (every node is degraded alike when Redis is down).
-                let why =
-                    "degraded: the cluster link to Redis is down; serving the last values held\n";
-                Route::Respond(response(Status::Ok, why))
-            } else {
-                Route::Respond(response(Status::Ok, "ok\n"))
-            }
-        }
+        "/ws" => session(&header, full_path, consumed, Role::Subscriber, &ctx),
+        "/publish" => session(&header, full_path, consumed, Role::Publisher, &ctx),
+        "/healthz" => healthz(&ctx),
         "/metrics" => Route::Metrics,
         "/" | "/index.html" => Route::Respond(response_typed(
             Status::Ok,
@@ -236,7 +151,112 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             CLIENT_JS,
             "",
         )),
-        _ => Route::Respond(response(Status::NotFound, "not found\n")),
+        _ => respond(Status::NotFound, "not found\n"),
+    }
+}
+
+fn respond(status: Status, body: &str) -> Route {
+    Route::Respond(response(status, body))
+}
+
+/// Cross-site WebSocket hijacking: a page on another site must not ride on
+/// a user's access. Only browsers send Origin; other clients are not
+/// affected. An Origin that is not UTF-8 is not allowed (it is not absent),
+/// and two of them are refused: which one a proxy would act on is unclear.
+fn check_origin(
+    headers: &[httparse::Header<'_>],
+    path: &str,
+    ctx: &HttpContext<'_>,
+) -> Option<Route> {
+    if ctx.allowed_origins.is_empty() || !matches!(path, "/ws" | "/publish") {
+        return None;
+    }
+    let mut origins = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Origin"));
+    let first = origins.next()?;
+    if origins.next().is_some() {
+        return Some(respond(Status::BadRequest, "more than one Origin header\n"));
+    }
+    let allowed = std::str::from_utf8(first.value).is_ok_and(|origin| {
+        ctx.allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin.trim()))
+    });
+    (!allowed).then(|| respond(Status::Forbidden, "origin not allowed\n"))
+}
+
+/// `/ws` or `/publish`: authenticated, upgraded.
+fn session<'h>(
+    header: &dyn Fn(&str) -> Option<&'h str>,
+    full_path: &str,
+    consumed: usize,
+    role: Role,
+    ctx: &HttpContext<'_>,
+) -> Route {
+    if ctx.shutting_down {
+        return respond(Status::ServiceUnavailable, "server is shutting down\n");
+    }
+    if role == Role::Publisher && ctx.publisher_tokens.is_empty() && ctx.jwt.is_none() {
+        return respond(
+            Status::Forbidden,
+            "network publishing is disabled: no publisher tokens are configured\n",
+        );
+    }
+    match authenticate(header, full_path, ctx, role) {
+        Ok(pass) => upgrade(header, consumed, role, pass, ctx),
+        Err(why) => unauthorized(&why),
+    }
+}
+
+fn healthz(ctx: &HttpContext<'_>) -> Route {
+    if ctx.failed {
+        let why = "failed: a server thread died of a bug (see the log); restart it\n";
+        respond(Status::ServiceUnavailable, why)
+    } else if ctx.shutting_down {
+        respond(Status::ServiceUnavailable, "shutting down\n")
+    } else if ctx.degraded {
+        // Still serving the values it holds: a load balancer keeps it
+        // (every node is degraded alike when Redis is down).
+        let why = "degraded: the cluster link to Redis is down; serving the last values held\n";
+        respond(Status::Ok, why)
+    } else {
+        respond(Status::Ok, "ok\n")
+    }
+}
+
+/// The format a `Sec-WebSocket-Protocol` list asks for, or the answer
+/// when it offers none of ours.
+fn subprotocol(list: &str) -> Result<Format, Route> {
+    list.split(',')
+        .map(str::trim)
+        .find_map(Format::from_subprotocol)
+        .ok_or_else(|| {
+            respond(
+                Status::BadRequest,
+                "no supported subprotocol offered; use tickcast.json or tickcast.msgpack\n",
+            )
+        })
+}
+
+/// What a publisher learns in its `101`: the topic length limit, the
+/// server's extra fields, and its token's publish scope. The remote
+/// publisher checks topics against these before it sends them.
+fn publisher_headers(resp: &mut String, pass: &Pass, ctx: &HttpContext<'_>) {
+    use crate::wire::publish::{FIELDS_HEADER, MAX_TOPIC_LEN_HEADER, PUBLISH_SCOPE_HEADER};
+    resp.push_str(&format!(
+        "{MAX_TOPIC_LEN_HEADER}: {}\r\n",
+        ctx.max_topic_len
+    ));
+    if !ctx.fields.is_empty() {
+        resp.push_str(&format!("{FIELDS_HEADER}: {}\r\n", ctx.fields.join(",")));
+    }
+    let grant = match pass {
+        Pass::Jwt(g) => Some(g),
+        _ => None,
+    };
+    if let Some(scope) = grant.and_then(|g| g.publish.as_ref()) {
+        resp.push_str(&format!("{PUBLISH_SCOPE_HEADER}: {}\r\n", scope.to_list()));
     }
 }
 
@@ -255,7 +275,6 @@ fn upgrade<'h>(
     pass: Pass,
     ctx: &HttpContext<'_>,
 ) -> Route {
-    let max_topic_len = ctx.max_topic_len;
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -279,51 +298,17 @@ fn upgrade<'h>(
     else {
         return Route::Respond(response(Status::BadRequest, "missing Sec-WebSocket-Key\n"));
     };
-    let format = match header("Sec-WebSocket-Protocol") {
+    let format = match header("Sec-WebSocket-Protocol").map(subprotocol) {
         None => None,
-        Some(list) => {
-            let chosen = list
-                .split(',')
-                .map(str::trim)
-                .find_map(Format::from_subprotocol);
-            if chosen.is_none() {
-                return Route::Respond(response(
-                    Status::BadRequest,
-                    "no supported subprotocol offered; use tickcast.json or tickcast.msgpack\n",
-                ));
-            }
-            chosen
-        }
+        Some(Ok(chosen)) => Some(chosen),
+        Some(Err(refused)) => return refused,
     };
     let mut resp = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.as_bytes())
     );
     if role == Role::Publisher {
-        // The remote publisher checks topics against this very limit, and
-        // against its token's scope.
-        resp.push_str(&format!(
-            "{}: {max_topic_len}\r\n",
-            crate::wire::publish::MAX_TOPIC_LEN_HEADER
-        ));
-        if !ctx.fields.is_empty() {
-            resp.push_str(&format!(
-                "{}: {}\r\n",
-                crate::wire::publish::FIELDS_HEADER,
-                ctx.fields.join(",")
-            ));
-        }
-        let grant = match &pass {
-            Pass::Jwt(g) => Some(g),
-            _ => None,
-        };
-        if let Some(scope) = grant.and_then(|g| g.publish.as_ref()) {
-            resp.push_str(&format!(
-                "{}: {}\r\n",
-                crate::wire::publish::PUBLISH_SCOPE_HEADER,
-                scope.to_list()
-            ));
-        }
+        publisher_headers(&mut resp, &pass, ctx);
     }
     if let Some(f) = format {
         resp.push_str("Sec-WebSocket-Protocol: ");

@@ -7,9 +7,9 @@ use crate::net::conn::Conn;
 use crate::net::http;
 use crate::net::http::status::Status;
 use crate::net::index::member_key;
-use crate::net::mailbox::Listener;
+use crate::net::mailbox::{Listener, ShardLink};
 use crate::net::transport::Transport;
-use mio::net::TcpStream;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -28,6 +28,72 @@ const FD_RETRY: Duration = Duration::from_millis(50);
 /// At most one descriptor-limit warning per this period.
 const FD_LOG_PERIOD: Duration = Duration::from_secs(10);
 
+/// The accepting side of a shard: the listeners (only the accepting shard
+/// has any), every shard's link to deal sockets out round-robin, and the
+/// spare descriptor for answering at the descriptor limit.
+pub(super) struct Acceptor {
+    pub listeners: Vec<(Token, TcpListener, Listener)>,
+    /// Every shard, self included.
+    pub peers: Vec<ShardLink>,
+    pub next_peer: usize,
+    pub spare: SpareFd,
+}
+
+impl Acceptor {
+    pub fn new(listeners: Vec<(Token, TcpListener, Listener)>, peers: Vec<ShardLink>) -> Self {
+        Acceptor {
+            listeners,
+            peers,
+            next_peer: 0,
+            spare: SpareFd::new(),
+        }
+    }
+
+    /// The shard the next accepted socket goes to: each in turn.
+    pub fn next_target(&mut self) -> usize {
+        let target = self.next_peer % self.peers.len().max(1);
+        self.next_peer = self.next_peer.wrapping_add(1);
+        target
+    }
+}
+
+/// A descriptor kept in reserve: at the process's descriptor limit it is
+/// closed to accept one waiting connection, answer it 503 and close it, so
+/// waiting clients get an answer, not a hang.
+pub(super) struct SpareFd {
+    pub file: Option<std::fs::File>,
+    /// When a descriptor-limit warning was last logged.
+    pub warned_at: Option<Instant>,
+    /// Connections refused since.
+    pub refused: u64,
+}
+
+impl SpareFd {
+    pub fn new() -> Self {
+        SpareFd {
+            file: std::fs::File::open("/dev/null").ok(),
+            warned_at: None,
+            refused: 0,
+        }
+    }
+
+    /// Counts one connection refused at the descriptor limit. Returns how
+    /// many were refused since the last warning when another is due (at
+    /// most one per `FD_LOG_PERIOD`), so a flood logs a line, not a line
+    /// per connection.
+    pub fn note_refused(&mut self, now: Instant) -> Option<u64> {
+        self.refused += 1;
+        if self
+            .warned_at
+            .is_some_and(|at| now.duration_since(at) < FD_LOG_PERIOD)
+        {
+            return None;
+        }
+        self.warned_at = Some(now);
+        Some(std::mem::take(&mut self.refused))
+    }
+}
+
 impl Shard {
     /// The retry timer (out of descriptors, no spare) has come.
     pub(super) fn accept_retry_due(&mut self) -> bool {
@@ -43,7 +109,7 @@ impl Shard {
 
     pub(super) fn accept(&mut self) {
         self.pending.accept = false;
-        for which in 0..self.listeners.len() {
+        for which in 0..self.acceptor.listeners.len() {
             if !self.accept_from(which) {
                 self.pending.accept = true;
             }
@@ -54,7 +120,7 @@ impl Shard {
     /// is spent (false: come back next iteration).
     fn accept_from(&mut self, which: usize) -> bool {
         for _ in 0..ACCEPT_BUDGET {
-            let (_, listener, tls) = &self.listeners[which];
+            let (_, listener, tls) = &self.acceptor.listeners[which];
             let tls = *tls;
             match listener.accept() {
                 Ok((sock, _addr)) => self.deal(sock, tls),
@@ -82,11 +148,11 @@ impl Shard {
     /// with it, answers 503 and closes it, then takes the spare back. False
     /// when there is no spare. Logs at most once per `FD_LOG_PERIOD`.
     fn refuse_at_fd_limit(&mut self, which: usize) -> bool {
-        let Some(spare) = self.spare.file.take() else {
+        let Some(spare) = self.acceptor.spare.file.take() else {
             return false;
         };
         drop(spare);
-        let (_, listener, tls) = &self.listeners[which];
+        let (_, listener, tls) = &self.acceptor.listeners[which];
         if let Ok((sock, _)) = listener.accept() {
             if *tls == Listener::Plain {
                 let _ = (&sock).write(&http::response(
@@ -97,24 +163,15 @@ impl Shard {
             let m = self.metrics();
             m.fd_refused.fetch_add(1, Ordering::Relaxed);
         }
-        self.spare.file = std::fs::File::open("/dev/null").ok();
-        let now = Instant::now();
-        self.spare.refused += 1;
-        if self
-            .spare
-            .warned_at
-            .is_none_or(|at| now.duration_since(at) >= FD_LOG_PERIOD)
-        {
+        self.acceptor.spare.file = std::fs::File::open("/dev/null").ok();
+        if let Some(refused) = self.acceptor.spare.note_refused(Instant::now()) {
             log::warn!(
-                "shard {}: out of file descriptors: {} connection(s) answered 503 \
+                "shard {}: out of file descriptors: {refused} connection(s) answered 503 \
                  (raise the open-files limit or lower max_connections)",
-                self.id,
-                self.spare.refused
+                self.ctx.id
             );
-            self.spare.warned_at = Some(now);
-            self.spare.refused = 0;
         }
-        self.spare.file.is_some()
+        self.acceptor.spare.file.is_some()
     }
 
     /// Counts a new connection against the limit and gives it to the next shard.
@@ -122,11 +179,11 @@ impl Shard {
         let m = self.metrics();
         m.accepted.fetch_add(1, Ordering::Relaxed);
         m.open.fetch_add(1, Ordering::Relaxed);
-        let open = self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        let open = self.ctx.shared.connections.fetch_add(1, Ordering::Relaxed);
         // A few sockets past the limit are let in for plain HTTP (health
         // checks, metrics); their upgrades are refused (`HttpContext::full`).
-        if open >= self.live.config.max_connections + HTTP_RESERVE {
-            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if open >= self.ctx.live.config.max_connections + HTTP_RESERVE {
+            self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
             m.closed(CloseReason::Limit);
             // Best effort, plain only: the socket is fresh, so the
             // response fits (a TLS client just sees the close).
@@ -139,18 +196,17 @@ impl Shard {
             return;
         }
         let _ = sock.set_nodelay(true);
-        let sndbuf = self.live.config.socket_send_buffer;
+        let sndbuf = self.ctx.live.config.socket_send_buffer;
         if sndbuf > 0 {
             let _ = socket2::SockRef::from(&sock).set_send_buffer_size(sndbuf);
         }
-        let target = self.next_peer % self.peers.len();
-        self.next_peer = self.next_peer.wrapping_add(1);
-        if target == self.id {
+        let target = self.acceptor.next_target();
+        if target == self.ctx.id {
             return self.adopt(sock, tls);
         }
         // That shard is swamped or gone: serve it here.
         if let Err(ShardMsg::Adopt(sock, tls)) =
-            self.peers[target].try_send(ShardMsg::Adopt(sock, tls))
+            self.acceptor.peers[target].try_send(ShardMsg::Adopt(sock, tls))
         {
             self.adopt(sock, tls);
         }
@@ -158,22 +214,21 @@ impl Shard {
 
     /// Starts serving a connection on this shard.
     pub(super) fn adopt(&mut self, mut sock: TcpStream, tls: Listener) {
-        let entry = self.conns.vacant_entry();
-        let token = entry.key();
-        let (id, shared) = (self.id, &self.shared);
+        let token = self.conns.vacant_key();
+        let (id, shared) = (self.ctx.id, &self.ctx.shared);
         let give_up = |what: &str, e: &dyn std::fmt::Display| {
             log::warn!("shard {id}: {what}: {e}");
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             shared.metrics.shards[id].closed(CloseReason::Io);
         };
-        let conn_id = self.next_conn_id;
+        let conn_id = self.conns.next_id;
         let Some(key) = member_key(token, conn_id) else {
             return give_up("cannot serve more connections", &token);
         };
-        if self.index.has_leaves(key) {
+        if self.delivery.index.has_leaves(key) {
             // The slot's earlier connection with this key still has
             // memberships being withdrawn (rare: see `member_key`).
-            self.index.finish_leaves(&self.table, key);
+            self.delivery.index.finish_leaves(&self.ctx.table, key);
         }
         if let Err(e) = self.poll.registry().register(
             &mut sock,
@@ -182,7 +237,7 @@ impl Shard {
         ) {
             return give_up("cannot register connection", &e);
         }
-        let io = match (tls, &self.live.tls) {
+        let io = match (tls, &self.ctx.live.tls) {
             (Listener::Tls, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
                 Ok(session) => Transport::Tls(sock, Box::new(session)),
                 Err(e) => {
@@ -192,8 +247,35 @@ impl Shard {
             },
             _ => Transport::Plain(sock),
         };
-        self.next_conn_id += 1;
-        entry.insert(Conn::new(io, conn_id, key));
+        self.conns.next_id += 1;
+        self.conns.insert(Conn::new(io, conn_id, key));
         self.timers.handshakes.push(Instant::now(), token, conn_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_limit_warnings_come_at_most_once_per_period_with_the_count() {
+        let mut spare = SpareFd::new();
+        let t0 = Instant::now();
+        assert_eq!(spare.note_refused(t0), Some(1), "the first one is told");
+        for i in 1..=5 {
+            assert_eq!(spare.note_refused(t0 + Duration::from_secs(i)), None);
+        }
+        let later = t0 + FD_LOG_PERIOD;
+        assert_eq!(
+            spare.note_refused(later),
+            Some(6),
+            "the next tells all since"
+        );
+        assert_eq!(spare.note_refused(later), None);
+    }
+
+    #[test]
+    fn the_spare_descriptor_is_held_from_the_start() {
+        assert!(SpareFd::new().file.is_some());
     }
 }

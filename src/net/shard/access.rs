@@ -23,7 +23,7 @@ impl Shard {
     /// sending while refused (more than two seconds' worth in a row) is
     /// closed with 1008.
     pub(super) fn rate_limit(&mut self, token: usize, id: &Id) -> Option<Verdict> {
-        let rate = self.live.config.max_commands_per_sec;
+        let rate = self.ctx.live.config.max_commands_per_sec;
         let conn = self.conns.get_mut(token)?;
         if conn.commands.take(rate, Instant::now()) {
             return None;
@@ -50,7 +50,7 @@ impl Shard {
         sels: &[Selector],
         id: &Id,
     ) -> Result<usize, CommandError> {
-        let max = self.live.config.max_subscriptions;
+        let max = self.ctx.live.config.max_subscriptions;
         let Some(grant) = self.conns.get(token).and_then(|c| c.access.as_ref()) else {
             return Ok(max);
         };
@@ -129,8 +129,8 @@ impl Shard {
             code: ErrorCode::Unauthorized,
             message,
         };
-        let statics = &self.live.config.subscriber_tokens;
-        let jwt = self.live.jwt.as_deref();
+        let statics = &self.ctx.live.config.subscriber_tokens;
+        let jwt = self.ctx.live.jwt.as_deref();
         let pass = grant_of(presented, statics, jwt, Role::Subscriber)
             .map_err(|why| refuse(why.unwrap_or("not a subscriber token of this server".into())))?;
         let Some(conn) = self.conns.get_mut(token) else {
@@ -157,8 +157,13 @@ impl Shard {
         let before = self.book_depths(token, &dropped);
         self.withdraw(token, &dropped);
         if let Some(conn) = self.conns.get_mut(token) {
-            let f =
-                event::encode_authenticated(&mut self.fb, conn.format, id.as_ref(), exp, &names);
+            let f = event::encode_authenticated(
+                &mut self.delivery.fb,
+                conn.format,
+                id.as_ref(),
+                exp,
+                &names,
+            );
             conn.out.push(f);
         }
         // A book still received through another subscription, at another depth.
@@ -170,7 +175,7 @@ impl Shard {
     /// `expiry_grace`, closed with 1008 unless it presented a fresh token.
     /// Runs on the heartbeat sweep (at least once a second).
     pub(super) fn expire_tokens(&mut self, now: Instant) {
-        let grace = self.live.config.expiry_grace;
+        let grace = self.ctx.live.config.expiry_grace;
         let (mut ended, mut told) = (Vec::new(), Vec::new());
         for (token, conn) in self.conns.iter_mut() {
             if !conn.is_open() {
@@ -184,7 +189,8 @@ impl Shard {
                 (Some(exp), None) if exp <= now => {
                     a.close_at = Some(now + grace);
                     if conn.role == Role::Subscriber {
-                        let f = event::encode_expired(&mut self.fb, conn.format, a.grant.exp);
+                        let f =
+                            event::encode_expired(&mut self.delivery.fb, conn.format, a.grant.exp);
                         conn.out.push(f);
                     }
                     told.push(token);

@@ -29,7 +29,7 @@ impl Shard {
                 let found = self
                     .conns
                     .iter()
-                    .find(|(_, c)| c.is_open() && global_id(self.id, c.id) == id)
+                    .find(|(_, c)| c.is_open() && global_id(self.ctx.id, c.id) == id)
                     .map(|(t, _)| t);
                 if let Some(token) = found {
                     let verdict = Verdict::policy("closed by an operator", CloseReason::Policy);
@@ -37,13 +37,13 @@ impl Shard {
                 }
                 AdminReply::Closed(found.is_some())
             }
-            AdminQuery::Topics => AdminReply::Topics(self.index.subscriber_counts()),
+            AdminQuery::Topics => AdminReply::Topics(self.delivery.index.subscriber_counts()),
         };
         let _ = reply.try_send(answer);
     }
 
     fn connection_list(&mut self) -> Vec<ConnInfo> {
-        let (conflate_at, shard) = (self.limits.conflate_at, self.id);
+        let (conflate_at, shard) = (self.delivery.limits.conflate_at, self.ctx.id);
         let mut out = Vec::new();
         for (_, c) in self.conns.iter_mut() {
             if !c.is_open() {
@@ -98,15 +98,15 @@ impl Shard {
             AdminRequest::Close(id) => AdminQuery::Close { id },
             AdminRequest::Reload => return self.start_reload(token),
         };
-        let (tx, rx) = crossbeam_channel::bounded(self.peers.len());
+        let (tx, rx) = crossbeam_channel::bounded(self.acceptor.peers.len());
         let mut expected = 0;
-        for i in 0..self.peers.len() {
-            if i == self.id {
+        for i in 0..self.acceptor.peers.len() {
+            if i == self.ctx.id {
                 self.answer_admin(query, tx.clone());
                 expected += 1;
                 continue;
             }
-            if self.peers[i]
+            if self.acceptor.peers[i]
                 .try_send(ShardMsg::Admin(query, tx.clone()))
                 .is_ok()
             {
@@ -122,7 +122,7 @@ impl Shard {
     /// must not); the request waits for its answer.
     fn start_reload(&mut self, token: usize) -> Verdict {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let shared = self.shared.clone();
+        let shared = self.ctx.shared.clone();
         let run = move || {
             let _ = tx.send(AdminReply::Reloaded((shared.reload)(&shared)));
         };
@@ -172,9 +172,9 @@ impl Shard {
                 continue;
             }
             let w = self.pending.admin.swap_remove(i);
-            let shards = self.peers.len();
+            let shards = self.acceptor.peers.len();
             let response = self.admin_response(w.request, w.replies, shards);
-            let Some(conn) = self.conns.get_mut(w.token).filter(|c| c.id == w.conn_id) else {
+            let Some(conn) = self.conns.same(w.token, w.conn_id) else {
                 continue;
             };
             conn.out.push(&response);
@@ -217,7 +217,7 @@ impl Shard {
                     }
                 }
                 json(serde_json::json!({
-                    "topics": self.table.admin_list(&subscribers),
+                    "topics": self.ctx.table.admin_list(&subscribers),
                     "shards": shards,
                     "shards_answered": answered,
                 }))

@@ -34,7 +34,7 @@ impl Shard {
             let names = match sel {
                 Selector::Exact(t) if is_book(t) => vec![t.clone()],
                 Selector::Exact(_) => continue,
-                Selector::Prefix(p) => self.index.books_under(p, conn.key),
+                Selector::Prefix(p) => self.delivery.index.books_under(p, conn.key),
             };
             for t in names {
                 if conn.subs.covers(&t) && seen.insert(t.clone()) {
@@ -63,7 +63,7 @@ impl Shard {
             };
         }
         if books {
-            self.table.want_book_class(class);
+            self.ctx.table.want_book_class(class);
         }
     }
 
@@ -80,8 +80,11 @@ impl Shard {
             if !conn.subs.covers(&topic) || class == old {
                 continue;
             }
-            self.table.want_book_class(class);
-            let Some((_, joined)) = self.table.join_exact(&topic, self.id, conn.format, None)
+            self.ctx.table.want_book_class(class);
+            let Some((_, joined)) =
+                self.ctx
+                    .table
+                    .join_exact(&topic, self.ctx.id, conn.format, None)
             else {
                 continue;
             };
@@ -89,11 +92,12 @@ impl Shard {
                 continue;
             };
             let s = &joined.snapshot;
-            self.index
+            self.delivery
+                .index
                 .restart_member(&topic, conn.key, s.seq, joined.generation);
             // What it held back of the topic was for the old window.
             conn.backlog.forget(&topic);
-            let (out, fb, fmt) = (&mut conn.out, &mut self.fb, conn.format);
+            let (out, fb, fmt) = (&mut conn.out, &mut self.delivery.fb, conn.format);
             push_book_snapshot(out, fb, fmt, &conn.subs, &topic, s, view);
         }
     }

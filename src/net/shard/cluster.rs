@@ -35,13 +35,13 @@ impl Shard {
     /// names something not followed yet: then asks the link to follow it
     /// and parks the connection until it has.
     pub(super) fn follow_then_run(&mut self, token: usize, cmd: Command) -> Verdict {
-        let Some(link) = self.shared.cluster.clone() else {
+        let Some(link) = self.ctx.shared.cluster.clone() else {
             return self.run_command(token, cmd);
         };
         let Op::Subscribe(sub) = &cmd.op else {
             return self.run_command(token, cmd);
         };
-        let max_len = self.live.config.max_topic_len;
+        let max_len = self.ctx.live.config.max_topic_len;
         let mut topics: Vec<Arc<str>> = Vec::new();
         let mut prefixes: Vec<Arc<str>> = Vec::new();
         // A bad name is refused by the subscribe itself, with its error.
@@ -100,7 +100,7 @@ impl Shard {
                 continue;
             }
             let w = self.pending.follows.swap_remove(i);
-            let Some(conn) = self.conns.get_mut(w.token).filter(|c| c.id == w.conn_id) else {
+            let Some(conn) = self.conns.same(w.token, w.conn_id) else {
                 continue;
             };
             conn.parked = false;
@@ -108,7 +108,7 @@ impl Shard {
                 // Checked again: followed now, unless dropped meanwhile.
                 self.follow_then_run(w.token, w.cmd)
             } else {
-                log::warn!("shard {}: the cluster link did not answer in time; subscribing with the values held here", self.id);
+                log::warn!("shard {}: the cluster link did not answer in time; subscribing with the values held here", self.ctx.id);
                 self.run_command(w.token, w.cmd)
             };
             self.settle(w.token, verdict);

@@ -4,14 +4,15 @@ use super::Shard;
 use crate::engine::epoch::Epoch;
 use crate::engine::selector::Selector;
 use crate::faults::{self, Fault};
-use crate::model::book::is_book;
 use crate::model::event::{Price, PriceKind};
 use crate::model::update::now_ns;
 use crate::net::conn::Verdict;
 use crate::net::index::NewlyMatched;
 use crate::net::merged::EventWriter;
 use crate::net::outbound::Outbound;
+use crate::net::snapshot_room::{check_room, snapshot_cost, Room};
 use crate::net::subscriptions::Subscriptions;
+use crate::net::work::Outcome;
 use crate::wire::command::{Command, CommandError, Op, Subscribe};
 use crate::wire::event::{self, ErrorCode};
 use std::collections::{BTreeMap, HashSet};
@@ -21,36 +22,35 @@ use std::sync::Arc;
 /// Most topics listed in one `topics` reply.
 const TOPICS_LIMIT: usize = 10_000;
 
-/// A snapshot event's size without its topic name, by estimate (JSON with a
-/// few fields; MessagePack is smaller), for the check before a subscribe.
-const SNAPSHOT_BYTES: usize = 96;
-
-/// One `[price, size]` level of a book snapshot, by estimate.
-const LEVEL_BYTES: usize = 40;
-
 impl Shard {
     pub(super) fn send_error(&mut self, token: usize, e: CommandError) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        let f = event::encode_error(&mut self.fb, conn.format, e.id.as_ref(), e.code, &e.message);
+        let f = event::encode_error(
+            &mut self.delivery.fb,
+            conn.format,
+            e.id.as_ref(),
+            e.code,
+            &e.message,
+        );
         conn.out.push(f);
     }
 
     /// Runs one command. Its cost is linear in its size and the size is
     /// checked before any work (`max_topics_per_command`); the work done is
-    /// added to `self.spent`, which bounds what one connection gets per turn.
-    pub(super) fn on_command(&mut self, token: usize, cmd: Command) -> Verdict {
+    /// returned in the outcome, and bounds what one connection gets per turn.
+    pub(super) fn on_command(&mut self, token: usize, cmd: Command) -> Outcome {
         let entries = match &cmd.op {
             Op::Subscribe(sub) => sub.topics.len() + sub.since.len(),
             Op::Unsubscribe(list) => list.len(),
             Op::Topics { .. } | Op::Ping | Op::Auth { .. } => 0,
         };
-        self.spent += 1 + entries;
+        let cost = 1 + entries;
         if let Some(verdict) = self.rate_limit(token, &cmd.id) {
-            return verdict;
+            return Outcome::with(verdict, cost);
         }
-        let max = self.live.config.max_topics_per_command;
+        let max = self.ctx.live.config.max_topics_per_command;
         if entries > max {
             let message = format!(
                 "the command lists {entries} topics, patterns and resume points; \
@@ -59,9 +59,9 @@ impl Shard {
             let code = ErrorCode::TooManyTopics;
             let id = cmd.id;
             self.send_error(token, CommandError { id, code, message });
-            return Verdict::Continue;
+            return Outcome::go_on(cost);
         }
-        self.follow_then_run(token, cmd)
+        Outcome::with(self.follow_then_run(token, cmd), cost)
     }
 
     /// Runs a command whose size and rate were checked (in cluster mode,
@@ -99,7 +99,7 @@ impl Shard {
         faults::hit_if(Fault::Subscribe, || {
             sub.topics.iter().any(|t| t == faults::PANIC_TOPIC)
         });
-        let max_len = self.live.config.max_topic_len;
+        let max_len = self.ctx.live.config.max_topic_len;
         let sels = parse_selectors(&sub.topics, max_len, &id)?;
         let max = self.subscribe_allowed(token, &sels, &id)?;
         let Some(conn) = self.conns.get_mut(token) else {
@@ -118,81 +118,43 @@ impl Shard {
             });
         }
         // What its snapshots would queue at once, known before any is
-        // taken: those of exact topics and of resumed ones (a wildcard's
-        // other snapshots stream out as the client reads, a chunk at a time:
-        // `ShardIndex::advance_joins`). A subscribe whose snapshots pass the
-        // connection's limit is refused whole, so no client can make the
-        // server queue more than `max_outbound_bytes` for it at once.
-        let hard = self.live.config.max_outbound_bytes;
-        let mut topics = 0;
-        let mut estimate = conn.reported_pending;
-        let at_once = sels
-            .iter()
-            .filter_map(|sel| match sel {
-                Selector::Exact(t) => Some(t.len()),
-                Selector::Prefix(_) => None,
-            })
-            .chain(sub.since.keys().map(String::len));
-        for name_len in at_once {
-            topics += 1;
-            estimate += SNAPSHOT_BYTES + name_len;
-        }
-        // A book's snapshot lists up to `depth` levels a side.
+        // taken. A subscribe whose snapshots pass the connection's limit
+        // (or the server's budget) is refused whole, so no client can make
+        // the server queue more than `max_outbound_bytes` for it at once.
         let depth = sub.depth.unwrap_or(crate::model::book::DEFAULT_DEPTH);
-        let books = sels
-            .iter()
-            .filter(|s| matches!(s, Selector::Exact(t) if is_book(t)));
-        estimate += books.count() * depth * 2 * LEVEL_BYTES;
-        if estimate > hard {
-            let message = format!(
-                "the snapshots of {topics} topics (about {estimate} bytes with what is queued) \
-                 would pass the per-connection limit of {hard} bytes; subscribe to narrower patterns"
-            );
-            let code = ErrorCode::SnapshotTooLarge;
-            return Err(CommandError { id, code, message });
-        }
-        // Nor may it take the server past its budget for all connections.
-        let budget = self.live.config.max_total_outbound_bytes;
-        let held = self.shared.metrics.queued_total().max(0) as usize;
-        let adds = estimate - conn.reported_pending;
-        if held + adds > budget {
-            let message = format!(
-                "the server holds {held} bytes for its connections; the snapshots of {topics} \
-                 topics (about {adds} bytes) would pass its budget of {budget} bytes: try again later"
-            );
-            let code = ErrorCode::SnapshotTooLarge;
+        let cost = snapshot_cost(&sels, sub.since.keys().map(String::as_str), depth);
+        let cfg = &self.ctx.live.config;
+        let room = Room {
+            held_by_conn: conn.reported_pending,
+            conn_limit: cfg.max_outbound_bytes,
+            held_by_all: self.ctx.shared.metrics.queued_total().max(0) as usize,
+            budget: cfg.max_total_outbound_bytes,
+        };
+        if let Err((code, message)) = check_room(&cost, room) {
             return Err(CommandError { id, code, message });
         }
         let before = self.book_depths(token, &sels);
         self.set_depths(token, &sels, sub.depth);
+        let fresh = self.join(token, &sels, sub);
+        self.acknowledge(token, &sels, &fresh, id);
+        self.restate_books(token, before);
+        Ok(())
+    }
+
+    /// Queues `subscribed` (with the epochs of the exact topics and the
+    /// topics resumed), then what the connection is owed of `fresh`.
+    fn acknowledge(&mut self, token: usize, sels: &[Selector], fresh: &[NewlyMatched], id: Id) {
         let Some(conn) = self.conns.get_mut(token) else {
-            return Ok(());
+            return;
         };
-        let (fmt, key) = (conn.format, conn.key);
-        let mut fresh: Vec<NewlyMatched> = Vec::new();
-        for sel in &sels {
-            conn.subs.set_rate(sel, sub.max_rate);
-            let subs = &mut conn.subs;
-            match sel.clone() {
-                Selector::Exact(t) => {
-                    let since = sub.since.get(&*t);
-                    fresh.extend(self.index.add_exact(&self.table, key, fmt, subs, t, since))
-                }
-                Selector::Prefix(p) => {
-                    fresh.extend(
-                        self.index
-                            .add_prefix(&self.table, key, fmt, subs, p, &sub.since),
-                    )
-                }
-            }
-        }
+        let fmt = conn.format;
         // Epochs of the exact topics: from the snapshot taken as the
         // connection joined, else (already receiving it) the table's.
         let mut epochs: Vec<(Arc<str>, Epoch)> = Vec::new();
-        for sel in &sels {
+        for sel in sels {
             if let Selector::Exact(t) = sel {
                 let joined = fresh.iter().find(|nm| nm.topic == *t).map(|nm| nm.snapshot);
-                if let Some(snap) = joined.or_else(|| self.table.snapshot(t)) {
+                if let Some(snap) = joined.or_else(|| self.ctx.table.snapshot(t)) {
                     epochs.push((t.clone(), snap.epoch));
                 }
             }
@@ -204,22 +166,42 @@ impl Shard {
             .map(|nm| &*nm.topic)
             .collect();
         let names: Vec<String> = sels.iter().map(Selector::text).collect();
-        let ack =
-            event::encode_subscribed(&mut self.fb, fmt, id.as_ref(), &names, &epochs, &recovered);
+        let fb = &mut self.delivery.fb;
+        let ack = event::encode_subscribed(fb, fmt, id.as_ref(), &names, &epochs, &recovered);
         conn.out.push(ack);
-        let names = self.table.field_names();
-        let enc = &mut EventWriter {
-            fb: &mut self.fb,
-            fmt,
-            names,
+        let names = self.ctx.table.field_names();
+        let enc = &mut EventWriter { fb, fmt, names };
+        push_owed(&mut conn.out, enc, &conn.subs, fresh);
+    }
+
+    /// Adds the connection to the index for each selector (with its rate);
+    /// returns what it newly matched, whose snapshots or missed updates it
+    /// is owed.
+    fn join(&mut self, token: usize, sels: &[Selector], sub: &Subscribe) -> Vec<NewlyMatched> {
+        let mut fresh = Vec::new();
+        let Some(conn) = self.conns.get_mut(token) else {
+            return fresh;
         };
-        push_owed(&mut conn.out, enc, &conn.subs, &fresh);
-        self.restate_books(token, before);
-        Ok(())
+        let (fmt, key) = (conn.format, conn.key);
+        let (index, table) = (&mut self.delivery.index, &self.ctx.table);
+        for sel in sels {
+            conn.subs.set_rate(sel, sub.max_rate);
+            let subs = &mut conn.subs;
+            match sel.clone() {
+                Selector::Exact(t) => {
+                    let since = sub.since.get(&*t);
+                    fresh.extend(index.add_exact(table, key, fmt, subs, t, since))
+                }
+                Selector::Prefix(p) => {
+                    fresh.extend(index.add_prefix(table, key, fmt, subs, p, &sub.since))
+                }
+            }
+        }
+        fresh
     }
 
     fn unsubscribe(&mut self, token: usize, list: &[String], id: Id) -> Result<(), CommandError> {
-        let max_len = self.live.config.max_topic_len;
+        let max_len = self.ctx.live.config.max_topic_len;
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };
@@ -231,7 +213,13 @@ impl Shard {
             return Ok(());
         };
         let names: Vec<String> = sels.iter().map(Selector::text).collect();
-        let ack = event::encode_topics(&mut self.fb, fmt, "unsubscribed", id.as_ref(), &names);
+        let ack = event::encode_topics(
+            &mut self.delivery.fb,
+            fmt,
+            "unsubscribed",
+            id.as_ref(),
+            &names,
+        );
         conn.out.push(ack);
         self.restate_books(token, before);
         Ok(())
@@ -247,8 +235,16 @@ impl Shard {
             subs.set_rate(sel, None);
             subs.set_depth(sel, 0);
             match sel {
-                Selector::Exact(t) => self.index.remove_exact(&self.table, key, fmt, subs, t),
-                Selector::Prefix(p) => self.index.remove_prefix(&self.table, key, fmt, subs, p),
+                Selector::Exact(t) => {
+                    self.delivery
+                        .index
+                        .remove_exact(&self.ctx.table, key, fmt, subs, t)
+                }
+                Selector::Prefix(p) => {
+                    self.delivery
+                        .index
+                        .remove_prefix(&self.ctx.table, key, fmt, subs, p)
+                }
             }
         }
         let subs = &conn.subs;
@@ -259,16 +255,22 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return Ok(());
         };
-        let names = self.table.list(prefix, TOPICS_LIMIT);
+        let names = self.ctx.table.list(prefix, TOPICS_LIMIT);
         let names: Vec<&str> = names.iter().map(|n| &**n).collect();
-        let f = event::encode_topics(&mut self.fb, conn.format, "topics", id.as_ref(), &names);
+        let f = event::encode_topics(
+            &mut self.delivery.fb,
+            conn.format,
+            "topics",
+            id.as_ref(),
+            &names,
+        );
         conn.out.push(f);
         Ok(())
     }
 
     fn pong(&mut self, token: usize, id: Id) -> Result<(), CommandError> {
         if let Some(conn) = self.conns.get_mut(token) {
-            let f = event::encode_pong(&mut self.fb, conn.format, id.as_ref(), now_ns());
+            let f = event::encode_pong(&mut self.delivery.fb, conn.format, id.as_ref(), now_ns());
             conn.out.push(f);
         }
         Ok(())

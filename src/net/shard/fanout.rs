@@ -6,9 +6,11 @@ use super::{Shard, ShardMsg};
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
+use crate::net::admit::{admit, rate_cap, Admit};
 use crate::net::backlog::{Offer, Pressure, Rules};
 use crate::net::conn::Verdict;
 use crate::net::index::{later, token_of, UNRESOLVED};
+use crate::net::memory_budget::over_budget;
 use crate::net::merged::EventWriter;
 use crate::net::outbound::{Flushed, Tally};
 use crossbeam_channel::TryRecvError;
@@ -25,6 +27,110 @@ const JOIN_BUDGET: usize = 2_048;
 
 /// How often a shard compares what all connections hold with the budget.
 const BUDGET_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What one event's delivery did, for the metrics.
+#[derive(Default)]
+struct Counted {
+    frames: u64,
+    conflated: u64,
+}
+
+/// The pacing interval of a connection's topic, when a rate cap applies
+/// (the server's, the connection's token's, or its subscription's): looked
+/// up once per connection and topic and kept in its backlog, and only for
+/// connections that have a cap.
+fn pace_interval(
+    conn: &mut crate::net::conn::Conn,
+    topic: &Arc<str>,
+    server_rate: Option<f64>,
+) -> Option<std::time::Duration> {
+    let own = conn.access.as_ref().and_then(|a| a.grant.max_rate);
+    let cap = rate_cap(server_rate, own);
+    if cap.is_none() && !conn.subs.has_rates() {
+        return None;
+    }
+    conn.backlog.interval(topic).unwrap_or_else(|| {
+        let iv = conn.subs.interval_for(topic, cap);
+        conn.backlog.set_interval(topic, iv);
+        iv
+    })
+}
+
+/// The frame one member receives of `enc` and its depth class, or None
+/// when nothing reaches it: no frame in its format, a membership of a
+/// connection that is closing or gone or of a subscription being withdrawn
+/// (it awaits its turn to be detached, `ShardIndex::advance_leaves`), or a
+/// topic its stale gate holds back.
+#[inline]
+fn frame_for<'e>(
+    conn: &crate::net::conn::Conn,
+    m: &mut crate::net::index::Member,
+    enc: &'e Encoded,
+    gate: &crate::net::index::Gate<'_>,
+) -> Option<(usize, &'e [u8])> {
+    // A book update has a frame per depth class: the one this connection
+    // receives the topic at (looked up once per member).
+    let class = match &enc.book {
+        Some(_) => {
+            if m.class == UNRESOLVED {
+                m.class = conn.subs.depth_class_for(&enc.topic) as u8;
+            }
+            m.class as usize
+        }
+        None => 0,
+    };
+    let frame = enc.frame(m.fmt, class)?;
+    if conn.key != m.key() || !conn.is_open() {
+        return None;
+    }
+    if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
+        return None;
+    }
+    Some((class, frame))
+}
+
+/// What offering an update to a connection's backlog did.
+enum Offered {
+    /// Its frame is in the queue.
+    Queued,
+    /// Held back, a topic the connection did not hold before.
+    Held,
+    /// Merged into what it held, or paced to its rate's next slot.
+    Merged,
+}
+
+/// Offers an update to one connection (`Backlog::offer`): queued, held,
+/// merged, or paced, with the pacing slot's timer set.
+#[inline]
+fn offer(
+    conn: &mut crate::net::conn::Conn,
+    token: usize,
+    enc: &Arc<Encoded>,
+    frame: &[u8],
+    rules: &Rules,
+    pace: &mut std::collections::BinaryHeap<super::state::PaceTimer>,
+) -> Offered {
+    match conn.backlog.offer(&mut conn.out, enc, frame, rules) {
+        Offer::Queued => Offered::Queued,
+        Offer::Parked { merged: false } => Offered::Held,
+        Offer::Parked { merged: true } => Offered::Merged,
+        Offer::Paced { due } => {
+            if let Some(at) = due {
+                pace.push(Reverse((at, token, conn.id, enc.topic.clone())));
+            }
+            Offered::Merged
+        }
+    }
+}
+
+/// What delivery keeps: the subscription index (who gets which topic),
+/// the backlog limits in force, and the scratch buffer frames are encoded
+/// in when a connection needs its own (merged or held-back updates).
+pub(super) struct Delivery {
+    pub index: crate::net::index::ShardIndex,
+    pub limits: crate::net::backlog::BacklogLimits,
+    pub fb: crate::wire::frame::FrameBuf,
+}
 
 impl Shard {
     pub(super) fn drain_channel(&mut self) {
@@ -57,141 +163,66 @@ impl Shard {
     /// each connection's reused queue), no lock, no syscall; the write happens
     /// once per connection per iteration in `flush_dirty`. A subscriber whose
     /// queue is past the conflation mark has the update held back and merged
-    /// instead (`Backlog::offer`) until its queue drains.
+    /// instead (`Backlog::offer`) until its queue drains. Whether the event
+    /// is for a member at all is [`admit`]'s decision.
     fn deliver(&mut self, enc: &Arc<Encoded>) {
-        let conflate_at = self.limits.conflate_at;
-        let server_rate = self.live.config.max_rate;
         let now = Instant::now();
-        let Some((lt, gate)) = self.index.members_for(&enc.topic, enc.generation) else {
-            // Nobody here wants it any more (a wildcard left between the
-            // topic's creation and its first delivery): withdraw the interest
-            // it inherited, or the router would keep sending it.
-            for fmt in Format::ALL {
-                if enc.has_format(fmt) {
-                    self.table.leave_exact(&enc.topic, self.id, fmt);
-                }
-            }
-            return;
+        let Some((lt, gate)) = self.delivery.index.members_for(&enc.topic, enc.generation) else {
+            return self.unwanted(enc);
         };
         let new_generation = matches!(enc.event, Event::Cleared | Event::Resync { .. });
         if new_generation && later(enc.generation, lt.generation) {
             lt.generation = enc.generation;
         }
-        let mut frames = 0;
-        let mut conflated = 0;
+        let mut count = Counted::default();
         for m in lt.members.iter_mut() {
             let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
-            // A book update has a frame per depth class: the one this
-            // connection receives the topic at (looked up once per member).
-            let class = match &enc.book {
-                Some(_) => {
-                    if m.class == UNRESOLVED {
-                        m.class = conn.subs.depth_class_for(&enc.topic) as u8;
-                    }
-                    m.class as usize
-                }
-                None => 0,
-            };
-            let Some(frame) = enc.frame(m.fmt, class) else {
+            let Some((class, frame)) = frame_for(conn, m, enc, &gate) else {
                 continue;
             };
-            // A membership of a connection that is closing or gone, or of
-            // a subscription being withdrawn, awaits its turn to be
-            // detached (`ShardIndex::advance_leaves`): nothing reaches it.
-            if conn.key != m.key() || !conn.is_open() {
-                continue;
-            }
-            if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
-                continue;
-            }
-            match enc.event {
-                Event::Update { .. } => {
-                    // Already in its snapshot, or of a numbering it is not in.
-                    if enc.seq <= m.skip_through || m.generation != enc.generation {
-                        continue;
-                    }
-                    // Rate caps: looked up once per connection and topic, and
-                    // only for connections that have one (the server's, their
-                    // token's, or their subscription's).
-                    let cap = match conn.access.as_ref().and_then(|a| a.grant.max_rate) {
-                        Some(own) => Some(server_rate.map_or(own, |s| s.min(own))),
-                        None => server_rate,
+            match admit(
+                m.generation,
+                m.skip_through,
+                &enc.event,
+                enc.seq,
+                enc.generation,
+            ) {
+                Admit::Skip => continue,
+                Admit::Offer => {
+                    let rules = Rules {
+                        class,
+                        conflate_at: self.delivery.limits.conflate_at,
+                        interval: pace_interval(conn, &enc.topic, self.ctx.live.config.max_rate),
+                        now,
                     };
-                    let interval = if cap.is_some() || conn.subs.has_rates() {
-                        conn.backlog.interval(&enc.topic).unwrap_or_else(|| {
-                            let iv = conn.subs.interval_for(&enc.topic, cap);
-                            conn.backlog.set_interval(&enc.topic, iv);
-                            iv
-                        })
-                    } else {
-                        None
-                    };
-                    let out = &mut conn.out;
-                    match conn.backlog.offer(
-                        out,
-                        enc,
-                        frame,
-                        &Rules {
-                            class,
-                            conflate_at,
-                            interval,
-                            now,
-                        },
-                    ) {
-                        Offer::Parked { merged: true } => {
-                            conflated += 1;
-                            continue;
-                        }
+                    let pace = &mut self.timers.pace;
+                    match offer(conn, m.token(), enc, frame, &rules, pace) {
+                        Offered::Queued => count.frames += 1,
                         // A newly held topic grows what the connection
                         // holds: the flush pass counts it against the limits.
-                        Offer::Parked { merged: false } => {}
-                        Offer::Paced { due } => {
-                            conflated += 1;
-                            if let Some(at) = due {
-                                let key = (at, m.token(), conn.id, enc.topic.clone());
-                                self.timers.pace.push(Reverse(key));
-                            }
+                        Offered::Held => {}
+                        Offered::Merged => {
+                            count.conflated += 1;
                             continue;
                         }
-                        Offer::Queued => frames += 1,
                     }
                 }
-                Event::Status { .. } => {
-                    if m.generation != enc.generation {
-                        continue;
-                    }
-                    // After the topic's held-back update, if any: in order.
-                    let topic = &enc.topic;
-                    let names = self.table.field_names();
-                    let enc = &mut EventWriter {
-                        fb: &mut self.fb,
-                        fmt: conn.format,
-                        names,
-                    };
-                    conn.backlog.send_held(&mut conn.out, enc, topic);
+                Admit::InOrder => {
+                    let names = self.ctx.table.field_names();
+                    let fb = &mut self.delivery.fb;
+                    let fmt = conn.format;
+                    let enc_w = &mut EventWriter { fb, fmt, names };
+                    conn.backlog.send_held(&mut conn.out, enc_w, &enc.topic);
                     conn.out.push(frame);
                 }
-                Event::Cleared | Event::Resync { .. } => {
-                    // A member that joined after this clear (or load) is
-                    // in the new generation already; every other starts it
-                    // now: after a clear from nothing, after a load from
-                    // the snapshot this frame is.
-                    // A member already in the load's generation that holds
-                    // nothing of it (a wildcard's member made as this very
-                    // event reached the shard) takes its snapshot too.
-                    let unseen = matches!(enc.event, Event::Resync { .. })
-                        && m.generation == enc.generation
-                        && m.skip_through < enc.seq;
-                    if !later(enc.generation, m.generation) && !unseen {
-                        continue;
-                    }
-                    m.generation = enc.generation;
-                    m.skip_through = match enc.event {
-                        Event::Resync { .. } => enc.seq,
-                        _ => 0,
-                    };
+                Admit::Restart {
+                    generation,
+                    skip_through,
+                } => {
+                    m.generation = generation;
+                    m.skip_through = skip_through;
                     conn.backlog.forget(&enc.topic);
                     conn.out.push(frame);
                 }
@@ -201,10 +232,23 @@ impl Shard {
                 self.pending.dirty.push(m.token());
             }
         }
-        let metrics = &self.shared.metrics.shards[self.id];
-        metrics.frames.fetch_add(frames, Ordering::Relaxed);
-        if conflated > 0 {
-            metrics.conflated.fetch_add(conflated, Ordering::Relaxed);
+        let metrics = &self.ctx.shared.metrics.shards[self.ctx.id];
+        metrics.frames.fetch_add(count.frames, Ordering::Relaxed);
+        if count.conflated > 0 {
+            metrics
+                .conflated
+                .fetch_add(count.conflated, Ordering::Relaxed);
+        }
+    }
+
+    /// Nobody here wants `enc`'s topic any more (a wildcard left between
+    /// the topic's creation and its first delivery): withdraws the interest
+    /// it inherited, or the router would keep sending it.
+    fn unwanted(&mut self, enc: &Encoded) {
+        for fmt in Format::ALL {
+            if enc.has_format(fmt) {
+                self.ctx.table.leave_exact(&enc.topic, self.ctx.id, fmt);
+            }
         }
     }
 
@@ -218,29 +262,34 @@ impl Shard {
         let conns = &self.conns;
         // The connection a member key names, if it is still there.
         let live = |key: usize| conns.get(token_of(key)).filter(|c| c.key == key);
-        if self.index.leaving() {
+        if self.delivery.index.leaving() {
             let subs_of = |key| live(key).map(|c| &c.subs);
-            self.index.advance_leaves(&self.table, JOIN_BUDGET, subs_of);
+            self.delivery
+                .index
+                .advance_leaves(&self.ctx.table, JOIN_BUDGET, subs_of);
         }
-        self.pending.index_work = self.index.leaving();
-        if !self.index.joining() {
+        self.pending.index_work = self.delivery.index.leaving();
+        if !self.delivery.index.joining() {
             return;
         }
-        let conflate_at = self.limits.conflate_at;
+        let conflate_at = self.delivery.limits.conflate_at;
         let ready = |key| {
             live(key)
                 .filter(|c| c.is_open() && c.out.pending() < conflate_at)
                 .map(|c| &c.subs)
         };
-        let (owed, more) = self.index.advance_joins(&self.table, JOIN_BUDGET, ready);
+        let (owed, more) = self
+            .delivery
+            .index
+            .advance_joins(&self.ctx.table, JOIN_BUDGET, ready);
         self.pending.index_work |= more;
         for (key, fmt, fresh) in owed {
             let token = token_of(key);
             if let Some(conn) = self.conns.get_mut(token) {
                 let (out, subs) = (&mut conn.out, &conn.subs);
-                let names = self.table.field_names();
+                let names = self.ctx.table.field_names();
                 let enc = &mut EventWriter {
-                    fb: &mut self.fb,
+                    fb: &mut self.delivery.fb,
                     fmt,
                     names,
                 };
@@ -254,10 +303,10 @@ impl Shard {
     /// backlog rules to what is left: release conflated updates once the
     /// queue drains, close a consumer that stays over the hard limit.
     pub(super) fn flush_dirty(&mut self) {
-        let limits = self.limits;
+        let limits = self.delivery.limits;
         let mut tally = Tally::default();
         let now = Instant::now();
-        let metrics = &self.shared.metrics.shards[self.id];
+        let metrics = &self.ctx.shared.metrics.shards[self.ctx.id];
         let mut ended = Vec::new();
         let mut drained_any = false;
         for token in std::mem::take(&mut self.pending.dirty) {
@@ -266,9 +315,9 @@ impl Shard {
             };
             conn.dirty = false;
             let mut res = conn.flush(&mut tally);
-            let names = self.table.field_names();
+            let names = self.ctx.table.field_names();
             let enc = &mut EventWriter {
-                fb: &mut self.fb,
+                fb: &mut self.delivery.fb,
                 fmt: conn.format,
                 names,
             };
@@ -301,7 +350,7 @@ impl Shard {
                 Pressure::SlowConsumer if conn.is_open() => {
                     log::info!(
                         "shard {}: closing slow consumer holding {holds} bytes",
-                        self.id
+                        self.ctx.id
                     );
                     ended.push((
                         token,
@@ -314,13 +363,13 @@ impl Shard {
                 Pressure::SlowConsumer => {}
             }
         }
-        if drained_any && self.index.joining() {
+        if drained_any && self.delivery.index.joining() {
             self.pending.index_work = true;
         }
         metrics.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
         metrics.writes.fetch_add(tally.writes, Ordering::Relaxed);
         // Two stores per loop turn, not per message.
-        let (entries, members) = self.index.size();
+        let (entries, members) = self.delivery.index.size();
         metrics
             .index_entries
             .store(entries as u64, Ordering::Relaxed);
@@ -343,30 +392,25 @@ impl Shard {
     /// Runs at most every `BUDGET_CHECK_PERIOD`; one pass over the shard's
     /// connections, and a sort only when over the budget.
     fn enforce_memory_budget(&mut self) {
-        let budget = self.live.config.max_total_outbound_bytes as i64;
-        let total = self.shared.metrics.queued_total();
+        let budget = self.ctx.live.config.max_total_outbound_bytes as i64;
+        let total = self.ctx.shared.metrics.queued_total();
         let mine = self.metrics().queued_bytes.load(Ordering::Relaxed);
-        if total <= budget || mine <= 0 {
+        if total <= budget {
+            // The common case: no pass over the connections.
             return;
         }
-        let share = ((total - budget) as i128 * mine as i128 / total as i128) as usize + 1;
-        let mut holders: Vec<(usize, usize)> = self
+        let holders: Vec<(usize, usize)> = self
             .conns
             .iter()
             .filter(|(_, c)| c.is_open() && c.reported_pending > 0)
             .map(|(t, c)| (c.reported_pending, t))
             .collect();
-        holders.sort_unstable_by(|a, b| b.cmp(a));
-        let mut freed = 0;
-        for (holds, token) in holders {
-            if freed >= share {
-                break;
-            }
-            freed += holds;
+        for token in over_budget(holders, total, budget, mine) {
+            let holds = self.conns.get(token).map_or(0, |c| c.reported_pending);
             log::warn!(
                 "shard {}: server memory budget of {budget} bytes exceeded ({total}): \
                  closing a connection holding {holds} bytes",
-                self.id
+                self.ctx.id
             );
             let verdict = Verdict::policy(
                 "server memory budget exceeded: closing the connections that hold the most",

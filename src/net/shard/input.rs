@@ -8,37 +8,13 @@ use crate::model::format::Format;
 use crate::net::conn::{HandshakeStep, Incoming, Phase, Verdict};
 use crate::net::http::{self, HttpContext, Role};
 use crate::net::live::Live;
+use crate::net::work::{self, Outcome, WorkBudget};
 use crate::net::Shared;
 use crate::wire::command;
 use crate::wire::frame::{OP_BINARY, OP_TEXT};
 use std::sync::atomic::Ordering;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
-
-/// Messages a client may send in one go before the shard turns to others.
-const READ_BUDGET: usize = 64;
-
-/// The same for a client that does not read what it is sent (bytes were
-/// left in its queue: its socket was full at the last write), per
-/// `SLOW_READ_PERIOD`: its pings, or anything else it floods, are read at
-/// most 400 a second, and the rest waits in its socket (TCP slows the
-/// client down), so it cannot buy shard time while making the server hold
-/// its backlog.
-const READ_BUDGET_BEHIND: usize = 4;
-const SLOW_READ_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Work one connection's messages may cost per loop turn: a message costs
-/// one, plus the topics a command lists or the updates a publish frame
-/// carries. With the per-command limit, one turn for one client stays
-/// within a few milliseconds, and the rest of its input waits for the next
-/// turn.
-const WORK_BUDGET: usize = 2_048;
-
-/// Work all connections' messages may cost per loop turn: past it, the
-/// connections not read yet wait for the next turn, after the shard has
-/// delivered and flushed, so many clients subscribing at once (each to many
-/// topics) cannot hold deliveries back for longer than about one budget.
-const TURN_BUDGET: usize = 16_384;
 
 fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
     let config = &live.config;
@@ -72,7 +48,7 @@ impl Shard {
         let verdict = read.unwrap_or_else(|_| {
             log::error!(
                 "shard {}: a bug while handling connection {token}: closing it with 1011",
-                self.id
+                self.ctx.id
             );
             Verdict::Close {
                 code: CloseCode::Error,
@@ -98,8 +74,9 @@ impl Shard {
         };
         match conn.phase {
             Phase::Handshake { .. } => {
-                let ws_config = super::reload::ws_config(&self.live.config);
-                match conn.read_handshake(http_context(&self.shared, &self.live), ws_config) {
+                let ws_config = super::reload::ws_config(&self.ctx.live.config);
+                match conn.read_handshake(http_context(&self.ctx.shared, &self.ctx.live), ws_config)
+                {
                     HandshakeStep::More => Verdict::Continue,
                     HandshakeStep::Upgraded => {
                         self.mark_dirty(token);
@@ -108,9 +85,9 @@ impl Shard {
                     }
                     HandshakeStep::Responded => Verdict::Finish(CloseReason::Http),
                     HandshakeStep::Metrics => {
-                        let body = self.shared.metrics.render(
-                            self.table.live(),
-                            self.shared.shutting_down.load(Ordering::Relaxed),
+                        let body = self.ctx.shared.metrics.render(
+                            self.ctx.table.live(),
+                            self.ctx.shared.shutting_down.load(Ordering::Relaxed),
                         );
                         conn.out.push(&http::metrics_response(&body));
                         Verdict::Finish(CloseReason::Http)
@@ -132,11 +109,11 @@ impl Shard {
     }
 
     fn read_messages(&mut self, token: usize) -> Verdict {
-        if self.turn_spent >= TURN_BUDGET {
+        if !self.work.turn_has_room() {
             self.pending.reread.push(token);
             return Verdict::Continue;
         }
-        self.spent = 0;
+        self.work.start_conn();
         let Some(conn) = self.conns.get(token) else {
             return Verdict::Continue;
         };
@@ -148,13 +125,8 @@ impl Shard {
         // Reading happens before this turn's deliveries and writes, so
         // what is queued now is what the socket did not take last time.
         let behind = !conn.out.is_empty();
-        let budget = if behind {
-            READ_BUDGET_BEHIND
-        } else {
-            READ_BUDGET
-        };
-        for _ in 0..budget {
-            if self.spent >= WORK_BUDGET {
+        for _ in 0..WorkBudget::messages_for(behind) {
+            if !self.work.conn_has_room() {
                 break;
             }
             let Some(conn) = self.conns.get_mut(token) else {
@@ -169,10 +141,8 @@ impl Shard {
             match conn.read_message() {
                 Incoming::Message(m) => {
                     self.metrics().received.fetch_add(1, Ordering::Relaxed);
-                    let before = self.spent;
-                    let verdict = self.on_message(token, m);
-                    self.spent = self.spent.max(before + 1);
-                    self.turn_spent += self.spent - before;
+                    let Outcome { verdict, cost } = self.on_message(token, m);
+                    self.work.charge(cost);
                     if !matches!(verdict, Verdict::Continue) {
                         return verdict;
                     }
@@ -182,7 +152,7 @@ impl Shard {
                     return Verdict::Continue;
                 }
                 Incoming::End(verdict) => {
-                    log::debug!("shard {}: connection ends: {verdict:?}", self.id);
+                    log::debug!("shard {}: connection ends: {verdict:?}", self.ctx.id);
                     if let Verdict::Finish(_) = verdict {
                         // The peer closed; our reply is queued. A publisher
                         // still learns what of its updates got in.
@@ -199,7 +169,7 @@ impl Shard {
             let t = &mut self.timers;
             t.slow_reads.push(token);
             t.slow_read_at
-                .get_or_insert_with(|| std::time::Instant::now() + SLOW_READ_PERIOD);
+                .get_or_insert_with(|| std::time::Instant::now() + work::SLOW_READ_PERIOD);
         } else {
             self.pending.reread.push(token);
         }
@@ -220,26 +190,27 @@ impl Shard {
         }
     }
 
-    fn on_message(&mut self, token: usize, msg: Message) -> Verdict {
+    /// Handles one message; the outcome says what it cost.
+    fn on_message(&mut self, token: usize, msg: Message) -> Outcome {
         let Some(conn) = self.conns.get_mut(token) else {
-            return Verdict::Continue;
+            return Outcome::go_on(0);
         };
         if conn.role == Role::Publisher {
-            let verdict = self.on_publish(token, msg);
+            let outcome = self.on_publish(token, msg);
             self.mark_dirty(token);
-            return verdict;
+            return outcome;
         }
-        if self.live.config.echo {
+        if self.ctx.live.config.echo {
             // Transport test mode: send every message back unchanged.
             let (op, data): (u8, &[u8]) = match &msg {
                 Message::Text(t) => (OP_TEXT, t.as_bytes()),
                 Message::Binary(b) => (OP_BINARY, b),
-                _ => return Verdict::Continue,
+                _ => return Outcome::go_on(1),
             };
-            self.fb.payload().extend_from_slice(data);
-            conn.out.push(self.fb.finish(op));
+            self.delivery.fb.payload().extend_from_slice(data);
+            conn.out.push(self.delivery.fb.finish(op));
             self.mark_dirty(token);
-            return Verdict::Continue;
+            return Outcome::go_on(1);
         }
         let parsed = match msg {
             Message::Text(text) => command::parse(text.as_bytes(), Format::Json),
@@ -247,23 +218,26 @@ impl Shard {
                 command::parse(&bytes, Format::MsgPack)
             }
             Message::Binary(_) => {
-                return Verdict::close(
-                    CloseCode::Unsupported,
-                    "binary frames need the tickcast.msgpack subprotocol; send JSON text",
-                    CloseReason::Protocol,
+                return Outcome::with(
+                    Verdict::close(
+                        CloseCode::Unsupported,
+                        "binary frames need the tickcast.msgpack subprotocol; send JSON text",
+                        CloseReason::Protocol,
+                    ),
+                    1,
                 );
             }
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
-            _ => return Verdict::Continue,
+            _ => return Outcome::go_on(1),
         };
-        let verdict = match parsed {
+        let outcome = match parsed {
             Ok(cmd) => self.on_command(token, cmd),
             Err(e) => {
                 self.send_error(token, e);
-                Verdict::Continue
+                Outcome::go_on(1)
             }
         };
         self.mark_dirty(token);
-        verdict
+        outcome
     }
 }

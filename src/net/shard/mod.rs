@@ -20,6 +20,7 @@ mod admin;
 mod books;
 mod cluster;
 mod commands;
+mod conns;
 mod fanout;
 mod input;
 mod publishers;
@@ -28,7 +29,7 @@ mod state;
 mod timers;
 
 use super::backlog::BacklogLimits;
-use super::conn::{Conn, Phase, Verdict};
+use super::conn::{Phase, Verdict};
 use super::index::ShardIndex;
 use super::timer::DeadlineQueue;
 use super::Shared;
@@ -37,46 +38,54 @@ use crate::engine::table::TopicTable;
 use crate::metrics::{CloseReason, ShardMetrics};
 use crate::net::live::Live;
 use crate::net::mailbox::{Listener, ShardLink, ShardMsg, WAKER};
+use crate::net::work::WorkBudget;
 use crate::wire::frame::FrameBuf;
+use conns::ConnSet;
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
 use state::{Pending, Timers};
 use std::io;
 use std::sync::{atomic::Ordering, Arc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
+/// A shard is its parts and the loop that drives them. Each part owns its
+/// state; the loop hands each the others' state it needs, so what a part
+/// may touch is in its signatures.
 pub(crate) struct Shard {
-    id: usize,
+    /// What the shard reads and never replaces between reloads: its id,
+    /// the server's shared state, the settings in force, the topic table.
+    ctx: Ctx,
     poll: Poll,
-    /// Only the accepting shard holds listeners.
-    listeners: Vec<(Token, TcpListener, Listener)>,
-    /// Every shard, self included, for handing out accepted connections.
-    peers: Vec<ShardLink>,
-    next_peer: usize,
+    /// The shard's mailbox: router batches, adopted sockets, operations.
     rx: Receiver<ShardMsg>,
-    conns: Slab<Conn>,
-    next_conn_id: u64,
-    index: ShardIndex,
-    table: Arc<TopicTable>,
-    shared: Arc<Shared>,
-    live: Arc<Live>, // The settings in force, replaced at a reload.
-    limits: BacklogLimits,
-    fb: FrameBuf,
+    /// Listeners (accepting shard only), peers to deal sockets to, the
+    /// spare descriptor.
+    acceptor: accept::Acceptor,
+    /// The shard's connections.
+    conns: ConnSet,
+    /// The subscription index, backlog limits and the frame scratch buffer.
+    delivery: fanout::Delivery,
+    /// Work found by events or left over by a budget.
     pending: Pending,
+    /// Deadlines the loop wakes up for.
     timers: Timers,
+    /// What reading connections has cost this turn.
+    work: WorkBudget,
+}
+
+/// The shard's environment: read by every part, replaced only at a reload.
+pub(super) struct Ctx {
+    id: usize,
+    shared: Arc<Shared>,
+    /// The settings in force, replaced at a reload.
+    live: Arc<Live>,
+    table: Arc<TopicTable>,
     /// Feeds network publishers' updates into the ingest channel.
     ingest: Publisher,
-    /// Work the connection being read has cost this turn (see `input`).
-    spent: usize,
-    /// Work all connections' commands have cost this loop turn.
-    turn_spent: usize,
-    /// The accepting shard's spare descriptor (see `accept`).
-    spare: state::SpareFd,
 }
 
 impl Shard {
@@ -104,18 +113,17 @@ impl Shard {
             registered.push((token, l, tls));
         }
         Ok(Shard {
-            id,
             poll,
-            listeners: registered,
-            peers,
-            next_peer: 0,
+            acceptor: accept::Acceptor::new(registered, peers),
             rx,
-            // Reserved, not touched: untouched pages cost no memory, and the
-            // slab never reallocates (and copies every connection) as it grows.
-            conns: Slab::with_capacity((cfg.max_connections / cfg.shards.max(1)).min(1 << 16) + 1),
-            next_conn_id: 0,
-            index: ShardIndex::new(id).with_interest(shared.interest.clone()),
-            table,
+            conns: ConnSet::with_capacity(
+                (cfg.max_connections / cfg.shards.max(1)).min(1 << 16) + 1,
+            ),
+            delivery: fanout::Delivery {
+                index: ShardIndex::new(id).with_interest(shared.interest.clone()),
+                limits: BacklogLimits::new(cfg),
+                fb: FrameBuf::default(),
+            },
             timers: Timers {
                 handshakes: DeadlineQueue::new(cfg.handshake_timeout),
                 closings: DeadlineQueue::new(cfg.close_timeout),
@@ -127,15 +135,15 @@ impl Shard {
                 slow_reads: Vec::new(),
                 slow_read_at: None,
             },
-            limits: BacklogLimits::new(cfg),
-            live: live.clone(),
-            shared,
-            fb: FrameBuf::default(),
             pending: Pending::default(),
-            ingest,
-            spent: 0,
-            turn_spent: 0,
-            spare: state::SpareFd::new(),
+            work: WorkBudget::default(),
+            ctx: Ctx {
+                id,
+                live: live.clone(),
+                shared,
+                table,
+                ingest,
+            },
         })
     }
 
@@ -144,15 +152,15 @@ impl Shard {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.poll_timeout();
+            let timeout = state::poll_timeout(&self.pending, &self.timers, Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("shard {}: poll failed: {e}", self.id);
+                    log::error!("shard {}: poll failed: {e}", self.ctx.id);
                     break;
                 }
             }
-            self.turn_spent = 0;
-            if self.id > 0 {
+            self.work.new_turn();
+            if self.ctx.id > 0 {
                 // Not the accepting shard, so `/healthz` can still answer.
                 crate::faults::hit(crate::faults::Fault::ShardLoop);
             }
@@ -198,37 +206,8 @@ impl Shard {
         }
     }
 
-    fn poll_timeout(&self) -> Duration {
-        let p = &self.pending;
-        if p.accept || p.channel || !p.reread.is_empty() || !p.dirty.is_empty() {
-            // Dirty here means the timers queued something (a ping, a
-            // close): write it now, not at the next event.
-            return Duration::ZERO;
-        }
-        if p.waits() {
-            // Waiting on the router or other shards: look again soon.
-            return Duration::from_millis(1);
-        }
-        let t = &self.timers;
-        let next = [
-            t.handshakes.next(),
-            t.closings.next(),
-            t.shutdown,
-            t.accept_retry,
-            Some(t.next_sweep),
-            t.next_due(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        next.map_or(Duration::from_secs(1), |at| {
-            at.saturating_duration_since(Instant::now())
-                .min(Duration::from_secs(1))
-        })
-    }
-
     fn metrics(&self) -> &ShardMetrics {
-        &self.shared.metrics.shards[self.id]
+        &self.ctx.shared.metrics.shards[self.ctx.id]
     }
 
     fn mark_dirty(&mut self, token: usize) {
@@ -276,9 +255,9 @@ impl Shard {
         // reports the memory returned.
         conn.backlog.drop_held();
         let subs = conn.subs.len() as i64;
-        let (index, table) = (&mut self.index, &self.table);
+        let (index, table) = (&mut self.delivery.index, &self.ctx.table);
         index.remove_all(table, conn.key, conn.format, &mut conn.subs);
-        self.shared.metrics.shards[self.id]
+        self.ctx.shared.metrics.shards[self.ctx.id]
             .subscriptions
             .fetch_sub(subs, Ordering::Relaxed);
         self.timers.closings.push(Instant::now(), token, conn.id);
@@ -291,15 +270,16 @@ impl Shard {
         }
         self.publisher_gone(token);
         let mut conn = self.conns.remove(token);
-        let m = &self.shared.metrics.shards[self.id];
+        let m = &self.ctx.shared.metrics.shards[self.ctx.id];
         m.closed(conn.close_reason.unwrap_or(reason));
         m.subscriptions
             .fetch_sub(conn.subs.len() as i64, Ordering::Relaxed);
         m.queued_bytes
             .fetch_sub(conn.reported_pending as i64, Ordering::Relaxed);
-        self.index
-            .remove_all(&self.table, conn.key, conn.format, &mut conn.subs);
+        self.delivery
+            .index
+            .remove_all(&self.ctx.table, conn.key, conn.format, &mut conn.subs);
         let _ = self.poll.registry().deregister(conn.io.socket());
-        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

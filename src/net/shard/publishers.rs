@@ -4,9 +4,11 @@
 
 use super::Shard;
 use crate::engine::ingest::{IngestOp, TrySend};
+use crate::model::liveness::Liveness;
 use crate::net::conn::Verdict;
 use crate::net::http::Role;
 use crate::net::publishing::Push;
+use crate::net::work::Outcome;
 use crate::wire::frame::OP_BINARY;
 use crate::wire::publish::{self, Item, PublishError, PublisherEvent};
 use std::sync::atomic::Ordering;
@@ -18,27 +20,26 @@ impl Shard {
     /// update (or one of a new topic while the server is at `max_topics`) is
     /// refused alone and named by its index in one `error` event, and the
     /// rest of its frame is published.
-    pub(super) fn on_publish(&mut self, token: usize, msg: Message) -> Verdict {
-        let max_len = self.live.config.max_topic_len;
+    pub(super) fn on_publish(&mut self, token: usize, msg: Message) -> Outcome {
+        let max_len = self.ctx.live.config.max_topic_len;
         let decoded = match msg {
-            Message::Binary(bytes) => publish::decode_with(&bytes, self.table.field_names()),
+            Message::Binary(bytes) => publish::decode_with(&bytes, self.ctx.table.field_names()),
             Message::Text(_) => Err(PublishError::TextFrame),
-            _ => return Verdict::Continue,
+            _ => return Outcome::go_on(1),
         };
         let items = match decoded {
             Ok(items) => items,
             Err(e) => {
                 self.send_publisher_event(token, &e.to_event());
-                return Verdict::Continue;
+                return Outcome::go_on(1);
             }
         };
         let count = items.len();
         // Each update is work, like each topic of a command (`input`).
-        self.spent += count;
         if self.publish_forbidden(token, &items) {
-            return Verdict::Continue;
+            return Outcome::go_on(count);
         }
-        let table = &self.table;
+        let table = &self.ctx.table;
         let refused = self
             .conns
             .get_mut(token)
@@ -57,10 +58,11 @@ impl Shard {
                 .fetch_add(r.refused.len() as u64, Ordering::Relaxed);
             self.send_publisher_event(token, &publish::refused_event(&r.refused, r.of));
         }
-        match self.push_pending(token) {
+        let verdict = match self.push_pending(token) {
             Push::ShutDown => Verdict::shutting_down(),
             Push::All | Push::Blocked => Verdict::Continue,
-        }
+        };
+        Outcome::with(verdict, count)
     }
 
     /// Moves a publisher's waiting updates into the ingest queue until it
@@ -69,7 +71,7 @@ impl Shard {
         let Some(p) = self.conns.get_mut(token).and_then(|c| c.publisher.as_mut()) else {
             return Push::All;
         };
-        let ingest = &self.ingest;
+        let ingest = &self.ctx.ingest;
         let (outcome, refusals) = p.push(|op| ingest.try_send_op(op));
         if outcome == Push::Blocked && !self.pending.blocked.contains(&token) {
             self.pending.blocked.push(token);
@@ -98,8 +100,8 @@ impl Shard {
         while let Some(topic) = self.pending.stale_marks.pop() {
             // Sent, or the server is shutting down and nobody will hear:
             // either way done; full: try again next turn.
-            let op = IngestOp::Stale(topic.to_string(), true);
-            if let TrySend::Full(_) = self.ingest.try_send_op(op) {
+            let op = IngestOp::Stale(topic.to_string(), Liveness::Stale);
+            if let TrySend::Full(_) = self.ctx.ingest.try_send_op(op) {
                 self.pending.stale_marks.push(topic);
                 return;
             }
@@ -137,8 +139,11 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        self.fb.payload().extend_from_slice(&ev.to_msgpack());
-        conn.out.push(self.fb.finish(OP_BINARY));
+        self.delivery
+            .fb
+            .payload()
+            .extend_from_slice(&ev.to_msgpack());
+        conn.out.push(self.delivery.fb.finish(OP_BINARY));
         self.mark_dirty(token);
     }
 }
@@ -169,6 +174,7 @@ impl Shard {
             return;
         }
         let wanted: Vec<(String, bool)> = self
+            .ctx
             .shared
             .wanted
             .lock()

@@ -21,7 +21,7 @@ impl Shard {
     /// per connection.
     pub(super) fn reload(&mut self, live: Arc<Live>) {
         let cfg = &live.config;
-        self.limits = BacklogLimits::new(cfg);
+        self.delivery.limits = BacklogLimits::new(cfg);
         let prints =
             |tokens: &[String]| -> Vec<u64> { tokens.iter().map(|t| fingerprint(t)).collect() };
         let (subscribers, publishers) = (
@@ -50,12 +50,12 @@ impl Shard {
         if !ended.is_empty() {
             log::info!(
                 "shard {}: settings generation {}: closing {} connections whose token is no longer accepted",
-                self.id,
+                self.ctx.id,
                 live.generation,
                 ended.len()
             );
         }
-        self.live = live;
+        self.ctx.live = live;
         for (token, why) in ended {
             self.settle(token, Verdict::policy(why, CloseReason::Policy));
         }

@@ -4,7 +4,7 @@ use crate::net::timer::DeadlineQueue;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Work left over from an iteration whose budget ran out, or found by events.
 #[derive(Default)]
@@ -55,27 +55,6 @@ pub(super) struct AdminWait {
 /// A rate-capped update's slot: (when, slab key, connection id, topic).
 pub(super) type PaceTimer = Reverse<(Instant, usize, u64, Arc<str>)>;
 
-/// A descriptor kept in reserve: at the process's descriptor limit it is
-/// closed to accept one waiting connection, answer it 503 and close it, so
-/// waiting clients get an answer, not a hang.
-pub(super) struct SpareFd {
-    pub file: Option<std::fs::File>,
-    /// When a descriptor-limit warning was last logged.
-    pub warned_at: Option<Instant>,
-    /// Connections refused since.
-    pub refused: u64,
-}
-
-impl SpareFd {
-    pub fn new() -> Self {
-        SpareFd {
-            file: std::fs::File::open("/dev/null").ok(),
-            warned_at: None,
-            refused: 0,
-        }
-    }
-}
-
 /// Deadlines the loop wakes up for.
 pub(super) struct Timers {
     pub handshakes: DeadlineQueue,
@@ -100,5 +79,120 @@ impl Timers {
     pub fn next_due(&self) -> Option<Instant> {
         let pace = self.pace.peek().map(|Reverse((at, ..))| *at);
         pace.into_iter().chain(self.slow_read_at).min()
+    }
+}
+
+/// How long the loop may sleep in `poll`: not at all with work pending,
+/// a millisecond while it waits on other threads, else until the earliest
+/// deadline, and at most a second.
+pub(super) fn poll_timeout(p: &Pending, t: &Timers, now: Instant) -> Duration {
+    if p.accept || p.channel || !p.reread.is_empty() || !p.dirty.is_empty() {
+        // Dirty here means the timers queued something (a ping, a
+        // close): write it now, not at the next event.
+        return Duration::ZERO;
+    }
+    if p.waits() {
+        // Waiting on the router or other shards: look again soon.
+        return Duration::from_millis(1);
+    }
+    let next = [
+        t.handshakes.next(),
+        t.closings.next(),
+        t.shutdown,
+        t.accept_retry,
+        Some(t.next_sweep),
+        t.next_due(),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    next.map_or(Duration::from_secs(1), |at| {
+        at.saturating_duration_since(now)
+            .min(Duration::from_secs(1))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timers(now: Instant) -> Timers {
+        Timers {
+            handshakes: DeadlineQueue::new(Duration::from_secs(5)),
+            closings: DeadlineQueue::new(Duration::from_secs(2)),
+            next_sweep: now + Duration::from_secs(1),
+            shutdown: None,
+            accept_retry: None,
+            next_budget_check: now,
+            pace: BinaryHeap::new(),
+            slow_reads: Vec::new(),
+            slow_read_at: None,
+        }
+    }
+
+    #[test]
+    fn pending_work_means_no_sleep() {
+        let now = Instant::now();
+        let t = timers(now);
+        let mut p = Pending::default();
+        p.dirty.push(3);
+        assert_eq!(poll_timeout(&p, &t, now), Duration::ZERO);
+        let p = Pending {
+            accept: true,
+            ..Pending::default()
+        };
+        assert_eq!(poll_timeout(&p, &t, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn waiting_on_other_threads_polls_every_millisecond() {
+        let now = Instant::now();
+        let mut p = Pending::default();
+        p.stale_marks.push("a".into());
+        assert_eq!(
+            poll_timeout(&p, &timers(now), now),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[test]
+    fn an_idle_loop_sleeps_until_the_earliest_deadline() {
+        let now = Instant::now();
+        let mut t = timers(now);
+        t.handshakes.push(now - Duration::from_millis(4_700), 1, 1);
+        assert_eq!(
+            poll_timeout(&Pending::default(), &t, now),
+            Duration::from_millis(300)
+        );
+        t.slow_read_at = Some(now + Duration::from_millis(10));
+        assert_eq!(
+            poll_timeout(&Pending::default(), &t, now),
+            Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn an_idle_loop_sleeps_at_most_a_second() {
+        let now = Instant::now();
+        let mut t = timers(now);
+        t.next_sweep = now + Duration::from_secs(60);
+        assert_eq!(
+            poll_timeout(&Pending::default(), &t, now),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn the_next_paced_update_or_slow_read_is_due_first() {
+        let now = Instant::now();
+        let mut t = timers(now);
+        assert_eq!(t.next_due(), None);
+        let later = now + Duration::from_millis(50);
+        t.pace.push(Reverse((later, 1, 1, "x".into())));
+        t.pace
+            .push(Reverse((now + Duration::from_millis(80), 2, 2, "y".into())));
+        assert_eq!(t.next_due(), Some(later));
+        t.slow_read_at = Some(now + Duration::from_millis(5));
+        assert_eq!(t.next_due(), Some(now + Duration::from_millis(5)));
     }
 }

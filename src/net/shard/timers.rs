@@ -4,11 +4,12 @@
 use super::Shard;
 use crate::metrics::CloseReason;
 use crate::net::conn::{Phase, Verdict};
+use crate::net::heartbeat::{Beat, Heartbeat};
 use crate::net::http;
 use crate::net::http::status::Status;
 use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl Shard {
     pub(super) fn expire(&mut self, now: Instant) {
@@ -41,13 +42,13 @@ impl Shard {
             let Some(Reverse((_, token, id, topic))) = self.timers.pace.pop() else {
                 break;
             };
-            let Some(conn) = self.conns.get_mut(token).filter(|c| c.id == id) else {
+            let Some(conn) = self.conns.same(token, id) else {
                 continue;
             };
-            let names = self.table.field_names();
+            let names = self.ctx.table.field_names();
             let (out, fmt) = (&mut conn.out, conn.format);
             let enc = &mut crate::net::merged::EventWriter {
-                fb: &mut self.fb,
+                fb: &mut self.delivery.fb,
                 fmt,
                 names,
             };
@@ -67,9 +68,12 @@ impl Shard {
     /// for `idle_timeout`. One sweep per shard instead of a timer per
     /// connection; a deadline may be late by the sweep period.
     fn heartbeat(&mut self, now: Instant) {
-        let cfg = &self.live.config;
-        let (ping, idle) = (cfg.ping_interval, cfg.idle_timeout);
-        self.timers.next_sweep = now + (ping / 2).min(Duration::from_secs(1));
+        let cfg = &self.ctx.live.config;
+        let hb = Heartbeat {
+            ping: cfg.ping_interval,
+            idle: cfg.idle_timeout,
+        };
+        self.timers.next_sweep = now + hb.sweep_period();
         let mut idle_ones = Vec::new();
         let mut look_again = Vec::new();
         for (token, conn) in self.conns.iter_mut() {
@@ -82,12 +86,13 @@ impl Shard {
                 // its backlog again and apply the slow-consumer timeout.
                 look_again.push(token);
             }
-            let silent = now.saturating_duration_since(conn.last_rx);
-            if silent >= idle {
-                idle_ones.push(token);
-            } else if silent >= ping && !conn.ping_out {
-                conn.ping();
-                look_again.push(token);
+            match hb.beat(now.saturating_duration_since(conn.last_rx), conn.ping_out) {
+                Beat::Quiet => {}
+                Beat::Ping => {
+                    conn.ping();
+                    look_again.push(token);
+                }
+                Beat::Idle => idle_ones.push(token),
             }
         }
         for token in look_again {
@@ -109,7 +114,7 @@ impl Shard {
         }
         // The listener stays open while connections drain, so load balancers
         // polling /healthz see 503 (and new upgrades are refused with 503).
-        self.timers.shutdown = Some(Instant::now() + self.live.config.close_timeout);
+        self.timers.shutdown = Some(Instant::now() + self.ctx.live.config.close_timeout);
         let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
         for t in tokens {
             let verdict = match self.conns[t].phase {
@@ -128,10 +133,10 @@ impl Shard {
         let Some(deadline) = self.timers.shutdown else {
             return false;
         };
-        let drained = if self.listeners.is_empty() {
+        let drained = if self.acceptor.listeners.is_empty() {
             self.conns.is_empty()
         } else {
-            self.shared.connections.load(Ordering::Relaxed) == 0
+            self.ctx.shared.connections.load(Ordering::Relaxed) == 0
         };
         drained || Instant::now() >= deadline
     }
