@@ -2,7 +2,7 @@
 //! local subscriber's queue, and writing every dirty connection once per
 //! iteration under the backlog rules (conflation, hard limit, slow consumers).
 
-use super::{Shard, ShardMsg};
+use super::Shard;
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
@@ -13,14 +13,10 @@ use crate::net::index::{later, token_of, UNRESOLVED};
 use crate::net::memory_budget::over_budget;
 use crate::net::merged::EventWriter;
 use crate::net::outbound::{Flushed, Tally};
-use crossbeam_channel::TryRecvError;
 use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Router messages taken per iteration before flushing.
-const CHANNEL_BUDGET: usize = 256;
 
 /// Existing topics all wildcard subscriptions of a shard may join per loop turn.
 const JOIN_BUDGET: usize = 2_048;
@@ -133,29 +129,6 @@ pub(super) struct Delivery {
 }
 
 impl Shard {
-    pub(super) fn drain_channel(&mut self) {
-        self.pending.channel = false;
-        for _ in 0..CHANNEL_BUDGET {
-            match self.rx.try_recv() {
-                Ok(ShardMsg::Deliver(batch)) => {
-                    for enc in &batch {
-                        self.deliver(enc);
-                    }
-                }
-                Ok(ShardMsg::Adopt(sock, tls)) => self.adopt(sock, tls),
-                Ok(ShardMsg::Shutdown) => self.begin_shutdown(),
-                Ok(ShardMsg::Admin(q, reply)) => self.answer_admin(q, reply),
-                Ok(ShardMsg::Interest(e)) => self.tell_publishers(&e),
-                Ok(ShardMsg::Reload(live, done)) => {
-                    self.reload(live);
-                    let _ = done.try_send(());
-                }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
-            }
-        }
-        self.pending.channel = true;
-    }
-
     /// Appends one event's shared frame to the queue of every local
     /// subscriber of its topic.
     ///
@@ -165,7 +138,7 @@ impl Shard {
     /// queue is past the conflation mark has the update held back and merged
     /// instead (`Backlog::offer`) until its queue drains. Whether the event
     /// is for a member at all is [`admit`]'s decision.
-    fn deliver(&mut self, enc: &Arc<Encoded>) {
+    pub(super) fn deliver(&mut self, enc: &Arc<Encoded>) {
         let now = Instant::now();
         let Some((lt, gate)) = self.delivery.index.members_for(&enc.topic, enc.generation) else {
             return self.unwanted(enc);

@@ -1,18 +1,29 @@
-//! A shard: one thread, one `mio::Poll`, its own connections. Each loop
-//! iteration: wait for events (or a router wake-up), accept, read and answer
-//! client commands, take the router's batches and append the shared frames
-//! to every subscriber's queue, then write every connection that has
-//! something queued once. Nothing in the loop blocks: sockets are
-//! non-blocking, reads and accepts have a per-iteration budget, and the only
-//! locks taken are the topic table's, briefly, when a client subscribes.
+//! A shard: one thread, one `mio::Poll`, its own connections. Nothing in
+//! its loop blocks: sockets are non-blocking, and reading, accepting, the
+//! mailbox and wildcard joins each have a per-turn budget. The locks it
+//! takes are short and listed in docs/ARCHITECTURE.md (the topic table's
+//! slots on subscribe, the interest book on subscribe and close, the
+//! cluster's `following` map on a cluster-mode subscribe).
 //!
-//! The loop is here; each job has its own file: `accept` (listeners, dealing
-//! connections), `input` (reading, dispatching), `commands` (subscriber
-//! commands), `publishers` (network publishers, back-pressure), `fanout`
-//! (delivery, flushing, backlog rules), `timers` (deadlines, heartbeats,
-//! shutdown), `access` (token scopes, expiry, command rate), `admin`
-//! (operator requests), `reload` (new settings). Handlers return a
-//! [`Verdict`]; `settle` acts on it.
+//! The loop's chapters, in order, each named after what it does: take
+//! socket events (read connections, note writable ones), `accept`,
+//! re-read connections a budget cut short, `take_mail` (router batches
+//! are delivered here), `advance_index` (wildcard joins, withdrawals),
+//! `retry_blocked_publishers`, `mark_stale_topics`, `flush_dirty` (write
+//! once per connection, backlog rules, memory budget), `fire_timers`
+//! (heartbeats, slow readers, handshake and close timeouts, paced
+//! updates), `check_waits` (admin answers, parked subscribes).
+//!
+//! The shard is its parts (see [`Shard`]); each file holds one job: `accept`
+//! (the acceptor), `conns` (the connection set), `input` (reading,
+//! dispatching), `commands`, `books`, `access` (subscriber commands and
+//! their rules), `publishers` (network publishers, back-pressure), `mail`,
+//! `fanout` (delivery), `timers`, `admin`, `reload`, `cluster`, `state`
+//! (pending work and timers). The rules that decide (budgets, admission of
+//! events, heartbeats, the memory budget, snapshot room) are sans-IO
+//! modules beside the shard in `net`, with their own unit tests. Handlers
+//! return a [`Verdict`] (with its cost, a `work::Outcome`); `settle` alone
+//! acts on verdicts.
 
 mod accept;
 mod access;
@@ -23,6 +34,7 @@ mod commands;
 mod conns;
 mod fanout;
 mod input;
+mod mail;
 mod publishers;
 mod reload;
 mod state;
@@ -167,7 +179,7 @@ impl Shard {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER | TLS_LISTENER => self.pending.accept = true,
-                    WAKER => self.pending.channel = true,
+                    WAKER => self.pending.mail = true,
                     Token(t) => {
                         if ev.is_writable() {
                             self.mark_dirty(t);
@@ -184,8 +196,8 @@ impl Shard {
             for t in std::mem::take(&mut self.pending.reread) {
                 self.read_conn(t);
             }
-            if self.pending.channel {
-                self.drain_channel();
+            if self.pending.mail {
+                self.take_mail();
             }
             self.advance_index();
             if !self.pending.blocked.is_empty() {
@@ -195,7 +207,9 @@ impl Shard {
                 self.mark_stale_topics();
             }
             self.flush_dirty();
-            self.expire(Instant::now());
+            let now = Instant::now();
+            self.fire_timers(now);
+            self.check_waits(now);
             if self.drained_for_shutdown() {
                 break;
             }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub(super) struct Pending {
     pub accept: bool,
-    pub channel: bool,
+    /// The mailbox has messages (the waker fired, or a budget left some).
+    pub mail: bool,
     /// Connections with more to read than one iteration's budget.
     pub reread: Vec<usize>,
     /// Connections with bytes to write this iteration, each listed once.
@@ -86,7 +87,7 @@ impl Timers {
 /// a millisecond while it waits on other threads, else until the earliest
 /// deadline, and at most a second.
 pub(super) fn poll_timeout(p: &Pending, t: &Timers, now: Instant) -> Duration {
-    if p.accept || p.channel || !p.reread.is_empty() || !p.dirty.is_empty() {
+    if p.accept || p.mail || !p.reread.is_empty() || !p.dirty.is_empty() {
         // Dirty here means the timers queued something (a ping, a
         // close): write it now, not at the next event.
         return Duration::ZERO;

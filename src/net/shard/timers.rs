@@ -12,17 +12,26 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl Shard {
-    pub(super) fn expire(&mut self, now: Instant) {
-        if now >= self.timers.next_sweep {
-            self.heartbeat(now);
-        }
-        self.read_slow_readers(now);
+    /// Work that waits on other threads: operator requests gathering the
+    /// shards' answers, subscribes parked until the cluster follows their
+    /// topics. Each answers or gives up at its deadline.
+    pub(super) fn check_waits(&mut self, now: Instant) {
         if !self.pending.admin.is_empty() {
             self.poll_admin(now);
         }
         if !self.pending.follows.is_empty() {
             self.poll_follows(now);
         }
+    }
+
+    /// Deadlines that came: the heartbeat sweep (pings, idle closes, token
+    /// expiry), the slow readers' turn, handshake timeouts, rate-capped
+    /// updates whose slot came, and close timeouts.
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        if now >= self.timers.next_sweep {
+            self.heartbeat(now);
+        }
+        self.read_slow_readers(now);
         while let Some((token, id)) = self.timers.handshakes.pop_expired(now) {
             let Some(conn) = self.conns.get_mut(token) else {
                 continue;
