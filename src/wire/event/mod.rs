@@ -1,6 +1,7 @@
 //! Server events, serialized once into ready WebSocket frames.
 
 pub mod book;
+mod json;
 
 use super::frame::FrameBuf;
 use crate::model::event::{BookMsg, Encode, Price, PriceKind, Trade};
@@ -172,6 +173,10 @@ pub fn encode_price<'a>(
     price: &Price<'_>,
     names: &[Box<str>],
 ) -> &'a [u8] {
+    if fmt == Format::Json && price.trades.is_none() {
+        json::write_price(fb.payload(), price, names);
+        return fb.finish(fmt.opcode());
+    }
     encode(fb, fmt, &PriceEvent { price, names })
 }
 
