@@ -3,7 +3,7 @@
 //! Production code never calls into this module; it only reaches in.
 
 use crate::config::Config;
-use crate::engine::ingest::Ingested;
+use crate::engine::ingest::{IngestOp, Ingested};
 use crate::engine::link::Outlet;
 use crate::engine::router::{RouterConfig, RouterWork};
 use crate::engine::table::TopicTable;
@@ -91,9 +91,11 @@ impl RouterBench {
         let now = Instant::now();
         let mut batch: Vec<Ingested> = updates
             .iter()
+            // Stamped once per batch: a publisher stamps its own updates
+            // on its own thread; the router reads the stamp, never the clock.
             .map(|u| Ingested {
+                op: IngestOp::Update(u.clone()),
                 at: now,
-                ..Ingested::update(u.clone())
             })
             .collect();
         self.work.route(&mut batch, &self.links);

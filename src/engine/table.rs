@@ -81,6 +81,10 @@ struct SlotState {
     synced: bool,
     /// An order-book topic's book (`book`); None for any other topic.
     book: Option<Box<Book>>,
+    /// An order-book topic's top levels after its last change, and the
+    /// depth they were taken to: the next change's `before` when the depth
+    /// is the same, so a change walks the book once, not twice.
+    book_view: Option<(usize, Arc<BookView>)>,
 }
 
 impl TopicSlot {
@@ -102,6 +106,7 @@ impl TopicSlot {
                 rate_mark: (Instant::now(), 0),
                 synced: false,
                 book: book.then(Box::default),
+                book_view: None,
             }),
         }
     }
@@ -145,6 +150,7 @@ impl TopicSlot {
         if let Some(b) = &mut st.book {
             **b = Book::default();
         }
+        st.book_view = None;
         st.stale_after = None;
         st.generation = st.generation.wrapping_add(1);
         let freed = st.history.clear();

@@ -8,6 +8,7 @@ use crate::model::book::{
     checksum, window_diff, Book, BookError, Ladder, Levels, Side, CHECKSUM_LEVELS, DEPTHS,
 };
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One level: (price, size).
@@ -63,8 +64,8 @@ impl BookView {
 /// as deep as the deepest class in use, and the new checksum.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct BookMove {
-    pub before: BookView,
-    pub after: BookView,
+    pub before: Arc<BookView>,
+    pub after: Arc<BookView>,
     pub checksum: u32,
 }
 
@@ -83,11 +84,20 @@ impl TopicSlot {
         deepest: usize,
         at: Instant,
     ) -> Result<(Applied, BookMove), BookError> {
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         let book = st.book.as_deref_mut().ok_or(BookError::NotABook)?;
-        let before = BookView::top(book, deepest);
-        book.apply(change)?;
-        let after = BookView::top(book, deepest);
+        let before = match &st.book_view {
+            Some((depth, view)) if *depth == deepest => view.clone(),
+            _ => Arc::new(BookView::top(book, deepest)),
+        };
+        if let Err(why) = book.apply(change) {
+            // Whatever a refused change left, the next one looks afresh.
+            st.book_view = None;
+            return Err(why);
+        }
+        let after = Arc::new(BookView::top(book, deepest));
+        st.book_view = Some((deepest, after.clone()));
         // The window already holds the top levels when it is deep enough.
         let checksum = match deepest >= CHECKSUM_LEVELS {
             true => after.checksum(),
