@@ -287,18 +287,25 @@ impl RouterWork {
         let metrics = self.metrics.clone();
         let m = &metrics.router;
         let mut ingested = 0;
-        for Ingested { op, at } in batch.drain(..) {
-            match op {
-                IngestOp::Update(u) => {
-                    ingested += 1;
-                    let Some(id) = self.admit(&u.topic) else {
-                        // Publishers check the limit first; this catches the
-                        // new topics that were in flight when it was reached.
-                        m.refused_topics.fetch_add(1, Relaxed);
-                        continue;
-                    };
-                    self.apply_update(id, &u, at);
-                }
+        for item in batch.iter_mut() {
+            let at = item.at;
+            // Updates, nearly all of the traffic, are read where they lie
+            // (an `Ingested` is 240 bytes: moving each out costs a copy);
+            // the rare other operations are taken out, leaving a no-op.
+            if let IngestOp::Update(u) = &item.op {
+                ingested += 1;
+                let Some(id) = self.admit(&u.topic) else {
+                    // Publishers check the limit first; this catches the
+                    // new topics that were in flight when it was reached.
+                    m.refused_topics.fetch_add(1, Relaxed);
+                    continue;
+                };
+                self.apply_update(id, u, at);
+                continue;
+            }
+            match std::mem::replace(&mut item.op, IngestOp::Unfollow(String::new())) {
+                // Read above, where it lay.
+                IngestOp::Update(_) => {}
                 IngestOp::Clear(topic) => {
                     // A topic never published has nothing to clear.
                     if let Some((id, _)) = self.existing_slot(&topic, Slot::Existing) {
@@ -336,6 +343,7 @@ impl RouterWork {
                 }
             }
         }
+        batch.clear();
         if self.sweeping && Instant::now() >= self.next_sweep {
             self.sweep();
         }
