@@ -319,6 +319,9 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 println!("READY");
                 let _ = io::stdout().flush();
             }
+            // For drivers that start their feed once every subscriber is in
+            // (benches/ingest.rs); stdout stays one JSON line.
+            eprintln!("READY");
         }
         if ready_at.is_none() && now.duration_since(start) > Duration::from_secs(120) {
             panic!(

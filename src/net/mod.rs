@@ -22,6 +22,7 @@ pub(crate) mod shard;
 pub(crate) mod snapshot_room;
 pub(crate) mod subscriptions;
 pub(crate) mod timer;
+pub(crate) mod topic_map;
 pub(crate) mod transport;
 pub(crate) mod work;
 

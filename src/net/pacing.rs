@@ -6,7 +6,6 @@
 use super::merged::Merged;
 use crate::engine::link::Encoded;
 use crate::model::update::Prices;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,25 +25,35 @@ struct Pace {
 /// A connection's rate state, by topic.
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
-    topics: HashMap<Arc<str>, Pace>,
+    topics: crate::net::topic_map::TopicMap<Pace>,
     /// Topics with an update held back (kept so `held_bytes` is O(1)).
     held: usize,
 }
 
 impl Pacer {
-    /// Decides for one update: `None`, send it now (its slot is taken);
-    /// `Some(due)`, it is held back, and `due` is set when a new wait starts
-    /// (the caller arms one timer for it).
+    /// Decides for one update: `None`, send it now (its slot is taken, or
+    /// the topic is not capped); `Some(due)`, it is held back, and `due` is
+    /// set when a new wait starts (the caller arms one timer for it).
+    /// `interval_of` gives the topic's interval the first time the
+    /// connection meets it; it is kept here after. One lookup per call.
     pub fn offer(
         &mut self,
         enc: &Arc<Encoded>,
         ts: u64,
         prices: &Prices,
         class: usize,
-        interval: Duration,
+        interval_of: impl FnOnce() -> Option<Duration>,
         now: Instant,
     ) -> Option<Option<Instant>> {
-        let pace = self.topics.entry(enc.topic.clone()).or_default();
+        // Looked up by name first: the topic's `Arc` is shared by every
+        // shard and the router, and cloning it for `entry` would bounce its
+        // reference count between cores once per subscriber per update.
+        let pace = match self.topics.get_mut(&*enc.topic) {
+            Some(pace) => pace,
+            None => self.topics.entry(enc.topic.clone()).or_default(),
+        };
+        let interval = *pace.interval.get_or_insert_with(interval_of);
+        let interval = interval?;
         if let Some(held) = pace.held.as_mut() {
             held.absorb(enc, ts, prices);
             return Some(None);
@@ -85,15 +94,6 @@ impl Pacer {
         let held = pace.held.take()?;
         self.held -= 1;
         Some(*held)
-    }
-
-    /// The interval looked up for `topic`, if it was.
-    pub fn interval(&self, topic: &str) -> Option<Option<Duration>> {
-        self.topics.get(topic)?.interval
-    }
-
-    pub fn set_interval(&mut self, topic: &Arc<str>, interval: Option<Duration>) {
-        self.topics.entry(topic.clone()).or_default().interval = Some(interval);
     }
 
     /// After the connection's subscriptions changed: topics no longer
@@ -137,7 +137,7 @@ mod tests {
         let Event::Update { ts, prices, .. } = e.event else {
             unreachable!()
         };
-        p.offer(&e, ts, &prices, 0, Duration::from_millis(200), now)
+        p.offer(&e, ts, &prices, 0, || Some(Duration::from_millis(200)), now)
     }
 
     #[test]

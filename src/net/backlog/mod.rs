@@ -17,7 +17,6 @@ use super::outbound::{Flushed, Outbound};
 use super::pacing::Pacer;
 use crate::config::Config;
 use crate::engine::link::{Encoded, Event};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,7 +58,7 @@ pub(crate) struct Backlog {
 struct Held {
     /// While conflating (past the conflation mark, until the queue drains):
     /// the held-back updates merged per topic.
-    parked: Option<HashMap<Arc<str>, Merged>>,
+    parked: Option<crate::net::topic_map::TopicMap<Merged>>,
     /// Rate caps (`max_rate`): per topic, when the last event went out and
     /// what waits for the next slot.
     paced: Pacer,
@@ -72,8 +71,11 @@ pub(crate) struct Rules {
     pub class: usize,
     /// Its queue's conflation mark.
     pub conflate_at: usize,
-    /// The interval its rate cap sets for the topic, if any.
-    pub interval: Option<Duration>,
+    /// A rate cap may apply to the connection (the server's, its token's
+    /// or one of its subscriptions'): the topic's interval is then looked
+    /// up (`interval_of`, once per connection and topic) and kept with the
+    /// topic's pacing state.
+    pub paced: bool,
     pub now: Instant,
 }
 
@@ -118,11 +120,12 @@ impl Backlog {
         enc: &Arc<Encoded>,
         frame: &[u8],
         rules: &Rules,
+        interval_of: impl FnOnce() -> Option<Duration>,
     ) -> Offer {
         let Rules {
             class,
             conflate_at,
-            interval,
+            paced,
             now,
         } = *rules;
         let Event::Update { ts, prices, .. } = &enc.event else {
@@ -138,16 +141,16 @@ impl Backlog {
             out.push(frame);
             return Offer::Queued;
         }
-        if let Some(interval) = interval {
+        if paced {
             let held = self.held.get_or_insert_with(Default::default);
-            if let Some(due) = held.paced.offer(enc, *ts, prices, class, interval, now) {
+            if let Some(due) = held.paced.offer(enc, *ts, prices, class, interval_of, now) {
                 return Offer::Paced { due };
             }
         }
         let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
         if conflating || out.pending() >= conflate_at {
             let held = self.held.get_or_insert_with(Default::default);
-            let parked = held.parked.get_or_insert_with(HashMap::new);
+            let parked = held.parked.get_or_insert_with(Default::default);
             return match parked.get_mut(&enc.topic) {
                 Some(m) => {
                     m.absorb(enc, *ts, prices);
@@ -268,17 +271,6 @@ impl Backlog {
             held.paced.retain(still_covered);
         }
         self.shrink();
-    }
-
-    /// The cached rate-cap interval of `topic`, when there is one.
-    pub fn interval(&self, topic: &str) -> Option<Option<Duration>> {
-        self.held.as_ref()?.paced.interval(topic)
-    }
-
-    /// Remembers the interval of `topic` (looked up in the subscriptions).
-    pub fn set_interval(&mut self, topic: &Arc<str>, interval: Option<Duration>) {
-        let held = self.held.get_or_insert_with(Default::default);
-        held.paced.set_interval(topic, interval);
     }
 
     /// Frees the box when nothing is held back any more.

@@ -21,9 +21,10 @@ fn offer(b: &mut Backlog, out: &mut Outbound, e: &Arc<Encoded>, mark: usize) -> 
         &Rules {
             class: 0,
             conflate_at: mark,
-            interval: None,
+            paced: false,
             now: Instant::now(),
         },
+        || None,
     )
 }
 

@@ -28,7 +28,7 @@ use crate::engine::interest::InterestBook;
 use crate::engine::selector::Selector;
 use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
 use crate::model::format::Format;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -84,14 +84,14 @@ pub(crate) struct ShardIndex {
     joining: Vec<PrefixJoin>,
     /// Memberships still being withdrawn.
     leaves: leaves::Leaves,
-    pub topics: HashMap<Arc<str>, LocalTopic>,
+    pub topics: crate::net::topic_map::TopicMap<LocalTopic>,
     /// The names of `topics`, ordered, so the topics under a pattern are a
     /// range scan, not a pass over every topic of the shard.
     names: BTreeSet<Arc<str>>,
     /// The book topics among `names`, so a depth change under a pattern
     /// looks at books only, not every topic under it.
     book_names: BTreeSet<Arc<str>>,
-    prefixes: HashMap<Arc<str>, LocalPrefix>,
+    prefixes: crate::net::topic_map::TopicMap<LocalPrefix>,
     /// Members of all topics together (for the memory estimate in `/metrics`).
     memberships: usize,
     /// The server's count of who subscribes to what (interest events).
@@ -124,10 +124,10 @@ impl ShardIndex {
             shard,
             joining: Vec::new(),
             leaves: Default::default(),
-            topics: HashMap::new(),
+            topics: Default::default(),
             names: BTreeSet::new(),
             book_names: BTreeSet::new(),
-            prefixes: HashMap::new(),
+            prefixes: Default::default(),
             memberships: 0,
             interest: None,
         }
@@ -379,13 +379,15 @@ impl ShardIndex {
         topic: &Arc<str>,
         generation: u16,
     ) -> Option<(&mut LocalTopic, Gate<'_>)> {
-        if !self.topics.contains_key(topic)
-            && !self.prefixes.keys().any(|p| topic.starts_with(&**p))
-        {
-            return None;
+        // Two lookups per event for a topic the shard knows (the common
+        // case), not four: `entry` only for a topic it has not seen.
+        if !self.topics.contains_key(topic) {
+            if !self.prefixes.keys().any(|p| topic.starts_with(&**p)) {
+                return None;
+            }
+            self.entry(topic, Some(generation));
         }
-        self.entry(topic, Some(generation));
-        let lt = self.topics.get_mut(topic).expect("made above");
+        let lt = self.topics.get_mut(topic)?;
         let gate = Gate {
             joining: &self.joining,
             leaves: &self.leaves,

@@ -31,25 +31,15 @@ struct Counted {
     conflated: u64,
 }
 
-/// The pacing interval of a connection's topic, when a rate cap applies
-/// (the server's, the connection's token's, or its subscription's): looked
-/// up once per connection and topic and kept in its backlog, and only for
-/// connections that have a cap.
-fn pace_interval(
-    conn: &mut crate::net::conn::Conn,
-    topic: &Arc<str>,
-    server_rate: Option<f64>,
-) -> Option<std::time::Duration> {
+/// Whether a rate cap may apply to a connection (the server's, its
+/// token's, or one of its subscriptions'), and the cap the server and its
+/// token set: checked per delivery without a lookup; the topic's own
+/// interval is looked up only for such connections, once per topic.
+#[inline]
+fn rate_capped(conn: &crate::net::conn::Conn, server_rate: Option<f64>) -> (bool, Option<f64>) {
     let own = conn.access.as_ref().and_then(|a| a.grant.max_rate);
     let cap = rate_cap(server_rate, own);
-    if cap.is_none() && !conn.subs.has_rates() {
-        return None;
-    }
-    conn.backlog.interval(topic).unwrap_or_else(|| {
-        let iv = conn.subs.interval_for(topic, cap);
-        conn.backlog.set_interval(topic, iv);
-        iv
-    })
+    (cap.is_some() || conn.subs.has_rates(), cap)
 }
 
 /// The frame one member receives of `enc` and its depth class, or None
@@ -104,9 +94,15 @@ fn offer(
     enc: &Arc<Encoded>,
     frame: &[u8],
     rules: &Rules,
+    cap: Option<f64>,
     pace: &mut std::collections::BinaryHeap<super::state::PaceTimer>,
 ) -> Offered {
-    match conn.backlog.offer(&mut conn.out, enc, frame, rules) {
+    let subs = &conn.subs;
+    let interval_of = || subs.interval_for(&enc.topic, cap);
+    match conn
+        .backlog
+        .offer(&mut conn.out, enc, frame, rules, interval_of)
+    {
         Offer::Queued => Offered::Queued,
         Offer::Parked { merged: false } => Offered::Held,
         Offer::Parked { merged: true } => Offered::Merged,
@@ -164,14 +160,15 @@ impl Shard {
             ) {
                 Admit::Skip => continue,
                 Admit::Offer => {
+                    let (paced, cap) = rate_capped(conn, self.ctx.live.config.max_rate);
                     let rules = Rules {
                         class,
                         conflate_at: self.delivery.limits.conflate_at,
-                        interval: pace_interval(conn, &enc.topic, self.ctx.live.config.max_rate),
+                        paced,
                         now,
                     };
                     let pace = &mut self.timers.pace;
-                    match offer(conn, m.token(), enc, frame, &rules, pace) {
+                    match offer(conn, m.token(), enc, frame, &rules, cap, pace) {
                         Offered::Queued => count.frames += 1,
                         // A newly held topic grows what the connection
                         // holds: the flush pass counts it against the limits.
