@@ -4,6 +4,7 @@
 //! - the router's per-update work (sequence, merge, encode, hand to a shard),
 //!   for price updates and for order-book changes at depth 10 and 100;
 //! - a shard appending one ready frame to 1,000 subscribers' outbound queues;
+//! - decoding and checking a `/publish` frame of 1,000 updates;
 //! - parsing a client's subscribe command.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -111,6 +112,34 @@ fn fanout_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// A `/publish` frame of 1,000 price updates: decoded and each update
+/// checked, as a shard does before the router sees them (compare per
+/// update with the router's cost above).
+fn publish_decode(c: &mut Criterion) {
+    let updates: Vec<Update> = (0..1000)
+        .map(|i| {
+            Update::new(format!("B.{:04}", i % 1000))
+                .bid(100.0 + i as f64 * 0.01)
+                .ask(100.01 + i as f64 * 0.01)
+                .bid_size(1.0 + (i % 5) as f64)
+                .timestamp_ns(1_795_315_911_425_217_275)
+        })
+        .collect();
+    let frame = tickcast::publish::encode(&updates);
+    let mut g = c.benchmark_group("publish");
+    g.throughput(Throughput::Elements(updates.len() as u64));
+    g.bench_function("decode_and_check_batch_of_1000", |b| {
+        b.iter(|| {
+            let items = tickcast::publish::decode(black_box(&frame)).unwrap();
+            for item in &items {
+                tickcast::publish::check_item(item, 256).unwrap();
+            }
+            items.len()
+        })
+    });
+    g.finish();
+}
+
 fn parse_subscribe(c: &mut Criterion) {
     let cmd = br#"{"op":"subscribe","id":42,"topics":["BTC-USD","ETH-USD","FX.*","AAPL","MSFT"]}"#;
     c.bench_function("parse_subscribe_command", |b| {
@@ -118,5 +147,12 @@ fn parse_subscribe(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, encode, router, fanout_append, parse_subscribe);
+criterion_group!(
+    benches,
+    encode,
+    router,
+    publish_decode,
+    fanout_append,
+    parse_subscribe
+);
 criterion_main!(benches);

@@ -43,6 +43,11 @@ fn a_start_that_fails_after_its_shards_started_stops_them_and_frees_the_port() {
     // And the next start works: nothing half-made was left in the way.
     let server = Server::start(Config::default().listen(addr).shards(2)).unwrap();
     assert_eq!(server.local_addr(), addr);
-    assert!(tickcast_threads().len() >= 3, "shards, router, interest");
+    // A thread names itself once it runs: give them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tickcast_threads().len() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(tickcast_threads().len() >= 4, "2 shards, router, interest");
     server.shutdown();
 }

@@ -108,6 +108,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // SIGHUP and `POST /admin/reload` read the file again, flags over it.
+    let (path, reload_flags) = (cli.config.clone(), flags.clone());
+    server.set_config_source(move || {
+        DaemonConfig::load(path.as_deref(), &reload_flags).map(|c| c.server)
+    });
+    // Only now say where it listens: a client that reads the log line and
+    // at once posts `/admin/reload` finds the source set.
     announce(&server, &cfg);
     let demo = cfg.demo_rate.map(|rate| {
         log::info!(
@@ -115,12 +122,6 @@ fn main() -> ExitCode {
             tickcast::daemon::demo::topics().count()
         );
         DemoFeed::start(server.publisher(), rate)
-    });
-
-    // SIGHUP and `POST /admin/reload` read the file again, flags over it.
-    let (path, reload_flags) = (cli.config.clone(), flags.clone());
-    server.set_config_source(move || {
-        DaemonConfig::load(path.as_deref(), &reload_flags).map(|c| c.server)
     });
 
     watch_for_failure(&server);
