@@ -125,6 +125,17 @@ fn main() -> ExitCode {
     });
 
     watch_for_failure(&server);
+    let name = wait_for_stop(&mut signals, &server);
+    log::info!("{name} received: closing connections and shutting down");
+    drop(demo);
+    let open = server.connection_count();
+    server.shutdown();
+    log::info!("shutdown complete ({open} connections closed)");
+    ExitCode::SUCCESS
+}
+
+/// Reloads on each SIGHUP until SIGINT or SIGTERM comes; returns its name.
+fn wait_for_stop(signals: &mut Signals, server: &Server) -> &'static str {
     let signal = signals.forever().find(|&s| {
         if s != SIGHUP {
             return true;
@@ -134,17 +145,11 @@ fn main() -> ExitCode {
         let _ = server.reload_from_source();
         false
     });
-    let name = match signal {
+    match signal {
         Some(SIGINT) => "SIGINT",
         Some(SIGTERM) => "SIGTERM",
         _ => "signal",
-    };
-    log::info!("{name} received: closing connections and shutting down");
-    drop(demo);
-    let open = server.connection_count();
-    server.shutdown();
-    log::info!("shutdown complete ({open} connections closed)");
-    ExitCode::SUCCESS
+    }
 }
 
 /// `--check-config FILE`: 0 and "ok", or 2 and the reason.
