@@ -278,3 +278,63 @@ fn source_files_stay_small() {
         assert!(lines <= 500, "{} has {lines} lines", f.display());
     }
 }
+
+/// The functions of a file longer than `max` lines, as "name (n lines)": a
+/// function runs from its `fn` line to the first line that closes it at
+/// the same indentation.
+fn long_functions(text: &str, max: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut long = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let after_vis = ["pub(crate) ", "pub(super) ", "pub "]
+            .iter()
+            .find_map(|v| body.strip_prefix(v))
+            .unwrap_or(body);
+        let after_mods = after_vis
+            .trim_start_matches("const ")
+            .trim_start_matches("unsafe ");
+        if let Some(rest) = after_mods.strip_prefix("fn ") {
+            if !line.trim_end().ends_with(';') {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                let close = format!("{indent}}}");
+                let end = (i + 1..lines.len())
+                    .find(|&j| lines[j] == close)
+                    .unwrap_or(i);
+                let n = end - i + 1;
+                if n > max {
+                    long.push(format!("{name} ({n} lines)"));
+                }
+                i = end;
+            }
+        }
+        i += 1;
+    }
+    long
+}
+
+#[test]
+fn no_function_in_src_is_over_80_lines() {
+    let mut long = Vec::new();
+    for f in rust_files(&root().join("src")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for l in long_functions(&text, 80) {
+            long.push(format!("{}: {l}", f.display()));
+        }
+    }
+    assert!(long.is_empty(), "split these: {long:#?}");
+}
+
+#[test]
+fn the_function_length_check_sees_a_long_function() {
+    let body = "    let x = 1;\n".repeat(90);
+    let text = format!("fn short() {{\n}}\n\nimpl A {{\n    pub fn long() {{\n{body}    }}\n}}\n");
+    assert_eq!(long_functions(&text, 80), ["long (92 lines)"]);
+    assert!(long_functions(&text, 100).is_empty());
+}
