@@ -3,8 +3,8 @@
 //! Production code never calls into this module; it only reaches in.
 
 use crate::config::Config;
-use crate::engine::ingest::{IngestOp, Ingested};
 use crate::engine::link::Outlet;
+use crate::engine::op::{IngestOp, Ingested};
 use crate::engine::router::{RouterConfig, RouterWork};
 use crate::engine::table::TopicTable;
 use crate::metrics::Metrics;

@@ -3,18 +3,16 @@
 //! `net`) and the channels between them.
 
 use crate::config::Config;
-use crate::engine::ingest::{Ingested, Publisher};
+use crate::engine::ingest::Publisher;
 use crate::engine::router::{Router, RouterConfig};
 use crate::engine::table::{Snapshot, TopicTable};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::net::mailbox::{Listener, ShardLink, ShardMsg, WAKER};
+use crate::net::mailbox::{Listener, ShardLink, ShardMsg};
 use crate::net::shard::Shard;
 use crate::net::Shared;
 use crossbeam_channel::{bounded, Sender};
 use mio::net::TcpListener;
-use mio::{Poll, Waker};
-use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,6 +21,9 @@ use std::thread::JoinHandle;
 /// Room in each shard's channel, in router batches. When a shard falls this far
 /// behind, the router waits for it and back-pressure reaches the publishers.
 const SHARD_CHANNEL_BATCHES: usize = 1024;
+
+mod wiring;
+use wiring::{ingest_channels, start_cluster, start_interest, Bound, Mailboxes};
 
 /// A running tickcast server: a router thread and N shard threads serving one
 /// listening port. Dropping it shuts it down like [`Server::shutdown`].
@@ -41,7 +42,8 @@ pub struct Server {
     table: Arc<TopicTable>,
     shared: Arc<Shared>,
     shards: Vec<(ShardLink, Option<JoinHandle<()>>)>,
-    router: Option<JoinHandle<()>>,
+    /// One per `routers`.
+    routers: Vec<JoinHandle<()>>,
     router_stop: Option<Sender<()>>,
     /// Cluster mode: the link to Redis.
     cluster: Option<crate::cluster::Cluster>,
@@ -67,13 +69,12 @@ impl Server {
         let table = Arc::new(TopicTable::with_max_topics(config.max_topics));
         table.set_trades_snapshot(config.trades_snapshot);
         table.set_field_names(&config.extra_fields);
-        let (ingest_tx, ingest_rx) = bounded(config.ingest_capacity);
+        let (inbox, ingest_rxs) = ingest_channels(&config);
         let metrics = Arc::new(Metrics::new(config.shards));
         let mailboxes = Mailboxes::new(config.shards)?;
         let (interest_tx, interest_rx) = crossbeam_channel::unbounded();
         let interest = start_interest(interest_rx, &mailboxes.links)?;
-        let (published_tx, loads_tx, cluster) =
-            start_cluster(&config, &table, &ingest_tx, &metrics)?;
+        let (published_tx, loads_tx, cluster) = start_cluster(&config, &table, &inbox, &metrics)?;
         let shared = Arc::new(Shared {
             shutting_down: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -87,7 +88,6 @@ impl Server {
             wanted: interest.active.clone(),
             reload: crate::reload::from_source,
         });
-        drop(ingest_tx);
         let mut publisher = Publisher::new(published_tx, config.max_topic_len, table.clone());
         if let Some(c) = &cluster {
             publisher = publisher.with_sink_state(c.link.writer_up.clone());
@@ -100,7 +100,7 @@ impl Server {
             table,
             shared,
             shards: Vec::new(),
-            router: None,
+            routers: Vec::new(),
             router_stop: Some(stop_tx),
             cluster,
             interest,
@@ -110,26 +110,37 @@ impl Server {
         if crate::faults::fails(crate::faults::Fault::Start) {
             return Err(Error::Io(std::io::Error::other("injected fault: start")));
         }
-        let router = Router {
-            table: server.table.clone(),
-            ingest: ingest_rx,
-            stop: stop_rx,
-            shards: links
-                .iter()
-                .map(|l| Arc::new(l.clone()) as Arc<dyn crate::engine::link::Outlet>)
-                .collect(),
-            config: RouterConfig::from(&config),
-            metrics,
-            loads: loads_tx,
-            encoder: Box::new(crate::wire::event::Encoder::default()),
-        };
-        let shared = server.shared.clone();
-        server.router = Some(
-            std::thread::Builder::new()
-                .name("tickcast-router".into())
-                .spawn(guarded("router".into(), shared, move || router.run()))?,
-        );
+        let outlets: Vec<Arc<dyn crate::engine::link::Outlet>> = links
+            .iter()
+            .map(|l| Arc::new(l.clone()) as Arc<dyn crate::engine::link::Outlet>)
+            .collect();
+        for (i, ingest) in ingest_rxs.into_iter().enumerate() {
+            let router = Router {
+                table: server.table.clone(),
+                ingest,
+                stop: stop_rx.clone(),
+                shards: outlets.clone(),
+                config: RouterConfig::from(&config),
+                metrics: metrics.clone(),
+                loads: loads_tx.clone(),
+                encoder: Box::new(crate::wire::event::Encoder::default()),
+            };
+            server.spawn_router(i, router)?;
+        }
         Ok(server)
+    }
+
+    /// Starts router `i`; it is in `self.routers` at once, so a later
+    /// failure stops it.
+    fn spawn_router(&mut self, i: usize, router: Router) -> Result<()> {
+        let name = match i {
+            0 => "tickcast-router".to_string(),
+            i => format!("tickcast-router-{i}"),
+        };
+        let body = guarded(name.clone(), self.shared.clone(), move || router.run());
+        let thread = std::thread::Builder::new().name(name).spawn(body)?;
+        self.routers.push(thread);
+        Ok(())
     }
 
     /// Starts a thread per shard; shard 0 gets the listeners. Each started
@@ -324,9 +335,9 @@ impl Server {
             c.stop();
         }
         drop(self.router_stop.take());
-        if let Some(r) = self.router.take() {
+        for r in self.routers.drain(..) {
             if r.join().is_err() {
-                log::error!("router thread panicked");
+                log::error!("a router thread panicked");
             }
         }
         for (link, _) in &self.shards {
@@ -348,130 +359,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The interest dispatcher, handing each event to every shard.
-fn start_interest(
-    events: crossbeam_channel::Receiver<crate::interest::Interest>,
-    links: &[ShardLink],
-) -> Result<crate::interest::Dispatcher> {
-    let to_shards = links.to_vec();
-    let give = move |e: Arc<crate::interest::Interest>| {
-        for link in &to_shards {
-            let _ = link.try_send(ShardMsg::Interest(e.clone()));
-        }
-    };
-    Ok(crate::interest::Dispatcher::start(events, Box::new(give))?)
-}
-
-/// What publishers send into, and, in cluster mode, the link to Redis:
-/// publishers then feed the link's writer (Redis numbers every update),
-/// and the router is fed by the link's reader; without it, they feed the
-/// router directly.
-type Ingress = (
-    Sender<Ingested>,
-    Option<Sender<Arc<str>>>,
-    Option<crate::cluster::Cluster>,
-);
-
-fn start_cluster(
-    config: &Config,
-    table: &Arc<TopicTable>,
-    ingest: &Sender<Ingested>,
-    metrics: &Arc<Metrics>,
-) -> Result<Ingress> {
-    let Some(url) = &config.redis else {
-        return Ok((ingest.clone(), None, None));
-    };
-    let (tx, published) = bounded(config.ingest_capacity);
-    let (ltx, loads) = bounded(4096);
-    let cluster = crate::cluster::Cluster::start(crate::cluster::Wiring {
-        url: url.clone(),
-        table: table.clone(),
-        router: ingest.clone(),
-        published,
-        loads,
-        history_len: config.history_len,
-        trades_snapshot: config.trades_snapshot,
-        metrics: metrics.clone(),
-    })?;
-    Ok((tx, Some(ltx), Some(cluster)))
-}
-
-/// The listeners `start` binds, with their real addresses.
-struct Bound {
-    listeners: Vec<(TcpListener, Listener)>,
-    local_addr: SocketAddr,
-    tls_addr: Option<SocketAddr>,
-}
-
-impl Bound {
-    fn bind(config: &Config, tls: bool) -> Result<Bound> {
-        let mut listeners = Vec::new();
-        let mut local_addr = None;
-        if config.plain {
-            let listener = bind(config.listen)?;
-            local_addr = Some(listener.local_addr()?);
-            listeners.push((TcpListener::from_std(listener), Listener::Plain));
-        }
-        // `validate` made sure TLS has its files and address, and that
-        // something listens.
-        let mut tls_addr = None;
-        if let (true, Some(addr)) = (tls, config.tls_listen) {
-            let l = bind(addr)?;
-            tls_addr = Some(l.local_addr()?);
-            listeners.push((TcpListener::from_std(l), Listener::Tls));
-        }
-        let Some(local_addr) = local_addr.or(tls_addr) else {
-            return Err(crate::error::ConfigError::NoListener.into());
-        };
-        Ok(Bound {
-            listeners,
-            local_addr,
-            tls_addr,
-        })
-    }
-}
-
-/// Each shard's poll, mailbox link and mailbox, made before any thread.
-struct Mailboxes {
-    polls: Vec<Poll>,
-    links: Vec<ShardLink>,
-    receivers: Vec<crossbeam_channel::Receiver<ShardMsg>>,
-}
-
-impl Mailboxes {
-    fn new(shards: usize) -> Result<Mailboxes> {
-        let mut m = Mailboxes {
-            polls: Vec::new(),
-            links: Vec::new(),
-            receivers: Vec::new(),
-        };
-        for _ in 0..shards {
-            let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-            let (tx, rx) = bounded(SHARD_CHANNEL_BATCHES);
-            m.polls.push(poll);
-            m.links.push(ShardLink { tx, waker });
-            m.receivers.push(rx);
-        }
-        Ok(m)
-    }
-}
-
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    // Lets a restarted daemon bind while old connections sit in TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into()).map_err(|e| {
-        Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("cannot bind {addr}: {e}"),
-        ))
-    })?;
-    socket.listen(4096)?;
-    Ok(socket.into())
 }
 
 /// A thread body that, if it panics, marks the server failed (see

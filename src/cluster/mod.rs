@@ -21,7 +21,7 @@ mod reader;
 pub(crate) mod store;
 mod writer;
 
-use crate::engine::ingest::Ingested;
+use crate::engine::op::Ingested;
 use crate::engine::table::TopicTable;
 use crate::metrics::Metrics;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -122,7 +122,7 @@ pub(crate) struct Wiring {
     pub url: String,
     pub table: Arc<TopicTable>,
     /// The router's ingest channel (numbered updates and loads go in here).
-    pub router: Sender<Ingested>,
+    pub router: crate::engine::inbox::Inbox,
     /// What this node's publishers publish (the writer drains it).
     pub published: Receiver<Ingested>,
     /// Topics the router found a gap in.

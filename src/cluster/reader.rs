@@ -21,10 +21,10 @@ use super::endpoint::{Con, Endpoint};
 use super::store::{self, Message, TOPICS_KEY};
 use super::writer::Quiet;
 use super::{wall_ns, ClusterLink, FollowRequest, Health, Side};
-use crate::engine::ingest::{IngestOp, Ingested, Loaded, Numbered};
+use crate::engine::op::{IngestOp, Ingested, Loaded, Numbered};
 use crate::engine::table::TopicTable;
 use crate::model::liveness::Liveness;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use redis::Connection;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,7 +46,7 @@ pub(super) struct Reader {
     pub link: Arc<ClusterLink>,
     pub endpoint: Endpoint,
     pub table: Arc<TopicTable>,
-    pub router: Sender<Ingested>,
+    pub router: crate::engine::inbox::Inbox,
     pub requests: Receiver<FollowRequest>,
     pub loads: Receiver<Arc<str>>,
     pub history_len: usize,
@@ -246,9 +246,8 @@ impl Reader {
 
     /// Waits until the router has applied everything sent so far.
     fn barrier(&self) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(IngestOp::Barrier(tx));
-        let _ = rx.recv_timeout(Duration::from_secs(5));
+        // Every router: a follow's topics may belong to any of them.
+        let _ = self.router.barrier(Duration::from_secs(5));
     }
 
     /// Reads topics' values and histories, `LOAD_BATCH` per round trip, and

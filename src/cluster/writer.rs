@@ -14,8 +14,8 @@
 use super::endpoint::{Con, Endpoint};
 use super::store::{self, PUBLISH_SCRIPT, TOPICS_KEY};
 use super::{wall_ns, ClusterLink, Health, Side};
-use crate::engine::ingest::{IngestOp, Ingested};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crate::engine::op::{IngestOp, Ingested};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub(super) struct Writer {
     pub link: Arc<ClusterLink>,
     pub endpoint: Endpoint,
     pub input: Receiver<Ingested>,
-    pub router: Sender<Ingested>,
+    pub router: crate::engine::inbox::Inbox,
     pub history_len: usize,
     pub trades_snapshot: usize,
     /// The server's extra fields: stored in Redis by name.

@@ -161,6 +161,8 @@ section! {
         listen: String => |c, v| c.listen = parse_addr("listen", &v)?;
         /// Shard threads.
         shards: usize => |c, v| c.shards = v;
+        /// Router threads (a topic belongs to one).
+        routers: usize => |c, v| c.routers = v;
         /// Capacity of the ingest channel.
         ingest_capacity: usize => |c, v| c.ingest_capacity = v;
         /// Per-connection and per-server limits.

@@ -25,6 +25,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Number of shard threads (event loops). Default: number of cores; 1..=64.
     pub shards: usize,
+    /// Router threads: each sequences, merges, keeps and encodes the topics
+    /// that hash to it (a topic belongs to exactly one, so its order and
+    /// numbering are as with one). Default: one per 8 cores, at least 1
+    /// (on a small machine the shards, not the router, bound ingest once
+    /// subscribers are connected; see BENCHMARKS.md), or the environment's
+    /// `TICKCAST_ROUTERS` when set; 1..=16.
+    pub routers: usize,
     /// Capacity of the bounded ingest channel, in updates. `publish` blocks and
     /// `try_publish` fails with `Full` when it is full. Default 65,536.
     pub ingest_capacity: usize,
@@ -158,6 +165,22 @@ pub struct Config {
     pub redis: Option<String>,
 }
 
+/// Most router threads.
+pub const MAX_ROUTERS: usize = 16;
+
+/// One router per 8 cores, or `TICKCAST_ROUTERS` (how the test suite runs
+/// everything again with several routers).
+fn default_routers() -> usize {
+    if let Some(n) = std::env::var("TICKCAST_ROUTERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return n;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 8).clamp(1, MAX_ROUTERS)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -166,6 +189,7 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(1)
                 .min(MAX_SHARDS),
+            routers: default_routers(),
             ingest_capacity: 65_536,
             router_batch: 1_024,
             max_topic_len: 64,
@@ -215,6 +239,12 @@ impl Config {
     /// Sets the listen address.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Sets the number of router threads.
+    pub fn routers(mut self, n: usize) -> Self {
+        self.routers = n;
         self
     }
 

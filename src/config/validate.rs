@@ -1,7 +1,7 @@
 //! [`Config::validate`]: every range and consistency rule of a
 //! configuration, in one place.
 
-use super::{Config, MAX_SHARDS};
+use super::{Config, MAX_ROUTERS, MAX_SHARDS};
 use crate::error::{ConfigError, Error, Result};
 use std::time::Duration;
 
@@ -53,6 +53,13 @@ const RANGES: &[Range] = &[
         min: 1,
         max: MAX_SHARDS,
         expected: "1..=64",
+    },
+    Range {
+        key: "routers",
+        get: |c| c.routers,
+        min: 1,
+        max: MAX_ROUTERS,
+        expected: "1..=16",
     },
     Range {
         key: "ingest_capacity",

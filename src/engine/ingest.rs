@@ -1,78 +1,28 @@
 //! The way in: publisher handles feeding the bounded ingest channel.
 
+use super::inbox::Inbox;
+use super::op::{IngestOp, Ingested};
 use super::table::TopicTable;
 use crate::error::{Error, Result};
 use crate::model::liveness::Liveness;
 use crate::model::topic_name::validate_topic;
 use crate::model::update::{now_ns, Update};
-use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{SendTimeoutError, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What a publisher asks of the router.
-#[derive(Debug, Clone)]
-pub(crate) enum IngestOp {
-    /// Merge and sequence an update.
-    Update(Update),
-    /// Forget a topic's value and history; its next update starts a new epoch.
-    Clear(String),
-    /// Mark a topic stale or live again.
-    Stale(String, Liveness),
-    /// Set a topic's own `stale_after` (None: the server's).
-    StaleAfter(String, Option<Duration>),
-    /// Cluster mode: an update the cluster's store has numbered.
-    Numbered(Box<Numbered>),
-    /// Cluster mode: a topic's value and recent history as the store holds
-    /// them (no value: the store has none, the topic is empty).
-    Load(Box<Loaded>),
-    /// Cluster mode: the topic is no longer followed (no subscriber here).
-    Unfollow(String),
-    /// Cluster mode: answered once everything sent before it is applied.
-    Barrier(Sender<()>),
-}
-
-/// An update with its number in the cluster's store.
-#[derive(Debug, Clone)]
-pub(crate) struct Numbered {
-    pub update: Update,
-    pub epoch: super::epoch::Epoch,
-    pub seq: u64,
-}
-
-/// A topic as the cluster's store holds it.
-#[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub topic: String,
-    pub value: Option<super::table::Snapshot>,
-    /// Consecutive, ending at the value's `seq`.
-    pub history: Vec<super::history::Past>,
-}
-
-/// An operation on its way to the router, stamped with when it entered the
-/// channel (for the delivery-latency histogram).
-pub(crate) struct Ingested {
-    pub op: IngestOp,
-    pub at: Instant,
-}
-
-impl Ingested {
-    pub fn update(update: Update) -> Ingested {
-        Ingested {
-            op: IngestOp::Update(update),
-            at: Instant::now(),
-        }
-    }
-}
-
 /// A cloneable, `Send` handle that publishes updates into a running server.
 ///
-/// All clones feed one bounded channel drained by the router thread, so the
-/// order of two updates from one thread is kept; updates from different threads
-/// to one topic are sequenced in the order the router receives them.
+/// Each update goes to the bounded channel of its topic's router (one per
+/// `routers`), so the order of two updates of one topic from one thread is
+/// kept; updates from different threads to one topic are sequenced in the
+/// order that router receives them.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    tx: Sender<Ingested>,
+    /// The routers' channels (in cluster mode, the one to the link's
+    /// writer): each update goes to its topic's.
+    inbox: Inbox,
     max_topic_len: usize,
     /// For the `max_topics` check: an atomic load until the table is full.
     table: Arc<TopicTable>,
@@ -96,9 +46,9 @@ pub(crate) enum TrySend {
 }
 
 impl Publisher {
-    pub(crate) fn new(tx: Sender<Ingested>, max_topic_len: usize, table: Arc<TopicTable>) -> Self {
+    pub(crate) fn new(inbox: Inbox, max_topic_len: usize, table: Arc<TopicTable>) -> Self {
         Publisher {
-            tx,
+            inbox,
             max_topic_len,
             table,
             sink_up: None,
@@ -135,7 +85,7 @@ impl Publisher {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SINK_CHECK),
                 None => SINK_CHECK,
             };
-            match self.tx.send_timeout(op, wait) {
+            match self.inbox.for_op(&op.op).send_timeout(op, wait) {
                 Ok(()) => return Ok(()),
                 Err(SendTimeoutError::Disconnected(_)) => return Err(Error::Closed),
                 Err(SendTimeoutError::Timeout(back)) => {
@@ -197,7 +147,7 @@ impl Publisher {
                 at: Instant::now(),
             },
         };
-        match self.tx.try_send(op) {
+        match self.inbox.for_op(&op.op).try_send(op) {
             Ok(()) => TrySend::Sent,
             Err(TrySendError::Full(back)) => match self.full() {
                 Error::Full => TrySend::Full(back.op),
@@ -242,7 +192,10 @@ impl Publisher {
     pub fn publish(&self, update: Update) -> Result<()> {
         let update = self.prepare(update)?;
         if self.sink_up.is_none() {
-            return self.tx.send(update).map_err(|_| Error::Closed);
+            return match self.inbox.send(update) {
+                true => Ok(()),
+                false => Err(Error::Closed),
+            };
         }
         self.send_waiting(update, None)
     }
@@ -250,10 +203,13 @@ impl Publisher {
     /// Queues an update or fails at once with `Full` when the channel is full.
     pub fn try_publish(&self, update: Update) -> Result<()> {
         let update = self.prepare(update)?;
-        self.tx.try_send(update).map_err(|e| match e {
-            TrySendError::Full(_) => self.full(),
-            TrySendError::Disconnected(_) => Error::Closed,
-        })
+        self.inbox
+            .for_op(&update.op)
+            .try_send(update)
+            .map_err(|e| match e {
+                TrySendError::Full(_) => self.full(),
+                TrySendError::Disconnected(_) => Error::Closed,
+            })
     }
 
     /// Queues an update, waiting at most `timeout` for room; `Full` after that.
@@ -278,6 +234,6 @@ impl Publisher {
 
     /// Updates waiting in the ingest channel.
     pub fn queue_len(&self) -> usize {
-        self.tx.len()
+        self.inbox.len()
     }
 }

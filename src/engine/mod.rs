@@ -8,9 +8,11 @@
 pub(crate) mod budget;
 pub(crate) mod epoch;
 pub(crate) mod history;
+pub(crate) mod inbox;
 pub(crate) mod ingest;
 pub(crate) mod interest;
 pub(crate) mod link;
+pub(crate) mod op;
 pub(crate) mod router;
 pub(crate) mod selector;
 pub(crate) mod table;

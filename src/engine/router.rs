@@ -6,8 +6,8 @@
 
 use super::budget::{HistoryBudget, ENTRY_BYTES};
 use super::epoch::Epoch;
-use super::ingest::{IngestOp, Ingested};
 use super::link::{Encoded, Event, Outlet};
+use super::op::{IngestOp, Ingested};
 use super::table::{Heard, TopicSlot, TopicTable};
 use crate::metrics::Metrics;
 use crate::model::event::{Encode, Price, PriceKind};
@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouterConfig {
     pub batch_max: usize,
+    /// Routers in all (`routers`): this one keeps its share of the
+    /// history budget.
+    pub routers: usize,
     pub history_len: usize,
     pub history_bytes: usize,
     pub stale_after: Option<Duration>,
@@ -32,6 +35,7 @@ impl From<&crate::config::Config> for RouterConfig {
     fn from(c: &crate::config::Config) -> Self {
         RouterConfig {
             batch_max: c.router_batch,
+            routers: c.routers.max(1),
             history_len: c.history_len,
             history_bytes: c.history_bytes,
             stale_after: c.stale_after,
@@ -80,6 +84,7 @@ impl Router {
             work.set_loads(loads);
         }
         let mut batch: Vec<Ingested> = Vec::with_capacity(batch_max);
+        let mut last_depth = 0i64;
         loop {
             // Ok(None): time to sweep for quiet topics; Err: stop.
             let first: Result<Option<Ingested>, ()> = select! {
@@ -108,10 +113,13 @@ impl Router {
                 }
             }
             work.route(&mut batch, &self.shards);
+            // Each router adds the change in its own channel's depth.
+            let depth = self.ingest.len() as i64;
+            let change = depth - std::mem::replace(&mut last_depth, depth);
             work.metrics
                 .router
                 .queue_depth
-                .store(self.ingest.len() as u64, Relaxed);
+                .fetch_add(change as u64, Relaxed);
         }
         // Deliver what was accepted before the stop, and no more: network
         // publishers may still be sending, and shutdown must end.
@@ -146,7 +154,6 @@ pub(crate) struct RouterWork {
     /// By slot number: does the topic hold a value (in its current numbering)?
     valued: Vec<bool>,
     /// Topics that hold a value: what `max_topics` bounds.
-    live: usize,
     /// Writes each event's frame (see `model::event::Encode`).
     enc: Box<dyn Encode>,
     outboxes: Vec<Vec<Arc<Encoded>>>,
@@ -154,6 +161,8 @@ pub(crate) struct RouterWork {
     budget: HistoryBudget,
     /// History entries kept, server-wide.
     history_kept: usize,
+    /// `history_kept` as last added to the metrics.
+    history_reported: i64,
     /// Some topic has its own `stale_after`, or the server has one.
     sweeping: bool,
     next_sweep: Instant,
@@ -169,6 +178,7 @@ pub(crate) struct RouterWork {
 
 mod book;
 mod cluster;
+mod ops;
 
 impl RouterWork {
     pub(crate) fn new(
@@ -191,11 +201,11 @@ impl RouterWork {
             slots: HashMap::new(),
             list: Vec::new(),
             valued: Vec::new(),
-            live: 0,
             enc,
             outboxes: (0..shards).map(|_| Vec::new()).collect(),
-            budget: HistoryBudget::new(config.history_bytes),
+            budget: HistoryBudget::new(config.history_bytes / config.routers.max(1)),
             history_kept: 0,
+            history_reported: 0,
             sweeping: config.stale_after.is_some(),
             next_sweep: Instant::now() + SWEEP_PERIOD,
             encoded: 0,
@@ -241,7 +251,10 @@ impl RouterWork {
     /// The slot of a topic an update is for, or None when the update would
     /// make one topic too many (`max_topics` counts topics holding a value).
     fn admit(&mut self, topic: &str) -> Option<u32> {
-        let room = self.live < self.config.max_topics;
+        // Counted over every router: with several, topics new at the same
+        // instant on different routers can pass `max_topics` by at most
+        // one per router (publishers check the same count first).
+        let room = self.table.live() < self.config.max_topics;
         match self.slots.get(topic) {
             Some(&id) if room || self.valued[id as usize] => Some(id),
             Some(_) => None,
@@ -268,12 +281,7 @@ impl RouterWork {
     fn set_valued(&mut self, id: u32, valued: bool) {
         let was = std::mem::replace(&mut self.valued[id as usize], valued);
         if was != valued {
-            if valued {
-                self.live += 1;
-            } else {
-                self.live -= 1;
-            }
-            self.table.set_live(self.live);
+            self.table.add_live(valued);
         }
     }
 
@@ -303,45 +311,8 @@ impl RouterWork {
                 self.apply_update(id, u, at);
                 continue;
             }
-            match std::mem::replace(&mut item.op, IngestOp::Unfollow(String::new())) {
-                // Read above, where it lay.
-                IngestOp::Update(_) => {}
-                IngestOp::Clear(topic) => {
-                    // A topic never published has nothing to clear.
-                    if let Some((id, _)) = self.existing_slot(&topic, Slot::Existing) {
-                        self.clear_slot(id, at);
-                    }
-                }
-                IngestOp::Stale(topic, stale) => {
-                    let Some((_, slot)) = self.existing_slot(&topic, Slot::Existing) else {
-                        continue;
-                    };
-                    let stale = stale.is_stale();
-                    if let Some(heard) = slot.set_stale(stale) {
-                        self.emit(&slot, heard, Event::Status { stale }, at);
-                    }
-                }
-                IngestOp::StaleAfter(topic, after) => {
-                    // Set ahead of the first update, so it may make the slot.
-                    if let Some((_, slot)) = self.existing_slot(&topic, Slot::MakeIfRoom) {
-                        slot.set_stale_after(after);
-                    }
-                    self.sweeping |= after.is_some();
-                }
-                IngestOp::Numbered(n) => {
-                    ingested += 1;
-                    self.numbered(*n, at);
-                }
-                IngestOp::Load(l) => self.load(*l, at),
-                IngestOp::Unfollow(topic) => {
-                    if let Some((_, slot)) = self.existing_slot(&topic, Slot::Existing) {
-                        slot.unfollow();
-                    }
-                }
-                IngestOp::Barrier(done) => {
-                    let _ = done.try_send(());
-                }
-            }
+            let op = std::mem::replace(&mut item.op, IngestOp::Unfollow(String::new()));
+            ingested += self.apply_op(op, at);
         }
         batch.clear();
         if self.sweeping && Instant::now() >= self.next_sweep {
@@ -350,9 +321,15 @@ impl RouterWork {
         m.ingested.fetch_add(ingested, Relaxed);
         m.encoded
             .fetch_add(std::mem::take(&mut self.encoded), Relaxed);
-        m.history_entries.store(self.history_kept as u64, Relaxed);
-        m.history_bytes
-            .store((self.history_kept * ENTRY_BYTES) as u64, Relaxed);
+        // Every router adds what changed in its own, so the gauges are
+        // the sums over routers.
+        let kept = self.history_kept as i64;
+        let change = kept - std::mem::replace(&mut self.history_reported, kept);
+        if change != 0 {
+            m.history_entries.fetch_add(change as u64, Relaxed);
+            m.history_bytes
+                .fetch_add((change * ENTRY_BYTES as i64) as u64, Relaxed);
+        }
         for (outbox, link) in self.outboxes.iter_mut().zip(shards) {
             if !outbox.is_empty() {
                 // Blocks when a shard is far behind (see `Outlet::deliver`).
@@ -392,29 +369,6 @@ impl RouterWork {
             epoch: (applied.seq == 1).then_some(applied.epoch),
         };
         self.emit(&slot, heard, update, at);
-    }
-
-    /// Forgets the value and history of the topic in slot `id`.
-    fn clear_slot(&mut self, id: u32, at: Instant) {
-        let slot = self.list[id as usize].clone();
-        self.set_valued(id, false);
-        let (heard, freed) = slot.clear();
-        self.history_kept -= freed;
-        self.emit(&slot, heard, Event::Cleared, at);
-    }
-
-    /// Marks stale every topic quiet for longer than its `stale_after`.
-    fn sweep(&mut self) {
-        let now = Instant::now();
-        self.next_sweep = now + SWEEP_PERIOD;
-        let quiet: Vec<(Arc<TopicSlot>, Heard)> = self
-            .list
-            .iter()
-            .filter_map(|s| Some((s.clone(), s.stale_if_quiet(now, self.config.stale_after)?)))
-            .collect();
-        for (slot, heard) in quiet {
-            self.emit(&slot, heard, Event::Status { stale: true }, now);
-        }
     }
 
     /// Encodes one event once per wire format the interested shards use and

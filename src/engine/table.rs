@@ -159,34 +159,6 @@ impl TopicSlot {
         (Heard::of(&st), freed)
     }
 
-    /// Router only: marks the topic stale or live. Returns who must hear of
-    /// it when that changed anything (a topic without a value stays as it is).
-    pub(crate) fn set_stale(&self, stale: bool) -> Option<Heard> {
-        let mut st = self.state.lock();
-        if st.value.seq == 0 || st.value.stale == stale {
-            return None;
-        }
-        st.value.stale = stale;
-        Some(Heard::of(&st))
-    }
-
-    /// Router only: marks the topic stale if it has not changed for its own
-    /// `stale_after`, or else `default`.
-    pub(crate) fn stale_if_quiet(&self, now: Instant, default: Option<Duration>) -> Option<Heard> {
-        let mut st = self.state.lock();
-        let after = st.stale_after.or(default)?;
-        if st.value.seq == 0 || st.value.stale || now.duration_since(st.changed_at) < after {
-            return None;
-        }
-        st.value.stale = true;
-        Some(Heard::of(&st))
-    }
-
-    /// Router only: this topic's own `stale_after` (None: the server's).
-    pub(crate) fn set_stale_after(&self, after: Option<Duration>) {
-        self.state.lock().stale_after = after;
-    }
-
     /// Router only: server-wide eviction of history up to `seq`, in the
     /// numbering `generation` (an entry of a numbering since cleared is gone).
     pub(crate) fn evict_history_through(&self, generation: u16, seq: u64) -> usize {
@@ -306,9 +278,13 @@ impl TopicTable {
         self.field_names.get().map_or(&[], |n| n)
     }
 
-    /// Router only: the number of topics holding a value.
-    pub(crate) fn set_live(&self, n: usize) {
-        self.live.store(n, Relaxed);
+    /// Router only: one more (or one fewer) topic holds a value. Every
+    /// router counts its own topics into this one number.
+    pub(crate) fn add_live(&self, more: bool) {
+        match more {
+            true => self.live.fetch_add(1, Relaxed),
+            false => self.live.fetch_sub(1, Relaxed),
+        };
     }
 
     /// Topics holding a value.
@@ -492,6 +468,7 @@ mod admin;
 mod book;
 mod cluster;
 mod outcome;
+mod stale;
 mod trades;
 pub(crate) use cluster::Fit;
 pub(crate) use trades::is_trades;

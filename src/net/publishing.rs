@@ -5,7 +5,8 @@
 //! The shard hands it decoded frames and a way to send; it answers with
 //! what to tell the publisher.
 
-use crate::engine::ingest::{IngestOp, TrySend};
+use crate::engine::ingest::TrySend;
+use crate::engine::op::IngestOp;
 use crate::error::Error;
 use crate::wire::publish::Item;
 use std::collections::{HashSet, VecDeque};

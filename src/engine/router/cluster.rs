@@ -4,8 +4,8 @@
 //! through the ingest channel, in the order the store gave them.
 
 use super::{RouterWork, Slot};
-use crate::engine::ingest::{Loaded, Numbered};
 use crate::engine::link::Event;
+use crate::engine::op::{Loaded, Numbered};
 use crate::engine::table::Fit;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! whose updates wait for room is not read until they are in.
 
 use super::Shard;
-use crate::engine::ingest::{IngestOp, TrySend};
+use crate::engine::ingest::TrySend;
+use crate::engine::op::IngestOp;
 use crate::model::liveness::Liveness;
 use crate::net::conn::Verdict;
 use crate::net::http::Role;

@@ -1,0 +1,79 @@
+//! What goes to a router: the operations publishers, the shards and the
+//! cluster link send (`IngestOp`), each stamped with when it entered its
+//! channel (`Ingested`).
+
+use crate::model::liveness::Liveness;
+use crate::model::update::Update;
+use crossbeam_channel::Sender;
+use std::time::{Duration, Instant};
+
+/// What a publisher asks of the router.
+#[derive(Debug, Clone)]
+pub(crate) enum IngestOp {
+    /// Merge and sequence an update.
+    Update(Update),
+    /// Forget a topic's value and history; its next update starts a new epoch.
+    Clear(String),
+    /// Mark a topic stale or live again.
+    Stale(String, Liveness),
+    /// Set a topic's own `stale_after` (None: the server's).
+    StaleAfter(String, Option<Duration>),
+    /// Cluster mode: an update the cluster's store has numbered.
+    Numbered(Box<Numbered>),
+    /// Cluster mode: a topic's value and recent history as the store holds
+    /// them (no value: the store has none, the topic is empty).
+    Load(Box<Loaded>),
+    /// Cluster mode: the topic is no longer followed (no subscriber here).
+    Unfollow(String),
+    /// Cluster mode: answered once everything sent before it is applied.
+    Barrier(Sender<()>),
+}
+
+impl IngestOp {
+    /// The topic it is for (a barrier is for none).
+    pub(crate) fn topic(&self) -> Option<&str> {
+        match self {
+            IngestOp::Update(u) => Some(&u.topic),
+            IngestOp::Numbered(n) => Some(&n.update.topic),
+            IngestOp::Load(l) => Some(&l.topic),
+            IngestOp::Clear(t)
+            | IngestOp::Stale(t, _)
+            | IngestOp::StaleAfter(t, _)
+            | IngestOp::Unfollow(t) => Some(t),
+            IngestOp::Barrier(_) => None,
+        }
+    }
+}
+
+/// An update with its number in the cluster's store.
+#[derive(Debug, Clone)]
+pub(crate) struct Numbered {
+    pub update: Update,
+    pub epoch: crate::engine::epoch::Epoch,
+    pub seq: u64,
+}
+
+/// A topic as the cluster's store holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub topic: String,
+    pub value: Option<crate::engine::table::Snapshot>,
+    /// Consecutive, ending at the value's `seq`.
+    pub history: Vec<crate::engine::history::Past>,
+}
+
+/// An operation on its way to the router, stamped with when it entered the
+/// channel (for the delivery-latency histogram).
+pub(crate) struct Ingested {
+    pub op: IngestOp,
+    pub at: Instant,
+}
+
+impl Ingested {
+    pub fn update(update: Update) -> Ingested {
+        Ingested {
+            op: IngestOp::Update(update),
+            at: Instant::now(),
+        }
+    }
+}
