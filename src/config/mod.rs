@@ -27,10 +27,10 @@ pub struct Config {
     pub shards: usize,
     /// Router threads: each sequences, merges, keeps and encodes the topics
     /// that hash to it (a topic belongs to exactly one, so its order and
-    /// numbering are as with one). Default: one per 8 cores, at least 1
-    /// (on a small machine the shards, not the router, bound ingest once
-    /// subscribers are connected; see BENCHMARKS.md), or the environment's
-    /// `TICKCAST_ROUTERS` when set; 1..=16.
+    /// numbering are as with one). Default: 2, or one per 4 cores on more
+    /// than 8 (1 on a single core), or the environment's `TICKCAST_ROUTERS`
+    /// when set; 1..=16. Measured on 2 cores with 1,000 rate-capped
+    /// subscribers, 2 routers take in 20–30% more than 1 (BENCHMARKS.md).
     pub routers: usize,
     /// Capacity of the bounded ingest channel, in updates. `publish` blocks and
     /// `try_publish` fails with `Full` when it is full. Default 65,536.
@@ -168,8 +168,8 @@ pub struct Config {
 /// Most router threads.
 pub const MAX_ROUTERS: usize = 16;
 
-/// One router per 8 cores, or `TICKCAST_ROUTERS` (how the test suite runs
-/// everything again with several routers).
+/// 2 routers, one per 4 cores on bigger machines, 1 on a single core; or
+/// `TICKCAST_ROUTERS` (how the test suite runs with 1 and with 4).
 fn default_routers() -> usize {
     if let Some(n) = std::env::var("TICKCAST_ROUTERS")
         .ok()
@@ -178,7 +178,10 @@ fn default_routers() -> usize {
         return n;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / 8).clamp(1, MAX_ROUTERS)
+    match cores {
+        1 => 1,
+        n => (n / 4).clamp(2, MAX_ROUTERS),
+    }
 }
 
 impl Default for Config {
