@@ -309,6 +309,12 @@ enum tickcast_result tickcast_config_load_toml(struct tickcast_config *config,
 enum tickcast_result tickcast_config_set_listen(struct tickcast_config *config, const char *addr);
 
 /**
+ * Sets the number of router threads, 1 to 16: each topic is numbered by
+ * one of them (default 2).
+ */
+enum tickcast_result tickcast_config_set_routers(struct tickcast_config *config, uint32_t routers);
+
+/**
  * Sets the number of shard threads, 1 to 64.
  */
 enum tickcast_result tickcast_config_set_shards(struct tickcast_config *config, uint32_t shards);

@@ -5,7 +5,7 @@ use crate::handle::{free, into_handle, write_message, Handle};
 use crate::panic::{ffi_panic_boundary, try_mut, try_str};
 use std::ffi::c_char;
 use std::net::{SocketAddr, ToSocketAddrs};
-use tickcast::config::MAX_SHARDS;
+use tickcast::config::{MAX_ROUTERS, MAX_SHARDS};
 use tickcast::Config;
 
 /// Server configuration, built with `tickcast_config_new` and the setters.
@@ -83,6 +83,23 @@ pub extern "C" fn tickcast_config_set_listen(
             return tickcast_result::InvalidAddress;
         };
         config.listen = parsed;
+        tickcast_result::Ok
+    }
+}
+
+/// Sets the number of router threads, 1 to 16: each topic is numbered by
+/// one of them (default 2).
+#[no_mangle]
+pub extern "C" fn tickcast_config_set_routers(
+    config: *mut tickcast_config,
+    routers: u32,
+) -> tickcast_result {
+    ffi_panic_boundary! {
+        let config = try_mut!(config);
+        if routers == 0 || routers as usize > MAX_ROUTERS {
+            return tickcast_result::InvalidArgument;
+        }
+        config.routers = routers as usize;
         tickcast_result::Ok
     }
 }

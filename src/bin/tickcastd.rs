@@ -34,6 +34,9 @@ struct Cli {
     /// Shard threads (event loops); default: number of cores.
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
+    /// Router threads (1-16); each topic is numbered by one. Default: 2.
+    #[arg(long, value_name = "N")]
+    routers: Option<usize>,
     /// Run the built-in simulated feed (three dozen instruments).
     #[arg(long)]
     demo: bool,
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let flags = Flags {
         listen: cli.listen,
         shards: cli.shards,
+        routers: cli.routers,
         demo: cli.demo,
         demo_rate: cli.demo_rate,
         log_level: cli.log_level,

@@ -19,6 +19,8 @@ pub struct Flags {
     pub listen: Option<String>,
     /// `--shards`
     pub shards: Option<usize>,
+    /// `--routers`
+    pub routers: Option<usize>,
     /// `--demo`
     pub demo: bool,
     /// `--demo-rate`
@@ -83,6 +85,9 @@ impl DaemonConfig {
         if let Some(n) = flags.shards {
             c.shards = n;
         }
+        if let Some(n) = flags.routers {
+            c.routers = n;
+        }
         if let Some(l) = &flags.tls_listen {
             c.tls_listen = Some(parse_addr("tls_listen", l)?);
         }
@@ -144,6 +149,23 @@ mod tests {
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.server.shards, 1);
         assert_eq!(c.demo_rate, Some(50));
+        // routers: the file's, then the flag's.
+        let file = parse_file("routers = 3\n").unwrap();
+        assert_eq!(
+            DaemonConfig::merge(file, &Flags::default())
+                .unwrap()
+                .server
+                .routers,
+            3
+        );
+        let file = parse_file("routers = 3\n").unwrap();
+        let flags = Flags {
+            routers: Some(2),
+            ..Flags::default()
+        };
+        assert_eq!(DaemonConfig::merge(file, &flags).unwrap().server.routers, 2);
+        let file = parse_file("routers = 17\n").unwrap();
+        assert!(DaemonConfig::merge(file, &Flags::default()).is_err());
     }
 
     #[test]

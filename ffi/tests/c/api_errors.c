@@ -65,6 +65,10 @@ int main(void) {
     EXPECT(tickcast_config_set_shards(NULL, 1), TICKCAST_RESULT_NULL_PARAMETER);
     EXPECT(tickcast_config_set_shards(cfg, 0), TICKCAST_RESULT_INVALID_ARGUMENT);
     EXPECT(tickcast_config_set_shards(cfg, 65), TICKCAST_RESULT_INVALID_ARGUMENT);
+    EXPECT(tickcast_config_set_routers(NULL, 1), TICKCAST_RESULT_NULL_PARAMETER);
+    EXPECT(tickcast_config_set_routers(cfg, 0), TICKCAST_RESULT_INVALID_ARGUMENT);
+    EXPECT(tickcast_config_set_routers(cfg, 17), TICKCAST_RESULT_INVALID_ARGUMENT);
+    EXPECT(tickcast_config_set_routers(cfg, 3), TICKCAST_RESULT_OK);
     EXPECT(tickcast_config_set_ingest_capacity(NULL, 1), TICKCAST_RESULT_NULL_PARAMETER);
     EXPECT(tickcast_config_set_ingest_capacity(cfg, 0), TICKCAST_RESULT_INVALID_ARGUMENT);
     EXPECT(tickcast_config_set_listen(cfg, "127.0.0.1:0"), TICKCAST_RESULT_OK);
