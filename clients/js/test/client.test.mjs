@@ -57,6 +57,22 @@ async function startDaemon(port = 0) {
   };
 }
 
+/** Waits until the count of topics with a value (from /metrics) is above
+ * zero and unchanged over 100 ms: the demo feed's first round is in. */
+async function demoTopicsSettled(port) {
+  const deadline = Date.now() + 10000;
+  let last = -1;
+  for (;;) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = text.match(/^tickcast_topics (\d+)$/m);
+    const n = m ? Number(m[1]) : 0;
+    if (n > 0 && n === last) return;
+    if (Date.now() > deadline) throw new Error(`demo topics never settled (${n})`);
+    last = n;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** The next event of this type (for this topic), skipping others. */
 function next(client, type, topic, ms = 10000) {
   return new Promise((resolve, reject) => {
@@ -247,8 +263,12 @@ test("order books: depth, book then book_update, every checksum verified", async
       if (m) { clearTimeout(t); resolve(Number(m[1])); }
     });
   });
+  // The demo's first round gives every topic a value; subscribe after it,
+  // or the book starts with a book_update instead of its snapshot. (Its
+  // topics may be numbered by different routers, in any order.)
+  await demoTopicsSettled(port);
+  const c = new Client(`ws://127.0.0.1:${port}/ws`, { WebSocket });
   try {
-    const c = new Client(`ws://127.0.0.1:${port}/ws`, { WebSocket });
     await c.connect();
     let gaps = 0;
     c.on("gap", () => { gaps += 1; });
@@ -265,8 +285,9 @@ test("order books: depth, book then book_update, every checksum verified", async
     }
     assert.equal(gaps, 0, "every checksum matched the copy");
     assert.deepEqual(c.book("BTC-USD.book").asks.length, 10);
-    c.close();
   } finally {
+    // Closed whatever happened: a failed test must not leave node waiting.
+    c.close();
     await new Promise((resolve) => {
       if (proc.exitCode !== null) return resolve();
       proc.on("exit", resolve);
