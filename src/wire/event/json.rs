@@ -79,15 +79,14 @@ mod tests {
     use super::*;
     use crate::model::update::Prices;
 
-    /// A small xorshift generator: the test is random but repeatable.
-    struct Rng(u64);
+    use rand::{rngs::SmallRng, Rng as _, SeedableRng};
+
+    /// A seeded generator: the test is random but repeatable.
+    struct Rng(SmallRng);
 
     impl Rng {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            self.0.random()
         }
 
         /// Prices of every kind the formatter meets: integers, fractions,
@@ -111,7 +110,7 @@ mod tests {
     #[test]
     fn writes_exactly_what_serde_json_writes_for_random_events() {
         let names: Vec<Box<str>> = vec!["open_interest".into(), "iv".into()];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(SmallRng::seed_from_u64(0x9e37_79b9_7f4a_7c15));
         for round in 0..5_000 {
             let mut prices = Prices::from_array(std::array::from_fn(|_| rng.maybe()));
             for i in 0..names.len() {

@@ -258,17 +258,6 @@ struct Entry<'a> {
     others: Vec<(&'a str, Option<f64>)>,
 }
 
-/// The price keys, in `Prices::fields` order.
-const PRICE_KEYS: [&str; 7] = [
-    "bid",
-    "ask",
-    "last",
-    "bid_size",
-    "ask_size",
-    "last_size",
-    "volume",
-];
-
 fn entry<'a>(r: &mut Reader<'a>) -> Result<Entry<'a>> {
     let m = r.byte()?;
     let n = r
@@ -298,8 +287,8 @@ fn entry<'a>(r: &mut Reader<'a>) -> Result<Entry<'a>> {
                 e.book |= given;
                 e.levels_given |= given;
             }
-            _ => match PRICE_KEYS.iter().position(|k| k.as_bytes() == key) {
-                Some(i) => e.fields[i] = r.opt_number(PRICE_KEYS[i])?,
+            _ => match Prices::NAMES.iter().position(|k| k.as_bytes() == key) {
+                Some(i) => e.fields[i] = r.opt_number(Prices::NAMES[i])?,
                 None => {
                     let key = std::str::from_utf8(key).map_err(|_| bad("a key is not UTF-8"))?;
                     // Not finite is not a number here, as the JSON value it
