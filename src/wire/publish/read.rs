@@ -75,7 +75,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn str_after(&mut self, marker: u8) -> Option<Result<&'a str>> {
+    /// A string's bytes, if `marker` starts a string (not checked as
+    /// UTF-8: keys are compared as bytes).
+    fn bytes_after(&mut self, marker: u8) -> Option<Result<&'a [u8]>> {
         let len = match marker {
             0xa0..=0xbf => Ok(usize::from(marker & 0x1f)),
             0xd9 => self.be(1).map(|n| n as usize),
@@ -83,23 +85,20 @@ impl<'a> Reader<'a> {
             0xdb => self.be(4).map(|n| n as usize),
             _ => return None,
         };
-        Some(len.and_then(|n| {
-            std::str::from_utf8(self.take(n)?).map_err(|_| bad("a string is not UTF-8"))
-        }))
+        Some(len.and_then(|n| self.take(n)))
     }
 
-    /// A string's bytes, not checked as UTF-8: keys are compared as bytes,
-    /// and only an unknown one (an extra field's name) is checked.
+    fn str_after(&mut self, marker: u8) -> Option<Result<&'a str>> {
+        let bytes = self.bytes_after(marker)?;
+        Some(bytes.and_then(|b| std::str::from_utf8(b).map_err(|_| bad("a string is not UTF-8"))))
+    }
+
+    /// A key's bytes: only an unknown one (an extra field's name) is then
+    /// checked as UTF-8.
     fn raw_str(&mut self) -> Result<&'a [u8]> {
         let m = self.byte()?;
-        let len = match m {
-            0xa0..=0xbf => usize::from(m & 0x1f),
-            0xd9 => self.be(1)? as usize,
-            0xda => self.be(2)? as usize,
-            0xdb => self.be(4)? as usize,
-            _ => return Err(bad("a key must be a string")),
-        };
-        self.take(len)
+        self.bytes_after(m)
+            .unwrap_or_else(|| Err(bad("a key must be a string")))
     }
 
     fn str(&mut self, what: &str) -> Result<&'a str> {
