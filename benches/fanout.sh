@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# End-to-end fan-out benchmark: tickcast vs uWebSockets.js vs Node ws, same
-# topology, same load generator, same run.
+# End-to-end fan-out benchmark: tickcast vs uWebSockets.js vs Node ws vs
+# nats-server (WebSocket), same topology, same load generator, same run.
 #
-#   benches/fanout.sh            # full matrix (about 8 minutes)
-#   benches/fanout.sh --quick    # a smaller matrix, under 2 minutes
+#   benches/fanout.sh            # full matrix (about 11 minutes)
+#   benches/fanout.sh --quick    # a smaller matrix, about 2 minutes
 #
 # The server under test is pinned to CPU 0 and the load generator to CPU 1
 # (taskset). Each row: target deliveries/s, delivered/s measured by the
 # subscribers, publish-to-receive latency percentiles, server CPU (% of one
-# core, over the whole run including connection setup) and, in the idle table,
-# server RSS per idle subscribed connection. Results also go to
+# core, over the whole run including connection setup), the connections the
+# server closed (NATS drops slow consumers; the others merge or queue) and, in
+# the idle table, server RSS per idle subscribed connection. tickcast and the
+# Node peers publish from inside the server process; nats-server has no feed,
+# so benches/peers/nats_pub.js publishes into it over NATS's TCP protocol from
+# the same core, and its CPU is counted with the server's. Results also go to
 # target/bench/fanout-<date>.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,16 +31,37 @@ CLK=$(getconf CLK_TCK)
 
 echo "building..." >&2
 cargo build --quiet --release --example bench_server --example loadgen
+if ! command -v nats-server >/dev/null; then
+    echo "installing nats-server (apt)..." >&2
+    sudo=(); [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq nats-server
+fi
 if [[ ! -d benches/peers/node_modules/uwebsockets ]]; then
     (cd benches/peers && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 SPID=""
+PUBPID="" # nats_pub.js, for nats-server only
 # Never leave a server behind (a stale one would answer on a later port).
-trap '[[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null || true' EXIT
+trap 'for p in $SPID $PUBPID; do kill "$p" 2>/dev/null || true; done' EXIT
 
-start_server() { # system rate topics [start-after]
-    local system=$1 rate=$2 topics=$3 after=${4:-0}
+# nats-server: WebSocket on $PORT (what the load generator dials), its TCP
+# client port and monitoring port beside it, defaults otherwise (so its
+# slow-consumer policy is the one users get).
+start_nats() {
+    local conf="$OUT/nats-$PORT.conf"
+    cat >"$conf" <<EOF
+listen: 127.0.0.1:$((PORT + 2000))
+http: 127.0.0.1:$((PORT + 3000))
+websocket { listen: "127.0.0.1:$PORT", no_tls: true }
+EOF
+    taskset -c $SERVER_CPU nats-server -c "$conf" >/dev/null 2>&1 &
+}
+
+start_server() { # system rate topics [start-after] [topics-per-conn]
+    local system=$1 rate=$2 topics=$3 after=${4:-0} per=${5:-10}
+    PUBPID=""
     case $system in
         tickcast) taskset -c $SERVER_CPU $BIN/bench_server --listen 127.0.0.1:$PORT \
                       --rate "$rate" --topics "$topics" --shards 1 --start-after "$after" >/dev/null 2>&1 & ;;
@@ -44,11 +69,20 @@ start_server() { # system rate topics [start-after]
                       --rate "$rate" --topics "$topics" --start-after "$after" >/dev/null 2>&1 & ;;
         ws)       taskset -c $SERVER_CPU node benches/peers/ws.js --port $PORT \
                       --rate "$rate" --topics "$topics" --start-after "$after" >/dev/null 2>&1 & ;;
+        nats)     start_nats ;;
     esac
     SPID=$!
     for _ in $(seq 100); do
         kill -0 "$SPID" 2>/dev/null || { echo "$system exited at start (port $PORT busy?)" >&2; exit 1; }
-        if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then return 0; fi
+        if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then
+            if [[ $system == nats && $rate -gt 0 ]]; then
+                taskset -c $SERVER_CPU node benches/peers/nats_pub.js --port $((PORT + 2000)) \
+                    --monitor $((PORT + 3000)) --rate "$rate" --topics "$topics" \
+                    --start-after $((after * per)) >/dev/null 2>&1 &
+                PUBPID=$!
+            fi
+            return 0
+        fi
         sleep 0.05
     done
     echo "$system did not start" >&2
@@ -56,29 +90,35 @@ start_server() { # system rate topics [start-after]
 }
 
 stop_server() {
-    kill "$SPID" 2>/dev/null || true
-    wait "$SPID" 2>/dev/null || true
+    for p in $PUBPID $SPID; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    PUBPID=""
     PORT=$((PORT + 1)) # never wait for TIME_WAIT on the old port
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime + stime of the server and, for NATS, of its publisher.
+cpu_ticks() { cat $(printf '/proc/%s/stat ' "$@") | awk '{t += $14 + $15} END {print t}'; }
+proto() { [[ $1 == nats ]] && echo nats || echo tickcast; }
 json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
 
-declare -A DELIVERED
+declare -A DELIVERED CPU P99
 row() { printf "%-9s %6s %9s %11s %11s %9s %9s %9s %9s %6s\n" "$@" | tee -a "$REPORT"; }
 
 run_case() { # system conns topics per_conn target
     local system=$1 conns=$2 topics=$3 per=$4 target=$5
     local subs=$((conns * per / topics))
     local rate=$((target / subs))
-    start_server "$system" "$rate" "$topics" "$conns"
+    start_server "$system" "$rate" "$topics" "$conns" "$per"
     local c0 t0 c1 t1 out
-    c0=$(cpu_ticks "$SPID")
+    c0=$(cpu_ticks $SPID $PUBPID)
     t0=$(date +%s.%N)
     out=$(taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" \
-        --topics "$topics" --per-conn "$per" --warmup "$WARMUP" --duration "$DURATION" --sources 4)
-    c1=$(cpu_ticks "$SPID")
+        --topics "$topics" --per-conn "$per" --warmup "$WARMUP" --duration "$DURATION" --sources 4 \
+        --proto "$(proto "$system")" 2> >(grep -v '^READY$' >&2))
+    c1=$(cpu_ticks $SPID $PUBPID)
     t1=$(date +%s.%N)
     stop_server
     local cpu
@@ -86,8 +126,10 @@ run_case() { # system conns topics per_conn target
     local delivered
     delivered=$(json "$out" delivered_per_s)
     DELIVERED["$system/$conns/$target"]=$delivered
+    CPU["$system/$conns/$target"]=$cpu
+    P99["$system/$conns/$target"]=$(json "$out" p99_ms)
     row "$system" "${conns}" "$target" "$delivered" "$(json "$out" p50_ms)" "$(json "$out" p99_ms)" \
-        "$(json "$out" p999_ms)" "$(json "$out" max_ms)" "${cpu}%" ""
+        "$(json "$out" p999_ms)" "$(json "$out" max_ms)" "${cpu}%" "$(json "$out" dropped)"
 }
 
 idle_case() { # system conns
@@ -98,7 +140,7 @@ idle_case() { # system conns
     before=$(rss_kb "$SPID")
     fifo="$OUT/hold.$$"
     taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" --topics 1000 \
-        --per-conn 10 --hold --duration 4 --sources 4 >"$fifo" &
+        --per-conn 10 --hold --duration 4 --sources 4 --proto "$(proto "$system")" >"$fifo" &
     local lg=$!
     for _ in $(seq 1200); do grep -q READY "$fifo" 2>/dev/null && break; sleep 0.1; done
     sleep 1
@@ -110,7 +152,7 @@ idle_case() { # system conns
         "$(( (after - before) * 1024 / conns ))" | tee -a "$REPORT"
 }
 
-SYSTEMS=(tickcast uWS.js ws)
+SYSTEMS=(tickcast uWS.js ws nats)
 if [[ $QUICK == 1 ]]; then
     WARMUP=1; DURATION=2
     TOPOLOGIES=("1000 100 10")
@@ -137,21 +179,26 @@ for topo in "${TOPOLOGIES[@]}"; do
     read -r conns topics per <<<"$topo"
     echo | tee -a "$REPORT"
     echo "## $conns subscribers x $per of $topics topics ($((conns * per / topics)) subscribers per topic)" | tee -a "$REPORT"
-    row system conns target delivered/s p50_ms p99_ms p99.9_ms max_ms cpu ""
+    row system conns target delivered/s p50_ms p99_ms p99.9_ms max_ms cpu dropped
     for rate in "${RATES[@]}"; do
         for s in "${SYSTEMS[@]}"; do run_case "$s" "$conns" "$topics" "$per" "$rate"; done
     done
 done
 
 echo | tee -a "$REPORT"
-echo "## tickcast / uWS.js delivered ratio" | tee -a "$REPORT"
+echo "## tickcast / peer ratios: delivered (higher is better), server CPU and p99 (lower is better)" | tee -a "$REPORT"
 for topo in "${TOPOLOGIES[@]}"; do
     read -r conns _ _ <<<"$topo"
     for rate in "${RATES[@]}"; do
-        t=${DELIVERED["tickcast/$conns/$rate"]}
-        u=${DELIVERED["uWS.js/$conns/$rate"]}
-        awk -v c="$conns" -v r="$rate" -v t="$t" -v u="$u" \
-            'BEGIN {printf "%6s conns, target %8s/s: tickcast/uWS.js = %.2f\n", c, r, (u > 0 ? t/u : 0)}' | tee -a "$REPORT"
+        for peer in uWS.js nats; do
+            k="$conns/$rate"
+            awk -v c="$conns" -v r="$rate" -v p="$peer" \
+                -v t="${DELIVERED["tickcast/$k"]}" -v u="${DELIVERED["$peer/$k"]}" \
+                -v tc="${CPU["tickcast/$k"]}" -v uc="${CPU["$peer/$k"]}" \
+                -v t9="${P99["tickcast/$k"]}" -v u9="${P99["$peer/$k"]}" \
+                'BEGIN {printf "%6s conns, target %8s/s: tickcast/%-6s delivered %.2f, cpu %.2f, p99 %.2f\n",
+                        c, r, p, (u > 0 ? t/u : 0), (uc > 0 ? tc/uc : 0), (u9 > 0 ? t9/u9 : 0)}' | tee -a "$REPORT"
+        done
     done
 done
 echo "report: $REPORT" >&2

@@ -13,6 +13,11 @@
 //! loadgen --addr 127.0.0.1:9000 --conns 1000 --topics 100 --per-conn 10 \
 //!         --warmup 2 --duration 5 [--sources 4] [--hold] [--max-rate 10]
 //! ```
+//! `--proto nats` speaks NATS's text protocol over WebSocket instead
+//! (`CONNECT`, one `SUB` per topic, `PING`; `MSG` payloads are the same JSON
+//! events, so latency is taken the same way), for nats-server as a peer.
+//! A connection the server closes while streaming is counted in `dropped`
+//! (NATS closes slow consumers; tickcast and the Node peers never should).
 //! `--max-rate R` adds `"max_rate": R` to every subscribe (tickcast only);
 //! `--suffix .book --depth D` subscribes to order-book topics at depth D and
 //! counts `book_update` events instead (tickcast only).
@@ -40,6 +45,7 @@ struct Args {
     max_rate: Option<f64>,
     suffix: String,
     depth: Option<usize>,
+    nats: bool,
 }
 
 fn parse_args() -> Args {
@@ -56,6 +62,7 @@ fn parse_args() -> Args {
         max_rate: None,
         suffix: String::new(),
         depth: None,
+        nats: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +80,11 @@ fn parse_args() -> Args {
             "--max-rate" => a.max_rate = Some(val().parse().expect("--max-rate events/s")),
             "--suffix" => a.suffix = val(),
             "--depth" => a.depth = Some(val().parse().expect("--depth levels")),
+            "--proto" => match val().as_str() {
+                "nats" => a.nats = true,
+                "tickcast" => a.nats = false,
+                other => panic!("--proto tickcast|nats, not {other}"),
+            },
             other => panic!("unknown flag {other}"),
         }
     }
@@ -83,6 +95,8 @@ enum State {
     Connecting,
     Upgrading,
     Streaming,
+    /// The server closed it after the upgrade (counted in `dropped`).
+    Closed,
 }
 
 struct Conn {
@@ -91,6 +105,9 @@ struct Conn {
     /// Unparsed bytes (a partial frame, or the HTTP response head).
     buf: Vec<u8>,
     subscribe: Vec<u8>,
+    /// NATS only: the protocol byte stream carried by the frames so far
+    /// (NATS may split one `MSG` over two frames).
+    stream: Vec<u8>,
 }
 
 fn now_ns() -> u64 {
@@ -100,10 +117,11 @@ fn now_ns() -> u64 {
         .as_nanos() as u64
 }
 
-/// A masked client text frame (clients must mask; the mask may be constant).
-fn client_frame(payload: &[u8]) -> Vec<u8> {
+/// A masked client frame, text (0x81) or binary (0x82); clients must mask,
+/// and the mask may be constant.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x11u8, 0x22, 0x33, 0x44];
-    let mut f = vec![0x81];
+    let mut f = vec![opcode];
     if payload.len() < 126 {
         f.push(0x80 | payload.len() as u8);
     } else {
@@ -138,13 +156,9 @@ struct Tally {
     bytes: u64,
 }
 
-/// Parses complete frames at the front of `buf`; returns bytes consumed.
-fn parse_frames(
-    buf: &[u8],
-    measuring: bool,
-    tally: &mut Tally,
-    hist: &mut Histogram<u64>,
-) -> usize {
+/// Calls `on_frame(frame_len, payload)` for each complete frame at the front
+/// of `buf`; returns the bytes consumed.
+fn parse_frames(buf: &[u8], mut on_frame: impl FnMut(usize, u8, &[u8])) -> usize {
     let mut pos = 0;
     loop {
         let b = &buf[pos..];
@@ -163,21 +177,79 @@ fn parse_frames(
         if b.len() < hdr + len {
             return pos;
         }
-        let payload = &b[hdr..hdr + len];
-        if payload.starts_with(b"{\"event\":\"update\"")
-            || payload.starts_with(b"{\"event\":\"book_update\"")
-        {
-            tally.updates += 1;
-            tally.bytes += (hdr + len) as u64;
-            if measuring {
-                if let Some(ts) = field_u64(payload, b"\"ts\":") {
-                    let lat_us = now_ns().saturating_sub(ts) / 1000;
-                    let _ = hist.record(lat_us.max(1));
-                }
-            }
-        }
+        on_frame(hdr + len, b[0] & 0x0f, &b[hdr..hdr + len]);
         pos += hdr + len;
     }
+}
+
+/// Counts one update event and records its latency while measuring.
+fn count_update(
+    payload: &[u8],
+    wire_len: usize,
+    measuring: bool,
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) {
+    tally.updates += 1;
+    tally.bytes += wire_len as u64;
+    if measuring {
+        if let Some(ts) = field_u64(payload, b"\"ts\":") {
+            let lat_us = now_ns().saturating_sub(ts) / 1000;
+            let _ = hist.record(lat_us.max(1));
+        }
+    }
+}
+
+/// One tickcast frame: an `update` or `book_update` event is counted.
+fn on_tickcast_frame(
+    frame_len: usize,
+    payload: &[u8],
+    measuring: bool,
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) {
+    if payload.starts_with(b"{\"event\":\"update\"")
+        || payload.starts_with(b"{\"event\":\"book_update\"")
+    {
+        count_update(payload, frame_len, measuring, tally, hist);
+    }
+}
+
+/// Parses complete NATS protocol operations at the front of `stream`
+/// (`MSG <subject> <sid> [reply] <bytes>\r\n<payload>\r\n`, `PING`, `PONG`,
+/// `INFO`, `+OK`, `-ERR`); returns (bytes consumed, PINGs to answer).
+fn parse_nats(
+    stream: &[u8],
+    measuring: bool,
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) -> (usize, usize) {
+    let mut pos = 0;
+    let mut pings = 0;
+    while let Some(eol) = stream[pos..].windows(2).position(|w| w == b"\r\n") {
+        let line = &stream[pos..pos + eol];
+        if line.starts_with(b"MSG ") {
+            let n: usize = std::str::from_utf8(line.rsplit(|&c| c == b' ').next().unwrap())
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .expect("MSG byte count");
+            let start = pos + eol + 2;
+            if stream.len() < start + n + 2 {
+                break;
+            }
+            // Bytes are counted per frame for NATS (a frame carries many MSGs).
+            count_update(&stream[start..start + n], 0, measuring, tally, hist);
+            pos = start + n + 2;
+            continue;
+        }
+        if line == b"PING" {
+            pings += 1;
+        } else if line.starts_with(b"-ERR") {
+            eprintln!("nats: {}", String::from_utf8_lossy(line));
+        }
+        pos += eol + 2;
+    }
+    (pos, pings)
 }
 
 fn field_u64(payload: &[u8], key: &[u8]) -> Option<u64> {
@@ -193,6 +265,56 @@ fn field_u64(payload: &[u8], key: &[u8]) -> Option<u64> {
         }
     }
     any.then_some(v)
+}
+
+/// A connection the server closed: before the upgrade completed that is a
+/// failed run; after it, a dropped subscriber (NATS's slow-consumer policy).
+fn closed(c: &mut Conn, poll: &Poll, dropped: &mut usize) {
+    assert!(
+        matches!(c.state, State::Streaming),
+        "server closed a connection before it was subscribed"
+    );
+    let _ = poll.registry().deregister(&mut c.sock);
+    c.state = State::Closed;
+    *dropped += 1;
+}
+
+/// Bytes read from a subscribed connection: frames are parsed straight from
+/// the read buffer when nothing is pending. For NATS, frame payloads are
+/// appended to the protocol stream, whose complete operations are parsed and
+/// whose PINGs are answered (the server would close a silent client).
+fn on_stream_data(
+    c: &mut Conn,
+    data: &[u8],
+    nats: bool,
+    measuring: bool,
+    tally: &mut Tally,
+    hist: &mut Histogram<u64>,
+) {
+    let stream = &mut c.stream;
+    let mut on_frame = |len: usize, opcode: u8, payload: &[u8]| {
+        if !nats {
+            on_tickcast_frame(len, payload, measuring, tally, hist);
+        } else if opcode < 0x8 {
+            tally.bytes += len as u64;
+            stream.extend_from_slice(payload);
+        }
+    };
+    if c.buf.is_empty() {
+        let used = parse_frames(data, &mut on_frame);
+        c.buf.extend_from_slice(&data[used..]);
+    } else {
+        c.buf.extend_from_slice(data);
+        let used = parse_frames(&c.buf, &mut on_frame);
+        c.buf.drain(..used);
+    }
+    if nats && !c.stream.is_empty() {
+        let (used, pings) = parse_nats(&c.stream, measuring, tally, hist);
+        c.stream.drain(..used);
+        for _ in 0..pings {
+            let _ = c.sock.write_all(&client_frame(0x82, b"PONG\r\n"));
+        }
+    }
 }
 
 fn main() {
@@ -219,21 +341,33 @@ fn main() {
                 format!("\"{}{n:04}{}\"", a.prefix, a.suffix)
             })
             .collect();
-        let mut rate = a
-            .max_rate
-            .map_or(String::new(), |r| format!(",\"max_rate\":{r}"));
-        if let Some(d) = a.depth {
-            rate.push_str(&format!(",\"depth\":{d}"));
-        }
-        let cmd = format!(
-            "{{\"op\":\"subscribe\",\"id\":1,\"topics\":[{}]{rate}}}",
-            topics.join(",")
-        );
+        let subscribe = if a.nats {
+            let mut cmd =
+                String::from("CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n");
+            for (k, t) in topics.iter().enumerate() {
+                cmd.push_str(&format!("SUB {} {}\r\n", t.trim_matches('"'), k + 1));
+            }
+            cmd.push_str("PING\r\n");
+            client_frame(0x82, cmd.as_bytes())
+        } else {
+            let mut rate = a
+                .max_rate
+                .map_or(String::new(), |r| format!(",\"max_rate\":{r}"));
+            if let Some(d) = a.depth {
+                rate.push_str(&format!(",\"depth\":{d}"));
+            }
+            let cmd = format!(
+                "{{\"op\":\"subscribe\",\"id\":1,\"topics\":[{}]{rate}}}",
+                topics.join(",")
+            );
+            client_frame(0x81, cmd.as_bytes())
+        };
         Conn {
             sock,
             state: State::Connecting,
             buf: Vec::new(),
-            subscribe: client_frame(cmd.as_bytes()),
+            subscribe,
+            stream: Vec::new(),
         }
     };
 
@@ -242,13 +376,16 @@ fn main() {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let mut tally = Tally::default();
     let mut streaming = 0usize;
+    let mut dropped = 0usize;
     let start = Instant::now();
     let mut measure_start: Option<Instant> = None;
     let mut measuring = false;
     let mut ready_at: Option<Instant> = None;
+    // nats-server serves WebSocket on any path; tickcast and the peers on /ws.
+    let path = if a.nats { "/" } else { "/ws" };
     let request_for = |addr: SocketAddr| {
         format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
     };
@@ -263,6 +400,9 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             .unwrap();
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
+            if matches!(c.state, State::Closed) {
+                continue;
+            }
             if matches!(c.state, State::Connecting) && ev.is_writable() {
                 if let Ok(Some(e)) = c.sock.take_error() {
                     panic!("connect failed: {e}");
@@ -277,7 +417,10 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             }
             loop {
                 match c.sock.read(&mut scratch) {
-                    Ok(0) => panic!("server closed a connection"),
+                    Ok(0) => {
+                        closed(c, &poll, &mut dropped);
+                        break;
+                    }
                     Ok(n) => {
                         let data = &scratch[..n];
                         match c.state {
@@ -292,22 +435,17 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                                 }
                             }
                             State::Streaming => {
-                                // Parse straight from the read buffer when nothing is pending.
-                                if c.buf.is_empty() {
-                                    let used = parse_frames(data, measuring, &mut tally, &mut hist);
-                                    c.buf.extend_from_slice(&data[used..]);
-                                } else {
-                                    c.buf.extend_from_slice(data);
-                                    let used =
-                                        parse_frames(&c.buf, measuring, &mut tally, &mut hist);
-                                    c.buf.drain(..used);
-                                }
+                                on_stream_data(c, data, a.nats, measuring, &mut tally, &mut hist)
                             }
-                            State::Connecting => {}
+                            State::Connecting | State::Closed => {}
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        closed(c, &poll, &mut dropped);
+                        break;
+                    }
                     Err(e) => panic!("read: {e}"),
                 }
             }
@@ -348,7 +486,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             if secs >= a.duration {
                 let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
                 println!(
-                    "{{\"conns\":{},\"delivered_per_s\":{:.0},\"mb_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"samples\":{}}}",
+                    "{{\"conns\":{},\"delivered_per_s\":{:.0},\"mb_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"samples\":{},\"dropped\":{}}}",
                     a.conns,
                     tally.updates as f64 / secs,
                     tally.bytes as f64 / secs / 1e6,
@@ -356,7 +494,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                     q(0.99),
                     q(0.999),
                     hist.max() as f64 / 1000.0,
-                    hist.len()
+                    hist.len(),
+                    dropped
                 );
                 return;
             }
