@@ -45,6 +45,13 @@
 #define TICKCAST_LEVELS_REPLACE 1
 
 /**
+ * The size of a buffer that holds any message the library writes (with its
+ * NUL): `char why[TICKCAST_MESSAGE_MAX]`. A smaller buffer gets the message
+ * cut at a character boundary; a longer one is never needed.
+ */
+#define TICKCAST_MESSAGE_MAX 1024
+
+/**
  * `fields` bit: `bid` is set.
  */
 #define TICKCAST_FIELD_BID (1 << 0)
@@ -163,6 +170,17 @@ typedef enum tickcast_result {
    * (or price fields for one that does).
    */
   TICKCAST_RESULT_INVALID_BOOK = 16,
+  /**
+   * A remote server refused the connection with an HTTP error: 401 (the
+   * token is not one of its publisher tokens), 403 (network publishing is
+   * off), 404 (the URL's path is not `/publish`). Retrying will not help.
+   */
+  TICKCAST_RESULT_REFUSED = 17,
+  /**
+   * Nothing accepts connections at the remote address (connection
+   * refused): the server is not running, or not on that port.
+   */
+  TICKCAST_RESULT_UNREACHABLE = 18,
 } tickcast_result;
 
 /**
@@ -295,7 +313,7 @@ void tickcast_config_free(struct tickcast_config *config);
  * ignored. On failure the configuration is unchanged,
  * `TICKCAST_RESULT_INVALID_ARGUMENT` is returned, and the reason (which key,
  * what is wrong) is written to `message` as a NUL-terminated string, cut to
- * `message_len` bytes. `message` may be NULL (then `message_len` is ignored).
+ * `message_len` bytes (`TICKCAST_MESSAGE_MAX` always suffices). `message` may be NULL (then `message_len` is ignored).
  */
 enum tickcast_result tickcast_config_load_toml(struct tickcast_config *config,
                                                const char *toml,

@@ -62,6 +62,16 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// A remote server answered the WebSocket upgrade with an HTTP error
+    /// instead of `101`: a refused token (401), network publishing off
+    /// (403), a path that is not `/ws` or `/publish` (404, or 200 for the
+    /// dashboard page). Not retried: the same request gets the same answer.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What to do about it, with the server's own words when it gave any.
+        why: String,
+    },
     /// An operating-system error, e.g. the listen address is in use.
     Io(io::Error),
     /// An operation did not finish within its timeout (e.g. a remote flush).
@@ -142,6 +152,14 @@ pub enum TlsError {
     Rejected(rustls::Error),
     /// The host of a `wss://` URL is not a valid TLS server name.
     ServerName(String),
+    /// Every client would refuse this certificate (what a client checks:
+    /// not a CA certificate as the leaf, a subjectAltName, in its validity).
+    Unusable {
+        /// The certificate chain file.
+        path: PathBuf,
+        /// Why, and how to make one that works.
+        why: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -154,6 +172,13 @@ impl fmt::Display for Error {
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::Tls(why) => write!(f, "TLS: {why}"),
             Error::InvalidUrl { url, why } => write!(f, "bad URL {url:?}: {why}"),
+            Error::Refused { status, why } => {
+                write!(f, "the server refused the connection (HTTP {status}): {why}")
+            }
+            Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => write!(
+                f,
+                "could not connect: nothing listens there ({e}); is the server running, on that port?"
+            ),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Timeout => f.write_str("timed out"),
             Error::Unavailable => f.write_str(
@@ -223,6 +248,13 @@ impl fmt::Display for TlsError {
             }
             TlsError::Rejected(e) => write!(f, "certificate and key refused: {e}"),
             TlsError::ServerName(host) => write!(f, "bad TLS server name {host:?}"),
+            TlsError::Unusable { path, why } => {
+                write!(
+                    f,
+                    "clients will refuse the certificate in {}: {why}",
+                    path.display()
+                )
+            }
         }
     }
 }

@@ -15,6 +15,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// The README's Rust code runs as a doctest, so it keeps compiling and
+// working as written (tests/doc_snippets.rs runs its other blocks).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeRust;
+
 mod access;
 mod admin;
 mod cluster;

@@ -69,12 +69,58 @@ pub(crate) fn build(config: Config, generation: u64) -> Result<Live> {
         (Some(cert), Some(key), Some(_)) => Some(load_server_config(cert, key)?),
         _ => None,
     };
+    let file_digests = file_digests(&config);
     Ok(Live {
         config,
         jwt,
         tls,
         generation,
+        file_digests,
     })
+}
+
+/// A digest of each file these settings read, to tell a renewed
+/// certificate from the same one read again.
+fn file_digests(c: &Config) -> Vec<(&'static str, std::path::PathBuf, u64)> {
+    use std::hash::{Hash, Hasher};
+    let files = [
+        (
+            "tls_cert",
+            c.tls_cert.as_ref().filter(|_| c.tls_listen.is_some()),
+        ),
+        (
+            "tls_key",
+            c.tls_key.as_ref().filter(|_| c.tls_listen.is_some()),
+        ),
+        ("jwt_hmac_secret_file", c.jwt_hmac_secret_file.as_ref()),
+        ("jwt_public_key_file", c.jwt_public_key_file.as_ref()),
+    ];
+    files
+        .into_iter()
+        .filter_map(|(key, path)| {
+            let bytes = std::fs::read(path?).ok()?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            Some((key, path?.clone(), h.finish()))
+        })
+        .collect()
+}
+
+/// The files `next` read again, each said changed or unchanged against
+/// what `before` had read.
+fn reread(before: &Live, after: &Live) -> Vec<String> {
+    after
+        .file_digests
+        .iter()
+        .map(|(key, path, digest)| {
+            let same = before
+                .file_digests
+                .iter()
+                .any(|(k, p, d)| k == key && p == path && d == digest);
+            let state = if same { "unchanged" } else { "changed" };
+            format!("{key} {}: {state}", path.display())
+        })
+        .collect()
 }
 
 /// The settings that follow `current` when `new` is loaded: restart-only
@@ -109,6 +155,7 @@ pub(crate) fn next(current: &Live, new: Config) -> Result<(Live, Reloaded)> {
         generation: live.generation,
         applied,
         need_restart,
+        reread: reread(current, &live),
     };
     Ok((live, report))
 }
@@ -131,10 +178,11 @@ pub(crate) fn apply(
         log::warn!("reload refused, the running configuration is kept: {e}");
     })?;
     log::info!(
-        "configuration reloaded (generation {}): applied {:?}; changed but needing a restart {:?}",
+        "configuration reloaded (generation {}): applied {:?}; changed but needing a restart {:?}; files read again {:?}",
         report.generation,
         report.applied,
-        report.need_restart
+        report.need_restart,
+        report.reread
     );
     if let Some(level) = live.config.log_level {
         log::set_max_level(level);
@@ -193,6 +241,31 @@ mod tests {
         assert_eq!(next.config.max_topics, cur.config.max_topics);
         assert_eq!(next.config.subscriber_tokens, ["a-token-1"]);
         assert_eq!(next.config.max_connections, 10);
+    }
+
+    #[test]
+    fn a_reload_says_which_files_it_read_again_and_whether_they_changed() {
+        let dir = std::env::temp_dir().join(format!("tickcast-reread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("jwt.secret");
+        std::fs::write(&key, "a".repeat(64)).unwrap();
+        let c = Config {
+            jwt_hmac_secret_file: Some(key.clone()),
+            ..Config::default()
+        };
+        let cur = live(c.clone());
+        let (second, report) = next(&cur, c.clone()).unwrap();
+        let line = |state| format!("jwt_hmac_secret_file {}: {state}", key.display());
+        assert_eq!(report.reread, [line("unchanged")]);
+        assert!(
+            report.applied.is_empty(),
+            "no key changed: {:?}",
+            report.applied
+        );
+        std::fs::write(&key, "b".repeat(64)).unwrap();
+        let (_, report) = next(&second, c).unwrap();
+        assert_eq!(report.reread, [line("changed")]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -189,8 +189,26 @@ impl Server {
         config.validate()?;
         if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
             crate::net::transport::load_server_config(cert, key)?;
+            Self::certificate_names(config)?;
         }
         Ok(())
+    }
+
+    /// What clients will make of the configured certificate: the names
+    /// (subjectAltName DNS names and addresses) they may connect with, or
+    /// `Error::Tls(TlsError::Unusable)` saying why every client refuses it
+    /// and how to make one that works. Empty without TLS.
+    pub fn certificate_names(config: &Config) -> Result<Vec<String>> {
+        let Some(path) = &config.tls_cert else {
+            return Ok(Vec::new());
+        };
+        let chain = crate::net::transport::read_chain(path)?;
+        crate::net::cert_check::client_view(&chain).map_err(|why| {
+            Error::Tls(crate::error::TlsError::Unusable {
+                path: path.clone(),
+                why,
+            })
+        })
     }
 
     /// The address the server listens on (with the real port when 0 was asked):

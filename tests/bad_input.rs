@@ -118,6 +118,41 @@ fn bad_commands_get_error_events_and_the_connection_stays_usable() {
 }
 
 #[test]
+fn a_command_with_an_unknown_key_is_refused_by_name_in_json_and_msgpack() {
+    let server = Server::start(config()).unwrap();
+    server
+        .publisher()
+        .publish(Update::new("UK").bid(1.0))
+        .unwrap();
+    for mut c in [
+        Client::connect(server.local_addr()),
+        Client::connect_msgpack(server.local_addr()),
+    ] {
+        // "maxRate" is a typo of "max_rate": refused, not ignored.
+        c.send(json!({"op":"subscribe","id":3,"topics":["UK"],"maxRate":4}));
+        let e = c.next_event();
+        assert_eq!(
+            (e["code"].as_str(), e["id"].as_u64()),
+            (Some("bad_request"), Some(3)),
+            "{e}"
+        );
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("\"maxRate\"") && message.contains("max_rate"),
+            "{message}"
+        );
+        // Nothing was subscribed, and the connection goes on.
+        c.send(json!({"op":"subscribe","id":4,"topics":["UK"],"max_rate":4}));
+        assert_eq!(c.next_event()["event"], "subscribed");
+        let snap = c.next_event();
+        assert_eq!(
+            (snap["event"].as_str(), snap["topic"].as_str()),
+            (Some("snapshot"), Some("UK"))
+        );
+    }
+}
+
+#[test]
 fn oversized_message_closes_with_1009() {
     let server = Server::start(config().max_message_size(1024)).unwrap();
     let mut w = Witness::new(&server);

@@ -219,3 +219,125 @@ fn sub_draws_a_live_table_in_a_real_terminal() {
         "merged row: {row}"
     );
 }
+
+#[test]
+fn pub_keep_live_leaves_the_topic_live_and_without_it_the_topic_goes_stale() {
+    let server = server();
+    let url = format!("ws://{}/publish", server.local_addr());
+    for (topic, keep, stale_after) in [("CLI.S", false, true), ("CLI.K", true, false)] {
+        let mut args = vec!["pub", &url, "--token", TOKEN, topic, "bid=3"];
+        if keep {
+            args.push("--keep-live");
+        }
+        let out = tickcast(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_until("published", || server.snapshot(topic).is_some());
+        if stale_after {
+            wait_until("marked stale on leave", || {
+                server.snapshot(topic).unwrap().stale
+            });
+        } else {
+            // The stale mark follows a disconnect within a loop turn (the
+            // other topic shows it); half a second is far more.
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(!server.snapshot(topic).unwrap().stale, "{topic} kept live");
+        }
+    }
+}
+
+#[test]
+fn sub_stops_by_itself_with_count_or_for_and_exits_1_on_an_error_in_json_mode() {
+    let server = server();
+    let url = format!("ws://{}/ws", server.local_addr());
+    for i in 1..=3 {
+        server
+            .publisher()
+            .publish(Update::new(format!("CLI.C{i}")).bid(i as f64))
+            .unwrap();
+    }
+    wait_until("values", || server.snapshot("CLI.C3").is_some());
+    let out = tickcast(&["sub", &url, "CLI.*", "--json", "--count", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let values = events.iter().filter(|e| e["event"] == "snapshot").count();
+    assert_eq!(values, 2, "{events:?}");
+
+    let started = Instant::now();
+    let out = tickcast(&["sub", &url, "CLI.*", "--for", "0.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Not a terminal: a plain table, no screen codes.
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(!table.contains('\x1b'), "{table:?}");
+    assert!(
+        table.contains("CLI.C1") && table.contains("TOPIC"),
+        "{table}"
+    );
+
+    let out = tickcast(&["sub", &url, "bad topic!", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("\"error\""),
+        "the error event is printed: {printed}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad_topic"));
+}
+
+#[test]
+fn wrong_endpoints_ports_and_tokens_are_named_as_such() {
+    let server = server();
+    let addr = server.local_addr();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let ws = format!("ws://{addr}/ws");
+    let publish = format!("ws://{addr}/publish");
+    let root = format!("ws://{addr}/");
+    let nowhere = format!("ws://{free}/publish");
+    for (args, says) in [
+        (
+            vec!["pub", &ws, "--token", TOKEN, "A", "bid=1"],
+            "is the subscriber endpoint; publish on /publish",
+        ),
+        (
+            vec!["sub", &publish],
+            "is the publisher endpoint; subscribe on /ws",
+        ),
+        (
+            vec!["sub", &root],
+            "not a WebSocket endpoint: subscribers connect to /ws",
+        ),
+        (
+            vec!["pub", &publish, "--token", "wrong-token-1", "A", "bid=1"],
+            "the token was refused",
+        ),
+        (
+            vec!["pub", &nowhere, "--token", TOKEN, "A", "bid=1"],
+            "nothing listens there",
+        ),
+    ] {
+        let out = tickcast(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -633,3 +633,56 @@ fn extra_fields_cross_nodes_by_name_and_a_node_that_loads_a_topic_has_them() {
         "{refused:?}"
     );
 }
+
+/// Issue 28: a node that loads a topic from Redis after its publisher left
+/// gives new subscribers `"stale": true`, as the node that saw it leave does.
+#[test]
+fn a_topic_whose_publisher_left_is_stale_on_a_node_that_loads_it_later() {
+    const PUB: &str = "publisher-token-1";
+    let redis = RedisServer::start();
+    let a = Server::start(
+        common::config()
+            .redis(redis.url())
+            .publisher_tokens(vec![PUB.into()]),
+    )
+    .unwrap();
+    wait_until("a's link to Redis", || {
+        a.metrics_text().contains("tickcast_cluster_up 1")
+    });
+    // A client on A makes A follow both topics, so it hears the marks.
+    let mut on_a = Client::connect(a.local_addr());
+    on_a.subscribe(&["GONE", "KEPT"]);
+    let url = format!("ws://{}/publish", a.local_addr());
+    let remote = tickcast::RemotePublisher::connect(tickcast::RemoteConfig::new(url, PUB)).unwrap();
+    remote.publish(Update::new("GONE").bid(3.0)).unwrap();
+    remote.publish(Update::new("KEPT").bid(4.0)).unwrap();
+    remote.flush(std::time::Duration::from_secs(10)).unwrap();
+    remote.close();
+    let mut stale = std::collections::HashSet::new();
+    while stale.len() < 2 {
+        let ev = on_a.next_event();
+        if ev["event"] == "status" && ev["state"] == "stale" {
+            stale.insert(ev["topic"].as_str().unwrap().to_string());
+        }
+    }
+    // Back to live for one of them: a later update clears the mark in Redis.
+    a.publisher().publish(Update::new("KEPT").bid(4.5)).unwrap();
+    loop {
+        let ev = next_update(&mut on_a);
+        if ev["topic"] == "KEPT" && ev["bid"].as_f64() == Some(4.5) {
+            break;
+        }
+    }
+    // A node that starts now loads both from Redis.
+    let b = node(&redis);
+    let mut sub = Client::connect(b.local_addr());
+    sub.subscribe(&["GONE", "KEPT"]);
+    let mut snaps = std::collections::HashMap::new();
+    while snaps.len() < 2 {
+        let ev = next_update(&mut sub);
+        assert_eq!(ev["event"], "snapshot", "{ev}");
+        snaps.insert(ev["topic"].as_str().unwrap().to_string(), ev);
+    }
+    assert_eq!(snaps["GONE"]["stale"], true, "{}", snaps["GONE"]);
+    assert!(snaps["KEPT"].get("stale").is_none(), "{}", snaps["KEPT"]);
+}

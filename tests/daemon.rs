@@ -123,6 +123,52 @@ fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
     }
     let missing = run(&["--check-config", "/nonexistent/tickcastd.toml"]);
     assert_eq!(missing.status.code(), Some(2));
+
+    // Messages say what to write, in the file's words, and blame the right
+    // thing: the file named once, a bad flag as the flag's.
+    let words = [
+        ("shards = \"two\"\n", "expected a whole number", "usize"),
+        ("shards = 99\n", "shards must be from 1 to 64", "..="),
+        (
+            "[limits]\nstale_after_ms = 5\n",
+            "stale_after_ms must be at least 100",
+            "5ms",
+        ),
+        (
+            "[limits]\nidle_timeout_ms = 5\n",
+            "idle_timeout_ms must be longer than ping_interval_ms",
+            "20s",
+        ),
+    ];
+    for (i, (text, says, never)) in words.iter().enumerate() {
+        let path = dir.join(format!("words{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = run(&["--check-config", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(err.contains(says) && !err.contains(never), "{text}: {err}");
+        assert_eq!(
+            err.matches(path.to_str().unwrap()).count(),
+            1,
+            "the file named once: {err}"
+        );
+    }
+    let flag = run(&["--check-config", example, "--listen", "nowhere"]);
+    let err = String::from_utf8_lossy(&flag.stderr);
+    assert_eq!(flag.status.code(), Some(2));
+    assert!(
+        err.contains("--listen address \"nowhere\"") && !err.contains(example),
+        "{err}"
+    );
+    // Without a file: the flags alone (a usage error before).
+    let alone = run(&["--check-config", "--shards", "2"]);
+    assert_eq!(
+        alone.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&alone.stdout), "the flags: ok\n");
 }
 
 #[test]

@@ -113,10 +113,15 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         format!("ws://{addr}/publish"),
         "wrong-token-99",
     ));
-    assert!(
-        matches!(refused, Err(Error::Io(_))),
-        "a wrong token fails at connect"
-    );
+    match refused {
+        Err(e @ Error::Refused { status: 401, .. }) => {
+            assert!(e.to_string().contains("the token was refused"), "{e}")
+        }
+        other => panic!(
+            "a wrong token fails at connect, as a refusal: {:?}",
+            other.err()
+        ),
+    }
 
     // Without publisher tokens, network publishing is off.
     let open = common::server();
@@ -375,4 +380,55 @@ fn all_threads_stopped(pid: u32) -> bool {
                 .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
         })
     })
+}
+
+/// `?on_leave=keep` (or `Tickcast-On-Leave: keep`) leaves a departed
+/// publisher's topics live; without it they go stale; a bad value is a 400.
+#[test]
+fn on_leave_keep_leaves_topics_live_and_a_bad_value_is_refused() {
+    let server = server_with_tokens();
+    let addr = server.local_addr();
+    let publish_once = |path: &str, header: Option<&str>, topic: &str| {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {PUB}").parse().unwrap());
+        if let Some(v) = header {
+            req.headers_mut()
+                .insert(publish::ON_LEAVE_HEADER, v.parse().unwrap());
+        }
+        let (mut ws, _) = tungstenite::client(req, stream).expect("publisher handshake");
+        let frame =
+            rmp_serde::to_vec_named(&serde_json::json!({"topic": topic, "bid": 1.0})).unwrap();
+        ws.send(Message::binary(frame)).unwrap();
+        wait_until("published", || server.snapshot(topic).is_some());
+        ws.close(None).unwrap();
+        while ws.read().is_ok() {}
+    };
+    publish_once("/publish", None, "OL.STALE");
+    wait_until("stale after leaving", || {
+        server.snapshot("OL.STALE").unwrap().stale
+    });
+    publish_once("/publish?on_leave=keep", None, "OL.QUERY");
+    publish_once("/publish", Some("keep"), "OL.HEADER");
+    // The stale mark for OL.STALE came within this time; these stay live.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!server.snapshot("OL.QUERY").unwrap().stale);
+    assert!(!server.snapshot("OL.HEADER").unwrap().stale);
+
+    let resp = http_raw(
+        addr,
+        format!(
+            "GET /publish?on_leave=never HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PUB}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(
+        resp.contains("on_leave must be \"stale\" or \"keep\""),
+        "{resp}"
+    );
 }

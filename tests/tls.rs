@@ -118,9 +118,19 @@ fn plain_text_or_garbage_on_the_tls_port_closes_only_that_connection() {
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         s.write_all(junk).unwrap();
         let mut buf = Vec::new();
-        // The server answers with at most a TLS alert, then closes.
         let _ = s.read_to_end(&mut buf);
-        assert!(buf.len() < 64, "no HTTP answer on the TLS port: {buf:?}");
+        if junk.starts_with(b"GET ") {
+            // A plain-text client is told, in plain text, to use wss://.
+            let text = String::from_utf8_lossy(&buf);
+            assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+            assert!(
+                text.ends_with("this port speaks TLS: use wss:// (or https://) instead of ws://\n"),
+                "{text}"
+            );
+        } else {
+            // At most a TLS alert, then the connection closes.
+            assert!(buf.len() < 64, "no HTTP answer to TLS garbage: {buf:?}");
+        }
     }
     // Meanwhile the TLS subscriber was not disturbed.
     server
@@ -283,4 +293,107 @@ fn the_daemon_serves_tls_only_with_the_flag() {
     assert_eq!(out.status.code(), Some(2), "a config error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nothing would listen"), "{err}");
+}
+
+/// A self-signed certificate made with `params`, written as PEM files.
+fn cert_files(params: rcgen::CertificateParams, name: &str) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = std::env::temp_dir().join(format!("tickcast-tls-{name}-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+fn check_config(cert: &std::path::Path, key: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tickcastd"))
+        .args([
+            "--check-config",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+        ])
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_refuses_certificates_every_client_refuses_and_says_how_to_fix_them() {
+    let mut ca = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let no_san = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    for (params, name, says) in [
+        (ca, "ca", "CaUsedAsEndEntity"),
+        (no_san, "nosan", "it has no subjectAltName"),
+    ] {
+        let (cert, key) = cert_files(params, name);
+        let out = check_config(&cert, &key);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            err.contains("subjectAltName=DNS:<host>"),
+            "{name}: says how: {err}"
+        );
+        assert!(
+            err.contains(cert.to_str().unwrap()),
+            "{name}: names the file: {err}"
+        );
+    }
+    let (cert, key, _) = make_cert();
+    let out = check_config(&cert, &key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "the flags: ok\n");
+}
+
+#[test]
+fn the_cli_names_tls_mistakes_a_missing_ca_file_and_the_wrong_scheme() {
+    let (ca_cert, key, _) = make_cert();
+    let server =
+        Server::start(config().tls("127.0.0.1:0".parse().unwrap(), ca_cert.clone(), key)).unwrap();
+    let tls = server.tls_addr().unwrap();
+    let plain = server.local_addr();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickcast"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run(&[
+        "sub",
+        &format!("wss://localhost:{}/ws", tls.port()),
+        "--ca",
+        "/missing.pem",
+    ]);
+    assert!(
+        err.contains("/missing.pem") && err.contains("no such file"),
+        "{err}"
+    );
+    let err = run(&["sub", &format!("ws://{tls}/ws")]);
+    assert!(err.contains("this port speaks TLS: use wss://"), "{err}");
+    let err = run(&[
+        "sub",
+        &format!("wss://localhost:{}/ws", plain.port()),
+        "--ca",
+        ca_cert.to_str().unwrap(),
+    ]);
+    assert!(err.contains("did not answer in TLS"), "{err}");
+    // Trusted, but for another name than the one dialled.
+    let err = run(&[
+        "sub",
+        &format!("wss://127.0.0.1:{}/ws", tls.port()),
+        "--ca",
+        ca_cert.to_str().unwrap(),
+    ]);
+    assert!(err.contains("subjectAltName"), "{err}");
 }

@@ -7,6 +7,11 @@
  *
  * Subscribe with: cargo run --example subscribe -- ws://127.0.0.1:8090/ws '*'
  */
+
+/* nanosleep, rand_r and clock_gettime are POSIX, not ISO C: ask for them, so
+ * `cc -std=c11` (the README's command) declares them. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

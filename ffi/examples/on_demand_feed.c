@@ -12,6 +12,11 @@
  * Then subscribe to, say, OD.SYM3: the feed prints "upstream: subscribe
  * OD.SYM3" and starts publishing it; nothing else is published.
  */
+
+/* nanosleep, rand_r and clock_gettime are POSIX, not ISO C: ask for them, so
+ * `cc -std=c11` (the README's command) declares them. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

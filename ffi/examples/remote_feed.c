@@ -7,6 +7,11 @@
  * Publishes a simulated quote stream for three instruments, flushes, and
  * reports how many updates a dropped connection may have lost.
  */
+
+/* nanosleep, rand_r and clock_gettime are POSIX, not ISO C: ask for them, so
+ * `cc -std=c11` (the README's command) declares them. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -37,6 +37,11 @@ pub extern "C" fn tickcast_config_free(config: *mut tickcast_config) {
     }
 }
 
+/// The size of a buffer that holds any message the library writes (with its
+/// NUL): `char why[TICKCAST_MESSAGE_MAX]`. A smaller buffer gets the message
+/// cut at a character boundary; a longer one is never needed.
+pub const TICKCAST_MESSAGE_MAX: usize = 1024;
+
 /// Replaces the whole configuration with one written in the TOML of
 /// `tickcastd`'s config file (docs/OPERATIONS.md lists every key: `listen`,
 /// `shards`, `ingest_capacity`, `[limits]`, `[auth]`, `[tls]`); keys not given
@@ -44,7 +49,7 @@ pub extern "C" fn tickcast_config_free(config: *mut tickcast_config) {
 /// ignored. On failure the configuration is unchanged,
 /// `TICKCAST_RESULT_INVALID_ARGUMENT` is returned, and the reason (which key,
 /// what is wrong) is written to `message` as a NUL-terminated string, cut to
-/// `message_len` bytes. `message` may be NULL (then `message_len` is ignored).
+/// `message_len` bytes (`TICKCAST_MESSAGE_MAX` always suffices). `message` may be NULL (then `message_len` is ignored).
 #[no_mangle]
 pub extern "C" fn tickcast_config_load_toml(
     config: *mut tickcast_config,

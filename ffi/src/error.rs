@@ -49,6 +49,13 @@ pub enum tickcast_result {
     /// cross the book, or is for a topic whose name does not end with `.book`
     /// (or price fields for one that does).
     InvalidBook = 16,
+    /// A remote server refused the connection with an HTTP error: 401 (the
+    /// token is not one of its publisher tokens), 403 (network publishing is
+    /// off), 404 (the URL's path is not `/publish`). Retrying will not help.
+    Refused = 17,
+    /// Nothing accepts connections at the remote address (connection
+    /// refused): the server is not running, or not on that port.
+    Unreachable = 18,
 }
 
 impl From<&Error> for tickcast_result {
@@ -63,6 +70,10 @@ impl From<&Error> for tickcast_result {
             Error::InvalidConfig(ConfigError::BadAddress { .. }) => tickcast_result::InvalidAddress,
             Error::InvalidConfig(_) | Error::Tls(_) => tickcast_result::InvalidArgument,
             Error::InvalidUrl { .. } => tickcast_result::InvalidAddress,
+            Error::Refused { .. } => tickcast_result::Refused,
+            Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tickcast_result::Unreachable
+            }
             Error::Io(_) => tickcast_result::IoError,
             Error::Timeout => tickcast_result::Timeout,
             Error::EmptyUpdate => tickcast_result::EmptyUpdate,
@@ -112,12 +123,18 @@ impl tickcast_result {
             tickcast_result::InvalidBook => {
                 c"invalid book update: bad level, crossed book, or levels for a non-book topic"
             }
+            tickcast_result::Refused => {
+                c"the server refused the connection: a wrong token (HTTP 401), publishing off (403) or a path that is not /publish (404)"
+            }
+            tickcast_result::Unreachable => {
+                c"could not connect: nothing listens at that address (is the server running, on that port?)"
+            }
         }
     }
 }
 
 /// Every code, for turning a number from C back into one.
-const ALL: [tickcast_result; 17] = [
+const ALL: [tickcast_result; 19] = [
     tickcast_result::Ok,
     tickcast_result::NullParameter,
     tickcast_result::InvalidArgument,
@@ -135,6 +152,8 @@ const ALL: [tickcast_result; 17] = [
     tickcast_result::Forbidden,
     tickcast_result::Unavailable,
     tickcast_result::InvalidBook,
+    tickcast_result::Refused,
+    tickcast_result::Unreachable,
 ];
 
 impl tickcast_result {

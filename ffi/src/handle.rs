@@ -57,7 +57,11 @@ pub(crate) fn write_message(buf: *mut c_char, len: usize, text: &str) {
     if buf.is_null() || len == 0 {
         return;
     }
-    let mut n = text.len().min(len - 1);
+    // A buffer of TICKCAST_MESSAGE_MAX bytes always holds the whole message.
+    let mut n = text
+        .len()
+        .min(len - 1)
+        .min(crate::config::TICKCAST_MESSAGE_MAX - 1);
     while !text.is_char_boundary(n) {
         n -= 1;
     }

@@ -3,14 +3,18 @@
 //! ```text
 //! tickcast sub ws://127.0.0.1:8080/ws 'FX.*' BTC-USD      # live table, like top
 //! tickcast sub ws://127.0.0.1:8080/ws '*' --json | jq .   # one event per line
-//! tickcast pub ws://127.0.0.1:8080/publish --token T AAPL bid=189.5 ask=189.6
-//! tickcast pub ws://127.0.0.1:8080/publish --token T --clear AAPL
+//! tickcast sub ws://127.0.0.1:8080/ws BTC-USD --json --count 5   # stop after 5 values
+//! tickcast pub ws://127.0.0.1:8080/publish --token demo-publisher AAPL bid=189.5 ask=189.6
+//! tickcast pub ws://127.0.0.1:8080/publish --token demo-publisher --clear AAPL
 //! ```
+//!
+//! The table is redrawn in place on a terminal; when the output is not a
+//! terminal it is printed plainly, once a second (like `top -b`).
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -59,6 +63,12 @@ struct Sub {
     /// At most this many events per topic per second (the server merges the rest).
     #[arg(long, value_name = "N")]
     max_rate: Option<f64>,
+    /// Stop after this many values (snapshots and updates).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long = "for", value_name = "SECONDS")]
+    for_secs: Option<f64>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -74,6 +84,10 @@ struct Pub {
     /// Clear the topic instead of publishing an update.
     #[arg(long, conflicts_with = "fields")]
     clear: bool,
+    /// Leave the topic live when this command disconnects (by default the
+    /// server marks a departed publisher's topics stale).
+    #[arg(long)]
+    keep_live: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -129,7 +143,16 @@ fn publish(p: Pub) -> Result<(), Failure> {
     if !p.clear && p.fields.is_empty() {
         return Err("give fields (bid=1.5 ...) or --clear".into());
     }
-    let publisher = RemotePublisher::connect(remote_config(&p.url, &p.conn))?;
+    if url_path(&p.url) == "/ws" {
+        return Err(format!(
+            "{} is the subscriber endpoint; publish on /publish ({})",
+            p.url,
+            p.url.replace("/ws", "/publish")
+        )
+        .into());
+    }
+    let cfg = remote_config(&p.url, &p.conn).keep_live_on_leave(p.keep_live);
+    let publisher = RemotePublisher::connect(cfg)?;
     if p.clear {
         publisher.clear(&p.topic)?;
     } else {
@@ -148,6 +171,13 @@ fn publish(p: Pub) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The path of a ws:// URL ("/" when it has none), without its query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    path.split('?').next().unwrap_or(path)
+}
+
 /// What the table shows of one topic.
 #[derive(Default)]
 struct Row {
@@ -161,6 +191,14 @@ struct Row {
 const FIELDS: [&str; 7] = tickcast::Prices::NAMES;
 
 fn subscribe(s: Sub) -> Result<(), Failure> {
+    if url_path(&s.url) == "/publish" {
+        let to = s.url.replace("/publish", "/ws");
+        return Err(format!(
+            "{} is the publisher endpoint; subscribe on /ws ({to})",
+            s.url
+        )
+        .into());
+    }
     let mut ws = tickcast::remote::connect_websocket(&remote_config(&s.url, &s.conn))?;
     let mut cmd = json!({"op": "subscribe", "id": 1, "topics": s.topics});
     if let Some(r) = s.max_rate {
@@ -172,43 +210,92 @@ fn subscribe(s: Sub) -> Result<(), Failure> {
         .tcp()
         .set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    let mut last_draw = Instant::now() - Duration::from_secs(1);
     let mut out = std::io::stdout().lock();
+    let mut screen = Screen::new(out.is_terminal());
+    let started = Instant::now();
+    let mut values = 0u64;
     loop {
-        let text = match ws.read() {
-            Ok(Message::Text(t)) => Some(t.to_string()),
-            Ok(Message::Close(f)) => {
-                return Err(format!("server closed the connection: {f:?}").into())
+        let done = s.count.is_some_and(|n| values >= n)
+            || s.for_secs
+                .is_some_and(|t| started.elapsed().as_secs_f64() >= t);
+        if done {
+            if !s.json {
+                draw(&mut out, &s.url, &rows, false)?;
             }
-            Ok(_) => None,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
+            return Ok(());
+        }
+        let Some(t) = next_text(&mut ws)? else {
+            if !s.json {
+                screen.maybe_draw(&mut out, &s.url, &rows)?;
             }
-            Err(e) => return Err(e.into()),
+            continue;
         };
-        if let Some(t) = text {
-            if s.json {
-                // A closed pipe (| head) ends the program quietly.
-                if writeln!(out, "{t}").and_then(|()| out.flush()).is_err() {
-                    return Ok(());
-                }
-                continue;
+        let ev: Value = serde_json::from_str(&t)?;
+        if matches!(ev["event"].as_str(), Some("snapshot" | "update")) {
+            values += 1;
+        }
+        if s.json {
+            // A closed pipe (| head) ends the program quietly.
+            if writeln!(out, "{t}").and_then(|()| out.flush()).is_err() {
+                return Ok(());
             }
-            let ev: Value = serde_json::from_str(&t)?;
-            if ev["event"] == "error" {
-                return Err(format!("{}: {}", ev["code"], ev["message"]).into());
-            }
+        } else {
             apply(&mut rows, &ev);
+            screen.maybe_draw(&mut out, &s.url, &rows)?;
         }
-        if !s.json && last_draw.elapsed() >= Duration::from_millis(250) {
-            last_draw = Instant::now();
-            draw(&mut out, &s.url, &rows)?;
+        // A refused subscribe (bad topic, forbidden...) ends the program
+        // with status 1 in both modes, after --json has printed the event.
+        if ev["event"] == "error" {
+            return Err(format!("{}: {}", ev["code"], ev["message"]).into());
         }
+    }
+}
+
+/// The next text message, or None when the read timed out (quiet feed).
+fn next_text(
+    ws: &mut tungstenite::WebSocket<tickcast::remote::Stream>,
+) -> Result<Option<String>, Failure> {
+    match ws.read() {
+        Ok(Message::Text(t)) => Ok(Some(t.to_string())),
+        Ok(Message::Close(f)) => Err(format!("server closed the connection: {f:?}").into()),
+        Ok(_) => Ok(None),
+        Err(tungstenite::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// When the table is drawn: four times a second in place on a terminal,
+/// once a second as plain text otherwise (a log, a pipe).
+struct Screen {
+    terminal: bool,
+    last: Instant,
+}
+
+impl Screen {
+    fn new(terminal: bool) -> Self {
+        let last = Instant::now() - Duration::from_secs(2);
+        Screen { terminal, last }
+    }
+
+    fn maybe_draw(
+        &mut self,
+        out: &mut impl Write,
+        url: &str,
+        rows: &BTreeMap<String, Row>,
+    ) -> std::io::Result<()> {
+        let every = Duration::from_millis(if self.terminal { 250 } else { 1000 });
+        if self.last.elapsed() < every {
+            return Ok(());
+        }
+        self.last = Instant::now();
+        draw(out, url, rows, self.terminal)
     }
 }
 
@@ -238,13 +325,22 @@ fn apply(rows: &mut BTreeMap<String, Row>, ev: &Value) {
     }
 }
 
-/// Redraws the whole table (ANSI: cursor home, clear screen).
-fn draw(out: &mut impl Write, url: &str, rows: &BTreeMap<String, Row>) -> std::io::Result<()> {
+/// Draws the whole table: in place on a terminal (ANSI: cursor home, clear
+/// screen), else as plain lines followed by a blank one.
+fn draw(
+    out: &mut impl Write,
+    url: &str,
+    rows: &BTreeMap<String, Row>,
+    terminal: bool,
+) -> std::io::Result<()> {
     let mut s = String::with_capacity(4096);
-    s.push_str("\x1b[H\x1b[2J");
+    if terminal {
+        s.push_str("\x1b[H\x1b[2J");
+    }
     s.push_str(&format!(
-        "tickcast  {url}  {} topics  (Ctrl-C to quit)\n\n",
-        rows.len()
+        "tickcast  {url}  {} topics{}\n\n",
+        rows.len(),
+        if terminal { "  (Ctrl-C to quit)" } else { "" }
     ));
     s.push_str(&format!(
         "{:<16} {:>14} {:>14} {:>14} {:>14} {:>10} {:>8}  {}\n",
@@ -271,6 +367,9 @@ fn draw(out: &mut impl Write, url: &str, rows: &BTreeMap<String, Row>) -> std::i
             age,
             if r.stale { "stale" } else { "" }
         ));
+    }
+    if !terminal {
+        s.push('\n');
     }
     out.write_all(s.as_bytes())?;
     out.flush()

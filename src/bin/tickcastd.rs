@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! tickcastd --demo                      # live simulated prices on 127.0.0.1:8080
+//! tickcastd --demo --publisher-token demo-publisher   # and /publish open to that token
 //! tickcastd --config /etc/tickcast/tickcastd.toml --listen 0.0.0.0:8080
 //! tickcastd --check-config /etc/tickcast/tickcastd.toml   # 0 and "ok", or 2 and why
 //! ```
@@ -62,10 +63,21 @@ struct Cli {
     /// (redis://HOST:PORT; docs/CLUSTER.md).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// A publisher token for /publish, added to the file's publisher_tokens
+    /// (repeatable; at least 8 characters). Visible in `ps`: prefer the file
+    /// or TICKCAST_PUBLISHER_TOKEN outside a trial.
+    #[arg(
+        long = "publisher-token",
+        value_name = "TOKEN",
+        env = "TICKCAST_PUBLISHER_TOKEN"
+    )]
+    publisher_tokens: Vec<String>,
     /// Check FILE (with the other flags over it) as a start would, TLS files
-    /// included, then exit: 0 and "ok", or 2 and the reason.
-    #[arg(long, value_name = "FILE")]
-    check_config: Option<PathBuf>,
+    /// and what clients will make of the certificate included, then exit: 0
+    /// and "ok", or 2 and the reason. Without FILE: the --config file, or
+    /// the flags alone.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    check_config: Option<Option<PathBuf>>,
 }
 
 fn main() -> ExitCode {
@@ -82,9 +94,10 @@ fn main() -> ExitCode {
         tls_key: cli.tls_key,
         tls_only: cli.tls_only,
         redis: cli.redis,
+        publisher_tokens: cli.publisher_tokens,
     };
     if let Some(file) = &cli.check_config {
-        return check_config(file, &flags);
+        return check_config(file.as_deref().or(cli.config.as_deref()), &flags);
     }
     let cfg = match DaemonConfig::load(cli.config.as_deref(), &flags) {
         Ok(c) => c,
@@ -125,6 +138,13 @@ fn main() -> ExitCode {
             "demo feed: {} instruments at {rate} updates/s",
             tickcast::daemon::demo::topics().count()
         );
+        if cfg.server.redis.is_some() {
+            log::warn!(
+                "demo feed in cluster mode: its order books (BTC-USD.book, ...) are not \
+                 published, as cluster mode does not carry books yet (docs/CLUSTER.md); \
+                 prices and trades are"
+            );
+        }
         DemoFeed::start(server.publisher(), rate)
     });
 
@@ -157,16 +177,25 @@ fn wait_for_stop(signals: &mut Signals, server: &Server) -> &'static str {
 }
 
 /// `--check-config FILE`: 0 and "ok", or 2 and the reason.
-fn check_config(file: &std::path::Path, flags: &Flags) -> ExitCode {
-    let checked =
-        DaemonConfig::load(Some(file), flags).and_then(|cfg| Server::check_config(&cfg.server));
+fn check_config(file: Option<&std::path::Path>, flags: &Flags) -> ExitCode {
+    let what = file.map_or("the flags".to_string(), |f| f.display().to_string());
+    if let Err(e) = flags.check() {
+        eprintln!("tickcastd: {e}");
+        return ExitCode::from(2);
+    }
+    let checked = DaemonConfig::load(file, flags).and_then(|cfg| Server::check_config(&cfg.server));
     match checked {
         Ok(()) => {
-            println!("{}: ok", file.display());
+            println!("{what}: ok");
             ExitCode::SUCCESS
         }
+        // Errors that come from the file name it already; flags alone: no file to name.
+        Err(e) if file.is_none() || e.to_string().contains(&what) => {
+            eprintln!("tickcastd: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
-            eprintln!("tickcastd: {}: {e}", file.display());
+            eprintln!("tickcastd: {what}: {e}");
             ExitCode::from(2)
         }
     }
@@ -188,6 +217,16 @@ fn announce(server: &Server, cfg: &DaemonConfig) {
     );
     if let Some(tls) = server.tls_addr().filter(|_| cfg.server.plain) {
         log::info!("TLS: wss://{tls}/ws");
+    }
+    match Server::certificate_names(&cfg.server) {
+        Ok(names) if !names.is_empty() => {
+            log::info!(
+                "TLS certificate names (clients connect with one): {}",
+                names.join(", ")
+            )
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("{e}"),
     }
     let subs = match cfg.server.subscriber_tokens.len() {
         0 => "subscribers: open (no subscriber tokens)".to_string(),

@@ -7,7 +7,7 @@
 //!
 //! | key / channel | what |
 //! |---|---|
-//! | `tc:{T}:v` | hash: `epoch`, `seq`, `ts`, and each field set so far |
+//! | `tc:{T}:v` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), and each field set so far |
 //! | `tc:{T}:h` | list: the last `history_len` entries, oldest first |
 //! | `tc:{T}` (channel) | every entry, as it is numbered; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
 //! | `tc:topics` | sorted set (all scores 0) of every topic published, for prefix listings |
@@ -57,7 +57,7 @@ if not epoch then
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local parts = {'U', ARGV[1], epoch, string.format('%d', seq), ARGV[3], ARGV[5]}
-local set = {'ts', ARGV[3]}
+local set = {'ts', ARGV[3], 'stale', '0'}
 for i = 6, #ARGV, 2 do
   parts[#parts + 1] = ARGV[i]
   parts[#parts + 1] = ARGV[i + 1]
@@ -245,12 +245,14 @@ fn snapshot_of(fields: &[(String, String)], names: &[Box<str>]) -> Option<Snapsh
             prices.set_named(k, v, names);
         }
     }
+    // A node that loads the topic later must say it is stale too.
+    let stale = get("stale") == Some("1");
     Some(Snapshot {
         seq,
         ts,
         prices,
         epoch,
-        stale: false,
+        stale,
     })
 }
 
@@ -302,5 +304,34 @@ mod tests {
         assert_eq!(history_key("A.B"), "tc:{A.B}:h");
         assert_eq!(channel("A.B"), "tc:{A.B}");
         assert_eq!(pattern("FX."), "tc:{FX.*");
+    }
+
+    #[test]
+    fn a_value_read_back_keeps_its_stale_mark() {
+        let e = Epoch::new();
+        let hash = |stale: Option<&str>| {
+            let mut f = vec![
+                ("epoch".to_string(), e.as_str().to_string()),
+                ("seq".to_string(), "7".to_string()),
+                ("bid".to_string(), "1.5".to_string()),
+            ];
+            if let Some(s) = stale {
+                f.push(("stale".to_string(), s.to_string()));
+            }
+            f
+        };
+        let read = |stale| snapshot_of(&hash(stale), &[]).unwrap();
+        assert!(
+            read(Some("1")).stale,
+            "a publisher gone: stale for a node that loads it"
+        );
+        assert!(!read(Some("0")).stale);
+        assert!(!read(None).stale, "written before the mark existed");
+        assert_eq!(
+            read(Some("1")).prices.bid,
+            Some(1.5),
+            "stale is not a field"
+        );
+        assert_eq!(read(Some("1")).seq, 7);
     }
 }

@@ -328,6 +328,13 @@ impl Writer {
                     cmds.push(publish);
                 }
                 IngestOp::Stale(t, stale) => {
+                    // Kept in the value too: a node that loads the topic
+                    // later gives new subscribers `"stale": true`.
+                    let mut keep = redis::cmd("HSET");
+                    keep.arg(store::value_key(t))
+                        .arg("stale")
+                        .arg(u8::from(stale.is_stale()));
+                    cmds.push(keep);
                     let mut publish = redis::cmd("PUBLISH");
                     publish
                         .arg(store::channel(t))

@@ -187,9 +187,29 @@ impl FileConfig {
     pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: None,
-            why: e.to_string(),
+            why: plain_words(&e.to_string()),
         })
     }
+}
+
+/// The TOML parser names Rust types (`expected usize`); an operator reads
+/// what to write instead.
+fn plain_words(why: &str) -> String {
+    const TYPES: &[(&str, &str)] = &[
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 or more)"),
+        ("expected u8", "expected a whole number (0 or more)"),
+        ("expected f64", "expected a number"),
+        (
+            "expected a sequence",
+            "expected a list, like [\"a\", \"b\"]",
+        ),
+    ];
+    TYPES
+        .iter()
+        .fold(why.to_string(), |w, (rust, plain)| w.replace(rust, plain))
 }
 
 /// Parses `host:port` (a name is resolved).

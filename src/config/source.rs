@@ -19,4 +19,8 @@ pub struct Reloaded {
     /// Keys that changed but take effect only at a restart (listeners,
     /// threads, the topic table); they keep their running values.
     pub need_restart: Vec<&'static str>,
+    /// Files read again whatever their keys say (a renewed certificate
+    /// keeps its path), each with whether its content changed: e.g.
+    /// `"tls_cert /etc/tickcast/cert.pem: changed"`.
+    pub reread: Vec<String>,
 }

@@ -52,14 +52,14 @@ const RANGES: &[Range] = &[
         get: |c| c.shards,
         min: 1,
         max: MAX_SHARDS,
-        expected: "1..=64",
+        expected: "from 1 to 64",
     },
     Range {
         key: "routers",
         get: |c| c.routers,
         min: 1,
         max: MAX_ROUTERS,
-        expected: "1..=16",
+        expected: "from 1 to 16",
     },
     Range {
         key: "ingest_capacity",
@@ -80,7 +80,7 @@ const RANGES: &[Range] = &[
         get: |c| c.max_topic_len,
         min: 1,
         max: 1024,
-        expected: "1..=1024",
+        expected: "from 1 to 1024",
     },
     Range {
         key: "max_subscriptions",
@@ -94,7 +94,7 @@ const RANGES: &[Range] = &[
         get: |c| c.trades_snapshot,
         min: 1,
         max: 10_000,
-        expected: "1..=10000",
+        expected: "from 1 to 10000",
     },
     Range {
         key: "max_topics_per_command",
@@ -254,9 +254,10 @@ fn tokens(c: &Config) -> Check {
 
 fn heartbeat(c: &Config) -> Check {
     if c.ping_interval.is_zero() || c.idle_timeout <= c.ping_interval {
-        let got = format!("{:?} (ping_interval {:?})", c.idle_timeout, c.ping_interval);
-        let expected = "longer than ping_interval, and both positive";
-        return out_of_range("idle_timeout", expected, got);
+        let (idle, ping) = (c.idle_timeout.as_millis(), c.ping_interval.as_millis());
+        let got = format!("{idle} (ping_interval_ms {ping})");
+        let expected = "longer than ping_interval_ms, and both above 0";
+        return out_of_range("idle_timeout_ms", expected, got);
     }
     Ok(())
 }
@@ -274,7 +275,7 @@ fn max_rate(c: &Config) -> Check {
 fn stale_after(c: &Config) -> Check {
     match c.stale_after {
         Some(d) if d < Duration::from_millis(100) => {
-            out_of_range("stale_after", "at least 100 ms", format!("{d:?}"))
+            out_of_range("stale_after_ms", "at least 100", d.as_millis())
         }
         _ => Ok(()),
     }

@@ -37,6 +37,25 @@ pub struct Flags {
     pub tls_only: bool,
     /// `--redis`
     pub redis: Option<String>,
+    /// `--publisher-token` (repeatable): added to `[auth] publisher_tokens`.
+    pub publisher_tokens: Vec<String>,
+}
+
+impl Flags {
+    /// The flags' own values, checked before any file is read, so that a
+    /// bad flag is reported as the flag's (naming it), not the file's.
+    pub fn check(&self) -> Result<()> {
+        if let Some(l) = &self.listen {
+            parse_addr("--listen", l)?;
+        }
+        if let Some(l) = &self.tls_listen {
+            parse_addr("--tls-listen", l)?;
+        }
+        if let Some(level) = &self.log_level {
+            parse_log_level(level)?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything the daemon needs to start.
@@ -56,6 +75,7 @@ pub const DEFAULT_DEMO_RATE: u32 = 200;
 impl DaemonConfig {
     /// Reads `path` (if given), applies `flags` over it, and validates the result.
     pub fn load(path: Option<&Path>, flags: &Flags) -> Result<DaemonConfig> {
+        flags.check()?;
         let file = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Unreadable {
@@ -80,7 +100,7 @@ impl DaemonConfig {
         let mut c = Config::default();
         file.apply(&mut c)?;
         if let Some(listen) = &flags.listen {
-            c.listen = parse_addr("listen", listen)?;
+            c.listen = parse_addr("--listen", listen)?;
         }
         if let Some(n) = flags.shards {
             c.shards = n;
@@ -89,7 +109,7 @@ impl DaemonConfig {
             c.routers = n;
         }
         if let Some(l) = &flags.tls_listen {
-            c.tls_listen = Some(parse_addr("tls_listen", l)?);
+            c.tls_listen = Some(parse_addr("--tls-listen", l)?);
         }
         if let Some(cert) = &flags.tls_cert {
             c.tls_cert = Some(cert.clone());
@@ -102,6 +122,11 @@ impl DaemonConfig {
         }
         if let Some(url) = &flags.redis {
             c.redis = Some(url.clone());
+        }
+        for t in &flags.publisher_tokens {
+            if !c.publisher_tokens.contains(t) {
+                c.publisher_tokens.push(t.clone());
+            }
         }
         c.validate()?;
         let demo = file.demo.unwrap_or_default();

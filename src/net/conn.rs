@@ -262,12 +262,15 @@ impl Conn {
                 format,
                 role,
                 pass,
+                keep_live,
                 consumed,
             } => {
                 self.role = role;
                 (self.access, self.static_token) = admission(pass, self.id);
                 if role == Role::Publisher {
-                    self.publisher = Some(Box::default());
+                    self.publisher = Some(Box::new(
+                        crate::net::publishing::PublisherState::keeping_live(keep_live),
+                    ));
                 }
                 let rest = head.split_off(consumed);
                 self.out.push(&response);

@@ -18,4 +18,7 @@ pub(crate) struct Live {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// 0 at start, then one more per applied reload.
     pub generation: u64,
+    /// A digest of each file read for these settings (TLS certificate and
+    /// key, JWT key), by key: a reload says which of them changed.
+    pub file_digests: Vec<(&'static str, std::path::PathBuf, u64)>,
 }

@@ -56,9 +56,20 @@ pub(crate) struct PublisherState {
     acked: u64,
     /// Topics it published: marked stale when it goes away.
     topics: HashSet<Arc<str>>,
+    /// It asked that its topics stay live when it goes away (`on_leave=keep`).
+    keep_live: bool,
 }
 
 impl PublisherState {
+    /// A publisher whose topics are marked stale when it leaves, unless
+    /// `keep_live`.
+    pub fn keeping_live(keep_live: bool) -> Self {
+        PublisherState {
+            keep_live,
+            ..Self::default()
+        }
+    }
+
     /// Takes a decoded frame: each item that `check` refuses is returned
     /// with its index (nothing else of it is kept); the rest wait, in order,
     /// for `push`.
@@ -77,7 +88,7 @@ impl PublisherState {
             }
             let op = match item {
                 Item::Update(u) => {
-                    if !self.topics.contains(u.topic.as_str()) {
+                    if !self.keep_live && !self.topics.contains(u.topic.as_str()) {
                         self.topics.insert(u.topic.as_str().into());
                     }
                     IngestOp::Update(u)
@@ -146,7 +157,8 @@ impl PublisherState {
         Some(self.accepted)
     }
 
-    /// The topics it published, taken (to mark them stale as it goes).
+    /// The topics it published, taken (to mark them stale as it goes);
+    /// none for a publisher that asked to keep them live.
     pub fn take_topics(&mut self) -> HashSet<Arc<str>> {
         std::mem::take(&mut self.topics)
     }

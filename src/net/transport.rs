@@ -17,6 +17,23 @@ use std::net::Shutdown;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The certificates of a PEM chain file, leaf first; at least one.
+pub(crate) fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let unreadable = |e: rustls::pki_types::pem::Error| TlsError::File {
+        what: "certificates",
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(unreadable)?
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_path_buf()));
+    }
+    Ok(certs)
+}
+
 /// Loads a PEM certificate chain and private key into a rustls server config.
 pub(crate) fn load_server_config(
     cert_chain: &Path,
@@ -27,13 +44,7 @@ pub(crate) fn load_server_config(
         path: path.to_path_buf(),
         why,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_chain)
-        .map_err(|e| unreadable("certificates", cert_chain, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| unreadable("certificates", cert_chain, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate(cert_chain.to_path_buf()));
-    }
+    let certs = read_chain(cert_chain)?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| unreadable("the private key", key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -45,6 +56,21 @@ pub(crate) fn load_server_config(
         .map_err(TlsError::Rejected)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// The answer to a plain-text request on the TLS listener.
+const PLAIN_HTTP_ON_TLS: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 64\r\nConnection: close\r\n\r\n\
+this port speaks TLS: use wss:// (or https://) instead of ws://\n";
+
+/// Do the next bytes on a TLS connection look like an HTTP request line
+/// (`GET /ws ...`)? A TLS record starts with a content type byte (20-24),
+/// never an upper-case letter. Peeks, so TLS bytes stay for rustls; asked
+/// only while the handshake runs.
+fn plain_http(s: &TcpStream) -> bool {
+    let mut head = [0u8; 3];
+    matches!(s.peek(&mut head), Ok(3) if head.iter().all(u8::is_ascii_uppercase))
 }
 
 /// How a connection's bytes travel.
@@ -73,6 +99,14 @@ impl Transport {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
+                }
+                if tls.is_handshaking() && plain_http(s) {
+                    // A ws:// or http:// client on the wss:// port: tell it
+                    // so in words it can read, instead of a TLS alert it
+                    // would report as a reset or a bad response.
+                    let _ = s.write_all(PLAIN_HTTP_ON_TLS);
+                    let why = "plain HTTP on the TLS port";
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, why));
                 }
                 match tls.read_tls(s) {
                     Ok(0) => return Ok(0),

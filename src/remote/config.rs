@@ -37,6 +37,10 @@ pub struct RemoteConfig {
     /// first subscriber on the server or loses its last; on each
     /// (re)connection, once for each wanted then.
     pub on_interest: Option<InterestCallback>,
+    /// Leave this publisher's topics live when it disconnects (the server
+    /// marks them stale by default, so subscribers learn the feed is gone).
+    /// For one-shot publishers: a command, a cron job. Default false.
+    pub keep_live_on_leave: bool,
 }
 
 impl RemoteConfig {
@@ -54,7 +58,15 @@ impl RemoteConfig {
             tls_ca_file: None,
             on_loss: None,
             on_interest: None,
+            keep_live_on_leave: false,
         }
+    }
+
+    /// Sets `keep_live_on_leave`: this publisher's topics stay live when it
+    /// disconnects.
+    pub fn keep_live_on_leave(mut self, keep: bool) -> Self {
+        self.keep_live_on_leave = keep;
+        self
     }
 
     /// Sets the interest callback (see `on_interest`).

@@ -66,6 +66,21 @@ fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
             "/etc/pki/tls/certs/ca-bundle.crt".into(),
         ],
     };
+    if let Some(p) = &cfg.tls_ca_file {
+        if let Err(e) = std::fs::metadata(p) {
+            let why = match e.kind() {
+                io::ErrorKind::NotFound => "no such file".to_string(),
+                _ => e.to_string(),
+            };
+            let what = "CA certificates";
+            return Err(TlsError::File {
+                what,
+                path: p.clone(),
+                why,
+            }
+            .into());
+        }
+    }
     let mut roots = rustls::RootCertStore::empty();
     for path in &candidates {
         if let Ok(iter) = CertificateDer::pem_file_iter(path) {
@@ -102,6 +117,53 @@ pub(super) fn open(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
     Ok((ws, rules))
 }
 
+/// A failed handshake's message, with what to do when it is one of the
+/// TLS failures a new user meets (rustls names them, but not the fix).
+fn with_tls_hint(message: String, tls: bool) -> String {
+    let hint = if message.contains("CaUsedAsEndEntity") {
+        "the server's certificate is a CA certificate (basicConstraints CA:TRUE) serving as its own leaf; give the server a leaf certificate signed by that CA (docs/OPERATIONS.md, TLS)"
+    } else if message.contains("NotValidForName") || message.contains("not valid for name") {
+        "the certificate does not list this host name in its subjectAltName; connect with a name it lists, or make one with subjectAltName=DNS:<host> (docs/OPERATIONS.md, TLS)"
+    } else if message.contains("UnknownIssuer") {
+        "the certificate is not signed by an authority this client trusts; pass the CA's PEM file (--ca FILE)"
+    } else if message.contains("Expired") {
+        "the server's certificate has expired"
+    } else if tls && (message.contains("InvalidContentType") || message.contains("corrupt message"))
+    {
+        "the server did not answer in TLS; if this port serves plain ws://, use ws://"
+    } else {
+        return message;
+    };
+    format!("{message} ({hint})")
+}
+
+/// An upgrade answered with `status` instead of `101`, explained: the
+/// server's own first line when it sent one, and what to try.
+fn refusal(status: u16, body: &[u8], path: &str) -> Error {
+    let said = String::from_utf8_lossy(body);
+    // A 200 is a page (the dashboard), not words for a client.
+    let said = match status {
+        200 => "",
+        _ => said.lines().next().unwrap_or("").trim(),
+    };
+    let hint = match status {
+        401 => "the token was refused: pass a token from the server's subscriber_tokens (for /ws) or publisher_tokens (for /publish)",
+        403 if said.is_empty() => "the server does not allow this",
+        200 | 404 => {
+            "this path is not a WebSocket endpoint: subscribers connect to /ws, publishers to /publish"
+        }
+        426 => "the server expects a WebSocket upgrade here",
+        _ => "",
+    };
+    let why = match (said.is_empty(), hint.is_empty()) {
+        (false, false) => format!("{said} ({hint}; path {path})"),
+        (false, true) => said.to_string(),
+        (true, false) => format!("{hint}; path {path}"),
+        (true, true) => format!("path {path}"),
+    };
+    Error::Refused { status, why }
+}
+
 /// What the server announced in its `101` response.
 #[derive(Default)]
 pub(super) struct ServerRules {
@@ -136,6 +198,10 @@ fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
         Some("wss") => true,
         _ => return Err(bad_url("must start with ws:// or wss://".into())),
     };
+    if cfg.keep_live_on_leave {
+        req.headers_mut()
+            .insert(publish::ON_LEAVE_HEADER, "keep".parse().expect("ASCII"));
+    }
     if !cfg.token.is_empty() {
         req.headers_mut().insert(
             "Authorization",
@@ -165,12 +231,13 @@ fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
     };
     let (ws, resp) = tungstenite::client(req, stream).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
-            Error::Io(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("server refused the connection: HTTP {}", resp.status()),
-            ))
+            let body = resp.body().as_deref().unwrap_or_default();
+            refusal(resp.status().as_u16(), body, uri.path())
         }
-        other => Error::Io(io::Error::other(other.to_string())),
+        tungstenite::HandshakeError::Failure(tungstenite::Error::Io(e)) => {
+            Error::Io(io::Error::new(e.kind(), with_tls_hint(e.to_string(), tls)))
+        }
+        other => Error::Io(io::Error::other(with_tls_hint(other.to_string(), tls))),
     })?;
     let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
     let max_topic_len = header(publish::MAX_TOPIC_LEN_HEADER).and_then(|v| v.trim().parse().ok());

@@ -100,6 +100,14 @@ fn operation(obj: &Map<String, Value>) -> Result<Op, (ErrorCode, String)> {
         Some(_) => return Err(bad("\"op\" must be a string")),
         None => return Err(bad("missing \"op\"")),
     };
+    if let Some(keys) = keys_of(op) {
+        if let Some(unknown) = obj.keys().find(|k| !keys.contains(&k.as_str())) {
+            let shown: String = unknown.chars().take(40).collect();
+            let known = keys.join(", ");
+            let message = format!("unknown key {shown:?} in {op}; its keys are {known}");
+            return Err((ErrorCode::BadRequest, message));
+        }
+    }
     Ok(match op {
         "subscribe" => Op::Subscribe(Subscribe {
             topics: topic_list(obj).map_err(bad)?,
@@ -127,6 +135,20 @@ fn operation(obj: &Map<String, Value>) -> Result<Op, (ErrorCode, String)> {
             );
             return Err((ErrorCode::UnknownOp, message));
         }
+    })
+}
+
+/// The keys each command may carry. A key outside them is refused rather
+/// than ignored: `"maxRate": 4` silently subscribing at full rate is the
+/// kind of mistake a client author must hear about at once.
+fn keys_of(op: &str) -> Option<&'static [&'static str]> {
+    Some(match op {
+        "subscribe" => &["op", "id", "topics", "max_rate", "since", "depth"],
+        "unsubscribe" => &["op", "id", "topics"],
+        "topics" => &["op", "id", "prefix"],
+        "ping" => &["op", "id"],
+        "auth" => &["op", "id", "token"],
+        _ => return None,
     })
 }
 
@@ -273,6 +295,49 @@ mod tests {
         assert_eq!(
             parse(&[0xc1], Format::MsgPack).unwrap_err().code,
             ErrorCode::BadMsgpack
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name_in_json_and_msgpack() {
+        for (cmd, key) in [
+            (
+                json!({"op":"subscribe","id":7,"topics":["A"],"maxRate":4}),
+                "maxRate",
+            ),
+            (
+                json!({"op":"unsubscribe","topics":["A"],"depth":10}),
+                "depth",
+            ),
+            (json!({"op":"topics","filter":"FX."}), "filter"),
+            (json!({"op":"ping","id":1,"x":null}), "x"),
+            (json!({"op":"auth","token":"t","exp":1}), "exp"),
+        ] {
+            let text = serde_json::to_vec(&cmd).unwrap();
+            let packed = rmp_serde::to_vec_named(&cmd).unwrap();
+            for e in [
+                parse(&text, Format::Json).unwrap_err(),
+                parse(&packed, Format::MsgPack).unwrap_err(),
+            ] {
+                assert_eq!(e.code, ErrorCode::BadRequest, "{cmd}");
+                assert!(
+                    e.message.contains(&format!("unknown key \"{key}\"")),
+                    "{}",
+                    e.message
+                );
+                assert_eq!(e.id, cmd.get("id").cloned(), "the id is still echoed");
+            }
+        }
+        let e = p(r#"{"op":"subscribe","topics":["A"],"maxRate":4}"#).unwrap_err();
+        assert!(
+            e.message.contains("max_rate"),
+            "names the valid keys: {}",
+            e.message
+        );
+        // An unknown op is still reported as such, whatever its keys.
+        assert_eq!(
+            p(r#"{"op":"fly","wings":2}"#).unwrap_err().code,
+            ErrorCode::UnknownOp
         );
     }
 

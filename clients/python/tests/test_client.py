@@ -195,9 +195,23 @@ def test_live_view_command(daemon):
     # Stale: the one-shot publisher (tickcast pub) has left.
     assert {"type": "Snapshot", "topic": "PY.V", "seq": 1, "stale": True} == \
         {k: events[0][k] for k in ("type", "topic", "seq", "stale")}, events
+    # As on the wire, "conflated" appears only when an event stands for several.
+    assert all("conflated" not in e or e["conflated"] > 1 for e in events), events
     table = subprocess.run([sys.executable, "-m", "tickcast_client", daemon.ws, "PY.*", "--for", "1"],
                            capture_output=True, text=True, timeout=30, env=env)
     assert "PY.V" in table.stdout and "2.0" in table.stdout, table.stdout
+    # Not a terminal: plain lines, no screen codes.
+    assert "\x1b" not in table.stdout, repr(table.stdout)
+
+
+def test_live_view_piped_into_head_stops_quietly(daemon):
+    for i in range(5):
+        daemon.publish(f"PY.H{i}", bid=1.0 + i)
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    out = subprocess.run(f"'{sys.executable}' -m tickcast_client {daemon.ws} 'PY.*' --json --for 10 | head -n 2",
+                         shell=True, capture_output=True, text=True, timeout=30, env=env)
+    assert len(out.stdout.splitlines()) == 2, out.stdout
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
 
 
 def test_book_checksum_is_the_documented_crc32():
@@ -212,6 +226,13 @@ def test_order_books_at_a_depth_with_every_checksum_verified(fmt):
     try:
         async def go():
             async with Client(d.ws, format=fmt) as c:
+                # The demo's first round may not have reached the book yet:
+                # subscribed before it has a value, the first thing to come
+                # would be its first change, not the book.
+                for _ in range(200):
+                    if "ETH-USD.book" in await c.list_topics("ETH-USD"):
+                        break
+                    await asyncio.sleep(0.05)
                 await c.subscribe(["ETH-USD.book"], depth=10)
                 updates = 0
                 book = None

@@ -76,7 +76,7 @@ int main(void) {
     EXPECT(tickcast_config_set_ingest_capacity(cfg, 1), TICKCAST_RESULT_OK);
 
     /* A whole configuration in tickcastd's TOML, with the reason when it is wrong. */
-    char why[256];
+    char why[TICKCAST_MESSAGE_MAX];
     EXPECT(tickcast_config_load_toml(NULL, "", why, sizeof why), TICKCAST_RESULT_NULL_PARAMETER);
     EXPECT(tickcast_config_load_toml(cfg, NULL, why, sizeof why),
            TICKCAST_RESULT_NULL_PARAMETER);
@@ -95,6 +95,12 @@ int main(void) {
     EXPECT(tickcast_config_load_toml(cfg, "[limits]\nmax_topic_lenn = 3\n", why, sizeof why),
            TICKCAST_RESULT_INVALID_ARGUMENT);
     TRUE(strstr(why, "max_topic_lenn") != NULL);
+    /* The unknown-key message lists every valid key; TICKCAST_MESSAGE_MAX
+     * holds it whole (its last key is there, not cut mid-word). */
+    EXPECT(tickcast_config_load_toml(cfg, "nonsense_key = 1\n", why, sizeof why),
+           TICKCAST_RESULT_INVALID_ARGUMENT);
+    TRUE(strlen(why) < sizeof why - 1);
+    TRUE(strstr(why, "routers") != NULL && strstr(why, "`demo`") != NULL);
     char tiny[8];
     EXPECT(tickcast_config_load_toml(cfg, "shards = 0\n", tiny, sizeof tiny),
            TICKCAST_RESULT_INVALID_ARGUMENT);

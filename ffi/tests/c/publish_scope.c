@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
 
     /* A subscriber token does not open /publish. */
     tickcast_remote_publisher *wrong = NULL;
-    check(tickcast_remote_publisher_connect(url, "not-a-publisher-token", &wrong) == TICKCAST_RESULT_IO_ERROR &&
+    check(tickcast_remote_publisher_connect(url, "not-a-publisher-token", &wrong) == TICKCAST_RESULT_REFUSED &&
               wrong == NULL,
           "a token that is not a publisher's is refused");
 
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
           "reload with a NULL configuration");
     tickcast_config_free(bad);
     tickcast_remote_publisher *stat = NULL;
-    check(tickcast_remote_publisher_connect(url, "static-publisher-token", &stat) == TICKCAST_RESULT_IO_ERROR,
+    check(tickcast_remote_publisher_connect(url, "static-publisher-token", &stat) == TICKCAST_RESULT_REFUSED,
           "the static token is not accepted before the reload");
     /* A good reload adds a static publisher token beside the JWTs. */
     tickcast_config *next = tickcast_config_new();

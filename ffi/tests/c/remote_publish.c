@@ -54,7 +54,10 @@ int main(int argc, char **argv) {
     bad |= check(tickcast_remote_publisher_connect(argv[1], NULL, &none), TICKCAST_RESULT_NULL_PARAMETER, "NULL token");
     bad |= check(tickcast_remote_publisher_connect(argv[1], argv[2], NULL), TICKCAST_RESULT_NULL_PARAMETER, "NULL out");
     bad |= check(tickcast_remote_publisher_connect("not a url", argv[2], &none), TICKCAST_RESULT_INVALID_ADDRESS, "bad url");
-    bad |= check(tickcast_remote_publisher_connect(argv[1], "wrong-token-42", &none), TICKCAST_RESULT_IO_ERROR, "wrong token");
+    /* A wrong token (HTTP 401) and a port where nothing listens are told apart. */
+    bad |= check(tickcast_remote_publisher_connect(argv[1], "wrong-token-42", &none), TICKCAST_RESULT_REFUSED, "wrong token");
+    bad |= check(tickcast_remote_publisher_connect("ws://127.0.0.1:1/publish", argv[2], &none), TICKCAST_RESULT_UNREACHABLE,
+                 "nothing listening");
     bad |= none != NULL;
     bad |= check(tickcast_remote_publish(NULL, "A", &u), TICKCAST_RESULT_NULL_PARAMETER, "NULL publisher");
     bad |= check(tickcast_remote_flush(NULL, 1), TICKCAST_RESULT_NULL_PARAMETER, "NULL flush");

@@ -64,12 +64,13 @@ impl RouterWork {
         };
         let cap = self.config.history_len.max(slot.trades_keep);
         let was_stale = slot.snapshot().stale;
+        let stale = value.stale;
         match slot.load(value, &l.history, cap) {
             None => {
                 // Current already; it may have been marked stale while the
-                // link was down.
-                if let Some(heard) = slot.set_stale(false) {
-                    self.emit(&slot, heard, Event::Status { stale: false }, at);
+                // link was down, or its publisher left meanwhile.
+                if let Some(heard) = slot.set_stale(stale) {
+                    self.emit(&slot, heard, Event::Status { stale }, at);
                 }
             }
             Some((heard, freed, added)) => {
@@ -86,9 +87,9 @@ impl RouterWork {
                     epoch: value.epoch,
                 };
                 self.emit(&slot, heard, event, at);
-                if was_stale {
-                    // Said in so many words to whoever saw it go stale.
-                    self.emit(&slot, heard, Event::Status { stale: false }, at);
+                if was_stale != stale {
+                    // Said in so many words to whoever saw it before.
+                    self.emit(&slot, heard, Event::Status { stale }, at);
                 }
             }
         }

@@ -82,10 +82,9 @@ impl TopicSlot {
         }
         st.generation = st.generation.wrapping_add(1);
         let freed = st.history.clear();
-        st.value = Snapshot {
-            stale: false,
-            ..value
-        };
+        // Stale as the store says: its publisher may have left on
+        // another node before this one loaded it.
+        st.value = value;
         st.synced = true;
         st.changed_at = Instant::now();
         let tail = history.len().saturating_sub(cap);

@@ -46,6 +46,9 @@ pub enum Route {
         role: Role,
         /// How it got in: what its JWT allows, or which static token.
         pass: Pass,
+        /// A publisher that asked (`?on_leave=keep`) that its topics stay
+        /// live when it disconnects: a one-shot publisher, a cron job.
+        keep_live: bool,
         /// Length of the request head.
         consumed: usize,
     },
@@ -203,9 +206,36 @@ fn session<'h>(
             "network publishing is disabled: no publisher tokens are configured\n",
         );
     }
+    let keep_live = match (role, on_leave(header, full_path)) {
+        (Role::Publisher, Ok(keep)) => keep,
+        (Role::Publisher, Err(why)) => return respond(Status::BadRequest, &why),
+        (Role::Subscriber, _) => false,
+    };
     match authenticate(header, full_path, ctx, role) {
-        Ok(pass) => upgrade(header, consumed, role, pass, ctx),
+        Ok(pass) => upgrade(header, consumed, role, pass, ctx, keep_live),
         Err(why) => unauthorized(&why),
+    }
+}
+
+/// What a publisher asks for its topics when it goes away: `stale` (the
+/// default: subscribers learn the feed is gone) or `keep` (they stay live;
+/// for one-shot publishers). From `?on_leave=` or `Tickcast-On-Leave:`.
+fn on_leave<'h>(header: &dyn Fn(&str) -> Option<&'h str>, full_path: &str) -> Result<bool, String> {
+    let from_query = full_path
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("on_leave=")));
+    match from_query
+        .or_else(|| header(crate::wire::publish::ON_LEAVE_HEADER))
+        .map(str::trim)
+    {
+        None | Some("stale") => Ok(false),
+        Some("keep") => Ok(true),
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            Err(format!(
+                "on_leave must be \"stale\" or \"keep\", not {shown:?}\n"
+            ))
+        }
     }
 }
 
@@ -274,6 +304,7 @@ fn upgrade<'h>(
     role: Role,
     pass: Pass,
     ctx: &HttpContext<'_>,
+    keep_live: bool,
 ) -> Route {
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
@@ -325,6 +356,7 @@ fn upgrade<'h>(
         },
         role,
         pass,
+        keep_live,
         consumed,
     }
 }

@@ -165,6 +165,11 @@ pub const MAX_TOPIC_LEN_HEADER: &str = "Tickcast-Max-Topic-Len";
 /// (`[fields] extra`, comma-separated, in index order).
 pub const FIELDS_HEADER: &str = "Tickcast-Fields";
 
+/// Request header (or `?on_leave=` parameter) on `/publish`: `keep` leaves
+/// the publisher's topics live when it disconnects; `stale` (the default)
+/// marks them stale.
+pub const ON_LEAVE_HEADER: &str = "Tickcast-On-Leave";
+
 /// The response header that tells a publisher whose token has a `publish`
 /// claim which topics it may write (the patterns, comma-separated).
 pub const PUBLISH_SCOPE_HEADER: &str = "Tickcast-Publish-Scope";
