@@ -171,6 +171,9 @@ pub struct Metrics {
     pub(crate) shards: Vec<ShardMetrics>,
     pub(crate) router: RouterMetrics,
     pub(crate) cluster: ClusterMetrics,
+    /// The `max_total_outbound_bytes` in force (the shards set it when they
+    /// check the budget), so an alert can compare the queued bytes with it.
+    pub(crate) outbound_budget: AtomicU64,
 }
 
 mod cluster;
@@ -183,6 +186,7 @@ impl Metrics {
             shards: (0..shards).map(|_| ShardMetrics::default()).collect(),
             router: RouterMetrics::default(),
             cluster: ClusterMetrics::default(),
+            outbound_budget: AtomicU64::new(0),
         }
     }
 

@@ -103,3 +103,52 @@ fn dashboard_shows_live_prices_in_a_real_headless_browser() {
     assert!(size > 10_000, "screenshot missing or empty ({size} bytes)");
     assert_eq!(d.sigterm(), 0);
 }
+
+/// `tickcastd --demo --tls-self-signed`: the dashboard over https:// and
+/// wss:// in Chromium, trusting the certificate by the key hash the log
+/// prints (`--ignore-certificate-errors-spki-list`).
+#[test]
+fn dashboard_over_wss_with_the_self_signed_certificate_in_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium not found at {chromium} (scripts/test installs it)"
+    );
+    require_tool("node", "--version", "sudo apt-get install -y nodejs");
+    let dir = browser_dir();
+    ensure_playwright(&dir);
+    let certs = std::env::temp_dir().join(format!("tickcast-dashboard-wss-{}", std::process::id()));
+    let d = Daemon::start(&[
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        certs.to_str().unwrap(),
+    ]);
+    let (mut port, mut spki) = (None, None);
+    while port.is_none() || spki.is_none() {
+        let line = d.lines.recv_timeout(TIMEOUT).expect("the TLS log lines");
+        if let Some(rest) = line.split("TLS: wss://127.0.0.1:").nth(1) {
+            port = rest.split('/').next().map(str::to_string);
+        }
+        if let Some(rest) = line.split("--ignore-certificate-errors-spki-list=").nth(1) {
+            spki = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    let out = Command::new("node")
+        .arg(dir.join("wss.mjs"))
+        .arg(format!("https://localhost:{}", port.unwrap()))
+        .arg(spki.unwrap())
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("live over wss"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&certs);
+}

@@ -108,7 +108,13 @@ const ELSEWHERE: &[(&str, &str)] = &[
 /// A daemon started from a README line, and the address it took.
 struct Running {
     daemon: Daemon,
+    /// With `--tls-self-signed DIR`: its TLS port, and the directory used
+    /// for the README's DIR.
+    tls: Option<(u16, String)>,
 }
+
+/// The directory the README's `--tls-self-signed` lines name.
+const README_TLS_DIR: &str = "/tmp/tickcast-tls";
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -125,15 +131,40 @@ fn start_daemon(args: &str) -> Running {
         None => words.extend(["--listen".into(), "127.0.0.1:0".into()]),
     }
     // The file a README line names is the example next to it.
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let self_signed = words.iter().any(|w| w == "--tls-self-signed");
+    let tls_dir = match self_signed {
+        true => {
+            let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            scratch(&format!("tls{n}")).display().to_string()
+        }
+        false => String::new(),
+    };
     for w in words.iter_mut() {
         if w == "tickcastd.toml" {
             *w = repo().join("tickcastd.example.toml").display().to_string();
         }
+        if w == README_TLS_DIR {
+            *w = tls_dir.clone();
+        }
+    }
+    if self_signed {
+        // Its own TLS port instead of 8443, which a parallel test may hold.
+        words.extend(["--tls-listen".into(), "127.0.0.1:0".into()]);
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    Running {
-        daemon: Daemon::start(&words),
-    }
+    let daemon = Daemon::start(&words);
+    let tls = self_signed.then(|| loop {
+        let line = daemon
+            .lines
+            .recv_timeout(TIMEOUT)
+            .expect("the TLS log line");
+        if let Some(rest) = line.split("TLS: wss://127.0.0.1:").nth(1) {
+            let port = rest.split('/').next().unwrap().parse().unwrap();
+            break (port, tls_dir.clone());
+        }
+    });
+    Running { daemon, tls }
 }
 
 /// Runs `program` for at most `streaming` (a command that would stream
@@ -164,7 +195,8 @@ fn run_for(cmd: &mut Command, streaming: Duration) -> (Output, bool) {
 }
 
 /// Runs one shell line through `sh`, with the binaries and address mapped.
-fn run_client_line(line: &str, at: &str, addr: &str) {
+fn run_client_line(line: &str, at: &str, running: &Running) {
+    let addr = running.daemon.addr.to_string();
     let bin = |name: &str| match name {
         "tickcast" => env!("CARGO_BIN_EXE_tickcast").to_string(),
         "tickcastd" => env!("CARGO_BIN_EXE_tickcastd").to_string(),
@@ -174,7 +206,12 @@ fn run_client_line(line: &str, at: &str, addr: &str) {
         .parent()
         .unwrap()
         .join("examples");
-    let mut mapped = line.replace("127.0.0.1:8080", addr);
+    let mut mapped = line.replace("127.0.0.1:8080", &addr);
+    if let Some((port, dir)) = &running.tls {
+        mapped = mapped
+            .replace("localhost:8443", &format!("localhost:{port}"))
+            .replace(README_TLS_DIR, dir);
+    }
     for name in ["tickcast", "tickcastd"] {
         mapped = mapped.replace(&format!("cargo run --release --bin {name} --"), &bin(name));
     }
@@ -233,8 +270,7 @@ fn run_shell_blocks(file: &str) -> usize {
                 b.at
             );
             let running = current.get_or_insert_with(|| start_daemon("--demo"));
-            let addr = running.daemon.addr.to_string();
-            run_client_line(&line, &b.at, &addr);
+            run_client_line(&line, &b.at, running);
             ran += 1;
         }
     }

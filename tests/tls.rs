@@ -397,3 +397,126 @@ fn the_cli_names_tls_mistakes_a_missing_ca_file_and_the_wrong_scheme() {
     ]);
     assert!(err.contains("subjectAltName"), "{err}");
 }
+
+/// `tickcastd --tls-self-signed`, started as a new user would: it logs where
+/// its authority's certificate is, and `tickcast sub --ca`, the JS client in
+/// Node (NODE_EXTRA_CA_CERTS) and the Python client (`ca_file`, and its
+/// live view's `--ca`) all subscribe over `wss://localhost` trusting it.
+#[test]
+fn tls_self_signed_serves_wss_that_every_client_trusts_through_its_ca_file() {
+    let dir = std::env::temp_dir().join(format!("tickcast-selfsigned-{}", rand_suffix()));
+    let d = Daemon::start(&[
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        dir.to_str().unwrap(),
+    ]);
+    let mut port = None;
+    let mut ca_logged = None;
+    while port.is_none() || ca_logged.is_none() {
+        let line = d.lines.recv_timeout(TIMEOUT).expect("the TLS log lines");
+        if let Some(rest) = line.split("TLS: wss://127.0.0.1:").nth(1) {
+            port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
+        }
+        if let Some(rest) = line.split("its authority is ").nth(1) {
+            ca_logged = rest.split(' ').next().map(str::to_string);
+        }
+    }
+    let (port, ca) = (port.unwrap(), dir.join("ca.pem"));
+    assert_eq!(
+        ca_logged.as_deref(),
+        ca.to_str(),
+        "the log names the CA file"
+    );
+    let url = format!("wss://localhost:{port}/ws");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickcast"))
+        .args(["sub", &url, "BTC-USD", "--json", "--count", "2", "--ca"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("\"snapshot\""), "{printed}");
+    // Without the CA: refused, with the hint.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickcast"))
+        .args([
+            "sub",
+            &url,
+            "BTC-USD",
+            "--count",
+            "1",
+            "--ca",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("--ca FILE"), "{err}");
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    require_tool("node", "--version", "sudo apt-get install -y nodejs");
+    let script = format!(
+        "import WebSocket from '{}';\n\
+         import {{ Client }} from '{}';\n\
+         const c = new Client('{url}', {{ WebSocket }});\n\
+         c.on('snapshot', (ev) => {{ console.log('snapshot', ev.topic); process.exit(0); }});\n\
+         await c.connect();\n\
+         await c.subscribe(['BTC-USD']);\n\
+         setTimeout(() => process.exit(3), 10000);\n",
+        root.join("clients/js/node_modules/ws/wrapper.mjs")
+            .display(),
+        root.join("clients/js/src/index.js").display()
+    );
+    let js = dir.join("wss.mjs");
+    std::fs::write(&js, script).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(&js)
+        .current_dir(root.join("clients/js"))
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("snapshot BTC-USD"),
+        "node over wss: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let python = root.join("target/pyenv/bin/python");
+    assert!(python.exists(), "target/pyenv is missing: run scripts/test");
+    let out = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "tickcast_client",
+            &url,
+            "BTC-USD",
+            "--json",
+            "--for",
+            "1.5",
+            "--ca",
+        ])
+        .arg(&ca)
+        .env("PYTHONPATH", root.join("clients/python"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("\"Snapshot\"") && printed.contains("BTC-USD"),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,6 +16,7 @@ use signal_hook::iterator::Signals;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tickcast::daemon::demo::DemoFeed;
+use tickcast::daemon::self_signed::{self, SelfSigned};
 use tickcast::daemon::{DaemonConfig, Flags};
 use tickcast::Server;
 
@@ -56,6 +57,13 @@ struct Cli {
     /// PEM private key for wss://.
     #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// wss:// in one flag: make a throwaway certificate authority and a
+    /// certificate for localhost, 127.0.0.1 and ::1 at start, write the
+    /// authority's certificate (ca.pem) into DIR (default
+    /// $XDG_RUNTIME_DIR/tickcastd) for clients to trust, and serve wss://
+    /// on --tls-listen (default 127.0.0.1:8443) beside ws://.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    tls_self_signed: Option<Option<PathBuf>>,
     /// Serve only wss://: no plain ws:// listener.
     #[arg(long)]
     tls_only: bool,
@@ -82,7 +90,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let flags = Flags {
+    let mut flags = Flags {
         listen: cli.listen,
         shards: cli.shards,
         routers: cli.routers,
@@ -95,6 +103,16 @@ fn main() -> ExitCode {
         tls_only: cli.tls_only,
         redis: cli.redis,
         publisher_tokens: cli.publisher_tokens,
+    };
+    let self_signed = match &cli.tls_self_signed {
+        Some(dir) => match self_signed(dir.clone(), &mut flags) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("tickcastd: --tls-self-signed: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
     if let Some(file) = &cli.check_config {
         return check_config(file.as_deref().or(cli.config.as_deref()), &flags);
@@ -133,6 +151,9 @@ fn main() -> ExitCode {
     // Only now say where it listens: a client that reads the log line and
     // at once posts `/admin/reload` finds the source set.
     announce(&server, &cfg);
+    if let Some(s) = &self_signed {
+        announce_self_signed(&server, s);
+    }
     let demo = cfg.demo_rate.map(|rate| {
         log::info!(
             "demo feed: {} instruments at {rate} updates/s",
@@ -198,6 +219,56 @@ fn check_config(file: Option<&std::path::Path>, flags: &Flags) -> ExitCode {
             eprintln!("tickcastd: {what}: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Makes the throwaway certificate and points the TLS flags at it (so a
+/// reload reads the same files, not new ones).
+fn self_signed(dir: Option<PathBuf>, flags: &mut Flags) -> Result<SelfSigned, String> {
+    if flags.tls_cert.is_some() || flags.tls_key.is_some() {
+        return Err("it makes its own certificate: drop --tls-cert and --tls-key".into());
+    }
+    let listen = flags
+        .tls_listen
+        .get_or_insert_with(|| "127.0.0.1:8443".into());
+    let host = listen
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .map_err(|_| format!("--tls-listen {listen:?} must be an address, like 127.0.0.1:8443"))?;
+    let dir = dir.unwrap_or_else(self_signed::default_dir);
+    let made = self_signed::make(&dir, &self_signed::names_for(Some(host)))?;
+    flags.tls_cert = Some(made.cert.clone());
+    flags.tls_key = Some(made.key.clone());
+    Ok(made)
+}
+
+/// Says where the throwaway certificate's authority is and how each kind
+/// of client trusts it; loudly when the listener is not on loopback.
+fn announce_self_signed(server: &Server, s: &SelfSigned) {
+    let Some(addr) = server.tls_addr() else {
+        return;
+    };
+    let ca = s.ca.display();
+    log::info!(
+        "wss://localhost:{}/ws serves a throwaway certificate for {}; its authority is {ca} \
+         (SHA-256 {})",
+        addr.port(),
+        s.names.join(", "),
+        s.ca_sha256
+    );
+    log::info!(
+        "trust it: tickcast sub --ca {ca} wss://localhost:{port}/ws | Node: NODE_EXTRA_CA_CERTS={ca} | \
+         Python: ssl.create_default_context(cafile=\"{ca}\") | Chromium: \
+         --ignore-certificate-errors-spki-list={}",
+        s.spki_sha256,
+        port = addr.port()
+    );
+    if !addr.ip().is_loopback() {
+        log::warn!(
+            "--tls-self-signed on {addr}, which is not a loopback address: clients elsewhere \
+             will refuse this certificate unless given its authority, and it names only this \
+             machine's loopback addresses; use a real certificate (docs/OPERATIONS.md, TLS)"
+        );
     }
 }
 

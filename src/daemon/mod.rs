@@ -6,6 +6,7 @@
 //! are declared once, in [`crate::config::file`].
 
 pub mod demo;
+pub mod self_signed;
 
 use crate::config::file::{parse_addr, parse_log_level, FileConfig};
 use crate::config::Config;

@@ -271,6 +271,12 @@ const SINGLE: &[Single] = &[
         value: |at| at.queued(),
     },
     Single {
+        name: "tickcast_outbound_budget_bytes",
+        kind: "gauge",
+        help: "Bytes all connections' outbound queues may hold together (max_total_outbound_bytes); past it the largest holders are closed.",
+        value: |at| at.m.outbound_budget.load(Relaxed),
+    },
+    Single {
         name: "tickcast_index_memberships",
         kind: "gauge",
         help: "Subscribers per topic, summed over topics: what each update's fan-out visits.",

@@ -14,6 +14,16 @@ const MAKE_ONE: &str = "make a leaf certificate with subjectAltName=DNS:<host> \
 (and IP:<address> for clients that connect by address), signed by a CA that \
 clients trust (docs/OPERATIONS.md, \"TLS\")";
 
+/// `DnsName("localhost")` or `IpAddress(127.0.0.1)` (how rustls lists a
+/// certificate's names) as the name alone.
+fn plain_name(presented: &str) -> String {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"').to_string()
+}
+
 /// The names clients may connect with (DNS names and IP addresses from the
 /// leaf's subjectAltName), or why every client refuses the chain.
 pub(crate) fn client_view(chain: &[CertificateDer<'static>]) -> Result<Vec<String>, String> {
@@ -47,7 +57,7 @@ pub(crate) fn client_view(chain: &[CertificateDer<'static>]) -> Result<Vec<Strin
         Err(Error::InvalidCertificate(CertificateError::NotValidForNameContext {
             presented,
             ..
-        })) => Ok(presented),
+        })) => Ok(presented.iter().map(|n| plain_name(n)).collect()),
         Err(Error::InvalidCertificate(CertificateError::Other(OtherError(e))))
             if format!("{e:?}").contains("CaUsedAsEndEntity") =>
         {

@@ -138,13 +138,20 @@ class Client:
 
     def __init__(self, url: str, *, token: Optional[str] = None, format: str = "json",
                  reconnect: bool = True, min_backoff: float = 0.1, max_backoff: float = 5.0,
-                 ping_interval: Optional[float] = 20.0, command_timeout: float = 10.0):
+                 ping_interval: Optional[float] = 20.0, command_timeout: float = 10.0,
+                 ca_file: Optional[str] = None, ssl_context=None):
         if format not in ("json", "msgpack"):
             raise ValueError("format is 'json' or 'msgpack'")
         if format == "msgpack":
             import msgpack  # noqa: F401  (optional dependency: pip install tickcast-client[msgpack])
         self.url = url
         self.token = token
+        # wss://: trust ca_file (e.g. tickcastd --tls-self-signed's ca.pem), or
+        # a context of the caller's; the system's authorities otherwise.
+        if ca_file is not None and ssl_context is None:
+            import ssl
+            ssl_context = ssl.create_default_context(cafile=ca_file)
+        self.ssl_context = ssl_context
         self.format = format
         self.reconnect = reconnect
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
@@ -257,9 +264,10 @@ class Client:
     async def _open(self):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         proto = "tickcast.msgpack" if self.format == "msgpack" else "tickcast.json"
+        tls = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
         return await _ws_connect(self.url, subprotocols=[proto], additional_headers=headers,
                                  compression=None, ping_interval=self.ping_interval,
-                                 max_size=None)
+                                 max_size=None, **tls)
 
     def _encode(self, cmd: Dict[str, Any]):
         if self.format == "msgpack":

@@ -41,7 +41,7 @@ def _table(url: str, client: Client, terminal: bool) -> str:
 
 
 async def _main(args) -> int:
-    async with Client(args.url, token=args.token) as client:
+    async with Client(args.url, token=args.token, ca_file=args.ca) as client:
         await client.subscribe(args.topics, max_rate=args.max_rate)
         deadline = time.monotonic() + args.seconds if args.seconds else None
         last_draw = 0.0
@@ -67,6 +67,8 @@ def main() -> int:
     p.add_argument("topics", nargs="*", default=["*"], help="topics and patterns (default: *)")
     p.add_argument("--max-rate", type=float, default=None, help="events per topic per second")
     p.add_argument("--token", default=None, help="subscriber token")
+    p.add_argument("--ca", default=None, metavar="FILE",
+                   help="for wss://: PEM file of the authorities to trust (default: the system's)")
     p.add_argument("--json", action="store_true", help="one JSON line per event")
     p.add_argument("--for", dest="seconds", type=float, default=None, help="stop after N seconds")
     args = p.parse_args()

@@ -363,7 +363,11 @@ impl Shard {
     /// connections, and a sort only when over the budget.
     fn enforce_memory_budget(&mut self) {
         let budget = self.ctx.live.config.max_total_outbound_bytes as i64;
-        let total = self.ctx.shared.metrics.queued_total();
+        let metrics = &self.ctx.shared.metrics;
+        metrics
+            .outbound_budget
+            .store(budget as u64, Ordering::Relaxed);
+        let total = metrics.queued_total();
         let mine = self.metrics().queued_bytes.load(Ordering::Relaxed);
         if total <= budget {
             // The common case: no pass over the connections.
