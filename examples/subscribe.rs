@@ -1,14 +1,16 @@
-//! A subscriber: connects to a tickcast server and prints what it receives.
+//! A subscriber: connects to a tickcast server with `tickcast::Subscriber`
+//! and prints every value as it changes.
 //!
 //! ```text
 //! cargo run --example subscribe -- ws://127.0.0.1:8080/ws 'BTC-USD' 'FX.*'
 //! cargo run --example subscribe -- --msgpack ws://127.0.0.1:8080/ws '*'
 //! ```
-//! It checks each topic's sequence numbers and reports any gap.
+//! The subscriber checks each topic's sequence numbers: a gap (or a dropped
+//! connection) is resumed from the server's history, and said here.
 
-use std::collections::HashMap;
-use tungstenite::client::IntoClientRequest;
-use tungstenite::Message;
+use std::time::Duration;
+use tickcast::remote::subscriber::Event;
+use tickcast::{Format, Subscriber, SubscriberConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,43 +22,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .first()
         .cloned()
         .unwrap_or_else(|| "ws://127.0.0.1:8080/ws".into());
-    let topics: Vec<String> = if args.len() > 1 {
-        args[1..].to_vec()
-    } else {
-        vec!["*".into()]
+    let topics: Vec<&str> = match args.len() {
+        0 | 1 => vec!["*"],
+        _ => args[1..].iter().map(String::as_str).collect(),
     };
-
-    let mut req = url.as_str().into_client_request()?;
-    let proto = if msgpack {
-        "tickcast.msgpack"
+    let format = if msgpack {
+        Format::MsgPack
     } else {
-        "tickcast.json"
+        Format::Json
     };
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", proto.parse()?);
-    let (mut ws, _) = tungstenite::connect(req)?;
-    let cmd = serde_json::json!({"op": "subscribe", "id": 1, "topics": topics});
-    ws.send(Message::text(cmd.to_string()))?;
-
-    let mut last_seq: HashMap<String, u64> = HashMap::new();
+    let mut sub = Subscriber::connect(SubscriberConfig::new(url).format(format))?;
+    sub.subscribe(&topics, None)?;
     loop {
-        let ev: serde_json::Value = match ws.read()? {
-            Message::Text(t) => serde_json::from_str(&t)?,
-            Message::Binary(b) => rmp_serde::from_slice(&b)?,
-            Message::Close(f) => {
-                println!("closed: {f:?}");
-                return Ok(());
-            }
-            _ => continue,
+        let Some(got) = sub.next(Duration::from_secs(1))? else {
+            continue;
         };
-        if let (Some(topic), Some(seq)) = (ev["topic"].as_str(), ev["seq"].as_u64()) {
-            let prev = last_seq.insert(topic.to_string(), seq);
-            if ev["event"] == "update" {
-                if let Some(p) = prev.filter(|p| seq != p + 1) {
-                    eprintln!("gap on {topic}: {p} -> {seq}");
-                }
+        match &got.event {
+            Event::Snapshot { topic, seq } | Event::Update { topic, seq, .. } => {
+                let v = sub.value(topic).expect("just applied");
+                println!(
+                    "{topic} #{seq} {:?}{}",
+                    v.fields,
+                    if v.stale { " (stale)" } else { "" }
+                );
             }
+            Event::Gap {
+                topic,
+                expected,
+                got,
+            } => {
+                println!("gap on {topic}: expected #{expected}, got #{got}; resuming");
+            }
+            Event::Reconnected { recovered } => println!("reconnected; resumed {recovered:?}"),
+            Event::Status { topic, stale } => {
+                println!("{topic} is {}", if *stale { "stale" } else { "live" })
+            }
+            Event::Cleared { topic } => println!("{topic} cleared"),
+            _ => {}
         }
-        println!("{ev}");
     }
 }

@@ -72,6 +72,14 @@ pub enum Error {
         /// What to do about it, with the server's own words when it gave any.
         why: String,
     },
+    /// The server refused a subscriber's command (`Subscriber::subscribe`):
+    /// `code` as in docs/PROTOCOL.md (`bad_topic`, `forbidden`, ...).
+    Command {
+        /// The stable error code.
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
     /// An operating-system error, e.g. the listen address is in use.
     Io(io::Error),
     /// An operation did not finish within its timeout (e.g. a remote flush).
@@ -175,6 +183,7 @@ impl fmt::Display for Error {
             Error::Refused { status, why } => {
                 write!(f, "the server refused the connection (HTTP {status}): {why}")
             }
+            Error::Command { code, message } => write!(f, "{code}: {message}"),
             Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => write!(
                 f,
                 "could not connect: nothing listens there ({e}); is the server running, on that port?"

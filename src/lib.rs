@@ -53,6 +53,6 @@ pub use model::book::{checksum as book_checksum, BookError, Level, Levels, Side,
 pub use model::format::Format;
 pub use model::update::{now_ns, Extra, Field, Prices, Update, MAX_EXTRA};
 pub use reload::Reloaded;
-pub use remote::{RemoteConfig, RemotePublisher};
+pub use remote::{RemoteConfig, RemotePublisher, Subscriber, SubscriberConfig};
 pub use server::Server;
 pub use wire::publish;

@@ -71,6 +71,8 @@ impl From<&Error> for tickcast_result {
             Error::InvalidConfig(_) | Error::Tls(_) => tickcast_result::InvalidArgument,
             Error::InvalidUrl { .. } => tickcast_result::InvalidAddress,
             Error::Refused { .. } => tickcast_result::Refused,
+            // Only a Rust subscriber's commands get this; no C call does.
+            Error::Command { .. } => tickcast_result::InvalidArgument,
             Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 tickcast_result::Unreachable
             }

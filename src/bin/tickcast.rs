@@ -12,14 +12,14 @@
 //! terminal it is printed plainly, once a second (like `top -b`).
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use serde_json::json;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tickcast::{RemoteConfig, RemotePublisher, Update};
-use tungstenite::Message;
+use tickcast::remote::subscriber::{Event, SubscribeOptions};
+use tickcast::{RemoteConfig, RemotePublisher, Subscriber, SubscriberConfig, Update};
 
 #[derive(Parser)]
 #[command(
@@ -178,18 +178,6 @@ fn url_path(url: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
-/// What the table shows of one topic.
-#[derive(Default)]
-struct Row {
-    fields: Map<String, Value>,
-    seq: u64,
-    stale: bool,
-    changed: Option<Instant>,
-}
-
-/// The price fields, by their names on the wire.
-const FIELDS: [&str; 7] = tickcast::Prices::NAMES;
-
 fn subscribe(s: Sub) -> Result<(), Failure> {
     if url_path(&s.url) == "/publish" {
         let to = s.url.replace("/publish", "/ws");
@@ -199,19 +187,39 @@ fn subscribe(s: Sub) -> Result<(), Failure> {
         )
         .into());
     }
-    let mut ws = tickcast::remote::connect_websocket(&remote_config(&s.url, &s.conn))?;
-    let mut cmd = json!({"op": "subscribe", "id": 1, "topics": s.topics});
-    if let Some(r) = s.max_rate {
-        cmd["max_rate"] = json!(r);
+    let mut cfg = SubscriberConfig::new(&s.url).token(s.conn.token.clone().unwrap_or_default());
+    if let Some(ca) = &s.conn.ca {
+        cfg = cfg.tls_ca_file(ca);
     }
-    ws.send(Message::text(cmd.to_string()))?;
-    // Short reads, so the table redraws while the feed is quiet.
-    ws.get_ref()
-        .tcp()
-        .set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut sub = Subscriber::connect(cfg)?;
     let mut out = std::io::stdout().lock();
-    let mut screen = Screen::new(out.is_terminal());
+    let options = SubscribeOptions {
+        max_rate: s.max_rate,
+        depth: None,
+    };
+    let topics: Vec<&str> = s.topics.iter().map(String::as_str).collect();
+    if let Err(e) = sub.subscribe(&topics, Some(options)) {
+        // A refused subscribe ends the program with status 1 in both
+        // modes, after --json has printed it as the server's event.
+        if let (tickcast::Error::Command { code, message }, true) = (&e, s.json) {
+            let ev = json!({"event": "error", "id": 1, "code": code, "message": message});
+            let _ = writeln!(out, "{ev}");
+        }
+        return Err(e.into());
+    }
+    if s.json {
+        let ack = json!({"event": "subscribed", "id": 1, "topics": s.topics});
+        if writeln!(out, "{ack}").is_err() {
+            return Ok(());
+        }
+    }
+    stream(&s, &mut sub, &mut out)
+}
+
+/// Prints events (--json) or keeps the table drawn until --count values
+/// or --for seconds, an error, or a closed pipe.
+fn stream(s: &Sub, sub: &mut Subscriber, out: &mut impl Write) -> Result<(), Failure> {
+    let mut screen = Screen::new(std::io::stdout().is_terminal());
     let started = Instant::now();
     let mut values = 0u64;
     loop {
@@ -220,157 +228,115 @@ fn subscribe(s: Sub) -> Result<(), Failure> {
                 .is_some_and(|t| started.elapsed().as_secs_f64() >= t);
         if done {
             if !s.json {
-                draw(&mut out, &s.url, &rows, false)?;
+                screen.draw(out, &s.url, sub)?;
             }
             return Ok(());
         }
-        let Some(t) = next_text(&mut ws)? else {
+        let Some(got) = sub.next(Duration::from_millis(100))? else {
             if !s.json {
-                screen.maybe_draw(&mut out, &s.url, &rows)?;
+                screen.maybe_draw(out, &s.url, sub)?;
             }
             continue;
         };
-        let ev: Value = serde_json::from_str(&t)?;
-        if matches!(ev["event"].as_str(), Some("snapshot" | "update")) {
+        if let Event::Snapshot { topic, .. } | Event::Update { topic, .. } = &got.event {
             values += 1;
+            screen.changed.insert(topic.clone(), Instant::now());
         }
         if s.json {
             // A closed pipe (| head) ends the program quietly.
-            if writeln!(out, "{t}").and_then(|()| out.flush()).is_err() {
+            if writeln!(out, "{}", got.wire)
+                .and_then(|()| out.flush())
+                .is_err()
+            {
                 return Ok(());
             }
         } else {
-            apply(&mut rows, &ev);
-            screen.maybe_draw(&mut out, &s.url, &rows)?;
+            screen.maybe_draw(out, &s.url, sub)?;
         }
-        // A refused subscribe (bad topic, forbidden...) ends the program
-        // with status 1 in both modes, after --json has printed the event.
-        if ev["event"] == "error" {
-            return Err(format!("{}: {}", ev["code"], ev["message"]).into());
+        if let Event::Error { code, message } = &got.event {
+            return Err(format!("{code}: {message}").into());
         }
     }
 }
 
-/// The next text message, or None when the read timed out (quiet feed).
-fn next_text(
-    ws: &mut tungstenite::WebSocket<tickcast::remote::Stream>,
-) -> Result<Option<String>, Failure> {
-    match ws.read() {
-        Ok(Message::Text(t)) => Ok(Some(t.to_string())),
-        Ok(Message::Close(f)) => Err(format!("server closed the connection: {f:?}").into()),
-        Ok(_) => Ok(None),
-        Err(tungstenite::Error::Io(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// When the table is drawn: four times a second in place on a terminal,
-/// once a second as plain text otherwise (a log, a pipe).
+/// The table: drawn four times a second in place on a terminal, once a
+/// second as plain text otherwise (a log, a pipe); with when each topic
+/// last changed.
 struct Screen {
     terminal: bool,
     last: Instant,
+    changed: HashMap<String, Instant>,
 }
 
 impl Screen {
     fn new(terminal: bool) -> Self {
         let last = Instant::now() - Duration::from_secs(2);
-        Screen { terminal, last }
+        let changed = HashMap::new();
+        Screen {
+            terminal,
+            last,
+            changed,
+        }
     }
 
     fn maybe_draw(
         &mut self,
         out: &mut impl Write,
         url: &str,
-        rows: &BTreeMap<String, Row>,
+        sub: &Subscriber,
     ) -> std::io::Result<()> {
         let every = Duration::from_millis(if self.terminal { 250 } else { 1000 });
         if self.last.elapsed() < every {
             return Ok(());
         }
         self.last = Instant::now();
-        draw(out, url, rows, self.terminal)
+        self.draw(out, url, sub)
     }
-}
 
-/// Keeps each topic's value as PROTOCOL.md says a client should.
-fn apply(rows: &mut BTreeMap<String, Row>, ev: &Value) {
-    let Some(topic) = ev["topic"].as_str() else {
-        return;
-    };
-    let row = rows.entry(topic.to_string()).or_default();
-    match ev["event"].as_str().unwrap_or("") {
-        "snapshot" | "update" => {
-            if ev["event"] == "snapshot" {
-                row.fields.clear();
-                row.stale = ev["stale"].as_bool().unwrap_or(false);
-            }
-            for f in FIELDS {
-                if let Some(v) = ev.get(f) {
-                    row.fields.insert(f.into(), v.clone());
-                }
-            }
-            row.seq = ev["seq"].as_u64().unwrap_or(row.seq);
-            row.changed = Some(Instant::now());
+    /// Draws the whole table: in place on a terminal (ANSI: cursor home,
+    /// clear screen), else as plain lines followed by a blank one.
+    fn draw(&self, out: &mut impl Write, url: &str, sub: &Subscriber) -> std::io::Result<()> {
+        let mut topics: Vec<&str> = sub.topics().collect();
+        topics.sort_unstable();
+        let mut s = String::with_capacity(4096);
+        if self.terminal {
+            s.push_str("\x1b[H\x1b[2J");
         }
-        "status" => row.stale = ev["state"] == "stale",
-        "cleared" => *row = Row::default(),
-        _ => {}
-    }
-}
-
-/// Draws the whole table: in place on a terminal (ANSI: cursor home, clear
-/// screen), else as plain lines followed by a blank one.
-fn draw(
-    out: &mut impl Write,
-    url: &str,
-    rows: &BTreeMap<String, Row>,
-    terminal: bool,
-) -> std::io::Result<()> {
-    let mut s = String::with_capacity(4096);
-    if terminal {
-        s.push_str("\x1b[H\x1b[2J");
-    }
-    s.push_str(&format!(
-        "tickcast  {url}  {} topics{}\n\n",
-        rows.len(),
-        if terminal { "  (Ctrl-C to quit)" } else { "" }
-    ));
-    s.push_str(&format!(
-        "{:<16} {:>14} {:>14} {:>14} {:>14} {:>10} {:>8}  {}\n",
-        "TOPIC", "BID", "ASK", "LAST", "VOLUME", "SEQ", "AGE", "STATE"
-    ));
-    let num = |r: &Row, f: &str| {
-        r.fields
-            .get(f)
-            .and_then(Value::as_f64)
-            .map_or(String::new(), |v| format!("{v}"))
-    };
-    for (topic, r) in rows {
-        let age = r.changed.map_or(String::new(), |c| {
-            format!("{:.1}s", c.elapsed().as_secs_f64())
-        });
+        let quit = if self.terminal {
+            "  (Ctrl-C to quit)"
+        } else {
+            ""
+        };
+        s.push_str(&format!(
+            "tickcast  {url}  {} topics{quit}\n\n",
+            topics.len()
+        ));
         s.push_str(&format!(
             "{:<16} {:>14} {:>14} {:>14} {:>14} {:>10} {:>8}  {}\n",
-            topic,
-            num(r, "bid"),
-            num(r, "ask"),
-            num(r, "last"),
-            num(r, "volume"),
-            r.seq,
-            age,
-            if r.stale { "stale" } else { "" }
+            "TOPIC", "BID", "ASK", "LAST", "VOLUME", "SEQ", "AGE", "STATE"
         ));
+        for topic in topics {
+            let Some(v) = sub.value(topic) else { continue };
+            let num = |f: &str| v.fields.get(f).map_or(String::new(), |x| format!("{x}"));
+            let age = self.changed.get(topic).map_or(String::new(), |c| {
+                format!("{:.1}s", c.elapsed().as_secs_f64())
+            });
+            s.push_str(&format!(
+                "{:<16} {:>14} {:>14} {:>14} {:>14} {:>10} {:>8}  {}\n",
+                topic,
+                num("bid"),
+                num("ask"),
+                num("last"),
+                num("volume"),
+                v.seq,
+                age,
+                if v.stale { "stale" } else { "" }
+            ));
+        }
+        if !self.terminal {
+            s.push('\n');
+        }
+        out.write_all(s.as_bytes())?;
+        out.flush()
     }
-    if !terminal {
-        s.push('\n');
-    }
-    out.write_all(s.as_bytes())?;
-    out.flush()
 }

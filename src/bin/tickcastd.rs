@@ -90,20 +90,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut flags = Flags {
-        listen: cli.listen,
-        shards: cli.shards,
-        routers: cli.routers,
-        demo: cli.demo,
-        demo_rate: cli.demo_rate,
-        log_level: cli.log_level,
-        tls_listen: cli.tls_listen,
-        tls_cert: cli.tls_cert,
-        tls_key: cli.tls_key,
-        tls_only: cli.tls_only,
-        redis: cli.redis,
-        publisher_tokens: cli.publisher_tokens,
-    };
+    let mut flags = flags_of(&cli);
     let self_signed = match &cli.tls_self_signed {
         Some(dir) => match self_signed(dir.clone(), &mut flags) {
             Ok(s) => Some(s),
@@ -219,6 +206,24 @@ fn check_config(file: Option<&std::path::Path>, flags: &Flags) -> ExitCode {
             eprintln!("tickcastd: {what}: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The flags that the daemon's configuration lays over its file.
+fn flags_of(cli: &Cli) -> Flags {
+    Flags {
+        listen: cli.listen.clone(),
+        shards: cli.shards,
+        routers: cli.routers,
+        demo: cli.demo,
+        demo_rate: cli.demo_rate,
+        log_level: cli.log_level.clone(),
+        tls_listen: cli.tls_listen.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
+        tls_only: cli.tls_only,
+        redis: cli.redis.clone(),
+        publisher_tokens: cli.publisher_tokens.clone(),
     }
 }
 

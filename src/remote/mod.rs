@@ -13,9 +13,11 @@
 
 mod config;
 mod stream;
+pub mod subscriber;
 
 pub use config::{LossCallback, RemoteConfig};
 pub use stream::Stream;
+pub use subscriber::{Subscriber, SubscriberConfig};
 
 /// Opens a WebSocket to `url` (`ws://…/ws` or `wss://…/ws`, trusting
 /// `cfg.tls_ca_file` or the system bundle), with `cfg.token` as a bearer

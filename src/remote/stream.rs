@@ -107,7 +107,7 @@ fn tls_client_config(cfg: &RemoteConfig) -> Result<Arc<rustls::ClientConfig>> {
 /// keep to: its topic length limit (the server default when an older
 /// server does not send it), and the token's publish scope, if any.
 pub(super) fn open(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
-    let (ws, mut rules) = connect_reading_limits(cfg)?;
+    let (ws, mut rules) = connect_reading_limits(cfg, None)?;
     ws.get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_millis(1)))?;
@@ -177,12 +177,20 @@ pub(super) struct ServerRules {
 /// `cfg.token` when it is not empty; reads and writes time out after
 /// `connect_timeout`.
 pub(super) fn connect(cfg: &RemoteConfig) -> Result<Ws> {
-    connect_reading_limits(cfg).map(|(ws, _)| ws)
+    connect_reading_limits(cfg, None).map(|(ws, _)| ws)
 }
 
-/// [`connect`], with the `Tickcast-Max-Topic-Len` and
-/// `Tickcast-Publish-Scope` the server announced.
-fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
+/// [`connect`], asking for a subprotocol (`tickcast.msgpack`).
+pub(super) fn connect_as(cfg: &RemoteConfig, subprotocol: &str) -> Result<Ws> {
+    connect_reading_limits(cfg, Some(subprotocol)).map(|(ws, _)| ws)
+}
+
+/// The upgrade request for `cfg.url`, with its subprotocol, `on_leave`
+/// and token headers, and whether it is `wss://`.
+fn upgrade_request(
+    cfg: &RemoteConfig,
+    subprotocol: Option<&str>,
+) -> Result<(tungstenite::handshake::client::Request, bool)> {
     let bad_url = |why: String| Error::InvalidUrl {
         url: cfg.url.clone(),
         why,
@@ -192,12 +200,17 @@ fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
         .as_str()
         .into_client_request()
         .map_err(|e| bad_url(e.to_string()))?;
-    let uri = req.uri().clone();
-    let tls = match uri.scheme_str() {
+    let tls = match req.uri().scheme_str() {
         Some("ws") => false,
         Some("wss") => true,
         _ => return Err(bad_url("must start with ws:// or wss://".into())),
     };
+    if let Some(p) = subprotocol {
+        let value = p
+            .parse()
+            .map_err(|_| bad_url(format!("bad subprotocol {p:?}")))?;
+        req.headers_mut().insert("Sec-WebSocket-Protocol", value);
+    }
     if cfg.keep_live_on_leave {
         req.headers_mut()
             .insert(publish::ON_LEAVE_HEADER, "keep".parse().expect("ASCII"));
@@ -210,6 +223,21 @@ fn connect_reading_limits(cfg: &RemoteConfig) -> Result<(Ws, ServerRules)> {
                 .map_err(|_| ConfigError::BadToken)?,
         );
     }
+    Ok((req, tls))
+}
+
+/// [`connect`], with the `Tickcast-Max-Topic-Len` and
+/// `Tickcast-Publish-Scope` the server announced.
+fn connect_reading_limits(
+    cfg: &RemoteConfig,
+    subprotocol: Option<&str>,
+) -> Result<(Ws, ServerRules)> {
+    let bad_url = |why: String| Error::InvalidUrl {
+        url: cfg.url.clone(),
+        why,
+    };
+    let (req, tls) = upgrade_request(cfg, subprotocol)?;
+    let uri = req.uri().clone();
     let host = uri.host().unwrap_or("127.0.0.1");
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let addr = (host, port)
