@@ -325,7 +325,7 @@ fn javascript_snippets_run_in_node_as_written() {
         js_modules.exists(),
         "clients/js/node_modules is missing: run scripts/test (or npm ci in clients/js)"
     );
-    let running = start_daemon("--demo");
+    let running = start_daemon("--demo --publisher-token demo-publisher-token");
     let addr = running.daemon.addr.to_string();
     let mut ran = 0;
     // Browser snippets: the README's console one and its module import, and
@@ -365,12 +365,34 @@ fn javascript_snippets_run_in_node_as_written() {
                 .unwrap();
             std::os::unix::fs::symlink(repo().join("clients/js/node_modules/ws"), nm.join("ws"))
                 .unwrap();
+            std::fs::create_dir_all(nm.join("@msgpack")).unwrap();
+            let codec = repo().join("clients/js/node_modules/@msgpack/msgpack");
+            std::os::unix::fs::symlink(codec, nm.join("@msgpack/msgpack")).unwrap();
             run_node(&dir, &code, &[], &b.at)
         } else {
             run_node(&dir, &code, BROWSER_LIKE, &b.at)
         };
         // Every snippet shows the demo's values, snapshots first: a listener
         // registered too late would miss them.
+        if code.contains("Publisher(") {
+            // A publisher says what the server acknowledged: all of it.
+            assert!(
+                printed.contains("acknowledged"),
+                "{}: printed {printed:?}",
+                b.at
+            );
+            let counts: Vec<&str> = printed
+                .split_whitespace()
+                .filter(|w| w.parse::<u32>().is_ok())
+                .collect();
+            assert!(
+                counts.len() == 2 && counts[0] == counts[1],
+                "{}: {printed}",
+                b.at
+            );
+            ran += 1;
+            continue;
+        }
         assert!(
             printed.contains("BTC-USD") || printed.contains("FX."),
             "{}: printed {printed:?}",
@@ -388,7 +410,7 @@ fn javascript_snippets_run_in_node_as_written() {
         }
         ran += 1;
     }
-    assert_eq!(ran, 4, "the README's two, the client README's two");
+    assert_eq!(ran, 5, "the README's two, the client README's three");
 }
 
 #[test]
@@ -406,7 +428,11 @@ fn python_snippets_run_as_written() {
     // (file, the daemon its snippets expect, what they must print)
     let files = [
         ("README.md", "--demo", "FX."),
-        ("clients/python/README.md", "--demo", "FX."),
+        (
+            "clients/python/README.md",
+            "--demo --publisher-token demo-publisher-token",
+            "FX.",
+        ),
         (
             "docs/PROTOCOL.md",
             "--demo --publisher-token demo-publisher-token",
@@ -435,12 +461,17 @@ fn python_snippets_run_as_written() {
                 b.at,
                 String::from_utf8_lossy(&out.stderr)
             );
+            let shows = if b.text.contains("Publisher(") {
+                "acknowledged"
+            } else {
+                shows
+            };
             assert!(printed.contains(shows), "{}: printed {printed:?}", b.at);
             ran += 1;
         }
     }
     assert_eq!(
-        ran, 3,
-        "the README's, the client README's and PROTOCOL.md's publisher"
+        ran, 4,
+        "the README's, the client README's two, PROTOCOL.md's publisher"
     );
 }

@@ -22,9 +22,9 @@ def _binary(env: str, name: str) -> str:
 
 
 class Daemon:
-    def __init__(self, port: int = 0, args=()):
+    def __init__(self, port: int = 0, args=(), extra_toml: str = ""):
         cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-        cfg.write(f'[auth]\npublisher_tokens = ["{TOKEN}"]\n[limits]\nhistory_len = 64\n')
+        cfg.write(f'[auth]\npublisher_tokens = ["{TOKEN}"]\n[limits]\nhistory_len = 64\n{extra_toml}')
         cfg.close()
         self.cfg = cfg.name
         self.proc = subprocess.Popen(
@@ -49,6 +49,11 @@ class Daemon:
         out = subprocess.run([_binary("TICKCAST", "tickcast"), "pub", self.publish_url, "--token", TOKEN,
                               topic, *args], capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, out.stderr
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, unacknowledged updates may be lost."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

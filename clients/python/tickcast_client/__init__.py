@@ -25,10 +25,13 @@ from typing import Any, AsyncIterator, Dict, List, Optional
 import websockets
 from websockets.asyncio.client import connect as _ws_connect
 
+# The project's version (scripts/set-version; tests/versions.rs checks it).
+__version__ = "0.1.0"
+
 __all__ = [
     "Client", "TickcastError", "Event", "Snapshot", "Update", "Status", "Cleared",
     "Gap", "Disconnected", "Reconnected", "TopicState", "FIELDS", "Book", "BookUpdate",
-    "book_checksum",
+    "book_checksum", "Publisher", "Interest", "Refused", "QueueFull", "InvalidUpdate",
 ]
 
 FIELDS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume")
@@ -418,3 +421,12 @@ def _ladders(b: Dict[str, Any]):
 
 def _covers(pattern: str, topic: str) -> bool:
     return topic.startswith(pattern[:-1]) if pattern.endswith("*") else pattern == topic
+
+
+# The publisher needs msgpack (pip install tickcast-client[msgpack]); the
+# subscriber does not, so it is imported only when asked for.
+def __getattr__(name):
+    if name in ("Publisher", "Interest", "Refused", "QueueFull", "InvalidUpdate"):
+        from . import publisher
+        return getattr(publisher, name)
+    raise AttributeError(name)

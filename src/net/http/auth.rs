@@ -60,7 +60,11 @@ pub(super) fn authenticate<'h>(
     let Some(token) = presented_token(header, full_path) else {
         return Err(required.into());
     };
-    grant_of(&token, statics, ctx.jwt, role).map_err(|why| why.unwrap_or(required.into()))
+    let unknown = match role {
+        Role::Subscriber => "the token presented is not a subscriber token of this server",
+        Role::Publisher => "the token presented is not a publisher token of this server",
+    };
+    grant_of(&token, statics, ctx.jwt, role).map_err(|why| why.unwrap_or(unknown.into()))
 }
 
 /// What `token` grants for `role`: `Pass::Static` for one of the static

@@ -1,0 +1,244 @@
+// The JS publisher in Node against a real tickcastd: prices, books, trades,
+// clears and extra fields; refusals at the call and from the server;
+// interest events; both kinds of back-pressure; a reconnect after a daemon
+// restart; and the CSV replay example.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import { writeFileSync, mkdtempSync, accessSync, constants, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+import { encode, decode } from "@msgpack/msgpack";
+import { Client } from "../src/index.js";
+import { Publisher, InvalidUpdate, QueueFull, Refused } from "../src/publisher.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const TOKEN = "js-publisher-token";
+const msgpack = { encode, decode };
+
+function binary(env, name) {
+  const path = process.env[env] ?? join(ROOT, "target/debug", name);
+  accessSync(path, constants.X_OK);
+  return path;
+}
+
+async function startDaemon({ port = 0, extra = "" } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "tickcast-jspub-"));
+  const cfg = join(dir, "d.toml");
+  writeFileSync(cfg, `[auth]\npublisher_tokens = ["${TOKEN}"]\n${extra}`);
+  const proc = spawn(binary("TICKCASTD", "tickcastd"), ["--listen", `127.0.0.1:${port}`, "--config", cfg], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const lines = createInterface({ input: proc.stderr });
+  const bound = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("tickcastd did not start")), 10000);
+    lines.on("line", (l) => {
+      const m = l.match(/ listening on 127\.0\.0\.1:(\d+)/);
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+  });
+  return {
+    port: bound,
+    ws: `ws://127.0.0.1:${bound}/ws`,
+    publish: `ws://127.0.0.1:${bound}/publish`,
+    stop(signal = "SIGTERM") {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.on("exit", resolve);
+        proc.kill(signal);
+      });
+    },
+  };
+}
+
+/** A subscribed client once `ok(client)` holds. */
+async function held(url, topics, ok, opts = {}) {
+  const c = new Client(url, { WebSocket });
+  await c.connect();
+  await c.subscribe(topics, opts);
+  const deadline = Date.now() + 10000;
+  while (!ok(c)) {
+    if (Date.now() > deadline) { c.close(); throw new Error("never held: " + JSON.stringify([...c.values])); }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return c;
+}
+
+test("prices, books, trades, clears and extra fields arrive", async () => {
+  const d = await startDaemon({ extra: '[fields]\nextra = ["iv"]\n' });
+  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  try {
+    await p.connect();
+    assert.deepEqual(p.fields, ["iv"], "from Tickcast-Fields");
+    await p.publish("JP.A", { bid: 1.5, ask: 1.6, iv: 0.25 });
+    await p.publish("JP.A", { last: 1.55 });
+    await p.levels("JP.book", { bids: [[10, 1], [9.5, 2]], asks: [[10.5, 3]], replace: true });
+    await p.levels("JP.book", { bids: [[10, 0]] });
+    await p.trade("JP.trades", { price: 10.2, size: 5 });
+    await p.publish("JP.GONE", { bid: 1 });
+    await p.clear("JP.GONE");
+    await p.flush();
+    assert.equal(p.acknowledged, 7);
+    assert.equal(p.lost, 0);
+    const c = await held(d.ws, ["JP.A", "JP.trades"], (c) => c.values.get("JP.A")?.last === 1.55 && c.values.has("JP.trades"));
+    assert.deepEqual({ ...c.values.get("JP.A") }, { bid: 1.5, ask: 1.6, iv: 0.25, last: 1.55 });
+    assert.equal(c.values.get("JP.trades").last, 10.2);
+    c.close();
+    const b = await held(d.ws, ["JP.book"], (c) => c.book("JP.book"), { depth: 10 });
+    assert.deepEqual(b.book("JP.book").bids, [[9.5, 2]]);
+    assert.deepEqual(b.book("JP.book").asks, [[10.5, 3]]);
+    b.close();
+  } finally {
+    p.close();
+    await d.stop();
+  }
+});
+
+test("bad updates are refused at the call; server refusals come back typed", async () => {
+  const d = await startDaemon({ extra: "[limits]\nmax_topics = 1\n" });
+  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  try {
+    await p.connect();
+    for (const bad of [
+      () => p.publish("JP.X", { bid: NaN }),
+      () => p.publish("JP.X", { ask: Infinity }),
+      () => p.publish("JP.X", { gamma: 1 }),
+      () => p.publish("bad topic", { bid: 1 }),
+      () => p.publish("JP.X", {}),
+      () => p.publish("JP.book", { bid: 1 }),
+      () => p.levels("JP.X", { bids: [[1, 1]] }),
+      () => p.levels("JP.book", { bids: [[1, -1]] }),
+      () => p.trade("JP.X", { price: 1, size: 1 }),
+    ]) {
+      await assert.rejects(bad, InvalidUpdate);
+    }
+    assert.equal(p.queued, 0, "nothing refused was queued");
+    const seen = [];
+    p.on("error", (e) => seen.push(e));
+    await p.publish("JP.ONE", { bid: 1 });
+    await p.flush();
+    await p.publish("JP.TWO", { bid: 1 }); // a second topic: over max_topics
+    await assert.rejects(p.flush(), (e) => e instanceof Refused && e.code === "too_many_topics" &&
+      JSON.stringify(e.indexes) === "[0]" && e.refused === 1);
+    assert.equal(seen.length, 1);
+  } finally {
+    p.close();
+    await d.stop();
+  }
+});
+
+test("interest events reach the listener and the async iterator", async () => {
+  const d = await startDaemon();
+  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  try {
+    await p.connect();
+    const heard = [];
+    p.on("interest", (i) => heard.push(i));
+    const it = p.interest();
+    const c = new Client(d.ws, { WebSocket });
+    await c.connect();
+    await c.subscribe(["IN.*"]);
+    assert.deepEqual((await it.next()).value, { selector: "IN.*", pattern: true, active: true });
+    await c.unsubscribe(["IN.*"]);
+    assert.deepEqual((await it.next()).value, { selector: "IN.*", pattern: true, active: false });
+    assert.deepEqual(heard.map((h) => h.active), [true, false]);
+    c.close();
+  } finally {
+    p.close();
+    await d.stop();
+  }
+});
+
+test("a full queue waits or fails fast", async () => {
+  const d = await startDaemon();
+  // A high-water mark no socket is under: nothing is written, as when the
+  // server stops reading and the socket's buffer is full.
+  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack, queueSize: 2, highWater: -1 });
+  try {
+    await p.connect();
+    p.tryPublish("BP.A", { bid: 1 });
+    p.tryPublish("BP.A", { bid: 2 });
+    assert.throws(() => p.tryPublish("BP.A", { bid: 3 }), QueueFull);
+    p.highWater = 1 << 20; // the server reads again
+    for (let i = 0; i < 50; i++) await p.publish("BP.A", { bid: i });
+    await p.flush();
+    assert.equal(p.acknowledged, 52);
+  } finally {
+    p.close();
+    await d.stop();
+  }
+});
+
+test("keepLiveOnLeave leaves topics live when the publisher goes", async () => {
+  const d = await startDaemon();
+  try {
+    for (const [topic, keepLiveOnLeave] of [["KL.STALE", false], ["KL.LIVE", true]]) {
+      const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack, keepLiveOnLeave });
+      await p.connect();
+      await p.publish(topic, { bid: 1 });
+      await p.flush();
+      p.close();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const c = await held(d.ws, ["KL.*"], (c) => c.values.size === 2);
+    assert.equal(c.topics.get("KL.STALE").stale, true);
+    assert.equal(c.topics.get("KL.LIVE").stale, false);
+    c.close();
+  } finally {
+    await d.stop();
+  }
+});
+
+test("a restarted daemon is reconnected to, and losses are counted", async () => {
+  let d = await startDaemon();
+  const port = d.port;
+  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  const losses = [];
+  p.on("loss", (n) => losses.push(n));
+  try {
+    await p.connect();
+    await p.publish("RC.A", { bid: 1 });
+    await p.flush();
+    // A burst in flight when the daemon dies without a goodbye.
+    for (let i = 0; i < 3000; i++) await p.publish("RC.B", { bid: i });
+    await d.stop("SIGKILL");
+    d = await startDaemon({ port });
+    const deadline = Date.now() + 10000;
+    while (!p.reconnects && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(p.reconnects >= 1);
+    await p.publish("RC.A", { bid: 2 });
+    await p.flush();
+    const c = await held(d.ws, ["RC.A"], (c) => c.values.get("RC.A")?.bid === 2);
+    c.close();
+    // Honest: every update acknowledged by one of the daemons or counted
+    // lost, none twice.
+    assert.equal(p.lost, losses.reduce((a, b) => a + b, 0));
+    assert.equal(p.acknowledged + p.lost, p.queued);
+  } finally {
+    p.close();
+    await d.stop();
+  }
+});
+
+test("the CSV replay example publishes every tick", async () => {
+  const d = await startDaemon();
+  try {
+    const csv = join(ROOT, "clients/data/ticks.csv");
+    const out = execFileSync("node", [join(ROOT, "clients/js/examples/replay_csv.mjs"), d.publish, TOKEN, csv],
+      { encoding: "utf8", cwd: join(ROOT, "clients/js") });
+    const rows = readFileSync(csv, "utf8").trim().split("\n").slice(1);
+    assert.match(out, new RegExp(`replayed ${rows.length} updates: ${rows.length} acknowledged, 0 lost`));
+    const last = new Map();
+    for (const r of rows) {
+      const [, topic, kind, bid] = r.split(",");
+      if (kind === "quote") last.set(topic, Number(bid));
+    }
+    const c = await held(d.ws, [...last.keys()], (c) => [...last].every(([t, bid]) => c.values.get(t)?.bid === bid));
+    c.close();
+  } finally {
+    await d.stop();
+  }
+});
