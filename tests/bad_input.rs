@@ -124,6 +124,8 @@ fn a_command_with_an_unknown_key_is_refused_by_name_in_json_and_msgpack() {
         .publisher()
         .publish(Update::new("UK").bid(1.0))
         .unwrap();
+    // Held before anyone subscribes, so the first event is its snapshot.
+    wait_until("a value", || server.snapshot("UK").is_some());
     for mut c in [
         Client::connect(server.local_addr()),
         Client::connect_msgpack(server.local_addr()),

@@ -259,7 +259,10 @@ fn sub_stops_by_itself_with_count_or_for_and_exits_1_on_an_error_in_json_mode() 
             .publish(Update::new(format!("CLI.C{i}")).bid(i as f64))
             .unwrap();
     }
-    wait_until("values", || server.snapshot("CLI.C3").is_some());
+    // Every one held (they may be on different routers) before subscribing.
+    wait_until("values", || {
+        (1..=3).all(|i| server.snapshot(&format!("CLI.C{i}")).is_some())
+    });
     let out = tickcast(&["sub", &url, "CLI.*", "--json", "--count", "2"])
         .output()
         .unwrap();

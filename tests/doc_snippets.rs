@@ -102,7 +102,14 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ),
     ("export PKG_CONFIG_PATH=", "ffi/tests/c_api.rs installed_library_builds_with_pkg_config_and_cmake"),
     ("cc app.c ", "ffi/tests/c_api.rs installed_library_builds_with_pkg_config_and_cmake"),
-    ("pip install ./clients/python", "the Python tests, with the client on PYTHONPATH"),
+    (
+        "pip install ./clients/python",
+        "nobody as written (it changes the environment); the Python tests import the same client from the repository",
+    ),
+    (
+        "npm install ./clients/js",
+        "nobody as written (it changes a package); the Node tests import the same client from the repository",
+    ),
 ];
 
 /// A daemon started from a README line, and the address it took.
@@ -281,6 +288,10 @@ fn run_shell_blocks(file: &str) -> usize {
 fn readme_shell_lines_run_as_written() {
     let ran = run_shell_blocks("README.md");
     assert!(ran >= 6, "only {ran} README shell lines ran");
+    // The clients' shell lines (their installs) are known too: a new one
+    // that nothing runs fails here.
+    run_shell_blocks("clients/js/README.md");
+    run_shell_blocks("clients/python/README.md");
 }
 
 /// Runs a JavaScript snippet as an ES module in Node for a few seconds,
