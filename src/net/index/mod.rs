@@ -429,7 +429,8 @@ impl ShardIndex {
             if crate::model::book::is_book(topic) {
                 self.book_names.insert(topic.clone());
             }
-            self.attach_prefix_members(topic);
+            // `generation` is known when the topic table holds the topic.
+            self.attach_prefix_members(topic, generation.is_some());
         }
         self.topics.get_mut(topic).expect("inserted above")
     }
@@ -437,18 +438,24 @@ impl ShardIndex {
     /// A topic entry is being created: wildcard subscribers that cover it join
     /// it. Their interest reached the topic table through the prefix, so every
     /// update of this topic has been or will be sent to this shard.
-    fn attach_prefix_members(&mut self, topic: &Arc<str>) {
+    /// `in_table`: the topic table holds the topic. A wildcard still joining
+    /// waits for its join to reach such a topic (and send its snapshot);
+    /// one the table does not hold yet has no value and no snapshot, and
+    /// the join, which walks the table, would never reach it: the member
+    /// joins at once and receives it from seq 1.
+    fn attach_prefix_members(&mut self, topic: &Arc<str>, in_table: bool) {
         let mut joiners: Vec<(usize, Format)> = Vec::new();
         for (p, lp) in &self.prefixes {
             if topic.starts_with(&**p) {
                 for &(t, f) in &lp.members {
                     // A wildcard still joining existing topics takes this
                     // one in when its join reaches it, with a snapshot.
-                    let waits = self.joining.iter().any(|j| {
-                        j.token == t
-                            && *j.prefix == **p
-                            && j.through.as_deref().is_none_or(|at| **topic > *at)
-                    });
+                    let waits = in_table
+                        && self.joining.iter().any(|j| {
+                            j.token == t
+                                && *j.prefix == **p
+                                && j.through.as_deref().is_none_or(|at| **topic > *at)
+                        });
                     if !waits && !joiners.iter().any(|(jt, _)| *jt == t) {
                         joiners.push((t, f));
                     }

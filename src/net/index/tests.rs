@@ -221,3 +221,40 @@ fn wildcard_joins_take_turns() {
     }
     assert_eq!(served.len(), 6, "served: {served:?}");
 }
+
+/// The race `tests/concurrency.rs` met (seed 9780877883438514673): a
+/// wildcard still joining existing topics, and another connection's exact
+/// subscribe to a topic under it that does not exist yet. The topic's
+/// entry is made here without the wildcard's member (its join would
+/// bring it, with a snapshot); but the join walks the topic table, where
+/// the topic is not, so it never did, and the wildcard's subscriber missed
+/// the topic's first updates. A topic with no slot has no snapshot to
+/// wait for: the member joins at once, from seq 1.
+#[test]
+fn a_topic_entry_made_during_a_wildcard_join_takes_in_the_wildcard_member() {
+    let table = table_of(3);
+    let mut index = ShardIndex::new(0);
+    let none = SinceMap::new();
+    let mut wild = Subscriptions::default();
+    // Joining, not advanced yet.
+    index.add_prefix(&table, 1, Format::Json, &mut wild, "W.".into(), &none);
+    assert!(index.joining());
+    let mut exact = Subscriptions::default();
+    index.add_exact(&table, 2, Format::Json, &mut exact, "W.NEW".into(), None);
+    while index.joining() {
+        index.advance_joins(&table, 1_000, |_| Some(&wild));
+    }
+    // The router makes the topic and sends its first update here.
+    table
+        .get_or_create("W.NEW")
+        .apply(1, &Default::default(), 0, std::time::Instant::now());
+    let (lt, _) = index.members_for(&"W.NEW".into(), 0).unwrap();
+    let mut keys: Vec<usize> = lt.members.iter().map(|m| m.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [1, 2],
+        "the wildcard's subscriber receives W.NEW from seq 1"
+    );
+    assert!(lt.members.iter().all(|m| m.skip_through == 0));
+}
