@@ -153,6 +153,18 @@ fn run_to_end(mut cmd: Command, what: &str) {
     assert!(stdout.contains(" passed, 0 failed"), "{what}: {stdout}");
 }
 
+/// The next message; a read interrupted by a signal (EINTR, met once in a
+/// clean-clone CI run, in the valgrind test) is tried again, as std's own
+/// reads are not.
+fn read_event<S: std::io::Read + std::io::Write>(ws: &mut tungstenite::WebSocket<S>) -> Message {
+    loop {
+        match ws.read() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other.unwrap(),
+        }
+    }
+}
+
 /// Runs publish_threads under the driver protocol and checks, as a WebSocket
 /// subscriber, that each of the four topics arrives complete and in order.
 fn run_publisher(mut cmd: Command, what: &str) {
@@ -180,7 +192,7 @@ fn run_publisher(mut cmd: Command, what: &str) {
         r#"{"op":"subscribe","id":1,"topics":["C.*"]}"#,
     ))
     .unwrap();
-    match ws.read().unwrap() {
+    match read_event(&mut ws) {
         Message::Text(t) => assert!(t.contains("\"subscribed\""), "{t}"),
         other => panic!("{other:?}"),
     }
@@ -194,7 +206,7 @@ fn run_publisher(mut cmd: Command, what: &str) {
     // topic, and checked after.
     let mut later: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
     while remaining > 0 {
-        let Message::Text(t) = ws.read().unwrap() else {
+        let Message::Text(t) = read_event(&mut ws) else {
             continue;
         };
         let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
@@ -219,7 +231,7 @@ fn run_publisher(mut cmd: Command, what: &str) {
     // per topic: C.0 stale then live; C.1 cleared, then its seq 1 again.
     let mut of = |topic: &str, n: usize| {
         while later.get(topic).map_or(0, Vec::len) < n {
-            if let Message::Text(t) = ws.read().unwrap() {
+            if let Message::Text(t) = read_event(&mut ws) {
                 let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
                 let t = ev["topic"].as_str().unwrap_or_default().to_string();
                 later.entry(t).or_default().push(ev);
@@ -408,7 +420,7 @@ fn check_example_serves(out: &Path, source: &str, topic: &str) {
     .unwrap();
     let mut prices = 0;
     while prices < 5 {
-        if let Message::Text(t) = ws.read().unwrap() {
+        if let Message::Text(t) = read_event(&mut ws) {
             let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
             if ev["event"] == "update" || ev["event"] == "snapshot" {
                 assert!(
@@ -477,7 +489,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
             r#"{{"op":"subscribe","id":1,"topics":[{topics}]}}"#
         )))
         .unwrap();
-        let Message::Text(ack) = ws.read().unwrap() else {
+        let Message::Text(ack) = read_event(&mut ws) else {
             panic!()
         };
         assert!(ack.contains("subscribed"), "{ack}");
@@ -497,7 +509,7 @@ fn c_remote_publisher_into_a_separate_daemon() {
     writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
     let mut next: HashMap<String, u64> = [("RC.A".to_string(), 1), ("RC.B".to_string(), 1)].into();
     for _ in 0..6000 {
-        let Message::Text(t) = ws.read().unwrap() else {
+        let Message::Text(t) = read_event(&mut ws) else {
             continue;
         };
         let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
@@ -751,7 +763,7 @@ fn run_interest(cmd: Command, what: &str) {
     assert_eq!(c.line(), "INTEREST IN.1 0 1", "{what}");
     // The callback answered with a price: the subscriber gets it.
     let update = loop {
-        if let Message::Text(t) = ws.read().unwrap() {
+        if let Message::Text(t) = read_event(&mut ws) {
             let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
             if ev["event"] == "update" {
                 break ev;
@@ -800,7 +812,7 @@ fn c_example_on_demand_feed_publishes_only_what_is_wanted() {
     );
     fn next_event(ws: &mut tungstenite::WebSocket<TcpStream>) -> serde_json::Value {
         loop {
-            if let Message::Text(t) = ws.read().unwrap() {
+            if let Message::Text(t) = read_event(ws) {
                 return serde_json::from_str(&t).unwrap();
             }
         }
@@ -851,7 +863,7 @@ fn run_book(cmd: Command, what: &str) {
     let mut ws = c.subscriber();
     let listed = (0..100).any(|_| {
         ws.send(Message::text(r#"{"op":"topics","id":9}"#)).unwrap();
-        let reply = ws.read().unwrap().into_text().unwrap();
+        let reply = read_event(&mut ws).into_text().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         reply.contains("C.book")
     });
@@ -861,7 +873,7 @@ fn run_book(cmd: Command, what: &str) {
     ))
     .unwrap();
     let mut next = || loop {
-        if let Message::Text(t) = ws.read().unwrap() {
+        if let Message::Text(t) = read_event(&mut ws) {
             let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
             if ev["event"] != "subscribed" {
                 return ev;
@@ -914,7 +926,7 @@ fn run_extra_fields(cmd: Command, what: &str) {
     .unwrap();
     let mut seen = HashMap::new();
     while seen.len() < 2 {
-        if let Message::Text(t) = ws.read().unwrap() {
+        if let Message::Text(t) = read_event(&mut ws) {
             let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
             if ev["event"] == "snapshot" || ev["event"] == "update" {
                 seen.insert(ev["topic"].as_str().unwrap().to_string(), ev);
