@@ -29,6 +29,14 @@ fn tickcast(args: &[&str]) -> Command {
     c
 }
 
+/// Runs the command and checks it exits 1 with `says` in its message.
+fn fails_saying(args: &[&str], says: &str) {
+    let out = tickcast(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
 /// Kills the child when the test ends, passed or failed.
 struct Reaped(Child);
 
@@ -131,10 +139,7 @@ fn pub_publishes_and_clears_and_refuses_bad_input() {
             "topic",
         ),
     ] {
-        let out = tickcast(&args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
+        fails_saying(&args, says);
     }
 }
 
@@ -338,9 +343,6 @@ fn wrong_endpoints_ports_and_tokens_are_named_as_such() {
             "nothing listens there",
         ),
     ] {
-        let out = tickcast(&args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
+        fails_saying(&args, says);
     }
 }

@@ -10,7 +10,13 @@ use tickcast::{Server, Update};
 
 /// A node on `redis`, once both its connections to Redis are up.
 fn node(redis: &RedisServer) -> Server {
-    let n = Server::start(common::config().redis(redis.url())).expect("node starts");
+    node_with(common::config().redis(redis.url()))
+}
+
+/// A node started from `config` (with its `redis` set), once both its
+/// connections to Redis are up.
+fn node_with(config: tickcast::Config) -> Server {
+    let n = Server::start(config).expect("node starts");
     wait_until("the node's link to Redis is up", || {
         n.metrics_text().contains("tickcast_cluster_up 1")
     });
@@ -640,15 +646,11 @@ fn extra_fields_cross_nodes_by_name_and_a_node_that_loads_a_topic_has_them() {
 fn a_topic_whose_publisher_left_is_stale_on_a_node_that_loads_it_later() {
     const PUB: &str = "publisher-token-1";
     let redis = RedisServer::start();
-    let a = Server::start(
+    let a = node_with(
         common::config()
             .redis(redis.url())
             .publisher_tokens(vec![PUB.into()]),
-    )
-    .unwrap();
-    wait_until("a's link to Redis", || {
-        a.metrics_text().contains("tickcast_cluster_up 1")
-    });
+    );
     // A client on A makes A follow both topics, so it hears the marks.
     let mut on_a = Client::connect(a.local_addr());
     on_a.subscribe(&["GONE", "KEPT"]);

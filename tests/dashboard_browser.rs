@@ -127,20 +127,14 @@ fn dashboard_over_wss_with_the_self_signed_certificate_in_chromium() {
         "--tls-self-signed",
         certs.to_str().unwrap(),
     ]);
-    let (mut port, mut spki) = (None, None);
-    while port.is_none() || spki.is_none() {
-        let line = d.lines.recv_timeout(TIMEOUT).expect("the TLS log lines");
-        if let Some(rest) = line.split("TLS: wss://127.0.0.1:").nth(1) {
-            port = rest.split('/').next().map(str::to_string);
-        }
-        if let Some(rest) = line.split("--ignore-certificate-errors-spki-list=").nth(1) {
-            spki = rest.split_whitespace().next().map(str::to_string);
-        }
-    }
+    let port = d.logged_tls_port();
+    let spki = d
+        .logged_after(&["--ignore-certificate-errors-spki-list="])
+        .remove(0);
     let out = Command::new("node")
         .arg(dir.join("wss.mjs"))
-        .arg(format!("https://localhost:{}", port.unwrap()))
-        .arg(spki.unwrap())
+        .arg(format!("https://localhost:{port}"))
+        .arg(spki)
         .env("CHROMIUM", &chromium)
         .output()
         .expect("node is installed");

@@ -161,16 +161,7 @@ fn start_daemon(args: &str) -> Running {
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let daemon = Daemon::start(&words);
-    let tls = self_signed.then(|| loop {
-        let line = daemon
-            .lines
-            .recv_timeout(TIMEOUT)
-            .expect("the TLS log line");
-        if let Some(rest) = line.split("TLS: wss://127.0.0.1:").nth(1) {
-            let port = rest.split('/').next().unwrap().parse().unwrap();
-            break (port, tls_dir.clone());
-        }
-    });
+    let tls = self_signed.then(|| (daemon.logged_tls_port(), tls_dir.clone()));
     Running { daemon, tls }
 }
 

@@ -414,18 +414,9 @@ fn tls_self_signed_serves_wss_that_every_client_trusts_through_its_ca_file() {
         "--tls-self-signed",
         dir.to_str().unwrap(),
     ]);
-    let mut port = None;
-    let mut ca_logged = None;
-    while port.is_none() || ca_logged.is_none() {
-        let line = d.lines.recv_timeout(TIMEOUT).expect("the TLS log lines");
-        if let Some(rest) = line.split("TLS: wss://127.0.0.1:").nth(1) {
-            port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
-        }
-        if let Some(rest) = line.split("its authority is ").nth(1) {
-            ca_logged = rest.split(' ').next().map(str::to_string);
-        }
-    }
-    let (port, ca) = (port.unwrap(), dir.join("ca.pem"));
+    let port = d.logged_tls_port();
+    let ca_logged = d.logged_after(&["its authority is "]).pop();
+    let ca = dir.join("ca.pem");
     assert_eq!(
         ca_logged.as_deref(),
         ca.to_str(),

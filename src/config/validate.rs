@@ -281,31 +281,10 @@ fn stale_after(c: &Config) -> Check {
     }
 }
 
-/// Keys events and publish frames use already: no extra field may take one.
-const RESERVED: &[&str] = &[
-    "event",
-    "topic",
-    "seq",
-    "ts",
-    "epoch",
-    "stale",
-    "conflated",
-    "trades",
-    "bids",
-    "asks",
-    "depth",
-    "checksum",
-    "clear",
-    "replace",
-    "id",
-    "code",
-    "message",
-    "state",
-];
-
 /// `[fields] extra`: at most `MAX_EXTRA` names, each 1-32 of `a-z 0-9 _`
 /// starting with a letter, none twice, none a key of the protocol.
 fn check_extra_fields(names: &[String]) -> Result<(), ConfigError> {
+    use crate::model::event::PROTOCOL_KEYS;
     use crate::model::update::{Prices, MAX_EXTRA};
     let bad = |got: String, expected: &'static str| ConfigError::OutOfRange {
         key: "fields.extra",
@@ -326,7 +305,7 @@ fn check_extra_fields(names: &[String]) -> Result<(), ConfigError> {
                 "names of 1-32 characters a-z 0-9 _, starting with a letter",
             ));
         }
-        if RESERVED.contains(&n.as_str()) || Prices::NAMES.contains(&n.as_str()) {
+        if PROTOCOL_KEYS.contains(&n.as_str()) || Prices::NAMES.contains(&n.as_str()) {
             return Err(bad(
                 n.clone(),
                 "a name that is not a key of the protocol (bid, seq, topic, ...)",

@@ -5,6 +5,30 @@
 use super::format::Format;
 use super::update::Prices;
 
+/// Keys events and publish frames use already, besides the price fields:
+/// no extra field may take one (config), and in an event every other
+/// numeric key is a field (the Rust subscriber).
+pub(crate) const PROTOCOL_KEYS: &[&str] = &[
+    "event",
+    "topic",
+    "seq",
+    "ts",
+    "epoch",
+    "stale",
+    "conflated",
+    "trades",
+    "bids",
+    "asks",
+    "depth",
+    "checksum",
+    "clear",
+    "replace",
+    "id",
+    "code",
+    "message",
+    "state",
+];
+
 /// A trade as the snapshot lists it: (`seq`, `ts`, fields).
 pub type Trade = (u64, u64, Prices);
 

@@ -318,6 +318,31 @@ impl Daemon {
         d
     }
 
+    /// Reads the log until each of `markers` has appeared, and returns the
+    /// word after each (up to a space), in `markers`' order.
+    pub fn logged_after(&self, markers: &[&str]) -> Vec<String> {
+        let mut found: Vec<Option<String>> = vec![None; markers.len()];
+        while found.iter().any(Option::is_none) {
+            let line = self
+                .lines
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|_| panic!("the daemon never logged all of {markers:?}"));
+            for (marker, slot) in markers.iter().zip(found.iter_mut()) {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    let word = rest.split(' ').next().unwrap_or_default();
+                    *slot = Some(word.to_string());
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
+    /// The `wss://` port the daemon logged (`TLS: wss://127.0.0.1:PORT/ws`).
+    pub fn logged_tls_port(&self) -> u16 {
+        let word = &self.logged_after(&["TLS: wss://127.0.0.1:"])[0];
+        word.split('/').next().unwrap().parse().expect("a port")
+    }
+
     /// Every log line not read yet, up to the daemon's exit (the reader
     /// thread may still be passing on the last lines when `wait` returns).
     pub fn rest_of_log(&self) -> Vec<String> {

@@ -2,59 +2,20 @@
 // published into with the `tickcast pub` command (or TICKCAST).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { writeFileSync, mkdtempSync, accessSync, constants } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import WebSocket from "ws";
 import { encode, decode } from "@msgpack/msgpack";
 import { Client, TickcastError, bookChecksum } from "../src/index.js";
+import { binary, startDaemon as startTickcastd } from "../test-support/daemon.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const TOKEN = "js-client-token";
 
-function binary(env, name) {
-  const path = process.env[env] ?? join(ROOT, "target/debug", name);
-  try {
-    accessSync(path, constants.X_OK);
-  } catch {
-    throw new Error(`${path} not found: build it with \`cargo build --bin ${name}\` (scripts/test does), or set ${env}`);
-  }
-  return path;
-}
-
-async function startDaemon(port = 0) {
-  const dir = mkdtempSync(join(tmpdir(), "tickcast-js-"));
-  const cfg = join(dir, "d.toml");
-  writeFileSync(cfg, `[auth]\npublisher_tokens = ["${TOKEN}"]\n[limits]\nhistory_len = 64\n`);
-  const proc = spawn(binary("TICKCASTD", "tickcastd"), ["--listen", `127.0.0.1:${port}`, "--config", cfg], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const lines = createInterface({ input: proc.stderr });
-  const bound = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("tickcastd did not start")), 10000);
-    lines.on("line", (l) => {
-      const m = l.match(/ listening on 127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(t); resolve(Number(m[1])); }
-    });
-  });
-  return {
-    port: bound,
-    ws: `ws://127.0.0.1:${bound}/ws`,
-    publish(topic, fields = {}, extra = []) {
-      execFileSync(binary("TICKCAST", "tickcast"), ["pub", `ws://127.0.0.1:${bound}/publish`, "--token", TOKEN, ...extra,
-        topic, ...Object.entries(fields).map(([k, v]) => `${k}=${v}`)]);
-    },
-    stop() {
-      return new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.on("exit", resolve);
-        proc.kill("SIGTERM");
-      });
-    },
-  };
+function startDaemon(port = 0) {
+  return startTickcastd({ port, token: TOKEN, config: "[limits]\nhistory_len = 64\n" });
 }
 
 /** Waits until the count of topics with a value (from /metrics) is above

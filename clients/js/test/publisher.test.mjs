@@ -4,54 +4,20 @@
 // restart; and the CSV replay example.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createInterface } from "node:readline";
-import { writeFileSync, mkdtempSync, accessSync, constants, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import WebSocket from "ws";
 import { encode, decode } from "@msgpack/msgpack";
 import { Client } from "../src/index.js";
 import { Publisher, InvalidUpdate, QueueFull, Refused } from "../src/publisher.js";
+import { ROOT, startDaemon as startTickcastd } from "../test-support/daemon.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const TOKEN = "js-publisher-token";
 const msgpack = { encode, decode };
 
-function binary(env, name) {
-  const path = process.env[env] ?? join(ROOT, "target/debug", name);
-  accessSync(path, constants.X_OK);
-  return path;
-}
-
-async function startDaemon({ port = 0, extra = "" } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "tickcast-jspub-"));
-  const cfg = join(dir, "d.toml");
-  writeFileSync(cfg, `[auth]\npublisher_tokens = ["${TOKEN}"]\n${extra}`);
-  const proc = spawn(binary("TICKCASTD", "tickcastd"), ["--listen", `127.0.0.1:${port}`, "--config", cfg], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const lines = createInterface({ input: proc.stderr });
-  const bound = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("tickcastd did not start")), 10000);
-    lines.on("line", (l) => {
-      const m = l.match(/ listening on 127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(t); resolve(Number(m[1])); }
-    });
-  });
-  return {
-    port: bound,
-    ws: `ws://127.0.0.1:${bound}/ws`,
-    publish: `ws://127.0.0.1:${bound}/publish`,
-    stop(signal = "SIGTERM") {
-      return new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.on("exit", resolve);
-        proc.kill(signal);
-      });
-    },
-  };
+function startDaemon({ port = 0, extra = "" } = {}) {
+  return startTickcastd({ port, token: TOKEN, config: extra });
 }
 
 /** A subscribed client once `ok(client)` holds. */
@@ -69,7 +35,7 @@ async function held(url, topics, ok, opts = {}) {
 
 test("prices, books, trades, clears and extra fields arrive", async () => {
   const d = await startDaemon({ extra: '[fields]\nextra = ["iv"]\n' });
-  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
   try {
     await p.connect();
     assert.deepEqual(p.fields, ["iv"], "from Tickcast-Fields");
@@ -99,7 +65,7 @@ test("prices, books, trades, clears and extra fields arrive", async () => {
 
 test("bad updates are refused at the call; server refusals come back typed", async () => {
   const d = await startDaemon({ extra: "[limits]\nmax_topics = 1\n" });
-  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
   try {
     await p.connect();
     for (const bad of [
@@ -132,7 +98,7 @@ test("bad updates are refused at the call; server refusals come back typed", asy
 
 test("interest events reach the listener and the async iterator", async () => {
   const d = await startDaemon();
-  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
   try {
     await p.connect();
     const heard = [];
@@ -156,7 +122,7 @@ test("a full queue waits or fails fast", async () => {
   const d = await startDaemon();
   // A high-water mark no socket is under: nothing is written, as when the
   // server stops reading and the socket's buffer is full.
-  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack, queueSize: 2, highWater: -1 });
+  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack, queueSize: 2, highWater: -1 });
   try {
     await p.connect();
     p.tryPublish("BP.A", { bid: 1 });
@@ -176,7 +142,7 @@ test("keepLiveOnLeave leaves topics live when the publisher goes", async () => {
   const d = await startDaemon();
   try {
     for (const [topic, keepLiveOnLeave] of [["KL.STALE", false], ["KL.LIVE", true]]) {
-      const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack, keepLiveOnLeave });
+      const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack, keepLiveOnLeave });
       await p.connect();
       await p.publish(topic, { bid: 1 });
       await p.flush();
@@ -195,7 +161,7 @@ test("keepLiveOnLeave leaves topics live when the publisher goes", async () => {
 test("a restarted daemon is reconnected to, and losses are counted", async () => {
   let d = await startDaemon();
   const port = d.port;
-  const p = new Publisher(d.publish, TOKEN, { WebSocket, msgpack });
+  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
   const losses = [];
   p.on("loss", (n) => losses.push(n));
   try {
@@ -227,7 +193,7 @@ test("the CSV replay example publishes every tick", async () => {
   const d = await startDaemon();
   try {
     const csv = join(ROOT, "clients/data/ticks.csv");
-    const out = execFileSync("node", [join(ROOT, "clients/js/examples/replay_csv.mjs"), d.publish, TOKEN, csv],
+    const out = execFileSync("node", [join(ROOT, "clients/js/examples/replay_csv.mjs"), d.publishUrl, TOKEN, csv],
       { encoding: "utf8", cwd: join(ROOT, "clients/js") });
     const rows = readFileSync(csv, "utf8").trim().split("\n").slice(1);
     assert.match(out, new RegExp(`replayed ${rows.length} updates: ${rows.length} acknowledged, 0 lost`));

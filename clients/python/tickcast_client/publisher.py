@@ -91,7 +91,7 @@ class Publisher:
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self._interest: asyncio.Queue = asyncio.Queue()
         self._errors: List[Refused] = []  # since the last flush
-        self._all_refused: List[Refused] = []
+        self._refused = 0  # updates the server refused, all told
         # What the server announced on the upgrade (checked at the call).
         self.max_topic_len = 64
         self.fields: Tuple[str, ...] = ()
@@ -130,7 +130,7 @@ class Publisher:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             raise QueueFull("the publish queue is full: the server is not reading") from None
-        self._queued_one()
+        self.queued += 1
 
     async def levels(self, topic: str, *, bids: Iterable[Tuple[float, float]] = (),
                      asks: Iterable[Tuple[float, float]] = (), replace: bool = False) -> None:
@@ -168,7 +168,7 @@ class Publisher:
         """Waits until everything queued is acknowledged; raises the first
         ``Refused`` the server sent since the last flush."""
         async def idle():
-            while self._queue.qsize() or self.acknowledged + self._refused_count < self.queued - self.lost:
+            while self._queue.qsize() or self.acknowledged + self._refused < self.queued - self.lost:
                 await asyncio.sleep(0.005)
         await asyncio.wait_for(idle(), timeout)
         if self._errors:
@@ -219,14 +219,7 @@ class Publisher:
 
     async def _put(self, item: Dict[str, Any]) -> None:
         await self._queue.put(item)
-        self._queued_one()
-
-    def _queued_one(self) -> None:
         self.queued += 1
-
-    @property
-    def _refused_count(self) -> int:
-        return sum(e.refused for e in self._all_refused)
 
     async def _open(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -293,7 +286,7 @@ class Publisher:
                 refused = Refused(ev.get("code", ""), ev.get("message", ""), list(ev.get("indexes") or []),
                                   int(ev.get("refused") or 0))
                 self._errors.append(refused)
-                self._all_refused.append(refused)
+                self._refused += refused.refused
                 if self.on_error:
                     self.on_error(refused)
             elif kind == "interest":

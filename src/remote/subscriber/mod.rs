@@ -273,7 +273,16 @@ impl Subscriber {
 
     /// Sends a command and waits for its reply, keeping the events that
     /// come first.
-    fn command(&mut self, mut cmd: Json) -> Result<()> {
+    fn command(&mut self, cmd: Json) -> Result<()> {
+        self.request(cmd, false).map(drop)
+    }
+
+    /// Sends `cmd` with the next id and returns its reply; a refusal is
+    /// `Error::Command`. The events that come first are applied and kept
+    /// for `next`, in order. While `reconnecting`, a drop is an error (the
+    /// reconnect in progress fails and is tried again) and events only
+    /// update the values: a gap then cannot start a reconnect of its own.
+    fn request(&mut self, mut cmd: Json, reconnecting: bool) -> Result<Json> {
         let id = self.next_id;
         self.next_id += 1;
         cmd["id"] = json!(id);
@@ -281,16 +290,26 @@ impl Subscriber {
         let deadline = Instant::now() + self.cfg.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Some(wire) = self.read(left)? else {
+            let wire = match reconnecting {
+                true => self.read_frame(left).map_err(ReadFailure::into_error)?,
+                false => self.read(left)?,
+            };
+            let Some(wire) = wire else {
                 return Err(Error::Timeout);
             };
             if wire["id"].as_u64() == Some(id) {
                 if wire["event"] == "error" {
                     return Err(refused(&wire));
                 }
-                return Ok(());
+                return Ok(wire);
             }
-            let received = self.apply(wire)?;
+            let received = match reconnecting {
+                true => Received {
+                    event: self.held.apply(&wire),
+                    wire,
+                },
+                false => self.apply(wire)?,
+            };
             self.queued.push_back(received);
         }
     }
@@ -306,23 +325,35 @@ impl Subscriber {
     }
 
     /// One event from the socket, or None after `timeout`. A dropped
-    /// connection reconnects (when on) and returns `Reconnected`.
+    /// connection reconnects (when on) and queues `Reconnected`.
     fn read(&mut self, timeout: Duration) -> Result<Option<Json>> {
+        match self.read_frame(timeout) {
+            Ok(wire) => Ok(wire),
+            Err(ReadFailure::Connection(e)) if self.cfg.reconnect => {
+                log::warn!("subscriber connection lost ({e}); reconnecting");
+                let reconnected = self.reconnect()?;
+                self.queued.push_back(reconnected);
+                Ok(None)
+            }
+            Err(failure) => Err(failure.into_error()),
+        }
+    }
+
+    /// One event from the socket, decoded, or None after `timeout`.
+    fn read_frame(&mut self, timeout: Duration) -> std::result::Result<Option<Json>, ReadFailure> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            self.ws.get_ref().tcp().set_read_timeout(Some(left))?;
-            match self.ws.read() {
-                Ok(Message::Text(t)) => {
-                    return serde_json::from_str(&t).map(Some).map_err(bad_event)
-                }
-                Ok(Message::Binary(b)) => {
-                    return rmp_serde::from_slice(&b).map(Some).map_err(bad_event)
-                }
-                Ok(_) => {}
+            let tcp = self.ws.get_ref().tcp();
+            tcp.set_read_timeout(Some(left))
+                .map_err(|e| ReadFailure::Event(e.into()))?;
+            let decoded = match self.ws.read() {
+                Ok(Message::Text(t)) => serde_json::from_str(&t).map_err(bad_event),
+                Ok(Message::Binary(b)) => rmp_serde::from_slice(&b).map_err(bad_event),
+                Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
                     if matches!(
                         e.kind(),
@@ -331,14 +362,9 @@ impl Subscriber {
                 {
                     return Ok(None)
                 }
-                Err(e) if self.cfg.reconnect => {
-                    log::warn!("subscriber connection lost ({e}); reconnecting");
-                    let reconnected = self.reconnect()?;
-                    self.queued.push_back(reconnected);
-                    return Ok(None);
-                }
-                Err(e) => return Err(ws_error(e)),
-            }
+                Err(e) => return Err(ReadFailure::Connection(e)),
+            };
+            return decoded.map(Some).map_err(ReadFailure::Event);
         }
     }
 
@@ -388,35 +414,28 @@ impl Subscriber {
     }
 
     /// Sends one resubscribe and returns its acknowledgement's `recovered`.
-    fn resubscribe(&mut self, mut cmd: Json) -> Result<Vec<String>> {
-        let id = self.next_id;
-        self.next_id += 1;
-        cmd["id"] = json!(id);
-        self.send(&cmd)?;
-        let deadline = Instant::now() + self.cfg.timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            self.ws
-                .get_ref()
-                .tcp()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-            let wire: Json = match self.ws.read().map_err(ws_error)? {
-                Message::Text(t) => serde_json::from_str(&t).map_err(bad_event)?,
-                Message::Binary(b) => rmp_serde::from_slice(&b).map_err(bad_event)?,
-                _ => continue,
-            };
-            if wire["id"].as_u64() == Some(id) {
-                if wire["event"] == "error" {
-                    return Err(refused(&wire));
-                }
-                let list = wire["recovered"].as_array().cloned().unwrap_or_default();
-                return Ok(list
-                    .iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect());
-            }
-            let event = self.held.apply(&wire);
-            self.queued.push_back(Received { event, wire });
+    fn resubscribe(&mut self, cmd: Json) -> Result<Vec<String>> {
+        let ack = self.request(cmd, true)?;
+        let list = ack["recovered"].as_array().cloned().unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect())
+    }
+}
+
+/// Why reading an event failed: the connection (reconnect) or the event
+/// itself (an error for the caller).
+enum ReadFailure {
+    Connection(tungstenite::Error),
+    Event(Error),
+}
+
+impl ReadFailure {
+    fn into_error(self) -> Error {
+        match self {
+            ReadFailure::Connection(e) => ws_error(e),
+            ReadFailure::Event(e) => e,
         }
     }
 }

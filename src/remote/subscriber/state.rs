@@ -5,6 +5,7 @@
 //! verified against its `checksum`.
 
 use super::Event;
+use crate::model::event::PROTOCOL_KEYS;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,22 +35,6 @@ pub struct BookValue {
     /// Asks, lowest first.
     pub asks: Vec<(f64, f64)>,
 }
-
-/// Keys of an event that are not fields.
-const NOT_FIELDS: &[&str] = &[
-    "event",
-    "topic",
-    "seq",
-    "ts",
-    "epoch",
-    "stale",
-    "conflated",
-    "id",
-    "depth",
-    "bids",
-    "asks",
-    "checksum",
-];
 
 /// Every topic's value and book.
 #[derive(Debug, Default)]
@@ -199,7 +184,7 @@ fn fields_of(ev: &Json) -> BTreeMap<String, f64> {
         return BTreeMap::new();
     };
     map.iter()
-        .filter(|(k, _)| !NOT_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| !PROTOCOL_KEYS.contains(&k.as_str()))
         .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
         .collect()
 }
