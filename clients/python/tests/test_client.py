@@ -253,14 +253,17 @@ def test_order_books_at_a_depth_with_every_checksum_verified(fmt):
                         assert book.depth == 10
                         assert len(book.bids) == 10 and len(book.asks) == 10, "cut to the depth"
                         assert book.bids[0][0] < book.asks[0][0]
-                # Events are applied as they arrive and queued: drain what
-                # came meanwhile (no await between the last read and the
-                # check), so the last event read is the book's state.
+                # Events are applied as they arrive and queued: let what is
+                # in flight arrive, then drain without awaiting (a timed-out
+                # next_event awaits its cancellation, and the reader may apply
+                # more meanwhile), so the last event read is the book's state.
                 while True:
                     try:
                         more = await c.next_event(timeout=0.05)
                     except asyncio.TimeoutError:
-                        break
+                        more = c.next_event_nowait()
+                        if more is None:
+                            break
                     assert not isinstance(more, Gap), more
                     if isinstance(more, (Book, BookUpdate)):
                         ev = more

@@ -262,6 +262,25 @@ class Client:
             raise ConnectionError("client closed")
         return ev
 
+    def next_event_nowait(self) -> Optional[Event]:
+        """The next event already received, or None when none is waiting.
+
+        It does not yield to the event loop, so no message is applied between
+        this call and the caller's next line: after reading until it returns
+        None, ``book()`` and ``value()`` agree with the last event read.
+        (A ``next_event`` that times out awaits its own cancellation, and the
+        reader may apply more messages meanwhile.)
+        """
+        try:
+            ev = self._events.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        if ev is None:
+            # Keep the close marker for the next awaiting reader.
+            self._events.put_nowait(None)
+            raise ConnectionError("client closed")
+        return ev
+
     # -- internals ---------------------------------------------------------
 
     async def _open(self):
