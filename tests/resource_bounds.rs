@@ -577,6 +577,26 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
         refused.starts_with("HTTP/1.1 503") && refused.contains("file descriptors"),
         "{refused}"
     );
+    // A burst at the limit: every one answered, none left in the queue.
+    let mut burst: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    for s in &mut burst {
+        let answer = upgrade(s);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+    drop(burst);
+    // Idle at the limit, the daemon waits: it does not spin on accept
+    // (it did, at a full core: Linux fails accept with EMFILE even when
+    // nobody waits). A busy loop would use ~1 s of CPU in this second.
+    let pid = d.child.id();
+    let before_cpu = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_cpu = cpu_seconds(pid) - before_cpu;
+    assert!(
+        idle_cpu < 0.2,
+        "{idle_cpu} s of CPU in 1 s idle at the limit"
+    );
     // Descriptors free: the next clients are served at once.
     let before = held.len();
     held.truncate(before / 2);
@@ -597,4 +617,14 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
         .parse()
         .unwrap();
     assert!(refused_total >= 1.0, "{refused_total}");
+}
+
+/// User and system CPU time a process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }

@@ -94,6 +94,16 @@ impl SpareFd {
     }
 }
 
+/// What the spare descriptor did at the descriptor limit.
+enum AtLimit {
+    /// A waiting connection was answered 503; more may wait.
+    Refused,
+    /// The queue was empty: nothing to do until a connection arrives.
+    NoneWaiting,
+    /// No spare descriptor, or it did not help: try again on a timer.
+    NoSpare,
+}
+
 impl Shard {
     /// The retry timer (out of descriptors, no spare) has come.
     pub(super) fn accept_retry_due(&mut self) -> bool {
@@ -127,12 +137,20 @@ impl Shard {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    if !self.refuse_at_fd_limit(which) {
-                        // No spare: the listener is edge-triggered, so no
-                        // event would come for the connections already
-                        // waiting; look again on a timer.
-                        self.timers.accept_retry = Some(Instant::now() + FD_RETRY);
-                        return true;
+                    // Linux takes the descriptor before it looks at the
+                    // queue, so this error does not say anyone is waiting.
+                    match self.refuse_at_fd_limit(which) {
+                        AtLimit::Refused => {}
+                        // Nobody waits: the next arrival is a new edge.
+                        // (Going on here was a busy loop at the limit.)
+                        AtLimit::NoneWaiting => return true,
+                        AtLimit::NoSpare => {
+                            // The listener is edge-triggered, so no event
+                            // would come for the connections already
+                            // waiting; look again on a timer.
+                            self.timers.accept_retry = Some(Instant::now() + FD_RETRY);
+                            return true;
+                        }
                     }
                 }
                 Err(e) => {
@@ -145,25 +163,35 @@ impl Shard {
     }
 
     /// Out of descriptors: frees the spare one, accepts a waiting connection
-    /// with it, answers 503 and closes it, then takes the spare back. False
-    /// when there is no spare. Logs at most once per `FD_LOG_PERIOD`.
-    fn refuse_at_fd_limit(&mut self, which: usize) -> bool {
+    /// with it, answers 503 and closes it, then takes the spare back. Logs
+    /// at most once per `FD_LOG_PERIOD`.
+    fn refuse_at_fd_limit(&mut self, which: usize) -> AtLimit {
         let Some(spare) = self.acceptor.spare.file.take() else {
-            return false;
+            return AtLimit::NoSpare;
         };
         drop(spare);
         let (_, listener, tls) = &self.acceptor.listeners[which];
-        if let Ok((sock, _)) = listener.accept() {
-            if *tls == Listener::Plain {
-                let _ = (&sock).write(&http::response(
-                    Status::ServiceUnavailable,
-                    "server out of file descriptors\n",
-                ));
+        let outcome = match listener.accept() {
+            Ok((sock, _)) => {
+                if *tls == Listener::Plain {
+                    let _ = (&sock).write(&http::response(
+                        Status::ServiceUnavailable,
+                        "server out of file descriptors\n",
+                    ));
+                }
+                AtLimit::Refused
             }
-            let m = self.metrics();
-            m.fd_refused.fetch_add(1, Ordering::Relaxed);
-        }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => AtLimit::NoneWaiting,
+            // Still no descriptor (another thread or process took it):
+            // try again on the timer rather than spin.
+            Err(_) => AtLimit::NoSpare,
+        };
         self.acceptor.spare.file = std::fs::File::open("/dev/null").ok();
+        if !matches!(outcome, AtLimit::Refused) {
+            return outcome;
+        }
+        let m = self.metrics();
+        m.fd_refused.fetch_add(1, Ordering::Relaxed);
         if let Some(refused) = self.acceptor.spare.note_refused(Instant::now()) {
             log::warn!(
                 "shard {}: out of file descriptors: {refused} connection(s) answered 503 \
@@ -171,7 +199,11 @@ impl Shard {
                 self.ctx.id
             );
         }
-        self.acceptor.spare.file.is_some()
+        if self.acceptor.spare.file.is_some() {
+            AtLimit::Refused
+        } else {
+            AtLimit::NoSpare
+        }
     }
 
     /// Counts a new connection against the limit and gives it to the next shard.
