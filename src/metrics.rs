@@ -121,6 +121,20 @@ mod sizes {
 }
 
 impl Metrics {
+    /// The memory clients account for, by the `/metrics` estimate: their
+    /// connections, what they hold (queues, held-back updates) and their
+    /// index entries and memberships. It falls when clients leave, so a
+    /// watcher can tell when memory may be handed back.
+    pub(crate) fn clients_estimate(&self) -> u64 {
+        let per_shard = |s: &ShardMetrics| {
+            s.open.load(Relaxed).max(0) as u64 * sizes::CONNECTION
+                + s.queued_bytes.load(Relaxed).max(0) as u64
+                + s.index_entries.load(Relaxed) * sizes::INDEX_ENTRY
+                + s.memberships.load(Relaxed) * sizes::MEMBERSHIP
+        };
+        self.shards.iter().map(per_shard).sum()
+    }
+
     /// What all connections hold together (queues, held-back updates).
     pub(crate) fn queued_total(&self) -> i64 {
         self.shards

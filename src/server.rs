@@ -330,6 +330,15 @@ impl Server {
         move || shared.failed.load(Ordering::SeqCst)
     }
 
+    /// The memory clients account for (connections, what they hold, their
+    /// subscriptions: the client parts of `tickcast_memory_estimated_bytes`),
+    /// askable from another thread: `tickcastd` hands memory back to the
+    /// system when it falls.
+    pub fn client_memory_watch(&self) -> impl Fn() -> u64 + Send + 'static {
+        let shared = self.shared.clone();
+        move || shared.metrics.clients_estimate()
+    }
+
     /// Open client connections (including ones still in the handshake).
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::Relaxed)

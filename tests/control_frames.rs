@@ -112,3 +112,31 @@ fn a_protocol_close_goes_first_and_drops_the_backlog() {
         next - 1
     );
 }
+
+/// Autobahn case 2.10: ten pings sent at once (one write, so the server
+/// reads them in one turn) get ten pongs, each with its ping's payload, in
+/// order.
+#[test]
+fn each_of_ten_pings_sent_at_once_gets_its_own_pong() {
+    use std::io::Write;
+    let server = Server::start(config()).unwrap();
+    let mut c = Client::connect(server.local_addr());
+    let mut burst = Vec::new();
+    for i in 0..10u8 {
+        let payload = [b'p', b'0' + i];
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        burst.extend_from_slice(&[0x89, 0x80 | payload.len() as u8]);
+        burst.extend_from_slice(&mask);
+        burst.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    }
+    c.ws.get_mut().write_all(&burst).unwrap();
+    let mut pongs = Vec::new();
+    while pongs.len() < 10 {
+        match c.ws.read().unwrap() {
+            Message::Pong(p) => pongs.push(p.to_vec()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let want: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'p', b'0' + i]).collect();
+    assert_eq!(pongs, want);
+}

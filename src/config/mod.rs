@@ -3,6 +3,7 @@
 //! the daemon and the C ABI, is [`file::FileConfig`].
 
 pub mod file;
+mod machine;
 pub mod source;
 mod validate;
 
@@ -54,7 +55,8 @@ pub struct Config {
     /// Memory all connections' queues may hold together: outbound bytes,
     /// held-back (conflated, rate-capped) updates and snapshots still owed.
     /// Past it the connections that hold the most are closed with 1008
-    /// until the total is back under it. Default 1 GiB.
+    /// until the total is back under it. Default: a quarter of the memory the process may use
+    /// (physical, or the cgroup limit), between 256 MiB and 16 GiB.
     pub max_total_outbound_bytes: usize,
     /// Largest client message (and frame) in bytes; bigger ones close the
     /// connection with 1009. Default 64 KiB.
@@ -199,7 +201,7 @@ impl Default for Config {
             max_subscriptions: 1_024,
             max_topics_per_command: 1_024,
             max_topics: 100_000,
-            max_total_outbound_bytes: 1 << 30,
+            max_total_outbound_bytes: machine::default_total_outbound(),
             max_message_size: 64 * 1024,
             max_handshake_bytes: 8 * 1024,
             handshake_timeout: Duration::from_secs(10),

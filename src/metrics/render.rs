@@ -267,7 +267,7 @@ const SINGLE: &[Single] = &[
     Single {
         name: "tickcast_outbound_queued_bytes",
         kind: "gauge",
-        help: "Bytes waiting in connections' outbound queues (not yet accepted by the kernel).",
+        help: "Memory connections hold: their outbound queues (buffer capacity, not the kernel's) and held-back updates.",
         value: |at| at.queued(),
     },
     Single {

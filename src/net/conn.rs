@@ -393,7 +393,7 @@ impl Conn {
     /// updates), recorded as `reported_pending`; returns it and how much it
     /// changed since the last report, for the shard's gauge.
     pub fn report_holds(&mut self) -> (usize, i64) {
-        let holds = self.out.pending() + self.backlog.held_bytes();
+        let holds = self.out.held() + self.backlog.held_bytes();
         let delta = holds as i64 - self.reported_pending as i64;
         self.reported_pending = holds;
         (holds, delta)
