@@ -33,6 +33,14 @@ pub(crate) const WORK_BUDGET: usize = 2_048;
 /// delivered and flushed.
 pub(crate) const TURN_BUDGET: usize = 16_384;
 
+/// Wall time a loop turn may spend on work other than delivering and
+/// writing (reading clients, accepting, wildcard joins and withdrawals)
+/// before what is left waits for the next turn. Work counts alone do not
+/// bound time: on a busy machine a thread that is preempted mid-turn, or a
+/// command that costs more than its count says, stretched turns to tens of
+/// milliseconds of silence for every other client of the shard.
+pub(crate) const TURN_SLICE: std::time::Duration = std::time::Duration::from_millis(4);
+
 /// What handling one message decided and cost.
 #[must_use]
 #[derive(Debug)]
@@ -64,6 +72,8 @@ pub(crate) struct WorkBudget {
     conn: usize,
     /// Spent by every connection read this turn.
     turn: usize,
+    /// When this turn's slice for reading and other client work ends.
+    deadline: Option<std::time::Instant>,
 }
 
 impl WorkBudget {
@@ -71,11 +81,19 @@ impl WorkBudget {
     pub fn new_turn(&mut self) {
         self.turn = 0;
         self.conn = 0;
+        self.deadline = Some(std::time::Instant::now() + TURN_SLICE);
+    }
+
+    /// True once the turn's time slice is spent (one clock read, ~25 ns;
+    /// asked per message or per chunk of work, never per update).
+    pub fn out_of_time(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// True while the turn has room for another connection's messages.
     pub fn turn_has_room(&self) -> bool {
-        self.turn < TURN_BUDGET
+        self.turn < TURN_BUDGET && !self.out_of_time()
     }
 
     /// Starts reading one connection: its share is whole again.
@@ -83,9 +101,11 @@ impl WorkBudget {
         self.conn = 0;
     }
 
-    /// True while the connection being read may have another message read.
+    /// True while the connection being read may have another message read:
+    /// always its first one (so every connection makes progress), then while
+    /// its share and the turn's time last.
     pub fn conn_has_room(&self) -> bool {
-        self.conn < WORK_BUDGET
+        self.conn == 0 || (self.conn < WORK_BUDGET && !self.out_of_time())
     }
 
     /// Charges one handled message: its cost, and at least one.
@@ -109,6 +129,29 @@ impl WorkBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_time_slice_a_turn_reads_one_message_per_connection_and_no_more_connections() {
+        let mut w = WorkBudget::default();
+        w.new_turn();
+        assert!(w.turn_has_room() && !w.out_of_time());
+        // The slice is spent (a slow command, or the thread was preempted).
+        w.deadline = Some(std::time::Instant::now() - std::time::Duration::from_millis(1));
+        assert!(w.out_of_time());
+        assert!(
+            !w.turn_has_room(),
+            "the next connections wait for the next turn"
+        );
+        w.start_conn();
+        assert!(
+            w.conn_has_room(),
+            "a connection being read gets its first message"
+        );
+        w.charge(1);
+        assert!(!w.conn_has_room(), "then waits");
+        w.new_turn();
+        assert!(w.turn_has_room(), "a new turn, a new slice");
+    }
 
     #[test]
     fn a_message_costs_at_least_one_even_when_it_carries_nothing() {

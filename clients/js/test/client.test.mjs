@@ -12,6 +12,13 @@ import { encode, decode } from "@msgpack/msgpack";
 import { Client, TickcastError, bookChecksum } from "../src/index.js";
 import { binary, startDaemon as startTickcastd } from "../test-support/daemon.mjs";
 
+/** Closes `client` when the test ends, passed or failed: an open client
+ * reconnects forever, and node would wait for it instead of reporting. */
+function closing(t, client) {
+  t.after(() => client.close());
+  return client;
+}
+
 const TOKEN = "js-client-token";
 
 function startDaemon(port = 0) {
@@ -45,11 +52,11 @@ function next(client, type, topic, ms = 10000) {
 }
 
 for (const format of ["json", "msgpack"]) {
-  test(`snapshot then merged updates (${format})`, async () => {
+  test(`snapshot then merged updates (${format})`, async (t) => {
     const d = await startDaemon();
     try {
       d.publish("JS.A", { bid: 1.5 });
-      const c = new Client(d.ws, { WebSocket, format, msgpack: { encode, decode } });
+      const c = closing(t, new Client(d.ws, { WebSocket, format, msgpack: { encode, decode } }));
       await c.connect();
       const snap = next(c, "snapshot", "JS.A");
       const ack = await c.subscribe(["JS.*"]);
@@ -73,12 +80,12 @@ for (const format of ["json", "msgpack"]) {
   });
 }
 
-test("reconnects after the daemon restarts and sees the new epoch", async () => {
+test("reconnects after the daemon restarts and sees the new epoch", async (t) => {
   let d = await startDaemon();
   const port = d.port;
   try {
     d.publish("JS.R", { bid: 1 });
-    const c = new Client(d.ws, { WebSocket, minBackoff: 50, maxBackoff: 500 });
+    const c = closing(t, new Client(d.ws, { WebSocket, minBackoff: 50, maxBackoff: 500 }));
     await c.connect();
     const snap = next(c, "snapshot", "JS.R");
     await c.subscribe(["JS.*"]);
@@ -101,11 +108,11 @@ test("reconnects after the daemon restarts and sees the new epoch", async () => 
   }
 });
 
-test("stale, live and cleared topics", async () => {
+test("stale, live and cleared topics", async (t) => {
   const d = await startDaemon();
   try {
     d.publish("JS.S", { bid: 1 });
-    const c = new Client(d.ws, { WebSocket });
+    const c = closing(t, new Client(d.ws, { WebSocket }));
     await c.connect();
     const snap = next(c, "snapshot", "JS.S");
     await c.subscribe(["JS.S"], { maxRate: 50 });
@@ -131,8 +138,8 @@ test("stale, live and cleared topics", async () => {
   }
 });
 
-test("a connection that never opens is refused", async () => {
-  const c = new Client("ws://127.0.0.1:1/ws", { WebSocket });
+test("a connection that never opens is refused", async (t) => {
+  const c = closing(t, new Client("ws://127.0.0.1:1/ws", { WebSocket }));
   await assert.rejects(c.connect());
   assert.throws(() => new Client("ws://x/ws", { WebSocket, format: "msgpack" }), /msgpack/);
 });
@@ -179,12 +186,12 @@ function droppingProxy(upstreamPort, dropSeq) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-test("a gap is detected and recovered from the server's history", async () => {
+test("a gap is detected and recovered from the server's history", async (t) => {
   const d = await startDaemon();
   const proxy = await droppingProxy(d.port, 3);
   try {
     d.publish("JS.G", { bid: 1 });
-    const c = new Client(`ws://127.0.0.1:${proxy.address().port}/ws`, { WebSocket, minBackoff: 50 });
+    const c = closing(t, new Client(`ws://127.0.0.1:${proxy.address().port}/ws`, { WebSocket, minBackoff: 50 }));
     await c.connect();
     const snap = next(c, "snapshot", "JS.G");
     await c.subscribe(["JS.G"]);
@@ -210,7 +217,7 @@ test("bookChecksum is the documented CRC-32 (docs/PROTOCOL.md's example)", () =>
   assert.equal(bookChecksum([[64000.0, 3.0], [63990.0, 4.0]], asks), 3127965468);
 });
 
-test("order books: depth, book then book_update, every checksum verified", async () => {
+test("order books: depth, book then book_update, every checksum verified", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "tickcast-js-book-"));
   const proc = spawn(binary("TICKCASTD", "tickcastd"), ["--listen", "127.0.0.1:0", "--demo", "--demo-rate", "400"], {
     stdio: ["ignore", "ignore", "pipe"],
@@ -228,7 +235,7 @@ test("order books: depth, book then book_update, every checksum verified", async
   // or the book starts with a book_update instead of its snapshot. (Its
   // topics may be numbered by different routers, in any order.)
   await demoTopicsSettled(port);
-  const c = new Client(`ws://127.0.0.1:${port}/ws`, { WebSocket });
+  const c = closing(t, new Client(`ws://127.0.0.1:${port}/ws`, { WebSocket }));
   try {
     await c.connect();
     let gaps = 0;

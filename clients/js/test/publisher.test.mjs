@@ -13,6 +13,13 @@ import { Client } from "../src/index.js";
 import { Publisher, InvalidUpdate, QueueFull, Refused } from "../src/publisher.js";
 import { ROOT, startDaemon as startTickcastd } from "../test-support/daemon.mjs";
 
+/** Closes `client` when the test ends, passed or failed: an open client
+ * reconnects forever, and node would wait for it instead of reporting. */
+function closing(t, client) {
+  t.after(() => client.close());
+  return client;
+}
+
 const TOKEN = "js-publisher-token";
 const msgpack = { encode, decode };
 
@@ -33,9 +40,9 @@ async function held(url, topics, ok, opts = {}) {
   return c;
 }
 
-test("prices, books, trades, clears and extra fields arrive", async () => {
+test("prices, books, trades, clears and extra fields arrive", async (t) => {
   const d = await startDaemon({ extra: '[fields]\nextra = ["iv"]\n' });
-  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
+  const p = closing(t, new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack }));
   try {
     await p.connect();
     assert.deepEqual(p.fields, ["iv"], "from Tickcast-Fields");
@@ -49,11 +56,11 @@ test("prices, books, trades, clears and extra fields arrive", async () => {
     await p.flush();
     assert.equal(p.acknowledged, 7);
     assert.equal(p.lost, 0);
-    const c = await held(d.ws, ["JP.A", "JP.trades"], (c) => c.values.get("JP.A")?.last === 1.55 && c.values.has("JP.trades"));
+    const c = closing(t, await held(d.ws, ["JP.A", "JP.trades"], (c) => c.values.get("JP.A")?.last === 1.55 && c.values.has("JP.trades")));
     assert.deepEqual({ ...c.values.get("JP.A") }, { bid: 1.5, ask: 1.6, iv: 0.25, last: 1.55 });
     assert.equal(c.values.get("JP.trades").last, 10.2);
     c.close();
-    const b = await held(d.ws, ["JP.book"], (c) => c.book("JP.book"), { depth: 10 });
+    const b = closing(t, await held(d.ws, ["JP.book"], (c) => c.book("JP.book"), { depth: 10 }));
     assert.deepEqual(b.book("JP.book").bids, [[9.5, 2]]);
     assert.deepEqual(b.book("JP.book").asks, [[10.5, 3]]);
     b.close();
@@ -63,9 +70,9 @@ test("prices, books, trades, clears and extra fields arrive", async () => {
   }
 });
 
-test("bad updates are refused at the call; server refusals come back typed", async () => {
+test("bad updates are refused at the call; server refusals come back typed", async (t) => {
   const d = await startDaemon({ extra: "[limits]\nmax_topics = 1\n" });
-  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
+  const p = closing(t, new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack }));
   try {
     await p.connect();
     for (const bad of [
@@ -96,15 +103,15 @@ test("bad updates are refused at the call; server refusals come back typed", asy
   }
 });
 
-test("interest events reach the listener and the async iterator", async () => {
+test("interest events reach the listener and the async iterator", async (t) => {
   const d = await startDaemon();
-  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
+  const p = closing(t, new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack }));
   try {
     await p.connect();
     const heard = [];
     p.on("interest", (i) => heard.push(i));
     const it = p.interest();
-    const c = new Client(d.ws, { WebSocket });
+    const c = closing(t, new Client(d.ws, { WebSocket }));
     await c.connect();
     await c.subscribe(["IN.*"]);
     assert.deepEqual((await it.next()).value, { selector: "IN.*", pattern: true, active: true });
@@ -118,11 +125,11 @@ test("interest events reach the listener and the async iterator", async () => {
   }
 });
 
-test("a full queue waits or fails fast", async () => {
+test("a full queue waits or fails fast", async (t) => {
   const d = await startDaemon();
   // A high-water mark no socket is under: nothing is written, as when the
   // server stops reading and the socket's buffer is full.
-  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack, queueSize: 2, highWater: -1 });
+  const p = closing(t, new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack, queueSize: 2, highWater: -1 }));
   try {
     await p.connect();
     p.tryPublish("BP.A", { bid: 1 });
@@ -138,18 +145,18 @@ test("a full queue waits or fails fast", async () => {
   }
 });
 
-test("keepLiveOnLeave leaves topics live when the publisher goes", async () => {
+test("keepLiveOnLeave leaves topics live when the publisher goes", async (t) => {
   const d = await startDaemon();
   try {
     for (const [topic, keepLiveOnLeave] of [["KL.STALE", false], ["KL.LIVE", true]]) {
-      const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack, keepLiveOnLeave });
+      const p = closing(t, new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack, keepLiveOnLeave }));
       await p.connect();
       await p.publish(topic, { bid: 1 });
       await p.flush();
       p.close();
     }
     await new Promise((r) => setTimeout(r, 300));
-    const c = await held(d.ws, ["KL.*"], (c) => c.values.size === 2);
+    const c = closing(t, await held(d.ws, ["KL.*"], (c) => c.values.size === 2));
     assert.equal(c.topics.get("KL.STALE").stale, true);
     assert.equal(c.topics.get("KL.LIVE").stale, false);
     c.close();
@@ -158,10 +165,10 @@ test("keepLiveOnLeave leaves topics live when the publisher goes", async () => {
   }
 });
 
-test("a restarted daemon is reconnected to, and losses are counted", async () => {
+test("a restarted daemon is reconnected to, and losses are counted", async (t) => {
   let d = await startDaemon();
   const port = d.port;
-  const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
+  const p = closing(t, new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack }));
   const losses = [];
   p.on("loss", (n) => losses.push(n));
   try {
@@ -177,7 +184,7 @@ test("a restarted daemon is reconnected to, and losses are counted", async () =>
     assert.ok(p.reconnects >= 1);
     await p.publish("RC.A", { bid: 2 });
     await p.flush();
-    const c = await held(d.ws, ["RC.A"], (c) => c.values.get("RC.A")?.bid === 2);
+    const c = closing(t, await held(d.ws, ["RC.A"], (c) => c.values.get("RC.A")?.bid === 2));
     c.close();
     // Honest: every update acknowledged by one of the daemons or counted
     // lost, none twice.
@@ -189,7 +196,7 @@ test("a restarted daemon is reconnected to, and losses are counted", async () =>
   }
 });
 
-test("the CSV replay example publishes every tick", async () => {
+test("the CSV replay example publishes every tick", async (t) => {
   const d = await startDaemon();
   try {
     const csv = join(ROOT, "clients/data/ticks.csv");
@@ -202,7 +209,7 @@ test("the CSV replay example publishes every tick", async () => {
       const [, topic, kind, bid] = r.split(",");
       if (kind === "quote") last.set(topic, Number(bid));
     }
-    const c = await held(d.ws, [...last.keys()], (c) => [...last].every(([t, bid]) => c.values.get(t)?.bid === bid));
+    const c = closing(t, await held(d.ws, [...last.keys()], (c) => [...last].every(([t, bid]) => c.values.get(t)?.bid === bid)));
     c.close();
   } finally {
     await d.stop();

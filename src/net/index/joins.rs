@@ -29,6 +29,9 @@ impl ShardIndex {
             return None;
         }
         let snapshot = joined.snapshot;
+        if snapshot.seq == 0 {
+            self.mark_unvalued(name);
+        }
         let member = Member::new(token, fmt, snapshot.seq, joined.generation);
         self.enrol(name.clone(), member);
         (snapshot.seq > 0).then(|| NewlyMatched {

@@ -18,7 +18,7 @@ fn no_snapshot_for_a_topic_without_its_first_value() {
         .is_empty());
     // Both are members from seq 1 on, once the value arrives.
     slot.apply(1, &Default::default(), 0, std::time::Instant::now());
-    let (lt, _) = index.members_for(&"W.A".into(), 0).unwrap();
+    let (lt, _) = index.members_for(&"W.A".into(), 0, true).unwrap();
     let skips: Vec<(usize, u64)> = lt
         .members
         .iter()
@@ -44,7 +44,7 @@ fn an_exact_subscription_under_a_wildcard_keeps_its_interest() {
             .interest,
         [1, 0]
     );
-    let (lt, _) = index.members_for(&"N.A".into(), 0).unwrap();
+    let (lt, _) = index.members_for(&"N.A".into(), 0, true).unwrap();
     assert_eq!(lt.members.len(), 1);
 }
 
@@ -248,7 +248,7 @@ fn a_topic_entry_made_during_a_wildcard_join_takes_in_the_wildcard_member() {
     table
         .get_or_create("W.NEW")
         .apply(1, &Default::default(), 0, std::time::Instant::now());
-    let (lt, _) = index.members_for(&"W.NEW".into(), 0).unwrap();
+    let (lt, _) = index.members_for(&"W.NEW".into(), 0, true).unwrap();
     let mut keys: Vec<usize> = lt.members.iter().map(|m| m.key()).collect();
     keys.sort_unstable();
     assert_eq!(
@@ -257,4 +257,45 @@ fn a_topic_entry_made_during_a_wildcard_join_takes_in_the_wildcard_member() {
         "the wildcard's subscriber receives W.NEW from seq 1"
     );
     assert!(lt.members.iter().all(|m| m.skip_through == 0));
+}
+
+#[test]
+fn a_wildcard_joins_at_once_only_the_topics_without_a_value() {
+    let table = table_of(2);
+    let mut index = ShardIndex::new(0);
+    let none = SinceMap::new();
+    // W.0000 holds a value; W.EARLY is asked for ahead of its first update.
+    let mut exact = Subscriptions::default();
+    index.add_exact(&table, 1, Format::Json, &mut exact, "W.0000".into(), None);
+    index.add_exact(&table, 1, Format::Json, &mut exact, "W.EARLY".into(), None);
+    let early: Arc<str> = "W.EARLY".into();
+    let valued: Arc<str> = "W.0000".into();
+    assert_eq!(index.unvalued.iter().collect::<Vec<_>>(), [&early]);
+    let mut wild = Subscriptions::default();
+    index.add_prefix(&table, 2, Format::Json, &mut wild, "W.".into(), &none);
+    let members = |index: &ShardIndex, t: &Arc<str>| -> Vec<usize> {
+        index
+            .topics
+            .get(t)
+            .unwrap()
+            .members
+            .iter()
+            .map(|m| m.key())
+            .collect()
+    };
+    assert_eq!(
+        members(&index, &early),
+        [1, 2],
+        "joined at once, from seq 1"
+    );
+    assert_eq!(
+        members(&index, &valued),
+        [1],
+        "joined by the walk, with a snapshot"
+    );
+    // Its first update: no longer unvalued. A clear makes it so again.
+    index.members_for(&early, 0, true).unwrap();
+    assert!(index.unvalued.is_empty());
+    index.members_for(&valued, 1, false).unwrap();
+    assert_eq!(index.unvalued.iter().collect::<Vec<_>>(), [&valued]);
 }

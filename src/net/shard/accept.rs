@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// Connections accepted per iteration before the shard turns to others.
 const ACCEPT_BUDGET: usize = 256;
 
+/// Connections accepted per iteration even when the turn's time slice is
+/// spent, so a busy shard still takes in arrivals.
+const ACCEPT_AT_LEAST: usize = 16;
+
 /// Sockets beyond `max_connections` accepted for plain HTTP requests, so
 /// `/healthz` and `/metrics` answer while subscribers are refused.
 pub(super) const HTTP_RESERVE: usize = 16;
@@ -129,7 +133,10 @@ impl Shard {
     /// Accepts from one listener until it would block (true) or the budget
     /// is spent (false: come back next iteration).
     fn accept_from(&mut self, which: usize) -> bool {
-        for _ in 0..ACCEPT_BUDGET {
+        for n in 0..ACCEPT_BUDGET {
+            if n >= ACCEPT_AT_LEAST && self.work.out_of_time() {
+                return false;
+            }
             let (_, listener, tls) = &self.acceptor.listeners[which];
             let tls = *tls;
             match listener.accept() {

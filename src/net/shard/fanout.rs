@@ -136,7 +136,9 @@ impl Shard {
     /// is for a member at all is [`admit`]'s decision.
     pub(super) fn deliver(&mut self, enc: &Arc<Encoded>) {
         let now = Instant::now();
-        let Some((lt, gate)) = self.delivery.index.members_for(&enc.topic, enc.generation) else {
+        let valued = !matches!(enc.event, Event::Cleared);
+        let index = &mut self.delivery.index;
+        let Some((lt, gate)) = index.members_for(&enc.topic, enc.generation, valued) else {
             return self.unwanted(enc);
         };
         let new_generation = matches!(enc.event, Event::Cleared | Event::Resync { .. });
@@ -232,11 +234,18 @@ impl Shard {
         let conns = &self.conns;
         // The connection a member key names, if it is still there.
         let live = |key: usize| conns.get(token_of(key)).filter(|c| c.key == key);
+        // Past the turn's time slice, a small step only, so joins and
+        // withdrawals still progress on a shard that is always busy.
+        let budget = if self.work.out_of_time() {
+            JOIN_BUDGET / 8
+        } else {
+            JOIN_BUDGET
+        };
         if self.delivery.index.leaving() {
             let subs_of = |key| live(key).map(|c| &c.subs);
             self.delivery
                 .index
-                .advance_leaves(&self.ctx.table, JOIN_BUDGET, subs_of);
+                .advance_leaves(&self.ctx.table, budget, subs_of);
         }
         self.pending.index_work = self.delivery.index.leaving();
         if !self.delivery.index.joining() {
@@ -251,7 +260,7 @@ impl Shard {
         let (owed, more) = self
             .delivery
             .index
-            .advance_joins(&self.ctx.table, JOIN_BUDGET, ready);
+            .advance_joins(&self.ctx.table, budget, ready);
         self.pending.index_work |= more;
         for (key, fmt, fresh) in owed {
             let token = token_of(key);

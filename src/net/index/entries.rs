@@ -1,0 +1,79 @@
+//! Making a topic's entry in a shard index, with the wildcard subscribers
+//! that cover it.
+
+use super::{LocalTopic, Member, ShardIndex};
+use crate::model::format::Format;
+use std::sync::Arc;
+
+impl ShardIndex {
+    /// The topic's entry, made (with the wildcard subscribers that cover it,
+    /// in `generation` when known) if this shard has none yet.
+    pub(super) fn entry(&mut self, topic: &Arc<str>, generation: Option<u16>) -> &mut LocalTopic {
+        if !self.topics.contains_key(topic) {
+            // Not in the topic table (no generation known): no value yet.
+            let unvalued = generation.is_none();
+            let lt = LocalTopic {
+                generation: generation.unwrap_or(0),
+                unvalued,
+                ..LocalTopic::default()
+            };
+            self.topics.insert(topic.clone(), lt);
+            if unvalued {
+                self.unvalued.insert(topic.clone());
+            }
+            self.names.insert(topic.clone());
+            if crate::model::book::is_book(topic) {
+                self.book_names.insert(topic.clone());
+            }
+            // `generation` is known when the topic table holds the topic.
+            self.attach_prefix_members(topic, generation.is_some());
+        }
+        self.topics.get_mut(topic).expect("inserted above")
+    }
+
+    /// A topic entry is being created: wildcard subscribers that cover it join
+    /// it. Their interest reached the topic table through the prefix, so every
+    /// update of this topic has been or will be sent to this shard.
+    /// `in_table`: the topic table holds the topic. A wildcard still joining
+    /// waits for its join to reach such a topic (and send its snapshot);
+    /// one the table does not hold yet has no value and no snapshot, and
+    /// the join, which walks the table, would never reach it: the member
+    /// joins at once and receives it from seq 1.
+    fn attach_prefix_members(&mut self, topic: &Arc<str>, in_table: bool) {
+        let mut joiners: Vec<(usize, Format)> = Vec::new();
+        for (p, lp) in &self.prefixes {
+            if topic.starts_with(&**p) {
+                for &(t, f) in &lp.members {
+                    // A wildcard still joining existing topics takes this
+                    // one in when its join reaches it, with a snapshot.
+                    let waits = in_table
+                        && self.joining.iter().any(|j| {
+                            j.token == t
+                                && *j.prefix == **p
+                                && j.through.as_deref().is_none_or(|at| **topic > *at)
+                        });
+                    if !waits && !joiners.iter().any(|(jt, _)| *jt == t) {
+                        joiners.push((t, f));
+                    }
+                }
+            }
+        }
+        let lt = self.topics.get_mut(topic).expect("caller inserted it");
+        for (token, fmt) in joiners {
+            lt.counts[fmt.index()] += 1;
+            lt.members.push(Member::new(token, fmt, 0, lt.generation));
+            self.memberships += 1;
+        }
+    }
+
+    /// The topic (which has an entry) holds no value in the topic table:
+    /// a wildcard subscribe joins it at once.
+    pub(super) fn mark_unvalued(&mut self, topic: &Arc<str>) {
+        if let Some(lt) = self.topics.get_mut(topic) {
+            if !lt.unvalued {
+                lt.unvalued = true;
+                self.unvalued.insert(topic.clone());
+            }
+        }
+    }
+}
