@@ -18,8 +18,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Existing topics all wildcard subscriptions of a shard may join per loop turn.
+/// Existing topics all wildcard subscriptions of a shard may join (and as
+/// many withdraw) per loop turn, while its time slice lasts.
 const JOIN_BUDGET: usize = 2_048;
+
+/// Topics joined or withdrawn between two looks at the clock.
+const JOIN_STEP: usize = 256;
 
 /// How often a shard compares what all connections hold with the budget.
 const BUDGET_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
@@ -224,32 +228,39 @@ impl Shard {
         }
     }
 
-    /// Takes the next chunk of the subscriptions being withdrawn and of
-    /// the wildcard subscriptions still joining existing topics (at most
-    /// `JOIN_BUDGET` topics per turn each); joins only for the connections
-    /// whose queue is below the conflation mark, with their snapshots
-    /// queued. A subscription to many topics, or its end, costs bounded
-    /// time per turn, and snapshots stream out as the client reads.
+    /// Takes the next chunks of the subscriptions being withdrawn and of
+    /// the wildcard subscriptions still joining existing topics, a step of
+    /// `JOIN_STEP` topics each at a time, up to `JOIN_BUDGET` per turn and
+    /// while the turn's time slice lasts (one step always, so they progress
+    /// on a busy shard); joins only for the connections whose queue is
+    /// below the conflation mark, with their snapshots queued. A
+    /// subscription to many topics, or its end, costs bounded time per
+    /// turn, and snapshots stream out as the client reads.
     pub(super) fn advance_index(&mut self) {
+        let mut spent = 0;
+        loop {
+            let more = self.advance_index_step();
+            spent += JOIN_STEP;
+            if !more || spent >= JOIN_BUDGET || self.work.out_of_time() {
+                return;
+            }
+        }
+    }
+
+    /// One step of `advance_index`; true when work is left.
+    fn advance_index_step(&mut self) -> bool {
         let conns = &self.conns;
         // The connection a member key names, if it is still there.
         let live = |key: usize| conns.get(token_of(key)).filter(|c| c.key == key);
-        // Past the turn's time slice, a small step only, so joins and
-        // withdrawals still progress on a shard that is always busy.
-        let budget = if self.work.out_of_time() {
-            JOIN_BUDGET / 8
-        } else {
-            JOIN_BUDGET
-        };
         if self.delivery.index.leaving() {
             let subs_of = |key| live(key).map(|c| &c.subs);
             self.delivery
                 .index
-                .advance_leaves(&self.ctx.table, budget, subs_of);
+                .advance_leaves(&self.ctx.table, JOIN_STEP, subs_of);
         }
         self.pending.index_work = self.delivery.index.leaving();
         if !self.delivery.index.joining() {
-            return;
+            return self.pending.index_work;
         }
         let conflate_at = self.delivery.limits.conflate_at;
         let ready = |key| {
@@ -260,7 +271,7 @@ impl Shard {
         let (owed, more) = self
             .delivery
             .index
-            .advance_joins(&self.ctx.table, budget, ready);
+            .advance_joins(&self.ctx.table, JOIN_STEP, ready);
         self.pending.index_work |= more;
         for (key, fmt, fresh) in owed {
             let token = token_of(key);
@@ -276,6 +287,7 @@ impl Shard {
                 self.mark_dirty(token);
             }
         }
+        self.pending.index_work
     }
 
     /// Writes every connection with queued bytes, once each, and applies the
