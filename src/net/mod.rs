@@ -62,3 +62,34 @@ pub(crate) struct Shared {
     /// sets it, so the network side never imports the reload code).
     pub reload: fn(&Shared) -> crate::error::Result<crate::config::source::Reloaded>,
 }
+
+/// What every connection, and every subscriber of every topic, costs:
+/// each byte here is multiplied by the connections (10 KB at 10,000). A
+/// struct that grows fails this test, so the growth is a decision: change
+/// the number here and say why in the commit.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod sizes {
+    use std::mem::size_of;
+
+    #[test]
+    fn the_per_connection_structs_keep_their_sizes() {
+        let sizes = [
+            ("Conn", size_of::<super::conn::Conn>(), 344),
+            ("Outbound", size_of::<super::outbound::Outbound>(), 80),
+            ("Backlog", size_of::<super::backlog::Backlog>(), 40),
+            (
+                "Subscriptions",
+                size_of::<super::subscriptions::Subscriptions>(),
+                64,
+            ),
+            ("Transport", size_of::<super::transport::Transport>(), 24),
+            // One per subscriber per topic.
+            ("Member", size_of::<super::index::Member>(), 16),
+            // One per topic a shard delivers.
+            ("LocalTopic", size_of::<super::index::LocalTopic>(), 40),
+        ];
+        for (name, now, pinned) in sizes {
+            assert_eq!(now, pinned, "{name} is {now} bytes, pinned at {pinned}");
+        }
+    }
+}
