@@ -74,19 +74,23 @@ mod sizes {
     #[test]
     fn the_per_connection_structs_keep_their_sizes() {
         let sizes = [
-            ("Conn", size_of::<super::conn::Conn>(), 344),
-            ("Outbound", size_of::<super::outbound::Outbound>(), 80),
-            ("Backlog", size_of::<super::backlog::Backlog>(), 40),
+            ("Conn", size_of::<crate::net::conn::Conn>(), 344),
+            ("Outbound", size_of::<crate::net::outbound::Outbound>(), 80),
+            ("Backlog", size_of::<crate::net::backlog::Backlog>(), 40),
             (
                 "Subscriptions",
-                size_of::<super::subscriptions::Subscriptions>(),
+                size_of::<crate::net::subscriptions::Subscriptions>(),
                 64,
             ),
-            ("Transport", size_of::<super::transport::Transport>(), 24),
+            (
+                "Transport",
+                size_of::<crate::net::transport::Transport>(),
+                24,
+            ),
             // One per subscriber per topic.
-            ("Member", size_of::<super::index::Member>(), 16),
+            ("Member", size_of::<crate::net::index::Member>(), 16),
             // One per topic a shard delivers.
-            ("LocalTopic", size_of::<super::index::LocalTopic>(), 40),
+            ("LocalTopic", size_of::<crate::net::index::LocalTopic>(), 40),
         ];
         for (name, now, pinned) in sizes {
             assert_eq!(now, pinned, "{name} is {now} bytes, pinned at {pinned}");
