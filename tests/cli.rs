@@ -92,28 +92,16 @@ fn sub_json_prints_one_event_per_line() {
 fn pub_publishes_and_clears_and_refuses_bad_input() {
     let server = server();
     let url = format!("ws://{}/publish", server.local_addr());
-    let out = tickcast(&[
+    let printed = succeeds(&mut tickcast(&[
         "pub", &url, "--token", TOKEN, "CLI.P", "bid=2.5", "ask=2.75",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "CLI.P: published\n");
+    ]));
+    assert_eq!(printed, "CLI.P: published\n");
     let snap = server.snapshot("CLI.P").expect("published");
     assert_eq!((snap.prices.bid, snap.prices.ask), (Some(2.5), Some(2.75)));
 
-    let out = tickcast(&["pub", &url, "--token", TOKEN, "--clear", "CLI.P"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(&mut tickcast(&[
+        "pub", &url, "--token", TOKEN, "--clear", "CLI.P",
+    ]));
     wait_until("cleared", || server.snapshot("CLI.P").is_none());
 
     for (args, says) in [
@@ -234,12 +222,7 @@ fn pub_keep_live_leaves_the_topic_live_and_without_it_the_topic_goes_stale() {
         if keep {
             args.push("--keep-live");
         }
-        let out = tickcast(&args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeds(&mut tickcast(&args));
         wait_until("published", || server.snapshot(topic).is_some());
         if stale_after {
             wait_until("marked stale on leave", || {
@@ -268,15 +251,10 @@ fn sub_stops_by_itself_with_count_or_for_and_exits_1_on_an_error_in_json_mode() 
     wait_until("values", || {
         (1..=3).all(|i| server.snapshot(&format!("CLI.C{i}")).is_some())
     });
-    let out = tickcast(&["sub", &url, "CLI.*", "--json", "--count", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let printed = succeeds(&mut tickcast(&[
+        "sub", &url, "CLI.*", "--json", "--count", "2",
+    ]));
+    let events: Vec<Value> = printed
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

@@ -424,16 +424,10 @@ fn tls_self_signed_serves_wss_that_every_client_trusts_through_its_ca_file() {
     );
     let url = format!("wss://localhost:{port}/ws");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickcast"))
-        .args(["sub", &url, "BTC-USD", "--json", "--count", "2", "--ca"])
-        .arg(&ca)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let printed = succeeds(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tickcast"))
+            .args(["sub", &url, "BTC-USD", "--json", "--count", "2", "--ca"])
+            .arg(&ca),
     );
     // A snapshot, or an update if the demo had not reached BTC-USD yet.
     assert!(printed.contains("\"topic\":\"BTC-USD\""), "{printed}");
@@ -485,26 +479,20 @@ fn tls_self_signed_serves_wss_that_every_client_trusts_through_its_ca_file() {
 
     let python = root.join("target/pyenv/bin/python");
     assert!(python.exists(), "target/pyenv is missing: run scripts/test");
-    let out = std::process::Command::new(&python)
-        .args([
-            "-m",
-            "tickcast_client",
-            &url,
-            "BTC-USD",
-            "--json",
-            "--for",
-            "1.5",
-            "--ca",
-        ])
-        .arg(&ca)
-        .env("PYTHONPATH", root.join("clients/python"))
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let printed = succeeds(
+        std::process::Command::new(&python)
+            .args([
+                "-m",
+                "tickcast_client",
+                &url,
+                "BTC-USD",
+                "--json",
+                "--for",
+                "1.5",
+                "--ca",
+            ])
+            .arg(&ca)
+            .env("PYTHONPATH", root.join("clients/python")),
     );
     assert!(printed.contains("\"topic\": \"BTC-USD\""), "{printed}");
     let _ = std::fs::remove_dir_all(&dir);

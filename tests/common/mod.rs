@@ -235,6 +235,20 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Runs `cmd` to its end and returns what it printed; a failure shows what
+/// it said on stderr.
+#[allow(dead_code)]
+#[track_caller]
+pub fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Kills the daemon if a test failed before stopping it, so no process is left behind.
 impl Drop for Daemon {
     fn drop(&mut self) {
