@@ -41,6 +41,16 @@ impl Write for Pipe {
     }
 }
 
+/// Everything `out` holds, written to a pipe that takes it all.
+fn written(out: &mut Outbound) -> Vec<u8> {
+    let mut pipe = Pipe {
+        got: vec![],
+        room: usize::MAX,
+    };
+    out.write_to(&mut pipe, &mut Tally::default()).unwrap();
+    pipe.got
+}
+
 #[test]
 fn keeps_order_across_blocked_writes() {
     let mut out = Outbound::default();
@@ -196,12 +206,7 @@ fn pongs_from_a_ping_flood_do_not_pile_up_behind_a_backlog() {
     let pongs = MAX_UNSENT_PONGS;
     assert_eq!(out.pending(), backlog + pongs * frame(0xA, &[0; 4]).len());
     assert_eq!(out.buf.as_ptr(), start);
-    let mut pipe = Pipe {
-        got: vec![],
-        room: usize::MAX,
-    };
-    out.write_to(&mut pipe, &mut Tally::default()).unwrap();
-    let got = frames(&pipe.got);
+    let got = frames(&written(&mut out));
     for (i, pong) in got[..pongs].iter().enumerate() {
         let n = 10_000 - pongs as u32 + i as u32;
         assert_eq!(*pong, (0xA, n.to_be_bytes().to_vec()));
@@ -217,12 +222,7 @@ fn each_ping_of_a_burst_gets_its_own_pong_in_order() {
     for i in 0..10u8 {
         out.push_control(&frame(0xA, &[i; 3]));
     }
-    let mut pipe = Pipe {
-        got: vec![],
-        room: usize::MAX,
-    };
-    out.write_to(&mut pipe, &mut Tally::default()).unwrap();
-    let got = frames(&pipe.got);
+    let got = frames(&written(&mut out));
     let pongs: Vec<_> = got.iter().filter(|f| f.0 == 0xA).cloned().collect();
     assert_eq!(
         pongs,
@@ -236,11 +236,7 @@ fn without_framing_control_bytes_are_appended() {
     out.push(b"HTTP/1.1 200 OK\r\n");
     out.push_control(&frame(0xA, b""));
     out.push_control(b"not a frame");
-    let mut pipe = Pipe {
-        got: vec![],
-        room: usize::MAX,
-    };
-    out.write_to(&mut pipe, &mut Tally::default()).unwrap();
-    assert!(pipe.got.starts_with(b"HTTP/1.1 200 OK\r\n"));
-    assert!(pipe.got.ends_with(b"not a frame"));
+    let got = written(&mut out);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(got.ends_with(b"not a frame"));
 }
