@@ -12,6 +12,9 @@
 //! Prints one line per mode: wall time of the burst, events and bytes the
 //! clients read, and the server's CPU time over the burst.
 
+mod cli_args;
+
+use cli_args::arg;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -20,14 +23,6 @@ use tickcast::{Config, Server, Update};
 use tungstenite::{Message, WebSocket};
 
 type Ws = WebSocket<TcpStream>;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 fn connect(addr: std::net::SocketAddr) -> Ws {
     let stream = TcpStream::connect(addr).expect("connect");
@@ -88,7 +83,7 @@ fn cpu_seconds() -> f64 {
 fn main() {
     let clients = arg("--clients", 1000);
     let topics = arg("--topics", 100);
-    let missed = arg("--missed", 50) as u64;
+    let missed: u64 = arg("--missed", 50);
     let server = Server::start(
         Config::default()
             .listen("127.0.0.1:0".parse().unwrap())

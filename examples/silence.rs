@@ -16,6 +16,9 @@
 //! the worst case. Prints one line per phase with the keeper's longest
 //! silence and the phase's duration. Target (issue 25): ≤ 20 ms.
 
+mod cli_args;
+
+use cli_args::arg;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +27,6 @@ use tickcast::{Config, Server, Update};
 use tungstenite::{Message, WebSocket};
 
 type Ws = WebSocket<TcpStream>;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 fn connect(addr: SocketAddr) -> Ws {
     let stream = TcpStream::connect(addr).expect("connect");

@@ -21,6 +21,9 @@
 //! - a client opening and holding idle connections to the descriptor limit
 //!   (the daemon runs under `ulimit -n`).
 
+mod cli_args;
+
+use cli_args::arg;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -34,14 +37,6 @@ use tungstenite::{Message, WebSocket};
 
 const TOKEN: &str = "soak-publisher-token";
 const TOPICS: usize = 20_000;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 /// The daemon, killed when this ends.
 struct Daemon(Child);
@@ -161,8 +156,7 @@ fn sample(page: &str, key: &str) -> f64 {
 /// the server's CPU, and their preemption of it, not its work, set the
 /// keeper's silences; in production they run on other machines. The feed
 /// and the keeper run at the default priority.
-fn attacker(body: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
-    let nice = arg("--attacker-nice", 10) as i32;
+fn attacker(nice: i32, body: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         // SAFETY: setpriority on this thread (who = 0) only changes its niceness.
         unsafe {
@@ -189,7 +183,8 @@ struct Keeper {
 }
 
 fn main() {
-    let minutes = arg("--minutes", 3);
+    let minutes: u64 = arg("--minutes", 3);
+    let nice: i32 = arg("--attacker-nice", 10);
     let (daemon, addr) = start_daemon(arg("--nofile", 1024));
     let pid = daemon.0.id();
     let stop = Arc::new(AtomicBool::new(false));
@@ -268,7 +263,7 @@ fn main() {
     // Non-readers of everything, half of them pinging without pause.
     for n in 0..40 {
         let stop = stop.clone();
-        threads.push(attacker(move || {
+        threads.push(attacker(nice, move || {
             while !stop.load(Ordering::Relaxed) {
                 let Some(mut w) = ws(addr, Some(4096)) else {
                     std::thread::sleep(Duration::from_millis(100));
@@ -299,7 +294,7 @@ fn main() {
     // Big unsubscribe commands, read back so they keep coming.
     {
         let stop = stop.clone();
-        threads.push(attacker(move || {
+        threads.push(attacker(nice, move || {
             let topics: Vec<String> = (0..1024).map(|i| format!("NOPE.{i:040}")).collect();
             let cmd = serde_json::json!({"op": "unsubscribe", "topics": topics}).to_string();
             while !stop.load(Ordering::Relaxed) {
@@ -320,7 +315,7 @@ fn main() {
     // subscribe again in one go, then leave without a close frame.
     for _ in 0..2 {
         let stop = stop.clone();
-        threads.push(attacker(move || {
+        threads.push(attacker(nice, move || {
             let all = r#"{"op":"subscribe","topics":["*"]}"#;
             let none = r#"{"op":"unsubscribe","topics":["*"]}"#;
             while !stop.load(Ordering::Relaxed) {
@@ -351,7 +346,7 @@ fn main() {
     // A publisher of new topics past max_topics and of empty updates.
     {
         let stop = stop.clone();
-        threads.push(attacker(move || {
+        threads.push(attacker(nice, move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let stream = TcpStream::connect(addr).unwrap();
@@ -386,7 +381,7 @@ fn main() {
     // Idle connections to the descriptor limit, let go and taken again.
     {
         let stop = stop.clone();
-        threads.push(attacker(move || {
+        threads.push(attacker(nice, move || {
             while !stop.load(Ordering::Relaxed) {
                 let mut held = Vec::new();
                 for _ in 0..1500 {
