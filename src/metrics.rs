@@ -121,18 +121,30 @@ mod sizes {
 }
 
 impl Metrics {
-    /// The memory clients account for, by the `/metrics` estimate: their
-    /// connections, what they hold (queues, held-back updates) and their
-    /// index entries and memberships. It falls when clients leave, so a
-    /// watcher can tell when memory may be handed back.
+    /// The parts of the `/metrics` memory estimate that clients account
+    /// for: their connections, what they hold (queues, held-back updates),
+    /// and their index entries and memberships.
+    pub(crate) fn client_memory(&self) -> [(&'static str, u64); 3] {
+        // Summed over shards, then clamped: one shard's count may dip below
+        // zero between its increments and another's decrements.
+        let gauge =
+            |f: fn(&ShardMetrics) -> i64| self.shards.iter().map(f).sum::<i64>().max(0) as u64;
+        let index = self.sum(|s| s.index_entries.load(Relaxed)) * sizes::INDEX_ENTRY
+            + self.sum(|s| s.memberships.load(Relaxed)) * sizes::MEMBERSHIP;
+        [
+            (
+                "connections",
+                gauge(|s| s.open.load(Relaxed)) * sizes::CONNECTION,
+            ),
+            ("outbound", gauge(|s| s.queued_bytes.load(Relaxed))),
+            ("index", index),
+        ]
+    }
+
+    /// Their sum. It falls when clients leave, so a watcher can tell when
+    /// memory may be handed back.
     pub(crate) fn clients_estimate(&self) -> u64 {
-        let per_shard = |s: &ShardMetrics| {
-            s.open.load(Relaxed).max(0) as u64 * sizes::CONNECTION
-                + s.queued_bytes.load(Relaxed).max(0) as u64
-                + s.index_entries.load(Relaxed) * sizes::INDEX_ENTRY
-                + s.memberships.load(Relaxed) * sizes::MEMBERSHIP
-        };
-        self.shards.iter().map(per_shard).sum()
+        self.client_memory().iter().map(|(_, v)| v).sum()
     }
 
     /// What all connections hold together (queues, held-back updates).

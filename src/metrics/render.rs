@@ -57,12 +57,11 @@ impl Metrics {
                 .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.load(Relaxed).to_string()))
                 .collect::<Vec<_>>(),
         );
-        let index = at.sum(|s| s.index_entries.load(Relaxed)) * sizes::INDEX_ENTRY
-            + at.memberships() * sizes::MEMBERSHIP;
+        let [connections, outbound, index] = self.client_memory();
         let parts = [
-            ("connections", at.open() * sizes::CONNECTION),
-            ("outbound", at.queued()),
-            ("index", index),
+            connections,
+            outbound,
+            index,
             ("topics", at.topics * sizes::TOPIC),
             ("history", self.router.history_bytes.load(Relaxed)),
             (
