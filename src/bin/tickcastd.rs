@@ -353,7 +353,7 @@ const RETURN_AFTER_FALL: u64 = 8 << 20;
 /// its own (never a shard loop: trimming locks each arena in turn) asks glibc
 /// to return its free pages. mimalloc returned them by itself but grew RSS
 /// 1.6-2x what the server counted during the attack, against 1.2x for glibc
-/// (BENCHMARKS.md, "Memory under attack").
+/// (BENCHMARKS.md, "Issue 25: hostile load, round 2").
 fn return_memory_when_freed(server: &Server) {
     fixed_mmap_threshold();
     let held = server.client_memory_watch();
