@@ -15,13 +15,17 @@ const OUTBOUND_FALLBACK: u64 = 1 << 30;
 
 /// The default `max_total_outbound_bytes`: a quarter of the memory this
 /// process may use (physical memory, or the cgroup's limit when lower),
-/// between 256 MiB and 16 GiB; 1 GiB when neither can be read.
+/// between 256 MiB and 16 GiB; 1 GiB when neither can be read. Read from
+/// the system once per process: every `Config::default()` asks.
 pub fn default_total_outbound() -> usize {
-    let usable = [physical_memory(), cgroup_limit()]
-        .into_iter()
-        .flatten()
-        .min();
-    outbound_share(usable) as usize
+    static SHARE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SHARE.get_or_init(|| {
+        let usable = [physical_memory(), cgroup_limit()]
+            .into_iter()
+            .flatten()
+            .min();
+        outbound_share(usable) as usize
+    })
 }
 
 fn outbound_share(usable: Option<u64>) -> u64 {
