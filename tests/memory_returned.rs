@@ -16,31 +16,13 @@ const TOKEN: &str = "memory-test-publisher";
 const TOPICS: usize = 20_000;
 const ATTACKERS: usize = 40;
 
-fn rss(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024.0
-}
-
 /// The sum of `tickcast_memory_estimated_bytes` over its parts.
 fn counted(addr: SocketAddr) -> f64 {
-    let page = common::http_raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    page.lines()
+    common::metrics_page(addr)
+        .lines()
         .filter(|l| l.starts_with("tickcast_memory_estimated_bytes{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let page = common::http_raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// A subscriber of everything that never reads, with a small receive
@@ -86,10 +68,10 @@ fn memory_held_by_non_readers_is_counted_and_returned_when_they_leave() {
     }
     publisher.flush(Duration::from_secs(60)).unwrap();
     common::wait_until("every topic is in the table", || {
-        metric(addr, "tickcast_topics") >= TOPICS as f64
+        common::metric_at(addr, "tickcast_topics").unwrap_or(0.0) >= TOPICS as f64
     });
     std::thread::sleep(Duration::from_secs(1));
-    let (rss_before, counted_before) = (rss(pid), counted(addr));
+    let (rss_before, counted_before) = (common::rss_bytes(pid), counted(addr));
 
     // Each attacker is owed every topic's snapshot (~3 MB) and then the
     // demo's updates; none of it is read.
@@ -98,7 +80,10 @@ fn memory_held_by_non_readers_is_counted_and_returned_when_they_leave() {
     let end = Instant::now() + Duration::from_secs(6);
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(250));
-        let sample = (rss(pid) - rss_before, counted(addr) - counted_before);
+        let sample = (
+            common::rss_bytes(pid) - rss_before,
+            counted(addr) - counted_before,
+        );
         if sample.0 > peak.0 {
             peak = sample;
         }
@@ -119,10 +104,10 @@ fn memory_held_by_non_readers_is_counted_and_returned_when_they_leave() {
 
     drop(attackers);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut after = rss(pid);
+    let mut after = common::rss_bytes(pid);
     while after > 1.5 * rss_before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        after = rss(pid);
+        after = common::rss_bytes(pid);
     }
     eprintln!("10 s after: {:.1} MB", after / 1e6);
     assert!(

@@ -221,17 +221,8 @@ fn a_fast_publisher_is_back_pressured_and_the_daemon_stays_bounded() {
     )
     .unwrap();
     let mut d = Daemon::start(&["--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
-    let rss = |pid: u32| -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        s.lines()
-            .find(|l| l.starts_with("VmRSS"))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    // In KiB.
+    let rss = |pid: u32| (rss_bytes(pid) / 1024.0) as u64;
     // Subscribers that keep up make every update cost the daemon real work.
     let mut subs: Vec<Client> = (0..20).map(|_| Client::connect(d.addr)).collect();
     for s in subs.iter_mut() {
@@ -276,14 +267,7 @@ fn a_fast_publisher_is_back_pressured_and_the_daemon_stays_bounded() {
         peak < before + 100 * 1024,
         "daemon RSS grew from {before} KiB to {peak} KiB"
     );
-    let metrics = http_raw(d.addr, b"GET /metrics HTTP/1.1\r\n\r\n");
-    let depth: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("tickcast_ingest_queue_depth "))
-        .and_then(|l| l.split(' ').nth(1))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let depth = metric_at(d.addr, "tickcast_ingest_queue_depth").unwrap();
     assert!(depth <= 1024.0, "ingest queue bounded: {depth}");
     drop(p);
     assert_eq!(d.sigterm(), 0);

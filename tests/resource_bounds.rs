@@ -341,16 +341,6 @@ fn a_ping_flood_from_a_client_that_does_not_read_costs_little() {
     keeper_kept_up(longest, gaps);
 }
 
-fn rss_bytes() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024.0
-}
-
 fn closed(server: &Server, reason: &str) -> f64 {
     let text = server.metrics_text();
     let key = format!("tickcast_connections_closed_total{{reason=\"{reason}\"}} ");
@@ -374,7 +364,7 @@ fn non_readers_are_held_to_the_server_wide_budget() {
     let addr = server.local_addr();
     let p = server.publisher();
     fill(&server, "M", 10_000);
-    let base = rss_bytes();
+    let base = common::rss_bytes(std::process::id());
     // 60 clients subscribe to everything (about 1 MB of snapshots each) and
     // never read, while every topic keeps changing (held back per topic).
     let mut clients = Vec::new();
@@ -393,7 +383,7 @@ fn non_readers_are_held_to_the_server_wide_budget() {
                 .unwrap();
         }
         std::thread::sleep(Duration::from_millis(100));
-        peak_rss = peak_rss.max(rss_bytes() - base);
+        peak_rss = peak_rss.max(common::rss_bytes(std::process::id()) - base);
         peak_held = peak_held.max(metric(&server, "tickcast_outbound_queued_bytes"));
         peak_reported = peak_reported.max(
             metric(&server, "tickcast_outbound_queued_bytes")
@@ -609,13 +599,8 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
     }
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
-    let page = common::http_raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let refused_total: f64 = page
-        .lines()
-        .find_map(|l| l.strip_prefix("tickcast_connections_refused_fd_limit_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let refused_total = common::metric_at(addr, "tickcast_connections_refused_fd_limit_total")
+        .expect("the refusal counter");
     assert!(refused_total >= 1.0, "{refused_total}");
 }
 

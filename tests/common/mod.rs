@@ -419,6 +419,33 @@ pub fn metric(server: &Server, name: &str) -> f64 {
         .unwrap()
 }
 
+/// A daemon's Prometheus page, fetched over HTTP.
+#[allow(dead_code)]
+pub fn metrics_page(addr: SocketAddr) -> String {
+    http_raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+/// One unlabelled sample of a daemon's Prometheus page, if it has it.
+#[allow(dead_code)]
+pub fn metric_at(addr: SocketAddr, name: &str) -> Option<f64> {
+    metrics_page(addr)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A process's resident memory (VmRSS), in bytes.
+#[allow(dead_code)]
+pub fn rss_bytes(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024.0
+}
+
 /// The sample of a metric labelled `{reason="<reason>"}`.
 #[allow(dead_code)]
 pub fn metric_labeled(server: &Server, name: &str, reason: &str) -> f64 {
