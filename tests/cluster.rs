@@ -309,7 +309,7 @@ fn redis_seq(redis: &RedisServer, topic: &str) -> u64 {
         .get_connection()
         .unwrap();
     redis::cmd("HGET")
-        .arg(format!("tc:{{{topic}}}:v"))
+        .arg(value_key(&mut con, topic))
         .arg("seq")
         .query::<Option<u64>>(&mut con)
         .unwrap()
@@ -469,18 +469,28 @@ fn with_redis_down_publishers_queue_then_get_a_clear_error_and_nothing_queued_is
     assert!(common::metric(&b, "tickcast_cluster_lag_seconds_count") >= 1.0);
 }
 
-/// How many connections subscribe to a channel, by Redis.
-fn subscribers_of(redis: &RedisServer, channel: &str) -> u64 {
+/// The key of a topic's value (docs/CLUSTER.md: `tc:{P}:v:T`, P its
+/// partition), found by pattern so the test does not repeat the hash.
+fn value_key(con: &mut redis::Connection, topic: &str) -> String {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("tc:{{*}}:v:{topic}"))
+        .query(con)
+        .unwrap();
+    assert!(keys.len() <= 1, "one value key per topic: {keys:?}");
+    keys.into_iter().next().unwrap_or_default()
+}
+
+/// The partition channels (`tc:{P}`) some node subscribes to, by Redis.
+fn followed_partitions(redis: &RedisServer) -> Vec<String> {
     let mut con = redis::Client::open(redis.url())
         .unwrap()
         .get_connection()
         .unwrap();
-    let (_, n): (String, u64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
+    redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("tc:*")
         .query(&mut con)
-        .unwrap();
-    n
+        .unwrap()
 }
 
 #[test]
@@ -489,15 +499,35 @@ fn a_node_follows_a_topic_only_while_its_clients_want_it() {
     let (a, b) = (node(&redis), node(&redis));
     let p = a.publisher();
     p.publish(Update::new("U.1").bid(1.0)).unwrap();
-    assert_eq!(subscribers_of(&redis, "tc:{U.1}"), 0, "nobody wants it yet");
+    assert_eq!(
+        followed_partitions(&redis),
+        Vec::<String>::new(),
+        "nobody wants it yet"
+    );
     let mut c = Client::connect(b.local_addr());
     c.subscribe(&["U.1"]);
     assert_eq!(next_update(&mut c)["event"], "snapshot");
-    assert_eq!(subscribers_of(&redis, "tc:{U.1}"), 1, "B follows it");
+    let followed = followed_partitions(&redis);
+    assert_eq!(
+        followed.len(),
+        1,
+        "B follows U.1's partition only: {followed:?}"
+    );
+    let key = value_key(
+        &mut redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap(),
+        "U.1",
+    );
+    assert!(
+        key.starts_with(&format!("{}:v:", followed[0])),
+        "{key} is in {followed:?}"
+    );
     c.command(serde_json::json!({"op":"unsubscribe","topics":["U.1"]}));
     wait_until(
         "B drops it (a few seconds after its last subscriber)",
-        || subscribers_of(&redis, "tc:{U.1}") == 0,
+        || followed_partitions(&redis).is_empty(),
     );
     // Published while B did not follow it; a new subscriber on B gets it.
     p.publish(Update::new("U.1").bid(2.0)).unwrap();

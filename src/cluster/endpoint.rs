@@ -119,25 +119,4 @@ impl Con {
             }
         }
     }
-
-    /// Sends `cmds` in one pipeline (per node, for a cluster), replies
-    /// ignored; the first error fails the whole.
-    pub fn run(&mut self, cmds: Vec<Cmd>) -> RedisResult<()> {
-        match self {
-            Con::Single(c) => {
-                let mut p = redis::pipe();
-                for cmd in cmds {
-                    p.add_command(cmd).ignore();
-                }
-                p.exec(c)
-            }
-            Con::Cluster(c) => {
-                let mut p = redis::cluster::cluster_pipe();
-                for cmd in cmds {
-                    p.add_command(cmd).ignore();
-                }
-                p.exec(c)
-            }
-        }
-    }
 }

@@ -5,11 +5,12 @@
 //!
 //! Two threads per node make the link, each with its own connection:
 //! - the writer (`writer`) takes what this node's publishers publish and
-//!   sends it to Redis in pipelined batches; nothing is applied locally;
-//! - the reader (`reader`) follows the topics and patterns this node's
-//!   clients want (Redis pub/sub), loads a topic's value and history when
-//!   it is first wanted or after a gap, and feeds all of it to the router
-//!   as updates already numbered.
+//!   sends it to Redis in pipelined batches, numbered there a partition at
+//!   a time and exactly once (`numbering`); nothing is applied locally;
+//! - the reader (`reader`) follows the partitions holding the topics this
+//!   node's clients want (Redis pub/sub), keeps the entries of those topics,
+//!   loads a topic's value and history when it is first wanted or after a
+//!   gap, and feeds all of it to the router as updates already numbered.
 //!
 //! So every node, the publishing one included, delivers the same update
 //! with the same `seq`. A shard that gets a subscribe for a topic the node
@@ -17,6 +18,7 @@
 //! connection; see `net::shard::cluster`) until its value is here.
 
 mod endpoint;
+mod numbering;
 mod reader;
 pub(crate) mod store;
 mod writer;
@@ -156,6 +158,7 @@ impl Cluster {
             metrics: w.metrics.clone(),
         });
         let writer = writer::Writer {
+            id: format!("{:016x}", rand::random::<u64>()),
             link: link.clone(),
             endpoint: endpoint.clone(),
             input: w.published,

@@ -2,14 +2,18 @@
 //! node's clients want, and feeds the router.
 //!
 //! - A follow request (from a shard, before a subscribe runs) subscribes
-//!   the topic's channel or the prefix's pattern first, then reads the
-//!   value and history (so nothing published in between is missed: what
-//!   the read already holds arrives again and is dropped as a duplicate),
-//!   then waits for the router to have applied it and answers the shard.
-//! - Every message becomes a numbered update, a clear or a status for the
-//!   router; the router asks for a load when it sees a gap.
+//!   the channel of the topic's partition (every partition for a prefix)
+//!   first, then reads the value and history (so nothing published in
+//!   between is missed: what the read already holds arrives again and is
+//!   dropped as a duplicate), then waits for the router to have applied it
+//!   and answers the shard.
+//! - A message carries a batch's entries for one partition. Entries of
+//!   topics this node follows become numbered updates, clears or statuses
+//!   for the router; the others are dropped unparsed. The router asks for
+//!   a load when it sees a gap.
 //! - Once a second, topics and prefixes no local client wants any more
-//!   (and followed for a while) are dropped.
+//!   (and followed for a while) are dropped, and so are the partitions
+//!   that no longer hold a followed topic.
 //! - When the connection is lost, every followed topic is marked stale
 //!   (subscribers see `status`), and on reconnecting everything is
 //!   followed and loaded again: a topic whose value moved on meanwhile
@@ -18,9 +22,9 @@
 //!   update starts a new epoch.
 
 use super::endpoint::{Con, Endpoint};
-use super::store::{self, Message, TOPICS_KEY};
+use super::store::{self, Message, PARTITIONS, TOPICS_KEY};
 use super::writer::Quiet;
-use super::{wall_ns, ClusterLink, FollowRequest, Health, Side};
+use super::{wall_ns, ClusterLink, FollowRequest, Following, Health, Side};
 use crate::engine::op::{IngestOp, Ingested, Loaded, Numbered};
 use crate::engine::table::TopicTable;
 use crate::model::liveness::Liveness;
@@ -113,12 +117,8 @@ impl Reader {
                 f.prefixes.keys().cloned().collect(),
             )
         };
-        for t in &topics {
-            ps.subscribe(store::channel(t))?;
-        }
-        for p in &prefixes {
-            ps.psubscribe(store::pattern(p))?;
-        }
+        let mut parts = Subscribed::default();
+        parts.sync(&mut ps, &self.link.following.read())?;
         let mut reload: Vec<Arc<str>> = topics;
         for p in &prefixes {
             reload.extend(self.table.names_under(p));
@@ -136,7 +136,7 @@ impl Reader {
         let mut next_sweep = Instant::now() + SWEEP;
         while !self.link.stopping() {
             while let Ok(req) = self.requests.try_recv() {
-                self.follow(&mut ps, cmd, req)?;
+                self.follow(&mut ps, &mut parts, cmd, req)?;
             }
             let mut wanted = HashSet::new();
             while let Ok(t) = self.loads.try_recv() {
@@ -148,7 +148,7 @@ impl Reader {
             }
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + SWEEP;
-                self.sweep(&mut ps)?;
+                self.sweep(&mut ps, &mut parts)?;
             }
             match ps.get_message() {
                 Ok(msg) => self.on_message(msg.get_payload_bytes()),
@@ -159,27 +159,40 @@ impl Reader {
         Ok(())
     }
 
+    /// A partition's message: the entries of followed topics go to the
+    /// router, in order; the rest are dropped.
     fn on_message(&self, payload: &[u8]) {
-        let names = self.table.field_names();
-        let parsed = std::str::from_utf8(payload).ok();
-        let Some(msg) = parsed.and_then(|text| store::parse(text, names)) else {
+        let Ok(text) = std::str::from_utf8(payload) else {
             log::warn!("cluster: ignoring a message that is not tickcast's");
             return;
         };
-        let op = match msg {
-            Message::Update {
-                update,
-                epoch,
-                seq,
-                wall_ns: at,
-            } => {
-                self.link.metrics.cluster.lag(wall_ns().saturating_sub(at));
-                IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
-            }
-            Message::Clear(t) => IngestOp::Clear(t),
-            Message::Stale(t, stale) => IngestOp::Stale(t, stale),
+        let mine: Vec<&str> = {
+            let f = self.link.following.read();
+            text.split('\n')
+                .filter(|e| store::entry_topic(e).is_some_and(|t| f.covers_topic(t)))
+                .collect()
         };
-        self.send(op);
+        let names = self.table.field_names();
+        for entry in mine {
+            let Some(msg) = store::parse(entry, names) else {
+                log::warn!("cluster: ignoring an entry that is not tickcast's");
+                continue;
+            };
+            let op = match msg {
+                Message::Update {
+                    update,
+                    epoch,
+                    seq,
+                    wall_ns: at,
+                } => {
+                    self.link.metrics.cluster.lag(wall_ns().saturating_sub(at));
+                    IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
+                }
+                Message::Clear(t) => IngestOp::Clear(t),
+                Message::Stale(t, stale) => IngestOp::Stale(t, stale),
+            };
+            self.send(op);
+        }
     }
 
     fn send(&self, op: IngestOp) {
@@ -194,32 +207,37 @@ impl Reader {
     fn follow(
         &self,
         ps: &mut redis::PubSub<'_>,
+        parts: &mut Subscribed,
         cmd: &mut Con,
         req: FollowRequest,
     ) -> redis::RedisResult<()> {
         let now = Instant::now();
+        let mut new_prefixes = Vec::new();
         let mut load = Vec::new();
-        for p in &req.prefixes {
-            if self.link.following.read().covers_prefix(p) {
-                continue;
-            }
-            ps.psubscribe(store::pattern(p))?;
-            self.link.following.write().prefixes.insert(p.clone(), now);
-            load.extend(self.listed_under(cmd, p)?);
-        }
-        for t in &req.topics {
+        {
             let mut f = self.link.following.write();
-            if f.covers_topic(t) {
-                // Refreshed, so a sweep does not drop it before the join.
-                if let Some(at) = f.topics.get_mut(t) {
-                    *at = now;
+            for p in &req.prefixes {
+                if !f.covers_prefix(p) {
+                    f.prefixes.insert(p.clone(), now);
+                    new_prefixes.push(p.clone());
                 }
-                continue;
             }
-            drop(f);
-            ps.subscribe(store::channel(t))?;
-            self.link.following.write().topics.insert(t.clone(), now);
-            load.push(t.clone());
+            for t in &req.topics {
+                if f.covers_topic(t) {
+                    // Refreshed, so a sweep does not drop it before the join.
+                    if let Some(at) = f.topics.get_mut(t) {
+                        *at = now;
+                    }
+                    continue;
+                }
+                f.topics.insert(t.clone(), now);
+                load.push(t.clone());
+            }
+        }
+        // Subscribed before the values are read: nothing falls between.
+        parts.sync(ps, &self.link.following.read())?;
+        for p in &new_prefixes {
+            load.extend(self.listed_under(cmd, p)?);
         }
         self.load_all(cmd, &load)?;
         self.barrier();
@@ -292,10 +310,11 @@ impl Reader {
         Ok(names.into_iter().map(Arc::from).collect())
     }
 
-    /// Drops what no local client wants any more. A prefix's topics that
-    /// are still wanted by name are followed by name from then on
-    /// (subscribed before the pattern goes, so nothing falls between).
-    fn sweep(&self, ps: &mut redis::PubSub<'_>) -> redis::RedisResult<()> {
+    /// Drops what no local client wants any more, then the partitions that
+    /// hold nothing followed. A prefix's topics that are still wanted by
+    /// name are followed by name from then on (their partitions stay
+    /// subscribed, so nothing falls between).
+    fn sweep(&self, ps: &mut redis::PubSub<'_>, parts: &mut Subscribed) -> redis::RedisResult<()> {
         let now = Instant::now();
         let old = |at: &Instant| now.duration_since(*at) >= KEEP_AT_LEAST;
         let (topics, prefixes): (Vec<Arc<str>>, Vec<Arc<str>>) = {
@@ -317,18 +336,12 @@ impl Reader {
                 continue;
             }
             let under = self.table.names_under(&p);
-            let mut keep = Vec::new();
-            for t in &under {
-                if self.table.wanted(t) && !self.link.following.read().topics.contains_key(t) {
-                    ps.subscribe(store::channel(t))?;
-                    keep.push(t.clone());
-                }
-            }
-            ps.punsubscribe(store::pattern(&p))?;
             let mut f = self.link.following.write();
             f.prefixes.remove(&p);
-            for t in keep {
-                f.topics.insert(t, now);
+            for t in &under {
+                if self.table.wanted(t) && !f.topics.contains_key(t) {
+                    f.topics.insert(t.clone(), now);
+                }
             }
             let gone: Vec<Arc<str>> = under.into_iter().filter(|t| !f.covers_topic(t)).collect();
             drop(f);
@@ -347,12 +360,11 @@ impl Reader {
             f.topics.remove(&t);
             let still = f.covers_topic(&t);
             drop(f);
-            ps.unsubscribe(store::channel(&t))?;
             if !still {
                 self.send(IngestOp::Unfollow(t.to_string()));
             }
         }
-        Ok(())
+        parts.sync(ps, &self.link.following.read())
     }
 
     /// The link is down: every followed topic may be out of date.
@@ -371,5 +383,37 @@ impl Reader {
         for t in all {
             self.send(IngestOp::Stale(t.to_string(), Liveness::Stale));
         }
+    }
+}
+
+/// The partition channels this reader's connection is subscribed to.
+#[derive(Default)]
+struct Subscribed(Vec<bool>);
+
+impl Subscribed {
+    /// Subscribes the partitions `f` needs and unsubscribes the rest: every
+    /// partition while a prefix is followed (a prefix's topics hash
+    /// anywhere), otherwise those of the followed topics.
+    fn sync(&mut self, ps: &mut redis::PubSub<'_>, f: &Following) -> redis::RedisResult<()> {
+        let all = !f.prefixes.is_empty();
+        let mut want = vec![all; PARTITIONS as usize];
+        if !all {
+            for t in f.topics.keys() {
+                want[store::partition(t) as usize] = true;
+            }
+        }
+        self.0.resize(PARTITIONS as usize, false);
+        for (p, (have, want)) in self.0.iter_mut().zip(want).enumerate() {
+            if *have == want {
+                continue;
+            }
+            let channel = store::channel(p as u32);
+            match want {
+                true => ps.subscribe(channel)?,
+                false => ps.unsubscribe(channel)?,
+            }
+            *have = want;
+        }
+        Ok(())
     }
 }

@@ -1,15 +1,20 @@
 //! What the cluster keeps in Redis, and how: key and channel names, the
-//! Lua script that numbers an update, the text form of an entry, and
-//! reading a topic back (value and history).
+//! text form of an entry, and reading a topic back (value and history).
+//! The Lua script that numbers a batch is in `numbering`.
 //!
-//! Every key of a topic carries the topic in a hash tag (`{T}`), so they
-//! all live in one slot of a Redis Cluster and one script may touch them.
+//! Topics are spread over `PARTITIONS` partitions by a fixed hash of their
+//! name (the same on every node and every version that shares this
+//! layout). Every key of a partition carries its number as a hash tag
+//! (`{7}`), so one script call may number every update of one partition in
+//! a writer's batch, and a Redis Cluster spreads the partitions over its
+//! masters.
 //!
 //! | key / channel | what |
 //! |---|---|
-//! | `tc:{T}:v` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), and each field set so far |
-//! | `tc:{T}:h` | list: the last `history_len` entries, oldest first |
-//! | `tc:{T}` (channel) | every entry, as it is numbered; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
+//! | `tc:{P}:v:T` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), and each field set so far |
+//! | `tc:{P}:h:T` | list: the last entries (at least `history_len`), oldest first |
+//! | `tc:{P}:w:N` | the last batch number writer `N` had applied in partition `P` (expires: `numbering::REMEMBER_SECS`) |
+//! | `tc:{P}` (channel) | one message per batch and partition: its entries, one per line; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
 //! | `tc:topics` | sorted set (all scores 0) of every topic published, for prefix listings |
 
 use crate::engine::epoch::Epoch;
@@ -21,59 +26,42 @@ use crate::model::update::{Prices, Update};
 /// The sorted set of every topic published.
 pub(crate) const TOPICS_KEY: &str = "tc:topics";
 
+/// How many partitions topics are spread over. Part of the layout: every
+/// node sharing a Redis must use the same number. 32 keeps a partition's
+/// share of a full writer batch large enough to pay for its script call,
+/// and spreads well over the masters of a small Redis Cluster.
+pub(crate) const PARTITIONS: u32 = 32;
+
+/// The partition a topic belongs to: FNV-1a of its name, a hash that never
+/// changes with the toolchain or the process (unlike the std hasher).
+pub(crate) fn partition(topic: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in topic.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % PARTITIONS
+}
+
 /// The hash holding a topic's value.
 pub(crate) fn value_key(topic: &str) -> String {
-    format!("tc:{{{topic}}}:v")
+    format!("tc:{{{}}}:v:{topic}", partition(topic))
 }
 
 /// The list holding a topic's recent entries.
 pub(crate) fn history_key(topic: &str) -> String {
-    format!("tc:{{{topic}}}:h")
+    format!("tc:{{{}}}:h:{topic}", partition(topic))
 }
 
-/// The channel a topic's entries are published on.
-pub(crate) fn channel(topic: &str) -> String {
-    format!("tc:{{{topic}}}")
+/// The channel a partition's entries are published on.
+pub(crate) fn channel(partition: u32) -> String {
+    format!("tc:{{{partition}}}")
 }
 
-/// The channel pattern of every topic under `prefix` (topic names hold no
-/// glob character, so none needs escaping).
-pub(crate) fn pattern(prefix: &str) -> String {
-    format!("tc:{{{prefix}*")
+/// The key remembering the last batch `writer` had applied in `partition`.
+pub(crate) fn applied_key(partition: u32, writer: &str) -> String {
+    format!("tc:{{{partition}}}:w:{writer}")
 }
-
-/// Numbers one update atomically: takes the topic's epoch (the caller's
-/// candidate when it has none yet), increments `seq`, merges the fields
-/// into the value, appends the entry to the history (trimmed to the cap)
-/// and publishes it. KEYS: value, history. ARGV: topic, candidate epoch,
-/// ts, history cap, publish wall time (ns), then field name and value
-/// pairs, values as decimal text (Lua never turns them into numbers, so no
-/// precision is lost). Returns the `seq`.
-pub(crate) const PUBLISH_SCRIPT: &str = r#"
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
-end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local parts = {'U', ARGV[1], epoch, string.format('%d', seq), ARGV[3], ARGV[5]}
-local set = {'ts', ARGV[3], 'stale', '0'}
-for i = 6, #ARGV, 2 do
-  parts[#parts + 1] = ARGV[i]
-  parts[#parts + 1] = ARGV[i + 1]
-  set[#set + 1] = ARGV[i]
-  set[#set + 1] = ARGV[i + 1]
-end
-redis.call('HSET', KEYS[1], unpack(set))
-local entry = table.concat(parts, ' ')
-local cap = tonumber(ARGV[4])
-if cap > 0 then
-  redis.call('RPUSH', KEYS[2], entry)
-  redis.call('LTRIM', KEYS[2], -cap, -1)
-end
-redis.call('PUBLISH', 'tc:{' .. ARGV[1] .. '}', entry)
-return seq
-"#;
 
 /// How many entries a topic's history keeps in Redis: `history_len`, and
 /// for a trade topic at least the trades its snapshot lists.
@@ -83,33 +71,6 @@ pub(crate) fn history_cap(topic: &str, history_len: usize, trades_snapshot: usiz
     } else {
         history_len
     }
-}
-
-/// The `EVALSHA` of one update.
-pub(crate) fn update_cmd(
-    sha: &str,
-    u: &Update,
-    history_cap: usize,
-    wall_ns: u64,
-    names: &[Box<str>],
-) -> redis::Cmd {
-    let topic = u.topic.as_str();
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(sha)
-        .arg(2)
-        .arg(value_key(topic))
-        .arg(history_key(topic))
-        .arg(topic)
-        .arg(Epoch::new().as_str())
-        .arg(u.timestamp_ns)
-        .arg(history_cap)
-        .arg(wall_ns);
-    // Extra fields by name too (a name never clashes with a price field's
-    // or the value's own keys: `validate`).
-    for (name, v) in u.prices.named(names) {
-        cmd.arg(name).arg(format!("{v:?}"));
-    }
-    cmd
 }
 
 /// Reads a topic's value and last entries in one step (so the two agree).
@@ -137,7 +98,13 @@ pub(crate) enum Message {
     Stale(String, Liveness),
 }
 
-/// Parses a message (or a history entry, which is an update message).
+/// The topic an entry is about (its second word), read before the rest:
+/// a node drops the entries of topics it does not follow unparsed.
+pub(crate) fn entry_topic(entry: &str) -> Option<&str> {
+    entry.split(' ').nth(1)
+}
+
+/// Parses one entry of a message (or a history entry, which is an update).
 pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
     let mut it = text.split(' ');
     match it.next()? {
@@ -299,11 +266,31 @@ mod tests {
     }
 
     #[test]
-    fn keys_of_a_topic_share_its_hash_tag() {
-        assert_eq!(value_key("A.B"), "tc:{A.B}:v");
-        assert_eq!(history_key("A.B"), "tc:{A.B}:h");
-        assert_eq!(channel("A.B"), "tc:{A.B}");
-        assert_eq!(pattern("FX."), "tc:{FX.*");
+    fn keys_of_a_topic_share_its_partition_hash_tag() {
+        let p = partition("A.B");
+        assert!(p < PARTITIONS);
+        assert_eq!(value_key("A.B"), format!("tc:{{{p}}}:v:A.B"));
+        assert_eq!(history_key("A.B"), format!("tc:{{{p}}}:h:A.B"));
+        assert_eq!(channel(p), format!("tc:{{{p}}}"));
+        assert_eq!(applied_key(p, "n1"), format!("tc:{{{p}}}:w:n1"));
+        // Fixed forever: nodes of different builds must agree.
+        assert_eq!(partition(""), 0x811c_9dc5 % PARTITIONS);
+        assert_eq!(partition("BTC-USD"), 0x76ed_0931 % PARTITIONS);
+        // Spread: 10,000 names leave no partition nearly empty or crowded.
+        let mut count = [0u32; PARTITIONS as usize];
+        for i in 0..10_000 {
+            count[partition(&format!("SYM.{i}")) as usize] += 1;
+        }
+        let (lo, hi) = (count.iter().min().unwrap(), count.iter().max().unwrap());
+        assert!(*lo > 200 && *hi < 430, "{count:?}");
+    }
+
+    #[test]
+    fn a_message_holds_entries_one_per_line_each_naming_its_topic() {
+        let msg = "U A 0000000a 3 1 2 bid 1.5\nC B\nS C 1";
+        let topics: Vec<_> = msg.split('\n').map(entry_topic).collect();
+        assert_eq!(topics, [Some("A"), Some("B"), Some("C")]);
+        assert_eq!(entry_topic("U"), None);
     }
 
     #[test]

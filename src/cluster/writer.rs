@@ -1,18 +1,19 @@
 //! The publishing side of the cluster link: what this node's publishers
 //! publish goes to Redis in pipelined batches (up to `BATCH` operations per
-//! round trip), numbered there by `store::PUBLISH_SCRIPT`. Nothing is
-//! applied locally: the update comes back through the reader like any
-//! other node's.
+//! round trip), numbered there by `numbering::SCRIPT`, one script call per
+//! partition the batch touches. Nothing is applied locally: the update
+//! comes back through the reader like any other node's.
 //!
 //! While Redis cannot be reached the batch in hand is kept and sent again
 //! once it can; publishers meanwhile fill the bounded channel and then
 //! wait (`publish`), or get `Full` (`try_publish`) or `Timeout`
 //! (`publish_timeout`). Nothing is dropped. A batch cut off by a lost
-//! connection is sent again whole, so an update Redis applied just before
-//! the loss may be numbered twice (at least once, never lost).
+//! connection is sent again whole, under the same batch number, and Redis
+//! skips the partitions it had numbered already: exactly once.
 
 use super::endpoint::{Con, Endpoint};
-use super::store::{self, PUBLISH_SCRIPT, TOPICS_KEY};
+use super::numbering::{Numbering, SCRIPT};
+use super::store::TOPICS_KEY;
 use super::{wall_ns, ClusterLink, Health, Side};
 use crate::engine::op::{IngestOp, Ingested};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -21,14 +22,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most operations per pipeline.
-const BATCH: usize = 512;
+/// Most operations per pipeline. Large, so that each partition's share of
+/// a full batch pays for its script call (`PARTITIONS` calls per batch at
+/// most); a batch is only what arrived during the previous round trip, so
+/// an idle writer sends one update at once.
+const BATCH: usize = 4096;
 /// How often an idle writer checks that Redis still answers.
 const IDLE_PING: Duration = Duration::from_secs(1);
 /// How long a stopping writer keeps trying to send what is queued.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) struct Writer {
+    /// This writer's id in Redis (`numbering`): random per process.
+    pub id: String,
     pub link: Arc<ClusterLink>,
     pub endpoint: Endpoint,
     pub input: Receiver<Ingested>,
@@ -68,6 +74,8 @@ struct Machine {
     conn: Conn,
     /// Operations taken from publishers, not yet accepted by Redis.
     batch: Vec<Ingested>,
+    /// The batch's number: kept when it is sent again, so Redis knows it.
+    batch_no: u64,
     /// The wait before the next connection attempt, doubled per failure.
     backoff: Duration,
     /// Stopping: the grace for what is queued ends then.
@@ -99,6 +107,7 @@ impl Writer {
                 retry_at: Instant::now(),
             },
             batch: Vec::with_capacity(BATCH),
+            batch_no: 1,
             backoff: FIRST_BACKOFF,
             stop_at: None,
             was_up: false,
@@ -242,12 +251,14 @@ impl Writer {
             return;
         };
         let cluster = &self.link.metrics.cluster;
-        match self.send(session, &m.batch) {
-            Ok(()) => {
+        match self.send(session, m.batch_no, &m.batch) {
+            Ok(skipped) => {
                 cluster.round_trips.fetch_add(1, Relaxed);
                 cluster.batched.fetch_add(m.batch.len() as u64, Relaxed);
+                cluster.skipped.fetch_add(skipped, Relaxed);
                 *last_contact = Instant::now();
                 m.batch.clear();
+                m.batch_no += 1;
             }
             // Redis restarted (or its script cache was flushed): connect
             // again, which loads the script.
@@ -271,6 +282,7 @@ impl Writer {
                 );
                 cluster.refused.fetch_add(m.batch.len() as u64, Relaxed);
                 m.batch.clear();
+                m.batch_no += 1;
             }
         }
     }
@@ -290,10 +302,17 @@ impl Writer {
 
     fn connect(&self) -> redis::RedisResult<Session> {
         let mut con = self.endpoint.command()?;
+        if let Con::Single(c) = &mut con {
+            // Named, so an operator (or a test) can tell it in CLIENT LIST.
+            redis::cmd("CLIENT")
+                .arg("SETNAME")
+                .arg(format!("tickcast-writer-{}", self.id))
+                .exec(c)?;
+        }
         // On every master of a cluster.
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
-            .arg(PUBLISH_SCRIPT)
+            .arg(SCRIPT)
             .query(con.like())?;
         Ok(Session {
             con,
@@ -302,52 +321,43 @@ impl Writer {
         })
     }
 
-    /// One pipeline for the whole batch: one round trip (per node).
-    fn send(&self, s: &mut Session, batch: &[Ingested]) -> redis::RedisResult<()> {
-        let mut cmds = Vec::with_capacity(batch.len() + 1);
-        let wall = wall_ns();
-        let mut new_topics = Vec::new();
+    /// One pipeline for the whole batch: one round trip (per node), one
+    /// script call per partition. Returns how many calls Redis skipped as
+    /// applied before (a batch sent again after a lost connection).
+    fn send(&self, s: &mut Session, batch_no: u64, batch: &[Ingested]) -> redis::RedisResult<u64> {
+        let numbering = Numbering {
+            sha: &s.sha,
+            writer: &self.id,
+            history_len: self.history_len,
+            trades_snapshot: self.trades_snapshot,
+            fields: &self.fields,
+            wall_ns: wall_ns(),
+        };
+        let mut cmds = numbering.calls(batch_no, batch);
+        let calls = cmds.len();
+        let mut new_topics: HashSet<&str> = HashSet::new();
         for i in batch {
-            match &i.op {
-                IngestOp::Update(u) => {
-                    if !s.listed.contains(&u.topic) {
-                        let mut add = redis::cmd("ZADD");
-                        add.arg(TOPICS_KEY).arg(0).arg(&u.topic);
-                        cmds.push(add);
-                        new_topics.push(u.topic.clone());
-                    }
-                    let cap = store::history_cap(&u.topic, self.history_len, self.trades_snapshot);
-                    cmds.push(store::update_cmd(&s.sha, u, cap, wall, &self.fields));
+            if let IngestOp::Update(u) = &i.op {
+                if !s.listed.contains(u.topic.as_str()) {
+                    new_topics.insert(u.topic.as_str());
                 }
-                IngestOp::Clear(t) => {
-                    let mut del = redis::cmd("DEL");
-                    del.arg(store::value_key(t)).arg(store::history_key(t));
-                    cmds.push(del);
-                    let mut publish = redis::cmd("PUBLISH");
-                    publish.arg(store::channel(t)).arg(format!("C {t}"));
-                    cmds.push(publish);
-                }
-                IngestOp::Stale(t, stale) => {
-                    // Kept in the value too: a node that loads the topic
-                    // later gives new subscribers `"stale": true`.
-                    let mut keep = redis::cmd("HSET");
-                    keep.arg(store::value_key(t))
-                        .arg("stale")
-                        .arg(u8::from(stale.is_stale()));
-                    cmds.push(keep);
-                    let mut publish = redis::cmd("PUBLISH");
-                    publish
-                        .arg(store::channel(t))
-                        .arg(format!("S {t} {}", u8::from(stale.is_stale())));
-                    cmds.push(publish);
-                }
-                // Only ever fed by the reader, not by publishers.
-                _ => {}
             }
         }
-        s.con.run(cmds)?;
-        s.listed.extend(new_topics);
-        Ok(())
+        if !new_topics.is_empty() {
+            let mut add = redis::cmd("ZADD");
+            add.arg(TOPICS_KEY);
+            for t in &new_topics {
+                add.arg(0).arg(*t);
+            }
+            cmds.push(add);
+        }
+        let replies: Vec<redis::Value> = s.con.query_all(cmds)?;
+        s.listed.extend(new_topics.into_iter().map(String::from));
+        let skipped = replies[..calls.min(replies.len())]
+            .iter()
+            .filter(|r| matches!(r, redis::Value::Int(0)))
+            .count();
+        Ok(skipped as u64)
     }
 }
 

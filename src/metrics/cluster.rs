@@ -25,6 +25,9 @@ pub(crate) struct ClusterMetrics {
     pub received: AtomicU64,
     /// Operations Redis refused (not a lost connection): dropped, logged.
     pub refused: AtomicU64,
+    /// Script calls of a batch sent again that Redis had applied before the
+    /// connection was lost, and so skipped (exactly once).
+    pub skipped: AtomicU64,
     /// Sum and count of the lag from numbering to receipt, in ns.
     pub lag_ns_sum: AtomicU64,
     pub lag_count: AtomicU64,
@@ -77,6 +80,12 @@ impl ClusterMetrics {
             "counter",
             "Operations Redis refused outright (logged, dropped; a lost connection is retried instead).",
             get(&self.refused),
+        );
+        one(
+            "tickcast_cluster_resent_skipped_total",
+            "counter",
+            "Partitions of a batch sent again after a lost connection that Redis had numbered already, and did not number again.",
+            get(&self.skipped),
         );
         one(
             "tickcast_cluster_received_total",

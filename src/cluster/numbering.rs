@@ -1,0 +1,304 @@
+//! Numbering in Redis, a batch at a time: the Lua script that numbers every
+//! operation of one partition in a writer's batch, and the script calls
+//! that carry a batch (one per partition it touches).
+//!
+//! Exactly once: each writer has an id (random, per process) and numbers
+//! its batches 1, 2, 3, ... A script call first compares the batch's number
+//! with the last one this writer had applied in the partition
+//! (`store::applied_key`, kept `REMEMBER_SECS`), and does nothing when it
+//! is not newer. A batch sent again after a lost connection (the writer
+//! cannot know which of its calls Redis ran before the loss) therefore
+//! numbers only what was not numbered yet. Batches of one writer reach
+//! Redis in order (one pipeline at a time), so "not newer" can only mean
+//! "already applied".
+
+use super::store::{self, PARTITIONS};
+use crate::engine::op::{IngestOp, Ingested};
+use crate::model::update::Update;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// How long Redis remembers a writer's last batch per partition. A batch
+/// cut off by a lost connection is sent again within seconds of
+/// reconnecting, so an hour covers any outage a node rides out with its
+/// batch in hand; past it, a resend could number its updates again.
+pub(crate) const REMEMBER_SECS: u64 = 3600;
+
+/// Numbers the operations of one partition of a batch, atomically, unless
+/// this writer's batch was applied here before.
+///
+/// KEYS: the writer's applied key, then each operation's value and history
+/// keys. ARGV: batch number, `REMEMBER_SECS`, an epoch base (a random u32),
+/// the partition's channel, then per operation:
+/// - `R` (a run of a topic's updates with nothing else of that topic
+///   between them), topic, count, history cap, the last update's ts, the
+///   count of merged fields, then the merged fields' name and value pairs,
+///   then each update's entry tail (`ts wall name value ...`);
+/// - `C`, topic (a clear: value and history deleted);
+/// - `S`, topic, `1` or `0` (stale or live, kept in the value).
+///
+/// Values travel as decimal text: Lua never turns them into numbers, so no
+/// precision is lost. A run costs four Redis calls whatever its length: it
+/// takes the topic's epoch, or a new one (the base xor a counter, distinct
+/// within the call) when its numbering starts at 1, adds the count to
+/// `seq`, merges its fields into the value in one `HSET` and appends its
+/// entries to the history in one `RPUSH`. The history is trimmed to its
+/// cap only once it passes it by a quarter, so trimming costs one call per
+/// many updates (readers read the last `cap` entries). One `PUBLISH`
+/// carries every entry of the call, one per line. Returns 1, or 0 when the
+/// batch had been applied already.
+pub(crate) const SCRIPT: &str = r#"
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if last >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local base = tonumber(ARGV[3])
+local out, fresh = {}, 0
+local a, k, n = 5, 2, #ARGV
+while a <= n do
+  local kind, topic, v, h = ARGV[a], ARGV[a + 1], KEYS[k], KEYS[k + 1]
+  k = k + 2
+  if kind == 'R' then
+    local m, cap, nf = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+    local set = {'ts', ARGV[a + 4], 'stale', '0'}
+    a = a + 6
+    local first = redis.call('HINCRBY', v, 'seq', m) - m + 1
+    local epoch
+    if first == 1 then
+      fresh = fresh + 1
+      epoch = bit.tohex(bit.bxor(base, fresh), 8)
+      set[5], set[6] = 'epoch', epoch
+    else
+      epoch = redis.call('HGET', v, 'epoch')
+    end
+    for _ = 1, nf do
+      set[#set + 1] = ARGV[a]
+      set[#set + 1] = ARGV[a + 1]
+      a = a + 2
+    end
+    redis.call('HSET', v, unpack(set))
+    local head = 'U ' .. topic .. ' ' .. epoch .. ' '
+    local entries = {}
+    for i = 0, m - 1 do
+      entries[i + 1] = head .. string.format('%d', first + i) .. ' ' .. ARGV[a + i]
+    end
+    a = a + m
+    if cap > 0 then
+      local len = redis.call('RPUSH', h, unpack(entries, math.max(1, m - cap + 1), m))
+      if len > cap + math.floor(cap / 4) + 8 then
+        redis.call('LTRIM', h, -cap, -1)
+      end
+    end
+    for i = 1, m do
+      out[#out + 1] = entries[i]
+    end
+  elseif kind == 'C' then
+    a = a + 2
+    redis.call('DEL', v, h)
+    out[#out + 1] = 'C ' .. topic
+  else
+    local s = ARGV[a + 2]
+    a = a + 3
+    redis.call('HSET', v, 'stale', s)
+    out[#out + 1] = 'S ' .. topic .. ' ' .. s
+  end
+end
+redis.call('PUBLISH', ARGV[4], table.concat(out, '\n'))
+return 1
+"#;
+
+/// What a writer needs to turn a batch into script calls.
+pub(crate) struct Numbering<'a> {
+    /// The loaded script's SHA1.
+    pub sha: &'a str,
+    /// This writer's id (`store::applied_key`).
+    pub writer: &'a str,
+    pub history_len: usize,
+    pub trades_snapshot: usize,
+    /// The server's extra fields: stored in Redis by name.
+    pub fields: &'a [Box<str>],
+    /// The publish wall time (ns) written into each entry.
+    pub wall_ns: u64,
+}
+
+/// One operation of a script call: a run of one topic's updates, or a
+/// clear or stale mark.
+enum Step<'a> {
+    Run(&'a str, Vec<&'a Update>),
+    Other(&'a IngestOp),
+}
+
+impl Numbering<'_> {
+    /// The script calls of batch number `batch_no`: one per partition the
+    /// batch touches. Within a call, each topic's operations keep their
+    /// order, and consecutive updates of a topic travel as one run.
+    /// Operations that are not for Redis are skipped.
+    pub fn calls(&self, batch_no: u64, batch: &[Ingested]) -> Vec<redis::Cmd> {
+        let mut by_partition: Vec<Vec<&IngestOp>> = vec![Vec::new(); PARTITIONS as usize];
+        for i in batch {
+            if let Some(topic) = for_redis(&i.op) {
+                by_partition[store::partition(topic) as usize].push(&i.op);
+            }
+        }
+        let base = rand::random::<u32>();
+        by_partition
+            .iter()
+            .enumerate()
+            .filter(|(_, ops)| !ops.is_empty())
+            .map(|(p, ops)| self.call(p as u32, batch_no, base, &steps(ops)))
+            .collect()
+    }
+
+    fn call(&self, partition: u32, batch_no: u64, base: u32, steps: &[Step]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.sha)
+            .arg(1 + 2 * steps.len())
+            .arg(store::applied_key(partition, self.writer));
+        for step in steps {
+            let topic = match step {
+                Step::Run(t, _) => t,
+                Step::Other(op) => for_redis(op).unwrap_or_default(),
+            };
+            cmd.arg(store::value_key(topic))
+                .arg(store::history_key(topic));
+        }
+        cmd.arg(batch_no)
+            .arg(REMEMBER_SECS)
+            .arg(base)
+            .arg(store::channel(partition));
+        for step in steps {
+            match step {
+                Step::Run(topic, updates) => self.run_args(&mut cmd, topic, updates),
+                Step::Other(IngestOp::Clear(t)) => {
+                    cmd.arg("C").arg(t.as_str());
+                }
+                Step::Other(IngestOp::Stale(t, stale)) => {
+                    cmd.arg("S").arg(t.as_str()).arg(u8::from(stale.is_stale()));
+                }
+                Step::Other(_) => {}
+            }
+        }
+        cmd
+    }
+
+    /// A run's arguments: its merged fields (the last value of each) for
+    /// the topic's value, and each update's entry tail.
+    fn run_args(&self, cmd: &mut redis::Cmd, topic: &str, updates: &[&Update]) {
+        let mut merged: Vec<(&str, f64)> = Vec::new();
+        for u in updates {
+            // Extra fields by name too (a name never clashes with a price
+            // field's or the value's own keys: `validate`).
+            for (name, v) in u.prices.named(self.fields) {
+                match merged.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = v,
+                    None => merged.push((name, v)),
+                }
+            }
+        }
+        let last_ts = updates.last().map_or(0, |u| u.timestamp_ns);
+        let cap = store::history_cap(topic, self.history_len, self.trades_snapshot);
+        cmd.arg("R")
+            .arg(topic)
+            .arg(updates.len())
+            .arg(cap)
+            .arg(last_ts)
+            .arg(merged.len());
+        for (name, v) in merged {
+            cmd.arg(name).arg(format!("{v:?}"));
+        }
+        let mut tail = String::new();
+        for u in updates {
+            tail.clear();
+            let _ = write!(tail, "{} {}", u.timestamp_ns, self.wall_ns);
+            for (name, v) in u.prices.named(self.fields) {
+                let _ = write!(tail, " {name} {v:?}");
+            }
+            cmd.arg(tail.as_str());
+        }
+    }
+}
+
+/// A partition's operations as script steps: grouped by topic (in order of
+/// first appearance, each topic's in its own order), consecutive updates of
+/// a topic merged into one run.
+fn steps<'a>(ops: &[&'a IngestOp]) -> Vec<Step<'a>> {
+    let mut order: Vec<&'a str> = Vec::new();
+    let mut by_topic: HashMap<&'a str, Vec<&'a IngestOp>> = HashMap::new();
+    for op in ops {
+        let topic = for_redis(op).unwrap_or_default();
+        by_topic
+            .entry(topic)
+            .or_insert_with(|| {
+                order.push(topic);
+                Vec::new()
+            })
+            .push(op);
+    }
+    let mut steps = Vec::new();
+    for topic in order {
+        let mut run: Vec<&'a Update> = Vec::new();
+        for op in &by_topic[topic] {
+            match op {
+                IngestOp::Update(u) => run.push(u),
+                other => {
+                    if !run.is_empty() {
+                        steps.push(Step::Run(topic, std::mem::take(&mut run)));
+                    }
+                    steps.push(Step::Other(other));
+                }
+            }
+        }
+        if !run.is_empty() {
+            steps.push(Step::Run(topic, run));
+        }
+    }
+    steps
+}
+
+/// The topic of an operation Redis numbers or keeps (updates, clears,
+/// stale marks); None for the rest.
+fn for_redis(op: &IngestOp) -> Option<&str> {
+    match op {
+        IngestOp::Update(u) => Some(u.topic.as_str()),
+        IngestOp::Clear(t) | IngestOp::Stale(t, _) => Some(t),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::liveness::Liveness;
+
+    fn describe(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Run(t, us) => format!("R {t} {}", us.len()),
+                Step::Other(IngestOp::Clear(t)) => format!("C {t}"),
+                Step::Other(IngestOp::Stale(t, _)) => format!("S {t}"),
+                Step::Other(_) => "?".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_topics_updates_run_together_and_its_clears_and_marks_keep_their_place() {
+        let u = |t: &str| IngestOp::Update(Update::new(t).bid(1.0));
+        let ops = [
+            u("A"),
+            u("B"),
+            u("A"),
+            IngestOp::Clear("A".into()),
+            u("B"),
+            u("A"),
+            IngestOp::Stale("B".into(), Liveness::Stale),
+            u("A"),
+        ];
+        let refs: Vec<&IngestOp> = ops.iter().collect();
+        assert_eq!(
+            describe(&steps(&refs)),
+            ["R A 2", "C A", "R A 2", "R B 2", "S B"],
+            "grouped by topic in order of first appearance; runs cut by a clear or a mark"
+        );
+    }
+}

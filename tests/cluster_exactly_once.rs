@@ -1,0 +1,190 @@
+//! Cluster mode numbers every update exactly once, even when the writer's
+//! connection to Redis is killed (`CLIENT KILL`) again and again in the
+//! middle of its pipelines: a batch sent again is recognized by Redis and
+//! its partitions already numbered are skipped (docs/CLUSTER.md).
+
+mod common;
+
+use common::redis::RedisServer;
+use common::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tickcast::{Server, Update};
+
+const TOPICS: u64 = 8;
+const HISTORY: usize = 4096;
+
+fn con(redis: &RedisServer) -> ::redis::Connection {
+    ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// Kills the connection of every tickcast writer (named
+/// `tickcast-writer-…` in `CLIENT LIST`); returns how many it killed.
+fn kill_writers(con: &mut ::redis::Connection) -> usize {
+    let list: String = ::redis::cmd("CLIENT").arg("LIST").query(con).unwrap();
+    let ids: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains(" name=tickcast-writer-"))
+        .filter_map(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")))
+        .collect();
+    for id in &ids {
+        let _: ::redis::RedisResult<i64> = ::redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(*id)
+            .query(con);
+    }
+    ids.len()
+}
+
+/// A topic as Redis holds it: its `seq`, epoch, and the `last` values of
+/// its history entries with their `seq`s.
+fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64, u64)>) {
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("tc:{{*}}:v:{topic}"))
+        .query(con)
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{topic}: {keys:?}");
+    let value: HashMap<String, String> = ::redis::cmd("HGETALL").arg(&keys[0]).query(con).unwrap();
+    let history: Vec<String> = ::redis::cmd("LRANGE")
+        .arg(keys[0].replacen(":v:", ":h:", 1))
+        .arg(0)
+        .arg(-1)
+        .query(con)
+        .unwrap();
+    let entries = history
+        .iter()
+        .map(|e| {
+            // U topic epoch seq ts wall last value
+            let w: Vec<&str> = e.split(' ').collect();
+            assert_eq!(
+                (w[0], w[1], w[2]),
+                ("U", topic, value["epoch"].as_str()),
+                "{e}"
+            );
+            assert_eq!(w[6], "last", "{e}");
+            (w[3].parse().unwrap(), w[7].parse::<f64>().unwrap() as u64)
+        })
+        .collect();
+    (
+        value["seq"].parse().unwrap(),
+        value["epoch"].clone(),
+        entries,
+    )
+}
+
+#[test]
+fn a_writer_whose_connection_is_killed_again_and_again_numbers_every_update_exactly_once() {
+    let redis = RedisServer::start_with(&[]);
+    let cfg = || {
+        common::config()
+            .redis(redis.url())
+            .history(HISTORY, 1 << 30)
+    };
+    let a = Server::start(cfg()).unwrap();
+    let b = Server::start(cfg()).unwrap();
+    // Both nodes follow every topic, so both apply what Redis numbers.
+    let mut on_a = Client::connect(a.local_addr());
+    let mut on_b = Client::connect(b.local_addr());
+    on_a.subscribe(&["X.*"]);
+    on_b.subscribe(&["X.*"]);
+
+    // The feed: `last` is the update's index, unique across topics.
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = {
+        let (p, stop) = (a.publisher(), stop.clone());
+        std::thread::spawn(move || {
+            let mut sent: HashMap<String, Vec<u64>> = HashMap::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 400_000 {
+                let topic = format!("X.{}", i % TOPICS);
+                // Refused (not queued) while the writer is down and its
+                // queue full: tried again, as a feed handler would.
+                while let Err(e) = p.publish(Update::new(&topic).last(i as f64)) {
+                    assert!(matches!(e, tickcast::Error::Unavailable), "{e}");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                sent.entry(topic).or_default().push(i);
+                i += 1;
+                if i % 500 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            sent
+        })
+    };
+
+    // Kill the writer's connection at least 20 times, and until Redis has
+    // recognized batches sent again a few times (a kill that lands
+    // mid-pipeline makes one) or 15 s have passed.
+    let mut killer = con(&redis);
+    let (mut kills, deadline) = (0, Instant::now() + Duration::from_secs(15));
+    let skipped = |a: &Server| metric(a, "tickcast_cluster_resent_skipped_total");
+    while kills < 20 || (skipped(&a) < 3.0 && Instant::now() < deadline) {
+        kills += kill_writers(&mut killer);
+        std::thread::sleep(Duration::from_millis(5 + (kills as u64 * 7) % 20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = feed.join().unwrap();
+    let total: usize = sent.values().map(Vec::len).sum();
+    wait_until("every update reached Redis", || {
+        metric(&a, "tickcast_cluster_batched_total") as usize == total
+    });
+    // A kill lands on a connection in use or on one just made (then the
+    // connecting fails and the writer tries again): most are reconnects.
+    let reconnects = metric(&a, "tickcast_cluster_reconnects_total");
+    eprintln!(
+        "{kills} kills, {reconnects} reconnects, {} partition calls skipped, {total} updates",
+        skipped(&a)
+    );
+    assert!(
+        reconnects >= (kills / 2) as f64,
+        "{reconnects} reconnects for {kills} kills"
+    );
+
+    let mut con = con(&redis);
+    for (topic, values) in &sent {
+        let (seq, epoch, entries) = stored(&mut con, topic);
+        // No update numbered twice, none missing: `seq` counts them.
+        assert_eq!(
+            seq,
+            values.len() as u64,
+            "{topic}: seq against updates published"
+        );
+        // The history holds the last ones in publishing order, numbered
+        // consecutively up to `seq`.
+        let tail = &values[values.len().saturating_sub(entries.len())..];
+        let first = seq + 1 - entries.len() as u64;
+        let expected: Vec<(u64, u64)> = (first..=seq).zip(tail.iter().copied()).collect();
+        // (Trimmed to `HISTORY` once it passes it by a quarter.)
+        assert!(
+            entries.len() >= values.len().min(HISTORY) && entries.len() <= values.len(),
+            "{topic}: {} entries kept of {}",
+            entries.len(),
+            values.len()
+        );
+        assert_eq!(
+            entries, expected,
+            "{topic}: history against what was published"
+        );
+        // Every node agrees with Redis.
+        for (node, server) in [("A", &a), ("B", &b)] {
+            wait_until(&format!("{topic} at its last seq on {node}"), || {
+                server.snapshot(topic).is_some_and(|s| s.seq == seq)
+            });
+            let snap = server.snapshot(topic).unwrap();
+            assert_eq!(snap.epoch.to_string(), epoch, "{topic} on {node}");
+            assert_eq!(snap.prices.last, Some(*values.last().unwrap() as f64));
+        }
+    }
+    // The kills did land mid-pipeline: batches were sent again, and Redis
+    // skipped what it had numbered before (otherwise this test proved
+    // nothing about resends).
+    assert!(skipped(&a) >= 3.0, "skipped {}", skipped(&a));
+    drop((on_a, on_b));
+}
