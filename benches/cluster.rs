@@ -1,100 +1,228 @@
-//! Cluster-mode throughput and latency against a real `redis-server`
-//! (`cargo bench --bench cluster`; needs redis-server on PATH). Two nodes
-//! on one Redis: a feed publishes on node A as fast as back-pressure lets
-//! it, a subscriber of `*` on node B counts what arrives. The same run on a
-//! single node without Redis gives the ratio. Both share this machine with
-//! Redis and the load generator: compare the ratios of one run.
+//! Cluster-mode throughput and latency against real `redis-server`s
+//! (`cargo bench --bench cluster`; needs redis-server and redis-cli on
+//! PATH). Everything shares this machine with Redis and the feed: compare
+//! the ratios of one run.
+//!
+//! Throughput, as a new user would try it: 400,000 updates over 1,000
+//! topics, pre-packed MessagePack batches of 1,000 on one `/publish`
+//! connection to node A, a `*` subscriber at `max_rate` 20 on node B; the
+//! clock stops when node B holds every topic's last `seq`. The same feed
+//! into a single node without Redis (publisher and subscriber on it) gives
+//! the ratio. Then the same through a three-master Redis Cluster, Redis's
+//! CPU per 100,000 updates for both, and publish-on-A to receive-on-B
+//! latency at half the measured rate (a `*` subscriber on B without a rate
+//! cap, every update stamped with its publish time).
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/raw_publish.rs"]
+mod raw_publish;
+// Shared with the tests; the bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/common/redis.rs"]
+mod redis_procs;
+
+use raw_publish::RawPublisher;
+use redis_procs::{RedisCluster, RedisServer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Update};
 use tungstenite::Message;
 
-const TOPICS: u64 = 100;
-const UPDATES: u64 = 200_000;
+const TOPICS: usize = 1_000;
+const PER_TOPIC: usize = 400;
+const BATCH: usize = 1_000;
+const TOKEN: &str = "cluster-bench-token";
 
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Used by `redis_procs` (shared with the tests).
+fn require_tool(program: &str, version_arg: &str, install: &str) {
+    let ok = std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "{program} is missing: apt-get install {install}");
 }
 
-fn redis() -> (Redis, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Redis(child), format!("redis://127.0.0.1:{port}"))
+        .as_nanos() as u64
+}
+
+fn topic(i: usize) -> String {
+    format!("B.{i:04}")
 }
 
 fn config() -> Config {
     Config::default()
         .listen("127.0.0.1:0".parse().unwrap())
-        .shards(1)
         .max_commands_per_sec(0.0)
+        .publisher_tokens(vec![TOKEN.into()])
 }
 
-/// Publishes on `publish_on`, counts on `count_on`; returns updates per
-/// second end to end.
-fn run(publish_on: &Server, count_on: &Server) -> f64 {
-    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", count_on.local_addr())).unwrap();
-    ws.send(Message::text(r#"{"op":"subscribe","id":1,"topics":["*"]}"#))
+/// The feed, packed: round `r` of every topic per batch.
+fn payloads() -> Vec<Vec<u8>> {
+    (0..PER_TOPIC)
+        .map(|round| {
+            let batch: Vec<Update> = (0..BATCH)
+                .map(|t| {
+                    let px = 100.0 + (round % 97) as f64 * 0.01;
+                    Update::new(topic(t % TOPICS)).bid(px).ask(px + 0.01)
+                })
+                .collect();
+            tickcast::publish::encode(&batch)
+        })
+        .collect()
+}
+
+/// A subscriber of `*` on a server, read by a thread until stopped.
+struct Sub {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl Sub {
+    /// Subscribes (acknowledged before this returns), at `max_rate` or
+    /// uncapped; an uncapped one records each update's latency.
+    fn start(server: &Server, max_rate: Option<u32>) -> Sub {
+        let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.local_addr())).unwrap();
+        let rate = max_rate.map_or(String::new(), |r| format!(r#","max_rate":{r}"#));
+        ws.send(Message::text(format!(
+            r#"{{"op":"subscribe","id":1,"topics":["*"]{rate}}}"#
+        )))
         .unwrap();
-    // The subscribe is acknowledged before the feed starts.
-    loop {
-        if let Message::Text(t) = ws.read().unwrap() {
-            if t.contains("subscribed") {
-                break;
+        loop {
+            if let Message::Text(t) = ws.read().unwrap() {
+                if t.contains("subscribed") {
+                    break;
+                }
             }
         }
-    }
-    let p = publish_on.publisher();
-    let start = Instant::now();
-    let feed = std::thread::spawn(move || {
-        for i in 0..UPDATES {
-            p.publish(Update::new(format!("B.{}", i % TOPICS)).bid(i as f64))
-                .unwrap();
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         }
-    });
-    // Done when every topic's last `seq` is in: a subscriber that falls
-    // behind gets conflated events (fewer, each standing for several).
-    let mut last = std::collections::HashMap::new();
-    let mut total = 0;
-    while total < UPDATES {
-        if let Message::Text(t) = ws.read().unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-            if let (Some(topic), Some(seq)) = (v["topic"].as_str(), v["seq"].as_u64()) {
-                let before = last.insert(topic.to_string(), seq).unwrap_or(0);
-                total += seq.saturating_sub(before);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match ws.read() {
+                    Ok(Message::Text(t)) if max_rate.is_none() => {
+                        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                        if let (Some("update"), Some(ts)) = (v["event"].as_str(), v["ts"].as_u64())
+                        {
+                            lat.push(now_ns().saturating_sub(ts));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e))
+                        if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
             }
-        }
+            lat
+        });
+        Sub { stop, thread }
     }
-    feed.join().unwrap();
-    UPDATES as f64 / start.elapsed().as_secs_f64()
+
+    /// Stops reading; returns the latencies recorded (ns).
+    fn stop(self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
-/// One unlabelled sample of a server's `/metrics` page (0 when absent).
+/// Waits until `server` holds every topic at `seq`.
+fn wait_seq(server: &Server, seq: u64) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for t in 0..TOPICS {
+        let name = topic(t);
+        while server.snapshot(&name).map_or(0, |s| s.seq) < seq {
+            assert!(Instant::now() < deadline, "{name} never reached {seq}");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Updates per second from `/publish` on `a` until `b` holds them all.
+fn throughput(a: &Server, b: &Server, feed: &[Vec<u8>]) -> f64 {
+    let mut publisher = RawPublisher::connect(a.local_addr(), TOKEN);
+    let start = Instant::now();
+    for p in feed {
+        publisher.send(p);
+    }
+    wait_seq(b, PER_TOPIC as u64);
+    (TOPICS * PER_TOPIC) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Publish-on-`a`, receive-on-`b` latency (p50, p99 in ms) at `rate`
+/// updates/s for three seconds, through the Rust API, each update stamped.
+fn latency(a: &Server, b: &Server, rate: f64) -> (f64, f64) {
+    let reader = Sub::start(b, None);
+    let p = a.publisher();
+    let per_ms = (rate / 1000.0).max(1.0) as usize;
+    let start = Instant::now();
+    let mut i = 0usize;
+    while start.elapsed() < Duration::from_secs(3) {
+        let batch: Vec<Update> = (0..per_ms)
+            .map(|k| {
+                Update::new(topic((i + k) % TOPICS))
+                    .bid(1.0 + (i % 100) as f64)
+                    .timestamp_ns(now_ns())
+            })
+            .collect();
+        i += per_ms;
+        p.publish_batch(batch).unwrap();
+        let due = start + Duration::from_micros((i as f64 / rate * 1e6) as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut lat = reader.stop();
+    lat.sort_unstable();
+    let at = |q: f64| {
+        lat.get((lat.len() as f64 * q) as usize)
+            .map_or(0.0, |n| *n as f64 / 1e6)
+    };
+    (at(0.5), at(0.99))
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = after.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 (11 and 12 after the name).
+    (f[11] + f[12]) as f64 / 100.0
+}
+
+fn pids(servers: &[&RedisServer]) -> Vec<u32> {
+    servers
+        .iter()
+        .map(|s| s.child.as_ref().unwrap().id())
+        .collect()
+}
+
+/// Two nodes on `url`: throughput, Redis CPU per 100k updates, and the
+/// numbering-to-receipt view of node A's writer.
+fn clustered(url: &str, redis: &[u32], feed: &[Vec<u8>], label: &str) -> f64 {
+    let a = Server::start(config().redis(url.to_string())).unwrap();
+    let b = Server::start(config().redis(url.to_string())).unwrap();
+    let sub = Sub::start(&b, Some(20));
+    let cpu0: f64 = redis.iter().map(|p| cpu_seconds(*p)).sum();
+    let rate = throughput(&a, &b, feed);
+    let cpu = redis.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu0;
+    let per_100k = cpu / (TOPICS * PER_TOPIC) as f64 * 1e5;
+    println!(
+        "{label:<32} {rate:>10.0} updates/s, Redis CPU {:.0} ms per 100k updates, {:.0} updates per round trip",
+        per_100k * 1e3,
+        metric(&a, "tickcast_cluster_batched_total")
+            / metric(&a, "tickcast_cluster_round_trips_total").max(1.0)
+    );
+    sub.stop();
+    rate
+}
+
+/// One unlabelled sample of a server's `/metrics` (0 when absent).
 fn metric(server: &Server, name: &str) -> f64 {
     server
         .metrics_text()
@@ -106,29 +234,46 @@ fn metric(server: &Server, name: &str) -> f64 {
 }
 
 fn main() {
+    let feed = payloads();
+    println!(
+        "{} updates over {TOPICS} topics through /publish, `*` subscriber at max_rate 20",
+        TOPICS * PER_TOPIC
+    );
+
     let single = Server::start(config()).unwrap();
-    let alone = run(&single, &single);
+    let sub = Sub::start(&single, Some(20));
+    let alone = throughput(&single, &single, &feed);
+    sub.stop();
     single.shutdown();
-    let (_redis, url) = redis();
-    let a = Server::start(config().redis(url.clone())).unwrap();
-    let b = Server::start(config().redis(url)).unwrap();
-    let clustered = run(&a, &b);
-    let trips = metric(&a, "tickcast_cluster_round_trips_total");
-    let batched = metric(&a, "tickcast_cluster_batched_total");
-    let lag_sum = metric(&b, "tickcast_cluster_lag_seconds_sum");
-    let lag_count = metric(&b, "tickcast_cluster_lag_seconds_count");
-    println!("{UPDATES} updates over {TOPICS} topics, one subscriber of *");
-    println!("single node, no Redis:   {alone:>10.0} updates/s");
-    println!(
-        "two nodes on one Redis:  {clustered:>10.0} updates/s ({:.2} of single)",
-        clustered / alone
+    println!("{:<32} {alone:>10.0} updates/s", "single node, no Redis");
+
+    let redis = RedisServer::start_with(&["--appendonly", "no"]);
+    let one = clustered(
+        &redis.url(),
+        &pids(&[&redis]),
+        &feed,
+        "two nodes, one Redis",
     );
+    println!("  ratio to the single node: {:.2}", one / alone);
+
+    // Latency at half the rate just measured, on a fresh pair.
+    let fresh = RedisServer::start_with(&["--appendonly", "no"]);
+    let a = Server::start(config().redis(fresh.url())).unwrap();
+    let b = Server::start(config().redis(fresh.url())).unwrap();
+    let (p50, p99) = latency(&a, &b, one / 2.0);
     println!(
-        "writer: {trips} round trips, {:.1} updates per pipeline",
-        batched / trips.max(1.0)
+        "  publish on A to receive on B at {:.0} updates/s: p50 {p50:.2} ms, p99 {p99:.2} ms",
+        one / 2.0
     );
-    println!(
-        "numbering-to-receipt lag on node B: mean {:.3} ms over {lag_count} updates (under full load, queues included)",
-        lag_sum / lag_count.max(1.0) * 1e3
+    drop((a, b, fresh));
+
+    let cluster = RedisCluster::start();
+    let masters: Vec<&RedisServer> = cluster.nodes.iter().collect();
+    let three = clustered(
+        &cluster.url(),
+        &pids(&masters),
+        &feed,
+        "two nodes, 3-master Redis Cluster",
     );
+    println!("  ratio to the single node: {:.2}", three / alone);
 }

@@ -16,8 +16,12 @@
 //! (with `max_rate` 10, mostly the wait for the topic's next slot).
 //! Everything shares this machine: compare ratios of one run.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "support/raw_publish.rs"]
+mod raw_publish;
+
+use raw_publish::RawPublisher;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Update};
@@ -98,63 +102,17 @@ fn through_api(server: &Server, feed: &[Vec<Update>]) -> f64 {
     (TOPICS * PER_TOPIC) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// A `/publish` connection spoken by hand: the upgrade, then masked binary
-/// frames with a zero key (the payload goes as packed), while a thread
-/// reads and drops the acks so the server never waits on us.
+/// Through `/publish`, pre-packed MessagePack batches on one connection.
 fn through_publish(server: &Server, feed: &[Vec<Update>]) -> f64 {
-    let addr = server.local_addr();
-    let mut sock = TcpStream::connect(addr).unwrap();
-    sock.set_nodelay(true).unwrap();
-    write!(
-        sock,
-        "GET /publish HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Authorization: Bearer {TOKEN}\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        sock.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    let mut reader = sock.try_clone().unwrap();
-    let drain = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
-    });
+    let mut publisher = RawPublisher::connect(server.local_addr(), TOKEN);
     // Packed before the clock starts, like a feed handler's own encoder.
     let payloads: Vec<Vec<u8>> = feed.iter().map(|b| tickcast::publish::encode(b)).collect();
     let start = Instant::now();
-    let mut frame = Vec::with_capacity(64 * 1024);
     for p in &payloads {
-        frame.clear();
-        frame.push(0x82);
-        match p.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= 0xFFFF => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&[0, 0, 0, 0]);
-        frame.extend_from_slice(p);
-        sock.write_all(&frame).unwrap();
+        publisher.send(p);
     }
     wait_sequenced(server);
-    let rate = (TOPICS * PER_TOPIC) as f64 / start.elapsed().as_secs_f64();
-    let _ = sock.shutdown(std::net::Shutdown::Both);
-    let _ = drain.join();
-    rate
+    (TOPICS * PER_TOPIC) as f64 / start.elapsed().as_secs_f64()
 }
 
 struct Loadgen(Child);

@@ -6,7 +6,7 @@
 //! pub/sub messages to every node.
 
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{Cmd, ConnectionLike, RedisResult};
+use redis::{Cmd, ConnectionLike, RedisResult, Value};
 use std::time::Duration;
 
 /// How long connecting, and each command, may take.
@@ -119,4 +119,49 @@ impl Con {
             }
         }
     }
+
+    /// Starts a pipeline. On one server it is sent and not waited for: its
+    /// replies are read later by `finish`, so the next pipeline can be
+    /// built and sent while Redis runs this one. A cluster connection
+    /// routes per node and runs it at once.
+    pub fn start(&mut self, cmds: Vec<Cmd>) -> RedisResult<Started> {
+        match self {
+            Con::Single(c) => {
+                let n = cmds.len();
+                let mut p = redis::pipe();
+                for cmd in cmds {
+                    p.add_command(cmd);
+                }
+                c.send_packed_command(&p.get_packed_pipeline())?;
+                Ok(Started::Pending(n))
+            }
+            Con::Cluster(_) => Ok(Started::Done(self.query_all(cmds)?)),
+        }
+    }
+
+    /// Reads the `n` replies of the oldest pipeline `start` left pending.
+    /// Every reply is read (so the next pipeline's stay in step) before a
+    /// refusal among them is returned.
+    pub fn finish(&mut self, n: usize) -> RedisResult<Vec<Value>> {
+        let Con::Single(c) = self else {
+            return Ok(Vec::new());
+        };
+        let replies = (0..n)
+            .map(|_| c.recv_response())
+            .collect::<RedisResult<Vec<Value>>>()?;
+        if let Some(Value::ServerError(e)) =
+            replies.iter().find(|v| matches!(v, Value::ServerError(_)))
+        {
+            return Err(e.clone().into());
+        }
+        Ok(replies)
+    }
+}
+
+/// A pipeline `Con::start` began.
+pub(crate) enum Started {
+    /// Sent; this many replies to read with `finish`.
+    Pending(usize),
+    /// Run already (a cluster connection): its replies.
+    Done(Vec<Value>),
 }

@@ -38,11 +38,11 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 /// - `S`, topic, `1` or `0` (stale or live, kept in the value).
 ///
 /// Values travel as decimal text: Lua never turns them into numbers, so no
-/// precision is lost. A run costs four Redis calls whatever its length: it
-/// takes the topic's epoch, or a new one (the base xor a counter, distinct
-/// within the call) when its numbering starts at 1, adds the count to
-/// `seq`, merges its fields into the value in one `HSET` and appends its
-/// entries to the history in one `RPUSH`. The history is trimmed to its
+/// precision is lost. A run costs the same whatever its length: it takes
+/// the topic's `seq` and epoch, or a new one (the base xor a counter, distinct
+/// within the call) when its numbering starts at 1, and writes the new
+/// `seq` with its fields merged into the value in one `HSET` (three Redis
+/// calls: `HMGET`, `HSET`, `RPUSH` of every entry). The history is trimmed to its
 /// cap only once it passes it by a quarter, so trimming costs one call per
 /// many updates (readers read the last `cap` entries). One `PUBLISH`
 /// carries every entry of the call, one per line. Returns 1, or 0 when the
@@ -61,15 +61,16 @@ while a <= n do
     local m, cap, nf = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
     local set = {'ts', ARGV[a + 4], 'stale', '0'}
     a = a + 6
-    local first = redis.call('HINCRBY', v, 'seq', m) - m + 1
-    local epoch
-    if first == 1 then
+    local now = redis.call('HMGET', v, 'seq', 'epoch')
+    local first = (tonumber(now[1]) or 0) + 1
+    local epoch = now[2]
+    if first == 1 or not epoch then
       fresh = fresh + 1
       epoch = bit.tohex(bit.bxor(base, fresh), 8)
-      set[5], set[6] = 'epoch', epoch
-    else
-      epoch = redis.call('HGET', v, 'epoch')
+      first = 1
     end
+    set[5], set[6] = 'seq', string.format('%d', first + m - 1)
+    set[7], set[8] = 'epoch', epoch
     for _ = 1, nf do
       set[#set + 1] = ARGV[a]
       set[#set + 1] = ARGV[a + 1]

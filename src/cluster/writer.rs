@@ -11,13 +11,13 @@
 //! connection is sent again whole, under the same batch number, and Redis
 //! skips the partitions it had numbered already: exactly once.
 
-use super::endpoint::{Con, Endpoint};
+use super::endpoint::{Con, Endpoint, Started};
 use super::numbering::{Numbering, SCRIPT};
 use super::store::TOPICS_KEY;
 use super::{wall_ns, ClusterLink, Health, Side};
 use crate::engine::op::{IngestOp, Ingested};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-use std::collections::HashSet;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,8 +57,8 @@ struct Session {
 ///
 /// `Down` → `Up` when a connection is made and the script loaded; `Up` →
 /// `Down` when a ping or a send finds the connection lost, or Redis no
-/// longer knows the script. The batch in hand survives both: it is sent
-/// whole once the writer is up again.
+/// longer knows the script. Unacknowledged batches survive both: they are
+/// sent again, in order and under their numbers, once the writer is up.
 enum Conn {
     /// Not connected: try again at `retry_at`.
     Down { retry_at: Instant },
@@ -69,13 +69,35 @@ enum Conn {
     },
 }
 
+/// How many batches may be in Redis's hands unacknowledged: two, so the
+/// writer builds and sends the next while Redis runs the last (one server;
+/// a Redis Cluster connection runs each pipeline to the end).
+const IN_FLIGHT: usize = 2;
+
+/// Operations taken from publishers, not yet acknowledged by Redis.
+struct Batch {
+    /// Its number: kept when it is sent again, so Redis knows it.
+    no: u64,
+    ops: Vec<Ingested>,
+    /// Sent on the current connection (None: to send).
+    sent: Option<Sent>,
+}
+
+/// A batch sent, its replies not yet read.
+struct Sent {
+    replies: Started,
+    /// Its script calls (the first replies).
+    calls: usize,
+    /// Topics it lists in `tc:topics` for the first time.
+    new_topics: Vec<String>,
+}
+
 /// Everything the writer's loop carries between turns.
 struct Machine {
     conn: Conn,
-    /// Operations taken from publishers, not yet accepted by Redis.
-    batch: Vec<Ingested>,
-    /// The batch's number: kept when it is sent again, so Redis knows it.
-    batch_no: u64,
+    /// Batches not yet acknowledged, oldest first (at most `IN_FLIGHT`).
+    unacked: VecDeque<Batch>,
+    next_no: u64,
     /// The wait before the next connection attempt, doubled per failure.
     backoff: Duration,
     /// Stopping: the grace for what is queued ends then.
@@ -85,10 +107,10 @@ struct Machine {
     quiet: Quiet,
 }
 
-/// What filling an empty batch found.
+/// What taking from the publishers found.
 enum Fill {
     /// Operations to send.
-    Batch,
+    Batch(Vec<Ingested>),
     /// Nothing came within the wait.
     Idle,
     /// Every publisher handle is gone.
@@ -98,16 +120,17 @@ enum Fill {
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 impl Writer {
-    /// The loop: connect when down, take a batch when empty, send it. Ends
-    /// when the link stops (after a bounded grace for what is queued) or
-    /// every publisher is gone.
+    /// The loop: connect when down, take a batch while fewer than
+    /// `IN_FLIGHT` are unacknowledged, send, read the oldest's replies.
+    /// Ends when the link stops (after a bounded grace for what is queued)
+    /// or every publisher is gone.
     pub fn run(self) {
         let mut m = Machine {
             conn: Conn::Down {
                 retry_at: Instant::now(),
             },
-            batch: Vec::with_capacity(BATCH),
-            batch_no: 1,
+            unacked: VecDeque::with_capacity(IN_FLIGHT),
+            next_no: 1,
             backoff: FIRST_BACKOFF,
             stop_at: None,
             was_up: false,
@@ -121,23 +144,31 @@ impl Writer {
             if matches!(m.conn, Conn::Down { retry_at } if Instant::now() >= retry_at) {
                 self.connect_step(&mut m);
             }
-            if m.batch.is_empty() {
-                match self.fill(&mut m.batch) {
-                    Fill::Batch => {}
-                    Fill::Idle => {
+            if m.unacked.len() < IN_FLIGHT {
+                // Waits only when nothing is in flight.
+                let wait = m.unacked.is_empty().then_some(Duration::from_millis(100));
+                match self.fill(wait) {
+                    Fill::Batch(ops) => {
+                        m.unacked.push_back(Batch {
+                            no: m.next_no,
+                            ops,
+                            sent: None,
+                        });
+                        m.next_no += 1;
+                    }
+                    Fill::Idle if m.unacked.is_empty() => {
                         self.keep_alive(&mut m);
                         continue;
                     }
-                    Fill::Closed => break,
+                    Fill::Closed if m.unacked.is_empty() => break,
+                    Fill::Idle | Fill::Closed => {}
                 }
             }
             self.send_step(&mut m);
         }
-        if !m.batch.is_empty() || !self.input.is_empty() {
-            log::warn!(
-                "cluster: stopped with {} operations not sent to Redis",
-                m.batch.len() + self.input.len()
-            );
+        let left: usize = m.unacked.iter().map(|b| b.ops.len()).sum::<usize>() + self.input.len();
+        if left > 0 {
+            log::warn!("cluster: stopped with {left} operations not sent to Redis");
         }
     }
 
@@ -148,10 +179,11 @@ impl Writer {
             return false;
         }
         let at = *m.stop_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
-        Instant::now() >= at || (m.batch.is_empty() && self.input.is_empty())
+        Instant::now() >= at || (m.unacked.is_empty() && self.input.is_empty())
     }
 
-    /// `Down` → `Up`, or `Down` again with a longer wait.
+    /// `Down` → `Up` (every unacknowledged batch to send again), or `Down`
+    /// again with a longer wait.
     fn connect_step(&self, m: &mut Machine) {
         match self.connect() {
             Ok(session) => {
@@ -163,6 +195,9 @@ impl Writer {
                 self.link.set(Side::Writer, Health::Up);
                 if m.quiet.reset() {
                     log::info!("cluster: publishing to Redis again");
+                }
+                for b in &mut m.unacked {
+                    b.sent = None;
                 }
                 m.conn = Conn::Up {
                     session: Box::new(session),
@@ -184,24 +219,27 @@ impl Writer {
         }
     }
 
-    /// Takes up to `BATCH` operations, waiting briefly for the first; what
-    /// concerns this node only goes to the router directly.
-    fn fill(&self, batch: &mut Vec<Ingested>) -> Fill {
-        match self.input.recv_timeout(Duration::from_millis(100)) {
-            Ok(first) => batch.push(first),
+    /// Takes up to `BATCH` operations, waiting up to `wait` for the first
+    /// (not at all without one); what concerns this node only goes to the
+    /// router directly.
+    fn fill(&self, wait: Option<Duration>) -> Fill {
+        let first = match wait {
+            Some(w) => self.input.recv_timeout(w),
+            None => self.input.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            }),
+        };
+        let mut batch = match first {
+            Ok(op) => vec![op],
             Err(RecvTimeoutError::Timeout) => return Fill::Idle,
             Err(RecvTimeoutError::Disconnected) => return Fill::Closed,
-        }
-        while batch.len() < BATCH {
-            match self.input.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        self.keep_local(batch);
+        };
+        batch.extend(self.input.try_iter().take(BATCH - 1));
+        self.keep_local(&mut batch);
         match batch.is_empty() {
             true => Fill::Idle,
-            false => Fill::Batch,
+            false => Fill::Batch(batch),
         }
     }
 
@@ -236,54 +274,83 @@ impl Writer {
         };
     }
 
-    /// Sends the batch in hand: cleared once Redis took it (or refused it);
-    /// kept for the next connection when the connection was lost.
+    /// Sends every batch not yet sent on this connection, then, when no
+    /// more can go out (the window is full or nothing waits), reads the
+    /// oldest's replies and acknowledges it.
     fn send_step(&self, m: &mut Machine) {
         let Conn::Up {
             session,
             last_contact,
         } = &mut m.conn
         else {
-            // Not connected: wait for the next attempt, batch in hand.
+            // Not connected: wait for the next attempt, batches in hand.
             if let Conn::Down { retry_at } = m.conn {
                 std::thread::sleep(retry_at.saturating_duration_since(Instant::now()));
             }
             return;
         };
-        let cluster = &self.link.metrics.cluster;
-        match self.send(session, m.batch_no, &m.batch) {
-            Ok(skipped) => {
-                cluster.round_trips.fetch_add(1, Relaxed);
-                cluster.batched.fetch_add(m.batch.len() as u64, Relaxed);
-                cluster.skipped.fetch_add(skipped, Relaxed);
-                *last_contact = Instant::now();
-                m.batch.clear();
-                m.batch_no += 1;
+        for (i, b) in m.unacked.iter_mut().enumerate() {
+            if b.sent.is_none() {
+                match self.send(session, b.no, &b.ops) {
+                    Ok(sent) => b.sent = Some(sent),
+                    Err(e) => return self.failed(m, i, e),
+                }
             }
+        }
+        if m.unacked.len() < IN_FLIGHT && !self.input.is_empty() {
+            return;
+        }
+        let Some(oldest) = m.unacked.front_mut() else {
+            return;
+        };
+        let Some(sent) = oldest.sent.take() else {
+            return;
+        };
+        let replies = match sent.replies {
+            Started::Pending(n) => session.con.finish(n),
+            Started::Done(replies) => Ok(replies),
+        };
+        match replies {
+            Ok(replies) => {
+                *last_contact = Instant::now();
+                session.listed.extend(sent.new_topics);
+                let skipped = replies[..sent.calls.min(replies.len())]
+                    .iter()
+                    .filter(|r| matches!(r, redis::Value::Int(0)))
+                    .count();
+                let cluster = &self.link.metrics.cluster;
+                cluster.round_trips.fetch_add(1, Relaxed);
+                cluster.batched.fetch_add(oldest.ops.len() as u64, Relaxed);
+                cluster.skipped.fetch_add(skipped as u64, Relaxed);
+                m.unacked.pop_front();
+            }
+            Err(e) => self.failed(m, 0, e),
+        }
+    }
+
+    /// Batch `i` failed: lost connection (everything unacknowledged goes
+    /// again once reconnected), script gone, or refused (batch `i` dropped).
+    fn failed(&self, m: &mut Machine, i: usize, e: redis::RedisError) {
+        if e.code() == Some("NOSCRIPT") {
             // Redis restarted (or its script cache was flushed): connect
             // again, which loads the script.
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                m.conn = Conn::Down {
-                    retry_at: Instant::now(),
-                };
+            m.conn = Conn::Down {
+                retry_at: Instant::now(),
+            };
+        } else if lost_connection(&e) {
+            if m.quiet.speak() {
+                log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
             }
-            Err(e) if lost_connection(&e) => {
-                if m.quiet.speak() {
-                    log::warn!("cluster: publishing to Redis failed ({e}); reconnecting");
-                }
-                self.lost(m);
-            }
-            Err(e) => {
-                // Refused, not lost: sending it again would be refused
-                // again. Said loudly and counted, never silently.
-                log::error!(
-                    "cluster: Redis refused a batch of {} operations, which are dropped: {e}",
-                    m.batch.len()
-                );
-                cluster.refused.fetch_add(m.batch.len() as u64, Relaxed);
-                m.batch.clear();
-                m.batch_no += 1;
-            }
+            self.lost(m);
+        } else if let Some(b) = m.unacked.remove(i) {
+            // Refused, not lost: sending it again would be refused again.
+            // Said loudly and counted, never silently.
+            log::error!(
+                "cluster: Redis refused a batch of {} operations, which are dropped: {e}",
+                b.ops.len()
+            );
+            let refused = &self.link.metrics.cluster.refused;
+            refused.fetch_add(b.ops.len() as u64, Relaxed);
         }
     }
 
@@ -321,10 +388,9 @@ impl Writer {
         })
     }
 
-    /// One pipeline for the whole batch: one round trip (per node), one
-    /// script call per partition. Returns how many calls Redis skipped as
-    /// applied before (a batch sent again after a lost connection).
-    fn send(&self, s: &mut Session, batch_no: u64, batch: &[Ingested]) -> redis::RedisResult<u64> {
+    /// Starts batch `no` as one pipeline: one round trip (per node), one
+    /// script call per partition, and the topics new to `tc:topics`.
+    fn send(&self, s: &mut Session, no: u64, batch: &[Ingested]) -> redis::RedisResult<Sent> {
         let numbering = Numbering {
             sha: &s.sha,
             writer: &self.id,
@@ -333,7 +399,7 @@ impl Writer {
             fields: &self.fields,
             wall_ns: wall_ns(),
         };
-        let mut cmds = numbering.calls(batch_no, batch);
+        let mut cmds = numbering.calls(no, batch);
         let calls = cmds.len();
         let mut new_topics: HashSet<&str> = HashSet::new();
         for i in batch {
@@ -351,13 +417,11 @@ impl Writer {
             }
             cmds.push(add);
         }
-        let replies: Vec<redis::Value> = s.con.query_all(cmds)?;
-        s.listed.extend(new_topics.into_iter().map(String::from));
-        let skipped = replies[..calls.min(replies.len())]
-            .iter()
-            .filter(|r| matches!(r, redis::Value::Int(0)))
-            .count();
-        Ok(skipped as u64)
+        Ok(Sent {
+            replies: s.con.start(cmds)?,
+            calls,
+            new_topics: new_topics.into_iter().map(String::from).collect(),
+        })
     }
 }
 
