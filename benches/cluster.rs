@@ -222,6 +222,31 @@ fn clustered(url: &str, redis: &[u32], feed: &[Vec<u8>], label: &str) -> f64 {
     rate
 }
 
+/// Redis's own profile of the run: calls and time per command (the
+/// script's inner calls are counted too).
+fn commandstats(redis: &RedisServer) {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "info", "commandstats"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines().filter(|l| l.starts_with("cmdstat_")) {
+        let name = &line["cmdstat_".len()..line.find(':').unwrap_or(line.len())];
+        let field = |k: &str| {
+            line.split([':', ','])
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .unwrap_or("?")
+                .to_string()
+        };
+        println!(
+            "    redis {name:<10} calls {:>9}  usec {:>9}  usec/call {:>7}",
+            field("calls"),
+            field("usec"),
+            field("usec_per_call")
+        );
+    }
+}
+
 /// One unlabelled sample of a server's `/metrics` (0 when absent).
 fn metric(server: &Server, name: &str) -> f64 {
     server
@@ -255,6 +280,7 @@ fn main() {
         "two nodes, one Redis",
     );
     println!("  ratio to the single node: {:.2}", one / alone);
+    commandstats(&redis);
 
     // Latency at half the rate just measured, on a fresh pair.
     let fresh = RedisServer::start_with(&["--appendonly", "no"]);

@@ -162,7 +162,6 @@ impl Cluster {
             link: link.clone(),
             endpoint: endpoint.clone(),
             input: w.published,
-            router: w.router.clone(),
             history_len: w.history_len,
             trades_snapshot: w.trades_snapshot,
             fields: w.table.field_names().into(),

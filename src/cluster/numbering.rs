@@ -35,7 +35,11 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 ///   count of merged fields, then the merged fields' name and value pairs,
 ///   then each update's entry tail (`ts wall name value ...`);
 /// - `C`, topic (a clear: value and history deleted);
-/// - `S`, topic, `1` or `0` (stale or live, kept in the value).
+/// - `S`, topic, `1` or `0` (stale or live, kept in the value);
+/// - `A`, topic, milliseconds or `-` (the topic's own `stale_after`, or the
+///   server's: kept in the value as `stale_after_ms`, so every node, and a
+///   node that loads the topic later, applies the same; a clear drops it,
+///   as on a single node).
 ///
 /// Values travel as decimal text: Lua never turns them into numbers, so no
 /// precision is lost. A run costs the same whatever its length: it takes
@@ -96,11 +100,20 @@ while a <= n do
     a = a + 2
     redis.call('DEL', v, h)
     out[#out + 1] = 'C ' .. topic
-  else
+  elseif kind == 'S' then
     local s = ARGV[a + 2]
     a = a + 3
     redis.call('HSET', v, 'stale', s)
     out[#out + 1] = 'S ' .. topic .. ' ' .. s
+  else
+    local ms = ARGV[a + 2]
+    a = a + 3
+    if ms == '-' then
+      redis.call('HDEL', v, 'stale_after_ms')
+    else
+      redis.call('HSET', v, 'stale_after_ms', ms)
+    end
+    out[#out + 1] = 'A ' .. topic .. ' ' .. ms
   end
 end
 redis.call('PUBLISH', ARGV[4], table.concat(out, '\n'))
@@ -174,6 +187,10 @@ impl Numbering<'_> {
                 }
                 Step::Other(IngestOp::Stale(t, stale)) => {
                     cmd.arg("S").arg(t.as_str()).arg(u8::from(stale.is_stale()));
+                }
+                Step::Other(IngestOp::StaleAfter(t, after)) => {
+                    let ms = after.map_or("-".to_string(), |d| d.as_millis().to_string());
+                    cmd.arg("A").arg(t.as_str()).arg(ms);
                 }
                 Step::Other(_) => {}
             }
@@ -256,11 +273,11 @@ fn steps<'a>(ops: &[&'a IngestOp]) -> Vec<Step<'a>> {
 }
 
 /// The topic of an operation Redis numbers or keeps (updates, clears,
-/// stale marks); None for the rest.
+/// stale marks, a topic's own `stale_after`); None for the rest.
 fn for_redis(op: &IngestOp) -> Option<&str> {
     match op {
         IngestOp::Update(u) => Some(u.topic.as_str()),
-        IngestOp::Clear(t) | IngestOp::Stale(t, _) => Some(t),
+        IngestOp::Clear(t) | IngestOp::Stale(t, _) | IngestOp::StaleAfter(t, _) => Some(t),
         _ => None,
     }
 }

@@ -190,6 +190,7 @@ impl Reader {
                 }
                 Message::Clear(t) => IngestOp::Clear(t),
                 Message::Stale(t, stale) => IngestOp::Stale(t, stale),
+                Message::StaleAfter(t, after) => IngestOp::StaleAfter(t, after),
             };
             self.send(op);
         }
@@ -281,11 +282,12 @@ impl Reader {
                 .loads
                 .fetch_add(chunk.len() as u64, Relaxed);
             for (topic, reply) in chunk.iter().zip(replies) {
-                let (value, history) = store::topic_of(reply, cap(topic), self.table.field_names());
+                let stored = store::topic_of(reply, cap(topic), self.table.field_names());
                 self.send(IngestOp::Load(Box::new(Loaded {
                     topic: topic.to_string(),
-                    value,
-                    history,
+                    value: stored.value,
+                    history: stored.history,
+                    stale_after: stored.stale_after,
                 })));
             }
         }

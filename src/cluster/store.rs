@@ -22,6 +22,7 @@ use crate::engine::history::Past;
 use crate::engine::table::Snapshot;
 use crate::model::liveness::Liveness;
 use crate::model::update::{Prices, Update};
+use std::time::Duration;
 
 /// The sorted set of every topic published.
 pub(crate) const TOPICS_KEY: &str = "tc:topics";
@@ -96,6 +97,8 @@ pub(crate) enum Message {
     Clear(String),
     /// The topic went stale (true) or live.
     Stale(String, Liveness),
+    /// The topic's own `stale_after` (None: the server's).
+    StaleAfter(String, Option<Duration>),
 }
 
 /// The topic an entry is about (its second word), read before the rest:
@@ -138,7 +141,19 @@ pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
                 Liveness::from_stale(it.next()? == "1"),
             ))
         }
+        "A" => {
+            let topic = it.next()?.to_string();
+            Some(Message::StaleAfter(topic, millis(it.next()?)?))
+        }
         _ => None,
+    }
+}
+
+/// A `stale_after` as stored: milliseconds, or `-` for the server's.
+fn millis(text: &str) -> Option<Option<Duration>> {
+    match text {
+        "-" => Some(None),
+        ms => Some(Some(Duration::from_millis(ms.parse().ok()?))),
     }
 }
 
@@ -156,20 +171,38 @@ pub(crate) fn read_cmd(topic: &str, history_len: usize) -> redis::Cmd {
 /// What `read_cmd` returns: the value's fields (flat) and the entries.
 pub(crate) type ReadReply = (Vec<String>, Vec<String>);
 
-/// A topic as the store holds it, from `read_cmd`'s reply: its value (None
-/// when it has none) and its history, consecutive and ending at the
-/// value's `seq` (empty when they do not line up).
+/// A topic as the store holds it, from `read_cmd`'s reply.
+pub(crate) struct Stored {
+    /// Its value; None when it has none.
+    pub value: Option<Snapshot>,
+    /// Consecutive, ending at the value's `seq` (empty when they do not
+    /// line up).
+    pub history: Vec<Past>,
+    /// Its own `stale_after`; None: the server's.
+    pub stale_after: Option<Duration>,
+}
+
+/// A topic as the store holds it (`Stored`), from `read_cmd`'s reply.
 pub(crate) fn topic_of(
     (flat, entries): ReadReply,
     history_len: usize,
     names: &[Box<str>],
-) -> (Option<Snapshot>, Vec<Past>) {
+) -> Stored {
     let fields: Vec<(String, String)> = flat
         .chunks_exact(2)
         .map(|kv| (kv[0].clone(), kv[1].clone()))
         .collect();
+    let stale_after = fields
+        .iter()
+        .find(|(k, _)| k == "stale_after_ms")
+        .and_then(|(_, v)| millis(v))
+        .flatten();
     let Some(value) = snapshot_of(&fields, names) else {
-        return (None, Vec::new());
+        return Stored {
+            value: None,
+            history: Vec::new(),
+            stale_after,
+        };
     };
     let mut history: Vec<Past> = Vec::new();
     if history_len > 0 {
@@ -196,7 +229,11 @@ pub(crate) fn topic_of(
             history.clear();
         }
     }
-    (Some(value), history)
+    Stored {
+        value: Some(value),
+        history,
+        stale_after,
+    }
 }
 
 fn snapshot_of(fields: &[(String, String)], names: &[Box<str>]) -> Option<Snapshot> {
@@ -260,6 +297,18 @@ mod tests {
             parse("S X 1", &[]),
             Some(Message::Stale("X".into(), Liveness::Stale))
         );
+        assert_eq!(
+            parse("A X 250", &[]),
+            Some(Message::StaleAfter(
+                "X".into(),
+                Some(Duration::from_millis(250))
+            ))
+        );
+        assert_eq!(
+            parse("A X -", &[]),
+            Some(Message::StaleAfter("X".into(), None))
+        );
+        assert_eq!(parse("A X soon", &[]), None);
         for bad in ["", "U", "U X zz 1 1 1", "U X 00000000 1 1 1 nope 1", "Q X"] {
             assert_eq!(parse(bad, &[]), None, "{bad}");
         }

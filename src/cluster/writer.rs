@@ -38,7 +38,6 @@ pub(super) struct Writer {
     pub link: Arc<ClusterLink>,
     pub endpoint: Endpoint,
     pub input: Receiver<Ingested>,
-    pub router: crate::engine::inbox::Inbox,
     pub history_len: usize,
     pub trades_snapshot: usize,
     /// The server's extra fields: stored in Redis by name.
@@ -220,8 +219,7 @@ impl Writer {
     }
 
     /// Takes up to `BATCH` operations, waiting up to `wait` for the first
-    /// (not at all without one); what concerns this node only goes to the
-    /// router directly.
+    /// (not at all without one).
     fn fill(&self, wait: Option<Duration>) -> Fill {
         let first = match wait {
             Some(w) => self.input.recv_timeout(w),
@@ -236,11 +234,7 @@ impl Writer {
             Err(RecvTimeoutError::Disconnected) => return Fill::Closed,
         };
         batch.extend(self.input.try_iter().take(BATCH - 1));
-        self.keep_local(&mut batch);
-        match batch.is_empty() {
-            true => Fill::Idle,
-            false => Fill::Batch(batch),
-        }
+        Fill::Batch(batch)
     }
 
     /// Idle and up: a ping now and then, so a dead Redis is noticed (and
@@ -351,19 +345,6 @@ impl Writer {
             );
             let refused = &self.link.metrics.cluster.refused;
             refused.fetch_add(b.ops.len() as u64, Relaxed);
-        }
-    }
-
-    /// Takes out what only concerns this node (a topic's own
-    /// `stale_after`) and hands it to the router directly.
-    fn keep_local(&self, batch: &mut Vec<Ingested>) {
-        let mut i = 0;
-        while i < batch.len() {
-            if matches!(batch[i].op, IngestOp::StaleAfter(..)) {
-                let _ = self.router.send(batch.swap_remove(i));
-            } else {
-                i += 1;
-            }
         }
     }
 

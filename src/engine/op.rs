@@ -60,6 +60,8 @@ pub(crate) struct Loaded {
     pub value: Option<crate::engine::table::Snapshot>,
     /// Consecutive, ending at the value's `seq`.
     pub history: Vec<crate::engine::history::Past>,
+    /// The topic's own `stale_after` in the store (None: the server's).
+    pub stale_after: Option<Duration>,
 }
 
 /// An operation on its way to the router, stamped with when it entered the

@@ -56,12 +56,20 @@ impl RouterWork {
         let Some((id, slot)) = self.existing_slot(&l.topic, Slot::MakeIfRoom) else {
             return;
         };
+        // Shared by every node (a node that loads the topic late included);
+        // set after a clear, which drops it.
+        let shared_stale_after = |router: &mut RouterWork| {
+            slot.set_stale_after(l.stale_after);
+            router.sweeping |= l.stale_after.is_some();
+        };
         let Some(value) = l.value else {
             if slot.snapshot().seq > 0 {
                 self.clear_slot(id, at);
             }
+            shared_stale_after(self);
             return;
         };
+        shared_stale_after(self);
         let cap = self.config.history_len.max(slot.trades_keep);
         let was_stale = slot.snapshot().stale;
         let stale = value.stale;
