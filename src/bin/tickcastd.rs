@@ -68,9 +68,13 @@ struct Cli {
     #[arg(long)]
     tls_only: bool,
     /// Cluster mode: share topics with the other nodes on this Redis
-    /// (redis://HOST:PORT; docs/CLUSTER.md).
+    /// (redis://HOST:PORT, rediss:// for TLS; docs/CLUSTER.md).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// The CA certificate (PEM) a rediss:// Redis's certificate must chain
+    /// to (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    redis_ca: Option<PathBuf>,
     /// A publisher token for /publish, added to the file's publisher_tokens
     /// (repeatable; at least 8 characters). Visible in `ps`: prefer the file
     /// or TICKCAST_PUBLISHER_TOKEN outside a trial.
@@ -224,6 +228,7 @@ fn flags_of(cli: &Cli) -> Flags {
         tls_key: cli.tls_key.clone(),
         tls_only: cli.tls_only,
         redis: cli.redis.clone(),
+        redis_ca: cli.redis_ca.clone(),
         publisher_tokens: cli.publisher_tokens.clone(),
     }
 }
@@ -315,9 +320,9 @@ fn announce(server: &Server, cfg: &DaemonConfig) {
     };
     log::info!("access: {subs}; {pubs}");
     if let Some(url) = &cfg.server.redis {
-        let shown = match url.rsplit_once('@') {
-            Some((_, host)) => format!("redis://(credentials)@{host}"),
-            None => url.clone(),
+        let shown = match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://(credentials)@{host}"),
+            _ => url.clone(),
         };
         log::info!("cluster mode: topics are shared through the Redis at {shown}");
     }

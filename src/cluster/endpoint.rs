@@ -1,5 +1,6 @@
 //! Where Redis is: one server (`redis://HOST:PORT`) or a Redis Cluster
-//! (`redis+cluster://HOST:PORT,HOST:PORT,...`, its seed nodes). Commands
+//! (`redis+cluster://HOST:PORT,HOST:PORT,...`, its seed nodes); `rediss`
+//! for either over TLS (rustls), trusting a CA file or the system's roots. Commands
 //! go through the cluster client, which routes each by the slot of its
 //! keys (all keys of a topic share one slot: `store`); pub/sub goes through
 //! a plain connection to one node, since Redis Cluster carries classic
@@ -12,8 +13,9 @@ use std::time::Duration;
 /// How long connecting, and each command, may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The scheme of a Redis Cluster's seed list.
+/// The schemes of a Redis Cluster's seed list, plain and over TLS.
 const CLUSTER_SCHEME: &str = "redis+cluster://";
+const CLUSTER_TLS_SCHEME: &str = "rediss+cluster://";
 
 #[derive(Clone)]
 pub(crate) enum Endpoint {
@@ -32,25 +34,42 @@ pub(crate) enum Con {
 }
 
 impl Endpoint {
-    /// Parses the `redis` setting.
-    pub fn parse(url: &str) -> RedisResult<Endpoint> {
-        let Some(list) = url.strip_prefix(CLUSTER_SCHEME) else {
-            return Ok(Endpoint::Single(redis::Client::open(url)?));
+    /// Parses the `redis` setting; `ca` (PEM) is the authority a TLS
+    /// Redis's certificate must chain to (None: the system's roots).
+    pub fn parse(url: &str, ca: Option<Vec<u8>>) -> RedisResult<Endpoint> {
+        let client = |url: &str| match &ca {
+            Some(pem) if url.starts_with("rediss://") => {
+                redis::Client::build_with_tls(url, certs(pem.clone()))
+            }
+            _ => redis::Client::open(url),
+        };
+        let (list, scheme) = match (
+            url.strip_prefix(CLUSTER_SCHEME),
+            url.strip_prefix(CLUSTER_TLS_SCHEME),
+        ) {
+            (Some(list), _) => (list, "redis"),
+            (_, Some(list)) => (list, "rediss"),
+            _ => return Ok(Endpoint::Single(client(url)?)),
         };
         let urls: Vec<String> = list
             .split(',')
-            .map(|hp| format!("redis://{}", hp.trim()))
+            .map(|hp| format!("{scheme}://{}", hp.trim()))
             .collect();
         let seeds = urls
             .iter()
-            .map(|u| redis::Client::open(u.as_str()))
+            .map(|u| client(u))
             .collect::<RedisResult<Vec<_>>>()?;
-        let cluster = ClusterClient::builder(urls)
+        let mut builder = ClusterClient::builder(urls)
             .connection_timeout(TIMEOUT)
             .response_timeout(TIMEOUT)
-            .retries(2)
-            .build()?;
-        Ok(Endpoint::Cluster { cluster, seeds })
+            .retries(2);
+        if let Some(pem) = ca {
+            builder = builder.certs(certs(pem));
+        }
+        Ok(Endpoint::Cluster {
+            cluster: builder.build()?,
+            seeds,
+        })
     }
 
     /// A connection for commands and pipelines.
@@ -87,6 +106,14 @@ impl Endpoint {
                 }))
             }
         }
+    }
+}
+
+/// A CA to trust, for the redis crate.
+fn certs(pem: Vec<u8>) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
     }
 }
 

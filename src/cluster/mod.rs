@@ -122,6 +122,9 @@ pub(crate) struct Cluster {
 /// What the link needs from the server.
 pub(crate) struct Wiring {
     pub url: String,
+    /// PEM of the authority a `rediss://` Redis chains to (None: the
+    /// system's roots).
+    pub ca: Option<Vec<u8>>,
     pub table: Arc<TopicTable>,
     /// The router's ingest channel (numbered updates and loads go in here).
     pub router: crate::engine::inbox::Inbox,
@@ -140,10 +143,10 @@ impl Cluster {
     /// yet is not an error: both keep trying, and the node serves what it
     /// holds meanwhile (`/healthz` says degraded).
     pub fn start(w: Wiring) -> crate::error::Result<Cluster> {
-        let endpoint = endpoint::Endpoint::parse(&w.url).map_err(|e| {
+        let endpoint = endpoint::Endpoint::parse(&w.url, w.ca).map_err(|e| {
             crate::error::ConfigError::OutOfRange {
                 key: "redis",
-                expected: "redis://HOST:PORT, or redis+cluster://HOST:PORT,HOST:PORT,...",
+                expected: "redis://HOST:PORT (rediss:// for TLS), or redis+cluster://HOST:PORT,HOST:PORT,...",
                 got: format!("{} ({e})", w.url),
             }
         })?;

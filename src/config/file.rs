@@ -138,8 +138,12 @@ section! {
 section! {
     /// `[cluster]`: cluster mode on Redis (docs/CLUSTER.md).
     Cluster {
-        /// `redis://HOST:PORT` (optionally `/DB`): turns cluster mode on.
+        /// `redis://HOST:PORT` (optionally `/DB`), `rediss://` for TLS, or
+        /// `redis+cluster://`/`rediss+cluster://` seeds: turns cluster mode on.
         redis: String => |c, v| c.redis = Some(v);
+        /// PEM certificate(s) of the authority a `rediss://` Redis's
+        /// certificate must chain to (default: the system's roots).
+        redis_ca_file: PathBuf => |c, v| c.redis_ca_file = Some(v);
     }
 }
 

@@ -7,6 +7,8 @@ mod machine;
 pub mod source;
 mod validate;
 
+pub(crate) use validate::read_redis_ca;
+
 use crate::error::Result;
 use file::FileConfig;
 use std::net::SocketAddr;
@@ -165,6 +167,9 @@ pub struct Config {
     /// and spreads every topic's updates between tickcast nodes
     /// (docs/CLUSTER.md). Default: none, a single node without Redis.
     pub redis: Option<String>,
+    /// Cluster mode over TLS (`rediss://`): the CA file Redis's certificate
+    /// must chain to. Default: none, the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 /// Most router threads.
@@ -236,6 +241,7 @@ impl Default for Config {
             trades_snapshot: 50,
             extra_fields: Vec::new(),
             redis: None,
+            redis_ca_file: None,
         }
     }
 }
@@ -442,6 +448,12 @@ impl Config {
     /// Sets `trades_snapshot`.
     pub fn trades_snapshot(mut self, n: usize) -> Self {
         self.trades_snapshot = n;
+        self
+    }
+
+    /// Trusts the authority in `ca` (PEM) for a `rediss://` Redis.
+    pub fn redis_ca_file(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.redis_ca_file = Some(ca.into());
         self
     }
 

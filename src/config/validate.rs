@@ -191,22 +191,57 @@ fn command_rate(c: &Config) -> Check {
 
 fn redis_url(c: &Config) -> Check {
     let Some(url) = &c.redis else {
+        if let Some(ca) = &c.redis_ca_file {
+            let expected = "only with a rediss:// redis URL";
+            return out_of_range("redis_ca_file", expected, ca.display());
+        }
         return Ok(());
     };
-    let seeds = url.strip_prefix("redis+cluster://").map(|l| l.split(','));
+    let seeds = url
+        .strip_prefix("redis+cluster://")
+        .or_else(|| url.strip_prefix("rediss+cluster://"))
+        .map(|l| l.split(','));
     let ok = match seeds {
         Some(mut seeds) => seeds.all(|hp| {
             let u = format!("redis://{}", hp.trim());
             !hp.trim().is_empty() && redis::Client::open(u).is_ok()
         }),
-        None => url.starts_with("redis://") && redis::Client::open(url.as_str()).is_ok(),
+        None => {
+            (url.starts_with("redis://") || url.starts_with("rediss://"))
+                && redis::Client::open(url.as_str()).is_ok()
+        }
     };
     if !ok {
-        let expected =
-            "redis://HOST:PORT, or redis+cluster://HOST:PORT,HOST:PORT,... for a Redis Cluster";
+        let expected = "redis://HOST:PORT (rediss:// for TLS), or \
+             redis+cluster://HOST:PORT,HOST:PORT,... (rediss+cluster:// for TLS) for a Redis Cluster";
         return out_of_range("redis", expected, url);
     }
-    Ok(())
+    let Some(ca) = &c.redis_ca_file else {
+        return Ok(());
+    };
+    if !url.starts_with("rediss") {
+        let expected = "only with a rediss:// redis URL (this one is not TLS)";
+        return out_of_range("redis_ca_file", expected, ca.display());
+    }
+    read_redis_ca(ca).map(|_| ())
+}
+
+/// The PEM text of `redis_ca_file`, once it holds at least one certificate.
+pub(crate) fn read_redis_ca(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let unreadable = |why: String| ConfigError::Unreadable {
+        path: path.to_path_buf(),
+        why,
+    };
+    let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(pem),
+        Ok(_) => Err(unreadable(
+            "no PEM certificate in it (redis_ca_file)".into(),
+        )),
+        Err(e) => Err(unreadable(format!("not a PEM certificate file ({e})"))),
+    }
 }
 
 fn handshake_timeout(c: &Config) -> Check {

@@ -38,6 +38,8 @@ pub struct Flags {
     pub tls_only: bool,
     /// `--redis`
     pub redis: Option<String>,
+    /// `--redis-ca`
+    pub redis_ca: Option<std::path::PathBuf>,
     /// `--publisher-token` (repeatable): added to `[auth] publisher_tokens`.
     pub publisher_tokens: Vec<String>,
 }
@@ -123,6 +125,9 @@ impl DaemonConfig {
         }
         if let Some(url) = &flags.redis {
             c.redis = Some(url.clone());
+        }
+        if let Some(ca) = &flags.redis_ca {
+            c.redis_ca_file = Some(ca.clone());
         }
         for t in &flags.publisher_tokens {
             if !c.publisher_tokens.contains(t) {

@@ -62,8 +62,13 @@ pub(super) fn start_cluster(
     };
     let (tx, published) = bounded(config.ingest_capacity);
     let (ltx, loads) = bounded(4096);
+    let ca = match &config.redis_ca_file {
+        Some(path) => Some(crate::config::read_redis_ca(path)?),
+        None => None,
+    };
     let cluster = crate::cluster::Cluster::start(crate::cluster::Wiring {
         url: url.clone(),
+        ca,
         table: table.clone(),
         router: ingest.clone(),
         published,

@@ -27,8 +27,33 @@ impl RedisServer {
     }
 
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        super::require_tool("redis-server", "--version", "redis-server");
+        Self::start_on(free_port(), extra)
+    }
+
+    /// A Redis that speaks only TLS on its port, with `cert` and `key`
+    /// (PEM) and no client certificates asked for.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> RedisServer {
         let port = free_port();
+        let (port_s, cert, key) = (port.to_string(), cert.display(), key.display());
+        let (cert, key) = (cert.to_string(), key.to_string());
+        // `--port 0` after the plain port given by `spawn`: the last wins.
+        let args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port_s,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-auth-clients",
+            "no",
+        ];
+        Self::start_on(port, &args)
+    }
+
+    fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        super::require_tool("redis-server", "--version", "redis-server");
         let dir =
             std::env::temp_dir().join(format!("tickcast-redis-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
