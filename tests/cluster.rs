@@ -659,15 +659,6 @@ fn extra_fields_cross_nodes_by_name_and_a_node_that_loads_a_topic_has_them() {
         (Some(5.0), Some(0.42), Some(900.0)),
         "{snap}"
     );
-    // Book changes are refused in cluster mode, with a clear reason.
-    let refused = p.publish(Update::new("OPT.1.book").level(tickcast::Side::Bid, 1.0, 1.0));
-    assert!(
-        matches!(
-            refused,
-            Err(tickcast::Error::InvalidBook(tickcast::BookError::InCluster))
-        ),
-        "{refused:?}"
-    );
 }
 
 /// Issue 28: a node that loads a topic from Redis after its publisher left

@@ -150,13 +150,6 @@ fn main() -> ExitCode {
             "demo feed: {} instruments at {rate} updates/s",
             tickcast::daemon::demo::topics().count()
         );
-        if cfg.server.redis.is_some() {
-            log::warn!(
-                "demo feed in cluster mode: its order books (BTC-USD.book, ...) are not \
-                 published, as cluster mode does not carry books yet (docs/CLUSTER.md); \
-                 prices and trades are"
-            );
-        }
         DemoFeed::start(server.publisher(), rate)
     });
 

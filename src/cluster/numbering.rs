@@ -14,6 +14,7 @@
 
 use super::store::{self, PARTITIONS};
 use crate::engine::op::{IngestOp, Ingested};
+use crate::model::book::Side;
 use crate::model::update::Update;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -34,7 +35,14 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 ///   between them), topic, count, history cap, the last update's ts, the
 ///   count of merged fields, then the merged fields' name and value pairs,
 ///   then each update's entry tail (`ts wall name value ...`);
-/// - `C`, topic (a clear: value and history deleted);
+/// - `B`, topic, ts, the entry's tail (`ts wall replace side price size
+///   ...`), replace (`1` or `0`), the level count, then each level's side
+///   (`b` or `a`), price and size: an order-book change (keys: value,
+///   history, then the book's sizes hash and its bid and ask sorted sets).
+///   It is checked as a node checks it (`model::book`): a change that would
+///   cross the book or pass `MAX_LEVELS_PER_SIDE` levels a side is undone
+///   and not numbered, so every node applies exactly what Redis numbered;
+/// - `C`, topic (a clear: value, history and book deleted; keys as `B`);
 /// - `S`, topic, `1` or `0` (stale or live, kept in the value);
 /// - `A`, topic, milliseconds or `-` (the topic's own `stale_after`, or the
 ///   server's: kept in the value as `stale_after_ms`, so every node, and a
@@ -49,14 +57,14 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 /// calls: `HMGET`, `HSET`, `RPUSH` of every entry). The history is trimmed to its
 /// cap only once it passes it by a quarter, so trimming costs one call per
 /// many updates (readers read the last `cap` entries). One `PUBLISH`
-/// carries every entry of the call, one per line. Returns 1, or 0 when the
-/// batch had been applied already.
+/// carries every entry of the call, one per line. Returns 0 when the batch
+/// had been applied already, else 1 + the book changes it refused.
 pub(crate) const SCRIPT: &str = r#"
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local base = tonumber(ARGV[3])
-local out, fresh = {}, 0
+local out, fresh, refused = {}, 0, 0
 local a, k, n = 5, 2, #ARGV
 while a <= n do
   local kind, topic, v, h = ARGV[a], ARGV[a + 1], KEYS[k], KEYS[k + 1]
@@ -96,9 +104,70 @@ while a <= n do
     for i = 1, m do
       out[#out + 1] = entries[i]
     end
+  elseif kind == 'B' then
+    local sz, zb, za = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+    k = k + 3
+    local ts, tail, replace, nl = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4] == '1', tonumber(ARGV[a + 5])
+    a = a + 6
+    local undo, old = {}, nil
+    if replace then
+      old = redis.call('HGETALL', sz)
+      redis.call('DEL', sz, zb, za)
+    end
+    for _ = 1, nl do
+      local side, price, size = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+      a = a + 3
+      local z, field = (side == 'b') and zb or za, side .. price
+      if not replace then
+        undo[#undo + 1] = {field, z, price, redis.call('HGET', sz, field)}
+      end
+      if tonumber(size) ~= 0 then
+        redis.call('HSET', sz, field, size)
+        redis.call('ZADD', z, price, price)
+      elseif not replace then
+        redis.call('HDEL', sz, field)
+        redis.call('ZREM', z, price)
+      end
+    end
+    local bid, ask = redis.call('ZRANGE', zb, -1, -1), redis.call('ZRANGE', za, 0, 0)
+    if (bid[1] and ask[1] and tonumber(bid[1]) >= tonumber(ask[1]))
+        or redis.call('ZCARD', zb) > 5000 or redis.call('ZCARD', za) > 5000 then
+      refused = refused + 1
+      if replace then
+        redis.call('DEL', sz, zb, za)
+        for i = 1, #old, 2 do
+          local side, price = string.sub(old[i], 1, 1), string.sub(old[i], 2)
+          redis.call('HSET', sz, old[i], old[i + 1])
+          redis.call('ZADD', (side == 'b') and zb or za, price, price)
+        end
+      else
+        for i = #undo, 1, -1 do
+          local u = undo[i]
+          if u[4] then
+            redis.call('HSET', sz, u[1], u[4])
+            redis.call('ZADD', u[2], u[3], u[3])
+          else
+            redis.call('HDEL', sz, u[1])
+            redis.call('ZREM', u[2], u[3])
+          end
+        end
+      end
+    else
+      local now = redis.call('HMGET', v, 'seq', 'epoch')
+      local seq, epoch = (tonumber(now[1]) or 0) + 1, now[2]
+      if seq == 1 or not epoch then
+        fresh = fresh + 1
+        epoch = bit.tohex(bit.bxor(base, fresh), 8)
+        seq = 1
+      end
+      local s = string.format('%d', seq)
+      redis.call('HSET', v, 'seq', s, 'epoch', epoch, 'ts', ts, 'stale', '0')
+      out[#out + 1] = 'B ' .. topic .. ' ' .. epoch .. ' ' .. s .. ' ' .. tail
+    end
   elseif kind == 'C' then
     a = a + 2
-    redis.call('DEL', v, h)
+    redis.call('DEL', v, h, KEYS[k], KEYS[k + 1], KEYS[k + 2])
+    k = k + 3
     out[#out + 1] = 'C ' .. topic
   elseif kind == 'S' then
     local s = ARGV[a + 2]
@@ -116,8 +185,10 @@ while a <= n do
     out[#out + 1] = 'A ' .. topic .. ' ' .. ms
   end
 end
-redis.call('PUBLISH', ARGV[4], table.concat(out, '\n'))
-return 1
+if #out > 0 then
+  redis.call('PUBLISH', ARGV[4], table.concat(out, '\n'))
+end
+return 1 + refused
 "#;
 
 /// What a writer needs to turn a batch into script calls.
@@ -138,6 +209,8 @@ pub(crate) struct Numbering<'a> {
 /// clear or stale mark.
 enum Step<'a> {
     Run(&'a str, Vec<&'a Update>),
+    /// An order-book change: one at a time (each is checked on its own).
+    Book(&'a Update),
     Other(&'a IngestOp),
 }
 
@@ -163,17 +236,34 @@ impl Numbering<'_> {
     }
 
     fn call(&self, partition: u32, batch_no: u64, base: u32, steps: &[Step]) -> redis::Cmd {
+        let keys: usize = steps
+            .iter()
+            .map(|s| match s {
+                Step::Book(_) | Step::Other(IngestOp::Clear(_)) => 5,
+                _ => 2,
+            })
+            .sum();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.sha)
-            .arg(1 + 2 * steps.len())
+            .arg(1 + keys)
             .arg(store::applied_key(partition, self.writer));
         for step in steps {
-            let topic = match step {
-                Step::Run(t, _) => t,
-                Step::Other(op) => for_redis(op).unwrap_or_default(),
+            let (topic, book) = match step {
+                Step::Run(t, _) => (*t, false),
+                Step::Book(u) => (u.topic.as_str(), true),
+                Step::Other(op) => (
+                    for_redis(op).unwrap_or_default(),
+                    matches!(op, IngestOp::Clear(_)),
+                ),
             };
             cmd.arg(store::value_key(topic))
                 .arg(store::history_key(topic));
+            if book {
+                // A clear deletes a book too, whatever the topic.
+                for k in store::book_keys(topic) {
+                    cmd.arg(k);
+                }
+            }
         }
         cmd.arg(batch_no)
             .arg(REMEMBER_SECS)
@@ -182,6 +272,7 @@ impl Numbering<'_> {
         for step in steps {
             match step {
                 Step::Run(topic, updates) => self.run_args(&mut cmd, topic, updates),
+                Step::Book(u) => self.book_args(&mut cmd, u),
                 Step::Other(IngestOp::Clear(t)) => {
                     cmd.arg("C").arg(t.as_str());
                 }
@@ -235,6 +326,32 @@ impl Numbering<'_> {
     }
 }
 
+impl Numbering<'_> {
+    /// A book change's arguments: its entry's tail, then its levels.
+    fn book_args(&self, cmd: &mut redis::Cmd, u: &Update) {
+        let Some(change) = u.levels.as_deref() else {
+            return;
+        };
+        let side = |s: Side| if s == Side::Bid { "b" } else { "a" };
+        let replace = u8::from(change.replace);
+        let mut tail = format!("{} {} {replace}", u.timestamp_ns, self.wall_ns);
+        for l in &change.levels {
+            let _ = write!(tail, " {} {:?} {:?}", side(l.side), l.price, l.size);
+        }
+        cmd.arg("B")
+            .arg(u.topic.as_str())
+            .arg(u.timestamp_ns)
+            .arg(tail)
+            .arg(replace)
+            .arg(change.levels.len());
+        for l in &change.levels {
+            cmd.arg(side(l.side))
+                .arg(format!("{:?}", l.price))
+                .arg(format!("{:?}", l.size));
+        }
+    }
+}
+
 /// A partition's operations as script steps: grouped by topic (in order of
 /// first appearance, each topic's in its own order), consecutive updates of
 /// a topic merged into one run.
@@ -256,6 +373,12 @@ fn steps<'a>(ops: &[&'a IngestOp]) -> Vec<Step<'a>> {
         let mut run: Vec<&'a Update> = Vec::new();
         for op in &by_topic[topic] {
             match op {
+                IngestOp::Update(u) if u.levels.is_some() => {
+                    if !run.is_empty() {
+                        steps.push(Step::Run(topic, std::mem::take(&mut run)));
+                    }
+                    steps.push(Step::Book(u));
+                }
                 IngestOp::Update(u) => run.push(u),
                 other => {
                     if !run.is_empty() {
@@ -292,11 +415,18 @@ mod tests {
             .iter()
             .map(|s| match s {
                 Step::Run(t, us) => format!("R {t} {}", us.len()),
+                Step::Book(u) => format!("B {}", u.topic),
                 Step::Other(IngestOp::Clear(t)) => format!("C {t}"),
                 Step::Other(IngestOp::Stale(t, _)) => format!("S {t}"),
                 Step::Other(_) => "?".into(),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_script_checks_a_books_depth_as_a_node_does() {
+        let limit = format!("> {}", crate::model::book::MAX_LEVELS_PER_SIDE);
+        assert_eq!(SCRIPT.matches(&limit).count(), 2, "both sides");
     }
 
     #[test]

@@ -282,12 +282,13 @@ impl Reader {
                 .loads
                 .fetch_add(chunk.len() as u64, Relaxed);
             for (topic, reply) in chunk.iter().zip(replies) {
-                let stored = store::topic_of(reply, cap(topic), self.table.field_names());
+                let stored = store::topic_of(topic, reply, cap(topic), self.table.field_names());
                 self.send(IngestOp::Load(Box::new(Loaded {
                     topic: topic.to_string(),
                     value: stored.value,
                     history: stored.history,
                     stale_after: stored.stale_after,
+                    book: stored.book,
                 })));
             }
         }

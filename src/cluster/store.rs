@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `tc:{P}:v:T` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), and each field set so far |
 //! | `tc:{P}:h:T` | list: the last entries (at least `history_len`), oldest first |
+//! | `tc:{P}:s:T`, `tc:{P}:zb:T`, `tc:{P}:za:T` | an order book: hash of `b<price>`/`a<price>` to size; bid and ask prices as sorted sets |
 //! | `tc:{P}:w:N` | the last batch number writer `N` had applied in partition `P` (expires: `numbering::REMEMBER_SECS`) |
 //! | `tc:{P}` (channel) | one message per batch and partition: its entries, one per line; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
 //! | `tc:topics` | sorted set (all scores 0) of every topic published, for prefix listings |
@@ -20,6 +21,7 @@
 use crate::engine::epoch::Epoch;
 use crate::engine::history::Past;
 use crate::engine::table::Snapshot;
+use crate::model::book::{Level, Levels, Side};
 use crate::model::liveness::Liveness;
 use crate::model::update::{Prices, Update};
 use std::time::Duration;
@@ -54,6 +56,17 @@ pub(crate) fn history_key(topic: &str) -> String {
     format!("tc:{{{}}}:h:{topic}", partition(topic))
 }
 
+/// An order book's levels (`b<price>` / `a<price>` to size), and its bid
+/// and ask prices as sorted sets (for the best of each side and the count).
+pub(crate) fn book_keys(topic: &str) -> [String; 3] {
+    let p = partition(topic);
+    [
+        format!("tc:{{{p}}}:s:{topic}"),
+        format!("tc:{{{p}}}:zb:{topic}"),
+        format!("tc:{{{p}}}:za:{topic}"),
+    ]
+}
+
 /// The channel a partition's entries are published on.
 pub(crate) fn channel(partition: u32) -> String {
     format!("tc:{{{partition}}}")
@@ -76,8 +89,10 @@ pub(crate) fn history_cap(topic: &str, history_len: usize, trades_snapshot: usiz
 
 /// Reads a topic's value and last entries in one step (so the two agree).
 /// KEYS: value, history. ARGV: how many entries.
+/// KEYS: value, history, book sizes. ARGV: how many entries.
 const READ_SCRIPT: &str = r#"
-return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)}
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1),
+  redis.call('HGETALL', KEYS[3])}
 "#;
 
 /// A message on a topic's channel.
@@ -111,13 +126,16 @@ pub(crate) fn entry_topic(entry: &str) -> Option<&str> {
 pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
     let mut it = text.split(' ');
     match it.next()? {
-        "U" => {
+        kind @ ("U" | "B") => {
             let topic = it.next()?;
             let epoch = Epoch::parse(it.next()?)?;
             let seq = it.next()?.parse().ok()?;
             let ts = it.next()?.parse().ok()?;
             let wall_ns = it.next()?.parse().ok()?;
             let mut update = Update::new(topic).timestamp_ns(ts);
+            if kind == "B" {
+                update.levels = Some(Box::new(levels_of(&mut it)?));
+            }
             while let Some(name) = it.next() {
                 let v: f64 = it.next()?.parse().ok()?;
                 // A field this node does not know (another node's extra
@@ -149,6 +167,46 @@ pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
     }
 }
 
+/// A book change's levels in an entry: replace (`1`/`0`), then side
+/// (`b`/`a`), price and size for each.
+fn levels_of<'a>(it: &mut impl Iterator<Item = &'a str>) -> Option<Levels> {
+    let replace = it.next()? == "1";
+    let mut levels = Vec::new();
+    while let Some(side) = it.next() {
+        let side = match side {
+            "b" => Side::Bid,
+            "a" => Side::Ask,
+            _ => return None,
+        };
+        let price = it.next()?.parse().ok()?;
+        let size = it.next()?.parse().ok()?;
+        levels.push(Level { side, price, size });
+    }
+    Some(Levels { levels, replace })
+}
+
+/// A book as stored (`b<price>`/`a<price>` to size, flat), as a change
+/// that replaces a node's copy with it.
+fn book_of(flat: &[String]) -> Levels {
+    let levels = flat
+        .chunks_exact(2)
+        .filter_map(|kv| {
+            let side = match kv[0].get(..1)? {
+                "b" => Side::Bid,
+                "a" => Side::Ask,
+                _ => return None,
+            };
+            let price = kv[0].get(1..)?.parse().ok()?;
+            let size = kv[1].parse().ok()?;
+            Some(Level { side, price, size })
+        })
+        .collect();
+    Levels {
+        levels,
+        replace: true,
+    }
+}
+
 /// A `stale_after` as stored: milliseconds, or `-` for the server's.
 fn millis(text: &str) -> Option<Option<Duration>> {
     match text {
@@ -160,16 +218,19 @@ fn millis(text: &str) -> Option<Option<Duration>> {
 /// The command that reads a topic back (see `topic_of`).
 pub(crate) fn read_cmd(topic: &str, history_len: usize) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
+    let [sizes, _, _] = book_keys(topic);
     cmd.arg(READ_SCRIPT)
-        .arg(2)
+        .arg(3)
         .arg(value_key(topic))
         .arg(history_key(topic))
+        .arg(sizes)
         .arg(history_len.max(1));
     cmd
 }
 
-/// What `read_cmd` returns: the value's fields (flat) and the entries.
-pub(crate) type ReadReply = (Vec<String>, Vec<String>);
+/// What `read_cmd` returns: the value's fields (flat), the entries, and an
+/// order book's levels (flat).
+pub(crate) type ReadReply = (Vec<String>, Vec<String>, Vec<String>);
 
 /// A topic as the store holds it, from `read_cmd`'s reply.
 pub(crate) struct Stored {
@@ -180,14 +241,18 @@ pub(crate) struct Stored {
     pub history: Vec<Past>,
     /// Its own `stale_after`; None: the server's.
     pub stale_after: Option<Duration>,
+    /// Of an order-book topic: its whole book, as a replacing change.
+    pub book: Option<Levels>,
 }
 
 /// A topic as the store holds it (`Stored`), from `read_cmd`'s reply.
 pub(crate) fn topic_of(
-    (flat, entries): ReadReply,
+    topic: &str,
+    (flat, entries, book): ReadReply,
     history_len: usize,
     names: &[Box<str>],
 ) -> Stored {
+    let book = crate::model::book::is_book(topic).then(|| book_of(&book));
     let fields: Vec<(String, String)> = flat
         .chunks_exact(2)
         .map(|kv| (kv[0].clone(), kv[1].clone()))
@@ -202,6 +267,7 @@ pub(crate) fn topic_of(
             value: None,
             history: Vec::new(),
             stale_after,
+            book: None,
         };
     };
     let mut history: Vec<Past> = Vec::new();
@@ -233,6 +299,7 @@ pub(crate) fn topic_of(
         value: Some(value),
         history,
         stale_after,
+        book,
     }
 }
 

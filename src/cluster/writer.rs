@@ -104,6 +104,8 @@ struct Machine {
     /// Connected once already: the next connection is a reconnect.
     was_up: bool,
     quiet: Quiet,
+    /// Book changes Redis refused: said once per `Quiet::EVERY`.
+    refusals: Quiet,
 }
 
 /// What taking from the publishers found.
@@ -134,6 +136,7 @@ impl Writer {
             stop_at: None,
             was_up: false,
             quiet: Quiet::default(),
+            refusals: Quiet::default(),
         };
         loop {
             if self.done_stopping(&mut m) {
@@ -308,14 +311,35 @@ impl Writer {
             Ok(replies) => {
                 *last_contact = Instant::now();
                 session.listed.extend(sent.new_topics);
-                let skipped = replies[..sent.calls.min(replies.len())]
-                    .iter()
-                    .filter(|r| matches!(r, redis::Value::Int(0)))
-                    .count();
-                let cluster = &self.link.metrics.cluster;
-                cluster.round_trips.fetch_add(1, Relaxed);
-                cluster.batched.fetch_add(oldest.ops.len() as u64, Relaxed);
-                cluster.skipped.fetch_add(skipped as u64, Relaxed);
+                let calls = &replies[..sent.calls.min(replies.len())];
+                let count = |f: fn(i64) -> i64| -> u64 {
+                    let of = |r: &redis::Value| match r {
+                        redis::Value::Int(n) => f(*n).max(0) as u64,
+                        _ => 0,
+                    };
+                    calls.iter().map(of).sum()
+                };
+                // 0: applied before (sent again); 1 + the book changes
+                // Redis refused (they would cross the book).
+                let skipped = count(|n| i64::from(n == 0));
+                let refused_books = count(|n| n - 1);
+                let metrics = &self.link.metrics;
+                metrics.cluster.round_trips.fetch_add(1, Relaxed);
+                let ops = oldest.ops.len() as u64;
+                metrics.cluster.batched.fetch_add(ops, Relaxed);
+                metrics.cluster.skipped.fetch_add(skipped, Relaxed);
+                if refused_books > 0 {
+                    metrics
+                        .router
+                        .refused_books
+                        .fetch_add(refused_books, Relaxed);
+                    if m.refusals.speak() {
+                        log::warn!(
+                            "cluster: Redis refused {refused_books} book changes that would cross \
+                             a book or pass its depth (tickcast_updates_refused_total{{reason=\"book\"}})"
+                        );
+                    }
+                }
                 m.unacked.pop_front();
             }
             Err(e) => self.failed(m, 0, e),

@@ -111,10 +111,6 @@ impl Publisher {
 
     fn prepare(&self, mut update: Update) -> Result<Ingested> {
         update.validate(self.max_topic_len)?;
-        if self.sink_up.is_some() && update.levels.is_some() {
-            // The cluster's store numbers prices only (see docs/CLUSTER.md).
-            return Err(Error::InvalidBook(crate::model::book::BookError::InCluster));
-        }
         self.table.admits(&update.topic)?;
         if update.timestamp_ns == 0 {
             update.timestamp_ns = now_ns();

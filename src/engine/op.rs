@@ -62,6 +62,9 @@ pub(crate) struct Loaded {
     pub history: Vec<crate::engine::history::Past>,
     /// The topic's own `stale_after` in the store (None: the server's).
     pub stale_after: Option<Duration>,
+    /// Of an order-book topic with a value: its whole book (a replacing
+    /// change).
+    pub book: Option<crate::model::book::Levels>,
 }
 
 /// An operation on its way to the router, stamped with when it entered the

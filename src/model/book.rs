@@ -91,8 +91,6 @@ pub enum BookError {
     },
     /// A side would hold more than [`MAX_LEVELS_PER_SIDE`] levels.
     TooDeep,
-    /// Cluster mode does not carry books yet.
-    InCluster,
 }
 
 impl fmt::Display for BookError {
@@ -120,7 +118,6 @@ impl fmt::Display for BookError {
                 f,
                 "a side of the book would hold more than {MAX_LEVELS_PER_SIDE} levels"
             ),
-            BookError::InCluster => f.write_str("cluster mode does not carry order books yet"),
         }
     }
 }

@@ -15,6 +15,8 @@ use tungstenite::{Message, WebSocket};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+#[allow(dead_code)]
+pub mod book_copy;
 /// Fails the test, naming the exact command that installs it, unless
 /// `program` runs (`scripts/test` installs every tool the tests use).
 #[allow(dead_code)]

@@ -4,7 +4,7 @@
 
 use super::RouterWork;
 use crate::engine::link::{BookEvent, BookFrames, Encoded, Event};
-use crate::engine::table::{BookMove, Heard, TopicSlot};
+use crate::engine::table::{BookMove, BookView, Heard, Snapshot, TopicSlot};
 use crate::model::book::{Levels, DEPTHS};
 use crate::model::event::BookMsg;
 use crate::model::event::PriceKind;
@@ -82,6 +82,73 @@ impl RouterWork {
             book: Some(Box::new(BookEvent {
                 frames: *frames,
                 moved: Arc::new(mv),
+            })),
+        };
+        self.send_out(enc, any);
+    }
+
+    /// A book loaded from the cluster's store (cluster mode): every
+    /// subscriber gets a `book` snapshot at its depth, numbered `heard.seq`
+    /// (encoded once per depth class and format in use, as a change is).
+    pub(super) fn emit_book_snapshot(
+        &mut self,
+        slot: &Arc<TopicSlot>,
+        heard: Heard,
+        value: &Snapshot,
+        view: Arc<BookView>,
+        at: Instant,
+    ) {
+        let any = heard.interest.iter().fold(0u64, |a, m| a | m);
+        if any == 0 {
+            return;
+        }
+        let classes = self.table.book_classes();
+        let checksum = view.checksum();
+        let mut frames: Box<BookFrames> = Box::default();
+        for (class, &depth) in DEPTHS.iter().enumerate() {
+            if classes & (1 << class) == 0 {
+                continue;
+            }
+            let (bids, asks) = view.cut(depth);
+            let msg = BookMsg {
+                kind: PriceKind::Snapshot,
+                topic: &slot.name,
+                seq: heard.seq,
+                ts: value.ts,
+                depth,
+                bids,
+                asks,
+                checksum,
+                epoch: Some(value.epoch.as_str()),
+                stale: value.stale,
+                conflated: 1,
+            };
+            for fmt in Format::ALL {
+                if heard.interest[fmt.index()] != 0 {
+                    frames[class][fmt.index()] = Some(self.enc.book(fmt, &msg).into());
+                    self.encoded += 1;
+                }
+            }
+        }
+        let enc = Encoded {
+            topic: slot.name.clone(),
+            seq: heard.seq,
+            generation: heard.generation,
+            event: Event::Resync {
+                ts: value.ts,
+                prices: Default::default(),
+                epoch: value.epoch,
+            },
+            frames: Default::default(),
+            ingested_at: at,
+            unmerged: true,
+            book: Some(Box::new(BookEvent {
+                frames: *frames,
+                moved: Arc::new(BookMove {
+                    before: view.clone(),
+                    after: view,
+                    checksum,
+                }),
             })),
         };
         self.send_out(enc, any);

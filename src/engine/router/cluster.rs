@@ -89,12 +89,20 @@ impl RouterWork {
                     let place = (id, heard.generation, seq);
                     self.budget.added(&self.list, place, &mut self.history_kept);
                 }
-                let event = Event::Resync {
-                    ts: value.ts,
-                    prices: value.prices,
-                    epoch: value.epoch,
-                };
-                self.emit(&slot, heard, event, at);
+                match &l.book {
+                    Some(book) => {
+                        let view = slot.load_book(book);
+                        self.emit_book_snapshot(&slot, heard, &value, view, at);
+                    }
+                    None => {
+                        let event = Event::Resync {
+                            ts: value.ts,
+                            prices: value.prices,
+                            epoch: value.epoch,
+                        };
+                        self.emit(&slot, heard, event, at);
+                    }
+                }
                 if was_stale != stale {
                     // Said in so many words to whoever saw it before.
                     self.emit(&slot, heard, Event::Status { stale }, at);

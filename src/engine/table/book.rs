@@ -124,6 +124,26 @@ impl TopicSlot {
     }
 }
 
+impl TopicSlot {
+    /// Router only (cluster mode): replaces the topic's book with the one
+    /// the cluster's store holds, as it was loaded with its value; returns
+    /// its top levels for the snapshot subscribers get. The store checked
+    /// every change as `apply_levels` does, so the book is never refused;
+    /// if it were, the book is left empty rather than half-made.
+    pub(crate) fn load_book(&self, book: &Levels) -> Arc<BookView> {
+        let mut st = self.state.lock();
+        st.book_view = None;
+        let Some(b) = st.book.as_deref_mut() else {
+            return Arc::default();
+        };
+        *b = Book::default();
+        if b.apply(book).is_err() {
+            *b = Book::default();
+        }
+        Arc::from(BookView::of(b))
+    }
+}
+
 impl TopicTable {
     /// Shard only, before it joins a book topic for a subscriber of depth
     /// class `class`: from now on the router encodes that class. (Set before
