@@ -186,6 +186,53 @@ fn latency(a: &Server, b: &Server, rate: f64) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+const BOOKS: usize = 20;
+const BOOK_CHANGES: usize = 2_000;
+
+/// Book changes per second at depth 10: `BOOKS` books, `BOOK_CHANGES` each
+/// (one to three levels, never crossing), published on `a` through the
+/// Rust API in batches of 500, until `b` holds every book's last `seq`; a
+/// subscriber of every book at depth 10 (max_rate 20) on `b`.
+fn book_rate(a: &Server, b: &Server) -> f64 {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", b.local_addr())).unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","id":1,"topics":["BK.*"],"depth":10,"max_rate":20}"#,
+    ))
+    .unwrap();
+    let changes: Vec<Update> = (0..BOOKS * BOOK_CHANGES)
+        .map(|i| {
+            let book = format!("BK.{}.book", i % BOOKS);
+            let k = (i / BOOKS) as f64;
+            let mut u = Update::new(book);
+            for j in 0..=(i % 3) {
+                let step = ((k as usize + j * 7) % 40) as f64 * 0.5;
+                let size = ((i + j) % 5) as f64;
+                u = match j % 2 {
+                    0 => u.level(tickcast::Side::Bid, 999.5 - step, size),
+                    _ => u.level(tickcast::Side::Ask, 1000.5 + step, size),
+                };
+            }
+            u
+        })
+        .collect();
+    let p = a.publisher();
+    let start = Instant::now();
+    for batch in changes.chunks(500) {
+        p.publish_batch(batch.to_vec()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for t in 0..BOOKS {
+        let name = format!("BK.{t}.book");
+        while b.snapshot(&name).map_or(0, |s| s.seq) < BOOK_CHANGES as u64 {
+            assert!(Instant::now() < deadline, "{name} never reached its last seq");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    let rate = (BOOKS * BOOK_CHANGES) as f64 / start.elapsed().as_secs_f64();
+    drop(ws);
+    rate
+}
+
 /// CPU seconds (user + system) a process has used.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -290,6 +337,21 @@ fn main() {
     println!(
         "  publish on A to receive on B at {:.0} updates/s: p50 {p50:.2} ms, p99 {p99:.2} ms",
         one / 2.0
+    );
+    drop((a, b, fresh));
+
+    // Order books, depth 10: one node, then two on a fresh Redis.
+    let single = Server::start(config()).unwrap();
+    let books_alone = book_rate(&single, &single);
+    single.shutdown();
+    let fresh = RedisServer::start_with(&["--appendonly", "no"]);
+    let a = Server::start(config().redis(fresh.url())).unwrap();
+    let b = Server::start(config().redis(fresh.url())).unwrap();
+    let books = book_rate(&a, &b);
+    println!(
+        "{:<32} {books_alone:>10.0} book changes/s single node, {books:>.0} through one Redis ({:.2})",
+        "order books, depth 10",
+        books / books_alone
     );
     drop((a, b, fresh));
 
