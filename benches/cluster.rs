@@ -256,12 +256,15 @@ fn clustered(url: &str, redis: &[u32], feed: &[Vec<u8>], label: &str) -> f64 {
     let b = Server::start(config().redis(url.to_string())).unwrap();
     let sub = Sub::start(&b, Some(20));
     let cpu0: f64 = redis.iter().map(|p| cpu_seconds(*p)).sum();
+    let own0 = cpu_seconds(std::process::id());
     let rate = throughput(&a, &b, feed);
     let cpu = redis.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu0;
-    let per_100k = cpu / (TOPICS * PER_TOPIC) as f64 * 1e5;
+    let own = cpu_seconds(std::process::id()) - own0;
+    let per_100k = |c: f64| c / (TOPICS * PER_TOPIC) as f64 * 1e5 * 1e3;
     println!(
-        "{label:<32} {rate:>10.0} updates/s, Redis CPU {:.0} ms per 100k updates, {:.0} updates per round trip",
-        per_100k * 1e3,
+        "{label:<32} {rate:>10.0} updates/s, CPU per 100k updates: Redis {:.0} ms, both nodes and the feed {:.0} ms; {:.0} updates per round trip",
+        per_100k(cpu),
+        per_100k(own),
         metric(&a, "tickcast_cluster_batched_total")
             / metric(&a, "tickcast_cluster_round_trips_total").max(1.0)
     );
@@ -314,10 +317,16 @@ fn main() {
 
     let single = Server::start(config()).unwrap();
     let sub = Sub::start(&single, Some(20));
+    let own0 = cpu_seconds(std::process::id());
     let alone = throughput(&single, &single, &feed);
+    let own = cpu_seconds(std::process::id()) - own0;
     sub.stop();
     single.shutdown();
-    println!("{:<32} {alone:>10.0} updates/s", "single node, no Redis");
+    println!(
+        "{:<32} {alone:>10.0} updates/s, CPU per 100k updates: the node and the feed {:.0} ms",
+        "single node, no Redis",
+        own / (TOPICS * PER_TOPIC) as f64 * 1e8
+    );
 
     let redis = RedisServer::start_with(&["--appendonly", "no"]);
     let one = clustered(
