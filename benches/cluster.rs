@@ -224,7 +224,10 @@ fn book_rate(a: &Server, b: &Server) -> f64 {
     for t in 0..BOOKS {
         let name = format!("BK.{t}.book");
         while b.snapshot(&name).map_or(0, |s| s.seq) < BOOK_CHANGES as u64 {
-            assert!(Instant::now() < deadline, "{name} never reached its last seq");
+            assert!(
+                Instant::now() < deadline,
+                "{name} never reached its last seq"
+            );
             std::thread::sleep(Duration::from_micros(500));
         }
     }
@@ -251,13 +254,30 @@ fn pids(servers: &[&RedisServer]) -> Vec<u32> {
 
 /// Two nodes on `url`: throughput, Redis CPU per 100k updates, and the
 /// numbering-to-receipt view of node A's writer.
-fn clustered(url: &str, redis: &[u32], feed: &[Vec<u8>], label: &str) -> f64 {
+fn clustered(url: &str, redis: &[&RedisServer], feed: &[Vec<u8>], label: &str) -> f64 {
     let a = Server::start(config().redis(url.to_string())).unwrap();
     let b = Server::start(config().redis(url.to_string())).unwrap();
     let sub = Sub::start(&b, Some(20));
+    let redis_port = redis[0].port;
+    let redis = pids(redis);
     let cpu0: f64 = redis.iter().map(|p| cpu_seconds(*p)).sum();
     let own0 = cpu_seconds(std::process::id());
+    // Redis's own view of its latency while it numbers (`redis-cli
+    // --latency`: PINGs for about a second, min max avg in ms).
+    let latency = std::process::Command::new("redis-cli")
+        .args(["-p", &redis_port.to_string(), "--latency", "--raw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let rate = throughput(&a, &b, feed);
+    let pings = latency.wait_with_output().unwrap();
+    let pings: Vec<String> = String::from_utf8_lossy(&pings.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if let [min, max, avg, n] = &pings[..] {
+        println!("  redis-cli --latency during the run: min {min} ms, max {max} ms, avg {avg} ms over {n} PINGs");
+    }
     let cpu = redis.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu0;
     let own = cpu_seconds(std::process::id()) - own0;
     let per_100k = |c: f64| c / (TOPICS * PER_TOPIC) as f64 * 1e5 * 1e3;
@@ -329,12 +349,7 @@ fn main() {
     );
 
     let redis = RedisServer::start_with(&["--appendonly", "no"]);
-    let one = clustered(
-        &redis.url(),
-        &pids(&[&redis]),
-        &feed,
-        "two nodes, one Redis",
-    );
+    let one = clustered(&redis.url(), &[&redis], &feed, "two nodes, one Redis");
     println!("  ratio to the single node: {:.2}", one / alone);
     commandstats(&redis);
 
@@ -368,7 +383,7 @@ fn main() {
     let masters: Vec<&RedisServer> = cluster.nodes.iter().collect();
     let three = clustered(
         &cluster.url(),
-        &pids(&masters),
+        &masters,
         &feed,
         "two nodes, 3-master Redis Cluster",
     );
