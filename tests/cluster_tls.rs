@@ -7,6 +7,7 @@ mod common;
 
 use common::redis::RedisServer;
 use common::{wait_until, Client};
+use std::path::PathBuf;
 use std::time::Duration;
 use tickcast::{Server, Update};
 
@@ -42,6 +43,75 @@ fn two_nodes_share_a_topic_through_a_redis_that_speaks_only_tls() {
         "{ev}"
     );
     assert_eq!(ev["bid"], 7.5);
+}
+
+/// An authority and a certificate for localhost and 127.0.0.1 good for
+/// both ends of a connection: a Redis Cluster's nodes present theirs as
+/// clients too, on the cluster bus (the daemon's throwaway certificate is
+/// for servers only).
+fn bus_certificates() -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, IsCa};
+    let dir = std::env::temp_dir().join(format!("tickcast-redis-bus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: a leaf named like its issuer looks self-signed.
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "tickcast test Redis CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    leaf.extended_key_usages = vec![Eku::ServerAuth, Eku::ClientAuth];
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn two_nodes_share_topics_through_a_three_master_redis_cluster_over_tls() {
+    let (ca, cert, key) = bus_certificates();
+    let cluster = common::redis::RedisCluster::start_tls(&cert, &key, &ca);
+    let seeds: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("localhost:{}", n.port))
+        .collect();
+    let url = format!("rediss+cluster://{}", seeds.join(","));
+    let cfg = || common::config().redis(url.clone()).redis_ca_file(&ca);
+    let a = Server::start(cfg()).unwrap();
+    let b = Server::start(cfg()).unwrap();
+    for s in [&a, &b] {
+        wait_until("the node's link to the cluster is up over TLS", || {
+            s.metrics_text().contains("tickcast_cluster_up 1")
+        });
+    }
+    let mut on_b = Client::connect(b.local_addr());
+    on_b.subscribe(&["TC.*"]);
+    let p = a.publisher();
+    for t in 0..30 {
+        p.publish(Update::new(format!("TC.{t}")).bid(t as f64))
+            .unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 30 {
+        let ev = on_b.next_event();
+        assert_eq!(ev["seq"], 1, "{ev}");
+        seen.insert(ev["topic"].as_str().unwrap().to_string());
+    }
+    // 30 topics over 32 partitions land on every master.
+    let keys = cluster.keys_per_node_with(&["--tls", "--cacert", &ca.display().to_string()]);
+    assert!(keys.iter().all(|k| *k > 0), "keys per master: {keys:?}");
 }
 
 #[test]

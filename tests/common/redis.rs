@@ -2,7 +2,7 @@
 //! loopback port with its own temporary directory, killed on drop.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,23 +32,20 @@ impl RedisServer {
 
     /// A Redis that speaks only TLS on its port, with `cert` and `key`
     /// (PEM) and no client certificates asked for.
-    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> RedisServer {
+    pub fn start_tls(cert: &Path, key: &Path) -> RedisServer {
+        Self::start_tls_with(cert, key, &[])
+    }
+
+    /// `start_tls` with more arguments.
+    pub fn start_tls_with(cert: &Path, key: &Path, extra: &[&str]) -> RedisServer {
         let port = free_port();
         let (port_s, cert, key) = (port.to_string(), cert.display(), key.display());
         let (cert, key) = (cert.to_string(), key.to_string());
         // `--port 0` after the plain port given by `spawn`: the last wins.
-        let args = [
-            "--port",
-            "0",
-            "--tls-port",
-            &port_s,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-auth-clients",
-            "no",
-        ];
+        let mut args = vec!["--port", "0", "--tls-port", &port_s];
+        args.extend(["--tls-cert-file", &cert, "--tls-key-file", &key]);
+        args.extend(["--tls-auth-clients", "no"]);
+        args.extend_from_slice(extra);
         Self::start_on(port, &args)
     }
 
@@ -131,26 +128,53 @@ pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
 
+const CLUSTER_ARGS: [&str; 6] = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-node-timeout",
+    "2000",
+    "--appendonly",
+    "no",
+];
+
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        super::require_tool("redis-cli", "--version", "redis-tools");
-        let nodes: Vec<RedisServer> = (0..3)
+        let nodes = (0..3)
+            .map(|_| RedisServer::start_with(&CLUSTER_ARGS))
+            .collect();
+        Self::create(nodes, &[])
+    }
+
+    /// Three masters that speak only TLS, to clients and to each other,
+    /// with `cert` and `key`; `ca` is what redis-cli trusts to set it up.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> RedisCluster {
+        let ca = ca.display().to_string();
+        let mut args = CLUSTER_ARGS.to_vec();
+        args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+        args.extend(["--tls-ca-cert-file", &ca]);
+        let nodes = (0..3)
             .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--appendonly",
-                    "no",
-                ])
+                // The bus port is the plain port + 10000 by default, and the
+                // plain port is off: each node gets one of its own.
+                let bus = free_port().to_string();
+                let mut args = args.clone();
+                args.extend(["--cluster-port", &bus]);
+                RedisServer::start_tls_with(cert, key, &args)
             })
             .collect();
+        Self::create(nodes, &["--tls", "--cacert", &ca])
+    }
+
+    /// Joins `nodes` into one cluster (all slots over three masters) with
+    /// redis-cli, which gets `cli` first (its TLS options).
+    fn create(nodes: Vec<RedisServer>, cli: &[&str]) -> RedisCluster {
+        super::require_tool("redis-cli", "--version", "redis-tools");
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let out = Command::new("redis-cli")
+            .args(cli)
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
@@ -159,14 +183,16 @@ impl RedisCluster {
             .expect("run redis-cli --cluster create");
         assert!(
             out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
         // Every node must know every slot before clients come.
         let deadline = Instant::now() + Duration::from_secs(20);
         for n in &nodes {
             loop {
                 let info = Command::new("redis-cli")
+                    .args(cli)
                     .args(["-p", &n.port.to_string(), "cluster", "info"])
                     .output()
                     .unwrap();
@@ -192,10 +218,16 @@ impl RedisCluster {
 
     /// How many keys each master holds.
     pub fn keys_per_node(&self) -> Vec<u64> {
+        self.keys_per_node_with(&[])
+    }
+
+    /// `keys_per_node`, redis-cli getting `cli` first (TLS options).
+    pub fn keys_per_node_with(&self, cli: &[&str]) -> Vec<u64> {
         self.nodes
             .iter()
             .map(|n| {
                 let out = Command::new("redis-cli")
+                    .args(cli)
                     .args(["-p", &n.port.to_string(), "dbsize"])
                     .output()
                     .unwrap();
