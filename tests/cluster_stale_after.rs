@@ -76,3 +76,46 @@ fn a_topics_own_stale_after_holds_on_every_node_and_a_clear_drops_it() {
         "{seen:?}"
     );
 }
+
+/// An extra field may be named like the setting (`stale_after_ms`): the
+/// store keeps the setting under a key no field can have, so neither
+/// overwrites the other.
+#[test]
+fn an_extra_field_named_like_the_setting_keeps_its_value_and_the_setting_holds() {
+    let redis = RedisServer::start();
+    let cfg = || {
+        common::config()
+            .redis(redis.url())
+            .extra_fields(["stale_after_ms"])
+    };
+    let start = |c: tickcast::Config| {
+        let s = Server::start(c).unwrap();
+        wait_until("the node's link to Redis is up", || {
+            s.metrics_text().contains("tickcast_cluster_up 1")
+        });
+        s
+    };
+    let a = start(cfg());
+    let field = a.field("stale_after_ms").unwrap();
+    let p = a.publisher();
+    p.set_stale_after("SF.1", Some(Duration::from_millis(300)))
+        .unwrap();
+    // 5,000: read as the setting, the topic would not go stale in time.
+    p.publish(Update::new("SF.1").field(field, 5000.0)).unwrap();
+    // A node that loads it later has both: the field's value in its
+    // snapshot, and the topic going stale after 300 ms of quiet.
+    let b = start(cfg());
+    let mut on_b = Client::connect(b.local_addr());
+    on_b.subscribe(&["SF.1"]);
+    let snap = on_b.next_event();
+    assert_eq!(
+        (snap["event"].as_str(), snap["stale_after_ms"].as_f64()),
+        (Some("snapshot"), Some(5000.0)),
+        "{snap}"
+    );
+    let seen = statuses(&mut on_b, Duration::from_millis(1200));
+    assert!(
+        seen.contains(&json!({"event":"status","topic":"SF.1","state":"stale"})),
+        "{seen:?}"
+    );
+}

@@ -45,7 +45,8 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 /// - `C`, topic (a clear: value, history and book deleted; keys as `B`);
 /// - `S`, topic, `1` or `0` (stale or live, kept in the value);
 /// - `A`, topic, milliseconds or `-` (the topic's own `stale_after`, or the
-///   server's: kept in the value as `stale_after_ms`, so every node, and a
+///   server's: kept in the value as `_stale_after_ms` (an extra field's
+///   name starts with a letter, so it never clashes), so every node, and a
 ///   node that loads the topic later, applies the same; a clear drops it,
 ///   as on a single node).
 ///
@@ -178,9 +179,9 @@ while a <= n do
     local ms = ARGV[a + 2]
     a = a + 3
     if ms == '-' then
-      redis.call('HDEL', v, 'stale_after_ms')
+      redis.call('HDEL', v, '_stale_after_ms')
     else
-      redis.call('HSET', v, 'stale_after_ms', ms)
+      redis.call('HSET', v, '_stale_after_ms', ms)
     end
     out[#out + 1] = 'A ' .. topic .. ' ' .. ms
   end

@@ -11,7 +11,7 @@
 //!
 //! | key / channel | what |
 //! |---|---|
-//! | `tc:{P}:v:T` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), and each field set so far |
+//! | `tc:{P}:v:T` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), each field set so far, and `_stale_after_ms` (its own, when set; a field's name never starts with `_`) |
 //! | `tc:{P}:h:T` | list: the last entries (at least `history_len`), oldest first |
 //! | `tc:{P}:s:T`, `tc:{P}:zb:T`, `tc:{P}:za:T` | an order book: hash of `b<price>`/`a<price>` to size; bid and ask prices as sorted sets |
 //! | `tc:{P}:w:N` | the last batch number writer `N` had applied in partition `P` (expires: `numbering::REMEMBER_SECS`) |
@@ -259,7 +259,7 @@ pub(crate) fn topic_of(
         .collect();
     let stale_after = fields
         .iter()
-        .find(|(k, _)| k == "stale_after_ms")
+        .find(|(k, _)| k == "_stale_after_ms")
         .and_then(|(_, v)| millis(v))
         .flatten();
     let Some(value) = snapshot_of(&fields, names) else {
