@@ -1,12 +1,16 @@
 //! Cluster mode numbers every update exactly once, even when the writer's
 //! connection to Redis is killed (`CLIENT KILL`) again and again in the
 //! middle of its pipelines: a batch sent again is recognized by Redis and
-//! its partitions already numbered are skipped (docs/CLUSTER.md).
+//! its partitions already numbered are skipped (docs/CLUSTER.md). Prices
+//! and an order book's changes alike.
 
 mod common;
 
+use common::book_copy::{random_change, Copy};
 use common::redis::RedisServer;
 use common::*;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 use tickcast::{Server, Update};
 
 const TOPICS: u64 = 8;
+const BOOK: &str = "X.book";
 const HISTORY: usize = 4096;
 
 fn con(redis: &RedisServer) -> ::redis::Connection {
@@ -100,22 +105,32 @@ fn a_writer_whose_connection_is_killed_again_and_again_numbers_every_update_exac
         let (p, stop) = (a.publisher(), stop.clone());
         std::thread::spawn(move || {
             let mut sent: HashMap<String, Vec<u64>> = HashMap::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) && i < 400_000 {
-                let topic = format!("X.{}", i % TOPICS);
-                // Refused (not queued) while the writer is down and its
-                // queue full: tried again, as a feed handler would.
-                while let Err(e) = p.publish(Update::new(&topic).last(i as f64)) {
+            // And an order book, changed every 8th update.
+            let (mut book, mut changes) = (Copy::default(), 0u64);
+            let mut rng = SmallRng::seed_from_u64(5);
+            // Refused (not queued) while the writer is down and its queue
+            // full: tried again, as a feed handler would.
+            let publish = |u: Update| {
+                while let Err(e) = p.publish(u.clone()) {
                     assert!(matches!(e, tickcast::Error::Unavailable), "{e}");
                     std::thread::sleep(Duration::from_millis(5));
                 }
+            };
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 400_000 {
+                let topic = format!("X.{}", i % TOPICS);
+                publish(Update::new(&topic).last(i as f64));
                 sent.entry(topic).or_default().push(i);
+                if i % 8 == 0 {
+                    publish(random_change(&mut rng, BOOK, &mut book));
+                    changes += 1;
+                }
                 i += 1;
                 if i % 500 == 0 {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
-            sent
+            (sent, book, changes)
         })
     };
 
@@ -130,8 +145,8 @@ fn a_writer_whose_connection_is_killed_again_and_again_numbers_every_update_exac
         std::thread::sleep(Duration::from_millis(5 + (kills as u64 * 7) % 20));
     }
     stop.store(true, Ordering::Relaxed);
-    let sent = feed.join().unwrap();
-    let total: usize = sent.values().map(Vec::len).sum();
+    let (sent, book, changes) = feed.join().unwrap();
+    let total = sent.values().map(Vec::len).sum::<usize>() + changes as usize;
     wait_until("every update reached Redis", || {
         metric(&a, "tickcast_cluster_batched_total") as usize == total
     });
@@ -181,6 +196,26 @@ fn a_writer_whose_connection_is_killed_again_and_again_numbers_every_update_exac
             assert_eq!(snap.epoch.to_string(), epoch, "{topic} on {node}");
             assert_eq!(snap.prices.last, Some(*values.last().unwrap() as f64));
         }
+    }
+    // The book: every change numbered once, the same on both nodes, whose
+    // books (loaded whole by a new subscriber at the deepest depth) are
+    // the feed's.
+    for (node, server) in [("A", &a), ("B", &b)] {
+        wait_until(&format!("the book at its last seq on {node}"), || {
+            server.snapshot(BOOK).is_some_and(|s| s.seq == changes)
+        });
+        let mut c = Client::connect(server.local_addr());
+        c.command(serde_json::json!({"op":"subscribe","topics":[BOOK],"depth":1000}));
+        let snap = loop {
+            let ev = c.next_event();
+            if ev["event"] == "book" {
+                break ev;
+            }
+        };
+        assert_eq!(snap["seq"].as_u64(), Some(changes), "{node}");
+        let mut copy = Copy::default();
+        copy.apply_event(&snap);
+        assert_eq!(copy, book, "the book on {node}");
     }
     // The kills did land mid-pipeline: batches were sent again, and Redis
     // skipped what it had numbered before (otherwise this test proved
