@@ -85,8 +85,13 @@ pub struct Config {
     pub socket_send_buffer: usize,
     /// How long a connection may stay over `max_outbound_bytes`. Default 10 s.
     pub slow_consumer_timeout: Duration,
-    /// Per-connection read buffer handed to tungstenite. Its default of 128 KiB would
-    /// cost 1.3 GB for 10k idle connections; client commands are tiny. Default 256 B.
+    /// Per-connection read buffer handed to tungstenite for subscribers: the
+    /// most one `read` takes, and what an idle connection keeps (tungstenite
+    /// doubles it once it has read a frame). Its default of 128 KiB would cost
+    /// 1.3 GB for 10k idle connections; client commands are tiny, and a
+    /// large one only takes more reads. Default 64 B: an idle subscriber
+    /// keeps 192 B here (at 256 it kept 768: BENCHMARKS.md, "Issue 29").
+    /// `/publish` connections read with at least `PUBLISHER_READ_BUFFER`.
     pub read_buffer_size: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
@@ -215,7 +220,7 @@ impl Default for Config {
             max_outbound_bytes: 8 * 1024 * 1024,
             socket_send_buffer: 0,
             slow_consumer_timeout: Duration::from_secs(10),
-            read_buffer_size: 256,
+            read_buffer_size: 64,
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),

@@ -65,6 +65,10 @@ pub(crate) enum Verdict {
     Drop(CloseReason),
 }
 
+/// The least read buffer of a `/publish` connection: its frames carry
+/// batches of updates, tens of kilobytes each, and publishers are few.
+pub(crate) const PUBLISHER_READ_BUFFER: usize = 64 * 1024;
+
 impl Verdict {
     pub fn close(code: CloseCode, reason: impl Into<Cow<'static, str>>, why: CloseReason) -> Self {
         Verdict::Close {
@@ -223,6 +227,9 @@ impl Conn {
     }
 
     /// Reads what the socket has and routes the request once the head is complete.
+    ///
+    /// `ws_config` is a subscriber's; a `/publish` connection reads with a
+    /// buffer of at least `PUBLISHER_READ_BUFFER`.
     pub fn read_handshake(
         &mut self,
         ctx: HttpContext<'_>,
@@ -276,6 +283,15 @@ impl Conn {
                 self.out.push(&response);
                 self.out.start_frames();
                 self.format = format;
+                // A publisher sends batches of kilobytes: reading them a
+                // few dozen bytes per `read` would cost a syscall each.
+                let ws_config = match role {
+                    Role::Publisher => {
+                        let size = ws_config.read_buffer_size.max(PUBLISHER_READ_BUFFER);
+                        ws_config.read_buffer_size(size)
+                    }
+                    _ => ws_config,
+                };
                 let ws =
                     WebSocketContext::from_partially_read(rest, WsRole::Server, Some(ws_config));
                 self.phase = Phase::Open { ws: Box::new(ws) };
