@@ -67,6 +67,7 @@ pub fn http_upgrade(data: &[u8]) {
             allowed_origins: &origins,
             max_topic_len: 64,
             fields: &fields,
+            deflate: true,
             full: false,
             degraded: shutting_down,
             failed: false,

@@ -89,6 +89,13 @@ pub struct ShardMetrics {
     pub(crate) open: AtomicI64,
     pub(crate) subscriptions: AtomicI64,
     pub(crate) frames: AtomicU64,
+    /// Sessions that negotiated permessage-deflate.
+    pub(crate) deflate_sessions: AtomicU64,
+    /// Event frames compressed (once per event, format and depth class,
+    /// by whichever shard needed it first).
+    pub(crate) deflate_compressions: AtomicU64,
+    /// Event frames queued compressed.
+    pub(crate) deflated_frames: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) writes: AtomicU64,

@@ -128,6 +128,16 @@ section! {
 }
 
 section! {
+    /// `[compression]`: permessage-deflate (RFC 7692).
+    Compression {
+        /// Accept clients' permessage-deflate offers.
+        permessage_deflate: bool => |c, v| c.permessage_deflate = v;
+        /// Shortest event frame sent compressed, bytes.
+        min_bytes: usize => |c, v| c.deflate_min_bytes = v;
+    }
+}
+
+section! {
     /// `[fields]`: the server's extra numeric fields.
     Fields {
         /// Their names, in index order (the C ABI's index).
@@ -179,6 +189,8 @@ section! {
         cluster: Cluster => |c, v| v.apply(c)?;
         /// Extra numeric fields.
         fields: Fields => |c, v| v.apply(c)?;
+        /// permessage-deflate.
+        compression: Compression => |c, v| v.apply(c)?;
         /// `error`, `warn`, `info`, `debug` or `trace`.
         log_level: String => |c, v| c.log_level = Some(parse_log_level(&v)?);
         /// The daemon's simulated feed, not a server setting.

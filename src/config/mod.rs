@@ -85,14 +85,14 @@ pub struct Config {
     pub socket_send_buffer: usize,
     /// How long a connection may stay over `max_outbound_bytes`. Default 10 s.
     pub slow_consumer_timeout: Duration,
-    /// Per-connection read buffer handed to tungstenite for subscribers: the
-    /// most one `read` takes, and what an idle connection keeps (tungstenite
-    /// doubles it once it has read a frame). Its default of 128 KiB would cost
-    /// 1.3 GB for 10k idle connections; client commands are tiny, and a
-    /// large one only takes more reads. Default 64 B: an idle subscriber
-    /// keeps 192 B here (at 256 it kept 768: BENCHMARKS.md, "Issue 29").
-    /// `/publish` connections read with at least `PUBLISHER_READ_BUFFER`.
+    /// The most one `read` takes from a subscriber (default 4096; `/publish`: 64 KiB
+    /// or more). Kept only while a frame is incomplete: idle connections keep none.
     pub read_buffer_size: usize,
+    /// Accept permessage-deflate offers (RFC 7692; browsers make them). Default true.
+    pub permessage_deflate: bool,
+    /// Shorter frames go plain: compressed alone, a short event saves too
+    /// little to pay for the work. Default 256.
+    pub deflate_min_bytes: usize,
     /// How long a closing connection may take to flush its close frame. Default 2 s.
     pub close_timeout: Duration,
     /// Transport test mode: every message a client sends on `/ws` is echoed
@@ -220,7 +220,9 @@ impl Default for Config {
             max_outbound_bytes: 8 * 1024 * 1024,
             socket_send_buffer: 0,
             slow_consumer_timeout: Duration::from_secs(10),
-            read_buffer_size: 64,
+            read_buffer_size: 4096,
+            permessage_deflate: true,
+            deflate_min_bytes: 256,
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),
             publisher_tokens: Vec::new(),
@@ -390,6 +392,18 @@ impl Config {
     /// Sets the tokens of the operator endpoints (`/admin/…`).
     pub fn admin_tokens(mut self, tokens: Vec<String>) -> Self {
         self.admin_tokens = tokens;
+        self
+    }
+
+    /// Sets [`Config::permessage_deflate`].
+    pub fn permessage_deflate(mut self, on: bool) -> Self {
+        self.permessage_deflate = on;
+        self
+    }
+
+    /// Sets [`Config::deflate_min_bytes`].
+    pub fn deflate_min_bytes(mut self, bytes: usize) -> Self {
+        self.deflate_min_bytes = bytes;
         self
     }
 

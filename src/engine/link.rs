@@ -9,7 +9,7 @@ use super::table::BookMove;
 use crate::model::book::DEPTHS;
 use crate::model::format::Format;
 use crate::model::update::Prices;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// What happened to a topic.
@@ -58,7 +58,21 @@ pub(crate) struct Encoded {
     /// Of a book topic: its frames by depth class, and the book's top
     /// levels before and after the change; `frames` is then empty.
     pub book: Option<Box<BookEvent>>,
+    /// Compressed copies of the frames, made when a shard first sends one
+    /// to a client that negotiated permessage-deflate (boxed: most events
+    /// never need them).
+    pub deflated: OnceLock<Box<DeflatedFrames>>,
 }
+
+/// An event's frames compressed (permessage-deflate without context
+/// takeover, so the same bytes suit every client that negotiated it), by
+/// `[class][Format::index]`; a price event uses class 0. `None` in a set
+/// cell: compressing did not make that frame shorter.
+#[derive(Debug, Default)]
+pub(crate) struct DeflatedFrames([[DeflatedCell; Format::COUNT]; DEPTHS.len()]);
+
+/// One compressed frame, once made (`None`: not worth it).
+type DeflatedCell = OnceLock<Option<Box<[u8]>>>;
 
 /// What a book update carries beside its frames: the top levels before
 /// and after it (as deep as the deepest class in use), so a connection
@@ -82,6 +96,23 @@ impl Encoded {
             Some(b) => b.frames.get(class)?[fmt.index()].as_deref(),
             None => self.frames[fmt.index()].as_deref(),
         }
+    }
+
+    /// The compressed frame for `fmt` and `class`, made by `make` (from the
+    /// plain frame) the first time any shard asks, then shared; None when
+    /// compressing does not pay. Two shards asking at once may both
+    /// compress, and one result is kept: neither waits for the other's work.
+    pub(crate) fn deflated(
+        &self,
+        fmt: Format,
+        class: usize,
+        make: impl FnOnce() -> Option<Box<[u8]>>,
+    ) -> Option<&[u8]> {
+        let cell = &self.deflated.get_or_init(Default::default).0.get(class)?[fmt.index()];
+        if cell.get().is_none() {
+            let _ = cell.set(make());
+        }
+        cell.get()?.as_deref()
     }
 
     /// Was a frame made for subscribers using `fmt`?
@@ -126,6 +157,7 @@ impl Encoded {
             ingested_at: Instant::now(),
             unmerged: crate::engine::table::is_trades(topic),
             book: None,
+            deflated: Default::default(),
         })
     }
 }

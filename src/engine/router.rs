@@ -422,6 +422,7 @@ impl RouterWork {
             ingested_at: at,
             unmerged: slot.trades_keep > 0 || slot.book,
             book: None,
+            deflated: Default::default(),
         };
         self.send_out(enc, any);
     }

@@ -240,6 +240,24 @@ const SINGLE: &[Single] = &[
         value: |at| at.sum(|s| s.frames.load(Relaxed)),
     },
     Single {
+        name: "tickcast_deflate_sessions_total",
+        kind: "counter",
+        help: "WebSocket sessions that negotiated permessage-deflate.",
+        value: |at| at.sum(|s| s.deflate_sessions.load(Relaxed)),
+    },
+    Single {
+        name: "tickcast_deflate_compressions_total",
+        kind: "counter",
+        help: "Event frames compressed: once per event, format and depth class, shared by every permessage-deflate subscriber.",
+        value: |at| at.sum(|s| s.deflate_compressions.load(Relaxed)),
+    },
+    Single {
+        name: "tickcast_deflated_frames_total",
+        kind: "counter",
+        help: "Deliveries of an event frame that took its compressed form (permessage-deflate).",
+        value: |at| at.sum(|s| s.deflated_frames.load(Relaxed)),
+    },
+    Single {
         name: "tickcast_messages_received_total",
         kind: "counter",
         help: "WebSocket messages read from clients (commands, publish frames, pings).",

@@ -3,8 +3,8 @@
 //! A connection moves Handshake → Open → Closing and is then removed:
 //! - Handshake: bytes accumulate until the HTTP request head is complete, then
 //!   [`super::http::route`] decides: upgrade, or a plain response and close.
-//! - Open: tungstenite parses client frames from the socket; everything we send
-//!   goes through [`Outbound`], including what tungstenite writes itself.
+//! - Open: [`Reader`] parses client frames (permessage-deflate included);
+//!   everything we send goes through [`Outbound`], pongs and closes too.
 //! - Closing: a last response or close frame is queued. Once it is written the
 //!   write side is shut down and the socket drained until the peer closes (or a
 //!   deadline passes), so the peer reads our close frame instead of a reset.
@@ -22,21 +22,19 @@ use super::transport::Transport;
 use crate::access::Pass;
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
+use crate::wire::inbound::{self, Got, Reader};
 use std::borrow::Cow;
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::Instant;
-use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::{Role as WsRole, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
 /// Where a connection is in its life.
 pub(crate) enum Phase {
     /// Waiting for the complete HTTP request head.
     Handshake { head: Vec<u8> },
-    /// A WebSocket session.
-    Open { ws: Box<WebSocketContext> },
+    /// A WebSocket session: its inbound frames, partly read.
+    Open { reader: Reader },
     /// Final bytes queued; the connection ends once they are written and the peer
     /// has closed, or at the close deadline.
     Closing,
@@ -121,6 +119,9 @@ pub(crate) struct Conn {
     pub backlog: Backlog,
     /// Already listed in the shard's flush list this iteration.
     pub dirty: bool,
+    /// permessage-deflate was negotiated: event frames of at least
+    /// `deflate_min_bytes` go to it compressed.
+    pub deflate: bool,
     /// Our write side is shut down; only draining remains.
     write_shut: bool,
     /// Why the connection is ending, once it is (for the metrics).
@@ -154,34 +155,6 @@ pub(crate) struct Conn {
     pub connected_at: std::time::SystemTime,
 }
 
-/// The tungstenite stream: reads come from the socket, writes go to the queue.
-struct Duplex<'a> {
-    io: &'a mut Transport,
-    out: &'a mut Outbound,
-    /// tungstenite's writes are control frames that go ahead of queued data.
-    control_first: bool,
-}
-
-impl Read for Duplex<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(buf)
-    }
-}
-
-impl Write for Duplex<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.control_first {
-            self.out.push_control(buf);
-        } else {
-            self.out.push(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Outcome of feeding handshake bytes.
 pub(crate) enum HandshakeStep {
     /// Still waiting for the end of the head.
@@ -210,6 +183,7 @@ impl Conn {
             subs: Subscriptions::default(),
             backlog: Backlog::default(),
             dirty: false,
+            deflate: false,
             write_shut: false,
             close_reason: None,
             role: Role::Subscriber,
@@ -227,14 +201,7 @@ impl Conn {
     }
 
     /// Reads what the socket has and routes the request once the head is complete.
-    ///
-    /// `ws_config` is a subscriber's; a `/publish` connection reads with a
-    /// buffer of at least `PUBLISHER_READ_BUFFER`.
-    pub fn read_handshake(
-        &mut self,
-        ctx: HttpContext<'_>,
-        ws_config: WebSocketConfig,
-    ) -> HandshakeStep {
+    pub fn read_handshake(&mut self, ctx: HttpContext<'_>) -> HandshakeStep {
         let Phase::Handshake { head } = &mut self.phase else {
             return HandshakeStep::More;
         };
@@ -270,6 +237,7 @@ impl Conn {
                 role,
                 pass,
                 keep_live,
+                deflate,
                 consumed,
             } => {
                 self.role = role;
@@ -283,18 +251,10 @@ impl Conn {
                 self.out.push(&response);
                 self.out.start_frames();
                 self.format = format;
-                // A publisher sends batches of kilobytes: reading them a
-                // few dozen bytes per `read` would cost a syscall each.
-                let ws_config = match role {
-                    Role::Publisher => {
-                        let size = ws_config.read_buffer_size.max(PUBLISHER_READ_BUFFER);
-                        ws_config.read_buffer_size(size)
-                    }
-                    _ => ws_config,
+                self.deflate = deflate;
+                self.phase = Phase::Open {
+                    reader: Reader::new(rest, deflate),
                 };
-                let ws =
-                    WebSocketContext::from_partially_read(rest, WsRole::Server, Some(ws_config));
-                self.phase = Phase::Open { ws: Box::new(ws) };
                 HandshakeStep::Upgraded
             }
         }
@@ -305,50 +265,55 @@ impl Conn {
         (self.access, self.static_token) = admission(pass, self.id);
     }
 
-    /// Reads one message from an open connection. Automatic replies (pong,
-    /// the answer to a close) go ahead of queued data, right after the frame
-    /// being written, so a backlog does not delay them.
-    pub fn read_message(&mut self) -> Incoming {
-        let Phase::Open { ws } = &mut self.phase else {
+    /// Reads one message from an open connection: frames up to `limits.max_message`
+    /// bytes (inflated, if compressed), reading the socket `limits.read_size`
+    /// bytes at a time. Pongs and the answer to a close go ahead of queued
+    /// data, right after the frame being written, so a backlog does not
+    /// delay them.
+    pub fn read_message(&mut self, limits: ReadLimits) -> Incoming {
+        let Phase::Open { reader } = &mut self.phase else {
             return Incoming::Idle;
         };
-        let mut io = Duplex {
-            io: &mut self.io,
-            out: &mut self.out,
-            control_first: true,
-        };
+        let publisher = self.role == Role::Publisher;
         loop {
-            let res = ws.read(&mut io);
-            if res.is_ok() {
-                self.last_rx = Instant::now();
-                self.ping_out = false;
-            } // Pongs and close replies tungstenite queued go out with the next flush.
-            let _ = ws.flush(&mut io);
-            let broke = |code, reason: String| {
-                Incoming::End(Verdict::close(code, reason, CloseReason::Protocol))
-            };
-            return match res {
-                // tungstenite has queued its reply; finish like any close.
-                Ok(Message::Close(_)) => Incoming::End(Verdict::Finish(CloseReason::Client)),
-                Ok(m) => Incoming::Message(m),
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Incoming::Idle,
-                Err(WsError::Io(_))
-                | Err(WsError::ConnectionClosed)
-                | Err(WsError::AlreadyClosed)
-                | Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    Incoming::End(Verdict::Drop(CloseReason::Client))
+            match reader.next(limits.max_message) {
+                Ok(Some(got)) => {
+                    self.last_rx = Instant::now();
+                    self.ping_out = false;
+                    return answer(&mut self.out, got);
                 }
-                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => broke(
-                    CloseCode::Size,
-                    format!("message of {size} bytes exceeds the limit of {max_size}"),
-                ),
-                Err(WsError::Capacity(e)) => broke(CloseCode::Size, e.to_string()),
-                Err(WsError::Utf8(_)) => {
-                    broke(CloseCode::Invalid, "text frame is not valid UTF-8".into())
+                Ok(None) => {}
+                Err(broke) => {
+                    return Incoming::End(Verdict::close(
+                        CloseCode::from(broke.code()),
+                        broke.reason(),
+                        CloseReason::Protocol,
+                    ))
                 }
-                Err(e) => broke(CloseCode::Protocol, e.to_string()),
+            }
+            let chunk = match publisher {
+                // Batches of kilobytes: a few dozen bytes a read would cost a syscall each.
+                true => limits.read_size.max(PUBLISHER_READ_BUFFER),
+                false => limits.read_size,
             };
+            let buf = reader.buffer();
+            let had = buf.len();
+            buf.resize(had + chunk, 0);
+            let res = self.io.read(&mut buf[had..]);
+            buf.truncate(had + *res.as_ref().unwrap_or(&0));
+            match res {
+                Ok(0) => return Incoming::End(Verdict::Drop(CloseReason::Client)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !publisher {
+                        // An idle subscriber keeps no read buffer.
+                        reader.release();
+                    }
+                    return Incoming::Idle;
+                }
+                Err(_) => return Incoming::End(Verdict::Drop(CloseReason::Client)),
+            }
         }
     }
 
@@ -357,39 +322,23 @@ impl Conn {
     /// the queued updates; any other code goes first and drops the backlog.
     /// Only the shard loop calls it, when it acts on a [`Verdict`].
     pub fn close(&mut self, code: CloseCode, reason: &str) {
-        if let Phase::Open { ws } = &mut self.phase {
-            let mut cut = reason.len().min(120);
-            while !reason.is_char_boundary(cut) {
-                cut -= 1;
+        if let Phase::Open { .. } = &self.phase {
+            let frame = inbound::close_frame(code.into(), reason);
+            // A shutdown's 1001 follows the updates already queued; any
+            // other close is urgent and drops the backlog behind it.
+            match code {
+                CloseCode::Away => self.out.push(&frame),
+                _ => self.out.push_control(&frame),
             }
-            let mut io = Duplex {
-                io: &mut self.io,
-                out: &mut self.out,
-                // A shutdown's 1001 follows the updates already queued; any
-                // other close is urgent and drops the backlog behind it.
-                control_first: code != CloseCode::Away,
-            };
-            let _ = ws.close(
-                &mut io,
-                Some(CloseFrame {
-                    code,
-                    reason: reason[..cut].to_owned().into(),
-                }),
-            );
         }
         self.phase = Phase::Closing;
     }
 
     /// Queues a WebSocket ping (heartbeat).
     pub fn ping(&mut self) {
-        if let Phase::Open { ws } = &mut self.phase {
-            let mut io = Duplex {
-                io: &mut self.io,
-                out: &mut self.out,
-                control_first: true,
-            };
-            let _ = ws.write(&mut io, Message::Ping(b"tickcast".to_vec().into()));
-            let _ = ws.flush(&mut io);
+        if let Phase::Open { .. } = &self.phase {
+            let frame = inbound::control_frame(inbound::OP_PING_FRAME, b"tickcast");
+            self.out.push_control(&frame);
             self.ping_out = true;
         }
     }
@@ -436,6 +385,47 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => return true,
             }
+        }
+    }
+}
+
+/// How much a connection reads: its largest message, and its reads' size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadLimits {
+    pub max_message: usize,
+    pub read_size: usize,
+}
+
+/// What a frame the reader completed means for the session: a message for
+/// the shard, or a control frame answered here (a ping's pong, a close's
+/// echo, both ahead of queued data).
+fn answer(out: &mut Outbound, got: Got) -> Incoming {
+    match got {
+        Got::Data {
+            text: true,
+            payload,
+        } => match String::from_utf8(payload) {
+            Ok(text) => Incoming::Message(Message::Text(text.into())),
+            Err(_) => Incoming::End(Verdict::close(
+                CloseCode::Invalid,
+                "text frame is not valid UTF-8",
+                CloseReason::Protocol,
+            )),
+        },
+        Got::Data { payload, .. } => Incoming::Message(Message::Binary(payload.into())),
+        Got::Ping(payload) => {
+            out.push_control(&inbound::control_frame(inbound::OP_PONG_FRAME, &payload));
+            Incoming::Message(Message::Ping(payload.into()))
+        }
+        Got::Pong => Incoming::Message(Message::Pong(Default::default())),
+        Got::Close(code) => {
+            // Echo the peer's code (RFC 6455 §5.5.1), then end once it is written.
+            let reply = match code {
+                Some((code, _)) => inbound::close_frame(code, ""),
+                None => inbound::control_frame(0x8, b""),
+            };
+            out.push_control(&reply);
+            Incoming::End(Verdict::Finish(CloseReason::Client))
         }
     }
 }

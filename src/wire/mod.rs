@@ -3,6 +3,8 @@
 //! `tickcast::publish`).
 
 pub mod command;
+pub(crate) mod deflate;
 pub mod event;
 pub mod frame;
+pub(crate) mod inbound;
 pub mod publish;

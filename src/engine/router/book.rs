@@ -83,6 +83,7 @@ impl RouterWork {
                 frames: *frames,
                 moved: Arc::new(mv),
             })),
+            deflated: Default::default(),
         };
         self.send_out(enc, any);
     }
@@ -150,6 +151,7 @@ impl RouterWork {
                     checksum,
                 }),
             })),
+            deflated: Default::default(),
         };
         self.send_out(enc, any);
     }

@@ -13,6 +13,7 @@ pub(crate) mod status;
 use crate::access::jwt::Verifier;
 use crate::access::Pass;
 use crate::model::format::Format;
+use crate::wire::deflate;
 pub(crate) use admin::AdminRequest;
 use auth::authenticate;
 use status::Status;
@@ -49,6 +50,9 @@ pub enum Route {
         /// A publisher that asked (`?on_leave=keep`) that its topics stay
         /// live when it disconnects: a one-shot publisher, a cron job.
         keep_live: bool,
+        /// permessage-deflate was offered and accepted (RFC 7692): the
+        /// client may send compressed messages, and may be sent them.
+        deflate: bool,
         /// Length of the request head.
         consumed: usize,
     },
@@ -84,6 +88,8 @@ pub struct HttpContext<'a> {
     pub max_topic_len: usize,
     /// The server's extra fields, announced to publishers likewise.
     pub fields: &'a [String],
+    /// permessage-deflate is on (`compression`): offers are accepted.
+    pub deflate: bool,
     /// The server is at `max_connections`: upgrades get 503, plain requests
     /// (`/healthz`, `/metrics`) are still answered.
     pub full: bool,
@@ -134,12 +140,27 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             "Allow: GET\r\n",
         ));
     }
+    // Every value of every Sec-WebSocket-Extensions line (RFC 6455 §9.1).
+    let offers: Vec<&str> = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .collect();
+    let deflate = ctx.deflate && deflate::accepts(&offers);
     if ctx.full && matches!(path, "/ws" | "/publish") {
         return respond(Status::ServiceUnavailable, "connection limit reached\n");
     }
     match path {
-        "/ws" => session(&header, full_path, consumed, Role::Subscriber, &ctx),
-        "/publish" => session(&header, full_path, consumed, Role::Publisher, &ctx),
+        "/ws" => session(
+            &header,
+            full_path,
+            consumed,
+            Role::Subscriber,
+            &ctx,
+            deflate,
+        ),
+        "/publish" => session(&header, full_path, consumed, Role::Publisher, &ctx, deflate),
         "/healthz" => healthz(&ctx),
         "/metrics" => Route::Metrics,
         "/" | "/index.html" => Route::Respond(response_typed(
@@ -196,6 +217,7 @@ fn session<'h>(
     consumed: usize,
     role: Role,
     ctx: &HttpContext<'_>,
+    deflate: bool,
 ) -> Route {
     if ctx.shutting_down {
         return respond(Status::ServiceUnavailable, "server is shutting down\n");
@@ -212,7 +234,7 @@ fn session<'h>(
         (Role::Subscriber, _) => false,
     };
     match authenticate(header, full_path, ctx, role) {
-        Ok(pass) => upgrade(header, consumed, role, pass, ctx, keep_live),
+        Ok(pass) => upgrade(header, consumed, role, pass, ctx, (keep_live, deflate)),
         Err(why) => unauthorized(&why),
     }
 }
@@ -304,7 +326,7 @@ fn upgrade<'h>(
     role: Role,
     pass: Pass,
     ctx: &HttpContext<'_>,
-    keep_live: bool,
+    (keep_live, deflate): (bool, bool),
 ) -> Route {
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
@@ -346,6 +368,11 @@ fn upgrade<'h>(
         resp.push_str(f.subprotocol());
         resp.push_str("\r\n");
     }
+    if deflate {
+        resp.push_str("Sec-WebSocket-Extensions: ");
+        resp.push_str(deflate::RESPONSE);
+        resp.push_str("\r\n");
+    }
     resp.push_str("\r\n");
     Route::Upgrade {
         response: resp.into_bytes(),
@@ -357,6 +384,7 @@ fn upgrade<'h>(
         role,
         pass,
         keep_live,
+        deflate,
         consumed,
     }
 }

@@ -4,6 +4,7 @@ use super::*;
 
 pub(super) const CTX: HttpContext<'static> = HttpContext {
     fields: &[],
+    deflate: true,
     max_head: 8192,
     shutting_down: false,
     subscriber_tokens: &[],

@@ -127,6 +127,21 @@ impl Outbound {
         Some(b)
     }
 
+    /// Queues `frame` (a final data frame of ours), compressed first when
+    /// `deflate_at` is set, the frame is at least that long and compressing
+    /// shortens it. Compressing here is work for this connection alone: it
+    /// is for frames made for it alone (a book snapshot), never for the
+    /// shared event frames, which are compressed once for everyone.
+    pub fn push_event(&mut self, frame: &[u8], deflate_at: Option<usize>) {
+        match deflate_at.filter(|&min| frame.len() >= min) {
+            Some(_) => match crate::wire::deflate::deflate_ours(frame) {
+                Some(small) => self.push(&small),
+                None => self.push(frame),
+            },
+            None => self.push(frame),
+        }
+    }
+
     /// Queues whole control frames ahead of queued data, right after the
     /// frame being written. If they include a close frame, the data behind
     /// them is dropped. Bytes that are not whole frames, or a queue that is

@@ -98,15 +98,22 @@ impl Shard {
             // What it held back of the topic was for the old window.
             conn.backlog.forget(&topic);
             let (out, fb, fmt) = (&mut conn.out, &mut self.delivery.fb, conn.format);
-            push_book_snapshot(out, fb, fmt, &conn.subs, &topic, s, view);
+            let zip = deflate_at(conn.deflate, &self.ctx.live.config);
+            push_book_snapshot((out, zip), fb, fmt, &conn.subs, &topic, s, view);
         }
     }
 }
 
+/// Where a connection's own large frames start being compressed: None
+/// unless it negotiated permessage-deflate.
+pub(super) fn deflate_at(deflate: bool, config: &crate::config::Config) -> Option<usize> {
+    deflate.then_some(config.deflate_min_bytes)
+}
+
 /// Queues a book topic's `book` snapshot at the depth the connection
-/// receives it at.
+/// receives it at (compressed from `deflate_at` bytes, if set).
 pub(super) fn push_book_snapshot(
-    out: &mut Outbound,
+    (out, deflate_at): (&mut Outbound, Option<usize>),
     fb: &mut FrameBuf,
     fmt: Format,
     subs: &Subscriptions,
@@ -129,5 +136,5 @@ pub(super) fn push_book_snapshot(
         stale: snapshot.stale,
         conflated: 1,
     };
-    out.push(encode_book(fb, fmt, &msg));
+    out.push_event(encode_book(fb, fmt, &msg), deflate_at);
 }

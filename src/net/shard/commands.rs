@@ -171,7 +171,8 @@ impl Shard {
         conn.out.push(ack);
         let names = self.ctx.table.field_names();
         let enc = &mut EventWriter { fb, fmt, names };
-        push_owed(&mut conn.out, enc, &conn.subs, fresh);
+        let zip = super::books::deflate_at(conn.deflate, &self.ctx.live.config);
+        push_owed((&mut conn.out, zip), enc, &conn.subs, fresh);
     }
 
     /// Adds the connection to the index for each selector (with its rate);
@@ -281,7 +282,7 @@ impl Shard {
 /// for each, its snapshot, or the updates it missed when it resumed and the
 /// history still held them.
 pub(super) fn push_owed(
-    out: &mut Outbound,
+    (out, deflate_at): (&mut Outbound, Option<usize>),
     enc: &mut EventWriter<'_>,
     subs: &Subscriptions,
     owed: &[NewlyMatched],
@@ -291,6 +292,7 @@ pub(super) fn push_owed(
         let fb = &mut *enc.fb;
         let s = &nm.snapshot;
         if let Some(view) = &nm.book {
+            let out = (&mut *out, deflate_at);
             super::books::push_book_snapshot(out, fb, fmt, subs, &nm.topic, s, view);
             continue;
         }

@@ -33,6 +33,29 @@ const BUDGET_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_milli
 struct Counted {
     frames: u64,
     conflated: u64,
+    /// Frames this shard compressed (permessage-deflate).
+    compressions: u64,
+    /// Deliveries that took the compressed frame.
+    deflated: u64,
+}
+
+impl Counted {
+    /// Adds one event's deliveries to the shard's counters.
+    fn record(&self, metrics: &crate::metrics::ShardMetrics) {
+        metrics.frames.fetch_add(self.frames, Ordering::Relaxed);
+        if self.conflated > 0 {
+            metrics
+                .conflated
+                .fetch_add(self.conflated, Ordering::Relaxed);
+        }
+        if self.compressions > 0 || self.deflated > 0 {
+            let m = metrics;
+            m.deflate_compressions
+                .fetch_add(self.compressions, Ordering::Relaxed);
+            m.deflated_frames
+                .fetch_add(self.deflated, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Whether a rate cap may apply to a connection (the server's, its
@@ -57,6 +80,7 @@ fn frame_for<'e>(
     m: &mut crate::net::index::Member,
     enc: &'e Encoded,
     gate: &crate::net::index::Gate<'_>,
+    (deflate_min, count): (usize, &mut Counted),
 ) -> Option<(usize, &'e [u8])> {
     // A book update has a frame per depth class: the one this connection
     // receives the topic at (looked up once per member).
@@ -75,6 +99,18 @@ fn frame_for<'e>(
     }
     if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
         return None;
+    }
+    if conn.deflate && frame.len() >= deflate_min {
+        // Compressed once for every client that negotiated it (the first
+        // shard to need it does the work), never per subscriber.
+        let make = || {
+            count.compressions += 1;
+            crate::wire::deflate::deflate_ours(frame).map(Vec::into_boxed_slice)
+        };
+        if let Some(small) = enc.deflated(m.fmt, class, make) {
+            count.deflated += 1;
+            return Some((class, small));
+        }
     }
     Some((class, frame))
 }
@@ -150,11 +186,13 @@ impl Shard {
             lt.generation = enc.generation;
         }
         let mut count = Counted::default();
+        let deflate_min = self.ctx.live.config.deflate_min_bytes;
         for m in lt.members.iter_mut() {
             let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
-            let Some((class, frame)) = frame_for(conn, m, enc, &gate) else {
+            let Some((class, frame)) = frame_for(conn, m, enc, &gate, (deflate_min, &mut count))
+            else {
                 continue;
             };
             match admit(
@@ -208,13 +246,7 @@ impl Shard {
                 self.pending.dirty.push(m.token());
             }
         }
-        let metrics = &self.ctx.shared.metrics.shards[self.ctx.id];
-        metrics.frames.fetch_add(count.frames, Ordering::Relaxed);
-        if count.conflated > 0 {
-            metrics
-                .conflated
-                .fetch_add(count.conflated, Ordering::Relaxed);
-        }
+        count.record(&self.ctx.shared.metrics.shards[self.ctx.id]);
     }
 
     /// Nobody here wants `enc`'s topic any more (a wildcard left between
@@ -276,7 +308,8 @@ impl Shard {
         for (key, fmt, fresh) in owed {
             let token = token_of(key);
             if let Some(conn) = self.conns.get_mut(token) {
-                let (out, subs) = (&mut conn.out, &conn.subs);
+                let zip = super::books::deflate_at(conn.deflate, &self.ctx.live.config);
+                let (out, subs) = ((&mut conn.out, zip), &conn.subs);
                 let names = self.ctx.table.field_names();
                 let enc = &mut EventWriter {
                     fb: &mut self.delivery.fb,

@@ -5,7 +5,7 @@
 use super::Shard;
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
-use crate::net::conn::{HandshakeStep, Incoming, Phase, Verdict};
+use crate::net::conn::{HandshakeStep, Incoming, Phase, ReadLimits, Verdict};
 use crate::net::http::{self, HttpContext, Role};
 use crate::net::live::Live;
 use crate::net::work::{self, Outcome, WorkBudget};
@@ -29,6 +29,7 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         allowed_origins: &config.allowed_origins,
         max_topic_len: config.max_topic_len,
         fields: &config.extra_fields,
+        deflate: config.permessage_deflate,
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
         degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),
@@ -74,11 +75,13 @@ impl Shard {
         };
         match conn.phase {
             Phase::Handshake { .. } => {
-                let ws_config = super::reload::ws_config(&self.ctx.live.config);
-                match conn.read_handshake(http_context(&self.ctx.shared, &self.ctx.live), ws_config)
-                {
+                match conn.read_handshake(http_context(&self.ctx.shared, &self.ctx.live)) {
                     HandshakeStep::More => Verdict::Continue,
                     HandshakeStep::Upgraded => {
+                        if conn.deflate {
+                            let m = &self.ctx.shared.metrics.shards[self.ctx.id];
+                            m.deflate_sessions.fetch_add(1, Ordering::Relaxed);
+                        }
                         self.mark_dirty(token);
                         self.tell_wanted(token);
                         self.read_messages(token)
@@ -138,7 +141,12 @@ impl Shard {
                 self.send_ack(token);
                 return Verdict::Continue;
             }
-            match conn.read_message() {
+            let config = &self.ctx.live.config;
+            let limits = ReadLimits {
+                max_message: config.max_message_size,
+                read_size: config.read_buffer_size,
+            };
+            match conn.read_message(limits) {
                 Incoming::Message(m) => {
                     self.metrics().received.fetch_add(1, Ordering::Relaxed);
                     let Outcome { verdict, cost } = self.on_message(token, m);
@@ -207,8 +215,15 @@ impl Shard {
                 Message::Binary(b) => (OP_BINARY, b),
                 _ => return Outcome::go_on(1),
             };
-            self.delivery.fb.payload().extend_from_slice(data);
-            conn.out.push(self.delivery.fb.finish(op));
+            if conn.deflate {
+                // Echo compressed, so a conformance suite checks both ways.
+                let mut frame = Vec::with_capacity(data.len() / 2 + 16);
+                crate::wire::deflate::deflate_frame(op, data, &mut frame);
+                conn.out.push(&frame);
+            } else {
+                self.delivery.fb.payload().extend_from_slice(data);
+                conn.out.push(self.delivery.fb.finish(op));
+            }
             self.mark_dirty(token);
             return Outcome::go_on(1);
         }

@@ -6,14 +6,12 @@
 
 use super::Shard;
 use crate::access::fingerprint;
-use crate::config::Config;
 use crate::metrics::CloseReason;
 use crate::net::backlog::BacklogLimits;
 use crate::net::conn::Verdict;
 use crate::net::http::Role;
 use crate::net::live::Live;
 use std::sync::Arc;
-use tungstenite::protocol::WebSocketConfig;
 
 impl Shard {
     /// Takes the settings of a reload. One pass over the shard's
@@ -60,14 +58,4 @@ impl Shard {
             self.settle(token, Verdict::policy(why, CloseReason::Policy));
         }
     }
-}
-
-/// The WebSocket settings of a new connection.
-pub(super) fn ws_config(cfg: &Config) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(cfg.read_buffer_size)
-        .write_buffer_size(0)
-        .max_message_size(Some(cfg.max_message_size))
-        .max_frame_size(Some(cfg.max_message_size))
-        .accept_unmasked_frames(false)
 }
