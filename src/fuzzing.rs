@@ -68,6 +68,7 @@ pub fn http_upgrade(data: &[u8]) {
             max_topic_len: 64,
             fields: &fields,
             deflate: true,
+            deflate_min: 256,
             full: false,
             degraded: shutting_down,
             failed: false,

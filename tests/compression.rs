@@ -33,11 +33,18 @@ struct Raw {
 
 impl Raw {
     fn connect(addr: SocketAddr, offer: Option<&str>) -> Raw {
+        Raw::connect_as(addr, offer, None)
+    }
+
+    fn connect_as(addr: SocketAddr, offer: Option<&str>, protocol: Option<&str>) -> Raw {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let ext = offer
+        let mut ext = offer
             .map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n"))
             .unwrap_or_default();
+        if let Some(p) = protocol {
+            ext.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
         write!(
             s,
             "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -398,5 +405,55 @@ fn a_book_snapshot_and_its_changes_arrive_compressed_and_equal_the_plain_ones() 
         assert_eq!(got, want);
         assert_eq!(got["event"], "book_update");
         assert!(rsv1, "a 40-level change goes compressed");
+    }
+}
+
+#[test]
+fn a_batch_session_with_deflate_gets_whole_batches_compressed() {
+    let server = Server::start(config().shards(1)).unwrap();
+    let addr = server.local_addr();
+    let offer = Some("permessage-deflate; client_max_window_bits");
+    let mut c = Raw::connect_as(addr, offer, Some("tickcast.json+batch"));
+    assert_eq!(c.answer.as_deref(), Some(ACCEPTED));
+    c.send_raw(0x81, br#"{"op":"subscribe","topics":["Z*"],"id":1}"#);
+    let (_, ack) = c.next_json();
+    assert_eq!(ack["event"], "subscribed", "{ack}");
+    let p = server.publisher();
+    for i in 1..=300u64 {
+        for t in ["Z1", "Z2", "Z3"] {
+            let px = 1000.0 + (i % 17) as f64 * 0.25;
+            p.publish(Update::new(t).bid(px).ask(px + 0.5).volume(i as f64))
+                .unwrap();
+        }
+    }
+    let (mut wire, mut plain, mut compressed, mut events) = (0usize, 0usize, 0usize, 0usize);
+    let mut last = std::collections::HashMap::new();
+    while last.values().filter(|&&v| v == 300.0).count() < 3 {
+        let f = c.next_frame().expect("a message");
+        assert_eq!(f.opcode, 1);
+        wire += f.payload.len();
+        let text = if f.rsv1 {
+            compressed += 1;
+            inflate(&f.payload)
+        } else {
+            f.payload
+        };
+        plain += text.len();
+        for line in text.split(|&b| b == b'\n') {
+            let v: Value = serde_json::from_slice(line).unwrap();
+            events += 1;
+            if let Some(vol) = v["volume"].as_f64() {
+                last.insert(v["topic"].as_str().unwrap().to_string(), vol);
+            }
+        }
+    }
+    assert!(compressed > 0, "batches went compressed");
+    assert_eq!(events, 900, "every update, none merged");
+    assert!(
+        wire * 3 < plain,
+        "{wire} bytes on the wire for {plain} bytes of JSON"
+    );
+    for t in ["Z1", "Z2", "Z3"] {
+        assert_eq!(server.snapshot(t).unwrap().seq, 300);
     }
 }

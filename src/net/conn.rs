@@ -238,6 +238,7 @@ impl Conn {
                 pass,
                 keep_live,
                 deflate,
+                batch,
                 consumed,
             } => {
                 self.role = role;
@@ -250,6 +251,10 @@ impl Conn {
                 let rest = head.split_off(consumed);
                 self.out.push(&response);
                 self.out.start_frames();
+                if batch {
+                    let zip = deflate.then_some(ctx.deflate_min);
+                    self.out.start_batches(format.opcode(), zip);
+                }
                 self.format = format;
                 self.deflate = deflate;
                 self.phase = Phase::Open {
@@ -346,6 +351,8 @@ impl Conn {
     /// Writes the queue to the socket; once a closing connection has written
     /// everything, shuts down its write side.
     pub fn flush(&mut self, tally: &mut Tally) -> io::Result<Flushed> {
+        // A batch session's events of this turn become one message.
+        self.out.seal();
         let res = self.io.flush(&mut self.out, tally)?;
         if res == Flushed::All && matches!(self.phase, Phase::Closing) && !self.write_shut {
             self.write_shut = true;

@@ -53,6 +53,8 @@ pub enum Route {
         /// permessage-deflate was offered and accepted (RFC 7692): the
         /// client may send compressed messages, and may be sent them.
         deflate: bool,
+        /// A batch session: the events of one flush go out as one message.
+        batch: bool,
         /// Length of the request head.
         consumed: usize,
     },
@@ -90,6 +92,8 @@ pub struct HttpContext<'a> {
     pub fields: &'a [String],
     /// permessage-deflate is on (`compression`): offers are accepted.
     pub deflate: bool,
+    /// Batches at least this long go compressed (`deflate_min_bytes`).
+    pub deflate_min: usize,
     /// The server is at `max_connections`: upgrades get 503, plain requests
     /// (`/healthz`, `/metrics`) are still answered.
     pub full: bool,
@@ -277,16 +281,21 @@ fn healthz(ctx: &HttpContext<'_>) -> Route {
     }
 }
 
-/// The format a `Sec-WebSocket-Protocol` list asks for, or the answer
-/// when it offers none of ours.
-fn subprotocol(list: &str) -> Result<Format, Route> {
+/// The format a `Sec-WebSocket-Protocol` list asks for, and whether it
+/// asks for batches (`tickcast.json+batch`, `tickcast.msgpack+batch`), or
+/// the answer when it offers none of ours.
+fn subprotocol(list: &str) -> Result<(Format, bool), Route> {
     list.split(',')
         .map(str::trim)
-        .find_map(Format::from_subprotocol)
+        .find_map(|name| match name.strip_suffix("+batch") {
+            Some(base) => Format::from_subprotocol(base).map(|f| (f, true)),
+            None => Format::from_subprotocol(name).map(|f| (f, false)),
+        })
         .ok_or_else(|| {
             respond(
                 Status::BadRequest,
-                "no supported subprotocol offered; use tickcast.json or tickcast.msgpack\n",
+                "no supported subprotocol offered; use tickcast.json or tickcast.msgpack \
+                 (+batch for several events per message)\n",
             )
         })
 }
@@ -351,9 +360,9 @@ fn upgrade<'h>(
     else {
         return Route::Respond(response(Status::BadRequest, "missing Sec-WebSocket-Key\n"));
     };
-    let format = match header("Sec-WebSocket-Protocol").map(subprotocol) {
-        None => None,
-        Some(Ok(chosen)) => Some(chosen),
+    let (format, batch) = match header("Sec-WebSocket-Protocol").map(subprotocol) {
+        None => (None, false),
+        Some(Ok((chosen, batch))) => (Some(chosen), batch && role == Role::Subscriber),
         Some(Err(refused)) => return refused,
     };
     let mut resp = format!(
@@ -366,7 +375,7 @@ fn upgrade<'h>(
     if let Some(f) = format {
         resp.push_str("Sec-WebSocket-Protocol: ");
         resp.push_str(f.subprotocol());
-        resp.push_str("\r\n");
+        resp.push_str(if batch { "+batch\r\n" } else { "\r\n" });
     }
     if deflate {
         resp.push_str("Sec-WebSocket-Extensions: ");
@@ -385,6 +394,7 @@ fn upgrade<'h>(
         pass,
         keep_live,
         deflate,
+        batch,
         consumed,
     }
 }

@@ -5,6 +5,7 @@ use super::*;
 pub(super) const CTX: HttpContext<'static> = HttpContext {
     fields: &[],
     deflate: true,
+    deflate_min: 256,
     max_head: 8192,
     shutting_down: false,
     subscriber_tokens: &[],

@@ -16,12 +16,18 @@
 //! must not receive after a close (RFC 6455 §5.5.1). On a TLS connection they
 //! also wait for what rustls already holds (at most its 64 KiB buffer).
 
+mod batch;
+
 use crate::wire::frame::{frame_extent, OP_CLOSE, OP_PONG};
+use batch::{Batch, Joined};
 use std::io::{self, Write};
 
 /// Capacity kept after the queue drains; above it the memory is returned so an
 /// idle connection that once absorbed a burst costs nothing.
 const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Longest frame header ([`crate::wire::frame::MAX_HEADER`]).
+const MAX_FRAME_HEAD: usize = crate::wire::frame::MAX_HEADER;
 
 /// Pongs that may wait unsent: each ping of a burst gets its own pong
 /// (clients match them by payload, as the Autobahn suite's case 2.10 does),
@@ -58,6 +64,9 @@ pub struct Outbound {
     ctrl: Vec<u8>,
     /// Bytes of `ctrl` already written.
     ctrl_pos: usize,
+    /// A batch session's events of this flush, not yet one message
+    /// (boxed: most sessions do not batch).
+    batch: Option<Box<Batch>>,
 }
 
 /// Counts of what flushes wrote, for the metrics.
@@ -86,9 +95,30 @@ impl Outbound {
     /// never serializes anything.
     #[inline]
     pub fn push(&mut self, bytes: &[u8]) {
+        if let Some(b) = &mut self.batch {
+            if self.boundary.is_some() && b.add(bytes) {
+                return;
+            }
+            // Anything else (a close after the updates) keeps its place.
+            self.seal();
+        }
+        self.append(bytes);
+    }
+
+    /// Appends bytes to the queue proper.
+    #[inline]
+    fn append(&mut self, bytes: &[u8]) {
+        self.make_room(bytes.len());
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Makes room for `n` more bytes: reclaims the written front when it is
+    /// at least half the queue, else grows ([`grown_capacity`]).
+    #[inline]
+    fn make_room(&mut self, n: usize) {
         if self.pos > 0
             && self.pos >= self.buf.len() / 2
-            && self.buf.capacity() - self.buf.len() < bytes.len()
+            && self.buf.capacity() - self.buf.len() < n
         {
             // Reclaim the written front instead of growing.
             let next = self.next_boundary();
@@ -96,18 +126,49 @@ impl Outbound {
             self.boundary = next.map(|b| b - self.pos);
             self.pos = 0;
         }
-        let need = self.buf.len() + bytes.len();
+        let need = self.buf.len() + n;
         if need > self.buf.capacity() {
             self.buf
                 .reserve_exact(grown_capacity(self.buf.capacity(), need) - self.buf.len());
         }
-        self.buf.extend_from_slice(bytes);
     }
 
     /// From here on every push is a whole WebSocket frame (called after the
     /// handshake response is queued).
     pub fn start_frames(&mut self) {
         self.boundary = Some(self.buf.len());
+    }
+
+    /// From here on the data frames of `opcode` pushed between two flushes
+    /// go out as one message ([`batch`]), compressed from `deflate_at`
+    /// bytes if set.
+    pub fn start_batches(&mut self, opcode: u8, deflate_at: Option<usize>) {
+        self.batch = Some(Box::new(Batch::new(opcode, deflate_at)));
+    }
+
+    /// Is this a batch session?
+    #[inline]
+    pub fn batching(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    /// Turns the staged events of a batch session into one message at the
+    /// end of the queue; called before every flush.
+    pub fn seal(&mut self) {
+        let Some(mut b) = self.batch.take() else {
+            return;
+        };
+        match b.take() {
+            Joined::Nothing => {}
+            Joined::Plain(head, at, payload) => {
+                self.make_room(MAX_FRAME_HEAD - at + payload.len());
+                self.buf.extend_from_slice(&head[at..]);
+                self.buf.extend_from_slice(payload);
+            }
+            Joined::Compressed(frame) => self.append(&frame),
+        }
+        b.done();
+        self.batch = Some(b);
     }
 
     /// The first frame start at or after the write position.
@@ -168,6 +229,9 @@ impl Outbound {
             return self.push(bytes);
         };
         if closes {
+            if let Some(b) = &mut self.batch {
+                b.clear();
+            }
             // Only the frame on the wire is left: give the rest's memory
             // back now, not when the connection ends.
             self.buf = self.buf[self.pos..at].to_vec();
@@ -207,7 +271,8 @@ impl Outbound {
     /// Bytes not yet written.
     #[inline]
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.pos + self.ctrl.len() - self.ctrl_pos
+        let staged = self.batch.as_ref().map_or(0, |b| b.len());
+        self.buf.len() - self.pos + self.ctrl.len() - self.ctrl_pos + staged
     }
 
     /// Memory the queue holds: its buffers' capacity, written front
@@ -215,7 +280,8 @@ impl Outbound {
     /// capacity (counted by pending bytes, RSS grew 1.6x what was counted).
     #[inline]
     pub fn held(&self) -> usize {
-        self.buf.capacity() + self.ctrl.capacity()
+        let staged = self.batch.as_ref().map_or(0, |b| b.capacity());
+        self.buf.capacity() + self.ctrl.capacity() + staged
     }
 
     /// True when nothing waits.
@@ -227,6 +293,7 @@ impl Outbound {
     /// Writes as much as the socket takes. Retries `Interrupted`; stops at
     /// `WouldBlock`; any other error is returned and the connection is done.
     pub fn write_to<W: Write>(&mut self, w: &mut W, tally: &mut Tally) -> io::Result<Flushed> {
+        self.seal();
         while !self.is_empty() {
             match w.write(self.front()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

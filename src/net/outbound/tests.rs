@@ -240,3 +240,68 @@ fn without_framing_control_bytes_are_appended() {
     assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert!(got.ends_with(b"not a frame"));
 }
+
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut fb = crate::wire::frame::FrameBuf::default();
+    fb.payload().extend_from_slice(payload);
+    fb.finish(crate::wire::frame::OP_TEXT).to_vec()
+}
+
+#[test]
+fn a_batch_session_joins_a_flush_of_events_into_one_message() {
+    let mut out = Outbound::default();
+    out.push(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    out.start_frames();
+    out.start_batches(crate::wire::frame::OP_TEXT, None);
+    out.push(&text_frame(b"{\"a\":1}"));
+    out.push(&text_frame(b"{\"b\":2}"));
+    assert_eq!(
+        out.pending(),
+        36 + 7 + 1 + 7,
+        "staged bytes count as queued"
+    );
+    let mut want = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+    want.extend(text_frame(b"{\"a\":1}\n{\"b\":2}"));
+    assert_eq!(written(&mut out), want);
+    // The next flush is the next message; a pong overtakes nothing staged.
+    out.push(&text_frame(b"{\"c\":3}"));
+    out.push_control(&[0x8A, 0]);
+    let got = written(&mut out);
+    assert_eq!(got, [&[0x8A, 0][..], &text_frame(b"{\"c\":3}")].concat());
+}
+
+#[test]
+fn a_batch_keeps_its_place_before_a_shutdown_close_and_a_close_drops_it() {
+    let mut out = Outbound::default();
+    out.start_frames();
+    out.start_batches(crate::wire::frame::OP_TEXT, None);
+    out.push(&text_frame(b"1"));
+    let away = [0x88, 2, 0x03, 0xe9];
+    out.push(&away); // a 1001 goes after the updates
+    assert_eq!(written(&mut out), [&text_frame(b"1")[..], &away].concat());
+
+    out.push(&text_frame(b"2"));
+    let policy = [0x88, 2, 0x03, 0xf0];
+    out.push_control(&policy); // an urgent close drops what is staged
+    assert_eq!(written(&mut out), policy);
+}
+
+#[test]
+fn a_batch_with_deflate_goes_out_compressed_from_its_threshold() {
+    let mut out = Outbound::default();
+    out.start_frames();
+    out.start_batches(crate::wire::frame::OP_TEXT, Some(64));
+    out.push(&text_frame(b"short"));
+    assert_eq!(
+        written(&mut out),
+        text_frame(b"short"),
+        "under 64 bytes: plain"
+    );
+    let event = b"{\"event\":\"update\",\"topic\":\"AAPL\",\"bid\":101.25}";
+    for _ in 0..20 {
+        out.push(&text_frame(event));
+    }
+    let got = written(&mut out);
+    assert_eq!(got[0], 0x80 | 0x40 | 0x1, "final, RSV1, text");
+    assert!(got.len() < 20 * event.len() / 4, "{} bytes", got.len());
+}

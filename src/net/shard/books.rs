@@ -97,17 +97,21 @@ impl Shard {
                 .restart_member(&topic, conn.key, s.seq, joined.generation);
             // What it held back of the topic was for the old window.
             conn.backlog.forget(&topic);
+            let zip = deflate_at(conn, &self.ctx.live.config);
             let (out, fb, fmt) = (&mut conn.out, &mut self.delivery.fb, conn.format);
-            let zip = deflate_at(conn.deflate, &self.ctx.live.config);
             push_book_snapshot((out, zip), fb, fmt, &conn.subs, &topic, s, view);
         }
     }
 }
 
 /// Where a connection's own large frames start being compressed: None
-/// unless it negotiated permessage-deflate.
-pub(super) fn deflate_at(deflate: bool, config: &crate::config::Config) -> Option<usize> {
-    deflate.then_some(config.deflate_min_bytes)
+/// unless it negotiated permessage-deflate, and for a batch session, which
+/// compresses whole batches instead.
+pub(super) fn deflate_at(
+    conn: &crate::net::conn::Conn,
+    config: &crate::config::Config,
+) -> Option<usize> {
+    (conn.deflate && !conn.out.batching()).then_some(config.deflate_min_bytes)
 }
 
 /// Queues a book topic's `book` snapshot at the depth the connection

@@ -171,7 +171,7 @@ impl Shard {
         conn.out.push(ack);
         let names = self.ctx.table.field_names();
         let enc = &mut EventWriter { fb, fmt, names };
-        let zip = super::books::deflate_at(conn.deflate, &self.ctx.live.config);
+        let zip = super::books::deflate_at(conn, &self.ctx.live.config);
         push_owed((&mut conn.out, zip), enc, &conn.subs, fresh);
     }
 

@@ -100,7 +100,8 @@ fn frame_for<'e>(
     if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
         return None;
     }
-    if conn.deflate && frame.len() >= deflate_min {
+    // A batch session compresses its batches as a whole instead.
+    if conn.deflate && frame.len() >= deflate_min && !conn.out.batching() {
         // Compressed once for every client that negotiated it (the first
         // shard to need it does the work), never per subscriber.
         let make = || {
@@ -308,7 +309,7 @@ impl Shard {
         for (key, fmt, fresh) in owed {
             let token = token_of(key);
             if let Some(conn) = self.conns.get_mut(token) {
-                let zip = super::books::deflate_at(conn.deflate, &self.ctx.live.config);
+                let zip = super::books::deflate_at(conn, &self.ctx.live.config);
                 let (out, subs) = ((&mut conn.out, zip), &conn.subs);
                 let names = self.ctx.table.field_names();
                 let enc = &mut EventWriter {

@@ -30,6 +30,7 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         max_topic_len: config.max_topic_len,
         fields: &config.extra_fields,
         deflate: config.permessage_deflate,
+        deflate_min: config.deflate_min_bytes,
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
         degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),
