@@ -48,6 +48,12 @@ pub(crate) struct ConnInfo {
     pub conflating: bool,
     /// Seconds since the Unix epoch.
     pub connected_since: u64,
+    /// permessage-deflate was negotiated.
+    pub deflate: bool,
+    /// Its events of one flush go out as one message.
+    pub batch: bool,
+    /// Its byte budget, bytes per second, if one applies.
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 /// One topic, as `GET /admin/topics` shows it.

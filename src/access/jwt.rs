@@ -23,6 +23,8 @@ struct Claims {
     max_subs: Option<usize>,
     #[serde(default)]
     max_rate: Option<f64>,
+    #[serde(default)]
+    max_bytes_per_sec: Option<u64>,
 }
 
 /// The endpoint a verified token opens: a token with a `publish` claim is
@@ -155,6 +157,7 @@ impl Verifier {
             publish: scope("publish", claims.publish)?,
             max_subs: claims.max_subs,
             max_rate: claims.max_rate,
+            max_bytes_per_sec: claims.max_bytes_per_sec.filter(|&b| b > 0),
             exp: Some(claims.exp.ok_or("the token has no exp claim")?),
         };
         Ok((kind, grant))

@@ -88,6 +88,8 @@ pub(crate) struct Grant {
     pub max_subs: Option<usize>,
     /// Most events per second per topic, below the server's own cap.
     pub max_rate: Option<f64>,
+    /// The connection's byte budget, below the server's own.
+    pub max_bytes_per_sec: Option<u64>,
     /// When the token stops being valid, in seconds since the Unix epoch.
     pub exp: Option<u64>,
 }

@@ -86,6 +86,8 @@ section! {
         max_rate: f64 => |c, v| c.max_rate = Some(v);
         /// Trades a trade topic's snapshot lists.
         trades_snapshot: usize => |c, v| c.trades_snapshot = v;
+        /// Bytes per second each subscriber may be sent (0: no limit).
+        max_bytes_per_sec: u64 => |c, v| c.max_bytes_per_sec = v;
         /// Commands per second per connection (a token bucket; 0: no limit).
         max_commands_per_sec: f64 => |c, v| c.max_commands_per_sec = v;
     }

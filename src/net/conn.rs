@@ -159,8 +159,9 @@ pub(crate) struct Conn {
 pub(crate) enum HandshakeStep {
     /// Still waiting for the end of the head.
     More,
-    /// Upgraded; frames may already be buffered, so read at once.
-    Upgraded,
+    /// Upgraded; frames may already be buffered, so read at once. With
+    /// the byte budget the client asked for, if any.
+    Upgraded { budget: Option<u64> },
     /// A plain HTTP response was queued; the connection ends once it is written.
     Responded,
     /// The peer closed or failed before finishing.
@@ -239,6 +240,7 @@ impl Conn {
                 keep_live,
                 deflate,
                 batch,
+                budget,
                 consumed,
             } => {
                 self.role = role;
@@ -260,7 +262,7 @@ impl Conn {
                 self.phase = Phase::Open {
                     reader: Reader::new(rest, deflate),
                 };
-                HandshakeStep::Upgraded
+                HandshakeStep::Upgraded { budget }
             }
         }
     }

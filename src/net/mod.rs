@@ -7,6 +7,7 @@
 pub(crate) mod admit;
 pub(crate) mod allowance;
 pub(crate) mod backlog;
+pub(crate) mod byte_budget;
 pub(crate) mod cert_check;
 pub(crate) mod conn;
 pub(crate) mod heartbeat;

@@ -12,6 +12,7 @@
 //! any time) ends the connection: memory never grows without bound because of
 //! one slow client.
 
+use super::byte_budget::ByteBudget;
 use super::merged::{EventWriter, Merged};
 use super::outbound::{Flushed, Outbound};
 use super::pacing::Pacer;
@@ -62,6 +63,19 @@ struct Held {
     /// Rate caps (`max_rate`): per topic, when the last event went out and
     /// what waits for the next slot.
     paced: Pacer,
+    /// The byte budget (`max_bytes_per_sec`), if one applies.
+    budget: Option<Box<Budgeted>>,
+}
+
+/// A byte budget and the order its held-back topics go out in: first held,
+/// first sent, so under a feed that always exceeds the budget every topic
+/// still gets its turn.
+#[derive(Debug)]
+struct Budgeted {
+    bucket: ByteBudget,
+    order: std::collections::VecDeque<Arc<str>>,
+    /// The shard has a timer set for it.
+    armed: bool,
 }
 
 /// How to treat one update for one connection (see `Backlog::offer`).
@@ -147,8 +161,14 @@ impl Backlog {
                 return Offer::Paced { due };
             }
         }
-        let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
-        if conflating || out.pending() >= conflate_at {
+        let (conflating, over_budget) = self.held.as_ref().map_or((false, false), |h| {
+            let over = h
+                .budget
+                .as_ref()
+                .is_some_and(|b| b.bucket.over(out.pending(), now));
+            (h.parked.is_some(), over)
+        });
+        if conflating || over_budget || out.pending() >= conflate_at {
             let held = self.held.get_or_insert_with(Default::default);
             let parked = held.parked.get_or_insert_with(Default::default);
             return match parked.get_mut(&enc.topic) {
@@ -158,6 +178,9 @@ impl Backlog {
                 }
                 None => {
                     parked.insert(enc.topic.clone(), Merged::new(enc, *ts, prices, class));
+                    if let Some(b) = &mut held.budget {
+                        b.order.push_back(enc.topic.clone());
+                    }
                     Offer::Parked { merged: false }
                 }
             };
@@ -175,11 +198,15 @@ impl Backlog {
 
     /// Sends (or, conflating, parks) a held-back update.
     fn emit(&mut self, out: &mut Outbound, enc: &mut EventWriter<'_>, topic: &Arc<str>, m: Merged) {
-        if let Some(parked) = self.held.as_mut().and_then(|h| h.parked.as_mut()) {
+        if let Some(held) = self.held.as_mut().filter(|h| h.parked.is_some()) {
+            let parked = held.parked.as_mut().expect("checked");
             match parked.get_mut(topic) {
                 Some(earlier) => earlier.absorb_merged(m),
                 None => {
                     parked.insert(topic.clone(), m);
+                    if let Some(b) = &mut held.budget {
+                        b.order.push_back(topic.clone());
+                    }
                 }
             }
             return;
@@ -211,6 +238,8 @@ impl Backlog {
     /// After a successful flush: a conflating connection whose queue has
     /// drained below half the mark gets its held-back updates (one merged
     /// update per topic) and leaves conflation. True when it left (flush again).
+    /// Under a byte budget only as many topics go out as the budget has room
+    /// for, first held first, and the rest wait for [`Backlog::budget_wait`].
     ///
     /// Encodes per connection, but only for topics that merged two or more
     /// updates; a topic held back once goes out as its shared frame.
@@ -219,10 +248,14 @@ impl Backlog {
         out: &mut Outbound,
         enc: &mut EventWriter<'_>,
         conflate_at: usize,
+        now: Instant,
     ) -> bool {
         let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
         if !conflating || out.pending() >= conflate_at / 2 {
             return false;
+        }
+        if self.held.as_ref().is_some_and(|h| h.budget.is_some()) {
+            return self.release_within_budget(out, enc, now);
         }
         let parked = self.held.as_mut().and_then(|h| h.parked.take());
         for (topic, merged) in parked.unwrap_or_default() {
@@ -231,6 +264,93 @@ impl Backlog {
         }
         self.shrink();
         true
+    }
+
+    /// Sends held-back topics, first held first, while the byte budget has
+    /// room; leaves conflation once none is left. True when it sent any.
+    fn release_within_budget(
+        &mut self,
+        out: &mut Outbound,
+        enc: &mut EventWriter<'_>,
+        now: Instant,
+    ) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return false;
+        };
+        let (Some(parked), Some(b)) = (held.parked.as_mut(), held.budget.as_mut()) else {
+            return false;
+        };
+        let mut sent = false;
+        while !b.bucket.over(out.pending(), now) {
+            let Some(topic) = b.order.pop_front() else {
+                break;
+            };
+            // A topic sent or forgot since it was held has left `parked`.
+            if let Some(m) = parked.remove(&topic) {
+                if out.is_empty() {
+                    self.oldest = Some(m.ingested_at);
+                }
+                m.send(out, enc, &topic);
+                sent = true;
+            }
+        }
+        if parked.is_empty() {
+            held.parked = None;
+            b.order.clear();
+        }
+        sent
+    }
+
+    /// Sets the byte budget (`None`: none), from the server's limit, the
+    /// token's and the client's ask.
+    pub fn set_budget(&mut self, bytes_per_sec: Option<u64>, now: Instant) {
+        match bytes_per_sec {
+            Some(rate) => {
+                let held = self.held.get_or_insert_with(Default::default);
+                held.budget = Some(Box::new(Budgeted {
+                    bucket: ByteBudget::new(rate, now),
+                    order: Default::default(),
+                    armed: false,
+                }));
+            }
+            None => {
+                if let Some(h) = self.held.as_mut() {
+                    h.budget = None;
+                }
+                self.shrink();
+            }
+        }
+    }
+
+    /// The byte budget in force, if any.
+    pub fn budget(&self) -> Option<u64> {
+        Some(self.held.as_ref()?.budget.as_ref()?.bucket.rate())
+    }
+
+    /// Charges `bytes` written to the socket to the byte budget, if any.
+    #[inline]
+    pub fn spend(&mut self, bytes: u64, now: Instant) {
+        if let Some(b) = self.held.as_mut().and_then(|h| h.budget.as_mut()) {
+            b.bucket.spend(bytes, now);
+        }
+    }
+
+    /// When updates held back by the byte budget may go out, if no timer
+    /// is set for it yet: the shard sets one (nothing else would wake the
+    /// connection) and calls [`Backlog::budget_fired`] when it fires.
+    pub fn budget_wait(&mut self, queued: usize, now: Instant) -> Option<Instant> {
+        let held = self.held.as_mut()?;
+        held.parked.as_ref()?;
+        let b = held.budget.as_mut().filter(|b| !b.armed)?;
+        b.armed = true;
+        Some(b.bucket.next_room(queued, now))
+    }
+
+    /// The byte budget's timer fired.
+    pub fn budget_fired(&mut self) {
+        if let Some(b) = self.held.as_mut().and_then(|h| h.budget.as_mut()) {
+            b.armed = false;
+        }
     }
 
     /// Sends what is held back of `topic` now (rate cap or conflation), so an
@@ -278,7 +398,7 @@ impl Backlog {
         if self
             .held
             .as_ref()
-            .is_some_and(|h| h.parked.is_none() && h.paced.is_empty())
+            .is_some_and(|h| h.parked.is_none() && h.paced.is_empty() && h.budget.is_none())
         {
             self.held = None;
         }

@@ -39,6 +39,7 @@ fn release(b: &mut Backlog, out: &mut Outbound, mark: usize) -> bool {
             names: &[],
         },
         mark,
+        Instant::now(),
     )
 }
 

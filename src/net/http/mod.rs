@@ -55,6 +55,8 @@ pub enum Route {
         deflate: bool,
         /// A batch session: the events of one flush go out as one message.
         batch: bool,
+        /// The byte budget the client asked for (`?max_bytes_per_sec=`).
+        budget: Option<u64>,
         /// Length of the request head.
         consumed: usize,
     },
@@ -237,9 +239,41 @@ fn session<'h>(
         (Role::Publisher, Err(why)) => return respond(Status::BadRequest, &why),
         (Role::Subscriber, _) => false,
     };
+    let budget = match byte_budget_asked(full_path) {
+        Ok(b) => b,
+        Err(why) => return respond(Status::BadRequest, &why),
+    };
     match authenticate(header, full_path, ctx, role) {
-        Ok(pass) => upgrade(header, consumed, role, pass, ctx, (keep_live, deflate)),
+        Ok(_) if role == Role::Publisher && budget.is_some() => respond(
+            Status::BadRequest,
+            "max_bytes_per_sec is for subscribers (/ws)\n",
+        ),
+        Ok(pass) => {
+            let asks = Asks {
+                keep_live,
+                deflate,
+                budget,
+            };
+            upgrade(header, consumed, role, pass, ctx, asks)
+        }
         Err(why) => unauthorized(&why),
+    }
+}
+
+/// The byte budget a subscriber asks for (`?max_bytes_per_sec=N`): a
+/// whole number of bytes per second, at least 1; it can only lower the
+/// server's and its token's.
+fn byte_budget_asked(full_path: &str) -> Result<Option<u64>, String> {
+    let asked = full_path.split_once('?').and_then(|(_, q)| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("max_bytes_per_sec="))
+    });
+    match asked.map(|v| v.parse::<u64>()) {
+        None => Ok(None),
+        Some(Ok(b)) if b > 0 => Ok(Some(b)),
+        Some(_) => {
+            Err("max_bytes_per_sec must be a whole number of bytes per second, at least 1\n".into())
+        }
     }
 }
 
@@ -329,14 +363,26 @@ fn unauthorized(why: &str) -> Route {
     ))
 }
 
+/// What a session's request asked for beyond the upgrade itself.
+struct Asks {
+    keep_live: bool,
+    deflate: bool,
+    budget: Option<u64>,
+}
+
 fn upgrade<'h>(
     header: &dyn Fn(&str) -> Option<&'h str>,
     consumed: usize,
     role: Role,
     pass: Pass,
     ctx: &HttpContext<'_>,
-    (keep_live, deflate): (bool, bool),
+    asks: Asks,
 ) -> Route {
+    let Asks {
+        keep_live,
+        deflate,
+        budget,
+    } = asks;
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -395,6 +441,7 @@ fn upgrade<'h>(
         keep_live,
         deflate,
         batch,
+        budget,
         consumed,
     }
 }

@@ -71,6 +71,9 @@ impl Shard {
                     .connected_at
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
+                deflate: c.deflate,
+                batch: c.out.batching(),
+                max_bytes_per_sec: c.backlog.budget(),
             });
         }
         out

@@ -39,6 +39,31 @@ struct Counted {
     deflated: u64,
 }
 
+/// Writes a connection's queue; once it has drained enough, releases its
+/// held-back updates (as far as its byte budget allows) and writes again.
+/// The bytes written are charged to its byte budget.
+fn write_and_release(
+    conn: &mut crate::net::conn::Conn,
+    (fb, names): (&mut crate::wire::frame::FrameBuf, &[Box<str>]),
+    limits: &crate::net::backlog::BacklogLimits,
+    tally: &mut Tally,
+    now: Instant,
+) -> std::io::Result<Flushed> {
+    let wrote = tally.bytes;
+    let mut res = conn.flush(tally);
+    let fmt = conn.format;
+    let enc = &mut EventWriter { fb, fmt, names };
+    if res.is_ok()
+        && conn
+            .backlog
+            .release(&mut conn.out, enc, limits.conflate_at, now)
+    {
+        res = conn.flush(tally);
+    }
+    conn.backlog.spend(tally.bytes - wrote, now);
+    res
+}
+
 impl Counted {
     /// Adds one event's deliveries to the shard's counters.
     fn record(&self, metrics: &crate::metrics::ShardMetrics) {
@@ -339,15 +364,11 @@ impl Shard {
                 continue;
             };
             conn.dirty = false;
-            let mut res = conn.flush(&mut tally);
             let names = self.ctx.table.field_names();
-            let enc = &mut EventWriter {
-                fb: &mut self.delivery.fb,
-                fmt: conn.format,
-                names,
-            };
-            if res.is_ok() && conn.backlog.release(&mut conn.out, enc, limits.conflate_at) {
-                res = conn.flush(&mut tally);
+            let fb = &mut self.delivery.fb;
+            let res = write_and_release(conn, (fb, names), &limits, &mut tally, now);
+            if let Some(at) = conn.backlog.budget_wait(conn.out.pending(), now) {
+                self.timers.budget.push(Reverse((at, token, conn.id)));
             }
             // Everything the connection holds counts, not only its queue.
             let (holds, delta) = conn.report_holds();

@@ -5,6 +5,7 @@
 use super::Shard;
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
+use crate::net::byte_budget::effective;
 use crate::net::conn::{HandshakeStep, Incoming, Phase, ReadLimits, Verdict};
 use crate::net::http::{self, HttpContext, Role};
 use crate::net::live::Live;
@@ -78,10 +79,17 @@ impl Shard {
             Phase::Handshake { .. } => {
                 match conn.read_handshake(http_context(&self.ctx.shared, &self.ctx.live)) {
                     HandshakeStep::More => Verdict::Continue,
-                    HandshakeStep::Upgraded => {
+                    HandshakeStep::Upgraded { budget } => {
                         if conn.deflate {
                             let m = &self.ctx.shared.metrics.shards[self.ctx.id];
                             m.deflate_sessions.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if conn.role == Role::Subscriber {
+                            let server = Some(self.ctx.live.config.max_bytes_per_sec);
+                            let token =
+                                conn.access.as_ref().and_then(|a| a.grant.max_bytes_per_sec);
+                            let rate = effective([server, token, budget]);
+                            conn.backlog.set_budget(rate, std::time::Instant::now());
                         }
                         self.mark_dirty(token);
                         self.tell_wanted(token);

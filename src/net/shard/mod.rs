@@ -144,6 +144,7 @@ impl Shard {
                 accept_retry: None,
                 next_budget_check: Instant::now(),
                 pace: Default::default(),
+                budget: Default::default(),
                 slow_reads: Vec::new(),
                 slow_read_at: None,
             },

@@ -73,13 +73,21 @@ pub(super) struct Timers {
     /// than their per-turn share: read again at `slow_read_at`.
     pub slow_reads: Vec<usize>,
     pub slow_read_at: Option<Instant>,
+    /// Connections whose byte budget holds updates back: when it has room
+    /// again, (when, slab key, connection id), earliest first.
+    pub budget: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 impl Timers {
-    /// The earliest of the rate-capped updates' slots and the slow reads.
+    /// The earliest of the rate-capped updates' slots, the byte budgets'
+    /// and the slow reads.
     pub fn next_due(&self) -> Option<Instant> {
         let pace = self.pace.peek().map(|Reverse((at, ..))| *at);
-        pace.into_iter().chain(self.slow_read_at).min()
+        let budget = self.budget.peek().map(|Reverse((at, ..))| *at);
+        pace.into_iter()
+            .chain(budget)
+            .chain(self.slow_read_at)
+            .min()
     }
 }
 
@@ -128,6 +136,7 @@ mod tests {
             pace: BinaryHeap::new(),
             slow_reads: Vec::new(),
             slow_read_at: None,
+            budget: BinaryHeap::new(),
         }
     }
 

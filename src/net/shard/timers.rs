@@ -65,6 +65,18 @@ impl Shard {
                 self.mark_dirty(token);
             }
         }
+        while let Some(Reverse((at, token, id))) = self.timers.budget.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.budget.pop();
+            if let Some(conn) = self.conns.same(token, id) {
+                // flush_dirty releases what the budget has room for and
+                // sets the next timer if some must wait still.
+                conn.backlog.budget_fired();
+                self.mark_dirty(token);
+            }
+        }
         while let Some((token, id)) = self.timers.closings.pop_expired(now) {
             if self.conns.get(token).is_some_and(|c| c.id == id) {
                 self.settle(token, Verdict::Drop(CloseReason::Client));
