@@ -119,6 +119,18 @@ try {
   check(got.value.bid < got.value.ask && got.state.seq > 1, "JS client: merged value " + JSON.stringify(got.value));
   check(errors.length === 0, "no page errors: " + errors);
 
+  // The page's client asked for batches and Chromium for permessage-deflate:
+  // the server agreed to both (its metrics count the compressed sessions).
+  const wire = await page.evaluate(async () => {
+    const text = await (await fetch("/metrics")).text();
+    const sessions = Number(text.match(/^tickcast_deflate_sessions_total (\d+)$/m)[1]);
+    const compressed = Number(text.match(/^tickcast_deflate_compressions_total (\d+)$/m)[1]);
+    return { batching: window.tickcast.batching, bytes: window.tickcast.bytesReceived, sessions, compressed };
+  });
+  check(wire.batching === true, "the dashboard receives batches");
+  check(wire.sessions >= 1, "Chromium negotiated permessage-deflate: " + JSON.stringify(wire));
+  check(wire.bytes > 0, "bytes received counted: " + wire.bytes);
+
   // The operator view, opened with the admin token: this page's own
   // connection and the demo topics are listed; a wrong token shows the
   // server's refusal.

@@ -19,8 +19,13 @@ export interface ClientOptions {
   format?: "json" | "msgpack";
   /** A WebSocket constructor; default globalThis.WebSocket (Node 20: pass the `ws` package's). */
   WebSocket?: any;
-  /** MessagePack codec, e.g. `import { encode, decode } from "@msgpack/msgpack"`. */
-  msgpack?: { encode(v: unknown): Uint8Array; decode(b: Uint8Array): unknown };
+  /** MessagePack codec, e.g. `import { encode, decode, decodeMulti } from "@msgpack/msgpack"`
+   * (batches in MessagePack need `decodeMulti`). */
+  msgpack?: {
+    encode(v: unknown): Uint8Array;
+    decode(b: Uint8Array): unknown;
+    decodeMulti?(b: Uint8Array): Iterable<unknown>;
+  };
   /** Reconnect delays in ms: doubling from min to max (defaults 100, 5000). */
   minBackoff?: number;
   maxBackoff?: number;
@@ -30,6 +35,10 @@ export interface ClientOptions {
   commandTimeout?: number;
   /** Reconnect by itself (default true). */
   reconnect?: boolean;
+  /** Ask for several events per message (`tickcast.json+batch`; default true). */
+  batch?: boolean;
+  /** Ask the server to send at most this many bytes a second; updates beyond it are merged. */
+  maxBytesPerSec?: number;
 }
 
 export interface TopicState { seq: number; epoch?: string; stale: boolean }
@@ -58,6 +67,10 @@ export declare class Client {
   readonly url: string;
   /** Merged value of each topic received. */
   readonly values: Map<string, Fields>;
+  /** The server agreed to batches on the current connection. */
+  readonly batching: boolean;
+  /** Bytes of messages received (after decompression). */
+  readonly bytesReceived: number;
   /** seq, epoch and stale of each topic received. */
   readonly topics: Map<string, TopicState>;
   connect(): Promise<void>;

@@ -72,6 +72,14 @@ export class Client {
     this.pingInterval = options.pingInterval ?? 20000;
     this.commandTimeout = options.commandTimeout ?? 10000;
     this.reconnect = options.reconnect ?? true;
+    // Several events per message (tickcast.json+batch): one onmessage for
+    // what one server flush sends. MessagePack needs msgpack.decodeMulti.
+    this.batch = options.batch ?? true;
+    this.maxBytesPerSec = options.maxBytesPerSec;
+    /** Whether the server agreed to batches on the current connection. */
+    this.batching = false;
+    /** Bytes of messages received (after the browser or ws inflated them). */
+    this.bytesReceived = 0;
     if (!this.WebSocket) throw new Error("no WebSocket implementation: pass options.WebSocket");
     if (this.format === "msgpack" && !this.msgpack) {
       throw new Error('format "msgpack" needs options.msgpack = {encode, decode} (e.g. @msgpack/msgpack)');
@@ -122,9 +130,21 @@ export class Client {
     if (maxRate !== undefined) cmd.max_rate = maxRate;
     if (depth !== undefined) cmd.depth = depth;
     if (Object.keys(since).length) cmd.since = since;
-    const reply = await this._command(cmd);
+    // Recorded before the reply: its events may come in the same message
+    // (a batch) as the reply to an earlier unsubscribe, whose clean-up
+    // must see this subscription.
+    const before = topics.map((t) => [t, this._subs.get(t)]);
     for (const t of topics) this._subs.set(t, { maxRate, depth });
-    return reply;
+    try {
+      return await this._command(cmd);
+    } catch (e) {
+      // Refused: it is not a subscription. (A lost connection keeps it:
+      // the reconnect subscribes again.)
+      if (e instanceof TickcastError) {
+        for (const [t, o] of before) o === undefined ? this._subs.delete(t) : this._subs.set(t, o);
+      }
+      throw e;
+    }
   }
 
   /** A book topic's levels, best first: {bids: [[price, size]], asks}. */
@@ -134,16 +154,27 @@ export class Client {
   }
 
   async unsubscribe(topics) {
-    const reply = await this._command({ op: "unsubscribe", topics });
     for (const t of topics) this._subs.delete(t);
-    for (const t of [...this.values.keys()]) {
-      if (![...this._subs.keys()].some((p) => covers(p, t))) {
+    // Values no subscription covers are dropped now (a subscribe sent next
+    // must not resume them with `since`: the caller has dropped them too)
+    // and again when the reply is read, for events that were in flight.
+    this._forgetUncovered();
+    return this._command({ op: "unsubscribe", topics }, () => this._forgetUncovered());
+  }
+
+  _covered(topic) {
+    for (const p of this._subs.keys()) if (covers(p, topic)) return true;
+    return false;
+  }
+
+  _forgetUncovered() {
+    for (const t of [...this.values.keys(), ...this.books.keys()]) {
+      if (!this._covered(t)) {
         this.values.delete(t);
         this.topics.delete(t);
         this.books.delete(t);
       }
     }
-    return reply;
   }
 
   async listTopics(prefix = "") {
@@ -156,6 +187,17 @@ export class Client {
 
   // -- internals --------------------------------------------------------
 
+  /** The events of one message: one, or a batch (JSON lines, MessagePack values back to back). */
+  _events(data) {
+    if (typeof data === "string") {
+      this.bytesReceived += data.length;
+      return this.batching ? data.split("\n").map((line) => JSON.parse(line)) : [JSON.parse(data)];
+    }
+    const bytes = new Uint8Array(data);
+    this.bytesReceived += bytes.byteLength;
+    return this.batching ? this.msgpack.decodeMulti(bytes) : [this.msgpack.decode(bytes)];
+  }
+
   _emit(ev) {
     for (const type of [ev.type, "*"]) {
       for (const fn of this._listeners.get(type) ?? []) fn(ev);
@@ -164,15 +206,21 @@ export class Client {
 
   _connectOnce(first) {
     let url = this.url;
-    if (this.token) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
-    const proto = this.format === "msgpack" ? "tickcast.msgpack" : "tickcast.json";
+    const query = (k, v) => (url += (url.includes("?") ? "&" : "?") + k + "=" + encodeURIComponent(v));
+    if (this.token) query("token", this.token);
+    if (this.maxBytesPerSec) query("max_bytes_per_sec", this.maxBytesPerSec);
+    const base = this.format === "msgpack" ? "tickcast.msgpack" : "tickcast.json";
+    const canBatch = this.format === "json" || typeof this.msgpack?.decodeMulti === "function";
+    // Preferred first: a server without batches picks the plain one.
+    const protos = this.batch && canBatch ? [base + "+batch", base] : [base];
     return new Promise((resolve, reject) => {
-      const ws = new this.WebSocket(url, proto);
+      const ws = new this.WebSocket(url, protos);
       ws.binaryType = "arraybuffer";
       this._ws = ws;
       let opened = false;
       ws.onopen = () => {
         opened = true;
+        this.batching = ws.protocol.endsWith("+batch");
         this._open = true;
         this._backoff = this.minBackoff;
         clearInterval(this._pinger);
@@ -181,8 +229,9 @@ export class Client {
         resolve();
       };
       ws.onmessage = (m) => {
-        const ev = typeof m.data === "string" ? JSON.parse(m.data) : this.msgpack.decode(new Uint8Array(m.data));
-        if (!this._handle(ev)) ws.close(4001, "gap");
+        for (const ev of this._events(m.data)) {
+          if (!this._handle(ev)) return ws.close(4001, "gap");
+        }
       };
       ws.onerror = () => {};
       ws.onclose = (e) => {
@@ -233,7 +282,8 @@ export class Client {
     }, backoff * (0.5 + Math.random() / 2));
   }
 
-  _command(cmd) {
+  /** Sends a command; `onReply` runs as soon as its reply is read. */
+  _command(cmd, onReply) {
     if (!this._open) return Promise.reject(new Error("not connected"));
     const id = this._nextId++;
     cmd.id = id;
@@ -245,7 +295,11 @@ export class Client {
       this._pending.set(id, {
         timer,
         reject,
-        resolve: (ev) => (ev.event === "error" ? reject(new TickcastError(ev.code, ev.message)) : resolve(ev)),
+        resolve: (ev) => {
+          if (ev.event === "error") return reject(new TickcastError(ev.code, ev.message));
+          onReply?.(ev);
+          resolve(ev);
+        },
       });
       this._ws.send(this.format === "msgpack" ? this.msgpack.encode(cmd) : JSON.stringify(cmd));
     });
@@ -261,6 +315,9 @@ export class Client {
       return true;
     }
     const topic = ev.topic;
+    // Still in flight when it was unsubscribed: its state is gone, and a
+    // book change could not be applied to a book no longer held.
+    if (topic !== undefined && !this._covered(topic)) return true;
     const fields = {};
     for (const [k, v] of Object.entries(ev)) if (typeof v === "number" && !NOT_FIELDS.has(k)) fields[k] = v;
     switch (ev.event) {

@@ -173,7 +173,9 @@ function droppingProxy(upstreamPort, dropSeq) {
         const frame = buf.subarray(0, hdr + n);
         buf = buf.subarray(hdr + n);
         const payload = frame.subarray(hdr).toString();
-        if (!dropped && payload.startsWith('{"event":"update"') && payload.includes(`"seq":${dropSeq},`)) {
+        // A batch (one event per line) is dropped whole when it holds the update.
+        const hit = payload.split("\n").some((l) => l.startsWith('{"event":"update"') && l.includes(`"seq":${dropSeq},`));
+        if (!dropped && hit) {
           dropped = true;
           continue;
         }

@@ -215,3 +215,52 @@ test("the CSV replay example publishes every tick", async (t) => {
     await d.stop();
   }
 });
+
+test("batches and compression: many events per message, MessagePack too, and a byte budget", async (t) => {
+  const { decodeMulti } = await import("@msgpack/msgpack");
+  const d = await startDaemon();
+  try {
+    const p = new Publisher(d.publishUrl, TOKEN, { WebSocket, msgpack });
+    t.after(() => p.close());
+    await p.connect();
+    const clients = [
+      new Client(d.ws, { WebSocket }),
+      new Client(d.ws, { WebSocket, format: "msgpack", msgpack: { encode, decode, decodeMulti } }),
+      new Client(d.ws, { WebSocket, batch: false }),
+      new Client(d.ws, { WebSocket, maxBytesPerSec: 4000 }),
+    ];
+    for (const c of clients) {
+      closing(t, c);
+      await c.connect();
+      await c.subscribe(["JB.*"]);
+    }
+    assert.deepEqual(clients.map((c) => c.batching), [true, true, false, true]);
+    const messages = clients.map(() => 0);
+    clients.forEach((c, i) => {
+      const inner = c._ws.onmessage;
+      c._ws.onmessage = (m) => { messages[i] += 1; inner(m); };
+    });
+    const N = 400;
+    for (let i = 1; i <= N; i++) {
+      for (const topic of ["JB.A", "JB.B", "JB.C"]) await p.publish(topic, { bid: i, ask: i + 0.5 });
+    }
+    await p.flush();
+    const deadline = Date.now() + 15000;
+    const done = (c) => ["JB.A", "JB.B", "JB.C"].every((k) => c.values.get(k)?.bid === N && c.values.get(k)?.ask === N + 0.5);
+    while (!clients.every(done)) {
+      if (Date.now() > deadline) throw new Error("values never arrived: " + JSON.stringify(clients.map((c) => [...c.values])));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Batched sessions took fewer messages than events; the plain one one each.
+    assert.ok(messages[0] < 3 * N, `json batches: ${messages[0]} messages`);
+    assert.ok(messages[1] < 3 * N, `msgpack batches: ${messages[1]} messages`);
+    assert.ok(messages[2] >= 3 * N, `plain: ${messages[2]} messages`);
+    assert.ok(clients[3].bytesReceived < clients[2].bytesReceived, "the budgeted client received fewer bytes");
+    // Node's ws offers permessage-deflate, as browsers do.
+    const text = await (await fetch(`http://127.0.0.1:${d.port}/metrics`)).text();
+    const sessions = Number(text.match(/^tickcast_deflate_sessions_total (\d+)$/m)[1]);
+    assert.ok(sessions >= 4, `${sessions} sessions negotiated permessage-deflate`);
+  } finally {
+    await d.stop();
+  }
+});
