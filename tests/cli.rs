@@ -202,6 +202,19 @@ fn sub_draws_a_live_table_in_a_real_terminal() {
     };
     let first = screen(&["TOPIC", "CLI.T", "10.25", "10.5", "CLI.U"]);
     assert!(first.contains("2 topics"), "{first}");
+    // The bytes the connection has received, in the header.
+    let received = first
+        .lines()
+        .next()
+        .and_then(|l| l.split("topics  ").nth(1));
+    let bytes: u64 = received
+        .and_then(|r| {
+            r.strip_suffix(" B received")
+                .or(r.split(" B received").next())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(bytes > 100, "header shows bytes received: {first}");
     // It refreshes: a new price and a stale topic show up in place.
     p.publish(Update::new("CLI.T").bid(11.75)).unwrap();
     p.mark_stale("CLI.U").unwrap();

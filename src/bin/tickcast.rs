@@ -216,6 +216,15 @@ fn subscribe(s: Sub) -> Result<(), Failure> {
     stream(&s, &mut sub, &mut out)
 }
 
+/// `1234567` as `1.2 MB`: what a person reads at a glance.
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..=9_999 => format!("{n} B"),
+        10_000..=9_999_999 => format!("{:.1} kB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
+}
+
 /// Prints events (--json) or keeps the table drawn until --count values
 /// or --for seconds, an error, or a closed pipe.
 fn stream(s: &Sub, sub: &mut Subscriber, out: &mut impl Write) -> Result<(), Failure> {
@@ -308,8 +317,9 @@ impl Screen {
             ""
         };
         s.push_str(&format!(
-            "tickcast  {url}  {} topics{quit}\n\n",
-            topics.len()
+            "tickcast  {url}  {} topics  {} received{quit}\n\n",
+            topics.len(),
+            human_bytes(sub.bytes_received())
         ));
         s.push_str(&format!(
             "{:<16} {:>14} {:>14} {:>14} {:>14} {:>10} {:>8}  {}\n",

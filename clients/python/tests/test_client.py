@@ -150,8 +150,10 @@ async def _dropping_proxy(upstream_port: int, drop_seq: int):
                         break
                     frame, buf = buf[:hdr + n], buf[hdr + n:]
                     payload = frame[hdr:]
-                    if not dropped and payload.startswith(b'{"event":"update"') and \
-                            f'"seq":{drop_seq},'.encode() in payload:
+                    # A batch (one event per line) is dropped whole when it holds the update.
+                    hit = any(line.startswith(b'{"event":"update"') and
+                              f'"seq":{drop_seq},'.encode() in line for line in payload.split(b"\n"))
+                    if not dropped and hit:
                         dropped = True
                         continue
                     writer.write(frame)

@@ -221,3 +221,39 @@ def daemon_extra():
     d = Daemon(extra_toml='[fields]\nextra = ["iv"]\n')
     yield d
     d.stop()
+
+
+def test_compression_batches_and_a_byte_budget(daemon):
+    """The subscriber negotiates permessage-deflate (websockets compresses
+    its commands too) and batches; a plain one and a budgeted one beside it.
+    Every client ends with the publisher's values."""
+    import urllib.request
+
+    async def go():
+        clients = [Client(daemon.ws), Client(daemon.ws, format="msgpack"),
+                   Client(daemon.ws, batch=False, compression=False),
+                   Client(daemon.ws, max_bytes_per_sec=4000)]
+        for c in clients:
+            await c.connect()
+            await c.subscribe(["PB.*"])
+        assert [c.batching for c in clients] == [True, True, False, True]
+        n = 400
+        async with Publisher(daemon.publish_url, TOKEN, compression=True) as p:
+            for i in range(1, n + 1):
+                for t in ("PB.A", "PB.B", "PB.C"):
+                    await p.publish(t, bid=float(i), ask=i + 0.5)
+            await p.flush()
+        want = {"bid": float(n), "ask": n + 0.5}
+        deadline = asyncio.get_running_loop().time() + 15
+        while not all(c.values.get(t) == want for c in clients for t in ("PB.A", "PB.B", "PB.C")):
+            assert asyncio.get_running_loop().time() < deadline, [c.values for c in clients]
+            await asyncio.sleep(0.02)
+        assert clients[3].bytes_received < clients[2].bytes_received, "the budget merged updates"
+        for c in clients:
+            await c.close()
+
+    asyncio.run(go())
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics").read().decode()
+    sessions = next(float(line.split()[1]) for line in metrics.splitlines()
+                    if line.startswith("tickcast_deflate_sessions_total "))
+    assert sessions >= 4, f"{sessions}: the client and the publisher negotiated permessage-deflate"

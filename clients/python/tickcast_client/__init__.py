@@ -142,7 +142,8 @@ class Client:
     def __init__(self, url: str, *, token: Optional[str] = None, format: str = "json",
                  reconnect: bool = True, min_backoff: float = 0.1, max_backoff: float = 5.0,
                  ping_interval: Optional[float] = 20.0, command_timeout: float = 10.0,
-                 ca_file: Optional[str] = None, ssl_context=None):
+                 ca_file: Optional[str] = None, ssl_context=None, compression: bool = True,
+                 batch: bool = True, max_bytes_per_sec: Optional[int] = None):
         if format not in ("json", "msgpack"):
             raise ValueError("format is 'json' or 'msgpack'")
         if format == "msgpack":
@@ -160,6 +161,16 @@ class Client:
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self.ping_interval = ping_interval
         self.command_timeout = command_timeout
+        # permessage-deflate (the server compresses large events once for
+        # every subscriber that negotiated it) and batches (the events of one
+        # server flush in one message); a byte budget the server merges to.
+        self.compression = compression
+        self.batch = batch
+        self.max_bytes_per_sec = max_bytes_per_sec
+        #: Whether the server agreed to batches on the current connection.
+        self.batching = False
+        #: Bytes of messages received (after inflating).
+        self.bytes_received = 0
         self.values: Dict[str, Dict[str, float]] = {}
         self.topics: Dict[str, TopicState] = {}
         # Books of ….book topics: topic -> {"bids": {price: size}, "asks": {...}, "depth": n}
@@ -167,6 +178,7 @@ class Client:
         self._subscriptions: Dict[str, Dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._pending: Dict[int, asyncio.Future] = {}
+        self._on_reply: Dict[int, Any] = {}
         self._events: asyncio.Queue = asyncio.Queue()
         self._ws = None
         self._task: Optional[asyncio.Task] = None
@@ -214,10 +226,23 @@ class Client:
             cmd["depth"] = depth
         if since:
             cmd["since"] = since
-        reply = await self._command(cmd)
+        # Recorded before the reply: its events may come in the same message
+        # (a batch) as the reply to an earlier unsubscribe, whose clean-up
+        # must see this subscription.
+        before = {t: self._subscriptions.get(t) for t in topics}
         for t in topics:
             self._subscriptions[t] = {"max_rate": max_rate, "depth": depth}
-        return reply
+        try:
+            return await self._command(cmd)
+        except TickcastError:
+            # Refused: not a subscription. (A lost connection keeps it: the
+            # reconnect subscribes again.)
+            for t, o in before.items():
+                if o is None:
+                    self._subscriptions.pop(t, None)
+                else:
+                    self._subscriptions[t] = o
+            raise
 
     def book(self, topic: str) -> Optional[Book]:
         """A book topic's levels, best first."""
@@ -228,18 +253,23 @@ class Client:
         return Book(topic, self.topics.get(topic, TopicState()).seq, b["depth"], bids, asks)
 
     async def unsubscribe(self, topics: List[str]) -> Dict[str, Any]:
-        reply = await self._command({"op": "unsubscribe", "topics": list(topics)})
         for t in topics:
             self._subscriptions.pop(t, None)
-        for t in list(self.values):
-            if not any(_covers(p, t) for p in self._subscriptions):
+        # Dropped now (a subscribe sent next must not resume them with
+        # `since`) and again when the reply is read, for events in flight.
+        self._forget_uncovered()
+        return await self._command({"op": "unsubscribe", "topics": list(topics)},
+                                   on_reply=self._forget_uncovered)
+
+    def _covered(self, topic: str) -> bool:
+        return any(_covers(p, topic) for p in self._subscriptions)
+
+    def _forget_uncovered(self) -> None:
+        for t in list(self.values) + list(self.books):
+            if not self._covered(t):
                 self.values.pop(t, None)
-                self.topics.pop(t, None)
-        for t in list(self.books):
-            if not any(_covers(p, t) for p in self._subscriptions):
                 self.books.pop(t, None)
                 self.topics.pop(t, None)
-        return reply
 
     async def list_topics(self, prefix: str = "") -> List[str]:
         return (await self._command({"op": "topics", "prefix": prefix}))["topics"]
@@ -285,11 +315,18 @@ class Client:
 
     async def _open(self):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        proto = "tickcast.msgpack" if self.format == "msgpack" else "tickcast.json"
+        base = "tickcast.msgpack" if self.format == "msgpack" else "tickcast.json"
+        # Preferred first: a server without batches picks the plain one.
+        protos = [base + "+batch", base] if self.batch else [base]
         tls = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
-        return await _ws_connect(self.url, subprotocols=[proto], additional_headers=headers,
-                                 compression=None, ping_interval=self.ping_interval,
-                                 max_size=None, **tls)
+        url = self.url
+        if self.max_bytes_per_sec:
+            url += ("&" if "?" in url else "?") + f"max_bytes_per_sec={int(self.max_bytes_per_sec)}"
+        ws = await _ws_connect(url, subprotocols=protos, additional_headers=headers,
+                               compression="deflate" if self.compression else None,
+                               ping_interval=self.ping_interval, max_size=None, **tls)
+        self.batching = (ws.subprotocol or "").endswith("+batch")
+        return ws
 
     def _encode(self, cmd: Dict[str, Any]):
         if self.format == "msgpack":
@@ -297,23 +334,36 @@ class Client:
             return msgpack.packb(cmd)
         return json.dumps(cmd)
 
-    def _decode(self, data) -> Dict[str, Any]:
+    def _decode(self, data) -> List[Dict[str, Any]]:
+        """The events of one message: one, or a batch (JSON lines, MessagePack
+        values back to back)."""
+        self.bytes_received += len(data)
         if isinstance(data, bytes):
             import msgpack
-            return msgpack.unpackb(data)
-        return json.loads(data)
+            if not self.batching:
+                return [msgpack.unpackb(data)]
+            unpacker = msgpack.Unpacker()
+            unpacker.feed(data)
+            return list(unpacker)
+        if not self.batching:
+            return [json.loads(data)]
+        return [json.loads(line) for line in data.split("\n")]
 
-    async def _command(self, cmd: Dict[str, Any]) -> Dict[str, Any]:
+    async def _command(self, cmd: Dict[str, Any], on_reply=None) -> Dict[str, Any]:
+        """Sends a command; ``on_reply`` runs as soon as its reply is read."""
         await self._connected.wait()
         cid = next(self._ids)
         cmd["id"] = cid
         fut = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
+        if on_reply is not None:
+            self._on_reply[cid] = on_reply
         try:
             await self._ws.send(self._encode(cmd))
             reply = await asyncio.wait_for(fut, self.command_timeout)
         finally:
             self._pending.pop(cid, None)
+            self._on_reply.pop(cid, None)
         if reply.get("event") == "error":
             raise TickcastError(reply.get("code", "error"), reply.get("message", ""))
         return reply
@@ -324,7 +374,7 @@ class Client:
             reason = "closed"
             try:
                 async for data in self._ws:
-                    if not self._handle(self._decode(data)):
+                    if not all(self._handle(ev) for ev in self._decode(data)):
                         reason = "gap"
                         await self._ws.close()
                         break
@@ -370,10 +420,17 @@ class Client:
         if cid is not None and cid in self._pending:
             fut = self._pending[cid]
             if not fut.done():
+                on_reply = self._on_reply.pop(cid, None)
+                if on_reply is not None and ev.get("event") != "error":
+                    on_reply()
                 fut.set_result(ev)
             return True
         kind = ev.get("event")
         topic = ev.get("topic")
+        # Still in flight when it was unsubscribed: its state is gone, and a
+        # book change could not be applied to a book no longer held.
+        if topic is not None and not self._covered(topic):
+            return True
         # Every number but seq, ts and conflated is a field: the seven price
         # fields and the server's extra fields ([fields] extra), by name.
         fields = {k: v for k, v in ev.items()

@@ -172,6 +172,8 @@ pub struct Subscriber {
     next_id: u64,
     /// Events read while waiting for an acknowledgement.
     queued: VecDeque<Received>,
+    /// Bytes of messages received, over every connection.
+    bytes_received: u64,
 }
 
 impl Subscriber {
@@ -185,7 +187,13 @@ impl Subscriber {
             subs: BTreeMap::new(),
             next_id: 1,
             queued: VecDeque::new(),
+            bytes_received: 0,
         })
+    }
+
+    /// Bytes of messages received so far (payloads, over every connection).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
     }
 
     /// Subscribes to `topics` (topics and patterns) and waits for the
@@ -351,8 +359,14 @@ impl Subscriber {
             tcp.set_read_timeout(Some(left))
                 .map_err(|e| ReadFailure::Event(e.into()))?;
             let decoded = match self.ws.read() {
-                Ok(Message::Text(t)) => serde_json::from_str(&t).map_err(bad_event),
-                Ok(Message::Binary(b)) => rmp_serde::from_slice(&b).map_err(bad_event),
+                Ok(Message::Text(t)) => {
+                    self.bytes_received += t.len() as u64;
+                    serde_json::from_str(&t).map_err(bad_event)
+                }
+                Ok(Message::Binary(b)) => {
+                    self.bytes_received += b.len() as u64;
+                    rmp_serde::from_slice(&b).map_err(bad_event)
+                }
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
                     if matches!(
