@@ -48,8 +48,9 @@ pub(crate) struct ConnInfo {
     pub conflating: bool,
     /// Seconds since the Unix epoch.
     pub connected_since: u64,
-    /// permessage-deflate was negotiated.
-    pub deflate: bool,
+    /// permessage-deflate: `shared` (compressed once for every such
+    /// subscriber) or `per_connection` (a window of its own); None: off.
+    pub deflate: Option<&'static str>,
     /// Its events of one flush go out as one message.
     pub batch: bool,
     /// Its byte budget, bytes per second, if one applies.

@@ -69,6 +69,7 @@ pub fn http_upgrade(data: &[u8]) {
             fields: &fields,
             deflate: true,
             deflate_min: 256,
+            deflate_context: false,
             full: false,
             degraded: shutting_down,
             failed: false,

@@ -149,7 +149,8 @@ pub(crate) fn next(current: &Live, new: Config) -> Result<(Live, Reloaded)> {
         tls_cert, tls_key, ping_interval, idle_timeout, allowed_origins, subscriber_tokens,
         publisher_tokens, admin_tokens, protect_metrics, jwt_hmac_secret_file,
         jwt_public_key_file, expiry_grace, max_commands_per_sec, max_rate, log_level,
-        permessage_deflate, deflate_min_bytes, max_bytes_per_sec);
+        permessage_deflate, deflate_min_bytes, max_bytes_per_sec, deflate_per_connection,
+        deflate_context_memory);
     debug_assert_eq!(probe, *old, "every key is either applied or restart-only");
     let live = build(pinned, current.generation + 1)?;
     let report = Reloaded {

@@ -79,6 +79,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
+            deflate_contexts: Default::default(),
             metrics: metrics.clone(),
             live: parking_lot::Mutex::new(live),
             source: parking_lot::Mutex::new(None),

@@ -29,6 +29,9 @@ struct Raw {
     /// The server's `Sec-WebSocket-Extensions` answer, if any.
     answer: Option<String>,
     buf: Vec<u8>,
+    /// The inflater kept from message to message when the server keeps
+    /// its window (per-connection mode).
+    window: Option<Decompress>,
 }
 
 impl Raw {
@@ -63,10 +66,15 @@ impl Raw {
             .lines()
             .find_map(|l| l.strip_prefix("Sec-WebSocket-Extensions: "))
             .map(str::to_string);
+        let window = answer
+            .as_deref()
+            .filter(|a| !a.contains("server_no_context_takeover"))
+            .map(|_| Decompress::new(false));
         Raw {
             s,
             answer,
             buf: Vec::new(),
+            window,
         }
     }
 
@@ -141,10 +149,10 @@ impl Raw {
     fn next_json(&mut self) -> (bool, Value) {
         let f = self.next_frame().expect("a frame");
         assert_eq!(f.opcode, 1, "{f:?}");
-        let text = if f.rsv1 {
-            inflate(&f.payload)
-        } else {
-            f.payload
+        let text = match (f.rsv1, &mut self.window) {
+            (false, _) => f.payload,
+            (true, Some(d)) => inflate_with(d, &f.payload),
+            (true, None) => inflate(&f.payload),
         };
         (f.rsv1, serde_json::from_slice(&text).unwrap())
     }
@@ -189,16 +197,21 @@ fn compress(data: &[u8], level: u32) -> Vec<u8> {
 }
 
 fn inflate(data: &[u8]) -> Vec<u8> {
-    let mut d = Decompress::new(false);
+    inflate_with(&mut Decompress::new(false), data)
+}
+
+/// Inflates one message with `d`, which keeps its window for the next.
+fn inflate_with(d: &mut Decompress, data: &[u8]) -> Vec<u8> {
+    let start = d.total_in() as usize;
     let mut input = data.to_vec();
     input.extend_from_slice(&[0, 0, 0xff, 0xff]);
     let mut out = Vec::with_capacity(data.len() * 8 + 64);
     loop {
-        let at = d.total_in() as usize;
+        let at = d.total_in() as usize - start;
         out.reserve(4096);
         d.decompress_vec(&input[at..], &mut out, FlushDecompress::Sync)
             .unwrap();
-        if d.total_in() as usize == input.len() && out.capacity() > out.len() {
+        if d.total_in() as usize - start == input.len() && out.capacity() > out.len() {
             return out;
         }
     }
@@ -456,4 +469,83 @@ fn a_batch_session_with_deflate_gets_whole_batches_compressed() {
     for t in ["Z1", "Z2", "Z3"] {
         assert_eq!(server.snapshot(t).unwrap().seq, 300);
     }
+}
+
+#[test]
+fn per_connection_contexts_compress_even_small_events_within_their_memory_budget() {
+    const PER_CONNECTION: &str = "permessage-deflate; client_no_context_takeover";
+    // Room for two contexts of about 272 KiB.
+    let cfg = config().shards(1).deflate_per_connection(true, 600 * 1024);
+    let server = Server::start(cfg).unwrap();
+    let addr = server.local_addr();
+    let offer = Some("permessage-deflate; client_max_window_bits");
+    let mut own = Raw::connect(addr, offer);
+    let mut own_batched = Raw::connect_as(addr, offer, Some("tickcast.json+batch"));
+    assert_eq!(own.answer.as_deref(), Some(PER_CONNECTION));
+    assert_eq!(own_batched.answer.as_deref(), Some(PER_CONNECTION));
+    // The budget is spent: the next one gets the shared mode, and so does
+    // a client that asks the server not to keep a window.
+    let shared = Raw::connect(addr, offer);
+    assert_eq!(shared.answer.as_deref(), Some(ACCEPTED));
+    let asked = Raw::connect(addr, Some("permessage-deflate; server_no_context_takeover"));
+    assert_eq!(asked.answer.as_deref(), Some(ACCEPTED));
+    drop((shared, asked));
+
+    let mut plain = Raw::connect(addr, None);
+    for c in [&mut own, &mut own_batched, &mut plain] {
+        c.send_raw(0x81, br#"{"op":"subscribe","topics":["S*"]}"#);
+    }
+    wait_until("three subscribers", || {
+        metric(&server, "tickcast_subscriptions") == 3.0
+    });
+    let p = server.publisher();
+    for i in 0..200u64 {
+        let px = 100.0 + (i % 13) as f64 * 0.01;
+        p.publish(Update::new(format!("S{}", i % 5)).bid(px).ask(px + 0.01))
+            .unwrap();
+    }
+    let mut small_compressed = 0;
+    let mut plain_events = Vec::new();
+    while plain_events.len() < 200 {
+        let f = plain.next_frame().unwrap();
+        let v: Value = serde_json::from_slice(&f.payload).unwrap();
+        if v["event"] == "update" {
+            plain_events.push(v);
+        }
+    }
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        let (rsv1, v) = own.next_json();
+        small_compressed += usize::from(rsv1);
+        if v["event"] == "update" {
+            got.push(v);
+        }
+    }
+    assert_eq!(
+        got, plain_events,
+        "the same events, inflated through one window"
+    );
+    assert!(
+        small_compressed >= 200,
+        "every event compressed, short ones too"
+    );
+    // The batched one ends with the same last values.
+    let mut last = std::collections::HashMap::new();
+    while last.len() < 5 || last.values().any(|&s: &u64| s < 40) {
+        let f = own_batched.next_frame().unwrap();
+        assert!(f.rsv1, "batches go through its window");
+        let d = own_batched.window.as_mut().unwrap();
+        let text = inflate_with(d, &f.payload);
+        for line in text.split(|&b| b == b'\n') {
+            let v: Value = serde_json::from_slice(line).unwrap();
+            if let (Some(t), Some(seq)) = (v["topic"].as_str(), v["seq"].as_u64()) {
+                last.insert(t.to_string(), seq);
+            }
+        }
+    }
+    // Closing a per-connection client gives its context back.
+    drop(own);
+    wait_until("the context is free again", || {
+        Raw::connect(addr, offer).answer.as_deref() == Some(PER_CONNECTION)
+    });
 }

@@ -136,6 +136,10 @@ section! {
         permessage_deflate: bool => |c, v| c.permessage_deflate = v;
         /// Shortest event frame sent compressed, bytes.
         min_bytes: usize => |c, v| c.deflate_min_bytes = v;
+        /// A compression window per connection, for clients that allow it.
+        per_connection: bool => |c, v| c.deflate_per_connection = v;
+        /// Memory all per-connection windows may take, bytes.
+        per_connection_memory: usize => |c, v| c.deflate_context_memory = v;
     }
 }
 

@@ -94,6 +94,12 @@ pub struct Config {
     /// Shorter frames go plain: compressed alone, a short event saves too
     /// little to pay for the work. Default 256.
     pub deflate_min_bytes: usize,
+    /// Per-connection compression (a window per connection, about 272 KiB
+    /// and CPU per event each) for clients that allow it. Default false.
+    pub deflate_per_connection: bool,
+    /// Memory all per-connection contexts may take; past it, connections
+    /// get the shared mode. Default 64 MiB.
+    pub deflate_context_memory: usize,
     /// Bytes per second each subscriber may be sent (0: no limit); updates
     /// beyond it are merged, as conflation does. Default 0.
     pub max_bytes_per_sec: u64,
@@ -227,6 +233,8 @@ impl Default for Config {
             read_buffer_size: 4096,
             permessage_deflate: true,
             deflate_min_bytes: 256,
+            deflate_per_connection: false,
+            deflate_context_memory: 64 << 20,
             max_bytes_per_sec: 0,
             close_timeout: Duration::from_secs(2),
             subscriber_tokens: Vec::new(),

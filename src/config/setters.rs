@@ -160,6 +160,14 @@ impl Config {
         self
     }
 
+    /// Compresses per connection (a window each) for up to `memory` bytes of
+    /// contexts; `[compression] per_connection`.
+    pub fn deflate_per_connection(mut self, on: bool, memory: usize) -> Self {
+        self.deflate_per_connection = on;
+        self.deflate_context_memory = memory;
+        self
+    }
+
     /// Sets [`Config::deflate_min_bytes`].
     pub fn deflate_min_bytes(mut self, bytes: usize) -> Self {
         self.deflate_min_bytes = bytes;

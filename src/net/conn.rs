@@ -161,7 +161,10 @@ pub(crate) enum HandshakeStep {
     More,
     /// Upgraded; frames may already be buffered, so read at once. With
     /// the byte budget the client asked for, if any.
-    Upgraded { budget: Option<u64> },
+    Upgraded {
+        budget: Option<u64>,
+        own_context: bool,
+    },
     /// A plain HTTP response was queued; the connection ends once it is written.
     Responded,
     /// The peer closed or failed before finishing.
@@ -241,6 +244,7 @@ impl Conn {
                 deflate,
                 batch,
                 budget,
+                own_context,
                 consumed,
             } => {
                 self.role = role;
@@ -262,7 +266,10 @@ impl Conn {
                 self.phase = Phase::Open {
                     reader: Reader::new(rest, deflate),
                 };
-                HandshakeStep::Upgraded { budget }
+                HandshakeStep::Upgraded {
+                    budget,
+                    own_context,
+                }
             }
         }
     }

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub failed: AtomicBool,
     /// Open connections across all shards (for the connection limit).
     pub connections: AtomicUsize,
+    /// Per-connection compression contexts held (`[compression] per_connection`).
+    pub deflate_contexts: Arc<AtomicUsize>,
     pub metrics: Arc<Metrics>,
     /// The settings in force. A shard reads its own copy (sent at each
     /// reload); this one is for the next reload to start from, and its lock

@@ -20,22 +20,27 @@ pub const RESPONSE: &str =
 /// compressed message (and §7.2.2 puts back before inflating).
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
-/// Whether any offer in the client's `Sec-WebSocket-Extensions` values is
-/// a permessage-deflate tickcast accepts (RFC 7692 §5, §7.1). An offer
-/// with an unknown or repeated parameter, or a bad value, is declined as
-/// §7.1 says, and the next one considered; one that asks the server for a
-/// window under 32 KiB (`server_max_window_bits` < 15) is declined too,
-/// since the compressor always uses the full window.
-pub fn accepts(values: &[&str]) -> bool {
+/// The first offer in the client's `Sec-WebSocket-Extensions` values that
+/// is a permessage-deflate tickcast accepts (RFC 7692 §5, §7.1): `Some(true)`
+/// when it lets the server keep its window (no `server_no_context_takeover`).
+/// An offer with an unknown or repeated parameter, or a bad value, is
+/// declined as §7.1 says, and the next one considered; one that asks the
+/// server for a window under 32 KiB (`server_max_window_bits` < 15) is
+/// declined too, since the compressor always uses the full window.
+pub fn negotiate(values: &[&str]) -> Option<bool> {
     values
         .iter()
         .flat_map(|v| v.split(','))
-        .any(|offer| offer_ok(offer).unwrap_or(false))
+        .find_map(|offer| match offer_ok(offer) {
+            Some((true, server_keeps)) => Some(server_keeps),
+            _ => None,
+        })
 }
 
-/// `Some(true)`: acceptable; `Some(false)`: valid but declined; `None`:
-/// not permessage-deflate or malformed.
-fn offer_ok(offer: &str) -> Option<bool> {
+/// `Some((true, _))`: acceptable; `Some((false, _))`: valid but declined;
+/// `None`: not permessage-deflate or malformed. The second value: the
+/// offer lets the server keep its window between messages.
+fn offer_ok(offer: &str) -> Option<(bool, bool)> {
     let mut parts = offer.split(';').map(str::trim);
     if !parts.next()?.eq_ignore_ascii_case("permessage-deflate") {
         return None;
@@ -69,7 +74,7 @@ fn offer_ok(offer: &str) -> Option<bool> {
             }
         }
     }
-    Some(ok)
+    Some((ok, !seen[0]))
 }
 
 /// A window size parameter's value: 8 to 15, no leading zero (§7.1.2).
@@ -153,24 +158,29 @@ fn inflate_some(
 /// is `payload` compressed on its own (no context taken over), the sync
 /// flush's tail dropped (RFC 7692 §7.2.1).
 pub fn deflate_frame(opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
-    let mut body = Vec::with_capacity(payload.len() / 2 + 64);
     DEFLATE.with(|c| {
         let mut c = c.borrow_mut();
         c.reset();
-        let mut rest = payload;
-        loop {
-            if body.capacity() - body.len() < 64 {
-                body.reserve(body.len().max(64));
-            }
-            let before = c.total_in();
-            c.compress_vec(rest, &mut body, FlushCompress::Sync)
-                .expect("deflate into a vector does not fail");
-            rest = &rest[(c.total_in() - before) as usize..];
-            if rest.is_empty() && body.len() < body.capacity() {
-                break;
-            }
-        }
+        compressed_frame(&mut c, opcode, payload, out);
     });
+}
+
+/// Compresses `payload` through `c` (sync flush) and appends the frame.
+fn compressed_frame(c: &mut Compress, opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let mut body = Vec::with_capacity(payload.len() / 2 + 64);
+    let mut rest = payload;
+    loop {
+        if body.capacity() - body.len() < 64 {
+            body.reserve(body.len().max(64));
+        }
+        let before = c.total_in();
+        c.compress_vec(rest, &mut body, FlushCompress::Sync)
+            .expect("deflate into a vector does not fail");
+        rest = &rest[(c.total_in() - before) as usize..];
+        if rest.is_empty() && body.len() < body.capacity() {
+            break;
+        }
+    }
     if body.ends_with(&TAIL) {
         body.truncate(body.len() - TAIL.len());
     }
@@ -184,6 +194,40 @@ pub fn deflate_frame(opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&head[at..]);
     out.extend_from_slice(&body);
 }
+
+/// What one [`Context`] costs: miniz_oxide's hash tables, window and
+/// output buffer, measured at 272 KiB once it has compressed a message.
+pub const CONTEXT_BYTES: usize = 272 * 1024;
+
+/// A connection's own compressor (per-connection mode, negotiated without
+/// `server_no_context_takeover`): its window carries over from message to
+/// message, so each event compresses against the ones before it. Work and
+/// [`CONTEXT_BYTES`] of memory per connection: opt-in, within a budget.
+pub struct Context(Compress);
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Context")
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context(Compress::new(Compression::fast(), false))
+    }
+}
+
+impl Context {
+    /// Appends `payload` as one compressed frame of `opcode`.
+    pub fn frame(&mut self, opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
+        compressed_frame(&mut self.0, opcode, payload, out);
+    }
+}
+
+/// The `Sec-WebSocket-Extensions` answer of a per-connection session: the
+/// server keeps its window; the client still may not (one decompressor per
+/// shard reads every client).
+pub const RESPONSE_PER_CONNECTION: &str = "permessage-deflate; client_no_context_takeover";
 
 /// One of our frames (final, unmasked, not compressed) as a
 /// permessage-deflate frame of the same opcode, if that is shorter.
@@ -201,6 +245,23 @@ pub fn deflate_ours(frame: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn accepts(values: &[&str]) -> bool {
+        negotiate(values).is_some()
+    }
+
+    #[test]
+    fn an_offer_says_whether_the_server_may_keep_its_window() {
+        assert_eq!(
+            negotiate(&["permessage-deflate; client_max_window_bits"]),
+            Some(true)
+        );
+        assert_eq!(
+            negotiate(&["permessage-deflate; server_no_context_takeover"]),
+            Some(false)
+        );
+        assert_eq!(negotiate(&["permessage-deflate; foo"]), None);
+    }
 
     #[test]
     fn accepts_what_browsers_offer_and_declines_malformed_offers() {
@@ -256,6 +317,32 @@ mod tests {
             if size >= 5_000 {
                 assert!(body.len() * 10 < size, "repetitive text compresses");
             }
+        }
+    }
+
+    #[test]
+    fn a_context_carries_its_window_from_message_to_message() {
+        let event =
+            b"{\"event\":\"update\",\"topic\":\"AAPL\",\"seq\":17,\"bid\":101.25,\"ask\":101.5}";
+        let mut ctx = Context::default();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        ctx.frame(0x1, event, &mut first);
+        ctx.frame(0x1, event, &mut second);
+        assert!(
+            second.len() * 3 < first.len(),
+            "{} then {}",
+            first.len(),
+            second.len()
+        );
+        // A client's one inflater, kept across messages, reads both.
+        let mut d = Decompress::new(false);
+        for f in [&first, &second] {
+            let mut input = payload_of(f).to_vec();
+            input.extend_from_slice(&TAIL);
+            let mut out = Vec::with_capacity(256);
+            d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(out, event);
         }
     }
 

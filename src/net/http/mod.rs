@@ -7,6 +7,7 @@
 //! The accept key is still derived by tungstenite.
 
 mod admin;
+mod asks;
 pub(crate) mod auth;
 pub(crate) mod status;
 
@@ -15,6 +16,7 @@ use crate::access::Pass;
 use crate::model::format::Format;
 use crate::wire::deflate;
 pub(crate) use admin::AdminRequest;
+use asks::{byte_budget_asked, on_leave};
 use auth::authenticate;
 use status::Status;
 use tungstenite::handshake::derive_accept_key;
@@ -53,6 +55,8 @@ pub enum Route {
         /// permessage-deflate was offered and accepted (RFC 7692): the
         /// client may send compressed messages, and may be sent them.
         deflate: bool,
+        /// ... with a compression context of its own (per-connection mode).
+        own_context: bool,
         /// A batch session: the events of one flush go out as one message.
         batch: bool,
         /// The byte budget the client asked for (`?max_bytes_per_sec=`).
@@ -96,6 +100,8 @@ pub struct HttpContext<'a> {
     pub deflate: bool,
     /// Batches at least this long go compressed (`deflate_min_bytes`).
     pub deflate_min: usize,
+    /// A per-connection compression context may be had now.
+    pub deflate_context: bool,
     /// The server is at `max_connections`: upgrades get 503, plain requests
     /// (`/healthz`, `/metrics`) are still answered.
     pub full: bool,
@@ -146,14 +152,7 @@ pub fn route(buf: &[u8], ctx: HttpContext<'_>) -> Route {
             "Allow: GET\r\n",
         ));
     }
-    // Every value of every Sec-WebSocket-Extensions line (RFC 6455 §9.1).
-    let offers: Vec<&str> = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .collect();
-    let deflate = ctx.deflate && deflate::accepts(&offers);
+    let deflate = asks::deflate(req.headers, &ctx);
     if ctx.full && matches!(path, "/ws" | "/publish") {
         return respond(Status::ServiceUnavailable, "connection limit reached\n");
     }
@@ -223,7 +222,7 @@ fn session<'h>(
     consumed: usize,
     role: Role,
     ctx: &HttpContext<'_>,
-    deflate: bool,
+    deflate: (bool, bool),
 ) -> Route {
     if ctx.shutting_down {
         return respond(Status::ServiceUnavailable, "server is shutting down\n");
@@ -257,45 +256,6 @@ fn session<'h>(
             upgrade(header, consumed, role, pass, ctx, asks)
         }
         Err(why) => unauthorized(&why),
-    }
-}
-
-/// The byte budget a subscriber asks for (`?max_bytes_per_sec=N`): a
-/// whole number of bytes per second, at least 1; it can only lower the
-/// server's and its token's.
-fn byte_budget_asked(full_path: &str) -> Result<Option<u64>, String> {
-    let asked = full_path.split_once('?').and_then(|(_, q)| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("max_bytes_per_sec="))
-    });
-    match asked.map(|v| v.parse::<u64>()) {
-        None => Ok(None),
-        Some(Ok(b)) if b > 0 => Ok(Some(b)),
-        Some(_) => {
-            Err("max_bytes_per_sec must be a whole number of bytes per second, at least 1\n".into())
-        }
-    }
-}
-
-/// What a publisher asks for its topics when it goes away: `stale` (the
-/// default: subscribers learn the feed is gone) or `keep` (they stay live;
-/// for one-shot publishers). From `?on_leave=` or `Tickcast-On-Leave:`.
-fn on_leave<'h>(header: &dyn Fn(&str) -> Option<&'h str>, full_path: &str) -> Result<bool, String> {
-    let from_query = full_path
-        .split_once('?')
-        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("on_leave=")));
-    match from_query
-        .or_else(|| header(crate::wire::publish::ON_LEAVE_HEADER))
-        .map(str::trim)
-    {
-        None | Some("stale") => Ok(false),
-        Some("keep") => Ok(true),
-        Some(other) => {
-            let shown: String = other.chars().take(40).collect();
-            Err(format!(
-                "on_leave must be \"stale\" or \"keep\", not {shown:?}\n"
-            ))
-        }
     }
 }
 
@@ -366,7 +326,8 @@ fn unauthorized(why: &str) -> Route {
 /// What a session's request asked for beyond the upgrade itself.
 struct Asks {
     keep_live: bool,
-    deflate: bool,
+    /// permessage-deflate accepted, and with a context of its own.
+    deflate: (bool, bool),
     budget: Option<u64>,
 }
 
@@ -380,7 +341,7 @@ fn upgrade<'h>(
 ) -> Route {
     let Asks {
         keep_live,
-        deflate,
+        deflate: (deflate, own_context),
         budget,
     } = asks;
     let has_token = |name: &str, token: &str| {
@@ -425,7 +386,10 @@ fn upgrade<'h>(
     }
     if deflate {
         resp.push_str("Sec-WebSocket-Extensions: ");
-        resp.push_str(deflate::RESPONSE);
+        resp.push_str(match own_context {
+            true => deflate::RESPONSE_PER_CONNECTION,
+            false => deflate::RESPONSE,
+        });
         resp.push_str("\r\n");
     }
     resp.push_str("\r\n");
@@ -440,6 +404,7 @@ fn upgrade<'h>(
         pass,
         keep_live,
         deflate,
+        own_context,
         batch,
         budget,
         consumed,

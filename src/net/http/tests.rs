@@ -6,6 +6,7 @@ pub(super) const CTX: HttpContext<'static> = HttpContext {
     fields: &[],
     deflate: true,
     deflate_min: 256,
+    deflate_context: false,
     max_head: 8192,
     shutting_down: false,
     subscriber_tokens: &[],

@@ -16,7 +16,7 @@
 //! must not receive after a close (RFC 6455 §5.5.1). On a TLS connection they
 //! also wait for what rustls already holds (at most its 64 KiB buffer).
 
-mod batch;
+pub(crate) mod batch;
 
 use crate::wire::frame::{frame_extent, OP_CLOSE, OP_PONG};
 use batch::{Batch, Joined};
@@ -96,8 +96,15 @@ impl Outbound {
     #[inline]
     pub fn push(&mut self, bytes: &[u8]) {
         if let Some(b) = &mut self.batch {
-            if self.boundary.is_some() && b.add(bytes) {
-                return;
+            if self.boundary.is_some() {
+                if b.joins() && b.add(bytes) {
+                    return;
+                }
+                if !b.joins() {
+                    if let Some(frame) = b.through_context(bytes) {
+                        return self.append(&frame);
+                    }
+                }
             }
             // Anything else (a close after the updates) keeps its place.
             self.seal();
@@ -143,13 +150,34 @@ impl Outbound {
     /// go out as one message ([`batch`]), compressed from `deflate_at`
     /// bytes if set.
     pub fn start_batches(&mut self, opcode: u8, deflate_at: Option<usize>) {
-        self.batch = Some(Box::new(Batch::new(opcode, deflate_at)));
+        self.batch = Some(Box::new(Batch::new(opcode, true, deflate_at)));
+    }
+
+    /// From here on every data frame of `opcode` is compressed through the
+    /// connection's own context (per-connection permessage-deflate).
+    pub(crate) fn start_context(&mut self, opcode: u8, ctx: Box<batch::OwnContext>) {
+        let b = self
+            .batch
+            .get_or_insert_with(|| Box::new(Batch::new(opcode, false, None)));
+        b.set_context(ctx);
     }
 
     /// Is this a batch session?
     #[inline]
     pub fn batching(&self) -> bool {
+        self.batch.as_ref().is_some_and(|b| b.joins())
+    }
+
+    /// Does this connection shape its own frames (batches, or its own
+    /// compression context)? Then shared compressed frames are not for it.
+    #[inline]
+    pub fn shaped(&self) -> bool {
         self.batch.is_some()
+    }
+
+    /// Has a compression context of its own?
+    pub fn own_context(&self) -> bool {
+        self.batch.as_ref().is_some_and(|b| b.has_context())
     }
 
     /// Turns the staged events of a batch session into one message at the

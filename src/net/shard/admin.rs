@@ -71,7 +71,11 @@ impl Shard {
                     .connected_at
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
-                deflate: c.deflate,
+                deflate: match (c.deflate, c.out.own_context()) {
+                    (false, _) => None,
+                    (true, false) => Some("shared"),
+                    (true, true) => Some("per_connection"),
+                },
                 batch: c.out.batching(),
                 max_bytes_per_sec: c.backlog.budget(),
             });

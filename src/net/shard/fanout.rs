@@ -126,7 +126,7 @@ fn frame_for<'e>(
         return None;
     }
     // A batch session compresses its batches as a whole instead.
-    if conn.deflate && frame.len() >= deflate_min && !conn.out.batching() {
+    if conn.deflate && frame.len() >= deflate_min && !conn.out.shaped() {
         // Compressed once for every client that negotiated it (the first
         // shard to need it does the work), never per subscriber.
         let make = || {

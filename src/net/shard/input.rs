@@ -9,9 +9,11 @@ use crate::net::byte_budget::effective;
 use crate::net::conn::{HandshakeStep, Incoming, Phase, ReadLimits, Verdict};
 use crate::net::http::{self, HttpContext, Role};
 use crate::net::live::Live;
+use crate::net::outbound::batch::OwnContext;
 use crate::net::work::{self, Outcome, WorkBudget};
 use crate::net::Shared;
 use crate::wire::command;
+use crate::wire::deflate::CONTEXT_BYTES;
 use crate::wire::frame::{OP_BINARY, OP_TEXT};
 use std::sync::atomic::Ordering;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -32,6 +34,9 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         fields: &config.extra_fields,
         deflate: config.permessage_deflate,
         deflate_min: config.deflate_min_bytes,
+        deflate_context: config.deflate_per_connection
+            && (shared.deflate_contexts.load(Ordering::Relaxed) + 1) * CONTEXT_BYTES
+                <= config.deflate_context_memory,
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
         degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),
@@ -79,7 +84,19 @@ impl Shard {
             Phase::Handshake { .. } => {
                 match conn.read_handshake(http_context(&self.ctx.shared, &self.ctx.live)) {
                     HandshakeStep::More => Verdict::Continue,
-                    HandshakeStep::Upgraded { budget } => {
+                    HandshakeStep::Upgraded {
+                        budget,
+                        own_context,
+                    } => {
+                        if own_context {
+                            let config = &self.ctx.live.config;
+                            let most = config.deflate_context_memory / CONTEXT_BYTES;
+                            // Raced past the budget: the shared mode, still valid.
+                            let count = &self.ctx.shared.deflate_contexts;
+                            if let Some(ctx) = OwnContext::reserve(count, most) {
+                                conn.out.start_context(conn.format.opcode(), ctx);
+                            }
+                        }
                         if conn.deflate {
                             let m = &self.ctx.shared.metrics.shards[self.ctx.id];
                             m.deflate_sessions.fetch_add(1, Ordering::Relaxed);
