@@ -4,6 +4,9 @@
 #
 #   benches/fanout.sh            # full matrix (about 11 minutes)
 #   benches/fanout.sh --quick    # a smaller matrix, about 2 minutes
+#   benches/fanout.sh --deflate  # 1,000 subscribers, permessage-deflate on:
+#                                # tickcast (shared mode, every frame compressed)
+#                                # against uWS.js (SHARED_COMPRESSOR), about 3 minutes
 #
 # The server under test is pinned to CPU 0 and the load generator to CPU 1
 # (taskset). Each row: target deliveries/s, delivered/s measured by the
@@ -19,7 +22,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=0
+DEFLATE=0
 [[ "${1:-}" == "--quick" ]] && QUICK=1
+[[ "${1:-}" == "--deflate" ]] && DEFLATE=1
+# --deflate: the load generator offers permessage-deflate and inflates; the
+# servers compress every event (the bench payload, about 110 bytes, is under
+# tickcast's default 256-byte threshold, so it is set to 0 here).
+LOADGEN_DEFLATE=(); BENCH_DEFLATE=(); UWS_DEFLATE=()
+if [[ $DEFLATE == 1 ]]; then
+    LOADGEN_DEFLATE=(--deflate); BENCH_DEFLATE=(--deflate-min 0); UWS_DEFLATE=(--compress 1)
+fi
 SERVER_CPU=0
 CLIENT_CPU=1
 PORT=${PORT:-9300}
@@ -64,9 +76,11 @@ start_server() { # system rate topics [start-after] [topics-per-conn]
     PUBPID=""
     case $system in
         tickcast) taskset -c $SERVER_CPU $BIN/bench_server --listen 127.0.0.1:$PORT \
-                      --rate "$rate" --topics "$topics" --shards 1 --start-after "$after" >/dev/null 2>&1 & ;;
+                      --rate "$rate" --topics "$topics" --shards 1 --start-after "$after" \
+                      "${BENCH_DEFLATE[@]}" >/dev/null 2>&1 & ;;
         uWS.js)   taskset -c $SERVER_CPU node benches/peers/uws.js --port $PORT \
-                      --rate "$rate" --topics "$topics" --start-after "$after" >/dev/null 2>&1 & ;;
+                      --rate "$rate" --topics "$topics" --start-after "$after" "${UWS_DEFLATE[@]}" \
+                      >/dev/null 2>&1 & ;;
         ws)       taskset -c $SERVER_CPU node benches/peers/ws.js --port $PORT \
                       --rate "$rate" --topics "$topics" --start-after "$after" >/dev/null 2>&1 & ;;
         nats)     start_nats ;;
@@ -117,7 +131,7 @@ run_case() { # system conns topics per_conn target
     t0=$(date +%s.%N)
     out=$(taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" \
         --topics "$topics" --per-conn "$per" --warmup "$WARMUP" --duration "$DURATION" --sources 4 \
-        --proto "$(proto "$system")" 2> >(grep -v '^READY$' >&2))
+        --proto "$(proto "$system")" "${LOADGEN_DEFLATE[@]}" 2> >(grep -v '^READY$' >&2))
     c1=$(cpu_ticks $SPID $PUBPID)
     t1=$(date +%s.%N)
     stop_server
@@ -140,7 +154,8 @@ idle_case() { # system conns
     before=$(rss_kb "$SPID")
     fifo="$OUT/hold.$$"
     taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" --topics 1000 \
-        --per-conn 10 --hold --duration 4 --sources 4 --proto "$(proto "$system")" >"$fifo" &
+        --per-conn 10 --hold --duration 4 --sources 4 --proto "$(proto "$system")" \
+        "${LOADGEN_DEFLATE[@]}" >"$fifo" &
     local lg=$!
     for _ in $(seq 1200); do grep -q READY "$fifo" 2>/dev/null && break; sleep 0.1; done
     sleep 1
@@ -153,7 +168,13 @@ idle_case() { # system conns
 }
 
 SYSTEMS=(tickcast uWS.js ws nats)
-if [[ $QUICK == 1 ]]; then
+if [[ $DEFLATE == 1 ]]; then
+    SYSTEMS=(tickcast uWS.js)
+    WARMUP=2; DURATION=5
+    TOPOLOGIES=("1000 100 10")
+    RATES=(100000 500000 1000000 2000000)
+    IDLE_CONNS=1000
+elif [[ $QUICK == 1 ]]; then
     WARMUP=1; DURATION=2
     TOPOLOGIES=("1000 100 10")
     RATES=(500000 2000000)
@@ -191,6 +212,7 @@ for topo in "${TOPOLOGIES[@]}"; do
     read -r conns _ _ <<<"$topo"
     for rate in "${RATES[@]}"; do
         for peer in uWS.js nats; do
+            [[ " ${SYSTEMS[*]} " == *" $peer "* ]] || continue
             k="$conns/$rate"
             awk -v c="$conns" -v r="$rate" -v p="$peer" \
                 -v t="${DELIVERED["tickcast/$k"]}" -v u="${DELIVERED["$peer/$k"]}" \

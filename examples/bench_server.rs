@@ -21,6 +21,9 @@ fn main() {
     // `--books L`: the topics are order books (`B.0000.book`) of L levels a
     // side, and each publish changes two levels near the top of one.
     let mut books: usize = 0;
+    // `--deflate-min N`: permessage-deflate's shared mode compresses event
+    // frames of N bytes or more (0: all, as uWS.js's compression does).
+    let mut deflate_min: usize = 256;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let val = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -31,6 +34,7 @@ fn main() {
             "--shards" => shards = val.parse().unwrap(),
             "--start-after" => start_after = val.parse().unwrap(),
             "--books" => books = val.parse().unwrap(),
+            "--deflate-min" => deflate_min = val.parse().unwrap(),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -42,7 +46,8 @@ fn main() {
         // limit): conflation would skip updates under overload and make the
         // delivered rates incomparable.
         .conflate_bytes(32 * 1024 * 1024)
-        .max_outbound_bytes(64 * 1024 * 1024);
+        .max_outbound_bytes(64 * 1024 * 1024)
+        .deflate_min_bytes(deflate_min);
     let server = Server::start(cfg).expect("start");
     println!("listening on {}", server.local_addr());
     let publisher = server.publisher();

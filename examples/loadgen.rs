@@ -46,6 +46,9 @@ struct Args {
     suffix: String,
     depth: Option<usize>,
     nats: bool,
+    /// Offer permessage-deflate and inflate what comes compressed (tickcast
+    /// and the peers only).
+    deflate: bool,
 }
 
 fn parse_args() -> Args {
@@ -63,6 +66,7 @@ fn parse_args() -> Args {
         suffix: String::new(),
         depth: None,
         nats: false,
+        deflate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +81,7 @@ fn parse_args() -> Args {
             "--duration" => a.duration = val().parse().unwrap(),
             "--sources" => a.sources = val().parse().unwrap(),
             "--hold" => a.hold = true,
+            "--deflate" => a.deflate = true,
             "--max-rate" => a.max_rate = Some(val().parse().expect("--max-rate events/s")),
             "--suffix" => a.suffix = val(),
             "--depth" => a.depth = Some(val().parse().expect("--depth levels")),
@@ -108,6 +113,9 @@ struct Conn {
     /// NATS only: the protocol byte stream carried by the frames so far
     /// (NATS may split one `MSG` over two frames).
     stream: Vec<u8>,
+    /// `--deflate`: the inflater, and whether the server keeps its window
+    /// across messages (then so does this one).
+    inflater: Option<(flate2::Decompress, bool)>,
 }
 
 fn now_ns() -> u64 {
@@ -156,8 +164,8 @@ struct Tally {
     bytes: u64,
 }
 
-/// Calls `on_frame(frame_len, payload)` for each complete frame at the front
-/// of `buf`; returns the bytes consumed.
+/// Calls `on_frame(frame_len, first byte, payload)` for each complete frame
+/// at the front of `buf`; returns the bytes consumed.
 fn parse_frames(buf: &[u8], mut on_frame: impl FnMut(usize, u8, &[u8])) -> usize {
     let mut pos = 0;
     loop {
@@ -177,7 +185,7 @@ fn parse_frames(buf: &[u8], mut on_frame: impl FnMut(usize, u8, &[u8])) -> usize
         if b.len() < hdr + len {
             return pos;
         }
-        on_frame(hdr + len, b[0] & 0x0f, &b[hdr..hdr + len]);
+        on_frame(hdr + len, b[0], &b[hdr..hdr + len]);
         pos += hdr + len;
     }
 }
@@ -212,6 +220,23 @@ fn on_tickcast_frame(
         || payload.starts_with(b"{\"event\":\"book_update\"")
     {
         count_update(payload, frame_len, measuring, tally, hist);
+    }
+}
+
+/// Inflates one permessage-deflate message (RFC 7692 §7.2.2) into `out`.
+fn inflate(d: &mut flate2::Decompress, data: &[u8], out: &mut Vec<u8>) {
+    for input in [data, &[0, 0, 0xff, 0xff][..]] {
+        let mut rest = input;
+        loop {
+            out.reserve(4096);
+            let before = d.total_in();
+            d.decompress_vec(rest, out, flate2::FlushDecompress::Sync)
+                .expect("the server's compressed message inflates");
+            rest = &rest[(d.total_in() - before) as usize..];
+            if rest.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
     }
 }
 
@@ -292,8 +317,21 @@ fn on_stream_data(
     hist: &mut Histogram<u64>,
 ) {
     let stream = &mut c.stream;
-    let mut on_frame = |len: usize, opcode: u8, payload: &[u8]| {
-        if !nats {
+    let inflater = &mut c.inflater;
+    let mut inflated = Vec::new();
+    let mut on_frame = |len: usize, b0: u8, payload: &[u8]| {
+        let opcode = b0 & 0x0f;
+        if b0 & 0x40 != 0 {
+            // Without context takeover a message never refers to earlier
+            // ones, so one inflater reads every message without a reset
+            // (which would cost a clear of its 32 KiB window each time).
+            let (d, _keeps) = inflater
+                .as_mut()
+                .expect("RSV1 only after permessage-deflate");
+            inflated.clear();
+            inflate(d, payload, &mut inflated);
+            on_tickcast_frame(len, &inflated, measuring, tally, hist);
+        } else if !nats {
             on_tickcast_frame(len, payload, measuring, tally, hist);
         } else if opcode < 0x8 {
             tally.bytes += len as u64;
@@ -368,6 +406,7 @@ fn main() {
             buf: Vec::new(),
             subscribe,
             stream: Vec::new(),
+            inflater: None,
         }
     };
 
@@ -383,10 +422,14 @@ fn main() {
     let mut ready_at: Option<Instant> = None;
     // nats-server serves WebSocket on any path; tickcast and the peers on /ws.
     let path = if a.nats { "/" } else { "/ws" };
+    let ext = match a.deflate {
+        true => "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        false => "",
+    };
     let request_for = |addr: SocketAddr| {
         format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
         )
     };
     let request = request_for(a.addr);
@@ -428,6 +471,12 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                                 c.buf.extend_from_slice(data);
                                 if let Some(end) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                                     assert!(c.buf.starts_with(b"HTTP/1.1 101"), "upgrade refused");
+                                    let head =
+                                        String::from_utf8_lossy(&c.buf[..end]).to_lowercase();
+                                    if head.contains("permessage-deflate") {
+                                        let keeps = !head.contains("server_no_context_takeover");
+                                        c.inflater = Some((flate2::Decompress::new(false), keeps));
+                                    }
                                     c.buf.drain(..end + 4);
                                     c.sock.write_all(&c.subscribe).expect("subscribe");
                                     c.state = State::Streaming;

@@ -94,3 +94,33 @@ pub fn http_upgrade(data: &[u8]) {
         }
     }
 }
+
+/// Client frames from untrusted bytes, with and without permessage-deflate:
+/// the reader never panics, never gives back a message over the limit (a
+/// compressed one included), and every text message it gives is UTF-8.
+pub fn client_frames(data: &[u8]) {
+    const MAX: usize = 4096;
+    for deflate in [false, true] {
+        // Whole, then split at an input-chosen point: a frame may arrive in pieces.
+        let cut = data.first().map_or(0, |&b| b as usize % (data.len() + 1));
+        let mut r = crate::wire::inbound::Reader::new(Vec::new(), deflate);
+        for piece in [&data[..cut], &data[cut..]] {
+            r.buffer().extend_from_slice(piece);
+            loop {
+                match r.next(MAX) {
+                    Ok(Some(crate::wire::inbound::Got::Data { text, payload })) => {
+                        assert!(payload.len() <= MAX, "a message over the limit");
+                        assert!(!text || std::str::from_utf8(&payload).is_ok());
+                    }
+                    Ok(Some(crate::wire::inbound::Got::Ping(p))) => assert!(p.len() <= 125),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(matches!(e.code(), 1002 | 1007 | 1009));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

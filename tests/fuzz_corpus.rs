@@ -30,3 +30,8 @@ fn command_parser_corpus_replays_cleanly() {
 fn http_upgrade_corpus_replays_cleanly() {
     assert!(replay("http_upgrade", tickcast::fuzzing::http_upgrade) >= 4);
 }
+
+#[test]
+fn client_frames_corpus_replays_cleanly() {
+    assert!(replay("client_frames", tickcast::fuzzing::client_frames) >= 8);
+}

@@ -8,8 +8,12 @@ const { startSchedule, parseArgs } = require("./schedule");
 
 const a = parseArgs();
 let subscribed = 0;
+// `--compress 1`: permessage-deflate with uWS's shared compressor, each
+// published message compressed once for every subscriber (as tickcast's
+// shared mode).
+const compress = a.compress === 1;
 const app = uWS.App().ws("/ws", {
-  compression: uWS.DISABLED,
+  compression: compress ? uWS.SHARED_COMPRESSOR : uWS.DISABLED,
   maxPayloadLength: 64 * 1024,
   // Deep enough that a loaded loopback subscriber is not skipped as "slow".
   maxBackpressure: 64 * 1024 * 1024,
@@ -29,6 +33,6 @@ app.listen("127.0.0.1", a.port, (token) => {
     process.exit(1);
   }
   console.log("listening on 127.0.0.1:" + a.port);
-  startSchedule(a.rate, a.topics, (topic, msg) => app.publish(topic, msg, false),
+  startSchedule(a.rate, a.topics, (topic, msg) => app.publish(topic, msg, false, compress),
     () => subscribed >= a["start-after"]);
 });
