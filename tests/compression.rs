@@ -225,12 +225,16 @@ fn offers_are_accepted_or_declined_as_rfc_7692_says() {
     for offer in [
         "permessage-deflate; client_max_window_bits",
         "permessage-deflate",
-        "permessage-deflate; server_max_window_bits=15; client_no_context_takeover",
         "foo, permessage-deflate; server_max_window_bits=10, permessage-deflate",
     ] {
         let c = Raw::connect(addr, Some(offer));
         assert_eq!(c.answer.as_deref(), Some(ACCEPTED), "{offer}");
     }
+    // An accepted server_max_window_bits is repeated (RFC 7692 §7.1.2.1).
+    let offer = "permessage-deflate; server_max_window_bits=15; client_no_context_takeover";
+    let c = Raw::connect(addr, Some(offer));
+    let want = format!("{ACCEPTED}; server_max_window_bits=15");
+    assert_eq!(c.answer.as_deref(), Some(want.as_str()));
     // Malformed or unsupported offers are declined: the session goes on
     // without compression.
     for offer in [

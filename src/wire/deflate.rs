@@ -12,35 +12,56 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::cell::RefCell;
 
-/// The `Sec-WebSocket-Extensions` value tickcast answers an accepted offer with.
-pub const RESPONSE: &str =
-    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+/// An offer tickcast accepts: what its answer must say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The offer lets the server keep its window between messages (it has
+    /// no `server_no_context_takeover`).
+    pub server_keeps: bool,
+    /// It has `server_max_window_bits` (15, the one value accepted), which
+    /// an accepting answer must repeat (§7.1.2.1).
+    pub server_window: bool,
+}
+
+impl Accepted {
+    /// The `Sec-WebSocket-Extensions` answer: the server keeps no window
+    /// (shared mode) unless `own_context`; the client never does.
+    pub fn answer(self, own_context: bool) -> String {
+        let mut a = String::from("permessage-deflate");
+        if !own_context {
+            a.push_str("; server_no_context_takeover");
+        }
+        a.push_str("; client_no_context_takeover");
+        if self.server_window {
+            a.push_str("; server_max_window_bits=15");
+        }
+        a
+    }
+}
 
 /// The tail a sync flush ends with, which RFC 7692 §7.2.1 drops from a
 /// compressed message (and §7.2.2 puts back before inflating).
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// The first offer in the client's `Sec-WebSocket-Extensions` values that
-/// is a permessage-deflate tickcast accepts (RFC 7692 §5, §7.1): `Some(true)`
-/// when it lets the server keep its window (no `server_no_context_takeover`).
+/// is a permessage-deflate tickcast accepts (RFC 7692 §5, §7.1).
 /// An offer with an unknown or repeated parameter, or a bad value, is
 /// declined as §7.1 says, and the next one considered; one that asks the
 /// server for a window under 32 KiB (`server_max_window_bits` < 15) is
 /// declined too, since the compressor always uses the full window.
-pub fn negotiate(values: &[&str]) -> Option<bool> {
+pub fn negotiate(values: &[&str]) -> Option<Accepted> {
     values
         .iter()
         .flat_map(|v| v.split(','))
         .find_map(|offer| match offer_ok(offer) {
-            Some((true, server_keeps)) => Some(server_keeps),
+            Some((true, accepted)) => Some(accepted),
             _ => None,
         })
 }
 
 /// `Some((true, _))`: acceptable; `Some((false, _))`: valid but declined;
-/// `None`: not permessage-deflate or malformed. The second value: the
-/// offer lets the server keep its window between messages.
-fn offer_ok(offer: &str) -> Option<(bool, bool)> {
+/// `None`: not permessage-deflate or malformed.
+fn offer_ok(offer: &str) -> Option<(bool, Accepted)> {
     let mut parts = offer.split(';').map(str::trim);
     if !parts.next()?.eq_ignore_ascii_case("permessage-deflate") {
         return None;
@@ -74,7 +95,11 @@ fn offer_ok(offer: &str) -> Option<(bool, bool)> {
             }
         }
     }
-    Some((ok, !seen[0]))
+    let accepted = Accepted {
+        server_keeps: !seen[0],
+        server_window: seen[2],
+    };
+    Some((ok, accepted))
 }
 
 /// A window size parameter's value: 8 to 15, no leading zero (§7.1.2).
@@ -224,11 +249,6 @@ impl Context {
     }
 }
 
-/// The `Sec-WebSocket-Extensions` answer of a per-connection session: the
-/// server keeps its window; the client still may not (one decompressor per
-/// shard reads every client).
-pub const RESPONSE_PER_CONNECTION: &str = "permessage-deflate; client_no_context_takeover";
-
 /// One of our frames (final, unmasked, not compressed) as a
 /// permessage-deflate frame of the same opcode, if that is shorter.
 pub fn deflate_ours(frame: &[u8]) -> Option<Vec<u8>> {
@@ -252,13 +272,26 @@ mod tests {
 
     #[test]
     fn an_offer_says_whether_the_server_may_keep_its_window() {
+        let keeps = |v: &str| negotiate(&[v]).map(|a| a.server_keeps);
         assert_eq!(
-            negotiate(&["permessage-deflate; client_max_window_bits"]),
+            keeps("permessage-deflate; client_max_window_bits"),
             Some(true)
         );
         assert_eq!(
-            negotiate(&["permessage-deflate; server_no_context_takeover"]),
+            keeps("permessage-deflate; server_no_context_takeover"),
             Some(false)
+        );
+        // An accepted server_max_window_bits is repeated in the answer.
+        let a = negotiate(&["permessage-deflate; server_max_window_bits=15"]).unwrap();
+        assert_eq!(
+            a.answer(false),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=15"
+        );
+        let plain = negotiate(&["permessage-deflate"]).unwrap();
+        assert_eq!(
+            plain.answer(true),
+            "permessage-deflate; client_no_context_takeover"
         );
         assert_eq!(negotiate(&["permessage-deflate; foo"]), None);
     }

@@ -8,17 +8,17 @@ use crate::wire::deflate;
 /// Whether permessage-deflate is accepted, and with a window of the
 /// server's own (per-connection mode), from every value of every
 /// `Sec-WebSocket-Extensions` line (RFC 6455 §9.1).
-pub(super) fn deflate(headers: &[httparse::Header<'_>], ctx: &HttpContext<'_>) -> (bool, bool) {
+pub(super) fn deflate(
+    headers: &[httparse::Header<'_>],
+    ctx: &HttpContext<'_>,
+) -> Option<(deflate::Accepted, bool)> {
     let offers: Vec<&str> = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
         .filter_map(|h| std::str::from_utf8(h.value).ok())
         .collect();
-    let negotiated = ctx.deflate.then(|| deflate::negotiate(&offers)).flatten();
-    (
-        negotiated.is_some(),
-        negotiated == Some(true) && ctx.deflate_context,
-    )
+    let accepted = ctx.deflate.then(|| deflate::negotiate(&offers)).flatten()?;
+    Some((accepted, accepted.server_keeps && ctx.deflate_context))
 }
 
 /// The byte budget a subscriber asks for (`?max_bytes_per_sec=N`): a

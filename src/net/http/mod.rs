@@ -222,7 +222,7 @@ fn session<'h>(
     consumed: usize,
     role: Role,
     ctx: &HttpContext<'_>,
-    deflate: (bool, bool),
+    deflate: Option<(deflate::Accepted, bool)>,
 ) -> Route {
     if ctx.shutting_down {
         return respond(Status::ServiceUnavailable, "server is shutting down\n");
@@ -326,8 +326,8 @@ fn unauthorized(why: &str) -> Route {
 /// What a session's request asked for beyond the upgrade itself.
 struct Asks {
     keep_live: bool,
-    /// permessage-deflate accepted, and with a context of its own.
-    deflate: (bool, bool),
+    /// permessage-deflate accepted (and with a context of its own).
+    deflate: Option<(deflate::Accepted, bool)>,
     budget: Option<u64>,
 }
 
@@ -341,7 +341,7 @@ fn upgrade<'h>(
 ) -> Route {
     let Asks {
         keep_live,
-        deflate: (deflate, own_context),
+        deflate: accepted,
         budget,
     } = asks;
     let has_token = |name: &str, token: &str| {
@@ -384,14 +384,15 @@ fn upgrade<'h>(
         resp.push_str(f.subprotocol());
         resp.push_str(if batch { "+batch\r\n" } else { "\r\n" });
     }
-    if deflate {
-        resp.push_str("Sec-WebSocket-Extensions: ");
-        resp.push_str(match own_context {
-            true => deflate::RESPONSE_PER_CONNECTION,
-            false => deflate::RESPONSE,
-        });
-        resp.push_str("\r\n");
-    }
+    let (deflate, own_context) = match accepted {
+        Some((offer, own)) => {
+            resp.push_str("Sec-WebSocket-Extensions: ");
+            resp.push_str(&offer.answer(own));
+            resp.push_str("\r\n");
+            (true, own)
+        }
+        None => (false, false),
+    };
     resp.push_str("\r\n");
     Route::Upgrade {
         response: resp.into_bytes(),
