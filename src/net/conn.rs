@@ -22,6 +22,7 @@ use super::transport::Transport;
 use crate::access::Pass;
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
+use crate::wire::frame::{OP_CLOSE, OP_PING, OP_PONG};
 use crate::wire::inbound::{self, Got, Reader};
 use std::borrow::Cow;
 use std::io;
@@ -351,7 +352,7 @@ impl Conn {
     /// Queues a WebSocket ping (heartbeat).
     pub fn ping(&mut self) {
         if let Phase::Open { .. } = &self.phase {
-            let frame = inbound::control_frame(inbound::OP_PING_FRAME, b"tickcast");
+            let frame = inbound::control_frame(OP_PING, b"tickcast");
             self.out.push_control(&frame);
             self.ping_out = true;
         }
@@ -430,7 +431,7 @@ fn answer(out: &mut Outbound, got: Got) -> Incoming {
         },
         Got::Data { payload, .. } => Incoming::Message(Message::Binary(payload.into())),
         Got::Ping(payload) => {
-            out.push_control(&inbound::control_frame(inbound::OP_PONG_FRAME, &payload));
+            out.push_control(&inbound::control_frame(OP_PONG, &payload));
             Incoming::Message(Message::Ping(payload.into()))
         }
         Got::Pong => Incoming::Message(Message::Pong(Default::default())),
@@ -438,7 +439,7 @@ fn answer(out: &mut Outbound, got: Got) -> Incoming {
             // Echo the peer's code (RFC 6455 §5.5.1), then end once it is written.
             let reply = match code {
                 Some((code, _)) => inbound::close_frame(code, ""),
-                None => inbound::control_frame(0x8, b""),
+                None => inbound::control_frame(OP_CLOSE, b""),
             };
             out.push_control(&reply);
             Incoming::End(Verdict::Finish(CloseReason::Client))

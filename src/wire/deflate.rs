@@ -252,13 +252,9 @@ impl Context {
 /// One of our frames (final, unmasked, not compressed) as a
 /// permessage-deflate frame of the same opcode, if that is shorter.
 pub fn deflate_ours(frame: &[u8]) -> Option<Vec<u8>> {
-    let at = match frame.get(1)? & 0x7f {
-        126 => 4,
-        127 => 10,
-        _ => 2,
-    };
+    let payload = super::frame::payload_of(frame)?;
     let mut out = Vec::with_capacity(frame.len());
-    deflate_frame(frame.first()? & 0x0f, frame.get(at..)?, &mut out);
+    deflate_frame(frame[0] & 0x0f, payload, &mut out);
     (out.len() < frame.len()).then_some(out)
 }
 
@@ -327,14 +323,7 @@ mod tests {
     }
 
     fn payload_of(frame: &[u8]) -> &[u8] {
-        let (_, len) = crate::wire::frame::frame_extent(frame).unwrap();
-        assert_eq!(len, frame.len());
-        let at = match frame[1] {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        &frame[at..]
+        crate::wire::frame::payload_of(frame).expect("one whole frame")
     }
 
     #[test]

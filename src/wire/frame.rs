@@ -31,10 +31,29 @@ pub fn write_header_before(buf: &mut [u8], opcode: u8, payload_len: usize) -> us
     }
 }
 
+/// Opcode of a continuation frame.
+pub const OP_CONT: u8 = 0x0;
 /// Opcode of a close frame.
 pub const OP_CLOSE: u8 = 0x8;
+/// Opcode of a ping frame.
+pub const OP_PING: u8 = 0x9;
 /// Opcode of a pong frame.
 pub const OP_PONG: u8 = 0xA;
+
+/// The payload of `frame` if it is exactly one whole unmasked frame (one
+/// of the server's own).
+pub fn payload_of(frame: &[u8]) -> Option<&[u8]> {
+    let (_, len) = frame_extent(frame)?;
+    if len != frame.len() || frame[1] & 0x80 != 0 {
+        return None;
+    }
+    let at = match frame[1] {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    frame.get(at..)
+}
 
 /// Reads the frame header at the start of `buf`: the opcode and the whole
 /// frame's length (header, mask key and payload). `None` if `buf` does not
@@ -102,5 +121,19 @@ mod tests {
         let f = frame(OP_TEXT, &vec![1; 70_000]);
         assert_eq!(&f[..2], &[0x81, 127]);
         assert_eq!(u64::from_be_bytes(f[2..10].try_into().unwrap()), 70_000);
+    }
+
+    #[test]
+    fn the_payload_of_one_whole_server_frame() {
+        for size in [0, 125, 126, 70_000] {
+            let payload = vec![3u8; size];
+            let f = frame(OP_BINARY, &payload);
+            assert_eq!(payload_of(&f), Some(&payload[..]), "{size}");
+            assert_eq!(payload_of(&f[..f.len() - 1]), None, "a cut frame");
+        }
+        let mut two = frame(OP_TEXT, b"a");
+        two.extend(frame(OP_TEXT, b"b"));
+        assert_eq!(payload_of(&two), None, "two frames are not one");
+        assert_eq!(payload_of(&[0x81, 0x81, 1, 2, 3, 4, b'x']), None, "masked");
     }
 }

@@ -8,6 +8,7 @@
 //! [`Reader::buffer`] and asks [`Reader::next`] for what it completes.
 
 use super::deflate;
+use super::frame::{OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
 use std::borrow::Cow;
 
 /// A complete client message, or a control frame, as [`Reader::next`] gives it.
@@ -79,12 +80,6 @@ pub struct Reader {
 const FIN: u8 = 0x80;
 const RSV1: u8 = 0x40;
 const RSV23: u8 = 0x30;
-const OP_CONT: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
 
 /// A parsed frame header: flags, opcode, where the payload starts, its
 /// length and mask.
@@ -324,11 +319,6 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     p.extend_from_slice(&reason.as_bytes()[..cut]);
     control_frame(OP_CLOSE, &p)
 }
-
-/// Opcodes of the control frames a server sends.
-pub const OP_PING_FRAME: u8 = OP_PING;
-/// See [`OP_PING_FRAME`].
-pub const OP_PONG_FRAME: u8 = OP_PONG;
 
 #[cfg(test)]
 #[path = "inbound_tests.rs"]

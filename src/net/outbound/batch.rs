@@ -104,16 +104,7 @@ impl Batch {
         if *frame.first()? != 0x80 | self.opcode {
             return None;
         }
-        let (_, len) = crate::wire::frame::frame_extent(frame)?;
-        if len != frame.len() {
-            return None;
-        }
-        let at = match frame[1] {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        Some(&frame[at..])
+        crate::wire::frame::payload_of(frame)
     }
 
     /// Not joining, with a context: `frame` compressed through it, to

@@ -18,16 +18,13 @@
 
 pub(crate) mod batch;
 
-use crate::wire::frame::{frame_extent, OP_CLOSE, OP_PONG};
+use crate::wire::frame::{frame_extent, MAX_HEADER, OP_CLOSE, OP_PONG};
 use batch::{Batch, Joined};
 use std::io::{self, Write};
 
 /// Capacity kept after the queue drains; above it the memory is returned so an
 /// idle connection that once absorbed a burst costs nothing.
 const KEEP_CAPACITY: usize = 16 * 1024;
-
-/// Longest frame header ([`crate::wire::frame::MAX_HEADER`]).
-const MAX_FRAME_HEAD: usize = crate::wire::frame::MAX_HEADER;
 
 /// Pongs that may wait unsent: each ping of a burst gets its own pong
 /// (clients match them by payload, as the Autobahn suite's case 2.10 does),
@@ -189,7 +186,7 @@ impl Outbound {
         match b.take() {
             Joined::Nothing => {}
             Joined::Plain(head, at, payload) => {
-                self.make_room(MAX_FRAME_HEAD - at + payload.len());
+                self.make_room(MAX_HEADER - at + payload.len());
                 self.buf.extend_from_slice(&head[at..]);
                 self.buf.extend_from_slice(payload);
             }
