@@ -275,6 +275,15 @@ impl Conn {
         }
     }
 
+    /// Does it take the shared compressed frames (and have its own large
+    /// frames compressed alone)? Only if it negotiated permessage-deflate
+    /// and shapes nothing itself: a batch session compresses whole batches,
+    /// a per-connection session everything through its window.
+    #[inline]
+    pub fn shared_deflate(&self) -> bool {
+        self.deflate && !self.out.shaped()
+    }
+
     /// Takes what a token (or an open server) lets this connection do.
     pub fn admit(&mut self, pass: Pass) {
         (self.access, self.static_token) = admission(pass, self.id);

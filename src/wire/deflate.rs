@@ -224,6 +224,11 @@ fn compressed_frame(c: &mut Compress, opcode: u8, payload: &[u8], out: &mut Vec<
 /// output buffer, measured at 272 KiB once it has compressed a message.
 pub const CONTEXT_BYTES: usize = 272 * 1024;
 
+/// How many per-connection contexts fit in `memory` bytes.
+pub fn contexts_in(memory: usize) -> usize {
+    memory / CONTEXT_BYTES
+}
+
 /// A connection's own compressor (per-connection mode, negotiated without
 /// `server_no_context_takeover`): its window carries over from message to
 /// message, so each event compresses against the ones before it. Work and

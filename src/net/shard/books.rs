@@ -111,7 +111,7 @@ pub(super) fn deflate_at(
     conn: &crate::net::conn::Conn,
     config: &crate::config::Config,
 ) -> Option<usize> {
-    (conn.deflate && !conn.out.shaped()).then_some(config.deflate_min_bytes)
+    conn.shared_deflate().then_some(config.deflate_min_bytes)
 }
 
 /// Queues a book topic's `book` snapshot at the depth the connection

@@ -125,8 +125,7 @@ fn frame_for<'e>(
     if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
         return None;
     }
-    // A batch session compresses its batches as a whole instead.
-    if conn.deflate && frame.len() >= deflate_min && !conn.out.shaped() {
+    if conn.shared_deflate() && frame.len() >= deflate_min {
         // Compressed once for every client that negotiated it (the first
         // shard to need it does the work), never per subscriber.
         let make = || {

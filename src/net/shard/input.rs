@@ -13,7 +13,7 @@ use crate::net::outbound::batch::OwnContext;
 use crate::net::work::{self, Outcome, WorkBudget};
 use crate::net::Shared;
 use crate::wire::command;
-use crate::wire::deflate::CONTEXT_BYTES;
+use crate::wire::deflate::contexts_in;
 use crate::wire::frame::{OP_BINARY, OP_TEXT};
 use std::sync::atomic::Ordering;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -35,8 +35,8 @@ fn http_context<'a>(shared: &Shared, live: &'a Live) -> HttpContext<'a> {
         deflate: config.permessage_deflate,
         deflate_min: config.deflate_min_bytes,
         deflate_context: config.deflate_per_connection
-            && (shared.deflate_contexts.load(Ordering::Relaxed) + 1) * CONTEXT_BYTES
-                <= config.deflate_context_memory,
+            && shared.deflate_contexts.load(Ordering::Relaxed)
+                < contexts_in(config.deflate_context_memory),
         // This socket is counted: past the limit means it is in the reserve.
         full: shared.connections.load(Ordering::Relaxed) > config.max_connections,
         degraded: shared.cluster.as_ref().is_some_and(|c| !c.up()),
@@ -90,7 +90,7 @@ impl Shard {
                     } => {
                         if own_context {
                             let config = &self.ctx.live.config;
-                            let most = config.deflate_context_memory / CONTEXT_BYTES;
+                            let most = contexts_in(config.deflate_context_memory);
                             // Raced past the budget: the shared mode, still valid.
                             let count = &self.ctx.shared.deflate_contexts;
                             if let Some(ctx) = OwnContext::reserve(count, most) {
