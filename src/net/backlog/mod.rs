@@ -67,6 +67,18 @@ struct Held {
     budget: Option<Box<Budgeted>>,
 }
 
+impl Held {
+    /// Parks the first held-back update of `topic`; under a byte budget the
+    /// topic also takes its place in the order of release.
+    fn park_new(&mut self, topic: &Arc<str>, m: Merged) {
+        let parked = self.parked.get_or_insert_with(Default::default);
+        parked.insert(topic.clone(), m);
+        if let Some(b) = &mut self.budget {
+            b.order.push_back(topic.clone());
+        }
+    }
+}
+
 /// A byte budget and the order its held-back topics go out in: first held,
 /// first sent, so under a feed that always exceeds the budget every topic
 /// still gets its turn.
@@ -177,10 +189,7 @@ impl Backlog {
                     Offer::Parked { merged: true }
                 }
                 None => {
-                    parked.insert(enc.topic.clone(), Merged::new(enc, *ts, prices, class));
-                    if let Some(b) = &mut held.budget {
-                        b.order.push_back(enc.topic.clone());
-                    }
+                    held.park_new(&enc.topic, Merged::new(enc, *ts, prices, class));
                     Offer::Parked { merged: false }
                 }
             };
@@ -202,12 +211,7 @@ impl Backlog {
             let parked = held.parked.as_mut().expect("checked");
             match parked.get_mut(topic) {
                 Some(earlier) => earlier.absorb_merged(m),
-                None => {
-                    parked.insert(topic.clone(), m);
-                    if let Some(b) = &mut held.budget {
-                        b.order.push_back(topic.clone());
-                    }
-                }
+                None => held.park_new(topic, m),
             }
             return;
         }
