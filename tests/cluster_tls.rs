@@ -18,19 +18,24 @@ fn certificates(name: &str) -> tickcast::daemon::self_signed::SelfSigned {
     tickcast::daemon::self_signed::make(&dir, &names).unwrap()
 }
 
-#[test]
-fn two_nodes_share_a_topic_through_a_redis_that_speaks_only_tls() {
-    let certs = certificates("ok");
-    let redis = RedisServer::start_tls(&certs.cert, &certs.key);
-    let url = format!("rediss://localhost:{}", redis.port);
-    let cfg = || common::config().redis(url.clone()).redis_ca_file(&certs.ca);
-    let a = Server::start(cfg()).unwrap();
-    let b = Server::start(cfg()).unwrap();
+/// Two nodes on `url`, trusting `ca`, once both links to Redis are up.
+fn two_nodes(url: &str, ca: &std::path::Path) -> (Server, Server) {
+    let cfg = || common::config().redis(url).redis_ca_file(ca);
+    let (a, b) = (Server::start(cfg()).unwrap(), Server::start(cfg()).unwrap());
     for s in [&a, &b] {
         wait_until("the node's link to Redis is up over TLS", || {
             s.metrics_text().contains("tickcast_cluster_up 1")
         });
     }
+    (a, b)
+}
+
+#[test]
+fn two_nodes_share_a_topic_through_a_redis_that_speaks_only_tls() {
+    let certs = certificates("ok");
+    let redis = RedisServer::start_tls(&certs.cert, &certs.key);
+    let url = format!("rediss://localhost:{}", redis.port);
+    let (a, b) = two_nodes(&url, &certs.ca);
     let mut on_b = Client::connect(b.local_addr());
     on_b.subscribe(&["TLS.1"]);
     a.publisher()
@@ -88,14 +93,7 @@ fn two_nodes_share_topics_through_a_three_master_redis_cluster_over_tls() {
         .map(|n| format!("localhost:{}", n.port))
         .collect();
     let url = format!("rediss+cluster://{}", seeds.join(","));
-    let cfg = || common::config().redis(url.clone()).redis_ca_file(&ca);
-    let a = Server::start(cfg()).unwrap();
-    let b = Server::start(cfg()).unwrap();
-    for s in [&a, &b] {
-        wait_until("the node's link to the cluster is up over TLS", || {
-            s.metrics_text().contains("tickcast_cluster_up 1")
-        });
-    }
+    let (a, b) = two_nodes(&url, &ca);
     let mut on_b = Client::connect(b.local_addr());
     on_b.subscribe(&["TC.*"]);
     let p = a.publisher();
