@@ -305,3 +305,31 @@ fn a_batch_with_deflate_goes_out_compressed_from_its_threshold() {
     assert_eq!(got[0], 0x80 | 0x40 | 0x1, "final, RSV1, text");
     assert!(got.len() < 20 * event.len() / 4, "{} bytes", got.len());
 }
+
+#[test]
+fn a_full_queue_reclaims_its_written_front_before_growing() {
+    let mut out = Outbound::default();
+    for _ in 0..1000 {
+        out.push(&[1; 100]);
+    }
+    let cap = out.held();
+    // A slow reader took a sixth of it: under half, but an eighth or more.
+    let taken = out.pending() / 6;
+    out.advance(taken);
+    let room = cap - out.pending() - taken;
+    out.push(&vec![2; room + 100]);
+    assert_eq!(
+        out.held(),
+        cap,
+        "the written front was reused, not grown past"
+    );
+    // A front under an eighth is not worth moving everything for: it grows.
+    let mut out = Outbound::default();
+    for _ in 0..1000 {
+        out.push(&[1; 100]);
+    }
+    let cap = out.held();
+    out.advance(100);
+    out.push(&vec![2; cap - 100_000 + 50]);
+    assert!(out.held() > cap);
+}
