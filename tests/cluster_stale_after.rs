@@ -5,7 +5,7 @@
 mod common;
 
 use common::redis::RedisServer;
-use common::{wait_until, Client};
+use common::{metric, wait_until, Client};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tickcast::{Server, Update};
@@ -102,6 +102,11 @@ fn an_extra_field_named_like_the_setting_keeps_its_value_and_the_setting_holds()
         .unwrap();
     // 5,000: read as the setting, the topic would not go stale in time.
     p.publish(Update::new("SF.1").field(field, 5000.0)).unwrap();
+    // Numbered in Redis before B starts (under load, B's subscribe could
+    // otherwise come first and see the topic's first update, not a load).
+    wait_until("SF.1's setting and update numbered in Redis", || {
+        metric(&a, "tickcast_cluster_batched_total") >= 2.0
+    });
     // A node that loads it later has both: the field's value in its
     // snapshot, and the topic going stale after 300 ms of quiet.
     let b = start(cfg());

@@ -31,11 +31,13 @@ fn make_cert() -> (PathBuf, PathBuf, CertificateDer<'static>) {
     (cert, key, der)
 }
 
+/// A name no other test of this process uses: tests run on parallel
+/// threads, and two that read the clock in the same tick shared a
+/// directory (one read the other's half-written certificate: "NoItemsFound").
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (std::process::id() as u64) << 32 | n
 }
 
 fn tls_server() -> (Server, CertificateDer<'static>) {

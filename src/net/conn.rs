@@ -123,6 +123,11 @@ pub(crate) struct Conn {
     /// permessage-deflate was negotiated: event frames of at least
     /// `deflate_min_bytes` go to it compressed.
     pub deflate: bool,
+    /// How its updates are paced (`max_rate`): kept here so a delivery
+    /// reads one field instead of looking the rate up; recomputed when
+    /// its subscriptions, its token or the server's cap change
+    /// (`Shard::repace`).
+    pub pace: crate::net::pace_group::PaceMode,
     /// Our write side is shut down; only draining remains.
     write_shut: bool,
     /// Why the connection is ending, once it is (for the metrics).
@@ -188,6 +193,7 @@ impl Conn {
             subs: Subscriptions::default(),
             backlog: Backlog::default(),
             dirty: false,
+            pace: Default::default(),
             deflate: false,
             write_shut: false,
             close_reason: None,

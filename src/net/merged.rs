@@ -19,8 +19,9 @@ use crate::wire::frame::FrameBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The updates of one topic held back for a connection, merged.
-#[derive(Debug)]
+/// The updates of one topic held back for a connection (or for the
+/// subscribers of a topic that share a rate cap), merged.
+#[derive(Debug, Clone)]
 pub(crate) struct Merged {
     seq: u64,
     ts: u64,
@@ -43,7 +44,7 @@ pub(crate) struct Merged {
 /// The change sent is the difference of the connection's two windows, so
 /// it is exact and never more than its depth a side, however many changes
 /// it stands for.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct HeldBook {
     first: Arc<BookMove>,
     last: Arc<BookMove>,
@@ -105,14 +106,56 @@ impl Merged {
     /// Queues this as one event: the shared frame when it stands for one
     /// update, else an `update` encoded for this connection.
     pub(crate) fn send(self, out: &mut Outbound, enc: &mut EventWriter<'_>, topic: &str) {
-        let fmt = enc.fmt;
         let class = self.book.as_ref().map_or(0, |b| b.class);
-        if let Some(frame) = self.only.as_ref().and_then(|e| e.frame(fmt, class)) {
-            out.push(frame);
-            return;
+        out.push(self.frame_as(enc, topic, class, self.count));
+    }
+
+    /// The updates it stands for, and the seq of the last.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub(crate) fn is_book(&self) -> bool {
+        self.book.is_some()
+    }
+
+    /// A copy for a subscriber that receives the topic at depth class
+    /// `class` and for whom it stands for `count` updates (fewer than it
+    /// holds when the subscriber's snapshot covered the first of them).
+    pub(crate) fn for_member(&self, class: usize, count: u32) -> Merged {
+        let mut m = self.clone();
+        if let Some(b) = m.book.as_mut() {
+            b.class = class;
+        }
+        if count != m.count {
+            m.only = None;
+            m.count = count;
+        }
+        m
+    }
+
+    /// This as one event frame at depth class `class`, standing for `count`
+    /// updates: the shared frame when it is one unmerged update, else
+    /// encoded in `enc`'s buffer.
+    pub(crate) fn frame_as<'s>(
+        &'s self,
+        enc: &'s mut EventWriter<'_>,
+        topic: &str,
+        class: usize,
+        count: u32,
+    ) -> &'s [u8] {
+        let fmt = enc.fmt;
+        if count == self.count {
+            if let Some(frame) = self.only.as_ref().and_then(|e| e.frame(fmt, class)) {
+                return frame;
+            }
         }
         if let Some(held) = &self.book {
-            let depth = DEPTHS[held.class];
+            let depth = DEPTHS[class];
             let (bids, asks) = held.last.after.change_since(&held.first.before, depth);
             let msg = BookMsg {
                 kind: PriceKind::Update,
@@ -125,17 +168,16 @@ impl Merged {
                 checksum: held.last.checksum,
                 epoch: self.epoch.as_ref().map(Epoch::as_str),
                 stale: false,
-                conflated: self.count,
+                conflated: count,
             };
-            out.push(encode_book(enc.fb, fmt, &msg));
-            return;
+            return encode_book(enc.fb, fmt, &msg);
         }
         let update = Price {
-            conflated: self.count,
+            conflated: count,
             epoch: self.epoch.as_ref().map(Epoch::as_str),
             ..Price::update(topic, self.seq, self.ts, &self.prices)
         };
-        out.push(encode_price(enc.fb, fmt, &update, enc.names));
+        encode_price(enc.fb, fmt, &update, enc.names)
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) mod mailbox;
 pub(crate) mod memory_budget;
 pub(crate) mod merged;
 pub mod outbound;
+pub(crate) mod pace_group;
 pub(crate) mod pacing;
 pub(crate) mod publishing;
 pub(crate) mod shard;
@@ -97,8 +98,9 @@ mod sizes {
             ),
             // One per subscriber per topic.
             ("Member", size_of::<crate::net::index::Member>(), 16),
-            // One per topic a shard delivers.
-            ("LocalTopic", size_of::<crate::net::index::LocalTopic>(), 40),
+            // One per topic a shard delivers. 48: its rate-cap groups
+            // (a pointer, null for a topic nobody receives capped).
+            ("LocalTopic", size_of::<crate::net::index::LocalTopic>(), 48),
         ];
         for (name, now, pinned) in sizes {
             assert_eq!(now, pinned, "{name} is {now} bytes, pinned at {pinned}");

@@ -96,6 +96,19 @@ impl Pacer {
         Some(*held)
     }
 
+    /// Every held-back update, taken out of turn.
+    pub fn take_all_held(&mut self) -> Vec<(Arc<str>, Merged)> {
+        let mut all = Vec::new();
+        for (topic, pace) in self.topics.iter_mut() {
+            if let Some(held) = pace.held.take() {
+                pace.due = None;
+                all.push((topic.clone(), *held));
+            }
+        }
+        self.held = 0;
+        all
+    }
+
     /// After the connection's subscriptions changed: topics no longer
     /// covered are forgotten (with what they held back), and every interval
     /// is looked up again.

@@ -144,9 +144,21 @@ impl Subscriptions {
         longest.map_or(0, |p| depths.prefix.get(&**p).map_or(0, |c| *c as usize))
     }
 
-    /// Did any subscription ask for a rate?
-    pub fn has_rates(&self) -> bool {
-        self.rates.is_some()
+    /// The rate every subscription asked for, when they all asked the same
+    /// (`Some(None)`: none asked one); None when they differ. O(subscriptions):
+    /// run when they change, not per update.
+    pub fn asked_rate(&self) -> Option<Option<f64>> {
+        let Some(rates) = &self.rates else {
+            return Some(None);
+        };
+        let exact = self.exact.iter().map(|t| rates.exact.get(&**t).copied());
+        let prefixes = self
+            .prefixes
+            .iter()
+            .map(|p| rates.prefix.get(&**p).copied());
+        let mut all = exact.chain(prefixes);
+        let first = all.next().unwrap_or(None);
+        all.all(|r| r == first).then_some(first)
     }
 
     /// The interval between events of `topic`: the least restrictive of the
@@ -272,15 +284,19 @@ mod tests {
             "FX.* is not capped"
         );
         subs.set_rate(&fx, Some(2.0));
+        assert_eq!(subs.asked_rate(), None, "the two ask different rates");
         let ms = |n| Some(Duration::from_millis(n));
         assert_eq!(subs.interval_for("FX.EURUSD", None), ms(250));
         assert_eq!(subs.interval_for("FX.USDJPY", None), ms(500));
         // The server's cap bounds what was asked, and is the default.
         assert_eq!(subs.interval_for("FX.EURUSD", Some(1.0)), ms(1000));
+        subs.set_rate(&exact, Some(2.0));
+        assert_eq!(subs.asked_rate(), Some(Some(2.0)), "both ask 2/s");
+        subs.set_rate(&exact, Some(4.0));
         subs.set_rate(&fx, None);
         assert_eq!(subs.interval_for("FX.USDJPY", Some(10.0)), ms(100));
         subs.set_rate(&exact, None);
-        assert!(!subs.has_rates());
+        assert_eq!(subs.asked_rate(), Some(None), "no rates asked");
     }
 
     #[test]

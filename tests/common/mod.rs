@@ -21,6 +21,8 @@ pub mod book_copy;
 /// `program` runs (`scripts/test` installs every tool the tests use).
 #[allow(dead_code)]
 pub mod redis;
+#[allow(dead_code)]
+pub mod view;
 
 pub fn require_tool(program: &str, version_arg: &str, install: &str) {
     let runs = Command::new(program)

@@ -173,14 +173,7 @@ impl Backlog {
                 return Offer::Paced { due };
             }
         }
-        let (conflating, over_budget) = self.held.as_ref().map_or((false, false), |h| {
-            let over = h
-                .budget
-                .as_ref()
-                .is_some_and(|b| b.bucket.over(out.pending(), now));
-            (h.parked.is_some(), over)
-        });
-        if conflating || over_budget || out.pending() >= conflate_at {
+        if self.holding_back(out, conflate_at, now) {
             let held = self.held.get_or_insert_with(Default::default);
             let parked = held.parked.get_or_insert_with(Default::default);
             return match parked.get_mut(&enc.topic) {
@@ -197,6 +190,20 @@ impl Backlog {
         self.note_queued_at(out, enc.ingested_at);
         out.push(frame);
         Offer::Queued
+    }
+
+    /// Updates are held back instead of queued: the connection is
+    /// conflating, its byte budget is spent, or its queue is past the mark.
+    #[inline]
+    fn holding_back(&self, out: &Outbound, conflate_at: usize, now: Instant) -> bool {
+        let (conflating, over_budget) = self.held.as_ref().map_or((false, false), |h| {
+            let over = h
+                .budget
+                .as_ref()
+                .is_some_and(|b| b.bucket.over(out.pending(), now));
+            (h.parked.is_some(), over)
+        });
+        conflating || over_budget || out.pending() >= conflate_at
     }
 
     fn note_queued_at(&mut self, out: &Outbound, at: Instant) {
@@ -217,92 +224,6 @@ impl Backlog {
         }
         self.note_queued_at(out, m.ingested_at);
         m.send(out, enc, topic);
-    }
-
-    /// The rate cap's slot for `topic` has come: its held-back update goes
-    /// out now (or joins the conflated ones). True when something was queued.
-    pub fn release_paced(
-        &mut self,
-        out: &mut Outbound,
-        enc: &mut EventWriter<'_>,
-        topic: &Arc<str>,
-        now: Instant,
-    ) -> bool {
-        let Some(m) = self
-            .held
-            .as_mut()
-            .and_then(|h| h.paced.take_due(topic, now))
-        else {
-            return false;
-        };
-        self.emit(out, enc, topic, m);
-        true
-    }
-
-    /// After a successful flush: a conflating connection whose queue has
-    /// drained below half the mark gets its held-back updates (one merged
-    /// update per topic) and leaves conflation. True when it left (flush again).
-    /// Under a byte budget only as many topics go out as the budget has room
-    /// for, first held first, and the rest wait for [`Backlog::budget_wait`].
-    ///
-    /// Encodes per connection, but only for topics that merged two or more
-    /// updates; a topic held back once goes out as its shared frame.
-    pub fn release(
-        &mut self,
-        out: &mut Outbound,
-        enc: &mut EventWriter<'_>,
-        conflate_at: usize,
-        now: Instant,
-    ) -> bool {
-        let conflating = self.held.as_ref().is_some_and(|h| h.parked.is_some());
-        if !conflating || out.pending() >= conflate_at / 2 {
-            return false;
-        }
-        if self.held.as_ref().is_some_and(|h| h.budget.is_some()) {
-            return self.release_within_budget(out, enc, now);
-        }
-        let parked = self.held.as_mut().and_then(|h| h.parked.take());
-        for (topic, merged) in parked.unwrap_or_default() {
-            self.note_queued_at(out, merged.ingested_at);
-            merged.send(out, enc, &topic);
-        }
-        self.shrink();
-        true
-    }
-
-    /// Sends held-back topics, first held first, while the byte budget has
-    /// room; leaves conflation once none is left. True when it sent any.
-    fn release_within_budget(
-        &mut self,
-        out: &mut Outbound,
-        enc: &mut EventWriter<'_>,
-        now: Instant,
-    ) -> bool {
-        let Some(held) = self.held.as_mut() else {
-            return false;
-        };
-        let (Some(parked), Some(b)) = (held.parked.as_mut(), held.budget.as_mut()) else {
-            return false;
-        };
-        let mut sent = false;
-        while !b.bucket.over(out.pending(), now) {
-            let Some(topic) = b.order.pop_front() else {
-                break;
-            };
-            // A topic sent or forgot since it was held has left `parked`.
-            if let Some(m) = parked.remove(&topic) {
-                if out.is_empty() {
-                    self.oldest = Some(m.ingested_at);
-                }
-                m.send(out, enc, &topic);
-                sent = true;
-            }
-        }
-        if parked.is_empty() {
-            held.parked = None;
-            b.order.clear();
-        }
-        sent
     }
 
     /// Sets the byte budget (`None`: none), from the server's limit, the
@@ -469,5 +390,6 @@ impl Backlog {
     }
 }
 
+mod release;
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,9 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub(crate) struct LocalTopic {
     pub members: Vec<Member>,
+    /// The rate-cap groups of its members (`net::pace_group`), one per
+    /// interval in use; empty for a topic nobody here receives capped.
+    pub paced: crate::net::pace_group::Groups,
     counts: [u32; Format::COUNT],
     /// The clear count of the last event this shard handled for the topic
     /// (or that its first member joined in).
@@ -414,6 +417,16 @@ impl ShardIndex {
                 self.unvalued.insert(topic.clone());
             }
         }
+        let gate = Gate {
+            joining: &self.joining,
+            leaves: &self.leaves,
+        };
+        Some((lt, gate))
+    }
+
+    /// A topic's entry and its gate, looked up only (a rate cap's slot).
+    pub fn topic_mut(&mut self, topic: &str) -> Option<(&mut LocalTopic, Gate<'_>)> {
+        let lt = self.topics.get_mut(topic)?;
         let gate = Gate {
             joining: &self.joining,
             leaves: &self.leaves,

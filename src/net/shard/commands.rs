@@ -137,6 +137,8 @@ impl Shard {
         self.set_depths(token, &sels, sub.depth);
         let fresh = self.join(token, &sels, sub);
         self.acknowledge(token, &sels, &fresh, id);
+        // After the snapshots: what its old pacing held goes out after them.
+        self.repace(token);
         self.restate_books(token, before);
         Ok(())
     }
@@ -250,6 +252,7 @@ impl Shard {
         }
         let subs = &conn.subs;
         conn.backlog.subscriptions_changed(|t| subs.covers(t));
+        self.repace(token);
     }
 
     fn list_topics(&mut self, token: usize, prefix: &str, id: Id) -> Result<(), CommandError> {

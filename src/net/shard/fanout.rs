@@ -2,14 +2,15 @@
 //! local subscriber's queue, and writing every dirty connection once per
 //! iteration under the backlog rules (conflation, hard limit, slow consumers).
 
+use super::offer::{frame_for, offer_update, Counted, Moment, Offered};
 use super::Shard;
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
 use crate::model::format::Format;
-use crate::net::admit::{admit, rate_cap, Admit};
-use crate::net::backlog::{Offer, Pressure, Rules};
+use crate::net::admit::{admit, Admit};
+use crate::net::backlog::Pressure;
 use crate::net::conn::Verdict;
-use crate::net::index::{later, token_of, UNRESOLVED};
+use crate::net::index::{later, token_of};
 use crate::net::memory_budget::over_budget;
 use crate::net::merged::EventWriter;
 use crate::net::outbound::{Flushed, Tally};
@@ -27,17 +28,6 @@ const JOIN_STEP: usize = 256;
 
 /// How often a shard compares what all connections hold with the budget.
 const BUDGET_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// What one event's delivery did, for the metrics.
-#[derive(Default)]
-struct Counted {
-    frames: u64,
-    conflated: u64,
-    /// Frames this shard compressed (permessage-deflate).
-    compressions: u64,
-    /// Deliveries that took the compressed frame.
-    deflated: u64,
-}
 
 /// Writes a connection's queue; once it has drained enough, releases its
 /// held-back updates (as far as its byte budget allows) and writes again.
@@ -64,122 +54,6 @@ fn write_and_release(
     res
 }
 
-impl Counted {
-    /// Adds one event's deliveries to the shard's counters.
-    fn record(&self, metrics: &crate::metrics::ShardMetrics) {
-        metrics.frames.fetch_add(self.frames, Ordering::Relaxed);
-        if self.conflated > 0 {
-            metrics
-                .conflated
-                .fetch_add(self.conflated, Ordering::Relaxed);
-        }
-        if self.compressions > 0 || self.deflated > 0 {
-            let m = metrics;
-            m.deflate_compressions
-                .fetch_add(self.compressions, Ordering::Relaxed);
-            m.deflated_frames
-                .fetch_add(self.deflated, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Whether a rate cap may apply to a connection (the server's, its
-/// token's, or one of its subscriptions'), and the cap the server and its
-/// token set: checked per delivery without a lookup; the topic's own
-/// interval is looked up only for such connections, once per topic.
-#[inline]
-fn rate_capped(conn: &crate::net::conn::Conn, server_rate: Option<f64>) -> (bool, Option<f64>) {
-    let own = conn.access.as_ref().and_then(|a| a.grant.max_rate);
-    let cap = rate_cap(server_rate, own);
-    (cap.is_some() || conn.subs.has_rates(), cap)
-}
-
-/// The frame one member receives of `enc` and its depth class, or None
-/// when nothing reaches it: no frame in its format, a membership of a
-/// connection that is closing or gone or of a subscription being withdrawn
-/// (it awaits its turn to be detached, `ShardIndex::advance_leaves`), or a
-/// topic its stale gate holds back.
-#[inline]
-fn frame_for<'e>(
-    conn: &crate::net::conn::Conn,
-    m: &mut crate::net::index::Member,
-    enc: &'e Encoded,
-    gate: &crate::net::index::Gate<'_>,
-    (deflate_min, count): (usize, &mut Counted),
-) -> Option<(usize, &'e [u8])> {
-    // A book update has a frame per depth class: the one this connection
-    // receives the topic at (looked up once per member).
-    let class = match &enc.book {
-        Some(_) => {
-            if m.class == UNRESOLVED {
-                m.class = conn.subs.depth_class_for(&enc.topic) as u8;
-            }
-            m.class as usize
-        }
-        None => 0,
-    };
-    let frame = enc.frame(m.fmt, class)?;
-    if conn.key != m.key() || !conn.is_open() {
-        return None;
-    }
-    if gate.any() && gate.stale(m.key(), &enc.topic, &conn.subs) {
-        return None;
-    }
-    if conn.shared_deflate() && frame.len() >= deflate_min {
-        // Compressed once for every client that negotiated it (the first
-        // shard to need it does the work), never per subscriber.
-        let make = || {
-            count.compressions += 1;
-            crate::wire::deflate::deflate_ours(frame).map(Vec::into_boxed_slice)
-        };
-        if let Some(small) = enc.deflated(m.fmt, class, make) {
-            count.deflated += 1;
-            return Some((class, small));
-        }
-    }
-    Some((class, frame))
-}
-
-/// What offering an update to a connection's backlog did.
-enum Offered {
-    /// Its frame is in the queue.
-    Queued,
-    /// Held back, a topic the connection did not hold before.
-    Held,
-    /// Merged into what it held, or paced to its rate's next slot.
-    Merged,
-}
-
-/// Offers an update to one connection (`Backlog::offer`): queued, held,
-/// merged, or paced, with the pacing slot's timer set.
-#[inline]
-fn offer(
-    conn: &mut crate::net::conn::Conn,
-    token: usize,
-    enc: &Arc<Encoded>,
-    frame: &[u8],
-    rules: &Rules,
-    cap: Option<f64>,
-    pace: &mut std::collections::BinaryHeap<super::state::PaceTimer>,
-) -> Offered {
-    let subs = &conn.subs;
-    let interval_of = || subs.interval_for(&enc.topic, cap);
-    match conn
-        .backlog
-        .offer(&mut conn.out, enc, frame, rules, interval_of)
-    {
-        Offer::Queued => Offered::Queued,
-        Offer::Parked { merged: false } => Offered::Held,
-        Offer::Parked { merged: true } => Offered::Merged,
-        Offer::Paced { due } => {
-            if let Some(at) = due {
-                pace.push(Reverse((at, token, conn.id, enc.topic.clone())));
-            }
-            Offered::Merged
-        }
-    }
-}
-
 /// What delivery keeps: the subscription index (who gets which topic),
 /// the backlog limits in force, and the scratch buffer frames are encoded
 /// in when a connection needs its own (merged or held-back updates).
@@ -187,6 +61,8 @@ pub(super) struct Delivery {
     pub index: crate::net::index::ShardIndex,
     pub limits: crate::net::backlog::BacklogLimits,
     pub fb: crate::wire::frame::FrameBuf,
+    /// Counts deliveries: a rate-cap group decides once per stamp.
+    pub stamp: u64,
 }
 
 impl Shard {
@@ -202,6 +78,16 @@ impl Shard {
     pub(super) fn deliver(&mut self, enc: &Arc<Encoded>) {
         let now = Instant::now();
         let valued = !matches!(enc.event, Event::Cleared);
+        if !matches!(enc.event, Event::Update { .. }) {
+            self.groups_before(enc);
+        }
+        self.delivery.stamp += 1;
+        let at = Moment {
+            stamp: self.delivery.stamp,
+            now,
+            conflate_at: self.delivery.limits.conflate_at,
+            server_rate: self.ctx.live.config.max_rate,
+        };
         let index = &mut self.delivery.index;
         let Some((lt, gate)) = index.members_for(&enc.topic, enc.generation, valued) else {
             return self.unwanted(enc);
@@ -212,7 +98,8 @@ impl Shard {
         }
         let mut count = Counted::default();
         let deflate_min = self.ctx.live.config.deflate_min_bytes;
-        for m in lt.members.iter_mut() {
+        let (members, groups) = (&mut lt.members, &mut lt.paced);
+        for m in members.iter_mut() {
             let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
@@ -220,24 +107,13 @@ impl Shard {
             else {
                 continue;
             };
-            match admit(
-                m.generation,
-                m.skip_through,
-                &enc.event,
-                enc.seq,
-                enc.generation,
-            ) {
+            let (generation, skip) = (m.generation, m.skip_through);
+            match admit(generation, skip, &enc.event, enc.seq, enc.generation) {
                 Admit::Skip => continue,
                 Admit::Offer => {
-                    let (paced, cap) = rate_capped(conn, self.ctx.live.config.max_rate);
-                    let rules = Rules {
-                        class,
-                        conflate_at: self.delivery.limits.conflate_at,
-                        paced,
-                        now,
-                    };
-                    let pace = &mut self.timers.pace;
-                    match offer(conn, m.token(), enc, frame, &rules, cap, pace) {
+                    let timers = (&mut self.timers.pace, &mut self.timers.groups);
+                    match offer_update(conn, (m.token(), groups), (enc, frame, class), timers, &at)
+                    {
                         Offered::Queued => count.frames += 1,
                         // A newly held topic grows what the connection
                         // holds: the flush pass counts it against the limits.

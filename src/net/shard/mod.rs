@@ -18,7 +18,8 @@
 //! (the acceptor), `conns` (the connection set), `input` (reading,
 //! dispatching), `commands`, `books`, `access` (subscriber commands and
 //! their rules), `publishers` (network publishers, back-pressure), `mail`,
-//! `fanout` (delivery), `timers`, `admin`, `reload`, `cluster`, `state`
+//! `fanout` (delivery), `offer` (one update to one member), `pace_groups`
+//! (rate caps shared per topic), `timers`, `admin`, `reload`, `cluster`, `state`
 //! (pending work and timers). The rules that decide (budgets, admission of
 //! events, heartbeats, the memory budget, snapshot room) are sans-IO
 //! modules beside the shard in `net`, with their own unit tests. Handlers
@@ -35,6 +36,8 @@ mod conns;
 mod fanout;
 mod input;
 mod mail;
+mod offer;
+mod pace_groups;
 mod publishers;
 mod reload;
 mod state;
@@ -135,6 +138,7 @@ impl Shard {
                 index: ShardIndex::new(id).with_interest(shared.interest.clone()),
                 limits: BacklogLimits::new(cfg),
                 fb: FrameBuf::default(),
+                stamp: 0,
             },
             timers: Timers {
                 handshakes: DeadlineQueue::new(cfg.handshake_timeout),
@@ -144,6 +148,7 @@ impl Shard {
                 accept_retry: None,
                 next_budget_check: Instant::now(),
                 pace: Default::default(),
+                groups: Default::default(),
                 budget: Default::default(),
                 slow_reads: Vec::new(),
                 slow_read_at: None,

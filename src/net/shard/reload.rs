@@ -53,7 +53,17 @@ impl Shard {
                 ended.len()
             );
         }
+        let rate_changed = self.ctx.live.config.max_rate != live.config.max_rate;
         self.ctx.live = live;
+        if rate_changed {
+            // Every connection's pacing may change: what the groups hold
+            // goes out first, then each connection's pacing is computed anew.
+            self.release_all_groups();
+            let tokens: Vec<usize> = self.conns.iter().map(|(t, _)| t).collect();
+            for token in tokens {
+                self.repace(token);
+            }
+        }
         for (token, why) in ended {
             self.settle(token, Verdict::policy(why, CloseReason::Policy));
         }

@@ -56,6 +56,9 @@ pub(super) struct AdminWait {
 /// A rate-capped update's slot: (when, slab key, connection id, topic).
 pub(super) type PaceTimer = Reverse<(Instant, usize, u64, Arc<str>)>;
 
+/// A rate-cap group's slot: (when, the group's interval, topic).
+pub(super) type GroupTimer = Reverse<(Instant, u32, Arc<str>)>;
+
 /// Deadlines the loop wakes up for.
 pub(super) struct Timers {
     pub handshakes: DeadlineQueue,
@@ -69,6 +72,8 @@ pub(super) struct Timers {
     pub next_budget_check: Instant,
     /// Rate-capped updates waiting for their slot, earliest first.
     pub pace: BinaryHeap<PaceTimer>,
+    /// Rate-cap groups' held-back updates waiting for their slot.
+    pub groups: BinaryHeap<GroupTimer>,
     /// Connections that do not read what they are sent, with more input
     /// than their per-turn share: read again at `slow_read_at`.
     pub slow_reads: Vec<usize>,
@@ -84,8 +89,10 @@ impl Timers {
     pub fn next_due(&self) -> Option<Instant> {
         let pace = self.pace.peek().map(|Reverse((at, ..))| *at);
         let budget = self.budget.peek().map(|Reverse((at, ..))| *at);
+        let groups = self.groups.peek().map(|Reverse((at, ..))| *at);
         pace.into_iter()
             .chain(budget)
+            .chain(groups)
             .chain(self.slow_read_at)
             .min()
     }
@@ -134,6 +141,7 @@ mod tests {
             accept_retry: None,
             next_budget_check: now,
             pace: BinaryHeap::new(),
+            groups: BinaryHeap::new(),
             slow_reads: Vec::new(),
             slow_read_at: None,
             budget: BinaryHeap::new(),

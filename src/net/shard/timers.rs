@@ -65,6 +65,7 @@ impl Shard {
                 self.mark_dirty(token);
             }
         }
+        self.release_groups(now);
         while let Some(Reverse((at, token, id))) = self.timers.budget.peek().copied() {
             if at > now {
                 break;
