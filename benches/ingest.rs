@@ -85,6 +85,17 @@ fn wait_sequenced(server: &Server) {
     }
 }
 
+/// CPU time this process (the server's threads and the feed) has used, in
+/// seconds: on a shared, noisy box the CPU an update costs is steadier than
+/// the rate.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes the struct it is given and nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 /// Stamps every update with the time it is handed over, so `loadgen`'s
 /// latency is publish-to-receive.
 fn stamped(batch: &[Update]) -> Vec<Update> {
@@ -181,17 +192,20 @@ fn main() {
     }
     let feed = batches();
     println!("# ingest: {TOPICS} topics x {PER_TOPIC} updates, batches of {BATCH}");
-    println!("path      subs  updates/s  subscribers (loadgen over the run)");
+    println!("path      subs  updates/s cpu_us  subscribers (loadgen over the run)");
+    println!("# cpu_us: CPU of this process (server threads and feed) per update");
     for &subs in &subs_list {
         for path in ["rust-api", "/publish"] {
             let server = server();
             let lg = (subs > 0).then(|| subscribers(server.local_addr(), subs, 4.0));
+            let cpu = cpu_seconds();
             let rate = match path {
                 "rust-api" => through_api(&server, &feed),
                 _ => through_publish(&server, &feed),
             };
+            let us = (cpu_seconds() - cpu) * 1e6 / (TOPICS * PER_TOPIC) as f64;
             let seen = lg.map(report).unwrap_or_else(|| "-".into());
-            println!("{path:9} {subs:5} {rate:10.0}  {seen}");
+            println!("{path:9} {subs:5} {rate:10.0} {us:6.2}  {seen}");
             server.shutdown();
         }
     }

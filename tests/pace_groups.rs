@@ -66,9 +66,13 @@ struct Sub {
     sels: Vec<String>,
 }
 
-fn subscribe(addr: std::net::SocketAddr, name: &str, sels: &[&str], rate: f64) -> Sub {
+fn subscribe(addr: std::net::SocketAddr, name: &str, sels: &[&str], rate: Option<f64>) -> Sub {
     let mut c = Client::connect(addr);
-    c.command(json!({"op":"subscribe","topics":sels,"max_rate":rate}));
+    let mut cmd = json!({"op":"subscribe","topics":sels});
+    if let Some(r) = rate {
+        cmd["max_rate"] = json!(r);
+    }
+    c.command(cmd);
     let sels = sels.iter().map(|s| s.to_string()).collect();
     Sub {
         c,
@@ -91,34 +95,44 @@ fn shared_rate_caps_keep_every_step_exact_through_joins_and_rate_changes() {
     let feeder = feed(&server, seed, run);
     let start = Instant::now();
     let mut subs = vec![
-        subscribe(addr, "steady", &["P.*"], 10.0),
-        subscribe(addr, "mixed, then one rate again", &["P.*"], 10.0),
-        subscribe(addr, "a new rate for everything", &["P.*"], 10.0),
-        subscribe(addr, "exact, then the wildcard", &["P.0", "P.1"], 10.0),
+        subscribe(addr, "steady", &["P.*"], Some(10.0)),
+        subscribe(addr, "mixed, then one rate again", &["P.*"], Some(10.0)),
+        subscribe(addr, "a new rate for everything", &["P.*"], Some(10.0)),
+        subscribe(
+            addr,
+            "exact, then the wildcard",
+            &["P.0", "P.1"],
+            Some(10.0),
+        ),
     ];
-    let mut late: Option<Sub> = None;
+    let mut late: Vec<Sub> = Vec::new();
     let mut step = 0;
     while start.elapsed() < run + Duration::from_millis(200) {
         let at = start.elapsed().as_millis();
         // Each change once, at its moment.
-        let due = [300, 600, 900, 1_200, 1_500, 1_800];
+        let due = [300, 450, 600, 900, 1_200, 1_500, 1_800];
         if step < due.len() && at >= due[step] {
             match step {
-                0 => late = Some(subscribe(addr, "late", &["P.*"], 10.0)),
+                0 => late.push(subscribe(addr, "late", &["P.*"], Some(10.0))),
                 1 => {
+                    // Uncapped among capped ones (all in one group so far):
+                    // gets every update.
+                    late.push(subscribe(addr, "uncapped, late", &["P.*"], None));
+                }
+                2 => {
                     let s = &mut subs[1];
                     s.c.command(json!({"op":"subscribe","topics":["P.3"],"max_rate":40}));
                 }
-                2 => {
+                3 => {
                     let s = &mut subs[2];
                     s.c.command(json!({"op":"subscribe","topics":["P.*"],"max_rate":4}));
                 }
-                3 => {
+                4 => {
                     subs[1]
                         .c
                         .command(json!({"op":"unsubscribe","topics":["P.3"]}));
                 }
-                4 => {
+                5 => {
                     let s = &mut subs[3];
                     s.c.command(json!({"op":"subscribe","topics":["P.*"],"max_rate":10}));
                     s.sels.push("P.*".into());
@@ -131,11 +145,18 @@ fn shared_rate_caps_keep_every_step_exact_through_joins_and_rate_changes() {
             step += 1;
         }
         for s in subs.iter_mut().chain(late.iter_mut()) {
-            drain(&mut s.c, &mut s.v, Duration::from_millis(2));
+            // A bounded read: the uncapped one is never quiet while the
+            // feed runs.
+            for _ in 0..5_000 {
+                let Some(ev) = s.c.try_next_event(Duration::from_millis(2)) else {
+                    break;
+                };
+                s.v.take(&ev);
+            }
         }
         thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(step, 6, "every change was made");
+    assert_eq!(step, 7, "every change was made");
     let published = feeder.join().unwrap();
     let (steady_updates, steady_statuses) = (subs[0].v.updates, subs[0].v.statuses);
     subs.extend(late);

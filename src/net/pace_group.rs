@@ -207,30 +207,65 @@ impl PaceGroup {
 
 /// A topic's groups on a shard, one per interval in use: boxed, since most
 /// topics have none and a topic entry is kept per topic per shard.
-/// (A boxed `Vec` on purpose: 8 bytes in the entry where a `Vec` takes 24.)
 #[derive(Debug, Default)]
-#[allow(clippy::box_collection)]
-pub(crate) struct Groups(Option<Box<Vec<PaceGroup>>>);
+pub(crate) struct Groups(Option<Box<GroupSet>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct GroupSet {
+    list: Vec<PaceGroup>,
+    /// Every live member of the topic was paced by the group of this
+    /// interval at the last pass over them, while the shard's pacing epoch
+    /// was the second value: while both hold, an update that group holds
+    /// back reaches nobody, and the pass over the members is skipped.
+    all_in: Option<(u32, u64)>,
+}
 
 impl Groups {
     pub fn iter(&self) -> impl Iterator<Item = &PaceGroup> {
-        self.0.iter().flat_map(|v| v.iter())
+        self.0.iter().flat_map(|g| g.list.iter())
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PaceGroup> {
-        self.0.iter_mut().flat_map(|v| v.iter_mut())
+        self.0.iter_mut().flat_map(|g| g.list.iter_mut())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
     }
 
     /// The group of interval `every`, made if missing.
     #[inline]
     pub fn of(&mut self, every: u32) -> &mut PaceGroup {
-        let groups = self.0.get_or_insert_with(Default::default);
-        match groups.iter().position(|g| g.every == every) {
-            Some(i) => &mut groups[i],
+        let list = &mut self.0.get_or_insert_with(Default::default).list;
+        match list.iter().position(|g| g.every == every) {
+            Some(i) => &mut list[i],
             None => {
-                groups.push(PaceGroup::new(every));
-                groups.last_mut().expect("pushed")
+                list.push(PaceGroup::new(every));
+                list.last_mut().expect("pushed")
             }
+        }
+    }
+
+    /// The interval every live member is paced at, if the last pass found
+    /// one and nothing changed since (`epoch`: the shard's pacing epoch,
+    /// moved whenever a connection's pacing changes).
+    #[inline]
+    pub fn all_in(&self, epoch: u64) -> Option<u32> {
+        let (every, at) = self.0.as_ref()?.all_in?;
+        (at == epoch).then_some(every)
+    }
+
+    /// What a pass over every member found (`None`: not all in one group).
+    pub fn set_all_in(&mut self, every: Option<u32>, epoch: u64) {
+        if let Some(g) = self.0.as_mut() {
+            g.all_in = every.map(|e| (e, epoch));
+        }
+    }
+
+    /// A member joined: the next pass looks again.
+    pub fn members_changed(&mut self) {
+        if let Some(g) = self.0.as_mut() {
+            g.all_in = None;
         }
     }
 }
@@ -350,5 +385,10 @@ mod tests {
         groups.of(200);
         assert!(groups.of(100).last_sent.is_some());
         assert_eq!(groups.iter().count(), 2);
+        groups.set_all_in(Some(100), 7);
+        assert_eq!(groups.all_in(7), Some(100));
+        assert_eq!(groups.all_in(8), None, "a pacing changed since");
+        groups.members_changed();
+        assert_eq!(groups.all_in(7), None, "a member joined since");
     }
 }

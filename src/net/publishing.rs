@@ -8,9 +8,9 @@
 use crate::engine::ingest::TrySend;
 use crate::engine::op::IngestOp;
 use crate::error::Error;
+use crate::net::topic_map::TopicSet;
 use crate::wire::publish::Item;
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 
 /// One update or clear of a frame, waiting for the ingest queue.
 struct Waiting {
@@ -55,7 +55,7 @@ pub(crate) struct PublisherState {
     /// The count last acknowledged to the publisher.
     acked: u64,
     /// Topics it published: marked stale when it goes away.
-    topics: HashSet<Arc<str>>,
+    topics: TopicSet,
     /// It asked that its topics stay live when it goes away (`on_leave=keep`).
     keep_live: bool,
 }
@@ -159,7 +159,7 @@ impl PublisherState {
 
     /// The topics it published, taken (to mark them stale as it goes);
     /// none for a publisher that asked to keep them live.
-    pub fn take_topics(&mut self) -> HashSet<Arc<str>> {
+    pub fn take_topics(&mut self) -> TopicSet {
         std::mem::take(&mut self.topics)
     }
 }

@@ -11,3 +11,7 @@ use std::sync::Arc;
 
 /// A map from topic name (or pattern prefix) to `V`.
 pub(crate) type TopicMap<V> = HashMap<Arc<str>, V, foldhash::fast::RandomState>;
+
+/// A set of topic names, hashed the same way (a network publisher's
+/// topics: looked up once per update it publishes).
+pub(crate) type TopicSet = std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>;

@@ -59,6 +59,7 @@ impl ShardIndex {
             }
         }
         let lt = self.topics.get_mut(topic).expect("caller inserted it");
+        lt.paced.members_changed();
         for (token, fmt) in joiners {
             lt.counts[fmt.index()] += 1;
             lt.members.push(Member::new(token, fmt, 0, lt.generation));

@@ -438,6 +438,7 @@ impl ShardIndex {
         let lt = self.entry(&topic, Some(member.generation));
         lt.counts[member.fmt.index()] += 1;
         lt.members.push(member);
+        lt.paced.members_changed();
         self.memberships += 1;
     }
 
@@ -445,6 +446,7 @@ impl ShardIndex {
     /// already, starts that membership again from `member`'s numbering.
     fn enrol(&mut self, topic: Arc<str>, member: Member) {
         let lt = self.entry(&topic, Some(member.generation));
+        lt.paced.members_changed();
         match lt.members.iter_mut().find(|m| m.key() == member.key()) {
             Some(m) => *m = member,
             None => {

@@ -2,7 +2,7 @@
 //! local subscriber's queue, and writing every dirty connection once per
 //! iteration under the backlog rules (conflation, hard limit, slow consumers).
 
-use super::offer::{frame_for, offer_update, Counted, Moment, Offered};
+use super::offer::{frame_for, group_holds, offer_update, Counted, Moment, Offered, OneGroup};
 use super::Shard;
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
@@ -63,6 +63,8 @@ pub(super) struct Delivery {
     pub fb: crate::wire::frame::FrameBuf,
     /// Counts deliveries: a rate-cap group decides once per stamp.
     pub stamp: u64,
+    /// Moves whenever a connection's pacing changes (`Groups::all_in`).
+    pub pace_epoch: u64,
 }
 
 impl Shard {
@@ -75,8 +77,7 @@ impl Shard {
     /// queue is past the conflation mark has the update held back and merged
     /// instead (`Backlog::offer`) until its queue drains. Whether the event
     /// is for a member at all is [`admit`]'s decision.
-    pub(super) fn deliver(&mut self, enc: &Arc<Encoded>) {
-        let now = Instant::now();
+    pub(super) fn deliver(&mut self, enc: &Arc<Encoded>, now: Instant) {
         let valued = !matches!(enc.event, Event::Cleared);
         if !matches!(enc.event, Event::Update { .. }) {
             self.groups_before(enc);
@@ -87,6 +88,7 @@ impl Shard {
             now,
             conflate_at: self.delivery.limits.conflate_at,
             server_rate: self.ctx.live.config.max_rate,
+            epoch: self.delivery.pace_epoch,
         };
         let index = &mut self.delivery.index;
         let Some((lt, gate)) = index.members_for(&enc.topic, enc.generation, valued) else {
@@ -99,10 +101,20 @@ impl Shard {
         let mut count = Counted::default();
         let deflate_min = self.ctx.live.config.deflate_min_bytes;
         let (members, groups) = (&mut lt.members, &mut lt.paced);
+        // Every member paced by one group that holds this back: no pass.
+        let one = (groups.all_in(at.epoch), &mut self.timers.groups);
+        if group_holds(one.0, groups, (at.stamp, enc, now), one.1) {
+            count.conflated += members.len() as u64;
+            return count.record(&self.ctx.shared.metrics.shards[self.ctx.id]);
+        }
+        let mut pacing = OneGroup::default();
         for m in members.iter_mut() {
             let Some(conn) = self.conns.get_mut(m.token()) else {
                 continue;
             };
+            if conn.key == m.key() && conn.is_open() {
+                pacing.see(conn.pace);
+            }
             let Some((class, frame)) = frame_for(conn, m, enc, &gate, (deflate_min, &mut count))
             else {
                 continue;
@@ -146,6 +158,9 @@ impl Shard {
                 conn.dirty = true;
                 self.pending.dirty.push(m.token());
             }
+        }
+        if !groups.is_empty() {
+            groups.set_all_in(pacing.found(), at.epoch);
         }
         count.record(&self.ctx.shared.metrics.shards[self.ctx.id]);
     }

@@ -139,6 +139,7 @@ impl Shard {
                 limits: BacklogLimits::new(cfg),
                 fb: FrameBuf::default(),
                 stamp: 0,
+                pace_epoch: 0,
             },
             timers: Timers {
                 handshakes: DeadlineQueue::new(cfg.handshake_timeout),

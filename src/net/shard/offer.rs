@@ -50,17 +50,17 @@ fn token_cap(conn: &crate::net::conn::Conn, server_rate: Option<f64>) -> Option<
     rate_cap(server_rate, own)
 }
 
-/// Whether the rate-cap group of the connection's interval holds `enc`
-/// back (`net::pace_group`): decided once per event for all the group's
+/// Whether the rate-cap group of interval `every` holds `enc` back
+/// (`net::pace_group`): decided once per event for all the group's
 /// members, with one merge; a new wait arms the group's timer.
 #[inline]
-fn group_holds(
-    conn: &crate::net::conn::Conn,
+pub(super) fn group_holds(
+    every: Option<u32>,
     groups: &mut Groups,
     (stamp, enc, now): (u64, &Arc<Encoded>, Instant),
     timers: &mut GroupTimers,
 ) -> bool {
-    let Some(every) = conn.pace.group() else {
+    let Some(every) = every else {
         return false;
     };
     let Event::Update { ts, prices, .. } = &enc.event else {
@@ -77,6 +77,30 @@ fn group_holds(
             }
             true
         }
+    }
+}
+
+/// What a pass over a topic's members finds of their pacing: whether
+/// every live one is paced by the group of one interval
+/// (`Groups::set_all_in`).
+#[derive(Default)]
+pub(super) struct OneGroup {
+    every: Option<u32>,
+    other: bool,
+}
+
+impl OneGroup {
+    #[inline]
+    pub fn see(&mut self, pace: PaceMode) {
+        match (pace.group(), self.every) {
+            (Some(e), None) => self.every = Some(e),
+            (Some(e), Some(f)) if e == f => {}
+            _ => self.other = true,
+        }
+    }
+
+    pub fn found(&self) -> Option<u32> {
+        self.every.filter(|_| !self.other)
     }
 }
 
@@ -144,6 +168,8 @@ pub(super) struct Moment {
     pub conflate_at: usize,
     /// The server's `max_rate`.
     pub server_rate: Option<f64>,
+    /// The shard's pacing epoch (`Groups::all_in`).
+    pub epoch: u64,
 }
 
 /// Offers an update to one connection: held back by its rate-cap group
@@ -158,7 +184,12 @@ pub(super) fn offer_update(
     (pace, group_timers): (&mut PaceTimers, &mut GroupTimers),
     at: &Moment,
 ) -> Offered {
-    if group_holds(conn, groups, (at.stamp, enc, at.now), group_timers) {
+    if group_holds(
+        conn.pace.group(),
+        groups,
+        (at.stamp, enc, at.now),
+        group_timers,
+    ) {
         return Offered::Merged;
     }
     let rules = Rules {

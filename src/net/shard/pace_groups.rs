@@ -215,6 +215,8 @@ impl Shard {
         if was == mode {
             return;
         }
+        // Topics whose members were all in one group look again.
+        self.delivery.pace_epoch += 1;
         if let Some(every) = was.group() {
             self.hand_over_groups(token, every);
         } else if was == PaceMode::MIXED {
