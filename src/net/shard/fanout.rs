@@ -2,7 +2,9 @@
 //! local subscriber's queue, and writing every dirty connection once per
 //! iteration under the backlog rules (conflation, hard limit, slow consumers).
 
-use super::offer::{frame_for, group_holds, offer_update, Counted, Moment, Offered, OneGroup};
+use super::offer::{
+    frame_for, group_holds, in_order, offer_update, restart, Counted, Moment, Offered, OneGroup,
+};
 use super::Shard;
 use crate::engine::link::{Encoded, Event};
 use crate::metrics::CloseReason;
@@ -138,21 +140,12 @@ impl Shard {
                 }
                 Admit::InOrder => {
                     let names = self.ctx.table.field_names();
-                    let fb = &mut self.delivery.fb;
-                    let fmt = conn.format;
-                    let enc_w = &mut EventWriter { fb, fmt, names };
-                    conn.backlog.send_held(&mut conn.out, enc_w, &enc.topic);
-                    conn.out.push(frame);
+                    in_order(conn, (&mut self.delivery.fb, names), &enc.topic, frame);
                 }
                 Admit::Restart {
                     generation,
                     skip_through,
-                } => {
-                    m.generation = generation;
-                    m.skip_through = skip_through;
-                    conn.backlog.forget(&enc.topic);
-                    conn.out.push(frame);
-                }
+                } => restart(conn, m, (generation, skip_through), &enc.topic, frame),
             }
             if !conn.dirty {
                 conn.dirty = true;

@@ -219,3 +219,32 @@ pub(super) fn offer_update(
 
 pub(super) type PaceTimers = std::collections::BinaryHeap<super::state::PaceTimer>;
 pub(super) type GroupTimers = std::collections::BinaryHeap<super::state::GroupTimer>;
+
+/// A status for a member: after what its connection holds back of the
+/// topic (sent first), in order.
+pub(super) fn in_order(
+    conn: &mut crate::net::conn::Conn,
+    (fb, names): (&mut crate::wire::frame::FrameBuf, &[Box<str>]),
+    topic: &Arc<str>,
+    frame: &[u8],
+) {
+    let fmt = conn.format;
+    let enc = &mut crate::net::merged::EventWriter { fb, fmt, names };
+    conn.backlog.send_held(&mut conn.out, enc, topic);
+    conn.out.push(frame);
+}
+
+/// A clear or a load that starts the member's new numbering: what its
+/// connection held of the topic is dropped, and the frame goes out.
+pub(super) fn restart(
+    conn: &mut crate::net::conn::Conn,
+    m: &mut crate::net::index::Member,
+    (generation, skip_through): (u16, u64),
+    topic: &str,
+    frame: &[u8],
+) {
+    m.generation = generation;
+    m.skip_through = skip_through;
+    conn.backlog.forget(topic);
+    conn.out.push(frame);
+}
