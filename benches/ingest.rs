@@ -15,6 +15,8 @@
 //! what the subscribers received and the publish-to-receive latency
 //! (with `max_rate` 10, mostly the wait for the topic's next slot).
 //! Everything shares this machine: compare ratios of one run.
+//! `cargo bench --bench ingest --features jemalloc` runs it with jemalloc
+//! as the process's allocator.
 
 #[path = "support/raw_publish.rs"]
 mod raw_publish;
@@ -25,6 +27,12 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Update};
+
+/// `--features jemalloc`: the process (server threads and feed) allocates
+/// with jemalloc, as an embedder may choose; without it, glibc's malloc.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const TOPICS: usize = 1_000;
 const PER_TOPIC: usize = 1_000;
@@ -194,6 +202,12 @@ fn main() {
     println!("# ingest: {TOPICS} topics x {PER_TOPIC} updates, batches of {BATCH}");
     println!("path      subs  updates/s cpu_us  subscribers (loadgen over the run)");
     println!("# cpu_us: CPU of this process (server threads and feed) per update");
+    let alloc = if cfg!(feature = "jemalloc") {
+        "jemalloc"
+    } else {
+        "glibc malloc"
+    };
+    println!("# allocator: {alloc}");
     for &subs in &subs_list {
         for path in ["rust-api", "/publish"] {
             let server = server();
