@@ -73,7 +73,7 @@ pub(super) fn group_holds(
         Decision::Send => false,
         Decision::Held { due } => {
             if let Some(at) = due {
-                timers.push(Reverse((at, every, enc.topic.clone())));
+                timers.held_until(at, every, enc.topic.clone());
             }
             true
         }
@@ -218,7 +218,7 @@ pub(super) fn offer_update(
 }
 
 pub(super) type PaceTimers = std::collections::BinaryHeap<super::state::PaceTimer>;
-pub(super) type GroupTimers = std::collections::BinaryHeap<super::state::GroupTimer>;
+pub(super) use super::state::GroupTimers;
 
 /// A status for a member: after what its connection holds back of the
 /// topic (sent first), in order.

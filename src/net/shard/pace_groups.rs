@@ -119,7 +119,9 @@ impl Shard {
                 (Event::Cleared | Event::Resync { .. }, Some(gen))
                     if later(enc.generation, gen) =>
                 {
+                    // It holds something (`held_generation` said so).
                     g.take_held();
+                    self.timers.groups.taken();
                 }
                 _ => {}
             }
@@ -132,11 +134,18 @@ impl Shard {
     /// Rate-cap groups whose slot came: each held-back update goes to the
     /// group's members.
     pub(super) fn release_groups(&mut self, now: Instant) {
-        while let Some(Reverse((at, ..))) = self.timers.groups.peek() {
+        let delta = self.timers.groups.report();
+        if delta != 0 {
+            let metrics = &self.ctx.shared.metrics.shards[self.ctx.id];
+            metrics
+                .queued_bytes
+                .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+        }
+        while let Some(Reverse((at, ..))) = self.timers.groups.heap.peek() {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, every, topic))) = self.timers.groups.pop() else {
+            let Some(Reverse((_, every, topic))) = self.timers.groups.heap.pop() else {
                 break;
             };
             self.release_group(&topic, every, |g| g.take_due(now));
@@ -161,6 +170,7 @@ impl Shard {
         else {
             return;
         };
+        self.timers.groups.taken();
         let h = &mut Hand {
             fb: &mut self.delivery.fb,
             names: self.ctx.table.field_names(),
@@ -183,7 +193,7 @@ impl Shard {
     /// Every group's held-back update goes out now (a reload changed the
     /// server's cap: every connection's pacing is computed again).
     pub(super) fn release_all_groups(&mut self) {
-        let held: Vec<(u32, Arc<str>)> = std::mem::take(&mut self.timers.groups)
+        let held: Vec<(u32, Arc<str>)> = std::mem::take(&mut self.timers.groups.heap)
             .into_iter()
             .map(|Reverse((_, every, topic))| (every, topic))
             .collect();
@@ -227,7 +237,7 @@ impl Shard {
     /// The connection left the groups of interval `every`: what they hold
     /// for it goes to it now.
     fn hand_over_groups(&mut self, token: usize, every: u32) {
-        let mut topics: Vec<Arc<str>> = (self.timers.groups.iter())
+        let mut topics: Vec<Arc<str>> = (self.timers.groups.heap.iter())
             .filter(|Reverse((_, e, _))| *e == every)
             .map(|Reverse((_, _, t))| t.clone())
             .collect();

@@ -59,6 +59,38 @@ pub(super) type PaceTimer = Reverse<(Instant, usize, u64, Arc<str>)>;
 /// A rate-cap group's slot: (when, the group's interval, topic).
 pub(super) type GroupTimer = Reverse<(Instant, u32, Arc<str>)>;
 
+/// Rate-cap groups' slots, and how many groups hold an update back (each a
+/// boxed merged update the shard counts in its queued-bytes gauge, since
+/// no connection holds it).
+#[derive(Default)]
+pub(super) struct GroupTimers {
+    pub heap: BinaryHeap<GroupTimer>,
+    pub held: u64,
+    /// Bytes last added to the gauge for them.
+    reported: i64,
+}
+
+impl GroupTimers {
+    /// A group started holding an update back, due `at`.
+    pub fn held_until(&mut self, at: Instant, every: u32, topic: Arc<str>) {
+        self.heap.push(Reverse((at, every, topic)));
+        self.held += 1;
+    }
+
+    /// A group's held update was taken (released, or dropped).
+    pub fn taken(&mut self) {
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// What to add to the shard's queued-bytes gauge for what the groups
+    /// hold now (counted against `max_total_outbound_bytes` with what
+    /// connections hold).
+    pub fn report(&mut self) -> i64 {
+        let now = (self.held as usize * crate::net::pace_group::HELD_BYTES) as i64;
+        now - std::mem::replace(&mut self.reported, now)
+    }
+}
+
 /// Deadlines the loop wakes up for.
 pub(super) struct Timers {
     pub handshakes: DeadlineQueue,
@@ -73,7 +105,7 @@ pub(super) struct Timers {
     /// Rate-capped updates waiting for their slot, earliest first.
     pub pace: BinaryHeap<PaceTimer>,
     /// Rate-cap groups' held-back updates waiting for their slot.
-    pub groups: BinaryHeap<GroupTimer>,
+    pub groups: GroupTimers,
     /// Connections that do not read what they are sent, with more input
     /// than their per-turn share: read again at `slow_read_at`.
     pub slow_reads: Vec<usize>,
@@ -89,7 +121,7 @@ impl Timers {
     pub fn next_due(&self) -> Option<Instant> {
         let pace = self.pace.peek().map(|Reverse((at, ..))| *at);
         let budget = self.budget.peek().map(|Reverse((at, ..))| *at);
-        let groups = self.groups.peek().map(|Reverse((at, ..))| *at);
+        let groups = self.groups.heap.peek().map(|Reverse((at, ..))| *at);
         pace.into_iter()
             .chain(budget)
             .chain(groups)
@@ -132,6 +164,22 @@ pub(super) fn poll_timeout(p: &Pending, t: &Timers, now: Instant) -> Duration {
 mod tests {
     use super::*;
 
+    #[test]
+    fn what_groups_hold_is_reported_as_it_changes() {
+        let mut g = GroupTimers::default();
+        let at = Instant::now();
+        assert_eq!(g.report(), 0);
+        g.held_until(at, 100, "a".into());
+        g.held_until(at, 100, "b".into());
+        let two = 2 * crate::net::pace_group::HELD_BYTES as i64;
+        assert_eq!(g.report(), two);
+        assert_eq!(g.report(), 0, "nothing changed since");
+        g.taken();
+        g.taken();
+        g.taken();
+        assert_eq!(g.report(), -two, "back to nothing, never below");
+    }
+
     fn timers(now: Instant) -> Timers {
         Timers {
             handshakes: DeadlineQueue::new(Duration::from_secs(5)),
@@ -141,7 +189,7 @@ mod tests {
             accept_retry: None,
             next_budget_check: now,
             pace: BinaryHeap::new(),
-            groups: BinaryHeap::new(),
+            groups: GroupTimers::default(),
             slow_reads: Vec::new(),
             slow_read_at: None,
             budget: BinaryHeap::new(),
