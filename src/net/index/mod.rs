@@ -109,6 +109,9 @@ pub(crate) struct ShardIndex {
     memberships: usize,
     /// The server's count of who subscribes to what (interest events).
     interest: Option<Arc<InterestBook>>,
+    /// Held-back updates of rate-cap groups dropped with their topic's
+    /// entry since the shard last asked.
+    dropped_holds: u64,
 }
 
 /// The names in `names` that start with `prefix`.
@@ -144,6 +147,7 @@ impl ShardIndex {
             prefixes: Default::default(),
             memberships: 0,
             interest: None,
+            dropped_holds: 0,
         }
     }
 
@@ -424,6 +428,12 @@ impl ShardIndex {
         Some((lt, gate))
     }
 
+    /// Rate-cap groups' held-back updates dropped with their topic's entry
+    /// (everyone left) since the last call.
+    pub fn take_dropped_holds(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped_holds)
+    }
+
     /// A topic's entry and its gate, looked up only (a rate cap's slot).
     pub fn topic_mut(&mut self, topic: &str) -> Option<(&mut LocalTopic, Gate<'_>)> {
         let lt = self.topics.get_mut(topic)?;
@@ -472,6 +482,9 @@ impl ShardIndex {
             table.leave_exact(topic, self.shard, fmt);
         }
         if lt.members.is_empty() {
+            // What its rate-cap groups held goes with it (uncounted by the
+            // shard when it next looks, `take_dropped_holds`).
+            self.dropped_holds += lt.paced.iter().filter(|g| g.held().is_some()).count() as u64;
             self.topics.remove(topic);
             self.names.remove(topic);
             self.unvalued.remove(topic);

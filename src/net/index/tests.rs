@@ -299,3 +299,25 @@ fn a_wildcard_joins_at_once_only_the_topics_without_a_value() {
     index.members_for(&valued, 1, false).unwrap();
     assert_eq!(index.unvalued.iter().collect::<Vec<_>>(), [&valued]);
 }
+
+#[test]
+fn a_topic_entry_dropped_with_a_held_rate_cap_update_is_reported() {
+    let table = table_of(1);
+    let mut index = ShardIndex::new(0);
+    let mut subs = Subscriptions::default();
+    index.add_exact(&table, 1, Format::Json, &mut subs, "W.0000".into(), None);
+    let enc = crate::engine::link::Encoded::test_update("W.0000", 2, Default::default(), None);
+    let crate::engine::link::Event::Update { ts, prices, .. } = enc.event else {
+        unreachable!()
+    };
+    let (lt, _) = index.members_for(&"W.0000".into(), 0, true).unwrap();
+    let now = std::time::Instant::now();
+    let group = lt.paced.of(1_000_000);
+    group.decide(1, &enc, (ts, &prices), now);
+    group.decide(2, &enc, (ts, &prices), now);
+    assert!(group.held().is_some(), "the second waits for the slot");
+    assert_eq!(index.take_dropped_holds(), 0);
+    index.remove_exact(&table, 1, Format::Json, &mut subs, "W.0000");
+    assert_eq!(index.take_dropped_holds(), 1, "gone with its entry");
+    assert_eq!(index.take_dropped_holds(), 0, "reported once");
+}

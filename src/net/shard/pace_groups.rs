@@ -134,6 +134,8 @@ impl Shard {
     /// Rate-cap groups whose slot came: each held-back update goes to the
     /// group's members.
     pub(super) fn release_groups(&mut self, now: Instant) {
+        let dropped = self.delivery.index.take_dropped_holds();
+        self.timers.groups.dropped(dropped);
         let delta = self.timers.groups.report();
         if delta != 0 {
             let metrics = &self.ctx.shared.metrics.shards[self.ctx.id];

@@ -82,6 +82,11 @@ impl GroupTimers {
         self.held = self.held.saturating_sub(1);
     }
 
+    /// `n` held updates went with their topics' entries.
+    pub fn dropped(&mut self, n: u64) {
+        self.held = self.held.saturating_sub(n);
+    }
+
     /// What to add to the shard's queued-bytes gauge for what the groups
     /// hold now (counted against `max_total_outbound_bytes` with what
     /// connections hold).
