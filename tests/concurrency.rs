@@ -139,11 +139,7 @@ fn sync(c: &mut Client, chk: &mut Checker) {
 
 #[test]
 fn per_topic_guarantees_hold_under_concurrent_subscribe_unsubscribe_and_publish() {
-    let seed: u64 = std::env::var("TICKCAST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("seed {seed} (rerun with TICKCAST_SEED={seed})");
+    let seed = test_seed();
     // Conflation (a subscriber 256 KiB behind) would skip seqs by design; on
     // a loaded machine these debug-build readers can fall that far behind, and
     // this test is about ordering, so it is kept out of the way. So is the

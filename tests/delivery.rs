@@ -587,11 +587,7 @@ fn randomized_clients_always_end_with_the_servers_value() {
     use rand::{Rng, SeedableRng};
     const TOPICS: usize = 6;
     const UPDATES: u64 = 12_000;
-    let seed: u64 = std::env::var("TICKCAST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed {seed} (TICKCAST_SEED={seed} reproduces the client choices)");
+    let seed = test_seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let server = Server::start(config().conflate_bytes(4096).history(64, 1 << 20)).unwrap();
     let addr = server.local_addr();

@@ -83,11 +83,7 @@ fn subscribe(addr: std::net::SocketAddr, name: &str, sels: &[&str], rate: Option
 
 #[test]
 fn shared_rate_caps_keep_every_step_exact_through_joins_and_rate_changes() {
-    let seed: u64 = std::env::var("TICKCAST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("seed {seed} (rerun with TICKCAST_SEED={seed})");
+    let seed = test_seed();
     let cfg = || config().max_commands_per_sec(0.0);
     let server = Server::start(cfg()).unwrap();
     let addr = server.local_addr();

@@ -26,11 +26,7 @@ fn topic(g: usize, i: usize) -> String {
 
 #[test]
 fn with_four_routers_every_subscriber_ends_with_the_servers_values() {
-    let seed: u64 = std::env::var("TICKCAST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("seed {seed} (rerun with TICKCAST_SEED={seed})");
+    let seed = test_seed();
     let server = Server::start(
         config()
             .routers(4)

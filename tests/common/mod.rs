@@ -37,6 +37,17 @@ pub fn require_tool(program: &str, version_arg: &str, install: &str) {
     );
 }
 
+/// A randomized test's seed: `TICKCAST_SEED` if set, else a fresh one,
+/// printed so a failing run can be repeated.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("TICKCAST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with TICKCAST_SEED={seed})");
+    seed
+}
+
 pub fn config() -> Config {
     Config::default()
         .listen("127.0.0.1:0".parse().unwrap())
