@@ -42,10 +42,25 @@ impl Counted {
     }
 }
 
-/// The cap the server and a connection's token set (for a connection
-/// paced on its own, whose topics' intervals are looked up once each).
+/// The depth class member `m` receives book topic `topic` at: looked up
+/// in its connection's subscriptions once, then kept in the member.
 #[inline]
-fn token_cap(conn: &crate::net::conn::Conn, server_rate: Option<f64>) -> Option<f64> {
+pub(super) fn book_class(
+    conn: &crate::net::conn::Conn,
+    m: &mut crate::net::index::Member,
+    topic: &str,
+) -> usize {
+    if m.class == UNRESOLVED {
+        m.class = conn.subs.depth_class_for(topic) as u8;
+    }
+    m.class as usize
+}
+
+/// The cap the server and a connection's token set (its pacing's default
+/// and bound; for a connection paced on its own, its topics' intervals
+/// are looked up once each).
+#[inline]
+pub(super) fn token_cap(conn: &crate::net::conn::Conn, server_rate: Option<f64>) -> Option<f64> {
     let own = conn.access.as_ref().and_then(|a| a.grant.max_rate);
     rate_cap(server_rate, own)
 }
@@ -120,12 +135,7 @@ pub(super) fn frame_for<'e>(
     // A book update has a frame per depth class: the one this connection
     // receives the topic at (looked up once per member).
     let class = match &enc.book {
-        Some(_) => {
-            if m.class == UNRESOLVED {
-                m.class = conn.subs.depth_class_for(&enc.topic) as u8;
-            }
-            m.class as usize
-        }
+        Some(_) => book_class(conn, m, &enc.topic),
         None => 0,
     };
     let frame = enc.frame(m.fmt, class)?;

@@ -4,13 +4,13 @@
 //! token or the server's cap), so nothing a group or its own pacing held
 //! for it is lost or sent twice.
 
+use super::offer::{book_class, token_cap};
 use super::Shard;
 use crate::engine::link::{Encoded, Event};
 use crate::model::format::Format;
-use crate::net::admit::rate_cap;
 use crate::net::conn::Conn;
 use crate::net::index::later;
-use crate::net::index::{Gate, Member, UNRESOLVED};
+use crate::net::index::{Gate, Member};
 use crate::net::merged::EventWriter;
 use crate::net::pace_group::{PaceMode, Released};
 use crate::wire::frame::FrameBuf;
@@ -30,13 +30,10 @@ pub(super) struct Hand<'a> {
 
 /// The depth class member `m` receives a book topic at (looked up once).
 fn class_of(conn: &Conn, m: &mut Member, rel: &Released, topic: &str) -> usize {
-    if !rel.merged.is_book() {
-        return 0;
+    match rel.merged.is_book() {
+        true => book_class(conn, m, topic),
+        false => 0,
     }
-    if m.class == UNRESOLVED {
-        m.class = conn.subs.depth_class_for(topic) as u8;
-    }
-    m.class as usize
 }
 
 /// Offers a group's released update to each member paced by that group
@@ -215,8 +212,7 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        let own = conn.access.as_ref().and_then(|a| a.grant.max_rate);
-        let cap = rate_cap(self.ctx.live.config.max_rate, own);
+        let cap = token_cap(conn, self.ctx.live.config.max_rate);
         let mode = PaceMode::of(conn.subs.asked_rate(), cap);
         let was = std::mem::replace(&mut conn.pace, mode);
         if mode == PaceMode::MIXED {
