@@ -26,6 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Update};
+
+/// The allocator tickcastd runs on (the default `jemalloc` feature).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use tungstenite::Message;
 
 const TOPICS: usize = 1_000;

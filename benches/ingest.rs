@@ -15,8 +15,9 @@
 //! what the subscribers received and the publish-to-receive latency
 //! (with `max_rate` 10, mostly the wait for the topic's next slot).
 //! Everything shares this machine: compare ratios of one run.
-//! `cargo bench --bench ingest --features jemalloc` runs it with jemalloc
-//! as the process's allocator.
+//! The process allocates with jemalloc, as tickcastd does (the default
+//! `jemalloc` feature); `cargo bench --bench ingest --no-default-features`
+//! runs it on glibc's malloc.
 
 #[path = "support/raw_publish.rs"]
 mod raw_publish;
@@ -28,8 +29,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Update};
 
-/// `--features jemalloc`: the process (server threads and feed) allocates
-/// with jemalloc, as an embedder may choose; without it, glibc's malloc.
+/// The `jemalloc` feature (default): the process (server threads and feed)
+/// allocates with jemalloc, as tickcastd does; without it, glibc's malloc.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -11,7 +11,8 @@ estimate growth; at the end RSS before, at the peak and after.
 
     cargo build --release --bin tickcastd
     benches/memory_attack.py [TOPICS] [ATTACKERS] [HOLD] [DEMO_RATE]
-    (defaults 55000 200 60 20000; run with the Python client importable,
+    (defaults 55000 200 60 20000; TICKCASTD=path runs another build;
+    run with the Python client importable,
     e.g. PYTHONPATH=clients/python target/pyenv/bin/python ...)
 Loopback only, bounded in time.
 """
@@ -35,7 +36,7 @@ def free_port():
 
 
 port = free_port()
-daemon = subprocess.Popen([os.path.join(ROOT, "target", "release", "tickcastd"),
+daemon = subprocess.Popen([os.environ.get("TICKCASTD", os.path.join(ROOT, "target", "release", "tickcastd")),
                            "--listen", f"127.0.0.1:{port}", "--demo", "--demo-rate", str(rate),
                            "--publisher-token", TOKEN],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,6 +12,12 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Side, Update};
 
+/// The allocator tickcastd runs on (the default `jemalloc` feature), so the
+/// fan-out benchmark measures what the daemon would do.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let mut listen = "127.0.0.1:9000".to_string();
     let mut rate: f64 = 10_000.0;

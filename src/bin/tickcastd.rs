@@ -20,6 +20,26 @@ use tickcast::daemon::self_signed::{self, SelfSigned};
 use tickcast::daemon::{DaemonConfig, Flags};
 use tickcast::Server;
 
+/// jemalloc, not glibc's malloc: the routers allocate every frame and the
+/// shards free it, and glibc locks the allocating arena for each such
+/// cross-thread free. With 1,000 rate-capped subscribers ingest took 22-32%
+/// less CPU per update with jemalloc, and soak silences were shorter, while
+/// memory under a slow-consumer attack stayed within the same ratios of
+/// what the server counts (BENCHMARKS.md, "tickcastd on jemalloc").
+/// `--no-default-features` builds the daemon on the system allocator.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read before `main`: a background thread hands
+/// unused pages back to the system a second after they were freed (the
+/// decay), so memory that a burst of slow consumers used comes back
+/// without a trim (`muzzy_decay_ms:0`: returned pages are unmapped at once
+/// instead of lingering as lazily freed, which RSS would still count).
+#[cfg(feature = "jemalloc")]
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tickcastd",
@@ -339,71 +359,84 @@ fn watch_for_failure(server: &Server) {
         .expect("a watch thread");
 }
 
-/// Hands memory back to the system once what clients account for has
-/// fallen by at least this much (and by half) since its high-water mark.
-const RETURN_AFTER_FALL: u64 = 8 << 20;
+/// jemalloc's decay hands freed pages back by itself (`MALLOC_CONF`).
+#[cfg(feature = "jemalloc")]
+fn return_memory_when_freed(_: &Server) {}
 
-/// glibc's allocator keeps the pages a burst of slow consumers used (their
-/// queues' big buffers come from the heap once the mmap threshold has risen,
-/// and free pages inside a heap stay resident): after such an attack RSS
-/// stayed at 1.7-2.5x its size before. When that memory falls (clients
-/// left, their queues drained, their memberships withdrawn), a thread of
-/// its own (never a shard loop: trimming locks each arena in turn) asks glibc
-/// to return its free pages. mimalloc returned them by itself but grew RSS
-/// 1.6-2x what the server counted during the attack, against 1.2x for glibc
+#[cfg(not(feature = "jemalloc"))]
+use glibc_heap::return_memory_when_freed;
+
+/// The build on glibc's malloc (`--no-default-features`): glibc keeps the
+/// pages a burst of slow consumers used (their queues' big buffers come
+/// from the heap once the mmap threshold has risen, and free pages inside
+/// a heap stay resident): after such an attack RSS stayed at 1.7-2.5x its
+/// size before. When that memory falls (clients left, their queues
+/// drained, their memberships withdrawn), a thread of its own (never a
+/// shard loop: trimming locks each arena in turn) asks glibc to return its
+/// free pages. mimalloc returned them by itself but grew RSS 1.6-2x what
+/// the server counted during the attack, against 1.2x for glibc
 /// (BENCHMARKS.md, "Issue 25: hostile load, round 2").
-fn return_memory_when_freed(server: &Server) {
-    fixed_mmap_threshold();
-    let held = server.client_memory_watch();
-    std::thread::Builder::new()
-        .name("tickcastd-memory".into())
-        .spawn(move || {
-            let mut high = 0u64;
-            loop {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-                let now = held();
-                high = high.max(now);
-                if high - now >= RETURN_AFTER_FALL && now <= high / 2 {
-                    let started = std::time::Instant::now();
-                    trim_heap();
-                    log::debug!(
-                        "returned free memory to the system ({} MB for clients, {} MB at the peak) in {:?}",
-                        now >> 20,
-                        high >> 20,
-                        started.elapsed()
-                    );
-                    high = now;
+#[cfg(not(feature = "jemalloc"))]
+mod glibc_heap {
+    use tickcast::Server;
+
+    /// Hands memory back to the system once what clients account for has
+    /// fallen by at least this much (and by half) since its high-water mark.
+    const RETURN_AFTER_FALL: u64 = 8 << 20;
+
+    pub(super) fn return_memory_when_freed(server: &Server) {
+        fixed_mmap_threshold();
+        let held = server.client_memory_watch();
+        std::thread::Builder::new()
+            .name("tickcastd-memory".into())
+            .spawn(move || {
+                let mut high = 0u64;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    let now = held();
+                    high = high.max(now);
+                    if high - now >= RETURN_AFTER_FALL && now <= high / 2 {
+                        let started = std::time::Instant::now();
+                        trim_heap();
+                        log::debug!(
+                            "returned free memory to the system ({} MB for clients, {} MB at the peak) in {:?}",
+                            now >> 20,
+                            high >> 20,
+                            started.elapsed()
+                        );
+                        high = now;
+                    }
                 }
-            }
-        })
-        .expect("a memory thread");
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_heap() {
-    // SAFETY: malloc_trim takes no pointers; glibc locks what it walks.
-    unsafe {
-        libc::malloc_trim(0);
+            })
+            .expect("a memory thread");
     }
-}
 
-/// Blocks of 256 KiB and more (the queues of backed-up connections) get
-/// pages of their own, handed back the moment they are freed. glibc's
-/// default threshold rises to 32 MiB after the first such block is freed,
-/// and from then on they come from the heap and stay there.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn fixed_mmap_threshold() {
-    // SAFETY: mallopt only sets a tunable of the allocator.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn trim_heap() {
+        // SAFETY: malloc_trim takes no pointers; glibc locks what it walks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
+
+    /// Blocks of 256 KiB and more (the queues of backed-up connections) get
+    /// pages of their own, handed back the moment they are freed. glibc's
+    /// default threshold rises to 32 MiB after the first such block is freed,
+    /// and from then on they come from the heap and stay there.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn fixed_mmap_threshold() {
+        // SAFETY: mallopt only sets a tunable of the allocator.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn trim_heap() {}
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn fixed_mmap_threshold() {}
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn fixed_mmap_threshold() {}
 
 /// A fan-out server holds one descriptor per subscriber; the usual soft limit
 /// of 1024 would cap it long before memory does.
