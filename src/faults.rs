@@ -22,6 +22,11 @@ pub enum Fault {
     ShardLoop = 2,
     /// `Server::start` fails after its shard threads have started.
     Start = 3,
+    /// Not a panic and not disarmed once seen: while armed, every shard
+    /// cuts every router batch after its first `EVENTS_PER_CLOCK` events
+    /// as if its mail slice had run out, so tests see the rest delivered
+    /// in order in later turns.
+    CutBatches = 4,
 }
 
 static ARMED: AtomicU8 = AtomicU8::new(Fault::None as u8);
@@ -44,7 +49,12 @@ pub fn arm_from_env() {
     }
 }
 
-/// Panics once if `f` is armed (and disarms it).
+/// True while `f` is armed (it stays armed): for a fault that is a mode.
+#[inline]
+pub(crate) fn armed(f: Fault) -> bool {
+    ARMED.load(Relaxed) == f as u8
+}
+
 /// True once when `f` is armed (and disarms it): for a fault that is an
 /// error returned, not a panic.
 pub(crate) fn fails(f: Fault) -> bool {

@@ -27,6 +27,10 @@ pub(super) struct Pending {
     pub admin: Vec<AdminWait>,
     /// Cluster mode: subscribes waiting for the node to follow their topics.
     pub follows: Vec<super::cluster::FollowWait>,
+    /// A router batch the mail slice cut short, and where it stopped: the
+    /// rest is delivered first next turn (before any later mail, so each
+    /// router's order holds). `mail` stays set while it is here.
+    pub rest: Option<(Vec<Arc<crate::engine::link::Encoded>>, usize)>,
 }
 
 impl Pending {
