@@ -85,7 +85,7 @@ impl RouterWork {
             })),
             deflated: Default::default(),
         };
-        self.send_out(enc, any);
+        self.send_out(Arc::new(enc), any);
     }
 
     /// A book loaded from the cluster's store (cluster mode): every
@@ -153,7 +153,7 @@ impl RouterWork {
             })),
             deflated: Default::default(),
         };
-        self.send_out(enc, any);
+        self.send_out(Arc::new(enc), any);
     }
 
     /// The `book_update` frames of one change, by depth class and format.
