@@ -26,12 +26,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Update};
+use tungstenite::Message;
 
 /// The allocator tickcastd runs on (the default `jemalloc` feature).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use tungstenite::Message;
 
 const TOPICS: usize = 1_000;
 const PER_TOPIC: usize = 400;

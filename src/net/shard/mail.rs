@@ -7,7 +7,7 @@ use super::{Shard, ShardMsg};
 use crate::engine::link::Encoded;
 use crossbeam_channel::TryRecvError;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Mailbox messages taken per turn before flushing.
 const MAIL_BUDGET: usize = 256;
@@ -15,7 +15,7 @@ const MAIL_BUDGET: usize = 256;
 /// Wall time a turn may spend taking mail before it flushes what it has:
 /// delivering is the shard's job, so this is longer than the slice for
 /// other work, but a turn that delivered for 15 ms wrote nothing for 15 ms.
-const MAIL_SLICE: std::time::Duration = std::time::Duration::from_millis(8);
+const MAIL_SLICE: Duration = Duration::from_millis(8);
 
 /// Events delivered between two looks at the clock within a batch: a
 /// router batch holds up to `batch_max` events, and with many members each
@@ -30,7 +30,7 @@ impl Shard {
     /// and a batch cut short is finished first then (`pending.rest`).
     pub(super) fn take_mail(&mut self) {
         self.pending.mail = false;
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         let until = start + MAIL_SLICE;
         if let Some((batch, from)) = self.pending.rest.take() {
             if !self.deliver_batch(batch, from, start, until) {
@@ -38,7 +38,7 @@ impl Shard {
             }
         }
         for n in 0..MAIL_BUDGET {
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             if n > 0 && now >= until {
                 break;
             }
