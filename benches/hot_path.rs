@@ -147,12 +147,26 @@ fn parse_subscribe(c: &mut Criterion) {
     });
 }
 
+/// The command an attacker can send without pause (issue 25): 1,024 topics,
+/// the most one command may name.
+fn parse_big_unsubscribe(c: &mut Criterion) {
+    let topics: Vec<String> = (0..1024).map(|i| format!("\"SYM.{i:05}\"")).collect();
+    let cmd = format!(
+        r#"{{"op":"unsubscribe","id":7,"topics":[{}]}}"#,
+        topics.join(",")
+    );
+    c.bench_function("parse_unsubscribe_1024_topics", |b| {
+        b.iter(|| parse(black_box(cmd.as_bytes()), Format::Json).unwrap())
+    });
+}
+
 criterion_group!(
     benches,
     encode,
     router,
     publish_decode,
     fanout_append,
-    parse_subscribe
+    parse_subscribe,
+    parse_big_unsubscribe
 );
 criterion_main!(benches);

@@ -1,5 +1,6 @@
 //! Client commands: parsing and validation of what a subscriber sends.
 
+use super::command_object::{self, Read, Topics};
 use super::event::ErrorCode;
 use crate::model::format::Format;
 use crate::model::resume::{ResumeFrom, SinceMap};
@@ -59,6 +60,9 @@ pub struct CommandError {
     pub message: String,
 }
 
+/// Deepest nesting a MessagePack command may have: serde_json's own limit.
+const MSGPACK_DEPTH: usize = 128;
+
 /// Parses one command. Never panics, whatever the bytes.
 /// `fmt` is how the frame came: a text frame is JSON, a binary frame
 /// MessagePack (accepted only on `tickcast.msgpack` connections).
@@ -68,13 +72,25 @@ pub fn parse(payload: &[u8], fmt: Format) -> Result<Command, CommandError> {
         code,
         message,
     };
-    let value: Value = match fmt {
-        Format::Json => serde_json::from_slice(payload)
-            .map_err(|e| anonymous(ErrorCode::BadJson, format!("not valid JSON: {e}")))?,
-        Format::MsgPack => rmp_serde::from_slice(payload)
-            .map_err(|e| anonymous(ErrorCode::BadMsgpack, format!("not valid MessagePack: {e}")))?,
+    let read = match fmt {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_slice(payload);
+            command_object::read(&mut de)
+                .and_then(|read| de.end().map(|()| read))
+                .map_err(|e| anonymous(ErrorCode::BadJson, format!("not valid JSON: {e}")))?
+        }
+        Format::MsgPack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+            // A command nests three deep (`since`, a topic, its position);
+            // rmp's own limit (1,024) lets a 1,024-deep array overflow a
+            // thread's stack in a debug build.
+            de.set_max_depth(MSGPACK_DEPTH);
+            command_object::read(&mut de).map_err(|e| {
+                anonymous(ErrorCode::BadMsgpack, format!("not valid MessagePack: {e}"))
+            })?
+        }
     };
-    let Value::Object(obj) = value else {
+    let Read::Object { rest: obj, topics } = read else {
         let message = "a command must be an object like {\"op\":\"subscribe\",\"id\":1,\"topics\":[\"AAPL\"]}";
         return Err(anonymous(ErrorCode::BadRequest, message.into()));
     };
@@ -86,14 +102,15 @@ pub fn parse(payload: &[u8], fmt: Format) -> Result<Command, CommandError> {
             return Err(anonymous(ErrorCode::BadRequest, message.into()));
         }
     };
-    match operation(&obj) {
+    match operation(&obj, topics) {
         Ok(op) => Ok(Command { id, op }),
         Err((code, message)) => Err(CommandError { id, code, message }),
     }
 }
 
 /// The operation a command object names, with its arguments checked.
-fn operation(obj: &Map<String, Value>) -> Result<Op, (ErrorCode, String)> {
+/// `topics` comes read apart from the other keys (`command_object`).
+fn operation(obj: &Map<String, Value>, topics: Option<Topics>) -> Result<Op, (ErrorCode, String)> {
     let bad = |m: &str| (ErrorCode::BadRequest, m.to_string());
     let op = match obj.get("op") {
         Some(Value::String(op)) => op.as_str(),
@@ -101,7 +118,12 @@ fn operation(obj: &Map<String, Value>) -> Result<Op, (ErrorCode, String)> {
         None => return Err(bad("missing \"op\"")),
     };
     if let Some(keys) = keys_of(op) {
-        if let Some(unknown) = obj.keys().find(|k| !keys.contains(&k.as_str())) {
+        // The first unknown key in name order, as a map of every key would
+        // list them, so the message does not depend on how it was read.
+        let unknown_topics = topics.as_ref().map(|_| "topics");
+        let unknown_rest = obj.keys().map(String::as_str);
+        let unknown = unknown_rest.chain(unknown_topics);
+        if let Some(unknown) = unknown.filter(|k| !keys.contains(k)).min() {
             let shown: String = unknown.chars().take(40).collect();
             let known = keys.join(", ");
             let message = format!("unknown key {shown:?} in {op}; its keys are {known}");
@@ -110,12 +132,12 @@ fn operation(obj: &Map<String, Value>) -> Result<Op, (ErrorCode, String)> {
     }
     Ok(match op {
         "subscribe" => Op::Subscribe(Subscribe {
-            topics: topic_list(obj).map_err(bad)?,
+            topics: topic_list(topics).map_err(bad)?,
             max_rate: max_rate(obj).map_err(bad)?,
             since: since(obj).map_err(bad)?,
             depth: depth(obj).map_err(bad)?,
         }),
-        "unsubscribe" => Op::Unsubscribe(topic_list(obj).map_err(bad)?),
+        "unsubscribe" => Op::Unsubscribe(topic_list(topics).map_err(bad)?),
         "topics" => Op::Topics {
             prefix: match obj.get("prefix") {
                 None | Some(Value::Null) => String::new(),
@@ -198,20 +220,15 @@ fn since(obj: &Map<String, Value>) -> Result<SinceMap, &'static str> {
     Ok(out)
 }
 
-fn topic_list(obj: &Map<String, Value>) -> Result<Vec<String>, &'static str> {
-    let Some(Value::Array(items)) = obj.get("topics") else {
-        return Err("\"topics\" must be an array of topic names or patterns");
-    };
-    if items.is_empty() {
-        return Err("\"topics\" is empty");
+fn topic_list(topics: Option<Topics>) -> Result<Vec<String>, &'static str> {
+    match topics {
+        Some(Topics::List(list)) if list.is_empty() => Err("\"topics\" is empty"),
+        Some(Topics::List(list)) => Ok(list),
+        Some(Topics::BadEntry) => Err("every entry of \"topics\" must be a string"),
+        Some(Topics::NotArray) | None => {
+            Err("\"topics\" must be an array of topic names or patterns")
+        }
     }
-    items
-        .iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(s.clone()),
-            _ => Err("every entry of \"topics\" must be a string"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -378,5 +395,101 @@ mod tests {
         );
         assert_eq!((j.code, j.id.clone()), (m.code, m.id.clone()));
         assert_eq!(j.id, Some(json!(9)));
+    }
+
+    /// `topics` is read apart from the other keys (`command_object`); every
+    /// shape it can take must still get the message a tree of `Value`s gave.
+    #[test]
+    fn topics_of_every_shape_get_the_same_answers_in_both_formats() {
+        let not_array = "\"topics\" must be an array of topic names or patterns";
+        let bad_entry = "every entry of \"topics\" must be a string";
+        let cases = [
+            (json!({"op":"unsubscribe","id":1,"topics":"A"}), not_array),
+            (json!({"op":"unsubscribe","id":1,"topics":null}), not_array),
+            (json!({"op":"unsubscribe","id":1,"topics":7}), not_array),
+            (
+                json!({"op":"unsubscribe","id":1,"topics":{"A":["B"]}}),
+                not_array,
+            ),
+            (json!({"op":"unsubscribe","id":1}), not_array),
+            (
+                json!({"op":"subscribe","id":1,"topics":[]}),
+                "\"topics\" is empty",
+            ),
+            (json!({"op":"subscribe","id":1,"topics":["A",1]}), bad_entry),
+            (
+                json!({"op":"subscribe","id":1,"topics":[["A"],"B"]}),
+                bad_entry,
+            ),
+            (
+                json!({"op":"subscribe","id":1,"topics":["A",{"t":"B"},null]}),
+                bad_entry,
+            ),
+            // The first unknown key in name order, `topics` among them.
+            (
+                json!({"op":"ping","id":1,"topics":["A"],"zone":1}),
+                "unknown key \"topics\" in ping; its keys are op, id",
+            ),
+            (
+                json!({"op":"ping","id":1,"topics":["A"],"since":1}),
+                "unknown key \"since\" in ping; its keys are op, id",
+            ),
+        ];
+        for (cmd, message) in cases {
+            for (bytes, fmt) in [
+                (serde_json::to_vec(&cmd).unwrap(), Format::Json),
+                (rmp_serde::to_vec_named(&cmd).unwrap(), Format::MsgPack),
+            ] {
+                let e = parse(&bytes, fmt).unwrap_err();
+                assert_eq!(
+                    (e.code, e.id, e.message.as_str()),
+                    (ErrorCode::BadRequest, Some(json!(1)), message),
+                    "{cmd} {fmt:?}"
+                );
+            }
+        }
+    }
+
+    /// What surrounds and nests inside `topics`, read apart.
+    #[test]
+    fn topics_read_apart_keep_json_rules_and_refuse_deep_or_lying_input() {
+        let bad_entry = "every entry of \"topics\" must be a string";
+        // A repeated key counts once, its last value, as in a JSON object.
+        let twice = p(r#"{"op":"unsubscribe","topics":[1],"topics":["B","C"]}"#).unwrap();
+        assert_eq!(twice.op, Op::Unsubscribe(vec!["B".into(), "C".into()]));
+        // Escapes are decoded; what follows the object is refused.
+        let escaped = p(r#"{"op":"unsubscribe","topics":["A\u0042","\"q\""]}"#).unwrap();
+        assert_eq!(
+            escaped.op,
+            Op::Unsubscribe(vec!["AB".into(), "\"q\"".into()])
+        );
+        let trailing = p(r#"{"op":"ping"} {"op":"ping"}"#).unwrap_err();
+        assert_eq!(trailing.code, ErrorCode::BadJson);
+        // Nesting deep inside a topics entry is refused, not a stack
+        // overflow: skipped without recursion in JSON, cut at a depth in
+        // MessagePack.
+        let deep = format!(
+            r#"{{"op":"unsubscribe","topics":[{}1{}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(p(&deep).unwrap_err().message, bad_entry);
+        let mut deep = rmp_serde::to_vec_named(&json!({"op":"unsubscribe","topics":0})).unwrap();
+        deep.pop();
+        deep.extend(std::iter::repeat_n(0x91, 100_000));
+        deep.push(0x01);
+        assert_eq!(
+            parse(&deep, Format::MsgPack).unwrap_err().code,
+            ErrorCode::BadMsgpack
+        );
+        // A MessagePack array header claiming four billion topics reserves
+        // no more than the bound, and the truncated body is refused.
+        let mut lying = rmp_serde::to_vec_named(&json!({"op":"unsubscribe","topics":0})).unwrap();
+        lying.pop();
+        lying.extend_from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xa1, b'A']);
+        assert_eq!(
+            parse(&lying, Format::MsgPack).unwrap_err().code,
+            ErrorCode::BadMsgpack
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! `tickcast::publish`).
 
 pub mod command;
+mod command_object;
 pub(crate) mod deflate;
 pub mod event;
 pub mod frame;

@@ -1,0 +1,227 @@
+//! Reading a command object without building a JSON tree of its topics.
+//!
+//! A command may name 1,024 topics, and a client may send such commands
+//! without pause (issue 25). Read into a `serde_json::Value`, each topic
+//! costs a `Value` in a growing array and a `String` that is then cloned
+//! again; read here, it costs one `String` pushed into a `Vec` sized from
+//! the array's length where the format gives it. The other keys are small
+//! and stay `Value`s, so their checks (`command::operation`) are unchanged.
+//!
+//! Works for any self-describing serde format (JSON and MessagePack): the
+//! visitors below accept every shape and report a wrong one as data, so the
+//! caller words the error, never serde.
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// What the top level of a command held.
+pub(super) enum Read {
+    /// An object: its `topics` read apart, every other key as a `Value`.
+    Object {
+        /// Every key but `topics`.
+        rest: Map<String, Value>,
+        /// `topics`, if the object had it.
+        topics: Option<Topics>,
+    },
+    /// Anything else (an array, a string, a number, null).
+    NotObject,
+}
+
+/// What a command's `topics` held.
+pub(super) enum Topics {
+    /// An array of strings (possibly empty).
+    List(Vec<String>),
+    /// Not an array.
+    NotArray,
+    /// An array with an entry that is not a string.
+    BadEntry,
+}
+
+/// Reads one command's top level from `de`.
+pub(super) fn read<'de, D: Deserializer<'de>>(de: D) -> Result<Read, D::Error> {
+    de.deserialize_any(TopVisitor)
+}
+
+/// Most topics reserved ahead from a length the sender declares: a
+/// MessagePack header can claim four billion entries in five bytes.
+const MOST_RESERVED: usize = 4096;
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a command object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        let mut rest = Map::new();
+        let mut topics = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "topics" {
+                // A repeated key keeps its last value, as serde_json's own
+                // map does.
+                topics = Some(map.next_value_seed(TopicsSeed)?);
+            } else {
+                let value = map.next_value::<Value>()?;
+                rest.insert(key, value);
+            }
+        }
+        Ok(Read::Object { rest, topics })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Read::NotObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+    fn visit_unit<E>(self) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+    fn visit_none<E>(self) -> Result<Read, E> {
+        Ok(Read::NotObject)
+    }
+}
+
+struct TopicsSeed;
+
+impl<'de> DeserializeSeed<'de> for TopicsSeed {
+    type Value = Topics;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Topics, D::Error> {
+        de.deserialize_any(TopicsVisitor)
+    }
+}
+
+struct TopicsVisitor;
+
+impl<'de> Visitor<'de> for TopicsVisitor {
+    type Value = Topics;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of topics")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Topics, A::Error> {
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MOST_RESERVED));
+        let mut bad = false;
+        // Read to the end even past a bad entry: the format needs the whole
+        // array consumed, and the error names no entry.
+        while let Some(entry) = seq.next_element::<Entry>()? {
+            match entry {
+                Entry::Str(s) if !bad => list.push(s),
+                _ => bad = true,
+            }
+        }
+        Ok(if bad {
+            Topics::BadEntry
+        } else {
+            Topics::List(list)
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Topics, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Topics::NotArray)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_unit<E>(self) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+    fn visit_none<E>(self) -> Result<Topics, E> {
+        Ok(Topics::NotArray)
+    }
+}
+
+/// One entry of `topics`: a string, or anything else (read and dropped).
+enum Entry {
+    Str(String),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Entry, D::Error> {
+        de.deserialize_any(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a topic")
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Entry, E> {
+        Ok(Entry::Str(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Entry, E> {
+        Ok(Entry::Str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Entry::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Entry::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+    fn visit_none<E>(self) -> Result<Entry, E> {
+        Ok(Entry::Other)
+    }
+}
