@@ -272,6 +272,30 @@ fn ping_gets_pong_with_the_same_id() {
     }
 }
 
+/// Acknowledgements name what was asked, as the client wrote it (patterns
+/// with their `*`), each once, in order of first mention, in both formats.
+#[test]
+fn acknowledgements_name_each_selector_once_as_written() {
+    let server = server();
+    for mut c in [
+        Client::connect(server.local_addr()),
+        Client::connect_msgpack(server.local_addr()),
+    ] {
+        let asked = json!(["B", "FX.*", "A", "B", "*", "FX.*"]);
+        let id = c.command(json!({"op":"subscribe","id":"s","topics":asked}));
+        let ack = c.next_event();
+        assert_eq!(ack["event"], "subscribed", "{ack}");
+        assert_eq!(ack["id"], id);
+        assert_eq!(ack["topics"], json!(["B", "FX.*", "A", "*"]));
+        c.command(json!({"op":"unsubscribe","id":2,"topics":["*","A","*","Q.*"]}));
+        let ack = c.next_event();
+        assert_eq!(
+            ack,
+            json!({"event":"unsubscribed","id":2,"topics":["*","A","Q.*"]})
+        );
+    }
+}
+
 #[test]
 fn json_is_the_default_and_msgpack_is_chosen_by_subprotocol() {
     let server = server();

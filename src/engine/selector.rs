@@ -54,6 +54,17 @@ impl Selector {
     }
 }
 
+/// Serialized as its text, written straight into the frame: an
+/// acknowledgement of 1,024 topics builds no `String` per topic.
+impl serde::Serialize for Selector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Selector::Exact(t) => s.serialize_str(t),
+            Selector::Prefix(p) => s.collect_str(&format_args!("{p}*")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

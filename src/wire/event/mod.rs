@@ -248,11 +248,13 @@ pub fn encode_topics<'a, T: Serialize>(
 
 /// Encodes `subscribed`: the patterns, the epochs of the exact topics it
 /// covers that have a value, and the topics resumed from history.
-pub fn encode_subscribed<'a>(
+/// `topics` serializes as a sequence of strings (the shard passes its
+/// parsed selectors, each written as its text).
+pub fn encode_subscribed<'a, T: Serialize>(
     fb: &'a mut FrameBuf,
     fmt: Format,
     id: Option<&Value>,
-    topics: &[String],
+    topics: T,
     epochs: &BTreeMap<&str, &str>,
     recovered: &[&str],
 ) -> &'a [u8] {
