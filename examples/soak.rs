@@ -180,6 +180,21 @@ struct Keeper {
     /// keeper sees that is this long was the load generator's, not the
     /// server's.
     feed_stall_ms: AtomicU64,
+    /// The longest one round of the feed's `publish` calls took: a stall
+    /// this long was the publisher's queue full, i.e. the server not
+    /// reading `/publish`, rather than the feed thread waiting for a core.
+    feed_blocked_ms: AtomicU64,
+    /// The same four, over the last report's window only (taken and reset
+    /// at each report), so a spike in the ramp does not hide the rest.
+    window: [AtomicU64; 4],
+}
+
+impl Keeper {
+    /// Records `v` in the run's maximum `total` and in the window's `w`-th.
+    fn note(&self, total: &AtomicU64, w: usize, v: u64) {
+        total.fetch_max(v, Ordering::Relaxed);
+        self.window[w].fetch_max(v, Ordering::Relaxed);
+    }
 }
 
 fn main() {
@@ -208,14 +223,15 @@ fn main() {
             while !stop.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 let pause = (now - last).as_millis() as u64;
-                k.feed_stall_ms.fetch_max(pause, Ordering::Relaxed);
+                k.note(&k.feed_stall_ms, 2, pause);
                 last = now;
                 i += 1;
                 let _ = feed.publish(Update::new("KEEP").bid(i as f64));
-                for k in 0..20 {
-                    let t = (i as usize * 20 + k) % TOPICS;
+                for j in 0..20 {
+                    let t = (i as usize * 20 + j) % TOPICS;
                     let _ = feed.publish(Update::new(format!("S.{t:05}")).bid(i as f64));
                 }
+                k.note(&k.feed_blocked_ms, 3, now.elapsed().as_millis() as u64);
                 std::thread::sleep(Duration::from_millis(1));
             }
         }));
@@ -235,12 +251,12 @@ fn main() {
                     Ok(Message::Text(t)) => {
                         let now = Instant::now();
                         let gap = (now - last).as_millis() as u64;
-                        k.longest_ms.fetch_max(gap, Ordering::Relaxed);
+                        k.note(&k.longest_ms, 0, gap);
                         last = now;
                         let v: Value = serde_json::from_str(&t).unwrap_or_default();
                         if let Some(ts) = v["ts"].as_u64() {
                             let delay = tickcast::now_ns().saturating_sub(ts) / 1_000_000;
-                            k.worst_delay_ms.fetch_max(delay, Ordering::Relaxed);
+                            k.note(&k.worst_delay_ms, 1, delay);
                         }
                         if let Some(seq) = v["seq"].as_u64() {
                             if last_seq > 0 && seq != last_seq + 1 {
@@ -412,7 +428,8 @@ fn main() {
             .sum();
         println!(
             "{label} t={secs:5.0}s rss={:6.1}MB peak={:6.1}MB estimated={:6.1}MB cpu={:4.0}% held={:6.1}MB \
-             conns={} slow_closed={} fd_503={} publish_refused={} keeper: events={} gaps={} longest_silence={}ms worst_delay={}ms feed_stall={}ms",
+             conns={} slow_closed={} fd_503={} publish_refused={} keeper: events={} gaps={} longest_silence={}ms worst_delay={}ms feed_stall={}ms feed_blocked={}ms \
+             window: silence={}ms delay={}ms stall={}ms blocked={}ms",
             rss as f64 / 1e6,
             *peak_rss as f64 / 1e6,
             estimated / 1e6,
@@ -427,6 +444,11 @@ fn main() {
             keeper.longest_ms.load(Ordering::Relaxed),
             keeper.worst_delay_ms.load(Ordering::Relaxed),
             keeper.feed_stall_ms.load(Ordering::Relaxed),
+            keeper.feed_blocked_ms.load(Ordering::Relaxed),
+            keeper.window[0].swap(0, Ordering::Relaxed),
+            keeper.window[1].swap(0, Ordering::Relaxed),
+            keeper.window[2].swap(0, Ordering::Relaxed),
+            keeper.window[3].swap(0, Ordering::Relaxed),
         );
     };
     while Instant::now() < end {
