@@ -181,9 +181,7 @@ impl Reader {
                 return Ok(None);
             }
             let mut payload: Vec<u8> = self.buf[h.start..end].to_vec();
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= h.mask[i & 3];
-            }
+            unmask(&mut payload, h.mask);
             self.buf.drain(..end);
             if let Some(got) = self.take(h, payload, max)? {
                 return Ok(Some(got));
@@ -275,6 +273,25 @@ impl Reader {
             text: p.text,
             payload: data,
         }))
+    }
+}
+
+/// XORs `data` with the frame's mask, eight bytes at a time (a byte at a
+/// time with `i & 3` ran at about one byte per cycle; a 1,024-topic
+/// command is 40 KiB or more, and a client may send them without pause).
+fn unmask(data: &mut [u8], mask: [u8; 4]) {
+    let word = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes((&*c).try_into().expect("eight bytes")) ^ word;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    // The tail starts at a multiple of eight, so of four: the mask's phase
+    // is 0 there.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i & 3];
     }
 }
 

@@ -175,3 +175,21 @@ fn a_deflate_bomb_closes_with_1009_and_garbage_with_1007() {
     let mut r = Reader::new(frame(0xC1, &compressed(&[0xc3, 0x28])), true);
     assert_eq!(read_all(&mut r, &[], 100).unwrap_err().code(), 1007);
 }
+
+/// Unmasking a word at a time gives what the byte rule of RFC 6455 §5.3
+/// gives, for every length around the word size.
+#[test]
+fn unmasking_by_words_matches_the_byte_rule() {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    for len in 0..40 {
+        let data: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+        let mut ours = data.clone();
+        super::unmask(&mut ours, mask);
+        let rule: Vec<u8> = data
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
+        assert_eq!(ours, rule, "length {len}");
+    }
+}
