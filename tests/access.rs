@@ -259,6 +259,90 @@ fn a_publisher_token_writes_only_inside_its_publish_scope() {
     });
 }
 
+/// A client that sends steadily faster than its rate gets a command
+/// through now and then, as the bucket refills; it is still flooding, and
+/// is closed once two seconds' worth were refused. Refused commands are
+/// answered with their own id, whatever their size (they are not parsed).
+#[test]
+fn a_steady_sender_over_the_rate_is_closed_and_refusals_echo_ids() {
+    let server = Server::start(common::config().max_commands_per_sec(20.0)).unwrap();
+    let mut c = Client::connect(server.local_addr());
+    let topics: Vec<String> = (0..1024).map(|i| format!("T.{i}")).collect();
+    // Five times the rate, for up to three seconds (the old rule, which
+    // forgot refusals at each command let through, never closed it),
+    // reading the replies between sends.
+    c.ws.get_mut()
+        .set_read_timeout(Some(std::time::Duration::from_millis(10)))
+        .unwrap();
+    let (mut run, mut refused, mut closed) = (0, 0, None);
+    for i in 0..300u64 {
+        let cmd = json!({"op":"unsubscribe","id":format!("u{i}"),"topics":topics});
+        c.ws.send(tungstenite::Message::text(cmd.to_string()))
+            .expect("open until the close frame is read");
+        loop {
+            match c.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    let ev: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    let id = ev["id"].as_str().expect("every reply echoes its id");
+                    assert!(id.starts_with('u'), "{ev}");
+                    match ev["event"].as_str() {
+                        Some("unsubscribed") => run += 1,
+                        Some("error") => {
+                            assert_eq!(ev["code"], "rate_limited", "{ev}");
+                            refused += 1;
+                        }
+                        _ => panic!("{ev}"),
+                    }
+                }
+                Ok(tungstenite::Message::Close(Some(f))) => {
+                    closed = Some((f.code, f.reason.to_string()));
+                    break;
+                }
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                other => panic!("expected replies, then a close: {other:?}"),
+            }
+        }
+        if closed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        closed,
+        Some((CloseCode::Policy, "command rate limit exceeded".to_string()))
+    );
+    assert!(run >= 20 && refused >= 40, "{run} run, {refused} refused");
+}
+
+/// A burst over the rate, then a pause long enough to refill half the
+/// bucket: the refusals are forgiven, again and again.
+#[test]
+fn bursts_with_pauses_between_are_never_closed() {
+    let server = Server::start(common::config().max_commands_per_sec(20.0)).unwrap();
+    let mut c = Client::connect(server.local_addr());
+    for _ in 0..4 {
+        for _ in 0..35 {
+            c.send(json!({"op": "ping"}));
+        }
+        let mut limited = 0;
+        for _ in 0..35 {
+            if c.next_event()["event"] == "error" {
+                limited += 1;
+            }
+        }
+        assert!(limited >= 10, "{limited} refused of 35");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    c.send(json!({"op": "ping", "id": 1}));
+    assert_eq!(c.next_event()["event"], "pong");
+}
+
 #[test]
 fn commands_over_the_rate_are_refused_and_a_flood_is_closed() {
     let server = Server::start(common::config().max_commands_per_sec(20.0)).unwrap();

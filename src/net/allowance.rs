@@ -42,24 +42,50 @@ impl CommandBucket {
         }
     }
 
+    /// Refills the bucket to `now` and says whether a command would be
+    /// taken: the shard asks before parsing, so a refused command costs
+    /// only a skim for its `id` (a 1,024-topic command sent without pause
+    /// is parsed once per token, not once per attempt).
+    pub fn has_token(&mut self, rate: f64, now: Instant) -> bool {
+        if rate <= 0.0 {
+            return true;
+        }
+        self.refill(rate, now);
+        self.tokens >= 1.0
+    }
+
     /// Takes one command's token at `rate` per second (0: no limit).
+    ///
+    /// `refused` counts refusals until the client is calm again, i.e. a
+    /// command finds at least half the bucket refilled: a client that
+    /// keeps sending faster than the rate gets one command through per
+    /// refill, and resetting the count on each of those let it go on
+    /// forever; now it reaches the closing threshold.
     pub fn take(&mut self, rate: f64, now: Instant) -> bool {
         if rate <= 0.0 {
             return true;
         }
+        let cap = self.refill(rate, now);
+        if self.tokens >= 1.0 {
+            if self.tokens >= cap / 2.0 {
+                self.refused = 0;
+            }
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// Adds the tokens earned since the last look; returns the capacity.
+    fn refill(&mut self, rate: f64, now: Instant) -> f32 {
         let cap = rate.max(1.0) as f32;
         let elapsed = self.at.map_or(cap as f64 / rate, |at| {
             now.saturating_duration_since(at).as_secs_f64()
         });
         self.tokens = (self.tokens + (elapsed * rate) as f32).min(cap);
         self.at = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused = 0;
-            true
-        } else {
-            self.refused += 1;
-            false
-        }
+        cap
     }
 }

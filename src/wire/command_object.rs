@@ -43,6 +43,38 @@ pub(super) fn read<'de, D: Deserializer<'de>>(de: D) -> Result<Read, D::Error> {
     de.deserialize_any(TopVisitor)
 }
 
+/// Reads only a command's `id` (a number or a string), skipping the rest
+/// without building anything: what a refused command costs. `None` when the
+/// bytes are not an object or the id is absent or of another kind.
+pub(super) fn read_id<'de, D: Deserializer<'de>>(de: D) -> Option<Value> {
+    de.deserialize_any(IdVisitor).ok().flatten()
+}
+
+struct IdVisitor;
+
+impl<'de> Visitor<'de> for IdVisitor {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a command object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "id" {
+                id = match map.next_value::<Value>()? {
+                    v @ (Value::Number(_) | Value::String(_)) => Some(v),
+                    _ => None,
+                };
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(id)
+    }
+}
+
 /// Most topics reserved ahead from a length the sender declares: a
 /// MessagePack header can claim four billion entries in five bytes.
 const MOST_RESERVED: usize = 4096;

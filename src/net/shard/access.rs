@@ -22,10 +22,10 @@ impl Shard {
     /// the command is answered `rate_limited`; a connection that goes on
     /// sending while refused (more than two seconds' worth in a row) is
     /// closed with 1008.
-    pub(super) fn rate_limit(&mut self, token: usize, id: &Id) -> Option<Verdict> {
+    pub(super) fn rate_limit(&mut self, token: usize, id: &Id, now: Instant) -> Option<Verdict> {
         let rate = self.ctx.live.config.max_commands_per_sec;
         let conn = self.conns.get_mut(token)?;
-        if conn.commands.take(rate, Instant::now()) {
+        if conn.commands.take(rate, now) {
             return None;
         }
         if conn.commands.refused as f64 > 2.0 * rate.max(1.0) {

@@ -47,7 +47,7 @@ impl Shard {
             Op::Topics { .. } | Op::Ping | Op::Auth { .. } => 0,
         };
         let cost = 1 + entries;
-        if let Some(verdict) = self.rate_limit(token, &cmd.id) {
+        if let Some(verdict) = self.rate_limit(token, &cmd.id, std::time::Instant::now()) {
             return Outcome::with(verdict, cost);
         }
         let max = self.ctx.live.config.max_topics_per_command;

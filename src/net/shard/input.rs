@@ -253,11 +253,9 @@ impl Shard {
             self.mark_dirty(token);
             return Outcome::go_on(1);
         }
-        let parsed = match msg {
-            Message::Text(text) => command::parse(text.as_bytes(), Format::Json),
-            Message::Binary(bytes) if conn.format == Format::MsgPack => {
-                command::parse(&bytes, Format::MsgPack)
-            }
+        let (payload, fmt): (&[u8], Format) = match &msg {
+            Message::Text(text) => (text.as_bytes(), Format::Json),
+            Message::Binary(bytes) if conn.format == Format::MsgPack => (bytes, Format::MsgPack),
             Message::Binary(_) => {
                 return Outcome::with(
                     Verdict::close(
@@ -271,6 +269,19 @@ impl Shard {
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
             _ => return Outcome::go_on(1),
         };
+        let rate = self.ctx.live.config.max_commands_per_sec;
+        let now = std::time::Instant::now();
+        if !conn.commands.has_token(rate, now) {
+            // Over its rate: refused without parsing more than its id. The
+            // same instant, so no token can have come in between.
+            let id = command::request_id(payload, fmt);
+            let verdict = self.rate_limit(token, &id, now);
+            debug_assert!(verdict.is_some(), "a bucket without a token took one");
+            let verdict = verdict.unwrap_or(Verdict::Continue);
+            self.mark_dirty(token);
+            return Outcome::with(verdict, 1);
+        }
+        let parsed = command::parse(payload, fmt);
         let outcome = match parsed {
             Ok(cmd) => self.on_command(token, cmd),
             Err(e) => {
