@@ -80,6 +80,7 @@ impl Server {
             failed: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             deflate_contexts: Default::default(),
+            floods: Default::default(),
             metrics: metrics.clone(),
             live: parking_lot::Mutex::new(live),
             source: parking_lot::Mutex::new(None),

@@ -376,3 +376,62 @@ fn commands_over_the_rate_are_refused_and_a_flood_is_closed() {
         (CloseCode::Policy, "command rate limit exceeded")
     );
 }
+
+/// Pings sent at once and how many were answered `pong` (the rest were
+/// refused `rate_limited`).
+fn pongs_of_a_burst(c: &mut Client, n: usize) -> usize {
+    for _ in 0..n {
+        c.send(json!({"op": "ping"}));
+    }
+    (0..n).filter(|_| c.next_event()["event"] == "pong").count()
+}
+
+/// A client from another loopback address than the others (127.0.0.2).
+fn client_from_second_address(server: std::net::SocketAddr) -> Client {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(
+        &"127.0.0.2:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    sock.connect(&server.into()).unwrap();
+    let stream: std::net::TcpStream = sock.into();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://{server}/ws"), stream).unwrap();
+    Client::from_ws(ws)
+}
+
+/// Closed for flooding, an address does not get a fresh bucket by
+/// reconnecting: its next connections start with a few commands (8) rather
+/// than a second's worth, for a while, and other addresses are not touched.
+#[test]
+fn reconnecting_after_a_flood_close_starts_with_an_empty_bucket() {
+    let server = Server::start(common::config().max_commands_per_sec(20.0)).unwrap();
+    let addr = server.local_addr();
+    // Before any flood, a burst of 20 gets 20 pongs (a full bucket).
+    assert_eq!(pongs_of_a_burst(&mut Client::connect(addr), 20), 20);
+    let mut flooder = Client::connect(addr);
+    for _ in 0..200 {
+        if flooder
+            .ws
+            .send(tungstenite::Message::text(r#"{"op":"ping"}"#))
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(flooder.expect_close().0, CloseCode::Policy);
+    let again = pongs_of_a_burst(&mut Client::connect(addr), 20);
+    assert!(
+        (8..=10).contains(&again),
+        "{again} of 20 answered: 8 and what 20 a second refills"
+    );
+    assert_eq!(
+        pongs_of_a_burst(&mut client_from_second_address(addr), 20),
+        20
+    );
+}

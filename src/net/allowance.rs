@@ -24,6 +24,9 @@ impl Access {
     }
 }
 
+/// Commands a penalized connection starts with (`CommandBucket::penalized`).
+const PENALIZED_START: f32 = 8.0;
+
 /// A token bucket of commands: it holds up to one second's worth and
 /// refills at the configured rate.
 pub(crate) struct CommandBucket {
@@ -38,6 +41,20 @@ impl CommandBucket {
         CommandBucket {
             tokens: 0.0,
             at: None,
+            refused: 0,
+        }
+    }
+
+    /// A bucket holding only `PENALIZED_START` commands, filling from
+    /// `now`: for a connection from an address just closed for flooding
+    /// (`net::flood_memory`). Not empty, because an address can be shared
+    /// (a NAT): a neighbour's dashboard still gets its first few commands
+    /// at once, while the flooder gets a few per reconnect, not a second's
+    /// worth.
+    pub fn penalized(now: Instant) -> Self {
+        CommandBucket {
+            tokens: PENALIZED_START,
+            at: Some(now),
             refused: 0,
         }
     }

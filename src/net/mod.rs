@@ -10,6 +10,7 @@ pub(crate) mod backlog;
 pub(crate) mod byte_budget;
 pub(crate) mod cert_check;
 pub(crate) mod conn;
+pub(crate) mod flood_memory;
 pub(crate) mod heartbeat;
 pub(crate) mod http;
 pub(crate) mod index;
@@ -47,6 +48,9 @@ pub(crate) struct Shared {
     pub connections: AtomicUsize,
     /// Per-connection compression contexts held (`[compression] per_connection`).
     pub deflate_contexts: Arc<AtomicUsize>,
+    /// Addresses recently closed for flooding commands: their new
+    /// connections start with an empty command bucket.
+    pub floods: flood_memory::FloodMemory,
     pub metrics: Arc<Metrics>,
     /// The settings in force. A shard reads its own copy (sent at each
     /// reload); this one is for the next reload to start from, and its lock

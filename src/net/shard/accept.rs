@@ -260,6 +260,13 @@ impl Shard {
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             shared.metrics.shards[id].closed(CloseReason::Io);
         };
+        // Only while some address is remembered for flooding is the
+        // peer's address worth a system call.
+        let now = Instant::now();
+        let flooder = shared.floods.any()
+            && sock
+                .peer_addr()
+                .is_ok_and(|a| shared.floods.penalized(a.ip(), now));
         let conn_id = self.conns.next_id;
         let Some(key) = member_key(token, conn_id) else {
             return give_up("cannot serve more connections", &token);
@@ -287,7 +294,11 @@ impl Shard {
             _ => Transport::Plain(sock),
         };
         self.conns.next_id += 1;
-        self.conns.insert(Conn::new(io, conn_id, key));
+        let mut conn = Conn::new(io, conn_id, key);
+        if flooder {
+            conn.commands = crate::net::allowance::CommandBucket::penalized(now);
+        }
+        self.conns.insert(conn);
         self.timers.handshakes.push(Instant::now(), token, conn_id);
     }
 }

@@ -29,6 +29,9 @@ impl Shard {
             return None;
         }
         if conn.commands.refused as f64 > 2.0 * rate.max(1.0) {
+            if let Ok(peer) = conn.io.socket().peer_addr() {
+                self.ctx.shared.floods.remember(peer.ip(), now);
+            }
             return Some(Verdict::policy(
                 "command rate limit exceeded",
                 CloseReason::Policy,
