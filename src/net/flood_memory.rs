@@ -6,8 +6,10 @@
 //! second's worth of commands run for free, each time (measured: a flood of
 //! 1,024-topic commands got 5.7 times as many run by reconnecting every
 //! ~0.2 s as by staying). For `PENALTY` after such a close, a new connection
-//! from the same address starts with an empty bucket: it gets the rate, not
-//! a burst on top of it (a few commands, for neighbours behind the same NAT).
+//! from the same address starts with only a few commands in its bucket
+//! (`CommandBucket::penalized`): it gets the rate, not a second's worth on
+//! top of it, while neighbours behind the same NAT still get their first
+//! few commands at once.
 //!
 //! Shared by the shards behind one lock, taken only when the memory holds
 //! something (an atomic count says so) and on a flood close: a server that
@@ -27,24 +29,44 @@ pub(crate) const PENALTY: Duration = Duration::from_secs(10);
 /// connection limit's business; past this, the newest are not remembered.
 const MOST: usize = 4096;
 
-/// Addresses and until when their new connections start empty.
+/// Addresses and until when their new connections start almost empty.
 #[derive(Default)]
 pub(crate) struct FloodMemory {
-    until: Mutex<HashMap<IpAddr, Instant>>,
+    inner: Mutex<Inner>,
     len: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Inner {
+    until: HashMap<IpAddr, Instant>,
+    /// When expired entries were last dropped: at most once a second, so a
+    /// connection's look-up does not walk thousands of entries.
+    swept: Option<Instant>,
+}
+
+impl Inner {
+    /// Drops expired entries, if not done in the last second or `force`.
+    fn sweep(&mut self, now: Instant, force: bool) {
+        let due = self
+            .swept
+            .is_none_or(|at| now >= at + Duration::from_secs(1));
+        if force || due {
+            self.until.retain(|_, t| *t > now);
+            self.swept = Some(now);
+        }
+    }
 }
 
 impl FloodMemory {
     /// `ip` was closed for flooding at `now`.
     pub fn remember(&self, ip: IpAddr, now: Instant) {
-        let mut until = self.until.lock();
-        if until.len() >= MOST {
-            until.retain(|_, t| *t > now);
+        let mut inner = self.inner.lock();
+        let full = inner.until.len() >= MOST;
+        inner.sweep(now, full);
+        if inner.until.len() < MOST || inner.until.contains_key(&ip) {
+            inner.until.insert(ip, now + PENALTY);
         }
-        if until.len() < MOST {
-            until.insert(ip, now + PENALTY);
-        }
-        self.len.store(until.len(), Ordering::Relaxed);
+        self.len.store(inner.until.len(), Ordering::Relaxed);
     }
 
     /// Should a connection from `ip` arriving at `now` start almost empty? Looks
@@ -53,10 +75,10 @@ impl FloodMemory {
         if self.len.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let mut until = self.until.lock();
-        until.retain(|_, t| *t > now);
-        self.len.store(until.len(), Ordering::Relaxed);
-        until.contains_key(&ip)
+        let mut inner = self.inner.lock();
+        inner.sweep(now, false);
+        self.len.store(inner.until.len(), Ordering::Relaxed);
+        inner.until.get(&ip).is_some_and(|t| *t > now)
     }
 
     /// Does the memory hold anything? (Then a new connection's address is
@@ -81,7 +103,10 @@ mod tests {
         assert!(m.penalized(a, t0 + PENALTY / 2));
         assert!(!m.penalized(b, t0 + PENALTY / 2));
         assert!(!m.penalized(a, t0 + PENALTY + Duration::from_millis(1)));
-        assert!(!m.any(), "expired entries are dropped");
+        assert!(
+            !m.any(),
+            "expired entries are dropped (the last sweep was 5 s before)"
+        );
     }
 
     #[test]
@@ -91,11 +116,11 @@ mod tests {
         for i in 0..(MOST as u32 + 100) {
             m.remember(IpAddr::from(i.to_be_bytes()), t0);
         }
-        assert_eq!(m.until.lock().len(), MOST);
+        assert_eq!(m.inner.lock().until.len(), MOST);
         // Once the first ones expire, room is made for new ones.
         let later = t0 + PENALTY + Duration::from_millis(1);
         m.remember("10.9.9.9".parse().unwrap(), later);
         assert!(m.penalized("10.9.9.9".parse().unwrap(), later));
-        assert_eq!(m.until.lock().len(), 1);
+        assert_eq!(m.inner.lock().until.len(), 1);
     }
 }
