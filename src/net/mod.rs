@@ -49,7 +49,7 @@ pub(crate) struct Shared {
     /// Per-connection compression contexts held (`[compression] per_connection`).
     pub deflate_contexts: Arc<AtomicUsize>,
     /// Addresses recently closed for flooding commands: their new
-    /// connections start with an empty command bucket.
+    /// connections start with a few commands, not a second's worth.
     pub floods: flood_memory::FloodMemory,
     pub metrics: Arc<Metrics>,
     /// The settings in force. A shard reads its own copy (sent at each

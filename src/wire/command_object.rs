@@ -75,6 +75,46 @@ impl<'de> Visitor<'de> for IdVisitor {
     }
 }
 
+/// The visits of every scalar a self-describing format can give (bytes
+/// aside: where a visitor takes them it says so), each answering `$v`:
+/// a value of the wrong shape is data for the caller to word, not an error
+/// of serde's.
+macro_rules! scalars_are {
+    ($t:ty, $v:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_unit<E>(self) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_none<E>(self) -> Result<$t, E> {
+            Ok($v)
+        }
+    };
+}
+
+/// Reads a sequence to its end, keeping nothing (the format needs it
+/// consumed).
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Reads a map to its end, keeping nothing.
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
 /// Most topics reserved ahead from a length the sender declares: a
 /// MessagePack header can claim four billion entries in five bytes.
 const MOST_RESERVED: usize = 4096;
@@ -104,32 +144,14 @@ impl<'de> Visitor<'de> for TopVisitor {
         Ok(Read::Object { rest, topics })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Read::NotObject)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Read, E> {
-        Ok(Read::NotObject)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Read, E> {
-        Ok(Read::NotObject)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Read, E> {
-        Ok(Read::NotObject)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Read, E> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read, A::Error> {
+        skip_seq(seq)?;
         Ok(Read::NotObject)
     }
     fn visit_str<E>(self, _: &str) -> Result<Read, E> {
         Ok(Read::NotObject)
     }
-    fn visit_unit<E>(self) -> Result<Read, E> {
-        Ok(Read::NotObject)
-    }
-    fn visit_none<E>(self) -> Result<Read, E> {
-        Ok(Read::NotObject)
-    }
+    scalars_are!(Read, Read::NotObject);
 }
 
 struct TopicsSeed;
@@ -169,21 +191,8 @@ impl<'de> Visitor<'de> for TopicsVisitor {
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Topics, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Topics::NotArray)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Topics, E> {
-        Ok(Topics::NotArray)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Topics, E> {
-        Ok(Topics::NotArray)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Topics, E> {
-        Ok(Topics::NotArray)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Topics, E> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Topics, A::Error> {
+        skip_map(map)?;
         Ok(Topics::NotArray)
     }
     fn visit_str<E>(self, _: &str) -> Result<Topics, E> {
@@ -192,12 +201,7 @@ impl<'de> Visitor<'de> for TopicsVisitor {
     fn visit_bytes<E>(self, _: &[u8]) -> Result<Topics, E> {
         Ok(Topics::NotArray)
     }
-    fn visit_unit<E>(self) -> Result<Topics, E> {
-        Ok(Topics::NotArray)
-    }
-    fn visit_none<E>(self) -> Result<Topics, E> {
-        Ok(Topics::NotArray)
-    }
+    scalars_are!(Topics, Topics::NotArray);
 }
 
 /// One entry of `topics`: a string, or anything else (read and dropped).
@@ -227,33 +231,16 @@ impl<'de> Visitor<'de> for EntryVisitor {
     fn visit_string<E>(self, s: String) -> Result<Entry, E> {
         Ok(Entry::Str(s))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry, A::Error> {
+        skip_seq(seq)?;
         Ok(Entry::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Entry::Other)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Entry, E> {
-        Ok(Entry::Other)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Entry, E> {
-        Ok(Entry::Other)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Entry, E> {
-        Ok(Entry::Other)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Entry, E> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+        skip_map(map)?;
         Ok(Entry::Other)
     }
     fn visit_bytes<E>(self, _: &[u8]) -> Result<Entry, E> {
         Ok(Entry::Other)
     }
-    fn visit_unit<E>(self) -> Result<Entry, E> {
-        Ok(Entry::Other)
-    }
-    fn visit_none<E>(self) -> Result<Entry, E> {
-        Ok(Entry::Other)
-    }
+    scalars_are!(Entry, Entry::Other);
 }

@@ -18,6 +18,7 @@ use crate::wire::event::{self, ErrorCode};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Most topics listed in one `topics` reply.
 const TOPICS_LIMIT: usize = 10_000;
@@ -40,14 +41,16 @@ impl Shard {
     /// Runs one command. Its cost is linear in its size and the size is
     /// checked before any work (`max_topics_per_command`); the work done is
     /// returned in the outcome, and bounds what one connection gets per turn.
-    pub(super) fn on_command(&mut self, token: usize, cmd: Command) -> Outcome {
+    /// `now`: the instant the bucket was asked at before parsing, so the
+    /// token is taken at the same instant and the clock is read once.
+    pub(super) fn on_command(&mut self, token: usize, cmd: Command, now: Instant) -> Outcome {
         let entries = match &cmd.op {
             Op::Subscribe(sub) => sub.topics.len() + sub.since.len(),
             Op::Unsubscribe(list) => list.len(),
             Op::Topics { .. } | Op::Ping | Op::Auth { .. } => 0,
         };
         let cost = 1 + entries;
-        if let Some(verdict) = self.rate_limit(token, &cmd.id, std::time::Instant::now()) {
+        if let Some(verdict) = self.rate_limit(token, &cmd.id, now) {
             return Outcome::with(verdict, cost);
         }
         let max = self.ctx.live.config.max_topics_per_command;

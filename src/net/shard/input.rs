@@ -283,7 +283,7 @@ impl Shard {
         }
         let parsed = command::parse(payload, fmt);
         let outcome = match parsed {
-            Ok(cmd) => self.on_command(token, cmd),
+            Ok(cmd) => self.on_command(token, cmd, now),
             Err(e) => {
                 self.send_error(token, e);
                 Outcome::go_on(1)
