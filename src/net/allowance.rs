@@ -106,3 +106,64 @@ impl CommandBucket {
         cap
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const RATE: f64 = 20.0;
+
+    #[test]
+    fn a_fresh_bucket_holds_a_seconds_worth_and_asking_takes_nothing() {
+        let t0 = Instant::now();
+        let mut b = CommandBucket::new();
+        assert!(b.has_token(RATE, t0));
+        assert!(b.has_token(RATE, t0), "asking twice takes nothing");
+        assert_eq!((0..25).filter(|_| b.take(RATE, t0)).count(), 20);
+        assert!(!b.has_token(RATE, t0));
+        assert!(b.has_token(0.0, t0), "rate 0: no limit");
+    }
+
+    #[test]
+    fn a_steady_sender_over_the_rate_keeps_its_refusals() {
+        // Five times the rate for three seconds: one command in five gets
+        // through, and the refusals are never forgiven on the way.
+        let t0 = Instant::now();
+        let mut b = CommandBucket::new();
+        let mut through = 0;
+        for i in 0..300u32 {
+            through += usize::from(b.take(RATE, t0 + Duration::from_millis(10) * i));
+        }
+        assert!((70..=82).contains(&through), "{through} let through");
+        assert!(b.refused > 200, "{} refused in a row", b.refused);
+    }
+
+    #[test]
+    fn a_pause_that_refills_half_the_bucket_forgives_refusals() {
+        let t0 = Instant::now();
+        let mut b = CommandBucket::new();
+        for _ in 0..30 {
+            b.take(RATE, t0);
+        }
+        assert_eq!(b.refused, 10);
+        // A quarter of a second refills a quarter: still counted.
+        assert!(b.take(RATE, t0 + Duration::from_millis(250)));
+        assert_eq!(b.refused, 10);
+        // Half a second more: half the bucket, forgiven.
+        assert!(b.take(RATE, t0 + Duration::from_millis(750)));
+        assert_eq!(b.refused, 0);
+    }
+
+    #[test]
+    fn a_penalized_bucket_starts_with_a_few_and_fills_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = CommandBucket::penalized(t0);
+        assert_eq!((0..20).filter(|_| b.take(RATE, t0)).count(), 8);
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!((0..20).filter(|_| b.take(RATE, later)).count(), 10);
+        // Never more than the bucket holds, whatever the start.
+        let mut slow = CommandBucket::penalized(t0);
+        assert_eq!((0..20).filter(|_| slow.take(2.0, t0)).count(), 2);
+    }
+}
