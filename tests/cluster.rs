@@ -129,6 +129,76 @@ fn a_subscriber_whose_node_dies_resumes_on_another_with_exactly_what_it_missed()
     assert_eq!(seq(&next_update(&mut back)), 81);
 }
 
+/// Redis keeps a topic's history in blocks, one per run of updates that
+/// reached it together (docs/CLUSTER.md). However the runs fall, a node
+/// that never followed the topic replays exactly the last `history_len`,
+/// and no more.
+#[test]
+fn a_history_kept_in_blocks_replays_exactly_the_last_history_len_on_another_node() {
+    const LEN: usize = 10;
+    let redis = RedisServer::start();
+    let cfg = || common::config().redis(redis.url()).history(LEN, 1 << 20);
+    let a = node_with(cfg());
+    let p = a.publisher();
+    // Runs of every length from 1 to 40 (long ones are cut into blocks).
+    let mut n = 0u64;
+    for run in 1..=40u64 {
+        let batch = (n + 1..=n + run).map(|i| Update::new("H.1").bid(i as f64));
+        p.publish_batch(batch).unwrap();
+        n += run;
+        wait_until("numbered", || redis_seq(&redis, "H.1") == n);
+    }
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let key = value_key(&mut con, "H.1").replacen(":v:", ":h:", 1);
+    let blocks: Vec<String> = redis::cmd("LRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        blocks.len() >= LEN && blocks.len() <= LEN + LEN / 4 + 8,
+        "{} blocks kept for a history of {LEN}",
+        blocks.len()
+    );
+    assert!(blocks.iter().all(|b| b.lines().count() <= 17), "{blocks:?}");
+
+    let epoch: String = redis::cmd("HGET")
+        .arg(value_key(&mut con, "H.1"))
+        .arg("epoch")
+        .query(&mut con)
+        .unwrap();
+    for (since, recovered) in [(n - LEN as u64, true), (n - LEN as u64 - 1, false)] {
+        // A fresh node each time: it loads the topic from Redis.
+        let c = node_with(cfg());
+        let mut back = Client::connect(c.local_addr());
+        back.send(serde_json::json!({"op":"subscribe","id":1,"topics":["H.1"],
+            "since":{"H.1":{"seq":since,"epoch":epoch}}}));
+        let ack = back.next_event();
+        assert_eq!(ack["event"], "subscribed", "{ack}");
+        if !recovered {
+            // (Not recovered: not listed.)
+            assert!(ack.get("recovered").is_none(), "since {since}: {ack}");
+            let snap = next_update(&mut back);
+            assert_eq!((snap["event"].as_str(), seq(&snap)), (Some("snapshot"), n));
+            continue;
+        }
+        assert_eq!(ack["recovered"], serde_json::json!(["H.1"]), "{ack}");
+        for i in since + 1..=n {
+            let ev = next_update(&mut back);
+            assert_eq!(
+                (ev["event"].as_str(), seq(&ev)),
+                (Some("update"), i),
+                "{ev}"
+            );
+            assert_eq!(ev["bid"], i as f64);
+        }
+    }
+}
+
 #[test]
 fn patterns_follow_topics_across_nodes_including_new_ones() {
     let redis = RedisServer::start();

@@ -48,7 +48,8 @@ fn kill_writers(con: &mut ::redis::Connection) -> usize {
 }
 
 /// A topic as Redis holds it: its `seq`, epoch, and the `last` values of
-/// its history entries with their `seq`s.
+/// its history entries with their `seq`s (docs/CLUSTER.md: `tc:{P}:v:T`,
+/// `tc:{P}:h:T`).
 fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64, u64)>) {
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg(format!("tc:{{*}}:v:{topic}"))
@@ -62,20 +63,27 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         .arg(-1)
         .query(con)
         .unwrap();
-    let entries = history
-        .iter()
-        .map(|e| {
-            // U topic epoch seq ts wall last value
-            let w: Vec<&str> = e.split(' ').collect();
-            assert_eq!(
-                (w[0], w[1], w[2]),
-                ("U", topic, value["epoch"].as_str()),
-                "{e}"
-            );
-            assert_eq!(w[6], "last", "{e}");
-            (w[3].parse().unwrap(), w[7].parse::<f64>().unwrap() as u64)
-        })
-        .collect();
+    // Each element is a block: `R topic epoch last count`, then its
+    // updates' tails (`ts wall last value`), one per line.
+    let mut entries = Vec::new();
+    for block in &history {
+        let mut lines = block.split('\n');
+        let head: Vec<&str> = lines.next().unwrap().split(' ').collect();
+        assert_eq!(
+            (head[0], head[1], head[2]),
+            ("R", topic, value["epoch"].as_str()),
+            "{block}"
+        );
+        let (last, count): (u64, u64) = (head[3].parse().unwrap(), head[4].parse().unwrap());
+        let tails: Vec<&str> = lines.collect();
+        assert_eq!(tails.len() as u64, count, "{block}");
+        for (i, tail) in tails.iter().enumerate() {
+            let w: Vec<&str> = tail.split(' ').collect();
+            assert_eq!(w[2], "last", "{block}");
+            let seq = last + 1 - count + i as u64;
+            entries.push((seq, w[3].parse::<f64>().unwrap() as u64));
+        }
+    }
     (
         value["seq"].parse().unwrap(),
         value["epoch"].clone(),
@@ -176,7 +184,8 @@ fn a_writer_whose_connection_is_killed_again_and_again_numbers_every_update_exac
         let tail = &values[values.len().saturating_sub(entries.len())..];
         let first = seq + 1 - entries.len() as u64;
         let expected: Vec<(u64, u64)> = (first..=seq).zip(tail.iter().copied()).collect();
-        // (Trimmed to `HISTORY` once it passes it by a quarter.)
+        // (Trimmed to `HISTORY` blocks of one or more once it passes it by a
+        // quarter.)
         assert!(
             entries.len() >= values.len().min(HISTORY) && entries.len() <= values.len(),
             "{topic}: {} entries kept of {}",

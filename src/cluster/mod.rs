@@ -18,6 +18,7 @@
 //! connection; see `net::shard::cluster`) until its value is here.
 
 mod endpoint;
+pub(crate) mod message;
 mod numbering;
 mod reader;
 pub(crate) mod store;

@@ -32,9 +32,10 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 /// keys. ARGV: batch number, `REMEMBER_SECS`, an epoch base (a random u32),
 /// the partition's channel, then per operation:
 /// - `R` (a run of a topic's updates with nothing else of that topic
-///   between them), topic, count, history cap, the last update's ts, the
-///   count of merged fields, then the merged fields' name and value pairs,
-///   then each update's entry tail (`ts wall name value ...`);
+///   between them, at most `BLOCK`), topic, count, history cap (in runs),
+///   the count of value-field pairs, the pairs (the last value of each
+///   field the run carries, its last `ts`, and `stale` 0), then the run's
+///   tails (`ts wall name value ...`), one per line, as one argument;
 /// - `B`, topic, ts, the entry's tail (`ts wall replace side price size
 ///   ...`), replace (`1` or `0`), the level count, then each level's side
 ///   (`b` or `a`), price and size: an order-book change (keys: value,
@@ -51,15 +52,22 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 ///   as on a single node).
 ///
 /// Values travel as decimal text: Lua never turns them into numbers, so no
-/// precision is lost. A run costs the same whatever its length: it takes
-/// the topic's `seq` and epoch, or a new one (the base xor a counter, distinct
-/// within the call) when its numbering starts at 1, and writes the new
-/// `seq` with its fields merged into the value in one `HSET` (three Redis
-/// calls: `HMGET`, `HSET`, `RPUSH` of every entry). The history is trimmed to its
-/// cap only once it passes it by a quarter, so trimming costs one call per
-/// many updates (readers read the last `cap` entries). One `PUBLISH`
-/// carries every entry of the call, one per line. Returns 0 when the batch
-/// had been applied already, else 1 + the book changes it refused.
+/// precision is lost. Why a run is shaped so: in Redis's Lua every string
+/// made and every `redis.call` costs far more than the work it stands for,
+/// so a run costs the same whatever its length, and makes no string per
+/// update. It takes the topic's `seq` and epoch, or a new one (the base
+/// xor a counter, distinct within the call) when its numbering starts at
+/// 1, writes the new `seq` with its fields merged into the value in one
+/// `HSET`, and makes one string, the run's block (`message`: a header
+/// `R topic epoch last count`, then the tails as the writer sent them),
+/// pushed as one element of the topic's history and published. So three
+/// Redis calls per run (`HMGET`, `HSET`, `RPUSH`). The history is trimmed
+/// to its cap in blocks only once it passes it by a quarter, so trimming
+/// costs one call per many runs; each block holds at least one update, so
+/// `cap` blocks hold at least `cap` updates (readers keep the last `cap`).
+/// One `PUBLISH` carries every entry of the call, one per line. Returns 0
+/// when the batch had been applied already, else 1 + the book changes it
+/// refused.
 pub(crate) const SCRIPT: &str = r#"
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last >= tonumber(ARGV[1]) then return 0 end
@@ -71,40 +79,23 @@ while a <= n do
   local kind, topic, v, h = ARGV[a], ARGV[a + 1], KEYS[k], KEYS[k + 1]
   k = k + 2
   if kind == 'R' then
-    local m, cap, nf = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
-    local set = {'ts', ARGV[a + 4], 'stale', '0'}
-    a = a + 6
+    local m, cap, nf = ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local now = redis.call('HMGET', v, 'seq', 'epoch')
-    local first = (tonumber(now[1]) or 0) + 1
-    local epoch = now[2]
-    if first == 1 or not epoch then
+    local seq, epoch = tonumber(now[1]) or 0, now[2]
+    if seq == 0 or not epoch then
       fresh = fresh + 1
       epoch = bit.tohex(bit.bxor(base, fresh), 8)
-      first = 1
+      seq = 0
     end
-    set[5], set[6] = 'seq', string.format('%d', first + m - 1)
-    set[7], set[8] = 'epoch', epoch
-    for _ = 1, nf do
-      set[#set + 1] = ARGV[a]
-      set[#set + 1] = ARGV[a + 1]
-      a = a + 2
+    local upto = string.format('%d', seq + tonumber(m))
+    redis.call('HSET', v, 'seq', upto, 'epoch', epoch, unpack(ARGV, a + 5, a + 4 + 2 * nf))
+    a = a + 5 + 2 * nf
+    local block = 'R ' .. topic .. ' ' .. epoch .. ' ' .. upto .. ' ' .. m .. '\n' .. ARGV[a]
+    a = a + 1
+    if cap > 0 and redis.call('RPUSH', h, block) > cap + math.floor(cap / 4) + 8 then
+      redis.call('LTRIM', h, -cap, -1)
     end
-    redis.call('HSET', v, unpack(set))
-    local head = 'U ' .. topic .. ' ' .. epoch .. ' '
-    local entries = {}
-    for i = 0, m - 1 do
-      entries[i + 1] = head .. string.format('%d', first + i) .. ' ' .. ARGV[a + i]
-    end
-    a = a + m
-    if cap > 0 then
-      local len = redis.call('RPUSH', h, unpack(entries, math.max(1, m - cap + 1), m))
-      if len > cap + math.floor(cap / 4) + 8 then
-        redis.call('LTRIM', h, -cap, -1)
-      end
-    end
-    for i = 1, m do
-      out[#out + 1] = entries[i]
-    end
+    out[#out + 1] = block
   elseif kind == 'B' then
     local sz, zb, za = KEYS[k], KEYS[k + 1], KEYS[k + 2]
     k = k + 3
@@ -192,6 +183,22 @@ end
 return 1 + refused
 "#;
 
+/// Most updates in one run (one history block). A topic's history in
+/// Redis keeps at least `cap` blocks, so at least `cap` updates and at most
+/// `BLOCK` times as many: bounded memory for a topic whose updates come in
+/// bursts, while a run still pays for its three Redis calls.
+pub(crate) const BLOCK: usize = 16;
+
+impl Step<'_> {
+    /// How many updates it carries.
+    fn len(&self) -> usize {
+        match self {
+            Step::Run(_, updates) => updates.len(),
+            _ => 1,
+        }
+    }
+}
+
 /// What a writer needs to turn a batch into script calls.
 pub(crate) struct Numbering<'a> {
     /// The loaded script's SHA1.
@@ -244,8 +251,12 @@ impl Numbering<'_> {
                 _ => 2,
             })
             .sum();
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.sha)
+        // Sized up front: a call carries up to thousands of updates, and
+        // growing its buffer step by step copied it over and over.
+        let updates: usize = steps.iter().map(Step::len).sum();
+        let mut cmd = redis::Cmd::with_capacity(12 * steps.len(), 64 * updates + 4096);
+        cmd.arg("EVALSHA")
+            .arg(self.sha)
             .arg(1 + keys)
             .arg(store::applied_key(partition, self.writer));
         for step in steps {
@@ -290,8 +301,9 @@ impl Numbering<'_> {
         cmd
     }
 
-    /// A run's arguments: its merged fields (the last value of each) for
-    /// the topic's value, and each update's entry tail.
+    /// A run's arguments: its merged fields (the last value of each), its
+    /// last `ts` and `stale` 0 as the topic's value-field pairs, and its
+    /// tails as one argument, one per line.
     fn run_args(&self, cmd: &mut redis::Cmd, topic: &str, updates: &[&Update]) {
         let mut merged: Vec<(&str, f64)> = Vec::new();
         for u in updates {
@@ -310,20 +322,31 @@ impl Numbering<'_> {
             .arg(topic)
             .arg(updates.len())
             .arg(cap)
-            .arg(last_ts)
-            .arg(merged.len());
+            .arg(merged.len() + 2);
+        let mut float = ryu::Buffer::new();
         for (name, v) in merged {
-            cmd.arg(name).arg(format!("{v:?}"));
+            cmd.arg(name).arg(float.format(v));
         }
-        let mut tail = String::new();
-        for u in updates {
-            tail.clear();
-            let _ = write!(tail, "{} {}", u.timestamp_ns, self.wall_ns);
-            for (name, v) in u.prices.named(self.fields) {
-                let _ = write!(tail, " {name} {v:?}");
+        cmd.arg("ts").arg(last_ts).arg("stale").arg(0);
+        let mut text = String::with_capacity(64 * updates.len());
+        let mut int = itoa::Buffer::new();
+        for (i, u) in updates.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
             }
-            cmd.arg(tail.as_str());
+            text.push_str(int.format(u.timestamp_ns));
+            text.push(' ');
+            text.push_str(int.format(self.wall_ns));
+            for (name, v) in u.prices.named(self.fields) {
+                text.push(' ');
+                text.push_str(name);
+                text.push(' ');
+                // Shortest text that reads back as the same f64, as `{:?}`
+                // writes it, several times faster.
+                text.push_str(float.format(v));
+            }
         }
+        cmd.arg(text.as_str());
     }
 }
 
@@ -358,7 +381,8 @@ impl Numbering<'_> {
 /// a topic merged into one run.
 fn steps<'a>(ops: &[&'a IngestOp]) -> Vec<Step<'a>> {
     let mut order: Vec<&'a str> = Vec::new();
-    let mut by_topic: HashMap<&'a str, Vec<&'a IngestOp>> = HashMap::new();
+    let mut by_topic: HashMap<&'a str, Vec<&'a IngestOp>, foldhash::fast::RandomState> =
+        HashMap::default();
     for op in ops {
         let topic = for_redis(op).unwrap_or_default();
         by_topic
@@ -380,7 +404,12 @@ fn steps<'a>(ops: &[&'a IngestOp]) -> Vec<Step<'a>> {
                     }
                     steps.push(Step::Book(u));
                 }
-                IngestOp::Update(u) => run.push(u),
+                IngestOp::Update(u) => {
+                    run.push(u);
+                    if run.len() == BLOCK {
+                        steps.push(Step::Run(topic, std::mem::take(&mut run)));
+                    }
+                }
                 other => {
                     if !run.is_empty() {
                         steps.push(Step::Run(topic, std::mem::take(&mut run)));

@@ -22,7 +22,8 @@
 //!   update starts a new epoch.
 
 use super::endpoint::{Con, Endpoint};
-use super::store::{self, Message, PARTITIONS, TOPICS_KEY};
+use super::message::{self, Entry, Message};
+use super::store::{self, PARTITIONS, TOPICS_KEY};
 use super::writer::Quiet;
 use super::{wall_ns, ClusterLink, FollowRequest, Following, Health, Side};
 use crate::engine::op::{IngestOp, Ingested, Loaded, Numbered};
@@ -166,15 +167,18 @@ impl Reader {
             log::warn!("cluster: ignoring a message that is not tickcast's");
             return;
         };
-        let mine: Vec<&str> = {
+        let mine: Vec<Entry> = {
             let f = self.link.following.read();
-            text.split('\n')
-                .filter(|e| store::entry_topic(e).is_some_and(|t| f.covers_topic(t)))
+            message::entries(text)
+                .filter(|e| f.covers_topic(e.topic()))
                 .collect()
         };
         let names = self.table.field_names();
+        // One clock reading per message, not per entry: its entries were
+        // numbered together.
+        let now = wall_ns();
         for entry in mine {
-            let Some(msg) = store::parse(entry, names) else {
+            let Some(msg) = entry.parse(names) else {
                 log::warn!("cluster: ignoring an entry that is not tickcast's");
                 continue;
             };
@@ -185,7 +189,7 @@ impl Reader {
                     seq,
                     wall_ns: at,
                 } => {
-                    self.link.metrics.cluster.lag(wall_ns().saturating_sub(at));
+                    self.link.metrics.cluster.lag(now.saturating_sub(at));
                     IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
                 }
                 Message::Clear(t) => IngestOp::Clear(t),

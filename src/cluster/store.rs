@@ -18,12 +18,12 @@
 //! | `tc:{P}` (channel) | one message per batch and partition: its entries, one per line; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
 //! | `tc:topics` | sorted set (all scores 0) of every topic published, for prefix listings |
 
+use super::message::{self, millis, Message};
 use crate::engine::epoch::Epoch;
 use crate::engine::history::Past;
 use crate::engine::table::Snapshot;
 use crate::model::book::{Level, Levels, Side};
-use crate::model::liveness::Liveness;
-use crate::model::update::{Prices, Update};
+use crate::model::update::Prices;
 use std::time::Duration;
 
 /// The sorted set of every topic published.
@@ -95,96 +95,6 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], -tonumber(
   redis.call('HGETALL', KEYS[3])}
 "#;
 
-/// A message on a topic's channel.
-#[derive(Debug, Clone, PartialEq)]
-// A message lives for one step of the reader: boxing its update would
-// only add an allocation per message.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Message {
-    /// A numbered update, with the wall time (ns) it was numbered at.
-    Update {
-        update: Update,
-        epoch: Epoch,
-        seq: u64,
-        wall_ns: u64,
-    },
-    /// The topic was cleared.
-    Clear(String),
-    /// The topic went stale (true) or live.
-    Stale(String, Liveness),
-    /// The topic's own `stale_after` (None: the server's).
-    StaleAfter(String, Option<Duration>),
-}
-
-/// The topic an entry is about (its second word), read before the rest:
-/// a node drops the entries of topics it does not follow unparsed.
-pub(crate) fn entry_topic(entry: &str) -> Option<&str> {
-    entry.split(' ').nth(1)
-}
-
-/// Parses one entry of a message (or a history entry, which is an update).
-pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
-    let mut it = text.split(' ');
-    match it.next()? {
-        kind @ ("U" | "B") => {
-            let topic = it.next()?;
-            let epoch = Epoch::parse(it.next()?)?;
-            let seq = it.next()?.parse().ok()?;
-            let ts = it.next()?.parse().ok()?;
-            let wall_ns = it.next()?.parse().ok()?;
-            let mut update = Update::new(topic).timestamp_ns(ts);
-            if kind == "B" {
-                update.levels = Some(Box::new(levels_of(&mut it)?));
-            }
-            while let Some(name) = it.next() {
-                let v: f64 = it.next()?.parse().ok()?;
-                // A field this node does not know (another node's extra
-                // field) makes the message not ours to apply.
-                if !update.prices.set_named(name, v, names) {
-                    return None;
-                }
-            }
-            Some(Message::Update {
-                update,
-                epoch,
-                seq,
-                wall_ns,
-            })
-        }
-        "C" => Some(Message::Clear(it.next()?.to_string())),
-        "S" => {
-            let topic = it.next()?.to_string();
-            Some(Message::Stale(
-                topic,
-                Liveness::from_stale(it.next()? == "1"),
-            ))
-        }
-        "A" => {
-            let topic = it.next()?.to_string();
-            Some(Message::StaleAfter(topic, millis(it.next()?)?))
-        }
-        _ => None,
-    }
-}
-
-/// A book change's levels in an entry: replace (`1`/`0`), then side
-/// (`b`/`a`), price and size for each.
-fn levels_of<'a>(it: &mut impl Iterator<Item = &'a str>) -> Option<Levels> {
-    let replace = it.next()? == "1";
-    let mut levels = Vec::new();
-    while let Some(side) = it.next() {
-        let side = match side {
-            "b" => Side::Bid,
-            "a" => Side::Ask,
-            _ => return None,
-        };
-        let price = it.next()?.parse().ok()?;
-        let size = it.next()?.parse().ok()?;
-        levels.push(Level { side, price, size });
-    }
-    Some(Levels { levels, replace })
-}
-
 /// A book as stored (`b<price>`/`a<price>` to size, flat), as a change
 /// that replaces a node's copy with it.
 fn book_of(flat: &[String]) -> Levels {
@@ -204,14 +114,6 @@ fn book_of(flat: &[String]) -> Levels {
     Levels {
         levels,
         replace: true,
-    }
-}
-
-/// A `stale_after` as stored: milliseconds, or `-` for the server's.
-fn millis(text: &str) -> Option<Option<Duration>> {
-    match text {
-        "-" => Some(None),
-        ms => Some(Some(Duration::from_millis(ms.parse().ok()?))),
     }
 }
 
@@ -272,10 +174,11 @@ pub(crate) fn topic_of(
     };
     let mut history: Vec<Past> = Vec::new();
     if history_len > 0 {
-        for e in &entries {
+        // Each element is a block: a run of entries (`message`).
+        for e in entries.iter().flat_map(|block| message::entries(block)) {
             if let Some(Message::Update {
                 update, epoch, seq, ..
-            }) = parse(e, names)
+            }) = e.parse(names)
             {
                 let follows = history.last().is_none_or(|p| p.seq + 1 == seq);
                 if epoch != value.epoch || !follows {
@@ -294,6 +197,9 @@ pub(crate) fn topic_of(
         if history.last().map(|p| p.seq) != Some(value.seq) {
             history.clear();
         }
+        // Blocks hold whole runs: the oldest may reach past the cap.
+        let extra = history.len().saturating_sub(history_len);
+        history.drain(..extra);
     }
     Stored {
         value: Some(value),
@@ -332,56 +238,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_parse_back_exactly() {
-        let e = Epoch::new();
-        let text = format!(
-            "U FX.EURUSD {e} 42 1700 99 bid {:?} volume 1e300 iv 0.25",
-            0.1 + 0.2
-        );
-        let names: Vec<Box<str>> = vec!["oi".into(), "iv".into()];
-        let Some(Message::Update {
-            update,
-            epoch,
-            seq,
-            wall_ns,
-        }) = parse(&text, &names)
-        else {
-            panic!("{text}");
-        };
-        assert_eq!((epoch, seq, wall_ns), (e, 42, 99));
-        assert_eq!(update.topic, "FX.EURUSD");
-        assert_eq!(update.timestamp_ns, 1700);
-        assert_eq!(update.prices.bid, Some(0.1 + 0.2));
-        assert_eq!(update.prices.volume, Some(1e300));
-        assert_eq!(
-            update.prices.extra.get(1),
-            Some(0.25),
-            "an extra field by name"
-        );
-        assert_eq!(parse(&text, &[]), None, "a field this node does not know");
-        assert_eq!(parse("C X", &[]), Some(Message::Clear("X".into())));
-        assert_eq!(
-            parse("S X 1", &[]),
-            Some(Message::Stale("X".into(), Liveness::Stale))
-        );
-        assert_eq!(
-            parse("A X 250", &[]),
-            Some(Message::StaleAfter(
-                "X".into(),
-                Some(Duration::from_millis(250))
-            ))
-        );
-        assert_eq!(
-            parse("A X -", &[]),
-            Some(Message::StaleAfter("X".into(), None))
-        );
-        assert_eq!(parse("A X soon", &[]), None);
-        for bad in ["", "U", "U X zz 1 1 1", "U X 00000000 1 1 1 nope 1", "Q X"] {
-            assert_eq!(parse(bad, &[]), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn keys_of_a_topic_share_its_partition_hash_tag() {
         let p = partition("A.B");
         assert!(p < PARTITIONS);
@@ -399,14 +255,6 @@ mod tests {
         }
         let (lo, hi) = (count.iter().min().unwrap(), count.iter().max().unwrap());
         assert!(*lo > 200 && *hi < 430, "{count:?}");
-    }
-
-    #[test]
-    fn a_message_holds_entries_one_per_line_each_naming_its_topic() {
-        let msg = "U A 0000000a 3 1 2 bid 1.5\nC B\nS C 1";
-        let topics: Vec<_> = msg.split('\n').map(entry_topic).collect();
-        assert_eq!(topics, [Some("A"), Some("B"), Some("C")]);
-        assert_eq!(entry_topic("U"), None);
     }
 
     #[test]

@@ -22,11 +22,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most operations per pipeline. Large, so that each partition's share of
-/// a full batch pays for its script call (`PARTITIONS` calls per batch at
-/// most); a batch is only what arrived during the previous round trip, so
-/// an idle writer sends one update at once.
-const BATCH: usize = 4096;
+/// Most operations per pipeline. Large, because Redis's cost goes by runs
+/// (a topic's updates together in one script call), not by updates: a
+/// writer that falls behind sends longer runs and catches up. At 4,096 a
+/// full batch of the benchmark's 1,000 topics made runs of four; at 32,768
+/// Redis spends 1.3 µs per update instead of 3 (BENCHMARKS.md, "Issue 24").
+/// A batch is only what arrived during the previous round trip, so an idle
+/// writer sends one update at once, and only a writer already behind
+/// waits for a large batch: each partition's script call of it holds Redis
+/// about a millisecond.
+const BATCH: usize = 32768;
 /// How often an idle writer checks that Redis still answers.
 const IDLE_PING: Duration = Duration::from_secs(1);
 /// How long a stopping writer keeps trying to send what is queued.
