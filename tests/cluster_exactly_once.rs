@@ -63,8 +63,8 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         .arg(-1)
         .query(con)
         .unwrap();
-    // Each element is a block: `R topic epoch last count`, then its
-    // updates' tails (`ts wall last value`), one per line.
+    // Each element is a block: `R topic epoch last count wall`, then its
+    // updates' tails (`ts last value`), one per line.
     let mut entries = Vec::new();
     for block in &history {
         let mut lines = block.split('\n');
@@ -79,9 +79,9 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         assert_eq!(tails.len() as u64, count, "{block}");
         for (i, tail) in tails.iter().enumerate() {
             let w: Vec<&str> = tail.split(' ').collect();
-            assert_eq!(w[2], "last", "{block}");
+            assert_eq!(w[1], "last", "{block}");
             let seq = last + 1 - count + i as u64;
-            entries.push((seq, w[3].parse::<f64>().unwrap() as u64));
+            entries.push((seq, w[2].parse::<f64>().unwrap() as u64));
         }
     }
     (

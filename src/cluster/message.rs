@@ -3,8 +3,9 @@
 //! history list holds.
 //!
 //! A message is lines. A run of one topic's updates is a header line
-//! `R topic epoch last count` followed by `count` tail lines `ts wall name
-//! value ...`, the updates numbered `last - count + 1` to `last`: the
+//! `R topic epoch last count wall` followed by `count` tail lines `ts name
+//! value ...`, the updates numbered `last - count + 1` to `last` (`wall`:
+//! when the writer sent them, ns, for the lag metric): the
 //! numbering script writes the header and passes the tails through as the
 //! writer built them, so it makes no string per update. A history list
 //! element is one such run (a block). Other entries are one line each:
@@ -45,11 +46,13 @@ pub(crate) enum Message {
 /// unparsed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Entry<'a> {
-    /// An update of a run: its epoch (as text), `seq` and tail.
+    /// An update of a run: its epoch (as text), `seq`, the run's wall
+    /// time and its tail.
     Run {
         topic: &'a str,
         epoch: &'a str,
         seq: u64,
+        wall_ns: u64,
         tail: &'a str,
     },
     /// A line of its own (`B`, `C`, `S`, `A`, `U`); its topic is empty
@@ -72,10 +75,11 @@ impl<'a> Entry<'a> {
                 topic,
                 epoch,
                 seq,
+                wall_ns,
                 tail,
             } => {
                 let epoch = Epoch::parse(epoch)?;
-                let (update, wall_ns) = update_of(topic, false, tail.split(' '), names)?;
+                let update = update_of(topic, false, tail.split(' '), names)?;
                 Some(Message::Update {
                     update,
                     epoch,
@@ -100,8 +104,9 @@ pub(crate) fn entries(text: &str) -> Entries<'_> {
 
 pub(crate) struct Entries<'a> {
     lines: std::str::Split<'a, char>,
-    /// Within a run: its topic, epoch, the next `seq` and how many are left.
-    run: Option<(&'a str, &'a str, u64, u64)>,
+    /// Within a run: its topic, epoch, wall time, the next `seq` and how
+    /// many are left.
+    run: Option<Run<'a>>,
 }
 
 impl<'a> Iterator for Entries<'a> {
@@ -110,16 +115,17 @@ impl<'a> Iterator for Entries<'a> {
     fn next(&mut self) -> Option<Entry<'a>> {
         loop {
             let line = self.lines.next()?;
-            if let Some((topic, epoch, seq, left)) = &mut self.run {
+            if let Some(run) = &mut self.run {
                 let entry = Entry::Run {
-                    topic,
-                    epoch,
-                    seq: *seq,
+                    topic: run.topic,
+                    epoch: run.epoch,
+                    seq: run.seq,
+                    wall_ns: run.wall_ns,
                     tail: line,
                 };
-                *seq += 1;
-                *left -= 1;
-                if *left == 0 {
+                run.seq += 1;
+                run.left -= 1;
+                if run.left == 0 {
                     self.run = None;
                 }
                 return Some(entry);
@@ -137,17 +143,29 @@ impl<'a> Iterator for Entries<'a> {
     }
 }
 
-/// `epoch last count` after `R topic`: the run's topic, epoch, first `seq`
-/// and count (at least one).
-fn run_header<'a>(
+/// A run being read: its topic, epoch, wall time, the next `seq` and how
+/// many entries are left.
+struct Run<'a> {
     topic: &'a str,
-    mut words: impl Iterator<Item = &'a str>,
-) -> Option<(&'a str, &'a str, u64, u64)> {
+    epoch: &'a str,
+    wall_ns: u64,
+    seq: u64,
+    left: u64,
+}
+
+/// `epoch last count wall` after `R topic` (count at least one).
+fn run_header<'a>(topic: &'a str, mut words: impl Iterator<Item = &'a str>) -> Option<Run<'a>> {
     let epoch = words.next()?;
     let last: u64 = words.next()?.parse().ok()?;
     let count: u64 = words.next()?.parse().ok()?;
-    (count >= 1 && count <= last && words.next().is_none())
-        .then(|| (topic, epoch, last - count + 1, count))
+    let wall_ns: u64 = words.next()?.parse().ok()?;
+    (count >= 1 && count <= last && words.next().is_none()).then_some(Run {
+        topic,
+        epoch,
+        wall_ns,
+        seq: last - count + 1,
+        left: count,
+    })
 }
 
 /// Parses one line of its own (`Entry::Line`).
@@ -158,7 +176,10 @@ pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
             let topic = it.next()?;
             let epoch = Epoch::parse(it.next()?)?;
             let seq = it.next()?.parse().ok()?;
-            let (update, wall_ns) = update_of(topic, kind == "B", it, names)?;
+            let ts = it.next()?;
+            let wall_ns = it.next()?.parse().ok()?;
+            let rest = std::iter::once(ts).chain(it);
+            let update = update_of(topic, kind == "B", rest, names)?;
             Some(Message::Update {
                 update,
                 epoch,
@@ -182,16 +203,15 @@ pub(crate) fn parse(text: &str, names: &[Box<str>]) -> Option<Message> {
     }
 }
 
-/// An update's tail (`ts wall`, a book change's levels, then name and
-/// value pairs), and its wall time.
+/// An update from its tail: `ts`, a book change's levels, then name and
+/// value pairs.
 fn update_of<'a>(
     topic: &str,
     book: bool,
     mut it: impl Iterator<Item = &'a str>,
     names: &[Box<str>],
-) -> Option<(Update, u64)> {
+) -> Option<Update> {
     let ts = it.next()?.parse().ok()?;
-    let wall_ns = it.next()?.parse().ok()?;
     let mut update = Update::new(topic).timestamp_ns(ts);
     if book {
         update.levels = Some(Box::new(levels_of(&mut it)?));
@@ -204,7 +224,7 @@ fn update_of<'a>(
             return None;
         }
     }
-    Some((update, wall_ns))
+    Some(update)
 }
 
 /// A book change's levels in an entry: replace (`1`/`0`), then side
@@ -291,7 +311,7 @@ mod tests {
     fn a_message_holds_runs_and_lines_each_entry_naming_its_topic() {
         let e = Epoch::new();
         let msg = format!(
-            "R A {e} 7 3\n1 9 bid 1.5\n2 9 bid 1.6\n3 9 ask 2\nC B\nR D {e} 1 1\n4 9 last 3\nS C 1"
+            "R A {e} 7 3 9\n1 bid 1.5\n2 bid 1.6\n3 ask 2\nC B\nR D {e} 1 1 9\n4 last 3\nS C 1"
         );
         let got: Vec<Entry> = entries(&msg).collect();
         let topics: Vec<&str> = got.iter().map(Entry::topic).collect();
@@ -322,20 +342,21 @@ mod tests {
     fn a_run_header_that_does_not_add_up_is_not_taken_for_a_run() {
         let e = Epoch::new();
         for bad in [
-            format!("R A {e} 2 3"),
-            format!("R A {e} 5 0"),
-            format!("R A {e} x 1"),
-            format!("R A {e} 5 1 9"),
+            format!("R A {e} 2 3 9"),
+            format!("R A {e} 5 0 9"),
+            format!("R A {e} x 1 9"),
+            format!("R A {e} 5 1"),
+            format!("R A {e} 5 1 9 9"),
             "R".to_string(),
         ] {
-            let text = format!("{bad}\n1 9 bid 1");
+            let text = format!("{bad}\n1 bid 1");
             let got: Vec<Entry> = entries(&text).collect();
             assert_eq!(got.len(), 2, "{bad}: the header and the line after it");
             assert_eq!(got[0].parse(&[]), None, "{bad}");
             assert_eq!(got[1].parse(&[]), None, "a tail outside a run: {bad}");
         }
         // A run cut short ends with the message.
-        let short = format!("R A {e} 9 3\n1 9 bid 1");
+        let short = format!("R A {e} 9 3 9\n1 bid 1");
         assert_eq!(entries(&short).count(), 1);
     }
 }

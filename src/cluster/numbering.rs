@@ -30,12 +30,13 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 ///
 /// KEYS: the writer's applied key, then each operation's value and history
 /// keys. ARGV: batch number, `REMEMBER_SECS`, an epoch base (a random u32),
-/// the partition's channel, then per operation:
+/// the partition's channel, the wall time of the batch (ns, carried in each
+/// run's header for the lag metric), then per operation:
 /// - `R` (a run of a topic's updates with nothing else of that topic
 ///   between them, at most `BLOCK`), topic, count, history cap (in runs),
 ///   the count of value-field pairs, the pairs (the last value of each
 ///   field the run carries, its last `ts`, and `stale` 0), then the run's
-///   tails (`ts wall name value ...`), one per line, as one argument;
+///   tails (`ts name value ...`), one per line, as one argument;
 /// - `B`, topic, ts, the entry's tail (`ts wall replace side price size
 ///   ...`), replace (`1` or `0`), the level count, then each level's side
 ///   (`b` or `a`), price and size: an order-book change (keys: value,
@@ -59,7 +60,7 @@ pub(crate) const REMEMBER_SECS: u64 = 3600;
 /// xor a counter, distinct within the call) when its numbering starts at
 /// 1, writes the new `seq` with its fields merged into the value in one
 /// `HSET`, and makes one string, the run's block (`message`: a header
-/// `R topic epoch last count`, then the tails as the writer sent them),
+/// `R topic epoch last count wall`, then the tails as the writer sent them),
 /// pushed as one element of the topic's history and published. So three
 /// Redis calls per run (`HMGET`, `HSET`, `RPUSH`). The history is trimmed
 /// to its cap in blocks only once it passes it by a quarter, so trimming
@@ -73,8 +74,9 @@ local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local base = tonumber(ARGV[3])
+local wall = ' ' .. ARGV[5] .. '\n'
 local out, fresh, refused = {}, 0, 0
-local a, k, n = 5, 2, #ARGV
+local a, k, n = 6, 2, #ARGV
 while a <= n do
   local kind, topic, v, h = ARGV[a], ARGV[a + 1], KEYS[k], KEYS[k + 1]
   k = k + 2
@@ -90,7 +92,7 @@ while a <= n do
     local upto = string.format('%d', seq + tonumber(m))
     redis.call('HSET', v, 'seq', upto, 'epoch', epoch, unpack(ARGV, a + 5, a + 4 + 2 * nf))
     a = a + 5 + 2 * nf
-    local block = 'R ' .. topic .. ' ' .. epoch .. ' ' .. upto .. ' ' .. m .. '\n' .. ARGV[a]
+    local block = 'R ' .. topic .. ' ' .. epoch .. ' ' .. upto .. ' ' .. m .. wall .. ARGV[a]
     a = a + 1
     if cap > 0 and redis.call('RPUSH', h, block) > cap + math.floor(cap / 4) + 8 then
       redis.call('LTRIM', h, -cap, -1)
@@ -280,7 +282,8 @@ impl Numbering<'_> {
         cmd.arg(batch_no)
             .arg(REMEMBER_SECS)
             .arg(base)
-            .arg(store::channel(partition));
+            .arg(store::channel(partition))
+            .arg(self.wall_ns);
         for step in steps {
             match step {
                 Step::Run(topic, updates) => self.run_args(&mut cmd, topic, updates),
@@ -335,8 +338,6 @@ impl Numbering<'_> {
                 text.push('\n');
             }
             text.push_str(int.format(u.timestamp_ns));
-            text.push(' ');
-            text.push_str(int.format(self.wall_ns));
             for (name, v) in u.prices.named(self.fields) {
                 text.push(' ');
                 text.push_str(name);

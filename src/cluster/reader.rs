@@ -176,7 +176,7 @@ impl Reader {
         let names = self.table.field_names();
         // One clock reading per message, not per entry: its entries were
         // numbered together.
-        let now = wall_ns();
+        let (now, arrived) = (wall_ns(), Instant::now());
         for entry in mine {
             let Some(msg) = entry.parse(names) else {
                 log::warn!("cluster: ignoring an entry that is not tickcast's");
@@ -187,16 +187,16 @@ impl Reader {
                     update,
                     epoch,
                     seq,
-                    wall_ns: at,
+                    wall_ns: numbered,
                 } => {
-                    self.link.metrics.cluster.lag(now.saturating_sub(at));
+                    self.link.metrics.cluster.lag(now.saturating_sub(numbered));
                     IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
                 }
                 Message::Clear(t) => IngestOp::Clear(t),
                 Message::Stale(t, stale) => IngestOp::Stale(t, stale),
                 Message::StaleAfter(t, after) => IngestOp::StaleAfter(t, after),
             };
-            self.send(op);
+            let _ = self.router.send(Ingested { op, at: arrived });
         }
     }
 
