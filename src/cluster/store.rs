@@ -1,6 +1,7 @@
-//! What the cluster keeps in Redis, and how: key and channel names, the
-//! text form of an entry, and reading a topic back (value and history).
-//! The Lua script that numbers a batch is in `numbering`.
+//! What the cluster keeps in Redis, and how: key and channel names, and
+//! reading a topic back (value and history). The text of messages and
+//! history blocks is in `message`; the Lua script that numbers a batch is
+//! in `numbering`.
 //!
 //! Topics are spread over `PARTITIONS` partitions by a fixed hash of their
 //! name (the same on every node and every version that shares this
@@ -12,10 +13,10 @@
 //! | key / channel | what |
 //! |---|---|
 //! | `tc:{P}:v:T` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), each field set so far, and `_stale_after_ms` (its own, when set; a field's name never starts with `_`) |
-//! | `tc:{P}:h:T` | list: the last entries (at least `history_len`), oldest first |
+//! | `tc:{P}:h:T` | list of blocks, oldest first: each a run of the topic's updates as published (`message`); at least `history_len` blocks, so at least as many updates |
 //! | `tc:{P}:s:T`, `tc:{P}:zb:T`, `tc:{P}:za:T` | an order book: hash of `b<price>`/`a<price>` to size; bid and ask prices as sorted sets |
 //! | `tc:{P}:w:N` | the last batch number writer `N` had applied in partition `P` (expires: `numbering::REMEMBER_SECS`) |
-//! | `tc:{P}` (channel) | one message per batch and partition: its entries, one per line; `C T` on a clear, `S T 1` / `S T 0` on stale and live |
+//! | `tc:{P}` (channel) | one message per batch and partition: its entries (`message`): runs of updates, book changes, `C T` on a clear, `S T 1` / `S T 0` on stale and live |
 //! | `tc:topics` | sorted set (all scores 0) of every topic published, for prefix listings |
 
 use super::message::{self, millis, Message};
@@ -284,5 +285,44 @@ mod tests {
             "stale is not a field"
         );
         assert_eq!(read(Some("1")).seq, 7);
+    }
+
+    #[test]
+    fn a_history_of_blocks_and_older_single_entries_reads_back_capped_and_consecutive() {
+        let e = Epoch::new();
+        let value = vec![
+            "epoch".to_string(),
+            e.as_str().to_string(),
+            "seq".to_string(),
+            "6".to_string(),
+            "bid".to_string(),
+            "6".to_string(),
+        ];
+        let history = vec![
+            // Written by an older version: one update per entry.
+            format!("U T {e} 1 10 99 bid 1"),
+            format!("U T {e} 2 20 99 bid 2"),
+            format!("R T {e} 5 3 99\n30 bid 3\n40 bid 4\n50 bid 5"),
+            format!("R T {e} 6 1 99\n60 bid 6"),
+        ];
+        let read = |cap| {
+            let reply = (value.clone(), history.clone(), Vec::new());
+            topic_of("T", reply, cap, &[]).history
+        };
+        let seqs = |h: Vec<Past>| h.iter().map(|p| (p.seq, p.ts)).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(read(10)),
+            [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (6, 60)]
+        );
+        assert_eq!(
+            seqs(read(4)),
+            [(3, 30), (4, 40), (5, 50), (6, 60)],
+            "a block reaching past the cap is cut"
+        );
+        // A gap (a block lost to a restart) leaves what follows it only.
+        let mut gap = history.clone();
+        gap.remove(2);
+        let reply = (value.clone(), gap, Vec::new());
+        assert_eq!(seqs(topic_of("T", reply, 10, &[]).history), [(6, 60)]);
     }
 }
