@@ -159,7 +159,9 @@ fn run_header<'a>(topic: &'a str, mut words: impl Iterator<Item = &'a str>) -> O
     let last: u64 = words.next()?.parse().ok()?;
     let count: u64 = words.next()?.parse().ok()?;
     let wall_ns: u64 = words.next()?.parse().ok()?;
-    (count >= 1 && count <= last && words.next().is_none()).then_some(Run {
+    // (`then`, not `then_some`: the first `seq` is worked out only for a
+    // count that fits.)
+    (count >= 1 && count <= last && words.next().is_none()).then(|| Run {
         topic,
         epoch,
         wall_ns,
