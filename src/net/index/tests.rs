@@ -321,3 +321,37 @@ fn a_topic_entry_dropped_with_a_held_rate_cap_update_is_reported() {
     assert_eq!(index.take_dropped_holds(), 1, "gone with its entry");
     assert_eq!(index.take_dropped_holds(), 0, "reported once");
 }
+
+#[test]
+fn a_new_topics_entry_takes_in_finished_wildcards_once_and_leaves_joining_ones_to_their_join() {
+    let table = table_of(3);
+    let mut index = ShardIndex::new(0);
+    let none = SinceMap::new();
+    let mut done = Subscriptions::default();
+    // Token 1: two wildcards that both cover W.9, joined to the end.
+    index.add_prefix(&table, 1, Format::Json, &mut done, "W.".into(), &none);
+    index.add_prefix(&table, 1, Format::Json, &mut done, "W.9".into(), &none);
+    while index.joining() {
+        index.advance_joins(&table, 1_000, |_| Some(&done));
+    }
+    // Token 3: a wildcard still joining, not past W.9.
+    let mut joining = Subscriptions::default();
+    index.add_prefix(&table, 3, Format::Json, &mut joining, "W.".into(), &none);
+    // W.9 appears; its first update reaches the shard.
+    table
+        .get_or_create("W.9")
+        .apply(1, &Default::default(), 0, std::time::Instant::now());
+    let (lt, _) = index.members_for(&"W.9".into(), 0, true).unwrap();
+    let keys: Vec<usize> = lt.members.iter().map(|m| m.key()).collect();
+    assert_eq!(keys, [1], "listed once; the joining wildcard waits");
+    while index.joining() {
+        index.advance_joins(&table, 1_000, |k| {
+            Some(if k == 1 { &done } else { &joining })
+        });
+    }
+    assert_eq!(
+        members(&index, "W.9"),
+        [(1, 0), (3, 1)],
+        "its join reached W.9: in from its snapshot"
+    );
+}
