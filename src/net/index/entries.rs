@@ -1,8 +1,9 @@
 //! Making a topic's entry in a shard index, with the wildcard subscribers
-//! that cover it.
+//! that cover it, and enrolling a member in an entry.
 
 use super::{LocalTopic, Member, ShardIndex};
 use crate::model::format::Format;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 impl ShardIndex {
@@ -88,9 +89,38 @@ impl ShardIndex {
     /// a wildcard subscribe joins it at once.
     pub(super) fn mark_unvalued(&mut self, topic: &Arc<str>) {
         if let Some(lt) = self.topics.get_mut(topic) {
-            if !lt.unvalued {
-                lt.unvalued = true;
-                self.unvalued.insert(topic.clone());
+            mark_unvalued(lt, &mut self.unvalued, topic);
+        }
+    }
+}
+
+/// `ShardIndex::mark_unvalued` on an entry in hand (`unvalued`: the
+/// index's set of such topics).
+pub(super) fn mark_unvalued(
+    lt: &mut LocalTopic,
+    unvalued: &mut BTreeSet<Arc<str>>,
+    topic: &Arc<str>,
+) {
+    if !lt.unvalued {
+        lt.unvalued = true;
+        unvalued.insert(topic.clone());
+    }
+}
+
+impl LocalTopic {
+    /// Makes `member` a member, or, if its connection is one already,
+    /// starts that membership again from `member`. True when it is new.
+    pub(super) fn enrol(&mut self, member: Member) -> bool {
+        self.paced.members_changed();
+        match self.members.iter_mut().find(|m| m.key() == member.key()) {
+            Some(m) => {
+                *m = member;
+                false
+            }
+            None => {
+                self.counts[member.fmt.index()] += 1;
+                self.members.push(member);
+                true
             }
         }
     }

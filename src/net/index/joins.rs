@@ -24,7 +24,7 @@ impl ShardIndex {
         let stale = self.stale(token, name, subs);
         // One look-up when the entry exists, as it mostly does: a wildcard
         // join runs this for every topic under it (20,000 per reconnect in
-        // the soak), and looking the topic up three times was most of it.
+        // the soak), and looking the topic up four times was most of it.
         let lt = match self.topics.get_mut(name) {
             Some(lt) => lt,
             None => {
@@ -32,27 +32,19 @@ impl ShardIndex {
                 self.topics.get_mut(name).expect("made above")
             }
         };
-        let at = lt.members.iter().position(|m| m.key() == token);
-        if !stale && at.is_some() {
+        if !stale && lt.members.iter().any(|m| m.key() == token) {
             // Receiving it already (another subscription, or a resume):
             // the interest just set stays counted by that membership.
             return None;
         }
         let snapshot = joined.snapshot;
-        if snapshot.seq == 0 && !lt.unvalued {
-            lt.unvalued = true;
-            self.unvalued.insert(name.clone());
+        if snapshot.seq == 0 {
+            super::entries::mark_unvalued(lt, &mut self.unvalued, name);
         }
-        // Enrolled (as `enrol` does): a stale membership is replaced.
+        // A stale membership is started again from this snapshot.
         let member = Member::new(token, fmt, snapshot.seq, joined.generation);
-        lt.paced.members_changed();
-        match at {
-            Some(i) => lt.members[i] = member,
-            None => {
-                lt.counts[fmt.index()] += 1;
-                lt.members.push(member);
-                self.memberships += 1;
-            }
+        if lt.enrol(member) {
+            self.memberships += 1;
         }
         (snapshot.seq > 0).then(|| NewlyMatched {
             topic: name.clone(),

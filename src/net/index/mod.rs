@@ -456,14 +456,8 @@ impl ShardIndex {
     /// already, starts that membership again from `member`'s numbering.
     fn enrol(&mut self, topic: Arc<str>, member: Member) {
         let lt = self.entry(&topic, Some(member.generation));
-        lt.paced.members_changed();
-        match lt.members.iter_mut().find(|m| m.key() == member.key()) {
-            Some(m) => *m = member,
-            None => {
-                lt.counts[member.fmt.index()] += 1;
-                lt.members.push(member);
-                self.memberships += 1;
-            }
+        if lt.enrol(member) {
+            self.memberships += 1;
         }
     }
 
