@@ -46,11 +46,11 @@ pub(crate) enum Message {
 /// unparsed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Entry<'a> {
-    /// An update of a run: its epoch (as text), `seq`, the run's wall
-    /// time and its tail.
+    /// An update of a run: its epoch, `seq`, the run's wall time and its
+    /// tail.
     Run {
         topic: &'a str,
-        epoch: &'a str,
+        epoch: Epoch,
         seq: u64,
         wall_ns: u64,
         tail: &'a str,
@@ -78,7 +78,6 @@ impl<'a> Entry<'a> {
                 wall_ns,
                 tail,
             } => {
-                let epoch = Epoch::parse(epoch)?;
                 let update = update_of(topic, false, tail.split(' '), names)?;
                 Some(Message::Update {
                     update,
@@ -147,7 +146,7 @@ impl<'a> Iterator for Entries<'a> {
 /// many entries are left.
 struct Run<'a> {
     topic: &'a str,
-    epoch: &'a str,
+    epoch: Epoch,
     wall_ns: u64,
     seq: u64,
     left: u64,
@@ -155,7 +154,8 @@ struct Run<'a> {
 
 /// `epoch last count wall` after `R topic` (count at least one).
 fn run_header<'a>(topic: &'a str, mut words: impl Iterator<Item = &'a str>) -> Option<Run<'a>> {
-    let epoch = words.next()?;
+    // Parsed once for the run, not once per update.
+    let epoch = Epoch::parse(words.next()?)?;
     let last: u64 = words.next()?.parse().ok()?;
     let count: u64 = words.next()?.parse().ok()?;
     let wall_ns: u64 = words.next()?.parse().ok()?;
@@ -347,6 +347,7 @@ mod tests {
             format!("R A {e} 2 3 9"),
             format!("R A {e} 5 0 9"),
             format!("R A {e} x 1 9"),
+            "R A zz 5 1 9".to_string(),
             format!("R A {e} 5 1"),
             format!("R A {e} 5 1 9 9"),
             "R".to_string(),

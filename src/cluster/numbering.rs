@@ -191,16 +191,6 @@ return 1 + refused
 /// bursts, while a run still pays for its three Redis calls.
 pub(crate) const BLOCK: usize = 16;
 
-impl Step<'_> {
-    /// How many updates it carries.
-    fn len(&self) -> usize {
-        match self {
-            Step::Run(_, updates) => updates.len(),
-            _ => 1,
-        }
-    }
-}
-
 /// What a writer needs to turn a batch into script calls.
 pub(crate) struct Numbering<'a> {
     /// The loaded script's SHA1.
@@ -222,6 +212,16 @@ enum Step<'a> {
     /// An order-book change: one at a time (each is checked on its own).
     Book(&'a Update),
     Other(&'a IngestOp),
+}
+
+impl Step<'_> {
+    /// How many updates it carries.
+    fn len(&self) -> usize {
+        match self {
+            Step::Run(_, updates) => updates.len(),
+            _ => 1,
+        }
+    }
 }
 
 impl Numbering<'_> {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// Redis spends 1.3 µs per update instead of 3 (BENCHMARKS.md, "Issue 24").
 /// A batch is only what arrived during the previous round trip, so an idle
 /// writer sends one update at once, and only a writer already behind
-/// waits for a large batch: each partition's script call of it holds Redis
+/// sends a large batch: each partition's script call of it holds Redis
 /// about a millisecond.
 const BATCH: usize = 32768;
 /// How often an idle writer checks that Redis still answers.
