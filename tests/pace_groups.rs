@@ -186,3 +186,60 @@ fn shared_rate_caps_keep_every_step_exact_through_joins_and_rate_changes() {
         "nothing was held back"
     );
 }
+
+/// The next update of `topic` on `c`, other events passed over; None
+/// after 3 s without one.
+fn next_update(c: &mut Client, topic: &str) -> Option<serde_json::Value> {
+    loop {
+        let ev = c.try_next_event(Duration::from_millis(3_000))?;
+        if ev["event"] == "update" && ev["topic"] == topic {
+            return Some(ev);
+        }
+    }
+}
+
+/// A connection that got a topic's updates by other means (no cap, or its
+/// own pacing) joins a group that holds some of them back: the group's
+/// release must not give it those again, nor count them in `conflated`.
+/// Found by the randomized test above (a connection back to one rate after
+/// its own pacing got `seq` 117, then 120 "conflated 119").
+#[test]
+fn joining_a_group_that_holds_updates_already_given_sends_them_not_again() {
+    // One shard: the group and the joining connection meet there.
+    let server = Server::start(config().shards(1)).unwrap();
+    let addr = server.local_addr();
+    let p = server.publisher();
+    let mut capped = Client::connect(addr);
+    capped.command(json!({"op":"subscribe","topics":["G"],"max_rate":0.5}));
+    let mut free = Client::connect(addr);
+    free.subscribe(&["G"]);
+    let publish = |v: f64| p.publish(Update::new("G").bid(v)).unwrap();
+    publish(1.0);
+    let first = next_update(&mut free, "G").expect("seq 1 to the uncapped one");
+    assert_eq!(first["seq"], 1);
+    assert_eq!(
+        next_update(&mut capped, "G").expect("its slot was free")["seq"],
+        1
+    );
+    // The group holds 2 and 3 back (its slot is 2 s); the uncapped one gets
+    // them at once.
+    publish(2.0);
+    publish(3.0);
+    for want in [2, 3] {
+        assert_eq!(next_update(&mut free, "G").expect("uncapped")["seq"], want);
+    }
+    // Now it asks the group's rate: it joins the group holding 2..3.
+    free.command(json!({"op":"subscribe","topics":["G"],"max_rate":0.5}));
+    publish(4.0);
+    let held = next_update(&mut capped, "G").expect("the group's slot");
+    assert_eq!(
+        (held["seq"].as_u64(), held["conflated"].as_u64()),
+        (Some(4), Some(3))
+    );
+    let got = next_update(&mut free, "G").expect("4 at the group's slot");
+    assert_eq!(
+        (got["seq"].as_u64(), got["conflated"].as_u64().unwrap_or(1)),
+        (Some(4), 1),
+        "it had 3 already: {got}"
+    );
+}

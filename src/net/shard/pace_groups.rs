@@ -204,10 +204,11 @@ impl Shard {
     /// Computes the connection's pacing again (its subscriptions, its
     /// token's cap or the server's changed). When it changes, what its old
     /// pacing held for it goes out now, and its memberships skip through
-    /// what it was given, so its `seq` steps stay exact under the new one.
+    /// what it was given (which covers what the groups it joins hold), so
+    /// its `seq` steps stay exact under the new one.
     ///
-    /// O(its subscriptions), plus, when it leaves a group interval, the
-    /// topics whose group of that interval holds an update.
+    /// O(its subscriptions), plus, when it leaves or joins a group
+    /// interval, the topics whose group of that interval holds an update.
     pub(super) fn repace(&mut self, token: usize) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
@@ -230,17 +231,55 @@ impl Shard {
         } else if was == PaceMode::MIXED {
             self.hand_over_own(token);
         }
+        if let Some(every) = mode.group() {
+            self.skip_groups_held(token, every);
+        }
     }
 
-    /// The connection left the groups of interval `every`: what they hold
-    /// for it goes to it now.
-    fn hand_over_groups(&mut self, token: usize, every: u32) {
+    /// The topics whose group of interval `every` holds an update, each
+    /// once (a hold arms one timer; a timer may outlive its hold).
+    fn held_topics(&self, every: u32) -> Vec<Arc<str>> {
         let mut topics: Vec<Arc<str>> = (self.timers.groups.heap.iter())
             .filter(|Reverse((_, e, _))| *e == every)
             .map(|Reverse((_, _, t))| t.clone())
             .collect();
         topics.sort_unstable();
         topics.dedup();
+        topics
+    }
+
+    /// The connection joined the groups of interval `every`. Its old pacing
+    /// gave it every update of its topics up to now (at once, or in the
+    /// hand-over just made), so what those groups hold is not news to it:
+    /// its memberships skip through it, and the groups' next releases
+    /// count its `conflated` from there.
+    fn skip_groups_held(&mut self, token: usize, every: u32) {
+        let topics = self.held_topics(every);
+        let Some(conn) = self.conns.get(token) else {
+            return;
+        };
+        let key = conn.key;
+        for topic in topics {
+            let Some((lt, _)) = self.delivery.index.topic_mut(&topic) else {
+                continue;
+            };
+            let group = lt.paced.iter().find(|g| g.every == every);
+            let Some(rel) = group.and_then(|g| g.held()) else {
+                continue;
+            };
+            let (seq, generation) = (rel.merged.seq(), rel.generation);
+            for m in lt.members.iter_mut().filter(|m| m.key() == key) {
+                if m.generation == generation {
+                    m.skip_through = m.skip_through.max(seq);
+                }
+            }
+        }
+    }
+
+    /// The connection left the groups of interval `every`: what they hold
+    /// for it goes to it now.
+    fn hand_over_groups(&mut self, token: usize, every: u32) {
+        let topics = self.held_topics(every);
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
