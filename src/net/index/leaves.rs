@@ -31,9 +31,20 @@ pub(super) enum Scope {
 }
 
 pub(super) struct Leave {
-    key: usize,
-    fmt: Format,
+    /// The connections withdrawn (member key and format), by key. Several
+    /// when wildcards of one prefix ended before the first of their
+    /// withdrawals started (a wave of dashboards disconnecting): one walk
+    /// then takes them all out of each topic, with one look-up of the
+    /// topic and one pass over its members, where a walk per connection
+    /// paid both (two cache misses) per connection and topic.
+    keys: Vec<(usize, Format)>,
     scope: Scope,
+}
+
+impl Leave {
+    fn has(&self, key: usize) -> bool {
+        self.keys.binary_search_by_key(&key, |(k, _)| *k).is_ok()
+    }
 }
 
 /// The withdrawals in progress, and how many each member key has.
@@ -44,9 +55,28 @@ pub(super) struct Leaves {
 }
 
 impl Leaves {
+    /// A withdrawal of `key`'s memberships in `scope`; a prefix's joins
+    /// the walk of that prefix not started yet, if there is one.
     pub fn push(&mut self, key: usize, fmt: Format, scope: Scope) {
+        if let Scope::Prefix {
+            prefix,
+            through: None,
+        } = &scope
+        {
+            let waiting = self.list.iter_mut().find(
+                |l| matches!(&l.scope, Scope::Prefix { prefix: p, through: None } if p == prefix),
+            );
+            if let Some(l) = waiting {
+                if let Err(at) = l.keys.binary_search_by_key(&key, |(k, _)| *k) {
+                    l.keys.insert(at, (key, fmt));
+                    *self.keys.entry(key).or_default() += 1;
+                }
+                return;
+            }
+        }
         *self.keys.entry(key).or_default() += 1;
-        self.list.push(Leave { key, fmt, scope });
+        let keys = vec![(key, fmt)];
+        self.list.push(Leave { keys, scope });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -61,7 +91,7 @@ impl Leaves {
     pub fn covers(&self, key: usize, topic: &str) -> bool {
         self.has(key)
             && self.list.iter().any(|l| {
-                l.key == key
+                l.has(key)
                     && match &l.scope {
                         Scope::Prefix { prefix, through } => {
                             topic.starts_with(&**prefix)
@@ -74,13 +104,42 @@ impl Leaves {
 
     fn remove(&mut self, i: usize) -> Leave {
         let l = self.list.swap_remove(i);
-        if let Some(n) = self.keys.get_mut(&l.key) {
-            *n -= 1;
-            if *n == 0 {
-                self.keys.remove(&l.key);
-            }
+        for (key, _) in &l.keys {
+            self.forget(*key);
         }
         l
+    }
+
+    /// One withdrawal of `key` fewer.
+    fn forget(&mut self, key: usize) {
+        if let Some(n) = self.keys.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    /// Takes `key` out of withdrawal `i` (the whole withdrawal when it is
+    /// its only connection): its format and what is left of its scope.
+    fn take_key(&mut self, i: usize, key: usize) -> (Format, Scope) {
+        let l = &mut self.list[i];
+        if l.keys.len() == 1 {
+            let l = self.remove(i);
+            return (l.keys[0].1, l.scope);
+        }
+        let at = l.keys.binary_search_by_key(&key, |(k, _)| *k);
+        let (_, fmt) = l.keys.remove(at.expect("has(key)"));
+        let scope = match &l.scope {
+            Scope::Prefix { prefix, through } => Scope::Prefix {
+                prefix: prefix.clone(),
+                through: through.clone(),
+            },
+            // Exact withdrawals are one connection's.
+            Scope::Exact(left) => Scope::Exact(left.clone()),
+        };
+        self.forget(key);
+        (fmt, scope)
     }
 }
 
@@ -140,9 +199,10 @@ impl ShardIndex {
         subs_of: impl Fn(usize) -> Option<&'s Subscriptions>,
     ) {
         let mut i = 0;
+        let mut gone: Vec<(usize, Format)> = Vec::new();
         while i < self.leaves.list.len() && budget > 0 {
             let chunk = budget.min(JOIN_CHUNK);
-            let (key, fmt) = (self.leaves.list[i].key, self.leaves.list[i].fmt);
+            let keys = self.leaves.list[i].keys.clone();
             let names: Vec<Arc<str>> = match &mut self.leaves.list[i].scope {
                 Scope::Prefix { prefix, through } => {
                     let names: Vec<Arc<str>> = names_after(&self.names, prefix, through.as_deref())
@@ -156,11 +216,16 @@ impl ShardIndex {
             };
             budget = budget.saturating_sub(names.len().max(1));
             let done = names.len() < chunk;
-            let subs = subs_of(key);
+            let subs: Vec<_> = keys.iter().map(|(k, _)| subs_of(*k)).collect();
             for t in &names {
-                let keeps = subs.is_some_and(|s| receives(&self.joining, s, key, t));
-                if !keeps {
-                    self.detach(table, t, key, fmt);
+                gone.clear();
+                for ((key, fmt), subs) in keys.iter().zip(&subs) {
+                    if !subs.is_some_and(|s| receives(&self.joining, s, *key, t)) {
+                        gone.push((*key, *fmt));
+                    }
+                }
+                if !gone.is_empty() {
+                    self.detach_all(table, t, &gone);
                 }
             }
             if done {
@@ -179,10 +244,10 @@ impl ShardIndex {
                 .leaves
                 .list
                 .iter()
-                .position(|l| l.key == key)
+                .position(|l| l.has(key))
                 .expect("has(key)");
-            let l = self.leaves.remove(i);
-            let names: Vec<Arc<str>> = match l.scope {
+            let (fmt, scope) = self.leaves.take_key(i, key);
+            let names: Vec<Arc<str>> = match scope {
                 Scope::Prefix { prefix, through } => {
                     names_after(&self.names, &prefix, through.as_deref())
                         .cloned()
@@ -191,8 +256,52 @@ impl ShardIndex {
                 Scope::Exact(left) => left,
             };
             for t in names {
-                self.detach(table, &t, key, l.fmt);
+                self.detach(table, &t, key, fmt);
             }
+        }
+    }
+
+    pub(super) fn detach(&mut self, table: &TopicTable, topic: &str, token: usize, fmt: Format) {
+        self.detach_all(table, topic, &[(token, fmt)]);
+    }
+
+    /// Takes the members of `gone` (by key, sorted) out of `topic`: one
+    /// look-up and one pass over its members for all of them.
+    fn detach_all(&mut self, table: &TopicTable, topic: &str, gone: &[(usize, Format)]) {
+        let Some(lt) = self.topics.get_mut(topic) else {
+            return;
+        };
+        let before = lt.members.len();
+        let mut left = [0u32; Format::COUNT];
+        lt.members.retain(|m| {
+            let leaves = match gone {
+                [(key, _)] => m.key() == *key,
+                _ => gone.binary_search_by_key(&m.key(), |(k, _)| *k).is_ok(),
+            };
+            left[m.fmt.index()] += u32::from(leaves);
+            !leaves
+        });
+        if lt.members.len() == before {
+            return;
+        }
+        self.memberships -= before - lt.members.len();
+        for fmt in Format::ALL {
+            let n = left[fmt.index()];
+            if n > 0 {
+                lt.counts[fmt.index()] -= n;
+                if lt.counts[fmt.index()] == 0 {
+                    table.leave_exact(topic, self.shard, fmt);
+                }
+            }
+        }
+        if lt.members.is_empty() {
+            // What its rate-cap groups held goes with it (uncounted by the
+            // shard when it next looks, `take_dropped_holds`).
+            self.dropped_holds += lt.paced.iter().filter(|g| g.held().is_some()).count() as u64;
+            self.topics.remove(topic);
+            self.names.remove(topic);
+            self.unvalued.remove(topic);
+            self.book_names.remove(topic);
         }
     }
 }

@@ -460,31 +460,6 @@ impl ShardIndex {
             self.memberships += 1;
         }
     }
-
-    fn detach(&mut self, table: &TopicTable, topic: &str, token: usize, fmt: Format) {
-        let Some(lt) = self.topics.get_mut(topic) else {
-            return;
-        };
-        let before = lt.members.len();
-        lt.members.retain(|m| m.key() != token);
-        if lt.members.len() == before {
-            return;
-        }
-        self.memberships -= before - lt.members.len();
-        lt.counts[fmt.index()] -= 1;
-        if lt.counts[fmt.index()] == 0 {
-            table.leave_exact(topic, self.shard, fmt);
-        }
-        if lt.members.is_empty() {
-            // What its rate-cap groups held goes with it (uncounted by the
-            // shard when it next looks, `take_dropped_holds`).
-            self.dropped_holds += lt.paced.iter().filter(|g| g.held().is_some()).count() as u64;
-            self.topics.remove(topic);
-            self.names.remove(topic);
-            self.unvalued.remove(topic);
-            self.book_names.remove(topic);
-        }
-    }
 }
 
 #[cfg(test)]

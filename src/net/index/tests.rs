@@ -355,3 +355,53 @@ fn a_new_topics_entry_takes_in_finished_wildcards_once_and_leaves_joining_ones_t
         "its join reached W.9: in from its snapshot"
     );
 }
+
+/// A wave of disconnects: wildcards of one prefix whose withdrawals have
+/// not started are withdrawn by one walk, each topic looked up once for
+/// all of them; one that started earlier goes on alone, and a connection
+/// reusing a key finishes only its own part of the shared walk.
+#[test]
+fn wildcard_withdrawals_not_started_yet_share_one_walk() {
+    let table = table_of(1_500);
+    let mut index = ShardIndex::new(0);
+    let mut subs: Vec<Subscriptions> = (0..4).map(|_| Subscriptions::default()).collect();
+    for (key, s) in subs.iter_mut().enumerate() {
+        join_all(&table, &mut index, key, s);
+    }
+    index.remove_all(&table, 0, Format::Json, &mut subs[0]);
+    index.advance_leaves(&table, 1_024, |_| None);
+    // Key 0's walk has started; 1, 2 and 3 leave together after it.
+    for (key, s) in subs.iter_mut().enumerate().skip(1) {
+        index.remove_all(&table, key, Format::Json, s);
+    }
+    index.advance_leaves(&table, 1_024, |_| None);
+    let keys = |index: &ShardIndex, t: &str| -> Vec<usize> {
+        members(index, t).into_iter().map(|(k, _)| k).collect()
+    };
+    assert_eq!(
+        keys(&index, "W.0000"),
+        Vec::<usize>::new(),
+        "both walks did it"
+    );
+    assert_eq!(
+        keys(&index, "W.0600"),
+        [1, 2, 3],
+        "the shared walk is at 512"
+    );
+    index.advance_leaves(&table, 1_024, |_| None);
+    assert_eq!(keys(&index, "W.0600"), Vec::<usize>::new());
+    assert_eq!(keys(&index, "W.1400"), [1, 2, 3]);
+    assert!(index.gate().stale(2, "W.1400", &subs[2]));
+    // Key 2 is reused by a new connection: its part of the shared walk
+    // ends now; the others' goes on.
+    index.finish_leaves(&table, 2);
+    assert!(!index.has_leaves(2) && index.has_leaves(3));
+    assert_eq!(keys(&index, "W.1400"), [1, 3]);
+    while index.leaving() {
+        index.advance_leaves(&table, 512, |_| None);
+    }
+    assert!(index.topics.is_empty());
+    let slot = table.get_or_create("W.1400");
+    let applied = slot.apply(2, &Default::default(), 0, std::time::Instant::now());
+    assert_eq!(applied.interest, [0, 0], "the shard's interest withdrawn");
+}
