@@ -1,7 +1,7 @@
 //! Benchmark: what a reconnect wave costs the shard that serves it.
 //!
 //! ```text
-//! cargo run --release --example reconnect_wave -- [--topics 20000] [--readers 16] [--waves 6]
+//! cargo run --release --example reconnect_wave -- [--topics 20000] [--readers 16] [--waves 6] [--stuck 0]
 //! ```
 //! An embedded server with one shard holds `--topics` topics. In each wave
 //! `--readers` clients connect together, subscribe to `*`, read every
@@ -11,7 +11,10 @@
 //! `/proc/self/task/*/schedstat`, so the clients' own work is not counted)
 //! and the wall time; then the mean of all waves but the first (which
 //! also warms the allocator). Issue 25: the soak's reconnect waves, where
-//! the index tears down and rebuilds every topic's entry.
+//! the index tears down and rebuilds every topic's entry. `--stuck N`
+//! adds, for the whole run, N clients that subscribe to `*` and never
+//! read, as the soak's non-readers do: their joins stop after the first
+//! chunk and stay under way.
 
 mod cli_args;
 
@@ -58,6 +61,20 @@ fn read_everything(addr: SocketAddr, n: usize) -> WebSocket<TcpStream> {
     ws
 }
 
+/// Subscribes to `*` with a tiny receive buffer and never reads.
+fn stuck(addr: SocketAddr) -> WebSocket<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).expect("connect");
+    let stream: TcpStream = sock.into();
+    let mut ws = tungstenite::client(format!("ws://{addr}/ws"), stream)
+        .expect("handshake")
+        .0;
+    ws.send(Message::text(r#"{"op":"subscribe","topics":["*"]}"#))
+        .unwrap();
+    ws
+}
+
 fn memberships(server: &Server) -> f64 {
     let text = server.metrics_text();
     let line = text
@@ -71,11 +88,16 @@ fn main() {
     let topics = arg("--topics", 20_000);
     let readers = arg("--readers", 16);
     let waves = arg("--waves", 6);
+    let stuck_ones = arg("--stuck", 0);
     let cfg = Config::default()
         .listen("127.0.0.1:0".parse().unwrap())
         .shards(1)
         .max_topics(topics + 10)
-        .max_connections(readers + 16);
+        .max_connections(readers + stuck_ones + 16)
+        // As the soak's daemon: a client that does not read is stuck
+        // after its first chunks, not after the kernel took 2 MB.
+        .socket_send_buffer(65_536)
+        .max_outbound_bytes(4 << 20);
     let server = Server::start(cfg).expect("server");
     let addr = server.local_addr();
     let p = server.publisher();
@@ -87,7 +109,18 @@ fn main() {
     while server.snapshot(&last).is_none() {
         std::thread::sleep(Duration::from_millis(5));
     }
-    println!("topics {topics}, readers {readers}, one shard");
+    let held: Vec<_> = (0..stuck_ones).map(|_| stuck(addr)).collect();
+    // Their first chunks are queued (and stop there) before the waves.
+    std::thread::sleep(Duration::from_millis(500));
+    let base = memberships(&server);
+    let waiting = server.metrics_text();
+    let joins = waiting
+        .lines()
+        .find(|l| l.starts_with("tickcast_index_memberships "))
+        .unwrap_or_default()
+        .to_string();
+    println!("held by the stuck ones: {joins}");
+    println!("topics {topics}, readers {readers}, stuck {stuck_ones}, one shard");
     let mut costs = Vec::new();
     for wave in 0..waves {
         let (cpu0, t0) = (shard_cpu_ns(), Instant::now());
@@ -102,7 +135,7 @@ fn main() {
         // Dropped without a close frame, as a reconnecting dashboard's
         // lost connection does.
         drop(sockets);
-        while memberships(&server) > 0.0 {
+        while memberships(&server) > base {
             std::thread::sleep(Duration::from_millis(1));
         }
         let left = (shard_cpu_ns() - cpu1) as f64 / 1e6;
@@ -115,6 +148,7 @@ fn main() {
             costs.push((joined, left));
         }
     }
+    drop(held);
     let n = costs.len().max(1) as f64;
     let (j, l) = costs
         .iter()
