@@ -61,6 +61,12 @@ impl ShardIndex {
         receives(&self.joining, subs, token, topic)
     }
 
+    /// How far the joins of `prefix` under way have gone.
+    pub(super) fn furthest(&self, prefix: &str) -> Option<Arc<str>> {
+        let under_way = self.joining.iter().filter(|j| *j.prefix == *prefix);
+        under_way.filter_map(|j| j.through.clone()).max()
+    }
+
     /// Wildcard subscriptions still joining existing topics?
     pub fn joining(&self) -> bool {
         !self.joining.is_empty()
@@ -102,12 +108,21 @@ impl ShardIndex {
                 // in without its snapshot.
                 fresh.extend(self.join_one(token, fmt, subs, &slot.name, joined));
                 self.joining[i].through = Some(slot.name.clone());
+                // The pattern's bound follows (`LocalPrefix::ahead`): while
+                // making this topic's entry, the walk was behind it.
+                if let Some(lp) = self.prefixes.get_mut(&prefix) {
+                    lp.advancing(&slot.name);
+                }
             }
             if !fresh.is_empty() {
                 out.push((token, fmt, fresh));
             }
             if done {
                 self.joining.remove(i);
+                let furthest = self.furthest(&prefix);
+                if let Some(lp) = self.prefixes.get_mut(&prefix) {
+                    lp.join_ended(token, fmt, furthest);
+                }
             } else {
                 more = true;
                 i += 1;

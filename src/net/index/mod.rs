@@ -18,10 +18,12 @@ mod entries;
 mod joins;
 mod leaves;
 mod member;
+mod prefix;
 
 use joins::receives;
 pub(crate) use leaves::Gate;
 pub(crate) use member::{member_key, token_of, Member, UNRESOLVED};
+use prefix::LocalPrefix;
 
 use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;
@@ -52,12 +54,6 @@ pub(crate) struct LocalTopic {
 /// 32,768 apart while any event is in flight.)
 pub(crate) fn later(a: u16, b: u16) -> bool {
     (a.wrapping_sub(b) as i16) > 0
-}
-
-#[derive(Debug, Default)]
-struct LocalPrefix {
-    members: Vec<(usize, Format)>,
-    counts: [u32; Format::COUNT],
 }
 
 /// What a connection that just started to receive a topic is owed: its
@@ -288,9 +284,10 @@ impl ShardIndex {
         if let Some(book) = &self.interest {
             book.add(&Selector::Prefix(prefix.clone()));
         }
-        let lp = self.prefixes.entry(prefix.clone()).or_default();
-        lp.members.push((token, fmt));
-        lp.counts[fmt.index()] += 1;
+        self.prefixes
+            .entry(prefix.clone())
+            .or_default()
+            .add(token, fmt);
         self.joining.push(PrefixJoin {
             token,
             fmt,
@@ -340,8 +337,10 @@ impl ShardIndex {
         if let Some(book) = &self.interest {
             book.remove([&Selector::Prefix(prefix.into())]);
         }
+        let before = self.joining.len();
         self.joining
             .retain(|j| !(j.token == token && &*j.prefix == prefix));
+        let left = (self.joining.len() < before).then(|| self.furthest(prefix));
         let Some((prefix, lp)) = self.prefixes.get_key_value(prefix) else {
             return;
         };
@@ -357,8 +356,7 @@ impl ShardIndex {
             );
         }
         if let Some(lp) = self.prefixes.get_mut(&prefix) {
-            lp.members.retain(|(t, _)| *t != token);
-            lp.counts[fmt.index()] -= 1;
+            lp.remove(token, fmt, left);
             if lp.counts[fmt.index()] == 0 {
                 table.leave_prefix(&prefix, self.shard, fmt);
             }

@@ -405,3 +405,55 @@ fn wildcard_withdrawals_not_started_yet_share_one_walk() {
     let applied = slot.apply(2, &Default::default(), 0, std::time::Instant::now());
     assert_eq!(applied.interest, [0, 0], "the shard's interest withdrawn");
 }
+
+/// Making entries while a join is stuck part-way (a subscriber that never
+/// reads): a topic past every join under way takes in the finished
+/// wildcards only, without looking at the joins; one the stuck join has
+/// passed (new in the table) takes it in too.
+#[test]
+fn entries_made_past_a_stuck_join_take_in_only_the_finished_wildcards() {
+    let table = table_of(1_500);
+    let mut index = ShardIndex::new(0);
+    let none = SinceMap::new();
+    let mut subs: Vec<Subscriptions> = (0..5).map(|_| Subscriptions::default()).collect();
+    let prefix = |s: &mut Subscriptions, index: &mut ShardIndex, key| {
+        index.add_prefix(&table, key, Format::Json, s, "W.".into(), &none);
+    };
+    // Key 2 joins one chunk, then stops reading.
+    prefix(&mut subs[2], &mut index, 2);
+    index.advance_joins(&table, 512, |k| (k == 2).then_some(&subs[2]));
+    // Key 3 joins everything and leaves: the entries past W.0511 go.
+    prefix(&mut subs[3], &mut index, 3);
+    for _ in 0..3 {
+        index.advance_joins(&table, 1_024, |k| (k == 3).then_some(&subs[3]));
+    }
+    assert_eq!(index.topics.len(), 1_500);
+    index.remove_all(&table, 3, Format::Json, &mut subs[3]);
+    while index.leaving() {
+        index.advance_leaves(&table, 512, |_| None);
+    }
+    assert_eq!(index.topics.len(), 512);
+    // Key 4 walks every topic, making the entries past key 2's join.
+    prefix(&mut subs[4], &mut index, 4);
+    for _ in 0..3 {
+        index.advance_joins(&table, 1_024, |k| (k == 4).then_some(&subs[4]));
+    }
+    assert_eq!(index.furthest("W.").as_deref(), Some("W.0511"), "key 2's");
+    assert_eq!(
+        members(&index, "W.1000"),
+        [(4, 1)],
+        "key 2 waits for its walk"
+    );
+    assert_eq!(members(&index, "W.0100"), [(2, 1), (4, 1)]);
+    // New topics reach the shard: one behind key 2's walk, one past it.
+    for (t, want) in [("W.0100A", vec![2, 4]), ("W.2000", vec![4])] {
+        let t: Arc<str> = t.into();
+        table
+            .get_or_create(&t)
+            .apply(1, &Default::default(), 0, std::time::Instant::now());
+        let (lt, _) = index.members_for(&t, 0, true).unwrap();
+        let mut keys: Vec<usize> = lt.members.iter().map(|m| m.key()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, want, "{t}");
+    }
+}
