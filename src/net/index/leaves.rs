@@ -55,8 +55,9 @@ pub(super) struct Leaves {
 }
 
 impl Leaves {
-    /// A withdrawal of `key`'s memberships in `scope`; a prefix's joins
-    /// the walk of that prefix not started yet, if there is one.
+    /// A withdrawal of `key`'s memberships in `scope`. One of a prefix
+    /// is merged into a withdrawal of the same prefix whose walk has not
+    /// started yet, if there is one.
     pub fn push(&mut self, key: usize, fmt: Format, scope: Scope) {
         if let Scope::Prefix {
             prefix,
