@@ -113,13 +113,7 @@ fn main() {
     // Their first chunks are queued (and stop there) before the waves.
     std::thread::sleep(Duration::from_millis(500));
     let base = memberships(&server);
-    let waiting = server.metrics_text();
-    let joins = waiting
-        .lines()
-        .find(|l| l.starts_with("tickcast_index_memberships "))
-        .unwrap_or_default()
-        .to_string();
-    println!("held by the stuck ones: {joins}");
+    println!("memberships held by the stuck ones: {base}");
     println!("topics {topics}, readers {readers}, stuck {stuck_ones}, one shard");
     let mut costs = Vec::new();
     for wave in 0..waves {
