@@ -337,10 +337,9 @@ impl ShardIndex {
         if let Some(book) = &self.interest {
             book.remove([&Selector::Prefix(prefix.into())]);
         }
-        let before = self.joining.len();
         self.joining
             .retain(|j| !(j.token == token && &*j.prefix == prefix));
-        let left = (self.joining.len() < before).then(|| self.furthest(prefix));
+        let furthest = self.furthest(prefix);
         let Some((prefix, lp)) = self.prefixes.get_key_value(prefix) else {
             return;
         };
@@ -356,7 +355,7 @@ impl ShardIndex {
             );
         }
         if let Some(lp) = self.prefixes.get_mut(&prefix) {
-            lp.remove(token, fmt, left);
+            lp.remove(token, fmt, furthest);
             if lp.counts[fmt.index()] == 0 {
                 table.leave_prefix(&prefix, self.shard, fmt);
             }

@@ -20,12 +20,11 @@ pub(super) struct LocalPrefix {
     pub counts: [u32; Format::COUNT],
     /// Members whose join of the existing topics ended.
     finished: Vec<(usize, Format)>,
-    /// Joins of this pattern under way.
-    joining: u32,
     /// The furthest any join under way has gone (a bound, never below);
-    /// None: none has started. Found again when a join ends, so the
-    /// finished walk of one subscriber does not hold it at the last topic
-    /// while others stay under way (the soak's non-readers do).
+    /// None: none has started, or none is under way. Found again when a
+    /// join ends or a member leaves, so the finished walk of one
+    /// subscriber does not hold it at the last topic while others stay
+    /// under way (the soak's non-readers do).
     ahead: Option<Arc<str>>,
 }
 
@@ -34,30 +33,22 @@ impl LocalPrefix {
     pub fn add(&mut self, token: usize, fmt: Format) {
         self.members.push((token, fmt));
         self.counts[fmt.index()] += 1;
-        self.joining += 1;
     }
 
-    /// A member leaves. `left`: when its join was still under way, how
-    /// far the joins left have gone.
-    pub fn remove(&mut self, token: usize, fmt: Format, left: Option<Option<Arc<str>>>) {
+    /// A member leaves; `furthest`: how far the joins left under way have
+    /// gone (`ShardIndex::furthest`).
+    pub fn remove(&mut self, token: usize, fmt: Format, furthest: Option<Arc<str>>) {
         self.members.retain(|(t, _)| *t != token);
         self.finished.retain(|(t, _)| *t != token);
         self.counts[fmt.index()] -= 1;
-        if let Some(furthest) = left {
-            self.join_gone(furthest);
-        }
+        self.ahead = furthest;
     }
 
     /// A member's join reached the end of the existing topics; `furthest`:
-    /// how far the joins left have gone.
+    /// how far the joins left under way have gone.
     pub fn join_ended(&mut self, token: usize, fmt: Format, furthest: Option<Arc<str>>) {
         self.finished.push((token, fmt));
-        self.join_gone(furthest);
-    }
-
-    fn join_gone(&mut self, furthest: Option<Arc<str>>) {
-        self.joining -= 1;
-        self.ahead = furthest.filter(|_| self.joining > 0);
+        self.ahead = furthest;
     }
 
     /// A join is about to go as far as `to`.
@@ -102,7 +93,7 @@ mod tests {
         );
         assert_eq!(lp.taken_in_at_once("W.2"), None);
         // The last join under way leaves: nothing is behind anything.
-        lp.remove(1, Format::Json, Some(None));
+        lp.remove(1, Format::Json, None);
         assert_eq!(
             lp.taken_in_at_once("W.0"),
             Some(&[(2, Format::MsgPack)][..])
