@@ -2,6 +2,7 @@
 //! that cover it, and enrolling a member in an entry.
 
 use super::{LocalTopic, Member, ShardIndex};
+use crate::model::format::Format;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -47,10 +48,10 @@ impl ShardIndex {
     /// members and the joins under way, not their product: when many
     /// wildcard subscribers reconnect together, every topic is made again
     /// with all of them joining (40 of each in the soak, for each of
-    /// 20,000 topics). Its two lists are the index's, kept between calls.
+    /// 20,000 topics).
     fn attach_prefix_members(&mut self, topic: &Arc<str>, in_table: bool) {
-        let (mut joiners, mut waiting) = std::mem::take(&mut self.scratch);
-        joiners.clear();
+        let mut joiners: Vec<(usize, Format)> = Vec::new();
+        let mut waiting: Vec<usize> = Vec::new();
         for (p, lp) in &self.prefixes {
             if !topic.starts_with(&**p) {
                 continue;
@@ -92,7 +93,6 @@ impl ShardIndex {
             lt.members.push(Member::new(token, fmt, 0, lt.generation));
             self.memberships += 1;
         }
-        self.scratch = (joiners, waiting);
     }
 
     /// The topic (which has an entry) holds no value in the topic table:

@@ -108,8 +108,6 @@ pub(crate) struct ShardIndex {
     /// Held-back updates of rate-cap groups dropped with their topic's
     /// entry since the shard last asked.
     dropped_holds: u64,
-    /// `attach_prefix_members`'s lists, kept between calls.
-    scratch: (Vec<(usize, Format)>, Vec<usize>),
 }
 
 /// The names in `names` that start with `prefix`.
@@ -146,7 +144,6 @@ impl ShardIndex {
             memberships: 0,
             interest: None,
             dropped_holds: 0,
-            scratch: Default::default(),
         }
     }
 
