@@ -17,13 +17,15 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[allow(dead_code)]
 pub mod book_copy;
-/// Fails the test, naming the exact command that installs it, unless
-/// `program` runs (`scripts/test` installs every tool the tests use).
 #[allow(dead_code)]
 pub mod redis;
 #[allow(dead_code)]
+pub mod reply_cut;
+#[allow(dead_code)]
 pub mod view;
 
+/// Fails the test, naming the exact command that installs it, unless
+/// `program` runs (`scripts/test` installs every tool the tests use).
 pub fn require_tool(program: &str, version_arg: &str, install: &str) {
     let runs = Command::new(program)
         .arg(version_arg)
