@@ -23,6 +23,7 @@ pub(crate) mod pace_group;
 pub(crate) mod pacing;
 pub(crate) mod publishing;
 pub(crate) mod shard;
+pub(crate) mod snapshot_frames;
 pub(crate) mod snapshot_room;
 pub(crate) mod subscriptions;
 pub(crate) mod timer;

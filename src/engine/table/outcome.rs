@@ -9,7 +9,7 @@ use crate::engine::history::Past;
 /// What a shard learns when it joins a topic, taken under the slot lock that
 /// also sets its interest: the value, and for a resume that history can
 /// serve, exactly the updates the client missed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Joined {
     pub snapshot: Snapshot,
     pub replay: Option<Vec<Past>>,

@@ -19,6 +19,7 @@ mod joins;
 mod leaves;
 mod member;
 mod prefix;
+mod together;
 
 use joins::receives;
 pub(crate) use leaves::Gate;
@@ -459,5 +460,7 @@ impl ShardIndex {
     }
 }
 
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod tests;

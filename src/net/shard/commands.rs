@@ -10,6 +10,7 @@ use crate::net::conn::Verdict;
 use crate::net::index::NewlyMatched;
 use crate::net::merged::EventWriter;
 use crate::net::outbound::Outbound;
+use crate::net::snapshot_frames::SnapshotFrames;
 use crate::net::snapshot_room::{check_room, snapshot_cost, Room};
 use crate::net::subscriptions::Subscriptions;
 use crate::net::work::Outcome;
@@ -176,7 +177,7 @@ impl Shard {
         let names = self.ctx.table.field_names();
         let enc = &mut EventWriter { fb, fmt, names };
         let zip = super::books::deflate_at(conn, &self.ctx.live.config);
-        push_owed((&mut conn.out, zip), enc, &conn.subs, fresh);
+        push_owed((&mut conn.out, zip), enc, &conn.subs, fresh, None);
     }
 
     /// Adds the connection to the index for each selector (with its rate);
@@ -284,12 +285,15 @@ impl Shard {
 
 /// Queues what a connection that just started to receive topics is owed:
 /// for each, its snapshot, or the updates it missed when it resumed and the
-/// history still held them.
+/// history still held them. `frames`: the snapshot frames of the group of
+/// joins this list belongs to, encoded once for the group (a price or
+/// trades snapshot is the same for every member of it).
 pub(super) fn push_owed(
     (out, deflate_at): (&mut Outbound, Option<usize>),
     enc: &mut EventWriter<'_>,
     subs: &Subscriptions,
     owed: &[NewlyMatched],
+    mut frames: Option<&mut SnapshotFrames>,
 ) {
     let (fmt, names) = (enc.fmt, enc.names);
     for nm in owed {
@@ -308,6 +312,10 @@ pub(super) fn push_owed(
                 }
             }
             None => {
+                if let Some(frame) = frames.as_deref().and_then(|f| f.get(&nm.topic)) {
+                    out.push(frame);
+                    continue;
+                }
                 let trades: Option<Vec<crate::model::event::Trade>> = nm
                     .trades
                     .as_ref()
@@ -319,7 +327,11 @@ pub(super) fn push_owed(
                     trades: trades.as_deref(),
                     ..Price::update(&nm.topic, s.seq, s.ts, &s.prices)
                 };
-                out.push(event::encode_price(fb, fmt, &snapshot, names));
+                let frame = event::encode_price(fb, fmt, &snapshot, names);
+                if let Some(f) = frames.as_deref_mut() {
+                    f.put(&nm.topic, frame);
+                }
+                out.push(frame);
             }
         }
     }

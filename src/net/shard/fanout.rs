@@ -16,6 +16,7 @@ use crate::net::index::{later, token_of};
 use crate::net::memory_budget::over_budget;
 use crate::net::merged::EventWriter;
 use crate::net::outbound::{Flushed, Tally};
+use crate::net::snapshot_frames::SnapshotFrames;
 use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -214,18 +215,25 @@ impl Shard {
             .index
             .advance_joins(&self.ctx.table, JOIN_STEP, ready);
         self.pending.index_work |= more;
-        for (key, fmt, fresh) in owed {
-            let token = token_of(key);
-            if let Some(conn) = self.conns.get_mut(token) {
+        let mut frames = SnapshotFrames::default();
+        for group in owed {
+            frames.clear();
+            let shared = group.owed.len() > 1;
+            for (key, fresh) in group.owed {
+                let token = token_of(key);
+                let Some(conn) = self.conns.get_mut(token) else {
+                    continue;
+                };
                 let zip = super::books::deflate_at(conn, &self.ctx.live.config);
                 let (out, subs) = ((&mut conn.out, zip), &conn.subs);
                 let names = self.ctx.table.field_names();
                 let enc = &mut EventWriter {
                     fb: &mut self.delivery.fb,
-                    fmt,
+                    fmt: group.fmt,
                     names,
                 };
-                super::commands::push_owed(out, enc, subs, &fresh);
+                let f = shared.then_some(&mut frames);
+                super::commands::push_owed(out, enc, subs, &fresh, f);
                 self.mark_dirty(token);
             }
         }
