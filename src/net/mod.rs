@@ -104,8 +104,9 @@ mod sizes {
             // One per subscriber per topic.
             ("Member", size_of::<crate::net::index::Member>(), 16),
             // One per topic a shard delivers. 48: its rate-cap groups
-            // (a pointer, null for a topic nobody receives capped).
-            ("LocalTopic", size_of::<crate::net::index::LocalTopic>(), 48),
+            // (a pointer, null for a topic nobody receives capped); 56:
+            // its slot in the topic table, for withdrawing interest.
+            ("LocalTopic", size_of::<crate::net::index::LocalTopic>(), 56),
         ];
         for (name, now, pinned) in sizes {
             assert_eq!(now, pinned, "{name} is {now} bytes, pinned at {pinned}");

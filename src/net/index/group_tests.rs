@@ -61,3 +61,37 @@ fn joins_at_one_place_go_together_and_part_when_one_stops_reading() {
     // of 1,024 took four joins 512 topics each.
     assert_eq!(first_turn, 512);
 }
+
+/// The shard's interest in a topic (JSON) as the router sees it at its
+/// next update.
+fn heard_by(table: &TopicTable, topic: &str, shard: usize) -> bool {
+    let slot = table.get_or_create(topic);
+    let applied = slot.apply(1, &Default::default(), 0, std::time::Instant::now());
+    applied.interest[Format::Json.index()] & (1 << shard) != 0
+}
+
+#[test]
+fn the_last_member_leaving_withdraws_the_shards_interest_in_the_table() {
+    let table = table_of(600);
+    let mut index = ShardIndex::new(1);
+    let mut subs: Vec<Subscriptions> = (0..2).map(|_| Subscriptions::default()).collect();
+    let none = SinceMap::new();
+    for (key, s) in subs.iter_mut().enumerate() {
+        index.add_prefix(&table, key, Format::Json, s, "W.".into(), &none);
+    }
+    while index.joining() {
+        index.advance_joins(&table, 1_024, |k| Some(&subs[k]));
+    }
+    assert!(heard_by(&table, "W.0300", 1));
+    let mut leave = |key: usize, index: &mut ShardIndex| {
+        index.remove_all(&table, key, Format::Json, &mut subs[key]);
+        while index.leaving() {
+            index.advance_leaves(&table, 512, |_| None);
+        }
+    };
+    leave(0, &mut index);
+    assert!(heard_by(&table, "W.0300", 1), "one member is left");
+    leave(1, &mut index);
+    assert!(!heard_by(&table, "W.0300", 1), "none is left");
+    assert!(!heard_by(&table, "W.0000", 1) && !heard_by(&table, "W.0599", 1));
+}

@@ -3,7 +3,7 @@
 //! turn and its snapshots stream out as the client reads.
 
 use super::{Member, NewlyMatched, PrefixJoin, ShardIndex, JOIN_CHUNK};
-use crate::engine::table::{Joined, TopicTable};
+use crate::engine::table::{Joined, TopicSlot, TopicTable};
 use crate::model::format::Format;
 use crate::net::subscriptions::Subscriptions;
 use std::sync::Arc;
@@ -18,9 +18,10 @@ impl ShardIndex {
         token: usize,
         fmt: Format,
         subs: &Subscriptions,
-        name: &Arc<str>,
+        slot: &Arc<TopicSlot>,
         joined: Joined,
     ) -> Option<NewlyMatched> {
+        let name = &slot.name;
         let stale = self.stale(token, name, subs);
         // One look-up when the entry exists, as it mostly does: a wildcard
         // join runs this for every topic under it (20,000 per reconnect in
@@ -32,6 +33,7 @@ impl ShardIndex {
                 self.topics.get_mut(name).expect("made above")
             }
         };
+        lt.slot.get_or_insert_with(|| slot.clone());
         if !stale && lt.members.iter().any(|m| m.key() == token) {
             // Receiving it already (another subscription, or a resume):
             // the interest just set stays counted by that membership.
@@ -120,7 +122,7 @@ impl ShardIndex {
                 .map(|_| Vec::with_capacity(slots.len()))
                 .collect();
             for (slot, joined) in slots {
-                self.join_together(fmt, &joins, &slot.name, &joined, &mut lists);
+                self.join_together(fmt, &joins, &slot, &joined, &mut lists);
                 // Progress is marked after: while the topic is ahead of
                 // `through`, an entry made for it does not take the member
                 // in without its snapshot.

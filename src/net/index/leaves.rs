@@ -291,7 +291,10 @@ impl ShardIndex {
             if n > 0 {
                 lt.counts[fmt.index()] -= n;
                 if lt.counts[fmt.index()] == 0 {
-                    table.leave_exact(topic, self.shard, fmt);
+                    match &lt.slot {
+                        Some(slot) => slot.leave(self.shard, fmt),
+                        None => table.leave_exact(topic, self.shard, fmt),
+                    }
                 }
             }
         }

@@ -30,7 +30,7 @@ use super::subscriptions::Subscriptions;
 use crate::engine::history::Past;
 use crate::engine::interest::InterestBook;
 use crate::engine::selector::Selector;
-use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicTable};
+use crate::engine::table::{ResumeFrom, SinceMap, Snapshot, TopicSlot, TopicTable};
 use crate::model::format::Format;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -49,6 +49,11 @@ pub(crate) struct LocalTopic {
     /// In `ShardIndex::unvalued`: the topic holds no value (tracked ahead
     /// of its first update, or cleared since).
     unvalued: bool,
+    /// Its slot in the topic table, once a join has met it: the table never
+    /// drops a slot, so withdrawing this shard's interest when the last
+    /// member leaves locks the slot alone, without a search of the table by
+    /// name (10% of the shards' time in the soak's reconnect waves).
+    slot: Option<Arc<TopicSlot>>,
 }
 
 /// Is generation `a` later than `b`? (Wrapping: clears are far fewer than
@@ -262,7 +267,7 @@ impl ShardIndex {
             else {
                 continue;
             };
-            fresh.extend(self.join_one(token, fmt, subs, &slot.name, joined));
+            fresh.extend(self.join_one(token, fmt, subs, &slot, joined));
         }
         // Topics this shard tracks that hold no value yet (other clients
         // subscribed to them ahead of their first update): none of their

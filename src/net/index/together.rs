@@ -5,7 +5,7 @@
 //! 3,200 comparisons a topic).
 
 use super::{Member, NewlyMatched, ShardIndex};
-use crate::engine::table::Joined;
+use crate::engine::table::{Joined, TopicSlot};
 use crate::model::format::Format;
 use crate::net::subscriptions::Subscriptions;
 use std::sync::Arc;
@@ -18,20 +18,22 @@ impl ShardIndex {
         &mut self,
         fmt: Format,
         joins: &[(usize, &Subscriptions)],
-        name: &Arc<str>,
+        slot: &Arc<TopicSlot>,
         joined: &Joined,
         owed: &mut [Vec<NewlyMatched>],
     ) {
         if let [(token, subs)] = joins {
-            owed[0].extend(self.join_one(*token, fmt, subs, name, joined.clone()));
+            owed[0].extend(self.join_one(*token, fmt, subs, slot, joined.clone()));
             return;
         }
+        let name = &slot.name;
         let stale: Vec<bool> = joins
             .iter()
             .map(|(token, subs)| self.stale(*token, name, subs))
             .collect();
         self.entry(name, Some(joined.generation));
         let lt = self.topics.get_mut(name).expect("made above");
+        lt.slot.get_or_insert_with(|| slot.clone());
         // Which of them are members already: one pass over the members.
         let mut by_key: Vec<(usize, usize)> = joins
             .iter()
