@@ -84,10 +84,13 @@ impl ShardIndex {
     /// connections to drain, which a write event reports).
     ///
     /// Joins of one pattern and format at the same place go together
-    /// ([`OwedGroup`]): the table is walked, each topic's slot locked and
-    /// its snapshot copied once for all of them. Clients that reconnect
-    /// together (40 `*` subscribers of 20,000 topics in the soak) join
-    /// together, and that walk was most of their cost.
+    /// ([`OwedGroup`]): the table is walked, each topic's slot locked, its
+    /// snapshot copied and its entry looked up once for all of them, and
+    /// the shard encodes each snapshot once. Clients whose subscribes reach
+    /// the shard in one turn (a reconnect wave of `*` subscribers) start
+    /// at the same place; per client and topic those steps were most of a
+    /// wave's cost (`examples/reconnect_wave`). Clients that arrive turns
+    /// apart start apart and stay so.
     pub fn advance_joins<'s>(
         &mut self,
         table: &TopicTable,
