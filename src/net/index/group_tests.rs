@@ -1,7 +1,7 @@
 //! Joins of one pattern at one place go together (`advance_joins`), and
 //! part when one connection stops taking snapshots.
 
-use super::tests::table_of;
+use super::tests::{join_all, table_of};
 use super::*;
 use std::cell::Cell;
 
@@ -75,12 +75,8 @@ fn the_last_member_leaving_withdraws_the_shards_interest_in_the_table() {
     let table = table_of(600);
     let mut index = ShardIndex::new(1);
     let mut subs: Vec<Subscriptions> = (0..2).map(|_| Subscriptions::default()).collect();
-    let none = SinceMap::new();
     for (key, s) in subs.iter_mut().enumerate() {
-        index.add_prefix(&table, key, Format::Json, s, "W.".into(), &none);
-    }
-    while index.joining() {
-        index.advance_joins(&table, 1_024, |k| Some(&subs[k]));
+        join_all(&table, &mut index, key, s);
     }
     assert!(heard_by(&table, "W.0300", 1));
     let mut leave = |key: usize, index: &mut ShardIndex| {

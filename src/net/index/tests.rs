@@ -76,7 +76,7 @@ fn first_update(table: &TopicTable, index: &mut ShardIndex, topic: &str) -> Vec<
 
 /// `key` subscribes to `W.*` and its join runs to the end; returns the
 /// snapshots it was owed.
-fn join_all(
+pub(super) fn join_all(
     table: &TopicTable,
     index: &mut ShardIndex,
     key: usize,
