@@ -64,8 +64,9 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         .arg(-1)
         .query(con)
         .unwrap();
-    // Each element is a block: `R topic epoch last count wall`, then its
-    // updates' tails (`ts last value`), one per line.
+    // Each element is a block: `R topic epoch last count wall fields`
+    // (here `last`, the only field published), then its updates' tails
+    // (`back value`), one per line.
     let mut entries = Vec::new();
     for block in &history {
         let mut lines = block.split('\n');
@@ -75,14 +76,15 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
             ("R", topic, value["epoch"].as_str()),
             "{block}"
         );
+        assert_eq!(head.get(6), Some(&"last"), "{block}");
         let (last, count): (u64, u64) = (head[3].parse().unwrap(), head[4].parse().unwrap());
         let tails: Vec<&str> = lines.collect();
         assert_eq!(tails.len() as u64, count, "{block}");
         for (i, tail) in tails.iter().enumerate() {
             let w: Vec<&str> = tail.split(' ').collect();
-            assert_eq!(w[1], "last", "{block}");
+            assert_eq!(w.len(), 2, "{block}");
             let seq = last + 1 - count + i as u64;
-            entries.push((seq, w[2].parse::<f64>().unwrap() as u64));
+            entries.push((seq, w[1].parse::<f64>().unwrap() as u64));
         }
     }
     (

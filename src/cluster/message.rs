@@ -3,12 +3,21 @@
 //! history list holds.
 //!
 //! A message is lines. A run of one topic's updates is a header line
-//! `R topic epoch last count wall` followed by `count` tail lines `ts name
-//! value ...`, the updates numbered `last - count + 1` to `last` (`wall`:
-//! when the writer sent them, ns, for the lag metric): the
-//! numbering script writes the header and passes the tails through as the
-//! writer built them, so it makes no string per update. A history list
-//! element is one such run (a block). Other entries are one line each:
+//! `R topic epoch last count wall fields` followed by `count` tail lines
+//! `back value ...`, the updates numbered `last - count + 1` to `last`
+//! (`wall`: when the writer sent them, ns, for the lag metric). `fields`
+//! names the run's fields, comma-separated, and each tail gives one value
+//! per field in that order, `-` for a field that update does not carry;
+//! `back` is `wall` minus the update's `ts` (signed). So a tail carries no
+//! field name and a short number where the `ts` was: about 25 bytes for
+//! four prices instead of about 70, which is what Redis's Lua hashes and
+//! copies per update (BENCHMARKS.md, "Issue 24", session 20). The
+//! numbering script writes the header up to `wall` and passes the rest
+//! through as the writer built it, so it makes no string per update. A
+//! history list element is one such run (a block). Runs of the previous
+//! form (no `fields`; tails `ts name value ...`) are still read, so a
+//! node of this version loads the histories an older one left in Redis.
+//! Other entries are one line each:
 //! `B topic epoch seq ts wall replace side price size ... name value ...`
 //! (an order-book change), `C topic` (a clear), `S topic 1|0` (stale or
 //! live), `A topic ms|-` (its own `stale_after`). `U topic epoch seq ts
@@ -46,13 +55,14 @@ pub(crate) enum Message {
 /// unparsed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Entry<'a> {
-    /// An update of a run: its epoch, `seq`, the run's wall time and its
-    /// tail.
+    /// An update of a run: its epoch, `seq`, the run's wall time and
+    /// fields (None: a run of the previous form) and its tail.
     Run {
         topic: &'a str,
         epoch: Epoch,
         seq: u64,
         wall_ns: u64,
+        fields: Option<&'a str>,
         tail: &'a str,
     },
     /// A line of its own (`B`, `C`, `S`, `A`, `U`); its topic is empty
@@ -76,9 +86,13 @@ impl<'a> Entry<'a> {
                 epoch,
                 seq,
                 wall_ns,
+                fields,
                 tail,
             } => {
-                let update = update_of(topic, false, tail.split(' '), names)?;
+                let update = match fields {
+                    Some(fields) => positional(topic, wall_ns, fields, tail, names)?,
+                    None => update_of(topic, false, tail.split(' '), names)?,
+                };
                 Some(Message::Update {
                     update,
                     epoch,
@@ -120,6 +134,7 @@ impl<'a> Iterator for Entries<'a> {
                     epoch: run.epoch,
                     seq: run.seq,
                     wall_ns: run.wall_ns,
+                    fields: run.fields,
                     tail: line,
                 };
                 run.seq += 1;
@@ -142,32 +157,61 @@ impl<'a> Iterator for Entries<'a> {
     }
 }
 
-/// A run being read: its topic, epoch, wall time, the next `seq` and how
-/// many entries are left.
+/// A run being read: its topic, epoch, wall time, fields, the next `seq`
+/// and how many entries are left.
 struct Run<'a> {
     topic: &'a str,
     epoch: Epoch,
     wall_ns: u64,
+    fields: Option<&'a str>,
     seq: u64,
     left: u64,
 }
 
-/// `epoch last count wall` after `R topic` (count at least one).
+/// `epoch last count wall [fields]` after `R topic` (count at least one).
 fn run_header<'a>(topic: &'a str, mut words: impl Iterator<Item = &'a str>) -> Option<Run<'a>> {
     // Parsed once for the run, not once per update.
     let epoch = Epoch::parse(words.next()?)?;
     let last: u64 = words.next()?.parse().ok()?;
     let count: u64 = words.next()?.parse().ok()?;
     let wall_ns: u64 = words.next()?.parse().ok()?;
+    let fields = words.next();
     // (`then`, not `then_some`: the first `seq` is worked out only for a
     // count that fits.)
     (count >= 1 && count <= last && words.next().is_none()).then(|| Run {
         topic,
         epoch,
         wall_ns,
+        fields,
         seq: last - count + 1,
         left: count,
     })
+}
+
+/// An update from a positional tail (`back value ...`) of a run with
+/// `fields`: `-` skips a field; a value short or over, or a field this
+/// node does not know, and it is not ours.
+fn positional(
+    topic: &str,
+    wall_ns: u64,
+    fields: &str,
+    tail: &str,
+    names: &[Box<str>],
+) -> Option<Update> {
+    let mut it = tail.split(' ');
+    let back: i128 = it.next()?.parse().ok()?;
+    let ts = u64::try_from(i128::from(wall_ns) - back).ok()?;
+    let mut update = Update::new(topic).timestamp_ns(ts);
+    for name in fields.split(',').filter(|f| !f.is_empty()) {
+        let v = it.next()?;
+        if v == "-" {
+            continue;
+        }
+        if !update.prices.set_named(name, v.parse().ok()?, names) {
+            return None;
+        }
+    }
+    it.next().is_none().then_some(update)
 }
 
 /// Parses one line of its own (`Entry::Line`).
@@ -313,7 +357,7 @@ mod tests {
     fn a_message_holds_runs_and_lines_each_entry_naming_its_topic() {
         let e = Epoch::new();
         let msg = format!(
-            "R A {e} 7 3 9\n1 bid 1.5\n2 bid 1.6\n3 ask 2\nC B\nR D {e} 1 1 9\n4 last 3\nS C 1"
+            "R A {e} 7 3 9 bid,ask\n8 1.5 -\n7 1.6 -\n6 - 2\nC B\nR D {e} 1 1 9 last\n5 3\nS C 1"
         );
         let got: Vec<Entry> = entries(&msg).collect();
         let topics: Vec<&str> = got.iter().map(Entry::topic).collect();
@@ -341,6 +385,60 @@ mod tests {
     }
 
     #[test]
+    fn a_run_with_fields_reads_its_tails_by_position() {
+        let e = Epoch::new();
+        let names: Vec<Box<str>> = vec!["iv".into()];
+        // wall 1000: back 10 is ts 990, back -5 is ts 1005.
+        let msg = format!("R A {e} 9 3 1000 bid,ask,iv\n10 1.5 2.5 -\n0 - 2.75 0.25\n-5 1.25 - -");
+        let got: Vec<Message> = entries(&msg).filter_map(|x| x.parse(&names)).collect();
+        let Message::Update { update, seq, .. } = &got[0] else {
+            panic!("{got:?}");
+        };
+        assert_eq!((*seq, update.timestamp_ns), (7, 990));
+        assert_eq!(
+            (update.prices.bid, update.prices.ask),
+            (Some(1.5), Some(2.5))
+        );
+        assert!(update.prices.extra.is_empty(), "`-`: not carried");
+        let Message::Update { update, seq, .. } = &got[1] else {
+            panic!("{got:?}");
+        };
+        assert_eq!(
+            (*seq, update.timestamp_ns, update.prices.bid),
+            (8, 1000, None)
+        );
+        assert_eq!(update.prices.extra.get(0), Some(0.25), "an extra field");
+        let Message::Update { update, seq, .. } = &got[2] else {
+            panic!("{got:?}");
+        };
+        assert_eq!((*seq, update.timestamp_ns), (9, 1005));
+        assert_eq!((update.prices.bid, update.prices.ask), (Some(1.25), None));
+        // A value short or over, a field unknown here, a time out of range:
+        // not ours.
+        for (fields, tail) in [
+            ("bid,ask", "0 1"),
+            ("bid", "0 1 2"),
+            ("bid,oi", "0 1 2"),
+            ("bid", "1001 1"),
+            ("bid", "x 1"),
+            ("bid", "0 one"),
+        ] {
+            let text = format!("R A {e} 1 1 1000 {fields}\n{tail}");
+            let got: Vec<Entry> = entries(&text).collect();
+            assert_eq!(got.len(), 1, "{fields} / {tail}");
+            assert_eq!(got[0].parse(&names), None, "{fields} / {tail}");
+        }
+        // The previous form (names in each tail, no fields in the header)
+        // is still read.
+        let old = format!("R A {e} 1 1 1000\n990 bid 1.5");
+        let got: Vec<Message> = entries(&old).filter_map(|x| x.parse(&[])).collect();
+        let Some(Message::Update { update, .. }) = got.first() else {
+            panic!("{got:?}");
+        };
+        assert_eq!((update.timestamp_ns, update.prices.bid), (990, Some(1.5)));
+    }
+
+    #[test]
     fn a_run_header_that_does_not_add_up_is_not_taken_for_a_run() {
         let e = Epoch::new();
         for bad in [
@@ -349,7 +447,7 @@ mod tests {
             format!("R A {e} x 1 9"),
             "R A zz 5 1 9".to_string(),
             format!("R A {e} 5 1"),
-            format!("R A {e} 5 1 9 9"),
+            format!("R A {e} 5 1 9 bid 9"),
             "R".to_string(),
         ] {
             let text = format!("{bad}\n1 bid 1");

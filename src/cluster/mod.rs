@@ -21,6 +21,7 @@ mod endpoint;
 pub(crate) mod message;
 mod numbering;
 mod reader;
+mod script;
 pub(crate) mod store;
 mod writer;
 

@@ -1,6 +1,6 @@
 //! The publishing side of the cluster link: what this node's publishers
 //! publish goes to Redis in pipelined batches (up to `BATCH` operations per
-//! round trip), numbered there by `numbering::SCRIPT`, one script call per
+//! round trip), numbered there by `script::SCRIPT`, one script call per
 //! partition the batch touches. Nothing is applied locally: the update
 //! comes back through the reader like any other node's.
 //!
@@ -12,7 +12,8 @@
 //! skips the partitions it had numbered already: exactly once.
 
 use super::endpoint::{Con, Endpoint, Started};
-use super::numbering::{Numbering, SCRIPT};
+use super::numbering::Numbering;
+use super::script::SCRIPT;
 use super::store::TOPICS_KEY;
 use super::{wall_ns, ClusterLink, Health, Side};
 use crate::engine::op::{IngestOp, Ingested};
