@@ -22,7 +22,10 @@ impl ShardIndex {
             if unvalued {
                 self.unvalued.insert(topic.clone());
             }
-            self.names.insert(topic.clone());
+            // Usually there already (names stay when entries go).
+            if !self.names.contains(topic) {
+                self.names.insert(topic.clone());
+            }
             if crate::model::book::is_book(topic) {
                 self.book_names.insert(topic.clone());
             }

@@ -302,8 +302,8 @@ impl ShardIndex {
             // What its rate-cap groups held goes with it (uncounted by the
             // shard when it next looks, `take_dropped_holds`).
             self.dropped_holds += lt.paced.iter().filter(|g| g.held().is_some()).count() as u64;
+            // Its name stays in `names` (see there).
             self.topics.remove(topic);
-            self.names.remove(topic);
             self.unvalued.remove(topic);
             self.book_names.remove(topic);
         }

@@ -464,3 +464,30 @@ fn entries_made_past_a_stuck_join_take_in_only_the_finished_wildcards() {
         assert_eq!(first_update(&table, &mut index, t), want, "{t}");
     }
 }
+
+#[test]
+fn entries_made_again_after_a_wave_are_withdrawn_again() {
+    // The names stay in the index when the entries go; the next wave makes
+    // the entries again, and its withdrawal still finds every one.
+    let table = table_of(600);
+    let mut index = ShardIndex::new(0);
+    for key in [1, 2] {
+        let mut subs = Subscriptions::default();
+        assert_eq!(join_all(&table, &mut index, key, &mut subs), 600);
+        assert_eq!(index.topics.len(), 600);
+        let keys: Vec<usize> = members(&index, "W.0599").iter().map(|m| m.0).collect();
+        assert_eq!(keys, [key], "wave {key}");
+        index.remove_prefix(&table, key, Format::Json, &mut subs, "W.");
+        while index.leaving() {
+            index.advance_leaves(&table, 100, |_| Some(&subs));
+        }
+        assert!(index.topics.is_empty(), "wave {key}");
+        let applied = table.get_or_create("W.0300").apply(
+            2 + key as u64,
+            &Default::default(),
+            0,
+            std::time::Instant::now(),
+        );
+        assert_eq!(applied.interest, [0, 0], "wave {key}: interest withdrawn");
+    }
+}
