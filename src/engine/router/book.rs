@@ -28,12 +28,18 @@ impl RouterWork {
         levels: &Levels,
         at: Instant,
     ) {
-        let classes = self.table.book_classes();
-        let deepest = (0..DEPTHS.len())
-            .filter(|c| classes & (1 << c) != 0)
-            .map(|c| DEPTHS[c])
-            .max()
-            .unwrap_or(0);
+        // The classes in use, read under the slot's lock (see
+        // `TopicSlot::apply_levels`): the ones this change is encoded for.
+        let mut classes = 0u8;
+        let table = &self.table;
+        let deepest = || {
+            classes = table.book_classes();
+            (0..DEPTHS.len())
+                .filter(|c| classes & (1 << c) != 0)
+                .map(|c| DEPTHS[c])
+                .max()
+                .unwrap_or(0)
+        };
         let (applied, mv) = match slot.apply_levels(ts, levels, deepest, at) {
             Ok(done) => done,
             Err(why) => {

@@ -75,16 +75,24 @@ impl TopicSlot {
     /// levels. A change that would cross the book (or a change to a topic
     /// that holds no book) is refused and nothing is numbered.
     ///
+    /// `deepest` is asked under the slot's lock: a shard sets a subscriber's
+    /// depth class (`TopicTable::want_book_class`) before its join takes
+    /// this lock, so a change numbered after that join is always measured
+    /// (and encoded) for the class. Read before the lock, a join landing in
+    /// between got a snapshot at `seq` n and no frame of its class for
+    /// n + 1: a gap (seen once in CI, `tests/books.rs`).
+    ///
     /// Cost: O(change × log levels + deepest), once per update (never per
     /// subscriber).
     pub(crate) fn apply_levels(
         &self,
         ts: u64,
         change: &Levels,
-        deepest: usize,
+        deepest: impl FnOnce() -> usize,
         at: Instant,
     ) -> Result<(Applied, BookMove), BookError> {
         let mut guard = self.state.lock();
+        let deepest = deepest();
         let st = &mut *guard;
         let book = st.book.as_deref_mut().ok_or(BookError::NotABook)?;
         let before = match &st.book_view {
@@ -147,7 +155,9 @@ impl TopicSlot {
 impl TopicTable {
     /// Shard only, before it joins a book topic for a subscriber of depth
     /// class `class`: from now on the router encodes that class. (Set before
-    /// the join's slot lock, so every update numbered after the join has it.)
+    /// the join's slot lock, and read by the router under that lock
+    /// (`TopicSlot::apply_levels`), so every update numbered after the join
+    /// has it.)
     pub(crate) fn want_book_class(&self, class: usize) {
         self.book_classes.fetch_or(1 << class, Relaxed);
     }
@@ -184,7 +194,15 @@ mod tests {
             ],
             replace: false,
         };
-        let (a, mv) = slot.apply_levels(5, &change, 10, Instant::now()).unwrap();
+        // The depth is asked for under the slot's lock, where a join sets
+        // its class before it can take the lock.
+        let deepest = || {
+            assert!(slot.state.try_lock().is_none(), "asked under the lock");
+            10
+        };
+        let (a, mv) = slot
+            .apply_levels(5, &change, deepest, Instant::now())
+            .unwrap();
         assert_eq!(a.seq, 1);
         assert!(mv.before.bids.is_empty());
         assert_eq!(mv.after.bids, vec![(10.0, 1.0)]);
@@ -194,7 +212,7 @@ mod tests {
         assert_eq!(view.checksum(), mv.checksum);
         let plain = table.get_or_create("Y");
         assert_eq!(
-            plain.apply_levels(5, &change, 10, Instant::now()),
+            plain.apply_levels(5, &change, || 10, Instant::now()),
             Err(BookError::NotABook)
         );
     }
