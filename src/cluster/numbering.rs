@@ -15,7 +15,7 @@
 use super::store::{self, PARTITIONS};
 use crate::engine::op::{IngestOp, Ingested};
 use crate::model::book::Side;
-use crate::model::update::{Prices, Update};
+use crate::model::update::{Field, Prices, Update};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -213,7 +213,7 @@ impl Numbering<'_> {
 fn field_rank(name: &str, extra: &[Box<str>]) -> usize {
     match Prices::NAMES.iter().position(|n| *n == name) {
         Some(i) => i,
-        None => Prices::NAMES.len() + extra.iter().position(|n| &**n == name).unwrap_or(0),
+        None => Prices::NAMES.len() + Field::named(name, extra).map_or(0, Field::index),
     }
 }
 
