@@ -11,7 +11,10 @@
 # The server under test is pinned to CPU 0 and the load generator to CPU 1
 # (taskset). Each row: target deliveries/s, delivered/s measured by the
 # subscribers, publish-to-receive latency percentiles, server CPU (% of one
-# core, over the whole run including connection setup), the connections the
+# core, over the measured window only: the load generator reads the server's
+# /proc/PID/stat when it starts and ends measuring, so connection setup and
+# warm-up, which take longer at 10,000 connections and differ from server to
+# server, do not dilute it), the connections the
 # server closed (NATS drops slow consumers; the others merge or queue) and, in
 # the idle table, server RSS per idle subscribed connection. tickcast and the
 # Node peers publish from inside the server process; nats-server has no feed,
@@ -39,7 +42,6 @@ BIN=target/release/examples
 OUT=target/bench
 mkdir -p "$OUT"
 REPORT="$OUT/fanout-$(date +%Y%m%d-%H%M%S).txt"
-CLK=$(getconf CLK_TCK)
 
 echo "building..." >&2
 cargo build --quiet --release --example bench_server --example loadgen
@@ -113,8 +115,6 @@ stop_server() {
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-# utime + stime of the server and, for NATS, of its publisher.
-cpu_ticks() { cat $(printf '/proc/%s/stat ' "$@") | awk '{t += $14 + $15} END {print t}'; }
 proto() { [[ $1 == nats ]] && echo nats || echo tickcast; }
 json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
 
@@ -126,17 +126,15 @@ run_case() { # system conns topics per_conn target
     local subs=$((conns * per / topics))
     local rate=$((target / subs))
     start_server "$system" "$rate" "$topics" "$conns" "$per"
-    local c0 t0 c1 t1 out
-    c0=$(cpu_ticks $SPID $PUBPID)
-    t0=$(date +%s.%N)
+    local out pids=$SPID
+    [[ -n $PUBPID ]] && pids="$SPID,$PUBPID"
     out=$(taskset -c $CLIENT_CPU $BIN/loadgen --addr 127.0.0.1:$PORT --conns "$conns" \
         --topics "$topics" --per-conn "$per" --warmup "$WARMUP" --duration "$DURATION" --sources 4 \
-        --proto "$(proto "$system")" "${LOADGEN_DEFLATE[@]}" 2> >(grep -v '^READY$' >&2))
-    c1=$(cpu_ticks $SPID $PUBPID)
-    t1=$(date +%s.%N)
+        --proto "$(proto "$system")" --server-pids "$pids" "${LOADGEN_DEFLATE[@]}" \
+        2> >(grep -v '^READY$' >&2))
     stop_server
     local cpu
-    cpu=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v k="$CLK" 'BEGIN {printf "%.0f", (b-a)/k/(e-s)*100}')
+    cpu=$(awk -v c="$(json "$out" server_cpu_pct)" 'BEGIN {printf "%.0f", c}')
     local delivered
     delivered=$(json "$out" delivered_per_s)
     DELIVERED["$system/$conns/$target"]=$delivered

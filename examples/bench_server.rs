@@ -5,9 +5,10 @@
 //! bench_server --listen 127.0.0.1:9000 --rate 10000 --topics 100 [--shards 1] [--start-after N]
 //! ```
 //! `--rate` is updates per second across all topics (`B.0000`, `B.0001`, ...,
-//! round-robin). Each update is stamped with its *scheduled* time, so if the
-//! server falls behind, the subscribers measure the delay. Open-loop: the
-//! schedule never waits for the subscribers. About 110 bytes on the wire.
+//! round-robin), published in bursts every millisecond as the peers' schedule
+//! (benches/peers/schedule.js) does. Each update is stamped with its
+//! *scheduled* time, so if the server falls behind, the subscribers measure
+//! the delay. Open-loop: the schedule never waits for the subscribers. About 110 bytes on the wire.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Side, Update};
@@ -90,8 +91,11 @@ fn main() {
     let mut sent: u64 = 0;
     let mut seq: u64 = 0;
     loop {
-        std::thread::sleep(Duration::from_micros(500));
-        let due = (t0.elapsed().as_secs_f64() * rate) as u64;
+        // Bursts every millisecond, as the peers' schedule (benches/peers/
+        // schedule.js) publishes, so every server is offered the same load.
+        std::thread::sleep(Duration::from_millis(1));
+        // Update n is due at n / rate: at time t, updates 0..=t * rate are.
+        let due = (t0.elapsed().as_secs_f64() * rate) as u64 + 1;
         while sent < due {
             let scheduled = epoch0 + (sent as f64 * 1e9 / rate) as u64;
             let topic = &names[(sent as usize) % topics];

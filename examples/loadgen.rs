@@ -21,6 +21,10 @@
 //! `--max-rate R` adds `"max_rate": R` to every subscribe (tickcast only);
 //! `--suffix .book --depth D` subscribes to order-book topics at depth D and
 //! counts `book_update` events instead (tickcast only).
+//! `--server-pids P[,P...]` adds `server_cpu_pct`: the CPU those processes
+//! used (user + system, % of one core) over the measured window only, so
+//! connection setup and warm-up, which take longer at 10,000 connections and
+//! differ between servers, do not dilute it.
 //! Prints one JSON line. `--hold` only connects, subscribes, prints `READY`,
 //! and stays idle for `--duration` seconds (for memory per idle connection).
 
@@ -49,6 +53,8 @@ struct Args {
     /// Offer permessage-deflate and inflate what comes compressed (tickcast
     /// and the peers only).
     deflate: bool,
+    /// Processes whose CPU over the measured window is reported.
+    server_pids: Vec<u32>,
 }
 
 fn parse_args() -> Args {
@@ -67,6 +73,7 @@ fn parse_args() -> Args {
         depth: None,
         nats: false,
         deflate: false,
+        server_pids: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +89,12 @@ fn parse_args() -> Args {
             "--sources" => a.sources = val().parse().unwrap(),
             "--hold" => a.hold = true,
             "--deflate" => a.deflate = true,
+            "--server-pids" => {
+                a.server_pids = val()
+                    .split(',')
+                    .map(|p| p.parse().expect("--server-pids P[,P...]"))
+                    .collect()
+            }
             "--max-rate" => a.max_rate = Some(val().parse().expect("--max-rate events/s")),
             "--suffix" => a.suffix = val(),
             "--depth" => a.depth = Some(val().parse().expect("--depth levels")),
@@ -116,6 +129,28 @@ struct Conn {
     /// `--deflate`: the inflater, and whether the server keeps its window
     /// across messages (then so does this one).
     inflater: Option<(flate2::Decompress, bool)>,
+}
+
+/// CPU time (user + system) the processes used so far, in seconds; a process
+/// that is gone counts nothing.
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command name, which may hold spaces: utime and
+            // stime are the 12th and 13th of them.
+            let f: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            (ticks(11) + ticks(12)) / hz
+        })
+        .sum()
 }
 
 fn now_ns() -> u64 {
@@ -418,6 +453,7 @@ fn main() {
     let mut dropped = 0usize;
     let start = Instant::now();
     let mut measure_start: Option<Instant> = None;
+    let mut cpu_at_start = 0.0;
     let mut measuring = false;
     let mut ready_at: Option<Instant> = None;
     // nats-server serves WebSocket on any path; tickcast and the peers on /ws.
@@ -527,6 +563,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext
         if !measuring && now.duration_since(ready).as_secs_f64() >= a.warmup {
             measuring = true;
             measure_start = Some(now);
+            cpu_at_start = cpu_seconds(&a.server_pids);
             tally = Tally::default();
             hist.reset();
         }
@@ -534,9 +571,11 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext
             let secs = now.duration_since(ms).as_secs_f64();
             if secs >= a.duration {
                 let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+                let cpu = (cpu_seconds(&a.server_pids) - cpu_at_start) / secs * 100.0;
                 println!(
-                    "{{\"conns\":{},\"delivered_per_s\":{:.0},\"mb_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"samples\":{},\"dropped\":{}}}",
+                    "{{\"conns\":{},\"server_cpu_pct\":{:.1},\"delivered_per_s\":{:.0},\"mb_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"samples\":{},\"dropped\":{}}}",
                     a.conns,
+                    cpu,
                     tally.updates as f64 / secs,
                     tally.bytes as f64 / secs / 1e6,
                     q(0.5),

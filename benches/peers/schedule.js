@@ -25,7 +25,10 @@ function startSchedule(rate, topics, publish, ready = () => true) {
   let sent = 0;
   let seq = 0;
   setInterval(() => {
-    const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+    // Update n is due at n / rate: at time t, updates 0..=t * rate are. (It
+    // used to be one fewer, so every update went out one interval after its
+    // stamp and every system's latency read 1 / rate too high.)
+    const due = Math.floor(((performance.now() - t0) / 1000) * rate) + 1;
     while (sent < due) {
       const scheduledNs = Math.round((epoch0Ms + (sent * 1000) / rate) * 1e6);
       const topic = names[sent % topics];
