@@ -15,7 +15,39 @@ const MAIL_BUDGET: usize = 256;
 /// Wall time a turn may spend taking mail before it flushes what it has:
 /// delivering is the shard's job, so this is longer than the slice for
 /// other work, but a turn that delivered for 15 ms wrote nothing for 15 ms.
+/// A shard whose mail is older than this takes longer (`mail_slice`).
 const MAIL_SLICE: Duration = Duration::from_millis(8);
+
+/// The longest a turn takes mail, however far behind the shard is, so
+/// reading clients, accepting and timers still come round.
+const MAIL_SLICE_MAX: Duration = Duration::from_millis(50);
+
+/// How long a turn may take mail when the oldest update it has taken
+/// entered the server `late` ago: [`MAIL_SLICE`] while the shard keeps up,
+/// else as long as the mail is late, up to [`MAIL_SLICE_MAX`].
+///
+/// Why: a flush costs one `send` per connection with something queued, and
+/// a send carrying ten frames costs about what one carrying one does (the
+/// kernel's per-call path dominates). A shard that fell behind and still
+/// flushed every 8 ms sent each connection the few frames 8 ms of
+/// delivering gave it, so it never caught up: 10,000 subscribers at 2M
+/// deliveries/s got 1.46M/s, about 10 frames per send, with latency
+/// growing past 2 s (benches/fanout.sh). Its subscribers already wait as
+/// long as the mail is late, so flushing less often costs them nothing,
+/// and each send then carries more the further behind the shard is, until
+/// it catches up; with this rule the same row delivers every update.
+fn mail_slice(late: Duration) -> Duration {
+    late.clamp(MAIL_SLICE, MAIL_SLICE_MAX)
+}
+
+/// When the slice of a turn that started at `start` ends, given a batch
+/// it takes at `now`: later than `until` if that batch is late.
+fn slice_end(start: Instant, until: Instant, batch: &[Arc<Encoded>], now: Instant) -> Instant {
+    match batch.first() {
+        Some(e) => until.max(start + mail_slice(now.saturating_duration_since(e.ingested_at))),
+        None => until,
+    }
+}
 
 /// Events delivered between two looks at the clock within a batch: a
 /// router batch holds up to `batch_max` events, and with many members each
@@ -24,15 +56,16 @@ const MAIL_SLICE: Duration = Duration::from_millis(8);
 const EVENTS_PER_CLOCK: usize = 64;
 
 impl Shard {
-    /// Takes up to `MAIL_BUDGET` messages, for at most `MAIL_SLICE` (one
+    /// Takes up to `MAIL_BUDGET` messages, for at most `mail_slice` (one
     /// clock read per message and per `EVENTS_PER_CLOCK` events of a
     /// batch); more left means another look next turn (`pending.mail`),
     /// and a batch cut short is finished first then (`pending.rest`).
     pub(super) fn take_mail(&mut self) {
         self.pending.mail = false;
         let start = Instant::now();
-        let until = start + MAIL_SLICE;
+        let mut until = start + MAIL_SLICE;
         if let Some((batch, from)) = self.pending.rest.take() {
+            until = slice_end(start, until, &batch, start);
             if !self.deliver_batch(batch, from, start, until) {
                 return;
             }
@@ -44,6 +77,7 @@ impl Shard {
             }
             match self.rx.try_recv() {
                 Ok(ShardMsg::Deliver(batch)) => {
+                    until = slice_end(start, until, &batch, now);
                     if !self.deliver_batch(batch, 0, now, until) {
                         return;
                     }
@@ -90,5 +124,30 @@ impl Shard {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_that_keeps_up_flushes_every_mail_slice() {
+        for late in [0, 1, 5, 8] {
+            assert_eq!(mail_slice(Duration::from_millis(late)), MAIL_SLICE);
+        }
+    }
+
+    #[test]
+    fn a_shard_behind_takes_mail_as_long_as_it_is_late_up_to_the_cap() {
+        assert_eq!(
+            mail_slice(Duration::from_millis(20)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            mail_slice(Duration::from_millis(49)),
+            Duration::from_millis(49)
+        );
+        assert_eq!(mail_slice(Duration::from_secs(2)), MAIL_SLICE_MAX);
     }
 }
