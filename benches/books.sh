@@ -16,13 +16,11 @@ BIN=target/release/examples
 OUT=target/bench
 mkdir -p "$OUT"
 REPORT="$OUT/books-$(date +%Y%m%d-%H%M%S).txt"
-CLK=$(getconf CLK_TCK)
 cargo build --quiet --release --example bench_server --example loadgen
 
 SPID=""
 trap '[[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null || true' EXIT
 json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 row() { printf "%-14s %9s %11s %11s %9s %9s %9s %6s\n" "$@" | tee -a "$REPORT"; }
 
 run() { # kind(plain|depth10|depth100) target
@@ -41,17 +39,16 @@ run() { # kind(plain|depth10|depth100) target
         if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then break; fi
         sleep 0.05
     done
-    local c0 t0 out c1 t1
-    c0=$(cpu_ticks "$SPID"); t0=$(date +%s.%N)
+    local out
+    # Server CPU over the load generator's measured window (as fanout.sh).
     out=$(taskset -c 1 $BIN/loadgen --addr 127.0.0.1:$PORT --conns $conns --topics $topics \
-        --per-conn $per --warmup 1 --duration 3 --sources 4 "${load_args[@]}")
-    c1=$(cpu_ticks "$SPID"); t1=$(date +%s.%N)
+        --per-conn $per --warmup 1 --duration 3 --sources 4 --server-pids "$SPID" "${load_args[@]}")
     kill "$SPID" 2>/dev/null || true
     wait "$SPID" 2>/dev/null || true
     SPID=""
     PORT=$((PORT + 1))
     local cpu
-    cpu=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v k="$CLK" 'BEGIN {printf "%.0f", (b-a)/k/(e-s)*100}')
+    cpu=$(awk -v c="$(json "$out" server_cpu_pct)" 'BEGIN {printf "%.0f", c}')
     row "$kind" "$target" "$(json "$out" delivered_per_s)" "$(json "$out" p50_ms)" \
         "$(json "$out" p99_ms)" "$(json "$out" max_ms)" "$(json "$out" mb_per_s)" "${cpu}%"
 }
