@@ -8,7 +8,8 @@
 //! round-robin), published in bursts every millisecond as the peers' schedule
 //! (benches/peers/schedule.js) does. Each update is stamped with its
 //! *scheduled* time, so if the server falls behind, the subscribers measure
-//! the delay. Open-loop: the schedule never waits for the subscribers. About 110 bytes on the wire.
+//! the delay. Open-loop: the schedule never waits for the subscribers. About
+//! 110 bytes on the wire.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tickcast::{Config, Server, Side, Update};

@@ -28,6 +28,8 @@
 //! Prints one JSON line. `--hold` only connects, subscribes, prints `READY`,
 //! and stays idle for `--duration` seconds (for memory per idle connection).
 
+mod proc_stat;
+
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -134,23 +136,7 @@ struct Conn {
 /// CPU time (user + system) the processes used so far, in seconds; a process
 /// that is gone counts nothing.
 fn cpu_seconds(pids: &[u32]) -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    pids.iter()
-        .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Fields after the command name, which may hold spaces: utime and
-            // stime are the 12th and 13th of them.
-            let f: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            (ticks(11) + ticks(12)) / hz
-        })
-        .sum()
+    pids.iter().map(|&pid| proc_stat::cpu_seconds(pid)).sum()
 }
 
 fn now_ns() -> u64 {

@@ -13,6 +13,7 @@
 //! clients read, and the server's CPU time over the burst.
 
 mod cli_args;
+mod proc_stat;
 
 use cli_args::arg;
 use serde_json::{json, Value};
@@ -64,20 +65,6 @@ fn read_until_current(
         }
     }
     (events, bytes)
-}
-
-/// CPU time (user + system) of this process, in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf only reads a constant.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 fn main() {
@@ -140,7 +127,7 @@ fn main() {
     let now = seq_now(&server);
     println!("{clients} clients x 10 of {topics} topics, {missed} updates missed per topic");
     for resume in [true, false] {
-        let cpu0 = cpu_seconds();
+        let cpu0 = proc_stat::cpu_seconds("self");
         let t0 = Instant::now();
         let mut socks: Vec<Ws> = Vec::with_capacity(clients);
         for (c, h) in held.iter().enumerate() {
@@ -167,7 +154,7 @@ fn main() {
             bytes += b;
         }
         let wall = t0.elapsed();
-        let cpu = cpu_seconds() - cpu0;
+        let cpu = proc_stat::cpu_seconds("self") - cpu0;
         println!(
             "{:<9} wall {:>7.1} ms  events {:>8}  bytes {:>10}  process cpu {:>6.2} s",
             if resume { "since" } else { "snapshot" },

@@ -22,6 +22,7 @@
 //!   (the daemon runs under `ulimit -n`).
 
 mod cli_args;
+mod proc_stat;
 
 use cli_args::arg;
 use serde_json::Value;
@@ -117,12 +118,7 @@ fn proc_stats(pid: u32) -> (u64, f64) {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
-    (rss_kb * 1024, (ticks(11) + ticks(12)) / 100.0)
+    (rss_kb * 1024, proc_stat::cpu_seconds(pid))
 }
 
 /// The /metrics page; retried for a few seconds, since while the idle
