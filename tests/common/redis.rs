@@ -140,7 +140,15 @@ const CLUSTER_ARGS: [&str; 6] = [
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes = (0..3)
-            .map(|_| RedisServer::start_with(&CLUSTER_ARGS))
+            .map(|_| {
+                // The bus port defaults to the port + 10000, past 65535
+                // for a port above 55535 (and then Redis does not start):
+                // each node gets a free one of its own.
+                let bus = free_port().to_string();
+                let mut args = CLUSTER_ARGS.to_vec();
+                args.extend(["--cluster-port", &bus]);
+                RedisServer::start_with(&args)
+            })
             .collect();
         Self::create(nodes, &[])
     }
