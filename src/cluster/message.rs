@@ -26,7 +26,7 @@
 use crate::engine::epoch::Epoch;
 use crate::model::book::{Level, Levels, Side};
 use crate::model::liveness::Liveness;
-use crate::model::update::Update;
+use crate::model::update::{Prices, Update};
 use std::time::Duration;
 
 /// A message on a partition's channel, parsed.
@@ -198,20 +198,54 @@ fn positional(
     tail: &str,
     names: &[Box<str>],
 ) -> Option<Update> {
-    let mut it = tail.split(' ');
-    let back: i128 = it.next()?.parse().ok()?;
-    let ts = u64::try_from(i128::from(wall_ns) - back).ok()?;
+    let (ts, prices) = Columns::of(fields, names)?.read(wall_ns, tail)?;
     let mut update = Update::new(topic).timestamp_ns(ts);
-    for name in fields.split(',').filter(|f| !f.is_empty()) {
-        let v = it.next()?;
-        if v == "-" {
-            continue;
+    update.prices = prices;
+    Some(update)
+}
+
+/// A run's fields, looked up once for all its tails (`Prices::column`):
+/// the reader reads a run's tails with one lookup per field, not one per
+/// value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Columns {
+    at: [u8; Columns::MOST],
+    len: u8,
+}
+
+impl Columns {
+    /// Every price and extra field once.
+    const MOST: usize = Prices::NAMES.len() + crate::model::update::MAX_EXTRA;
+
+    /// None when a field is not known here (another node's extra field:
+    /// the run is not this node's to apply) or the list is too long.
+    pub fn of(fields: &str, names: &[Box<str>]) -> Option<Columns> {
+        let mut c = Columns {
+            at: [0; Columns::MOST],
+            len: 0,
+        };
+        for name in fields.split(',').filter(|f| !f.is_empty()) {
+            *c.at.get_mut(usize::from(c.len))? = Prices::column(name, names)? as u8;
+            c.len += 1;
         }
-        if !update.prices.set_named(name, v.parse().ok()?, names) {
-            return None;
-        }
+        Some(c)
     }
-    it.next().is_none().then_some(update)
+
+    /// A positional tail (`back value ...`): its `ts` and prices. None when
+    /// a value is short, over or not a number, or the time is out of range.
+    pub fn read(&self, wall_ns: u64, tail: &str) -> Option<(u64, Prices)> {
+        let mut it = tail.split(' ');
+        let back: i128 = it.next()?.parse().ok()?;
+        let ts = u64::try_from(i128::from(wall_ns) - back).ok()?;
+        let mut prices = Prices::default();
+        for &c in &self.at[..usize::from(self.len)] {
+            let v = it.next()?;
+            if v != "-" {
+                prices.set_column(usize::from(c), v.parse().ok()?);
+            }
+        }
+        it.next().is_none().then_some((ts, prices))
+    }
 }
 
 /// Parses one line of its own (`Entry::Line`).

@@ -18,6 +18,7 @@
 //! connection; see `net::shard::cluster`) until its value is here.
 
 mod endpoint;
+mod gather;
 pub(crate) mod message;
 mod numbering;
 mod reader;
@@ -26,6 +27,9 @@ pub(crate) mod store;
 mod writer;
 
 use crate::engine::op::Ingested;
+
+/// Most updates in one operation the reader sends a router (a run).
+pub(crate) const RUN_UPDATES: usize = numbering::BLOCK;
 use crate::engine::table::TopicTable;
 use crate::metrics::Metrics;
 use crossbeam_channel::{bounded, Receiver, Sender};

@@ -22,10 +22,12 @@
 //!   update starts a new epoch.
 
 use super::endpoint::{Con, Endpoint};
+use super::gather::Runs;
 use super::message::{self, Entry, Message};
 use super::store::{self, PARTITIONS, TOPICS_KEY};
 use super::writer::Quiet;
 use super::{wall_ns, ClusterLink, FollowRequest, Following, Health, Side};
+use crate::engine::inbox::Inbox;
 use crate::engine::op::{IngestOp, Ingested, Loaded, Numbered};
 use crate::engine::table::TopicTable;
 use crate::model::liveness::Liveness;
@@ -51,7 +53,7 @@ pub(super) struct Reader {
     pub link: Arc<ClusterLink>,
     pub endpoint: Endpoint,
     pub table: Arc<TopicTable>,
-    pub router: crate::engine::inbox::Inbox,
+    pub router: Inbox,
     pub requests: Receiver<FollowRequest>,
     pub loads: Receiver<Arc<str>>,
     pub history_len: usize,
@@ -161,7 +163,8 @@ impl Reader {
     }
 
     /// A partition's message: the entries of followed topics go to the
-    /// router, in order; the rest are dropped.
+    /// router, in order, a run of a topic's updates as one operation; the
+    /// rest are dropped.
     fn on_message(&self, payload: &[u8]) {
         let Ok(text) = std::str::from_utf8(payload) else {
             log::warn!("cluster: ignoring a message that is not tickcast's");
@@ -169,35 +172,91 @@ impl Reader {
         };
         let mine: Vec<Entry> = {
             let f = self.link.following.read();
+            // A run's entries share its header's topic: looked up once.
+            let mut last: Option<(&str, bool)> = None;
             message::entries(text)
-                .filter(|e| f.covers_topic(e.topic()))
+                .filter(|e| {
+                    let topic = e.topic();
+                    match last {
+                        Some((t, covered)) if std::ptr::eq(t, topic) => covered,
+                        _ => last.insert((topic, f.covers_topic(topic))).1,
+                    }
+                })
                 .collect()
         };
         let names = self.table.field_names();
         // One clock reading per message, not per entry: its entries were
         // numbered together.
         let (now, arrived) = (wall_ns(), Instant::now());
+        let mut runs = Runs::default();
+        let mut ran = (0, 0);
         for entry in mine {
-            let Some(msg) = entry.parse(names) else {
-                log::warn!("cluster: ignoring an entry that is not tickcast's");
-                continue;
-            };
-            let op = match msg {
-                Message::Update {
-                    update,
-                    epoch,
-                    seq,
-                    wall_ns: numbered,
-                } => {
-                    self.link.metrics.cluster.lag(now.saturating_sub(numbered));
-                    IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
+            if let Entry::Run {
+                topic,
+                epoch,
+                seq,
+                wall_ns,
+                fields: Some(fields),
+                tail,
+            } = entry
+            {
+                let key = (topic, epoch, seq);
+                let Some(run) = runs.open(key, fields, names, &self.router, arrived) else {
+                    log::warn!("cluster: ignoring an entry that is not tickcast's");
+                    continue;
+                };
+                match run.columns.read(wall_ns, tail) {
+                    Some(update) => {
+                        run.op.updates.push(update);
+                        // Counted below, once: a message's runs were
+                        // numbered by one script call, at one wall time.
+                        ran = (wall_ns, ran.1 + 1);
+                    }
+                    None => {
+                        log::warn!("cluster: ignoring an entry that is not tickcast's");
+                        runs.close(&self.router, arrived);
+                    }
                 }
-                Message::Clear(t) => IngestOp::Clear(t),
-                Message::Stale(t, stale) => IngestOp::Stale(t, stale),
-                Message::StaleAfter(t, after) => IngestOp::StaleAfter(t, after),
-            };
-            let _ = self.router.send(Ingested { op, at: arrived });
+                continue;
+            }
+            runs.close(&self.router, arrived);
+            if let Some(op) = self.line_op(&entry, names, now) {
+                let _ = self.router.send(Ingested { op, at: arrived });
+            }
         }
+        runs.close(&self.router, arrived);
+        if ran.1 > 0 {
+            self.link
+                .metrics
+                .cluster
+                .lag(now.saturating_sub(ran.0), ran.1);
+        }
+    }
+
+    /// The operation of an entry that is not part of a positional run (a
+    /// clear, a mark, a book change, an update of the older forms).
+    fn line_op(&self, entry: &Entry, names: &[Box<str>], now: u64) -> Option<IngestOp> {
+        let Some(msg) = entry.parse(names) else {
+            log::warn!("cluster: ignoring an entry that is not tickcast's");
+            return None;
+        };
+        Some(match msg {
+            Message::Update {
+                update,
+                epoch,
+                seq,
+                wall_ns: numbered,
+            } => {
+                self.link
+                    .metrics
+                    .cluster
+                    .lag(now.saturating_sub(numbered), 1);
+                IngestOp::Numbered(Box::new(Numbered { update, epoch, seq }))
+            }
+            Message::Clear(t) => IngestOp::Clear(t),
+            Message::Stale(t, stale) => IngestOp::Stale(t, stale),
+            Message::StaleAfter(t, after) => IngestOp::StaleAfter(t, after),
+        })
     }
 
     fn send(&self, op: IngestOp) {

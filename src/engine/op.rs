@@ -20,6 +20,9 @@ pub(crate) enum IngestOp {
     StaleAfter(String, Option<Duration>),
     /// Cluster mode: an update the cluster's store has numbered.
     Numbered(Box<Numbered>),
+    /// Cluster mode: consecutive updates of one topic the store numbered
+    /// together (one operation for a run of them).
+    Run(Box<NumberedRun>),
     /// Cluster mode: a topic's value and recent history as the store holds
     /// them (no value: the store has none, the topic is empty).
     Load(Box<Loaded>),
@@ -35,6 +38,7 @@ impl IngestOp {
         match self {
             IngestOp::Update(u) => Some(&u.topic),
             IngestOp::Numbered(n) => Some(&n.update.topic),
+            IngestOp::Run(r) => Some(&r.topic),
             IngestOp::Load(l) => Some(&l.topic),
             IngestOp::Clear(t)
             | IngestOp::Stale(t, _)
@@ -51,6 +55,21 @@ pub(crate) struct Numbered {
     pub update: Update,
     pub epoch: crate::engine::epoch::Epoch,
     pub seq: u64,
+}
+
+/// Updates of one topic numbered `first`, `first + 1`, ... in one epoch:
+/// what the cluster's reader makes of a run (`cluster::message`). One
+/// operation, one topic name and one allocation for the run, where an
+/// update each cost the reader a name, a box and a trip through the
+/// router's channel (BENCHMARKS.md, "Issue 24", session 22).
+#[derive(Debug, Clone)]
+pub(crate) struct NumberedRun {
+    pub topic: String,
+    pub epoch: crate::engine::epoch::Epoch,
+    /// The `seq` of the first update.
+    pub first: u64,
+    /// Each update's `ts` and prices, in order.
+    pub updates: Vec<(u64, crate::model::update::Prices)>,
 }
 
 /// A topic as the cluster's store holds it.

@@ -12,6 +12,7 @@ use super::table::{Heard, TopicSlot, TopicTable};
 use crate::metrics::Metrics;
 use crate::model::event::{Encode, Price, PriceKind};
 use crate::model::format::Format;
+use crate::model::update::Prices;
 use crossbeam_channel::{select, Receiver};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -341,14 +342,23 @@ impl RouterWork {
 
     /// Merges and sequences an update of the topic in slot `id`.
     fn apply_update(&mut self, id: u32, u: &crate::model::update::Update, at: Instant) {
-        let slot = self.list[id as usize].clone();
-        if let Some(levels) = &u.levels {
-            return self.apply_levels(id, &slot, u.timestamp_ns, levels, at);
+        match &u.levels {
+            Some(levels) => {
+                let slot = self.list[id as usize].clone();
+                self.apply_levels(id, &slot, u.timestamp_ns, levels, at);
+            }
+            None => self.apply_prices(id, u.timestamp_ns, &u.prices, at),
         }
+    }
+
+    /// Merges and sequences price fields (`ts`, `prices`) into the topic in
+    /// slot `id`.
+    fn apply_prices(&mut self, id: u32, ts: u64, prices: &Prices, at: Instant) {
+        let slot = self.list[id as usize].clone();
         self.set_valued(id, true);
         // A trade topic keeps at least the trades its snapshot lists.
         let cap = self.config.history_len.max(slot.trades_keep);
-        let applied = slot.apply(u.timestamp_ns, &u.prices, cap, at);
+        let applied = slot.apply(ts, prices, cap, at);
         self.history_kept -= applied.history_dropped;
         if cap > 0 {
             self.history_kept += 1;
@@ -365,8 +375,8 @@ impl RouterWork {
             self.emit(&slot, heard, Event::Status { stale: false }, at);
         }
         let update = Event::Update {
-            ts: u.timestamp_ns,
-            prices: u.prices,
+            ts,
+            prices: *prices,
             epoch: (applied.seq == 1).then_some(applied.epoch),
         };
         self.emit(&slot, heard, update, at);

@@ -110,11 +110,12 @@ impl ClusterMetrics {
         );
     }
 
-    /// Counts one update received `lag_ns` after it was numbered.
-    pub fn lag(&self, lag_ns: u64) {
-        self.received.fetch_add(1, Relaxed);
-        self.lag_ns_sum.fetch_add(lag_ns, Relaxed);
-        self.lag_count.fetch_add(1, Relaxed);
+    /// Counts `n` updates received `lag_ns` after they were numbered
+    /// (together: a run, or one update).
+    pub fn lag(&self, lag_ns: u64, n: u64) {
+        self.received.fetch_add(n, Relaxed);
+        self.lag_ns_sum.fetch_add(lag_ns * n, Relaxed);
+        self.lag_count.fetch_add(n, Relaxed);
         self.lag_ns_max.fetch_max(lag_ns, Relaxed);
     }
 }

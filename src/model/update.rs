@@ -212,29 +212,40 @@ impl Prices {
     /// fields `names` lists: the inverse of `named`. False when it is
     /// neither.
     pub(crate) fn set_named(&mut self, name: &str, v: f64, names: &[Box<str>]) -> bool {
-        // In place: rebuilding the whole struct from `fields` copied its
-        // 184 bytes per field set, the largest item of the cluster
-        // reader's parsing in perf.
-        let slot = match name {
-            "bid" => &mut self.bid,
-            "ask" => &mut self.ask,
-            "last" => &mut self.last,
-            "bid_size" => &mut self.bid_size,
-            "ask_size" => &mut self.ask_size,
-            "last_size" => &mut self.last_size,
-            "volume" => &mut self.volume,
-            _ => {
-                return match Field::named(name, names) {
-                    Some(f) => {
-                        self.extra.set(f.index(), v);
-                        true
-                    }
-                    None => false,
-                };
+        match Prices::column(name, names) {
+            Some(c) => {
+                self.set_column(c, v);
+                true
             }
+            None => false,
+        }
+    }
+
+    /// Where the field called `name` is (a price field, or one of the
+    /// extra fields `names` lists) for `set_column`: looked up once for
+    /// many values, as a cluster run's tails give them by position.
+    pub(crate) fn column(name: &str, names: &[Box<str>]) -> Option<usize> {
+        match Prices::NAMES.iter().position(|n| *n == name) {
+            Some(i) => Some(i),
+            None => Some(Prices::NAMES.len() + Field::named(name, names)?.index()),
+        }
+    }
+
+    /// Sets the field at `column` (from `Prices::column`), in place:
+    /// rebuilding the whole struct from `fields` copied its 184 bytes per
+    /// field set, the largest item of the cluster reader's parsing in perf.
+    pub(crate) fn set_column(&mut self, column: usize, v: f64) {
+        let slot = match column {
+            0 => &mut self.bid,
+            1 => &mut self.ask,
+            2 => &mut self.last,
+            3 => &mut self.bid_size,
+            4 => &mut self.ask_size,
+            5 => &mut self.last_size,
+            6 => &mut self.volume,
+            extra => return self.extra.set(extra - Prices::NAMES.len(), v),
         };
         *slot = Some(v);
-        true
     }
 
     /// True when no field is set.

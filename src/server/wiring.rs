@@ -18,11 +18,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One bounded channel per router; the configured capacity is shared out.
+/// In cluster mode publishers fill the writer's channel (`start_cluster`)
+/// and the routers' carry what the cluster's reader sends, mostly runs of
+/// up to `BLOCK` updates each: their room is cut by that much, so they
+/// hold about as many updates as they would hold one at a time.
 pub(super) fn ingest_channels(
     config: &Config,
 ) -> (Inbox, Vec<crossbeam_channel::Receiver<Ingested>>) {
     let n = config.routers.max(1);
-    let room = (config.ingest_capacity / n).max(1);
+    let per_op = match config.redis {
+        Some(_) => crate::cluster::RUN_UPDATES,
+        None => 1,
+    };
+    let room = (config.ingest_capacity / n / per_op).max(1);
     let (txs, rxs) = (0..n).map(|_| bounded(room)).unzip();
     (Inbox::new(txs), rxs)
 }

@@ -4,12 +4,22 @@
 //! through the ingest channel, in the order the store gave them.
 
 use super::{RouterWork, Slot};
+use crate::engine::epoch::Epoch;
 use crate::engine::link::Event;
-use crate::engine::op::{Loaded, Numbered};
+use crate::engine::op::{Loaded, Numbered, NumberedRun};
 use crate::engine::table::Fit;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What `RouterWork::place` found for a numbered update.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Apply,
+    /// Applied already.
+    Skip,
+    Gap,
+}
 
 impl RouterWork {
     /// Asks the cluster link to load topics past a gap (cluster mode).
@@ -22,22 +32,60 @@ impl RouterWork {
     /// topic is loaded instead (its subscribers then get a snapshot, never
     /// a silent jump).
     pub(super) fn numbered(&mut self, n: Numbered, at: Instant) {
-        let Some(id) = self.admit(&n.update.topic) else {
-            self.metrics.router.refused_topics.fetch_add(1, Relaxed);
+        let Some(id) = self.admit_numbered(&n.update.topic, 1) else {
             return;
         };
+        if self.place(id, n.epoch, n.seq, at) == Place::Apply {
+            self.apply_update(id, &n.update, at);
+        }
+    }
+
+    /// A run of a topic's numbered updates: each as `numbered` takes one,
+    /// the topic looked up once. Past a gap the rest of the run is past it
+    /// too, so the run stops there (the topic is loaded).
+    pub(super) fn numbered_run(&mut self, run: NumberedRun, at: Instant) {
+        let Some(id) = self.admit_numbered(&run.topic, run.updates.len()) else {
+            return;
+        };
+        for (seq, (ts, prices)) in (run.first..).zip(&run.updates) {
+            match self.place(id, run.epoch, seq, at) {
+                Place::Apply => self.apply_prices(id, *ts, prices, at),
+                Place::Skip => {}
+                Place::Gap => break,
+            }
+        }
+    }
+
+    /// The topic's slot for `n` numbered updates; None (they are
+    /// counted as refused) past `max_topics`.
+    fn admit_numbered(&mut self, topic: &str, n: usize) -> Option<u32> {
+        let id = self.admit(topic);
+        if id.is_none() {
+            self.metrics
+                .router
+                .refused_topics
+                .fetch_add(n as u64, Relaxed);
+        }
+        id
+    }
+
+    /// Where update `seq` of `epoch` falls in the topic's numbering: the
+    /// next (the slot made ready for it: a new epoch adopted, a restarted
+    /// one cleared first), one applied already, or past a gap (a load
+    /// asked for).
+    fn place(&mut self, id: u32, epoch: Epoch, seq: u64, at: Instant) -> Place {
         let slot = self.list[id as usize].clone();
-        match slot.fit(n.epoch, n.seq) {
-            Fit::Duplicate => {}
-            Fit::Next => self.apply_update(id, &n.update, at),
+        match slot.fit(epoch, seq) {
+            Fit::Duplicate => Place::Skip,
+            Fit::Next => Place::Apply,
             Fit::First => {
-                slot.adopt_epoch(n.epoch);
-                self.apply_update(id, &n.update, at);
+                slot.adopt_epoch(epoch);
+                Place::Apply
             }
             Fit::Restart => {
                 self.clear_slot(id, at);
-                slot.adopt_epoch(n.epoch);
-                self.apply_update(id, &n.update, at);
+                slot.adopt_epoch(epoch);
+                Place::Apply
             }
             Fit::Gap => {
                 if let Some(loads) = &self.loads {
@@ -45,6 +93,7 @@ impl RouterWork {
                     // next update of this topic asks again.
                     let _ = loads.try_send(slot.name.clone());
                 }
+                Place::Gap
             }
         }
     }
@@ -109,5 +158,82 @@ impl RouterWork {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::engine::epoch::Epoch;
+    use crate::engine::op::{IngestOp, Ingested, NumberedRun};
+    use crate::engine::router::{RouterConfig, RouterWork};
+    use crate::engine::table::TopicTable;
+    use crate::metrics::Metrics;
+    use crate::model::update::Prices;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    fn run(epoch: Epoch, first: u64, bids: &[f64]) -> Ingested {
+        let updates = bids
+            .iter()
+            .enumerate()
+            .map(|(i, &bid)| {
+                let prices = Prices {
+                    bid: Some(bid),
+                    ..Prices::default()
+                };
+                (100 + first + i as u64, prices)
+            })
+            .collect();
+        let op = NumberedRun {
+            topic: "T".into(),
+            epoch,
+            first,
+            updates,
+        };
+        Ingested {
+            op: IngestOp::Run(Box::new(op)),
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_run_applies_what_follows_skips_what_was_applied_and_stops_at_a_gap() {
+        let table = Arc::new(TopicTable::default());
+        let metrics = Arc::new(Metrics::new(1));
+        let config = RouterConfig::from(&Config::default());
+        let enc = Box::new(crate::wire::event::Encoder::default());
+        let mut work = RouterWork::new(table.clone(), 1, config, metrics.clone(), enc);
+        let (loads, asked) = crossbeam_channel::unbounded();
+        work.set_loads(loads);
+        let state = |table: &TopicTable| {
+            let s = table.snapshot("T").expect("the topic");
+            (s.seq, s.ts, s.prices.bid)
+        };
+        let (e, later) = (Epoch::new(), Epoch::new());
+
+        work.route(&mut vec![run(e, 1, &[1.0, 2.0, 3.0])], &[]);
+        assert_eq!(state(&table), (3, 103, Some(3.0)), "a new topic's run");
+        // 2 and 3 again (sent twice), then 4 and 5.
+        work.route(&mut vec![run(e, 2, &[9.0, 9.0, 4.0, 5.0])], &[]);
+        assert_eq!(state(&table), (5, 105, Some(5.0)), "duplicates skipped");
+        assert!(asked.try_recv().is_err(), "no gap so far");
+        // 6 and 7 missed: the topic is loaded, nothing of the run applied.
+        work.route(&mut vec![run(e, 8, &[8.0, 9.0])], &[]);
+        assert_eq!(state(&table), (5, 105, Some(5.0)), "past a gap");
+        assert_eq!(
+            asked.try_iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            ["T"]
+        );
+        // A new epoch from 1: the topic restarts with it.
+        work.route(&mut vec![run(later, 1, &[7.0, 7.5])], &[]);
+        assert_eq!(state(&table), (2, 102, Some(7.5)), "a restarted numbering");
+        assert_eq!(table.snapshot("T").unwrap().epoch, later);
+        assert_eq!(
+            metrics.router.ingested.load(Relaxed),
+            11,
+            "every update counted"
+        );
     }
 }

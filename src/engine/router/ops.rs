@@ -43,6 +43,11 @@ impl RouterWork {
                 self.numbered(*n, at);
                 return 1;
             }
+            IngestOp::Run(run) => {
+                let count = run.updates.len() as u64;
+                self.numbered_run(*run, at);
+                return count;
+            }
             IngestOp::Load(l) => self.load(*l, at),
             IngestOp::Unfollow(topic) => {
                 if let Some((_, slot)) = self.existing_slot(&topic, Slot::Existing) {
