@@ -58,34 +58,38 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         .unwrap();
     assert_eq!(keys.len(), 1, "{topic}: {keys:?}");
     let value: HashMap<String, String> = ::redis::cmd("HGETALL").arg(&keys[0]).query(con).unwrap();
-    let history: Vec<String> = ::redis::cmd("LRANGE")
+    let history: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
         .arg(keys[0].replacen(":v:", ":h:", 1))
         .arg(0)
         .arg(-1)
         .query(con)
         .unwrap();
-    // Each element is a block: `R topic epoch last count wall fields`
-    // (here `last`, the only field published), then its updates' tails
-    // (`back value`), one per line.
+    // Each element is a block: `R topic epoch last count wall fields
+    // bytes` (here `last`, the only field published), a newline, then its
+    // updates' binary records (docs/CLUSTER.md): the time as a varint, a
+    // mask byte (1: the one field is carried), the value as 8 bytes.
     let mut entries = Vec::new();
     for block in &history {
-        let mut lines = block.split('\n');
-        let head: Vec<&str> = lines.next().unwrap().split(' ').collect();
+        let newline = block.iter().position(|&b| b == b'\n').unwrap();
+        let header = std::str::from_utf8(&block[..newline]).unwrap();
+        let head: Vec<&str> = header.split(' ').collect();
         assert_eq!(
             (head[0], head[1], head[2]),
             ("R", topic, value["epoch"].as_str()),
-            "{block}"
+            "{header}"
         );
-        assert_eq!(head.get(6), Some(&"last"), "{block}");
+        assert_eq!(head.get(6), Some(&"last"), "{header}");
         let (last, count): (u64, u64) = (head[3].parse().unwrap(), head[4].parse().unwrap());
-        let tails: Vec<&str> = lines.collect();
-        assert_eq!(tails.len() as u64, count, "{block}");
-        for (i, tail) in tails.iter().enumerate() {
-            let w: Vec<&str> = tail.split(' ').collect();
-            assert_eq!(w.len(), 2, "{block}");
-            let seq = last + 1 - count + i as u64;
-            entries.push((seq, w[1].parse::<f64>().unwrap() as u64));
+        let mut records = &block[newline + 1..];
+        assert_eq!(records.len(), head[7].parse::<usize>().unwrap(), "{header}");
+        for i in 0..count {
+            let varint = records.iter().position(|&b| b & 0x80 == 0).unwrap() + 1;
+            assert_eq!(records[varint], 1, "{header}: the mask");
+            let value = f64::from_le_bytes(records[varint + 1..varint + 9].try_into().unwrap());
+            records = &records[varint + 9..];
+            entries.push((last + 1 - count + i, value as u64));
         }
+        assert!(records.is_empty(), "{header}: bytes past its count");
     }
     (
         value["seq"].parse().unwrap(),

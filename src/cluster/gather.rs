@@ -2,7 +2,7 @@
 //! run's updates as one operation (`NumberedRun`), where one each cost a
 //! topic name, a box and a trip through the router's channel.
 
-use super::message::Columns;
+use super::tail::Columns;
 use crate::engine::epoch::Epoch;
 use crate::engine::inbox::Inbox;
 use crate::engine::op::{IngestOp, Ingested, NumberedRun};
@@ -78,7 +78,7 @@ mod tests {
         let inbox = Inbox::new(vec![tx]);
         let mut runs = Runs::default();
         let at = Instant::now();
-        for e in entries(text) {
+        for e in entries(text.as_bytes()) {
             let Entry::Run {
                 topic,
                 epoch,

@@ -24,6 +24,7 @@ mod numbering;
 mod reader;
 mod script;
 pub(crate) mod store;
+pub(crate) mod tail;
 mod writer;
 
 use crate::engine::op::Ingested;

@@ -13,9 +13,10 @@
 //! "already applied".
 
 use super::store::{self, PARTITIONS};
+use super::tail::Record;
 use crate::engine::op::{IngestOp, Ingested};
 use crate::model::book::Side;
-use crate::model::update::{Field, Prices, Update};
+use crate::model::update::{Prices, Update, MAX_EXTRA};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -151,69 +152,67 @@ impl Numbering<'_> {
     /// A run's arguments: its merged fields (the last value of each), its
     /// last `ts` and `stale` 0 as the topic's value-field pairs, then one
     /// argument that ends the run's header and holds its tails: the run's
-    /// fields, comma-separated, and a line per update, `back value ...`
-    /// (`message` has the form).
+    /// fields, comma-separated, the byte count of its records, a newline
+    /// and the records (`tail` has the form).
     fn run_args(&self, cmd: &mut redis::Cmd, topic: &str, updates: &[&Update]) {
-        // The run's fields in `Prices::named` order: a tail's values
-        // follow it.
-        let mut last: Vec<(&str, f64)> = Vec::new();
+        let mut merged = Prices::default();
         for u in updates {
-            // Extra fields by name too (a name never clashes with a price
-            // field's or the value's own keys: `validate`).
-            for (name, v) in u.prices.named(self.fields) {
-                match last.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 = v,
-                    None => last.push((name, v)),
-                }
-            }
+            merged.merge(&u.prices);
         }
-        last.sort_by_key(|(name, _)| field_rank(name, self.fields));
+        // The run's fields: each one some update carries, in `Prices`
+        // column order, with its name (an extra field's from the server's
+        // list, which every update's come from).
+        let mut columns = [0u8; Prices::NAMES.len() + MAX_EXTRA];
+        let mut named = Vec::with_capacity(columns.len());
+        for c in 0..columns.len() {
+            let (Some(v), Some(name)) = (merged.column_value(c), self.column_name(c)) else {
+                continue;
+            };
+            columns[named.len()] = c as u8;
+            named.push((name, v));
+        }
+        let columns = &columns[..named.len()];
         let last_ts = updates.last().map_or(0, |u| u.timestamp_ns);
         let cap = store::history_cap(topic, self.history_len, self.trades_snapshot);
         cmd.arg("R")
             .arg(topic)
             .arg(updates.len())
             .arg(cap)
-            .arg(last.len() + 2);
+            .arg(named.len() + 2);
         let mut float = ryu::Buffer::new();
-        for &(name, v) in &last {
+        for &(name, v) in &named {
             cmd.arg(name).arg(float.format(v));
         }
         cmd.arg("ts").arg(last_ts).arg("stale").arg(0);
-        let mut text = String::with_capacity(8 * last.len() + 32 * updates.len());
-        for (i, (name, _)) in last.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(name);
-        }
-        let mut int = itoa::Buffer::new();
+        let record = Record {
+            columns,
+            wall_ns: self.wall_ns,
+        };
+        let mut records = Vec::with_capacity(updates.len() * (5 + 8 * columns.len()));
         for u in updates {
-            text.push('\n');
-            // Back from the call's wall time: a few digits where the `ts`
-            // took nineteen (any `ts` still fits: the difference is signed).
-            text.push_str(int.format(i128::from(self.wall_ns) - i128::from(u.timestamp_ns)));
-            let mut mine = u.prices.named(self.fields).peekable();
-            for &(name, _) in &last {
-                text.push(' ');
-                match mine.next_if(|(n, _)| *n == name) {
-                    // Shortest text that reads back as the same f64, as
-                    // `{:?}` writes it, several times faster.
-                    Some((_, v)) => text.push_str(float.format(v)),
-                    None => text.push('-'),
-                }
-            }
+            record.write(&mut records, u.timestamp_ns, &u.prices);
         }
-        cmd.arg(text.as_str());
+        let mut tail = Vec::with_capacity(16 * named.len() + 24 + records.len());
+        for (i, (name, _)) in named.iter().enumerate() {
+            if i > 0 {
+                tail.push(b',');
+            }
+            tail.extend_from_slice(name.as_bytes());
+        }
+        tail.push(b' ');
+        tail.extend_from_slice(itoa::Buffer::new().format(records.len()).as_bytes());
+        tail.push(b'\n');
+        tail.extend_from_slice(&records);
+        cmd.arg(tail);
     }
-}
 
-/// Where `name` comes in `Prices::named`'s order: the price fields, then
-/// the server's extra fields.
-fn field_rank(name: &str, extra: &[Box<str>]) -> usize {
-    match Prices::NAMES.iter().position(|n| *n == name) {
-        Some(i) => i,
-        None => Prices::NAMES.len() + Field::named(name, extra).map_or(0, Field::index),
+    /// The name of `Prices` column `c`: a price field's, or the server's
+    /// extra field's (None past the list).
+    fn column_name(&self, c: usize) -> Option<&str> {
+        match Prices::NAMES.get(c) {
+            Some(name) => Some(name),
+            None => self.fields.get(c - Prices::NAMES.len()).map(|n| &**n),
+        }
     }
 }
 

@@ -166,15 +166,11 @@ impl Reader {
     /// router, in order, a run of a topic's updates as one operation; the
     /// rest are dropped.
     fn on_message(&self, payload: &[u8]) {
-        let Ok(text) = std::str::from_utf8(payload) else {
-            log::warn!("cluster: ignoring a message that is not tickcast's");
-            return;
-        };
         let mine: Vec<Entry> = {
             let f = self.link.following.read();
             // A run's entries share its header's topic: looked up once.
             let mut last: Option<(&str, bool)> = None;
-            message::entries(text)
+            message::entries(payload)
                 .filter(|e| {
                     let topic = e.topic();
                     match last {

@@ -12,8 +12,8 @@
 ///   between them, at most `BLOCK`), topic, count, history cap (in runs),
 ///   the count of value-field pairs, the pairs (the last value of each
 ///   field the run carries, its last `ts`, and `stale` 0), then, as one
-///   argument, the run's field names (comma-separated) and its tails
-///   (`back value ...`, one per line; `message` has the form);
+///   argument, the run's field names (comma-separated), the byte count of
+///   its records, a newline and the records (binary: `tail` has the form);
 /// - `B`, topic, ts, the entry's tail (`ts wall replace side price size
 ///   ...`), replace (`1` or `0`), the level count, then each level's side
 ///   (`b` or `a`), price and size: an order-book change (keys: value,
@@ -38,12 +38,12 @@
 /// 1, writes the new `seq` with its fields merged into the value in one
 /// `HSET`, and makes one string, the run's block (`message`: a header
 /// `R topic epoch last count wall` ended by the writer's argument, the
-/// fields and the tails), pushed as one element of the topic's history and
+/// fields, the byte count and the records), pushed as one element of the topic's history and
 /// published. So three Redis calls per run (`HMGET`, `HSET`, `RPUSH`).
 /// Redis's Lua also hashes every byte of every string it is given or
-/// makes, so each byte of a tail is hashed three times (the argument, the
-/// block, the published message): hence tails without field names and
-/// with a short number for the time. The history is trimmed
+/// makes, so each byte of a record is hashed three times (the argument,
+/// the block, the published message): hence records without field names,
+/// with a short number for the time and 8 bytes a value. The history is trimmed
 /// to its cap in blocks only once it passes it by a quarter, so trimming
 /// costs one call per many runs; each block holds at least one update, so
 /// `cap` blocks hold at least `cap` updates (readers keep the last `cap`).

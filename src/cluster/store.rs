@@ -133,7 +133,7 @@ pub(crate) fn read_cmd(topic: &str, history_len: usize) -> redis::Cmd {
 
 /// What `read_cmd` returns: the value's fields (flat), the entries, and an
 /// order book's levels (flat).
-pub(crate) type ReadReply = (Vec<String>, Vec<String>, Vec<String>);
+pub(crate) type ReadReply = (Vec<String>, Vec<Vec<u8>>, Vec<String>);
 
 /// A topic as the store holds it, from `read_cmd`'s reply.
 pub(crate) struct Stored {
@@ -298,12 +298,27 @@ mod tests {
             "bid".to_string(),
             "6".to_string(),
         ];
+        // This version's block: binary records.
+        let mut binary = format!("R T {e} 6 1 99 bid ").into_bytes();
+        let mut records = Vec::new();
+        let six = Prices {
+            bid: Some(6.0),
+            ..Prices::default()
+        };
+        let record = super::super::tail::Record {
+            columns: &[0],
+            wall_ns: 99,
+        };
+        record.write(&mut records, 60, &six);
+        binary.extend_from_slice(format!("{}\n", records.len()).as_bytes());
+        binary.extend_from_slice(&records);
         let history = vec![
-            // Written by an older version: one update per entry.
-            format!("U T {e} 1 10 99 bid 1"),
-            format!("U T {e} 2 20 99 bid 2"),
-            format!("R T {e} 5 3 99\n30 bid 3\n40 bid 4\n50 bid 5"),
-            format!("R T {e} 6 1 99\n60 bid 6"),
+            // Written by older versions: one update per entry, then runs
+            // with named fields.
+            format!("U T {e} 1 10 99 bid 1").into_bytes(),
+            format!("U T {e} 2 20 99 bid 2").into_bytes(),
+            format!("R T {e} 5 3 99\n30 bid 3\n40 bid 4\n50 bid 5").into_bytes(),
+            binary,
         ];
         let read = |cap| {
             let reply = (value.clone(), history.clone(), Vec::new());
@@ -323,6 +338,8 @@ mod tests {
         let mut gap = history.clone();
         gap.remove(2);
         let reply = (value.clone(), gap, Vec::new());
-        assert_eq!(seqs(topic_of("T", reply, 10, &[]).history), [(6, 60)]);
+        let history = topic_of("T", reply, 10, &[]).history;
+        assert_eq!(seqs(history.clone()), [(6, 60)]);
+        assert_eq!(history[0].prices.bid, Some(6.0), "read from its record");
     }
 }

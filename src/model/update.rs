@@ -231,6 +231,20 @@ impl Prices {
         }
     }
 
+    /// The field at `column` (from `Prices::column`), if set.
+    pub(crate) fn column_value(&self, column: usize) -> Option<f64> {
+        match column {
+            0 => self.bid,
+            1 => self.ask,
+            2 => self.last,
+            3 => self.bid_size,
+            4 => self.ask_size,
+            5 => self.last_size,
+            6 => self.volume,
+            extra => self.extra.get(extra - Prices::NAMES.len()),
+        }
+    }
+
     /// Sets the field at `column` (from `Prices::column`), in place:
     /// rebuilding the whole struct from `fields` copied its 184 bytes per
     /// field set, the largest item of the cluster reader's parsing in perf.
