@@ -153,26 +153,29 @@ fn a_history_kept_in_blocks_replays_exactly_the_last_history_len_on_another_node
         .get_connection()
         .unwrap();
     let key = value_key(&mut con, "H.1").replacen(":v:", ":h:", 1);
-    let blocks: Vec<Vec<u8>> = redis::cmd("LRANGE")
+    let elements: Vec<Vec<u8>> = redis::cmd("LRANGE")
         .arg(&key)
         .arg(0)
         .arg(-1)
         .query(&mut con)
         .unwrap();
+    // Two elements a run: its header line (`R topic epoch last count wall
+    // fields bytes`), then its binary records.
+    let runs: Vec<&[Vec<u8>]> = elements.chunks(2).collect();
     assert!(
-        blocks.len() >= LEN && blocks.len() <= LEN + LEN / 4 + 8,
-        "{} blocks kept for a history of {LEN}",
-        blocks.len()
+        runs.len() >= LEN && runs.len() <= LEN + LEN / 4 + 8 && elements.len() % 2 == 0,
+        "{} runs ({} elements) kept for a history of {LEN}",
+        runs.len(),
+        elements.len()
     );
-    // At most 32 updates (`numbering::BLOCK`): the count in each block's
-    // header (`R topic epoch last count wall fields bytes`, then the
-    // binary records).
-    let counts: Vec<u64> = blocks
+    // At most 32 updates a run (`numbering::BLOCK`).
+    let counts: Vec<u64> = runs
         .iter()
-        .map(|b| {
-            let header = b.split(|&c| c == b'\n').next().unwrap();
-            let header = std::str::from_utf8(header).unwrap();
-            header.split(' ').nth(4).unwrap().parse().unwrap()
+        .map(|run| {
+            let header = std::str::from_utf8(&run[0]).unwrap();
+            let words: Vec<&str> = header.split(' ').collect();
+            assert_eq!(words[7].parse::<usize>().unwrap(), run[1].len(), "{header}");
+            words[4].parse().unwrap()
         })
         .collect();
     assert!(counts.iter().all(|&n| (1..=32).contains(&n)), "{counts:?}");

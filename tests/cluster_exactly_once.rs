@@ -64,14 +64,14 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         .arg(-1)
         .query(con)
         .unwrap();
-    // Each element is a block: `R topic epoch last count wall fields
-    // bytes` (here `last`, the only field published), a newline, then its
+    // A run is two elements: its header line, `R topic epoch last count
+    // wall fields bytes` (here `last`, the only field published), then its
     // updates' binary records (docs/CLUSTER.md): the time as a varint, a
     // mask byte (1: the one field is carried), the value as 8 bytes.
+    assert_eq!(history.len() % 2, 0, "header and records");
     let mut entries = Vec::new();
-    for block in &history {
-        let newline = block.iter().position(|&b| b == b'\n').unwrap();
-        let header = std::str::from_utf8(&block[..newline]).unwrap();
+    for run in history.chunks(2) {
+        let header = std::str::from_utf8(&run[0]).unwrap();
         let head: Vec<&str> = header.split(' ').collect();
         assert_eq!(
             (head[0], head[1], head[2]),
@@ -80,7 +80,7 @@ fn stored(con: &mut ::redis::Connection, topic: &str) -> (u64, String, Vec<(u64,
         );
         assert_eq!(head.get(6), Some(&"last"), "{header}");
         let (last, count): (u64, u64) = (head[3].parse().unwrap(), head[4].parse().unwrap());
-        let mut records = &block[newline + 1..];
+        let mut records = &run[1][..];
         assert_eq!(records.len(), head[7].parse::<usize>().unwrap(), "{header}");
         for i in 0..count {
             let varint = records.iter().position(|&b| b & 0x80 == 0).unwrap() + 1;

@@ -150,10 +150,9 @@ impl Numbering<'_> {
     }
 
     /// A run's arguments: its merged fields (the last value of each), its
-    /// last `ts` and `stale` 0 as the topic's value-field pairs, then one
-    /// argument that ends the run's header and holds its tails: the run's
-    /// fields, comma-separated, the byte count of its records, a newline
-    /// and the records (`tail` has the form).
+    /// last `ts` and `stale` 0 as the topic's value-field pairs, then the
+    /// end of the run's header (its fields, comma-separated, and the byte
+    /// count of its records) and the records (`tail` has the form).
     fn run_args(&self, cmd: &mut redis::Cmd, topic: &str, updates: &[&Update]) {
         let mut merged = Prices::default();
         for u in updates {
@@ -192,18 +191,16 @@ impl Numbering<'_> {
         for u in updates {
             record.write(&mut records, u.timestamp_ns, &u.prices);
         }
-        let mut tail = Vec::with_capacity(16 * named.len() + 24 + records.len());
+        let mut header = String::with_capacity(16 * named.len() + 24);
         for (i, (name, _)) in named.iter().enumerate() {
             if i > 0 {
-                tail.push(b',');
+                header.push(',');
             }
-            tail.extend_from_slice(name.as_bytes());
+            header.push_str(name);
         }
-        tail.push(b' ');
-        tail.extend_from_slice(itoa::Buffer::new().format(records.len()).as_bytes());
-        tail.push(b'\n');
-        tail.extend_from_slice(&records);
-        cmd.arg(tail);
+        header.push(' ');
+        header.push_str(itoa::Buffer::new().format(records.len()));
+        cmd.arg(header).arg(records);
     }
 
     /// The name of `Prices` column `c`: a price field's, or the server's

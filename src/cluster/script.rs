@@ -11,9 +11,9 @@
 /// - `R` (a run of a topic's updates with nothing else of that topic
 ///   between them, at most `BLOCK`), topic, count, history cap (in runs),
 ///   the count of value-field pairs, the pairs (the last value of each
-///   field the run carries, its last `ts`, and `stale` 0), then, as one
-///   argument, the run's field names (comma-separated), the byte count of
-///   its records, a newline and the records (binary: `tail` has the form);
+///   field the run carries, its last `ts`, and `stale` 0), then the end
+///   of the run's header (its field names, comma-separated, and the byte
+///   count of its records) and the records (binary: `tail` has the form);
 /// - `B`, topic, ts, the entry's tail (`ts wall replace side price size
 ///   ...`), replace (`1` or `0`), the level count, then each level's side
 ///   (`b` or `a`), price and size: an order-book change (keys: value,
@@ -29,24 +29,28 @@
 ///   node that loads the topic later, applies the same; a clear drops it,
 ///   as on a single node).
 ///
-/// Values travel as decimal text: Lua never turns them into numbers, so no
-/// precision is lost. Why a run is shaped so: in Redis's Lua every string
-/// made and every `redis.call` costs far more than the work it stands for,
-/// so a run costs the same whatever its length, and makes no string per
-/// update. It takes the topic's `seq` and epoch, or a new one (the base
-/// xor a counter, distinct within the call) when its numbering starts at
-/// 1, writes the new `seq` with its fields merged into the value in one
-/// `HSET`, and makes one string, the run's block (`message`: a header
-/// `R topic epoch last count wall` ended by the writer's argument, the
-/// fields, the byte count and the records), pushed as one element of the topic's history and
-/// published. So three Redis calls per run (`HMGET`, `HSET`, `RPUSH`).
-/// Redis's Lua also hashes every byte of every string it is given or
-/// makes, so each byte of a record is hashed three times (the argument,
-/// the block, the published message): hence records without field names,
-/// with a short number for the time and 8 bytes a value. The history is trimmed
-/// to its cap in blocks only once it passes it by a quarter, so trimming
-/// costs one call per many runs; each block holds at least one update, so
-/// `cap` blocks hold at least `cap` updates (readers keep the last `cap`).
+/// Values travel as decimal text in the value hash (Lua never turns them
+/// into numbers, so no precision is lost) and as bytes in the records,
+/// which Lua passes through untouched. Why a run is shaped so: in Redis's
+/// Lua every string made and every `redis.call` costs far more than the
+/// work it stands for, so a run costs the same whatever its length, and
+/// makes no string per update. It takes the topic's `seq` and epoch, or a
+/// new one (the base xor a counter, distinct within the call) when its
+/// numbering starts at 1, writes the new `seq` with its fields merged into
+/// the value in one `HSET`, and makes one short string, the run's header
+/// line (`message`: `R topic epoch last count wall` ended by the writer's
+/// `fields nbytes`), pushed with the records as two elements of the
+/// topic's history. So three Redis calls per run (`HMGET`, `HSET`,
+/// `RPUSH`). Redis's Lua also hashes every byte of every string it is
+/// given or makes: the records are hashed twice (as the argument, and in
+/// the published message), where joining header and records into one
+/// history element hashed them a third time (a tenth of Redis's time:
+/// BENCHMARKS.md, "Issue 24", session 22); hence, too, records without
+/// field names, with a short number for the time and 8 bytes a value. The
+/// history is trimmed to its cap in runs (two elements each) only once it
+/// passes it by a quarter, so trimming costs one call per many runs; each
+/// run holds at least one update, so `cap` runs hold at least `cap`
+/// updates (readers keep the last `cap`).
 /// One `PUBLISH` carries every entry of the call, one per line. Returns 0
 /// when the batch had been applied already, else 1 + the book changes it
 /// refused.
@@ -73,12 +77,13 @@ while a <= n do
     local upto = string.format('%d', seq + tonumber(m))
     redis.call('HSET', v, 'seq', upto, 'epoch', epoch, unpack(ARGV, a + 5, a + 4 + 2 * nf))
     a = a + 5 + 2 * nf
-    local block = 'R ' .. topic .. ' ' .. epoch .. ' ' .. upto .. ' ' .. m .. wall .. ARGV[a]
-    a = a + 1
-    if cap > 0 and redis.call('RPUSH', h, block) > cap + math.floor(cap / 4) + 8 then
-      redis.call('LTRIM', h, -cap, -1)
+    local header, records = 'R ' .. topic .. ' ' .. epoch .. ' ' .. upto .. ' ' .. m .. wall .. ARGV[a], ARGV[a + 1]
+    a = a + 2
+    if cap > 0 and redis.call('RPUSH', h, header, records) > 2 * (cap + math.floor(cap / 4) + 8) then
+      redis.call('LTRIM', h, -2 * cap, -1)
     end
-    out[#out + 1] = block
+    out[#out + 1] = header
+    out[#out + 1] = records
   elseif kind == 'B' then
     local sz, zb, za = KEYS[k], KEYS[k + 1], KEYS[k + 2]
     k = k + 3

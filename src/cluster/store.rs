@@ -13,7 +13,7 @@
 //! | key / channel | what |
 //! |---|---|
 //! | `tc:{P}:v:T` | hash: `epoch`, `seq`, `ts`, `stale` (1 while its publisher is gone), each field set so far, and `_stale_after_ms` (its own, when set; a field's name never starts with `_`) |
-//! | `tc:{P}:h:T` | list of blocks, oldest first: each a run of the topic's updates as published (`message`); at least `history_len` blocks, so at least as many updates |
+//! | `tc:{P}:h:T` | list of runs, oldest first, two elements each: a run's header line and its records, as published (`message`); at least `history_len` runs, so at least as many updates |
 //! | `tc:{P}:s:T`, `tc:{P}:zb:T`, `tc:{P}:za:T` | an order book: hash of `b<price>`/`a<price>` to size; bid and ask prices as sorted sets |
 //! | `tc:{P}:w:N` | the last batch number writer `N` had applied in partition `P` (expires: `numbering::REMEMBER_SECS`) |
 //! | `tc:{P}` (channel) | one message per batch and partition: its entries (`message`): runs of updates, book changes, `C T` on a clear, `S T 1` / `S T 0` on stale and live |
@@ -127,7 +127,8 @@ pub(crate) fn read_cmd(topic: &str, history_len: usize) -> redis::Cmd {
         .arg(value_key(topic))
         .arg(history_key(topic))
         .arg(sizes)
-        .arg(history_len.max(1));
+        // Two elements a run (its header line, its records).
+        .arg(2 * history_len.max(1));
     cmd
 }
 
@@ -175,8 +176,14 @@ pub(crate) fn topic_of(
     };
     let mut history: Vec<Past> = Vec::new();
     if history_len > 0 {
-        // Each element is a block: a run of entries (`message`).
-        for e in entries.iter().flat_map(|block| message::entries(block)) {
+        // A run is two elements (its header line, its records); runs of
+        // the earlier forms are one each, and one-update entries too.
+        // Joined by newlines they read as one message. Should the oldest
+        // element be a run's records without their header (trimmed at an
+        // odd length, left by an older version), they read as entries
+        // that are not ours and are skipped.
+        let joined = entries.join(&b'\n');
+        for e in message::entries(&joined) {
             if let Some(Message::Update {
                 update, epoch, seq, ..
             }) = e.parse(names)
@@ -298,8 +305,8 @@ mod tests {
             "bid".to_string(),
             "6".to_string(),
         ];
-        // This version's block: binary records.
-        let mut binary = format!("R T {e} 6 1 99 bid ").into_bytes();
+        // This version's run: its header, then its binary records.
+        let mut header = format!("R T {e} 6 1 99 bid ").into_bytes();
         let mut records = Vec::new();
         let six = Prices {
             bid: Some(6.0),
@@ -310,15 +317,15 @@ mod tests {
             wall_ns: 99,
         };
         record.write(&mut records, 60, &six);
-        binary.extend_from_slice(format!("{}\n", records.len()).as_bytes());
-        binary.extend_from_slice(&records);
+        header.extend_from_slice(records.len().to_string().as_bytes());
         let history = vec![
             // Written by older versions: one update per entry, then runs
             // with named fields.
             format!("U T {e} 1 10 99 bid 1").into_bytes(),
             format!("U T {e} 2 20 99 bid 2").into_bytes(),
             format!("R T {e} 5 3 99\n30 bid 3\n40 bid 4\n50 bid 5").into_bytes(),
-            binary,
+            header,
+            records,
         ];
         let read = |cap| {
             let reply = (value.clone(), history.clone(), Vec::new());
