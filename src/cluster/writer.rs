@@ -55,7 +55,9 @@ pub(super) struct Writer {
 struct Session {
     con: Con,
     sha: String,
-    listed: HashSet<String>,
+    /// Looked up for every update sent: a fast hash (the std one, SipHash,
+    /// showed in the writer's profile).
+    listed: HashSet<String, foldhash::fast::RandomState>,
 }
 
 /// The writer's connection to Redis: the state its loop moves through.
@@ -415,7 +417,7 @@ impl Writer {
         Ok(Session {
             con,
             sha,
-            listed: HashSet::new(),
+            listed: HashSet::default(),
         })
     }
 
@@ -432,7 +434,7 @@ impl Writer {
         };
         let mut cmds = numbering.calls(no, batch);
         let calls = cmds.len();
-        let mut new_topics: HashSet<&str> = HashSet::new();
+        let mut new_topics: HashSet<&str, foldhash::fast::RandomState> = HashSet::default();
         for i in batch {
             if let IngestOp::Update(u) = &i.op {
                 if !s.listed.contains(u.topic.as_str()) {

@@ -86,10 +86,17 @@ impl Extra {
         (0..MAX_EXTRA).filter_map(|i| Some((i, self.get(i)?)))
     }
 
+    /// Takes every field `newer` sets, by its bits: most updates set none,
+    /// and this runs for every update merged (the router's value, the
+    /// cluster writer's runs).
     fn merge(&mut self, newer: &Extra) {
-        for (i, v) in newer.iter() {
-            self.set(i, v);
+        let mut bits = newer.set;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            self.values[i] = newer.values[i];
+            bits &= bits - 1;
         }
+        self.set |= newer.set;
     }
 }
 
@@ -400,5 +407,34 @@ mod tests {
         }
         assert!(!Prices::default().set_named("oi", 1.0, &[]), "not declared");
         assert!(!Prices::default().set_named("seq", 1.0, &extra));
+    }
+
+    #[test]
+    fn a_merge_takes_what_the_newer_sets_and_keeps_the_rest() {
+        let mut old = Prices::default();
+        for (c, v) in [(0, 1.0), (1, 2.0), (7, 3.0), (9, 4.0), (14, 5.0)] {
+            old.set_column(c, v);
+        }
+        let mut newer = Prices::default();
+        for (c, v) in [(1, 20.0), (9, 40.0), (10, 50.0)] {
+            newer.set_column(c, v);
+        }
+        old.merge(&newer);
+        let got: Vec<Option<f64>> = (0..15).map(|c| old.column_value(c)).collect();
+        let mut want = vec![None; 15];
+        for (c, v) in [
+            (0, 1.0),
+            (1, 20.0),
+            (7, 3.0),
+            (9, 40.0),
+            (10, 50.0),
+            (14, 5.0),
+        ] {
+            want[c] = Some(v);
+        }
+        assert_eq!(got, want);
+        let before = old;
+        old.merge(&Prices::default());
+        assert_eq!(old, before, "an update that sets nothing changes nothing");
     }
 }
