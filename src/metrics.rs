@@ -115,16 +115,21 @@ pub struct ShardMetrics {
 /// What the memory estimate in `/metrics` counts per item: measured sizes
 /// (heap and allocator overhead included, rounded up) on x86-64 Linux.
 mod sizes {
-    /// An open connection's state, read buffer and WebSocket context.
-    pub const CONNECTION: u64 = 5 * 1024;
+    /// An open connection's state (its slab entry, the subscriptions it
+    /// asked for, buffers while in use): 1,484-1,553 bytes of RSS per idle
+    /// connection with ten topics each (BENCHMARKS.md, "Issue 29"), less
+    /// its memberships and its share of index entries, rounded up. (5 KiB
+    /// until the connection lost tungstenite's context and read buffer.)
+    pub const CONNECTION: u64 = 1280;
     /// One subscriber of one topic in a shard index, with vector slack.
     pub const MEMBERSHIP: u64 = 24;
     /// A topic's entry in a shard index (map and ordered-name entries).
     pub const INDEX_ENTRY: u64 = 128;
     /// A topic in the topic table, history aside.
     pub const TOPIC: u64 = 360;
-    /// An update waiting in the ingest channel.
-    pub const INGEST_OP: u64 = 120;
+    /// An operation waiting in an ingest channel: its slot, as large as
+    /// the largest operation (an update, inline).
+    pub const INGEST_OP: u64 = std::mem::size_of::<crate::engine::op::Ingested>() as u64;
 }
 
 impl Metrics {
