@@ -10,12 +10,15 @@
 //! `fields`: the run's fields, comma-separated, whose values the records
 //! carry by position). Records are binary, so the header says their length
 //! rather than a newline ending each. The numbering script writes the
-//! header up to `wall` and passes the rest through as the writer built it,
-//! so it makes no string per update. A history list element is one such
-//! run (a block). Runs of the earlier forms are still read, so a node of
-//! this version loads the histories an older one left in Redis: with text
-//! tails (no `nbytes`; `count` lines `back value ...`), and with named
-//! fields (no `fields` either; lines `ts name value ...`).
+//! header up to `wall`, ends it with the writer's `fields nbytes` and
+//! passes the records through as the writer built them, so it makes no
+//! string per update. A topic's history list holds each run as two
+//! elements, its header line and its records, so read back and joined by
+//! newlines it is a message like any other. Runs of the earlier forms are
+//! still read (one element each, a block), so a node of this version loads
+//! the histories an older one left in Redis: with text tails (no
+//! `nbytes`; `count` lines `back value ...`), and with named fields (no
+//! `fields` either; lines `ts name value ...`).
 //! Other entries are one line each:
 //! `B topic epoch seq ts wall replace side price size ... name value ...`
 //! (an order-book change), `C topic` (a clear), `S topic 1|0` (stale or

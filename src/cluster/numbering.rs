@@ -27,14 +27,15 @@ use std::fmt::Write;
 /// batch in hand; past it, a resend could number its updates again.
 pub(crate) const REMEMBER_SECS: u64 = 3600;
 
-/// Most updates in one run (one history block). A topic's history in
-/// Redis keeps at least `cap` blocks, so at least `cap` updates and at most
-/// `BLOCK` times as many: bounded memory for a topic whose updates come in
-/// bursts, while a run still pays for its three Redis calls. 32 since the
-/// tails carry values by position: 328 blocks of 32 four-price updates
-/// take 386 KB in Redis (`MEMORY USAGE`), what 16 took with named fields,
-/// and a busy writer's runs cost Redis 71-77 ms per 100,000 updates
-/// instead of 92-100 (runs of 18.6 updates on average instead of 11.9).
+/// Most updates in one run. A topic's history in Redis keeps at least
+/// `cap` runs, so at least `cap` updates and at most `BLOCK` times as many:
+/// bounded memory for a topic whose updates come in bursts, while a run
+/// still pays for its three Redis calls. 32 since the tails carry values
+/// by position: 328 runs of 32 four-price updates took 386 KB in Redis
+/// (`MEMORY USAGE`), what 16 took with named fields, and a busy writer's
+/// runs cost Redis 71-77 ms per 100,000 updates instead of 92-100 (runs of
+/// 18.6 updates on average instead of 11.9). With binary records, 257 such
+/// runs take 348 KB (docs/CLUSTER.md, "What to size").
 pub(crate) const BLOCK: usize = 32;
 
 /// What a writer needs to turn a batch into script calls.

@@ -1,7 +1,7 @@
 //! What the cluster keeps in Redis, and how: key and channel names, and
-//! reading a topic back (value and history). The text of messages and
-//! history blocks is in `message`; the Lua script that numbers a batch is
-//! in `numbering`.
+//! reading a topic back (value and history). The form of messages and
+//! history entries is in `message` (a run's records in `tail`); the Lua
+//! script that numbers a batch is in `script`, its calls in `numbering`.
 //!
 //! Topics are spread over `PARTITIONS` partitions by a fixed hash of their
 //! name (the same on every node and every version that shares this
