@@ -101,3 +101,14 @@ impl Ingested {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_memory_estimate_knows_the_size_of_an_ingest_slot() {
+        assert_eq!(
+            std::mem::size_of::<super::Ingested>() as u64,
+            crate::metrics::sizes::INGEST_OP
+        );
+    }
+}
