@@ -166,27 +166,27 @@ impl Reader {
     /// router, in order, a run of a topic's updates as one operation; the
     /// rest are dropped.
     fn on_message(&self, payload: &[u8]) {
-        let mine: Vec<Entry> = {
-            let f = self.link.following.read();
-            // A run's entries share its header's topic: looked up once.
-            let mut last: Option<(&str, bool)> = None;
-            message::entries(payload)
-                .filter(|e| {
-                    let topic = e.topic();
-                    match last {
-                        Some((t, covered)) if std::ptr::eq(t, topic) => covered,
-                        _ => last.insert((topic, f.covers_topic(topic))).1,
-                    }
-                })
-                .collect()
-        };
         let names = self.table.field_names();
         // One clock reading per message, not per entry: its entries were
         // numbered together.
         let (now, arrived) = (wall_ns(), Instant::now());
         let mut runs = Runs::default();
         let mut ran = (0, 0);
-        for entry in mine {
+        // Held while the message is read, routers waited for included:
+        // only this thread ever writes it, so the shards reading it are
+        // never kept waiting (and no list of the entries is made first).
+        let following = self.link.following.read();
+        // A run's entries share its header's topic: looked up once.
+        let mut last: Option<(&str, bool)> = None;
+        for entry in message::entries(payload) {
+            let topic = entry.topic();
+            let covered = match last {
+                Some((t, covered)) if std::ptr::eq(t, topic) => covered,
+                _ => last.insert((topic, following.covers_topic(topic))).1,
+            };
+            if !covered {
+                continue;
+            }
             if let Entry::Run {
                 topic,
                 epoch,
