@@ -188,3 +188,160 @@ fn a_book_survives_a_redis_restart_with_its_data_and_starts_over_without() {
     let new_epoch = b.snapshot(TOPIC).unwrap().epoch.to_string();
     assert_ne!(json!(new_epoch), old_epoch, "a new epoch");
 }
+
+/// A book snapshot as a late subscriber at depth 1000 gets it, without
+/// what differs from server to server (its epoch, and the time of the
+/// last change, stamped as each server took it).
+fn book_seen(server: &Server, topic: &str) -> Value {
+    let mut c = Client::connect(server.local_addr());
+    c.command(json!({"op":"subscribe","topics":[topic],"depth":1000}));
+    loop {
+        let mut ev = c.next_event();
+        if ev["event"] == "book" {
+            let fields = ev.as_object_mut().unwrap();
+            fields.remove("epoch");
+            fields.remove("ts");
+            return ev;
+        }
+    }
+}
+
+/// Changes that take every path of Redis's check: a best price removed
+/// (the sorted set read again), a crossing refused and undone, a level set
+/// twice in one change, a side pushed past its depth (thousands of levels
+/// in one change), a replacement that crosses.
+fn hard_changes(topic: &str) -> Vec<Vec<Update>> {
+    let change = || Update::new(topic);
+    let mut build = change();
+    for i in 0..10 {
+        build =
+            build
+                .level(Side::Bid, 100.0 + i as f64, 1.0)
+                .level(Side::Ask, 111.0 + i as f64, 1.0);
+    }
+    let mut deep = change();
+    for i in 0..5_001 {
+        deep = deep.level(Side::Bid, 1.0 + i as f64 * 0.01, 1.0);
+    }
+    let mut nearly = change();
+    for i in 0..4_989 {
+        nearly = nearly.level(Side::Bid, 1.0 + i as f64 * 0.01, 2.0);
+    }
+    let singles = vec![
+        build,
+        // The best bid goes: an ask at its price is fine then.
+        change().level(Side::Bid, 109.0, 0.0),
+        change().level(Side::Ask, 109.0, 1.0),
+        // The best ask goes, and a bid takes a price under the next one.
+        change()
+            .level(Side::Ask, 109.0, 0.0)
+            .level(Side::Bid, 110.0, 1.0),
+        change().level(Side::Bid, 112.0, 1.0),
+        change()
+            .level(Side::Ask, 111.0, 0.0)
+            .level(Side::Bid, 111.5, 1.0),
+        change()
+            .level(Side::Ask, 112.0, 0.0)
+            .level(Side::Bid, 113.0, 1.0),
+        change()
+            .level(Side::Bid, 105.0, 0.0)
+            .level(Side::Bid, 105.0, 3.0),
+        deep,
+        nearly,
+        change().level(Side::Bid, 0.5, 1.0),
+        change().level(Side::Bid, 0.25, 1.0),
+        change()
+            .level(Side::Bid, 1.0, 0.0)
+            .level(Side::Bid, 0.25, 1.0),
+        change()
+            .replace_book()
+            .level(Side::Bid, 200.0, 1.0)
+            .level(Side::Ask, 150.0, 1.0),
+    ];
+    singles.into_iter().map(|u| vec![u]).collect()
+}
+
+/// Many changes of a book after a replacement, with crossings among them.
+fn busy_changes(topic: &str) -> Vec<Vec<Update>> {
+    let change = || Update::new(topic);
+    let mut batches = vec![vec![change()
+        .replace_book()
+        .level(Side::Bid, 99.0, 1.0)
+        .level(Side::Ask, 101.0, 1.0)]];
+    // One batch, one script call: every change of it after the first is
+    // checked against the state the ones before it left.
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut batch = Vec::new();
+    for i in 0..300 {
+        let mut u = change();
+        for _ in 0..rand::Rng::random_range(&mut rng, 1..=4) {
+            let bid = rand::Rng::random_bool(&mut rng, 0.5);
+            let price = 95.0 + rand::Rng::random_range(&mut rng, 0..24) as f64 * 0.5;
+            let size = rand::Rng::random_range(&mut rng, 0..3) as f64;
+            u = u.level(if bid { Side::Bid } else { Side::Ask }, price, size);
+        }
+        if i % 50 == 25 {
+            u = u.level(Side::Bid, 150.0, 1.0);
+        }
+        batch.push(u);
+    }
+    batches.push(batch);
+    batches
+}
+
+/// Redis refuses and numbers book changes exactly as one node does alone:
+/// the same changes into a single node and into a cluster give the same
+/// book, `seq`, checksum and refusals, on the publishing node and on a node
+/// that loads the book from Redis afterwards.
+#[test]
+fn redis_checks_book_changes_exactly_as_a_single_node_does() {
+    const BOOK: &str = "DF.book";
+    let single = common::server();
+    let redis = RedisServer::start_with(&[]);
+    let a = node(&redis);
+    // A node follows in Redis what its clients want.
+    let mut follower = Client::connect(a.local_addr());
+    follower.command(json!({"op":"subscribe","topics":[BOOK],"depth":10}));
+    assert_eq!(follower.next_event()["event"], "subscribed");
+    let (ps, pa) = (single.publisher(), a.publisher());
+    let refused = |s: &Server| metric_labeled(s, "tickcast_updates_refused_total", "book");
+    let seq = |s: &Server| s.snapshot(BOOK).map_or(0, |x| x.seq);
+    let mut changes = 0;
+    for (phase, batches) in [hard_changes(BOOK), busy_changes(BOOK)]
+        .into_iter()
+        .enumerate()
+    {
+        changes += batches.iter().map(Vec::len).sum::<usize>() as u64;
+        for batch in batches {
+            ps.publish_batch(batch.clone()).unwrap();
+            pa.publish_batch(batch).unwrap();
+        }
+        wait_until("the single node applied every change", || {
+            seq(&single) + refused(&single) as u64 == changes
+        });
+        wait_until("Redis numbered or refused every change", || {
+            seq(&a) + refused(&a) as u64 == changes
+        });
+        let want = book_seen(&single, BOOK);
+        assert_eq!(
+            refused(&a),
+            refused(&single),
+            "phase {phase}: the same refused"
+        );
+        assert_eq!(seq(&a), seq(&single), "phase {phase}");
+        assert_eq!(
+            book_seen(&a, BOOK),
+            want,
+            "phase {phase}: the publishing node"
+        );
+        let late = node(&redis);
+        let loaded = book_seen(&late, BOOK);
+        assert_eq!(
+            loaded, want,
+            "phase {phase}: a node that loads it from Redis"
+        );
+    }
+    // Crossings at 112 and 113, a crossing replacement, 5,001 levels a
+    // side twice, and the busy batch's crossings (its prices overlap).
+    assert!(refused(&single) >= 10.0, "{}", refused(&single));
+}
