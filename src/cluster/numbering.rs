@@ -86,9 +86,9 @@ impl Numbering<'_> {
     }
 
     fn call(&self, partition: u32, batch_no: u64, base: u32, steps: &[Step]) -> redis::Cmd {
-        let keys: usize = steps
-            .iter()
-            .map(|s| match s {
+        let keys: usize = (0..steps.len())
+            .map(|i| match &steps[i] {
+                Step::Book(_) if same_book(steps, i) => 0,
                 Step::Book(_) | Step::Other(IngestOp::Clear(_)) => 5,
                 _ => 2,
             })
@@ -101,7 +101,10 @@ impl Numbering<'_> {
             .arg(self.sha)
             .arg(1 + keys)
             .arg(store::applied_key(partition, self.writer));
-        for step in steps {
+        for (i, step) in steps.iter().enumerate() {
+            if same_book(steps, i) {
+                continue;
+            }
             let (topic, book) = match step {
                 Step::Run(t, _) => (*t, false),
                 Step::Book(u) => (u.topic.as_str(), true),
@@ -124,10 +127,10 @@ impl Numbering<'_> {
             .arg(base)
             .arg(store::channel(partition))
             .arg(self.wall_ns);
-        for step in steps {
+        for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::Run(topic, updates) => self.run_args(&mut cmd, topic, updates),
-                Step::Book(u) => self.book_args(&mut cmd, u),
+                Step::Book(u) => self.book_args(&mut cmd, u, same_book(steps, i)),
                 Step::Other(IngestOp::Clear(t)) => {
                     cmd.arg("C").arg(t.as_str());
                 }
@@ -209,8 +212,11 @@ impl Numbering<'_> {
 }
 
 impl Numbering<'_> {
-    /// A book change's arguments: its entry's tail, then its levels.
-    fn book_args(&self, cmd: &mut redis::Cmd, u: &Update) {
+    /// A book change's arguments: its entry's tail, then its levels, each
+    /// as its field in the book's sizes hash (`b<price>`, `a<price>`), its
+    /// price and size. `b` instead of `B` when the step before was a change
+    /// of the same book: the script reuses its keys (`same_book`).
+    fn book_args(&self, cmd: &mut redis::Cmd, u: &Update, same: bool) {
         let Some(change) = u.levels.as_deref() else {
             return;
         };
@@ -220,17 +226,26 @@ impl Numbering<'_> {
         for l in &change.levels {
             let _ = write!(tail, " {} {:?} {:?}", side(l.side), l.price, l.size);
         }
-        cmd.arg("B")
+        cmd.arg(if same { "b" } else { "B" })
             .arg(u.topic.as_str())
             .arg(u.timestamp_ns)
             .arg(tail)
             .arg(replace)
             .arg(change.levels.len());
         for l in &change.levels {
-            cmd.arg(side(l.side))
+            cmd.arg(format!("{}{:?}", side(l.side), l.price))
                 .arg(format!("{:?}", l.price))
                 .arg(format!("{:?}", l.size));
         }
+    }
+}
+
+/// Step `i` is a book change of the same book as the step before it: it
+/// sends no keys (5 per change before, hashed by Redis's Lua each time).
+fn same_book(steps: &[Step], i: usize) -> bool {
+    match (i.checked_sub(1).map(|p| &steps[p]), &steps[i]) {
+        (Some(Step::Book(before)), Step::Book(u)) => before.topic == u.topic,
+        _ => false,
     }
 }
 

@@ -15,12 +15,18 @@
 ///   of the run's header (its field names, comma-separated, and the byte
 ///   count of its records) and the records (binary: `tail` has the form);
 /// - `B`, topic, ts, the entry's tail (`ts wall replace side price size
-///   ...`), replace (`1` or `0`), the level count, then each level's side
-///   (`b` or `a`), price and size: an order-book change (keys: value,
-///   history, then the book's sizes hash and its bid and ask sorted sets).
-///   It is checked as a node checks it (`model::book`): a change that would
-///   cross the book or pass `MAX_LEVELS_PER_SIDE` levels a side is undone
-///   and not numbered, so every node applies exactly what Redis numbered;
+///   ...`), replace (`1` or `0`), the level count, then each level's
+///   field in the sizes hash (`b<price>` or `a<price>`), price and size:
+///   an order-book change (keys: value, history, then the book's sizes
+///   hash and its bid and ask sorted sets). It is checked as a node checks
+///   it (`model::book`): a change that would cross the book or pass
+///   `MAX_LEVELS_PER_SIDE` levels a side is undone and not numbered, so
+///   every node applies exactly what Redis numbered. Consecutive changes
+///   of one book keep its `seq`, level counts and best prices in the
+///   script (the value written once, when the script leaves the book), so
+///   a change costs an `HMGET` of its levels and a write per kind, the
+///   sorted sets read again only when it removes a best price;
+/// - `b`: as `B`, for the same book as the step before, without keys;
 /// - `C`, topic (a clear: value, history and book deleted; keys as `B`);
 /// - `S`, topic, `1` or `0` (stale or live, kept in the value);
 /// - `A`, topic, milliseconds or `-` (the topic's own `stale_after`, or the
@@ -61,17 +67,103 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local base = tonumber(ARGV[3])
 local wall = ' ' .. ARGV[5] .. ' '
 local out, fresh, refused = {}, 0, 0
+local function new_epoch()
+  fresh = fresh + 1
+  return bit.tohex(bit.bxor(base, fresh), 8)
+end
+local function crossed_or_deep(nb, na, bb, ba)
+  return (bb and ba and bb >= ba) or nb > 5000 or na > 5000
+end
+-- Lua unpacks at most a few thousand values at once: a long list goes in
+-- parts (of an even length, so pairs stay whole).
+local function in_parts(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
+  end
+end
+local function best(z, bid)
+  local top = bid and redis.call('ZRANGE', z, -1, -1) or redis.call('ZRANGE', z, 0, 0)
+  return tonumber(top[1])
+end
+-- The book whose changes are being numbered, kept between its steps: its
+-- value's seq and epoch (written once it is left), level counts and best
+-- prices.
+local open = nil
+local function leave()
+  if open and open.seq > 0 then
+    redis.call('HSET', open.v, 'seq', string.format('%d', open.seq), 'epoch', open.epoch,
+      'ts', open.ts, 'stale', '0')
+  end
+  open = nil
+end
+local function enter(topic, v, zb, za)
+  if open and open.topic == topic then return open end
+  leave()
+  local now = redis.call('HMGET', v, 'seq', 'epoch')
+  local seq, epoch = tonumber(now[1]) or 0, now[2]
+  if not epoch then seq = 0 end
+  open = {topic = topic, v = v, seq = 0, epoch = epoch, was = seq,
+    nb = redis.call('ZCARD', zb), na = redis.call('ZCARD', za), bb = best(zb, true), ba = best(za, false)}
+  return open
+end
+local function numbered(b, ts)
+  if b.seq == 0 then
+    b.seq = b.was
+    if b.seq == 0 or not b.epoch then b.epoch, b.seq = new_epoch(), 0 end
+  end
+  b.seq, b.ts = b.seq + 1, ts
+  return b.epoch, string.format('%d', b.seq)
+end
 local a, k, n = 6, 2, #ARGV
+-- The keys of the step before: a `b` step is a change of the same book as
+-- the step before it, and brings no keys of its own.
+local v, h, sz, zb, za
+-- Sets each level `order` lists (by its argument's place) to `want[f]`
+-- (false: removes it) where it was `was[f]`, in the current book's keys: a
+-- call per kind of write.
+local function write_levels(order, want, was)
+  local set, gone, addb, adda, remb, rema = {}, {}, {}, {}, {}, {}
+  for _, i in ipairs(order) do
+    local f, price = ARGV[i], ARGV[i + 1]
+    local bid = string.byte(f) == 98
+    if want[f] then
+      set[#set + 1] = f
+      set[#set + 1] = want[f]
+      local z = bid and addb or adda
+      z[#z + 1] = price
+      z[#z + 1] = price
+    elseif was[f] then
+      gone[#gone + 1] = f
+      local z = bid and remb or rema
+      z[#z + 1] = price
+    end
+  end
+  in_parts('HSET', sz, set)
+  in_parts('HDEL', sz, gone)
+  in_parts('ZADD', zb, addb)
+  in_parts('ZADD', za, adda)
+  in_parts('ZREM', zb, remb)
+  in_parts('ZREM', za, rema)
+end
 while a <= n do
-  local kind, topic, v, h = ARGV[a], ARGV[a + 1], KEYS[k], KEYS[k + 1]
-  k = k + 2
+  local kind, topic = ARGV[a], ARGV[a + 1]
+  if kind == 'b' then
+    kind = 'B'
+  else
+    v, h = KEYS[k], KEYS[k + 1]
+    k = k + 2
+    if kind == 'B' then
+      sz, zb, za = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+      k = k + 3
+    end
+  end
+  if kind ~= 'B' or ARGV[a + 4] == '1' then leave() end
   if kind == 'R' then
     local m, cap, nf = ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local now = redis.call('HMGET', v, 'seq', 'epoch')
     local seq, epoch = tonumber(now[1]) or 0, now[2]
     if seq == 0 or not epoch then
-      fresh = fresh + 1
-      epoch = bit.tohex(bit.bxor(base, fresh), 8)
+      epoch = new_epoch()
       seq = 0
     end
     local upto = string.format('%d', seq + tonumber(m))
@@ -85,65 +177,88 @@ while a <= n do
     out[#out + 1] = header
     out[#out + 1] = records
   elseif kind == 'B' then
-    local sz, zb, za = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-    k = k + 3
     local ts, tail, replace, nl = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4] == '1', tonumber(ARGV[a + 5])
-    a = a + 6
-    local undo, old = {}, nil
+    local first = a + 6
+    a = first + 3 * nl
+    local ok
     if replace then
-      old = redis.call('HGETALL', sz)
+      local old = redis.call('HGETALL', sz)
       redis.call('DEL', sz, zb, za)
-    end
-    for _ = 1, nl do
-      local side, price, size = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-      a = a + 3
-      local z, field = (side == 'b') and zb or za, side .. price
-      if not replace then
-        undo[#undo + 1] = {field, z, price, redis.call('HGET', sz, field)}
+      for i = first, a - 1, 3 do
+        local f, price = ARGV[i], ARGV[i + 1]
+        if tonumber(ARGV[i + 2]) ~= 0 then
+          redis.call('HSET', sz, f, ARGV[i + 2])
+          redis.call('ZADD', (string.byte(f) == 98) and zb or za, price, price)
+        end
       end
-      if tonumber(size) ~= 0 then
-        redis.call('HSET', sz, field, size)
-        redis.call('ZADD', z, price, price)
-      elseif not replace then
-        redis.call('HDEL', sz, field)
-        redis.call('ZREM', z, price)
-      end
-    end
-    local bid, ask = redis.call('ZRANGE', zb, -1, -1), redis.call('ZRANGE', za, 0, 0)
-    if (bid[1] and ask[1] and tonumber(bid[1]) >= tonumber(ask[1]))
-        or redis.call('ZCARD', zb) > 5000 or redis.call('ZCARD', za) > 5000 then
-      refused = refused + 1
-      if replace then
+      ok = not crossed_or_deep(redis.call('ZCARD', zb), redis.call('ZCARD', za), best(zb, true), best(za, false))
+      if not ok then
         redis.call('DEL', sz, zb, za)
         for i = 1, #old, 2 do
-          local side, price = string.sub(old[i], 1, 1), string.sub(old[i], 2)
+          local price = string.sub(old[i], 2)
           redis.call('HSET', sz, old[i], old[i + 1])
-          redis.call('ZADD', (side == 'b') and zb or za, price, price)
+          redis.call('ZADD', (string.byte(old[i]) == 98) and zb or za, price, price)
         end
-      else
-        for i = #undo, 1, -1 do
-          local u = undo[i]
-          if u[4] then
-            redis.call('HSET', sz, u[1], u[4])
-            redis.call('ZADD', u[2], u[3], u[3])
-          else
-            redis.call('HDEL', sz, u[1])
-            redis.call('ZREM', u[2], u[3])
-          end
-        end
+      end
+      if ok then
+        local b = enter(topic, v, zb, za)
+        local epoch, s = numbered(b, ts)
+        out[#out + 1] = 'B ' .. topic .. ' ' .. epoch .. ' ' .. s .. ' ' .. tail
+        leave()
       end
     else
-      local now = redis.call('HMGET', v, 'seq', 'epoch')
-      local seq, epoch = (tonumber(now[1]) or 0) + 1, now[2]
-      if seq == 1 or not epoch then
-        fresh = fresh + 1
-        epoch = bit.tohex(bit.bxor(base, fresh), 8)
-        seq = 1
+      -- Checked as a node checks it, with the book's counts and best
+      -- prices carried from change to change: a level's old size comes
+      -- from one HMGET, the writes go a call per kind, and the sorted sets
+      -- are read again only when a change removes a best price. A level
+      -- is `b<price>` or `a<price>` (its field in the sizes hash), its
+      -- price, its size.
+      local b = enter(topic, v, zb, za)
+      local fields = {}
+      for i = first, a - 1, 3 do fields[#fields + 1] = ARGV[i] end
+      local olds = {}
+      for i = 1, #fields, 4000 do
+        local part = redis.call('HMGET', sz, unpack(fields, i, math.min(i + 3999, #fields)))
+        for j = 1, #part do olds[#olds + 1] = part[j] end
       end
-      local s = string.format('%d', seq)
-      redis.call('HSET', v, 'seq', s, 'epoch', epoch, 'ts', ts, 'stale', '0')
-      out[#out + 1] = 'B ' .. topic .. ' ' .. epoch .. ' ' .. s .. ' ' .. tail
+      -- Per level (by field): its size before the change and after it
+      -- (false: none), and the levels in order of first mention (their
+      -- argument's place).
+      local now, before, order = {}, {}, {}
+      local nb, na, bb, ba, again_b, again_a = b.nb, b.na, b.bb, b.ba, false, false
+      for j = 1, nl do
+        local i = first + 3 * (j - 1)
+        local f = ARGV[i]
+        local p, keep = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]) ~= 0
+        if before[f] == nil then
+          before[f] = olds[j] or false
+          now[f] = before[f]
+          order[#order + 1] = i
+        end
+        local had = now[f] ~= false
+        if string.byte(f) == 98 then
+          if keep and not had then nb = nb + 1 elseif had and not keep then nb = nb - 1 end
+          if keep and (not bb or p > bb) then bb = p elseif not keep and bb == p then again_b = true end
+        else
+          if keep and not had then na = na + 1 elseif had and not keep then na = na - 1 end
+          if keep and (not ba or p < ba) then ba = p elseif not keep and ba == p then again_a = true end
+        end
+        now[f] = keep and ARGV[i + 2]
+      end
+      write_levels(order, now, before)
+      if again_b then bb = best(zb, true) end
+      if again_a then ba = best(za, false) end
+      ok = not crossed_or_deep(nb, na, bb, ba)
+      if ok then
+        b.nb, b.na, b.bb, b.ba = nb, na, bb, ba
+        local epoch, s = numbered(b, ts)
+        out[#out + 1] = 'B ' .. topic .. ' ' .. epoch .. ' ' .. s .. ' ' .. tail
+      else
+        -- Undone: each level back to its size before the change.
+        write_levels(order, before, now)
+      end
     end
+    if not ok then refused = refused + 1 end
   elseif kind == 'C' then
     a = a + 2
     redis.call('DEL', v, h, KEYS[k], KEYS[k + 1], KEYS[k + 2])
@@ -165,6 +280,7 @@ while a <= n do
     out[#out + 1] = 'A ' .. topic .. ' ' .. ms
   end
 end
+leave()
 if #out > 0 then
   redis.call('PUBLISH', ARGV[4], table.concat(out, '\n'))
 end
