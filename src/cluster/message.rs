@@ -171,6 +171,11 @@ impl<'a> Entries<'a> {
     /// The next entry of the run being read.
     fn in_run(&mut self) -> Option<Entry<'a>> {
         let run = self.run.as_mut()?;
+        if run.left == 0 {
+            // Its records went past its count: the run is not ours.
+            self.run = None;
+            return Some(NOT_OURS);
+        }
         let tail = match &mut run.binary {
             Some((bytes, fields)) => {
                 let Some(len) = tail::record_len(bytes, *fields) else {
@@ -204,13 +209,9 @@ impl<'a> Entries<'a> {
         };
         run.seq += 1;
         run.left -= 1;
-        if run.left == 0 {
-            let leftover = run.binary.is_some_and(|(bytes, _)| !bytes.is_empty());
+        // Bytes left past the count: said as the next entry.
+        if run.left == 0 && run.binary.is_none_or(|(bytes, _)| bytes.is_empty()) {
             self.run = None;
-            if leftover {
-                // Records past the count: the run is not ours.
-                return Some(NOT_OURS);
-            }
         }
         Some(entry)
     }

@@ -242,4 +242,14 @@ fn a_binary_run_whose_bytes_do_not_add_up_is_not_ours() {
         let parsed: Vec<Option<Message>> = entries(&msg).map(|x| x.parse(&[])).collect();
         assert!(parsed.iter().any(Option::is_none), "{header}: {parsed:?}");
     }
+    // The records the count covers still read; what is past it does not.
+    let mut over = format!("R A {e} 2 1 1000 bid {n}\n").into_bytes();
+    over.extend_from_slice(records);
+    let parsed: Vec<Option<Message>> = entries(&over).map(|x| x.parse(&[])).collect();
+    assert_eq!(parsed.len(), 2, "{parsed:?}");
+    assert!(
+        matches!(parsed[0], Some(Message::Update { seq: 2, .. })),
+        "{parsed:?}"
+    );
+    assert_eq!(parsed[1], None);
 }
