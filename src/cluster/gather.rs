@@ -2,7 +2,7 @@
 //! run's updates as one operation (`NumberedRun`), where one each cost a
 //! topic name, a box and a trip through the router's channel.
 
-use super::tail::Columns;
+use super::tail::{Columns, Tail};
 use crate::engine::epoch::Epoch;
 use crate::engine::inbox::Inbox;
 use crate::engine::op::{IngestOp, Ingested, NumberedRun};
@@ -10,30 +10,65 @@ use std::time::Instant;
 
 /// The run the reader is gathering from a message's entries: consecutive
 /// updates of one topic, sent to the router as one operation.
-#[derive(Default)]
 pub(super) struct Runs<'a> {
     open: Option<OpenRun<'a>>,
+    router: &'a Inbox,
+    /// When the message arrived (each operation's ingest stamp).
+    at: Instant,
 }
 
-pub(super) struct OpenRun<'a> {
-    pub op: NumberedRun,
+struct OpenRun<'a> {
+    op: NumberedRun,
     /// The fields its tails give (as the message names them).
     fields: &'a str,
-    pub columns: Columns,
+    columns: Columns,
 }
 
 impl<'a> Runs<'a> {
-    /// The run an entry (`seq` of `topic` in `epoch`, tails giving
-    /// `fields`) belongs to: the open one when it follows on, else a new
-    /// one (the open one sent first). None when `fields` names a field
-    /// this node does not know.
-    pub fn open(
+    pub fn new(router: &'a Inbox, at: Instant) -> Runs<'a> {
+        Runs {
+            open: None,
+            router,
+            at,
+        }
+    }
+
+    /// Adds an update of a positional run (`seq` of `topic` in `epoch`;
+    /// its `tail` gives `fields`, read against `wall_ns`) to the run it
+    /// belongs to. False when it does not read here (a field this node does
+    /// not know, a tail that does not parse): it is left out, and the run
+    /// so far is sent, so the router sees the gap.
+    pub fn add(
         &mut self,
         (topic, epoch, seq): (&str, Epoch, u64),
+        (fields, wall_ns, tail): (&'a str, u64, Tail),
+        names: &[Box<str>],
+    ) -> bool {
+        let Some(run) = self.open(topic, epoch, seq, fields, names) else {
+            return false;
+        };
+        match run.columns.read(wall_ns, tail) {
+            Some(update) => {
+                run.op.updates.push(update);
+                true
+            }
+            None => {
+                self.close();
+                false
+            }
+        }
+    }
+
+    /// The run an entry belongs to: the open one when it follows on, else
+    /// a new one (the open one sent first). None when `fields` names a
+    /// field this node does not know.
+    fn open(
+        &mut self,
+        topic: &str,
+        epoch: Epoch,
+        seq: u64,
         fields: &'a str,
         names: &[Box<str>],
-        router: &Inbox,
-        at: Instant,
     ) -> Option<&mut OpenRun<'a>> {
         let follows = self.open.as_ref().is_some_and(|r| {
             r.op.topic == topic
@@ -43,7 +78,7 @@ impl<'a> Runs<'a> {
                 && r.op.updates.len() < super::RUN_UPDATES
         });
         if !follows {
-            self.close(router, at);
+            self.close();
             self.open = Some(OpenRun {
                 op: NumberedRun {
                     topic: topic.to_string(),
@@ -59,10 +94,10 @@ impl<'a> Runs<'a> {
     }
 
     /// Sends the open run, if it holds any update.
-    pub fn close(&mut self, router: &Inbox, at: Instant) {
+    pub fn close(&mut self) {
         if let Some(r) = self.open.take().filter(|r| !r.op.updates.is_empty()) {
             let op = IngestOp::Run(Box::new(r.op));
-            let _ = router.send(Ingested { op, at });
+            let _ = self.router.send(Ingested { op, at: self.at });
         }
     }
 }
@@ -72,12 +107,13 @@ mod tests {
     use super::*;
     use crate::cluster::message::{entries, Entry};
 
-    /// The operations a message's runs become: (topic, first, count).
-    fn ops_of(text: &str) -> Vec<(String, u64, usize)> {
+    /// The operations a message's runs become: (topic, first, count), and
+    /// how many of its updates did not read.
+    fn ops_of(text: &str) -> (Vec<(String, u64, usize)>, usize) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let inbox = Inbox::new(vec![tx]);
-        let mut runs = Runs::default();
-        let at = Instant::now();
+        let mut runs = Runs::new(&inbox, Instant::now());
+        let mut unread = 0;
         for e in entries(text.as_bytes()) {
             let Entry::Run {
                 topic,
@@ -88,24 +124,22 @@ mod tests {
                 tail,
             } = e
             else {
-                runs.close(&inbox, at);
+                runs.close();
                 continue;
             };
-            let run = runs.open((topic, epoch, seq), fields, &[], &inbox, at);
-            let update = run.expect("known fields").columns.read(wall_ns, tail);
-            run_push(&mut runs, update.expect("a tail"));
+            if !runs.add((topic, epoch, seq), (fields, wall_ns, tail), &[]) {
+                unread += 1;
+            }
         }
-        runs.close(&inbox, at);
-        rx.try_iter()
+        runs.close();
+        let ops = rx
+            .try_iter()
             .map(|i| match i.op {
                 IngestOp::Run(r) => (r.topic, r.first, r.updates.len()),
                 _ => panic!("only runs"),
             })
-            .collect()
-    }
-
-    fn run_push(runs: &mut Runs, update: (u64, crate::model::update::Prices)) {
-        runs.open.as_mut().expect("open").op.updates.push(update);
+            .collect();
+        (ops, unread)
     }
 
     #[test]
@@ -128,6 +162,10 @@ mod tests {
             ("C", 33, 8),
         ];
         let want: Vec<_> = want.map(|(t, f, n)| (t.to_string(), f, n)).into();
-        assert_eq!(got, want);
+        assert_eq!(got, (want, 0));
+        // A tail that does not read is left out; the run is cut there.
+        let text = format!("R A {e} 4 4 9 bid\n0 1\nx\n0 3\n0 4\nR B {e} 1 1 9 oi\n0 1");
+        let want = vec![("A".to_string(), 1, 1), ("A".to_string(), 3, 2)];
+        assert_eq!(ops_of(&text), (want, 2), "and a field not known here");
     }
 }

@@ -170,7 +170,7 @@ impl Reader {
         // One clock reading per message, not per entry: its entries were
         // numbered together.
         let (now, arrived) = (wall_ns(), Instant::now());
-        let mut runs = Runs::default();
+        let mut runs = Runs::new(&self.router, arrived);
         let mut ran = (0, 0);
         // Held while the message is read, routers waited for included:
         // only this thread ever writes it, so the shards reading it are
@@ -196,31 +196,21 @@ impl Reader {
                 tail,
             } = entry
             {
-                let key = (topic, epoch, seq);
-                let Some(run) = runs.open(key, fields, names, &self.router, arrived) else {
+                if runs.add((topic, epoch, seq), (fields, wall_ns, tail), names) {
+                    // Counted below, once: a message's runs were numbered
+                    // by one script call, at one wall time.
+                    ran = (wall_ns, ran.1 + 1);
+                } else {
                     log::warn!("cluster: ignoring an entry that is not tickcast's");
-                    continue;
-                };
-                match run.columns.read(wall_ns, tail) {
-                    Some(update) => {
-                        run.op.updates.push(update);
-                        // Counted below, once: a message's runs were
-                        // numbered by one script call, at one wall time.
-                        ran = (wall_ns, ran.1 + 1);
-                    }
-                    None => {
-                        log::warn!("cluster: ignoring an entry that is not tickcast's");
-                        runs.close(&self.router, arrived);
-                    }
                 }
                 continue;
             }
-            runs.close(&self.router, arrived);
+            runs.close();
             if let Some(op) = self.line_op(&entry, names, now) {
                 let _ = self.router.send(Ingested { op, at: arrived });
             }
         }
-        runs.close(&self.router, arrived);
+        runs.close();
         if ran.1 > 0 {
             self.link
                 .metrics
