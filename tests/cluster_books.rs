@@ -219,14 +219,13 @@ fn hard_changes(topic: &str) -> Vec<Vec<Update>> {
                 .level(Side::Bid, 100.0 + i as f64, 1.0)
                 .level(Side::Ask, 111.0 + i as f64, 1.0);
     }
-    let mut deep = change();
-    for i in 0..5_001 {
-        deep = deep.level(Side::Bid, 1.0 + i as f64 * 0.01, 1.0);
-    }
-    let mut nearly = change();
-    for i in 0..4_989 {
-        nearly = nearly.level(Side::Bid, 1.0 + i as f64 * 0.01, 2.0);
-    }
+    // `n` bids a cent apart from 1.0, of `size`.
+    let bids = |n: usize, size: f64| {
+        (0..n).fold(change(), |u, i| {
+            u.level(Side::Bid, 1.0 + i as f64 * 0.01, size)
+        })
+    };
+    let (deep, nearly) = (bids(5_001, 1.0), bids(4_989, 2.0));
     let singles = vec![
         build,
         // The best bid goes: an ask at its price is fine then.
@@ -264,14 +263,15 @@ fn hard_changes(topic: &str) -> Vec<Vec<Update>> {
 /// Many changes of a book after a replacement, with crossings among them.
 fn busy_changes(topic: &str) -> Vec<Vec<Update>> {
     let change = || Update::new(topic);
-    let mut batches = vec![vec![change()
-        .replace_book()
-        .level(Side::Bid, 99.0, 1.0)
-        .level(Side::Ask, 101.0, 1.0)]];
     // One batch, one script call: every change of it after the first is
-    // checked against the state the ones before it left.
+    // checked against the state the ones before it left, the replacement
+    // that opens it included.
     let mut rng = SmallRng::seed_from_u64(7);
-    let mut batch = Vec::new();
+    let mut batch =
+        vec![change()
+            .replace_book()
+            .level(Side::Bid, 99.0, 1.0)
+            .level(Side::Ask, 101.0, 1.0)];
     for i in 0..300 {
         let mut u = change();
         for _ in 0..rand::Rng::random_range(&mut rng, 1..=4) {
@@ -285,8 +285,7 @@ fn busy_changes(topic: &str) -> Vec<Vec<Update>> {
         }
         batch.push(u);
     }
-    batches.push(batch);
-    batches
+    vec![batch]
 }
 
 /// Redis refuses and numbers book changes exactly as one node does alone:

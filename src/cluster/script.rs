@@ -96,14 +96,20 @@ local function leave()
   end
   open = nil
 end
-local function enter(topic, v, zb, za)
+-- The book's counts and best prices as its sorted sets hold them.
+local function book_now(zb, za)
+  return {nb = redis.call('ZCARD', zb), na = redis.call('ZCARD', za), bb = best(zb, true), ba = best(za, false)}
+end
+-- Opens the book (`known`: its counts and best prices when the caller has
+-- just read them; else they are read).
+local function enter(topic, v, zb, za, known)
   if open and open.topic == topic then return open end
   leave()
   local now = redis.call('HMGET', v, 'seq', 'epoch')
   local seq, epoch = tonumber(now[1]) or 0, now[2]
   if not epoch then seq = 0 end
-  open = {topic = topic, v = v, seq = 0, epoch = epoch, was = seq,
-    nb = redis.call('ZCARD', zb), na = redis.call('ZCARD', za), bb = best(zb, true), ba = best(za, false)}
+  open = known or book_now(zb, za)
+  open.topic, open.v, open.seq, open.epoch, open.was = topic, v, 0, epoch, seq
   return open
 end
 local function numbered(b, ts)
@@ -191,7 +197,8 @@ while a <= n do
           redis.call('ZADD', (string.byte(f) == 98) and zb or za, price, price)
         end
       end
-      ok = not crossed_or_deep(redis.call('ZCARD', zb), redis.call('ZCARD', za), best(zb, true), best(za, false))
+      local after = book_now(zb, za)
+      ok = not crossed_or_deep(after.nb, after.na, after.bb, after.ba)
       if not ok then
         redis.call('DEL', sz, zb, za)
         for i = 1, #old, 2 do
@@ -201,10 +208,11 @@ while a <= n do
         end
       end
       if ok then
-        local b = enter(topic, v, zb, za)
+        -- Open with what was just checked: the changes after it go on
+        -- from there.
+        local b = enter(topic, v, zb, za, after)
         local epoch, s = numbered(b, ts)
         out[#out + 1] = 'B ' .. topic .. ' ' .. epoch .. ' ' .. s .. ' ' .. tail
-        leave()
       end
     else
       -- Checked as a node checks it, with the book's counts and best
