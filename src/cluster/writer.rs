@@ -16,7 +16,7 @@ use super::numbering::Numbering;
 use super::script::SCRIPT;
 use super::store::TOPICS_KEY;
 use super::{wall_ns, ClusterLink, Health, Side};
-use crate::engine::op::{IngestOp, Ingested};
+use crate::engine::op::Ingested;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -432,16 +432,12 @@ impl Writer {
             fields: &self.fields,
             wall_ns: wall_ns(),
         };
-        let mut cmds = numbering.calls(no, batch);
+        let (mut cmds, updated) = numbering.calls(no, batch);
         let calls = cmds.len();
-        let mut new_topics: HashSet<&str, foldhash::fast::RandomState> = HashSet::default();
-        for i in batch {
-            if let IngestOp::Update(u) = &i.op {
-                if !s.listed.contains(u.topic.as_str()) {
-                    new_topics.insert(u.topic.as_str());
-                }
-            }
-        }
+        let new_topics: Vec<&str> = updated
+            .into_iter()
+            .filter(|t| !s.listed.contains(*t))
+            .collect();
         if !new_topics.is_empty() {
             let mut add = redis::cmd("ZADD");
             add.arg(TOPICS_KEY);
