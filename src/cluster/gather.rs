@@ -2,7 +2,8 @@
 //! run's updates as one operation (`NumberedRun`), where one each cost a
 //! topic name, a box and a trip through the router's channel.
 
-use super::tail::{Columns, Tail};
+use super::message::Entry;
+use super::tail::Columns;
 use crate::engine::epoch::Epoch;
 use crate::engine::inbox::Inbox;
 use crate::engine::op::{IngestOp, Ingested, NumberedRun};
@@ -33,28 +34,38 @@ impl<'a> Runs<'a> {
         }
     }
 
-    /// Adds an update of a positional run (`seq` of `topic` in `epoch`;
-    /// its `tail` gives `fields`, read against `wall_ns`) to the run it
-    /// belongs to. False when it does not read here (a field this node does
-    /// not know, a tail that does not parse): it is left out, and the run
-    /// so far is sent, so the router sees the gap.
-    pub fn add(
-        &mut self,
-        (topic, epoch, seq): (&str, Epoch, u64),
-        (fields, wall_ns, tail): (&'a str, u64, Tail),
-        names: &[Box<str>],
-    ) -> bool {
+    /// Adds an entry to the run it belongs to, when it is an update of a
+    /// positional run (`seq` of `topic` in `epoch`; its tail gives
+    /// `fields`, read against `wall_ns`): `Some(true)`. `Some(false)` when
+    /// it does not read here (a field this node does not know, a tail that
+    /// does not parse): it is left out, and the run so far is sent, so the
+    /// router sees the gap. Any other entry ends the open run (sent before
+    /// whatever the caller makes of the entry, so each topic's order
+    /// holds): `None`.
+    pub fn add(&mut self, entry: &Entry<'a>, names: &[Box<str>]) -> Option<bool> {
+        let Entry::Run {
+            topic,
+            epoch,
+            seq,
+            wall_ns,
+            fields: Some(fields),
+            tail,
+        } = *entry
+        else {
+            self.close();
+            return None;
+        };
         let Some(run) = self.open(topic, epoch, seq, fields, names) else {
-            return false;
+            return Some(false);
         };
         match run.columns.read(wall_ns, tail) {
             Some(update) => {
                 run.op.updates.push(update);
-                true
+                Some(true)
             }
             None => {
                 self.close();
-                false
+                Some(false)
             }
         }
     }
@@ -105,7 +116,7 @@ impl<'a> Runs<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::message::{entries, Entry};
+    use crate::cluster::message::entries;
 
     /// The operations a message's runs become: (topic, first, count), and
     /// how many of its updates did not read.
@@ -115,19 +126,7 @@ mod tests {
         let mut runs = Runs::new(&inbox, Instant::now());
         let mut unread = 0;
         for e in entries(text.as_bytes()) {
-            let Entry::Run {
-                topic,
-                epoch,
-                seq,
-                wall_ns,
-                fields: Some(fields),
-                tail,
-            } = e
-            else {
-                runs.close();
-                continue;
-            };
-            if !runs.add((topic, epoch, seq), (fields, wall_ns, tail), &[]) {
+            if runs.add(&e, &[]) == Some(false) {
                 unread += 1;
             }
         }

@@ -187,27 +187,20 @@ impl Reader {
             if !covered {
                 continue;
             }
-            if let Entry::Run {
-                topic,
-                epoch,
-                seq,
-                wall_ns,
-                fields: Some(fields),
-                tail,
-            } = entry
-            {
-                if runs.add((topic, epoch, seq), (fields, wall_ns, tail), names) {
+            match runs.add(&entry, names) {
+                Some(true) => {
                     // Counted below, once: a message's runs were numbered
                     // by one script call, at one wall time.
-                    ran = (wall_ns, ran.1 + 1);
-                } else {
-                    log::warn!("cluster: ignoring an entry that is not tickcast's");
+                    if let Entry::Run { wall_ns, .. } = entry {
+                        ran = (wall_ns, ran.1 + 1);
+                    }
                 }
-                continue;
-            }
-            runs.close();
-            if let Some(op) = self.line_op(&entry, names, now) {
-                let _ = self.router.send(Ingested { op, at: arrived });
+                Some(false) => log::warn!("cluster: ignoring an entry that is not tickcast's"),
+                None => {
+                    if let Some(op) = self.line_op(&entry, names, now) {
+                        let _ = self.router.send(Ingested { op, at: arrived });
+                    }
+                }
             }
         }
         runs.close();
